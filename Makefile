@@ -1,0 +1,49 @@
+# The two commands of the README. Both install what is missing first (scripts/deps.sh).
+#   make run    build and start the standalone server with the chat demo on 127.0.0.1:8080
+#   make test   build with sanitizers and run every test; ends with the runner's summary line
+# Also: make build, make conformance (the whole WebSocket conformance run), make bench,
+#       make fuzz, make clean.
+
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+PORT ?= 8080
+RUN_DIR := build
+TEST_DIR := build-test
+
+.PHONY: all build run test deps-build deps-test test-build conformance fuzz clean
+
+all: build
+
+deps-build:
+	@scripts/deps.sh build
+
+deps-test:
+	@scripts/deps.sh test
+
+$(RUN_DIR)/CMakeCache.txt:
+	cmake -S . -B $(RUN_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFERRY_BUILD_TESTS=OFF
+
+build: deps-build $(RUN_DIR)/CMakeCache.txt
+	cmake --build $(RUN_DIR) -j $(JOBS)
+
+run: build
+	@if [ -x $(RUN_DIR)/tools/ferry/ferry ]; then \
+	  exec $(RUN_DIR)/tools/ferry/ferry --host 127.0.0.1 --port $(PORT) --static examples/chat; \
+	else \
+	  exec $(RUN_DIR)/examples/echo/ferry-echo --port $(PORT); \
+	fi
+
+$(TEST_DIR)/CMakeCache.txt:
+	cmake -S . -B $(TEST_DIR) -DCMAKE_BUILD_TYPE=Debug -DFERRY_ASAN=ON -DFERRY_UBSAN=ON \
+	  -DFERRY_BUILD_TESTS=ON -DFERRY_WERROR=ON
+
+test-build: deps-test $(TEST_DIR)/CMakeCache.txt
+	cmake --build $(TEST_DIR) -j $(JOBS)
+
+test: test-build
+	@FERRY_BUILD_DIR=$(TEST_DIR) tests/run.sh
+
+conformance: test-build
+	@FERRY_BUILD_DIR=$(TEST_DIR) FERRY_CONFORMANCE_FULL=1 node tests/conformance/run.mjs
+
+clean:
+	rm -rf $(RUN_DIR) $(TEST_DIR)

@@ -1,0 +1,802 @@
+/* Engine.IO v4 sessions: request validation and handshake, packets, the send queue and its
+ * per-turn flush, heartbeats, the probe upgrade, and closing.
+ *
+ * A session is referenced by the table, by each of its transports, and by whoever is inside a
+ * callback for it; it is freed when the last reference goes, never while a callback runs. */
+#include "engine/engine.h"
+
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/assert.h"
+#include "common/base64.h"
+#include "common/log.h"
+#include "common/mem.h"
+#include "common/utf8.h"
+
+/* Queue entries are kept for reuse per server, so that queuing a packet does not call malloc
+ * in steady state. */
+#define QENTRY_CACHE_MAX 4096
+
+static ferry_qentry *qentry_alloc(ferry_server *srv)
+{
+    ferry_qentry *e = srv->qcache;
+    if (e != NULL) {
+        srv->qcache = (ferry_qentry *)e->link.next;
+        srv->qcached--;
+        return e;
+    }
+    return ferry_mem_alloc(sizeof(*e));
+}
+
+static void qentry_free(ferry_server *srv, ferry_qentry *e)
+{
+    if (srv->qcached >= QENTRY_CACHE_MAX) {
+        ferry_mem_free(e);
+        return;
+    }
+    e->link.next = (ferry_list *)srv->qcache;
+    srv->qcache = e;
+    srv->qcached++;
+}
+
+void ferry_engine_drop_cache(ferry_server *srv)
+{
+    while (srv->qcache != NULL) {
+        ferry_qentry *e = srv->qcache;
+        srv->qcache = (ferry_qentry *)e->link.next;
+        ferry_mem_free(e);
+    }
+    srv->qcached = 0;
+}
+
+/* ------------------------------------------------------------------ references */
+
+static void session_free(ferry_session *s)
+{
+    for (size_t i = 0; i < s->nquery; i++) {
+        ferry_mem_free(s->query[i].name);
+        ferry_mem_free(s->query[i].value);
+    }
+    for (size_t i = 0; i < s->nheaders; i++) {
+        ferry_mem_free(s->headers[i].name);
+        ferry_mem_free(s->headers[i].value);
+    }
+    ferry_mem_free(s->query);
+    ferry_mem_free(s->headers);
+    ferry_mem_free(s);
+}
+
+void ferry_session_retain(ferry_session *s)
+{
+    s->refcnt++;
+}
+
+void ferry_session_release(ferry_session *s)
+{
+    FERRY_ASSERT(s->refcnt > 0);
+    if (--s->refcnt == 0) {
+        FERRY_ASSERT(s->state == SESSION_CLOSED);
+        session_free(s);
+    }
+}
+
+/* ------------------------------------------------------------------ queue and flush */
+
+static void on_prepare(uv_prepare_t *h)
+{
+    ferry_engine_flush_all(h->data);
+}
+
+static void mark_dirty(ferry_session *s)
+{
+    ferry_server *srv = s->server;
+    if (ferry_list_linked(&s->dirty))
+        return;
+    ferry_list_insert_tail(&srv->dirty, &s->dirty);
+    /* One flush per loop turn, just before the loop blocks (Redis beforeSleep). */
+    if (!srv->handles_closing)
+        uv_prepare_start(&srv->flush_prepare, on_prepare);
+}
+
+static void drop_queue(ferry_session *s)
+{
+    while (!ferry_list_empty(&s->queue)) {
+        ferry_qentry *e = ferry_list_entry(s->queue.next, ferry_qentry, link);
+        ferry_list_remove(&e->link);
+        ferry_buf_release(e->buf);
+        qentry_free(s->server, e);
+    }
+    s->queued_bytes = 0;
+}
+
+static int queue_packet(ferry_session *s, ferry_buf *pkt)
+{
+    ferry_qentry *e = qentry_alloc(s->server);
+    if (e == NULL)
+        return -FERRY_ENOMEM;
+    e->buf = ferry_buf_retain(pkt);
+    ferry_list_insert_tail(&s->queue, &e->link);
+    s->queued_bytes += pkt->len;
+    mark_dirty(s);
+    return 0;
+}
+
+int ferry_engine_queue(ferry_session *s, ferry_buf *pkt)
+{
+    if (s->state != SESSION_OPEN)
+        return -FERRY_ECLOSED;
+    int rc = queue_packet(s, pkt);
+    if (rc != 0)
+        return rc;
+    if (s->queued_bytes > s->server->cfg.max_session_queue_bytes) {
+        /* A slow consumer: close it rather than grow without bound (Redis
+         * client-output-buffer-limit). The send itself was accepted. */
+        s->server->stats.queue_overflows++;
+        FERRY_LOG(FERRY_LOG_WARN, "engine", s->sid, "send queue over %zu bytes: closing",
+                  s->server->cfg.max_session_queue_bytes);
+        ferry_engine_close_session(s, FERRY_REASON_QUEUE_FULL, 0);
+    }
+    return 0;
+}
+
+static int queue_simple(ferry_session *s, int type, const char *data)
+{
+    ferry_buf *b = eio_packet_new(type, data, data ? strlen(data) : 0);
+    if (b == NULL)
+        return -FERRY_ENOMEM;
+    int rc = queue_packet(s, b);
+    ferry_buf_release(b);
+    return rc;
+}
+
+size_t ferry_engine_take(ferry_transport *t, ferry_buf **out, size_t max, size_t max_bytes)
+{
+    ferry_session *s = t->session;
+    if (t != s->transport || s->upgrade == UPGRADE_UPGRADING)
+        return 0;
+    size_t n = 0, bytes = 0;
+    while (n < max && !ferry_list_empty(&s->queue)) {
+        ferry_qentry *e = ferry_list_entry(s->queue.next, ferry_qentry, link);
+        if (n > 0 && bytes + e->buf->len > max_bytes)
+            break;
+        ferry_list_remove(&e->link);
+        bytes += e->buf->len;
+        s->queued_bytes -= e->buf->len;
+        out[n++] = e->buf; /* the entry's reference moves to the caller */
+        qentry_free(s->server, e);
+    }
+    s->server->stats.packets_out += n;
+    return n;
+}
+
+int ferry_engine_upgrading(const ferry_transport *t)
+{
+    return t->session->upgrade == UPGRADE_UPGRADING;
+}
+
+const ferry_server_config *ferry_engine_config(const ferry_transport *t)
+{
+    return &t->session->server->cfg;
+}
+
+const char *ferry_engine_sid(const ferry_transport *t)
+{
+    return t->session->sid;
+}
+
+static void flush_session(ferry_session *s)
+{
+    ferry_transport *t = s->transport;
+    if (t == NULL)
+        return;
+    t->ops->flush(t);
+    /* A graceful close ends once everything, the close packet last, was handed over. */
+    if (s->state == SESSION_CLOSING && ferry_list_empty(&s->queue) && s->transport == t)
+        t->ops->close(t, s->close_reason);
+}
+
+void ferry_engine_flush_all(ferry_server *srv)
+{
+    ferry_list local;
+    ferry_list_move(&srv->dirty, &local);
+    while (!ferry_list_empty(&local)) {
+        ferry_session *s = ferry_list_entry(local.next, ferry_session, dirty);
+        ferry_list_remove(&s->dirty);
+        ferry_session_retain(s);
+        flush_session(s);
+        ferry_session_release(s);
+    }
+    if (ferry_list_empty(&srv->dirty))
+        uv_prepare_stop(&srv->flush_prepare);
+}
+
+void ferry_engine_on_drain(ferry_transport *t)
+{
+    if (t == t->session->transport && !ferry_list_empty(&t->session->queue))
+        mark_dirty(t->session);
+}
+
+/* ------------------------------------------------------------------ closing */
+
+static void finalize(ferry_session *s, ferry_reason reason)
+{
+    ferry_server *srv = s->server;
+    if (s->state == SESSION_CLOSED)
+        return;
+    s->state = SESSION_CLOSED;
+    ferry_timer_stop(&srv->wheel, &s->heartbeat);
+    ferry_timer_stop(&srv->wheel, &s->upgrade_timer);
+    ferry_list_remove(&s->dirty);
+    ferry_session_table_remove(&srv->sessions, s);
+    drop_queue(s);
+    srv->stats.sessions_closed++;
+    ferry_session_retain(s);
+    if (s->probe != NULL) {
+        ferry_transport *p = s->probe;
+        s->probe = NULL;
+        p->ops->close(p, reason);
+    }
+    FERRY_LOG(FERRY_LOG_DEBUG, "engine", s->sid, "closed: %s", ferry_reason_str(reason));
+    if (s->announced && s->on_close != NULL)
+        s->on_close(s, reason, s->on_close_ud);
+    ferry_session_release(s); /* the callback's */
+    ferry_session_release(s); /* the table's */
+}
+
+void ferry_engine_close_session(ferry_session *s, ferry_reason reason, int graceful)
+{
+    if (s->state == SESSION_CLOSED)
+        return;
+    if (s->state == SESSION_OPEN && graceful && s->transport != NULL) {
+        s->state = SESSION_CLOSING;
+        s->close_reason = reason;
+        queue_simple(s, EIO_CLOSE, NULL);
+        /* A polling client may never come back for the close packet: bound the wait. */
+        ferry_timer_start(&s->server->wheel, &s->upgrade_timer, s->server->cfg.ping_timeout_ms);
+        ferry_timer_stop(&s->server->wheel, &s->heartbeat);
+        return;
+    }
+    if (s->state == SESSION_OPEN)
+        s->close_reason = reason;
+    s->state = SESSION_CLOSING;
+    ferry_session_retain(s);
+    ferry_transport *t = s->transport;
+    if (t != NULL)
+        t->ops->close(t, s->close_reason); /* finalize comes through on_transport_closed */
+    else
+        finalize(s, s->close_reason);
+    ferry_session_release(s);
+}
+
+void ferry_engine_on_transport_closed(ferry_transport *t, ferry_reason reason)
+{
+    ferry_session *s = t->session;
+    if (t == s->probe) {
+        s->probe = NULL;
+        s->upgrade = UPGRADE_NONE;
+        ferry_timer_stop(&s->server->wheel, &s->upgrade_timer);
+        if (s->state == SESSION_OPEN) {
+            s->server->stats.upgrade_failures++;
+            FERRY_LOG(FERRY_LOG_INFO, "engine", s->sid, "upgrade to %s failed", t->ops->name);
+            mark_dirty(s); /* the old transport takes packets again */
+        }
+        return;
+    }
+    if (t != s->transport)
+        return; /* a transport the session upgraded away from */
+    s->transport = NULL;
+    if (s->state == SESSION_CLOSED)
+        return;
+    finalize(s, s->state == SESSION_CLOSING ? s->close_reason : reason);
+}
+
+void ferry_engine_close_all(ferry_server *srv, ferry_reason reason)
+{
+    /* Closing removes sessions from the table: collect them first. */
+    ferry_list all;
+    ferry_list_init(&all);
+    for (size_t i = 0; i < srv->sessions.nbuckets; i++)
+        for (ferry_session *s = srv->sessions.buckets[i]; s; s = s->hash_next) {
+            ferry_list_remove(&s->dirty);
+            ferry_list_insert_tail(&all, &s->dirty);
+            ferry_session_retain(s);
+        }
+    while (!ferry_list_empty(&all)) {
+        ferry_session *s = ferry_list_entry(all.next, ferry_session, dirty);
+        ferry_list_remove(&s->dirty);
+        ferry_engine_close_session(s, reason, 0);
+        ferry_session_release(s);
+    }
+}
+
+/* ------------------------------------------------------------------ timers */
+
+static void on_heartbeat(ferry_timer *tm)
+{
+    ferry_session *s = container_of(tm, ferry_session, heartbeat);
+    ferry_server *srv = s->server;
+    if (s->state != SESSION_OPEN)
+        return;
+    if (s->awaiting_pong) {
+        srv->stats.ping_timeouts++;
+        FERRY_LOG(FERRY_LOG_INFO, "engine", s->sid, "ping timeout");
+        ferry_engine_close_session(s, FERRY_REASON_PING_TIMEOUT, 0);
+        return;
+    }
+    queue_simple(s, EIO_PING, NULL);
+    s->awaiting_pong = 1;
+    uint64_t deadline = srv->cfg.ping_timeout_ms;
+    /* A client that fetches at an interval sees the ping only at its next fetch. */
+    if (s->transport != NULL && (s->transport->ops->flags & FERRY_TR_POLLED))
+        deadline += srv->cfg.short_poll_interval_ms;
+    ferry_timer_start(&srv->wheel, &s->heartbeat, deadline);
+}
+
+static void on_upgrade_timer(ferry_timer *tm)
+{
+    ferry_session *s = container_of(tm, ferry_session, upgrade_timer);
+    if (s->state == SESSION_CLOSING) {
+        /* The close packet was never fetched. */
+        ferry_engine_close_session(s, s->close_reason, 0);
+        return;
+    }
+    if (s->probe != NULL) {
+        FERRY_LOG(FERRY_LOG_INFO, "engine", s->sid, "upgrade timeout");
+        ferry_transport *p = s->probe;
+        p->ops->close(p, FERRY_REASON_TRANSPORT_ERROR);
+    }
+}
+
+/* ------------------------------------------------------------------ packets */
+
+static void deliver_message(ferry_session *s, const char *data, size_t len, int binary)
+{
+    if (s->on_message == NULL)
+        return;
+    ferry_session_retain(s);
+    s->on_message(s, data, len, binary, s->on_message_ud);
+    ferry_session_release(s);
+}
+
+static int on_probe_packet(ferry_session *s, ferry_transport *t, int type, const char *data,
+                           size_t len)
+{
+    if (type == EIO_PING && len == 5 && memcmp(data, "probe", 5) == 0) {
+        ferry_buf *pong = eio_packet_new(EIO_PONG, "probe", 5);
+        int rc = pong ? t->ops->send_now(t, pong) : -FERRY_ENOMEM;
+        ferry_buf_release(pong);
+        if (rc != 0)
+            return rc;
+        /* The old transport now takes nothing: a pending poll is ended with a noop. */
+        s->upgrade = UPGRADE_UPGRADING;
+        mark_dirty(s);
+        return 0;
+    }
+    if (type == EIO_UPGRADE) {
+        ferry_transport *old = s->transport;
+        s->transport = t;
+        s->probe = NULL;
+        s->upgrade = UPGRADE_NONE;
+        ferry_timer_stop(&s->server->wheel, &s->upgrade_timer);
+        s->server->stats.upgrades++;
+        FERRY_LOG(FERRY_LOG_DEBUG, "engine", s->sid, "upgraded %s -> %s", old->ops->name,
+                  t->ops->name);
+        old->ops->close(old, FERRY_REASON_TRANSPORT_CLOSE);
+        mark_dirty(s); /* what was queued meanwhile goes out on the new transport, in order */
+        return 0;
+    }
+    /* Anything else during a probe aborts the upgrade, as the reference server does. */
+    t->ops->close(t, FERRY_REASON_TRANSPORT_ERROR);
+    return 0;
+}
+
+int ferry_engine_on_packet(ferry_transport *t, int type, const char *data, size_t len,
+                           int binary)
+{
+    ferry_session *s = t->session;
+    if (s->state == SESSION_CLOSED)
+        return -FERRY_ECLOSED;
+    s->server->stats.packets_in++;
+    if (t == s->probe)
+        return on_probe_packet(s, t, type, data, len);
+    if (t != s->transport)
+        return 0; /* late packets of a transport the session left */
+    switch (type) {
+    case EIO_MESSAGE:
+        if (s->state == SESSION_OPEN)
+            deliver_message(s, data, len, binary);
+        return 0;
+    case EIO_PONG:
+        if (s->awaiting_pong && s->state == SESSION_OPEN) {
+            s->awaiting_pong = 0;
+            ferry_timer_start(&s->server->wheel, &s->heartbeat, s->server->cfg.ping_interval_ms);
+        }
+        return 0;
+    case EIO_CLOSE:
+        ferry_engine_close_session(s, FERRY_REASON_TRANSPORT_CLOSE, 0);
+        return -FERRY_ECLOSED;
+    case EIO_PING:
+        /* v4: only the server pings ("invalid heartbeat direction"). */
+        FERRY_LOG(FERRY_LOG_INFO, "engine", s->sid, "ping from the client: closing");
+        ferry_engine_close_session(s, FERRY_REASON_TRANSPORT_ERROR, 0);
+        return -FERRY_EPROTO;
+    default:
+        return 0; /* open, upgrade and noop from a client carry nothing */
+    }
+}
+
+typedef struct payload_ctx {
+    ferry_transport *t;
+    int closed;
+} payload_ctx;
+
+static int on_payload_packet(void *ud, const eio_packet *pkt)
+{
+    payload_ctx *ctx = ud;
+    int rc = ferry_engine_on_packet(ctx->t, pkt->type, pkt->data, pkt->len, pkt->binary);
+    if (rc != 0 || ctx->t->session->state != SESSION_OPEN) {
+        ctx->closed = 1;
+        return 1;
+    }
+    return 0;
+}
+
+int ferry_engine_on_payload(ferry_transport *t, char *data, size_t len)
+{
+    ferry_session *s = t->session;
+    payload_ctx ctx = {t, 0};
+    eio_payload_decoder d;
+    ferry_session_retain(s);
+    eio_payload_decoder_init(&d, s->server->cfg.max_payload, on_payload_packet, &ctx);
+    int rc = eio_payload_feed(&d, data, len);
+    if (rc == 0)
+        rc = eio_payload_finish(&d);
+    eio_payload_decoder_free(&d);
+    if (rc != 0 && !ctx.closed) {
+        s->server->stats.parse_errors++;
+        FERRY_LOG(FERRY_LOG_INFO, "engine", s->sid, "undecodable payload: closing");
+        ferry_engine_close_session(s, FERRY_REASON_PARSE_ERROR, 0);
+        rc = -FERRY_EPROTO;
+    } else if (ctx.closed) {
+        rc = 0; /* the packets themselves closed the session (close packet): not an error */
+    }
+    ferry_session_release(s);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ requests */
+
+static int copy_kv(ferry_kv **dst, size_t *n, const ferry_kv *src, size_t count)
+{
+    if (count == 0)
+        return 0;
+    *dst = ferry_mem_calloc(count, sizeof(ferry_kv));
+    if (*dst == NULL)
+        return -FERRY_ENOMEM;
+    for (size_t i = 0; i < count; i++) {
+        (*dst)[i].name = ferry_mem_strdup(src[i].name);
+        (*dst)[i].value = ferry_mem_strdup(src[i].value);
+        *n = i + 1;
+        if ((*dst)[i].name == NULL || (*dst)[i].value == NULL)
+            return -FERRY_ENOMEM;
+    }
+    return 0;
+}
+
+static ferry_session *session_new(ferry_server *srv, ferry_req *req)
+{
+    ferry_session *s = ferry_mem_calloc(1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    s->server = srv;
+    s->refcnt = 1; /* the table's */
+    s->state = SESSION_OPEN;
+    ferry_list_init(&s->queue);
+    ferry_list_init(&s->dirty);
+    ferry_timer_init(&s->heartbeat, on_heartbeat);
+    ferry_timer_init(&s->upgrade_timer, on_upgrade_timer);
+    uint8_t raw[16];
+    if (RAND_bytes(raw, sizeof(raw)) != 1) {
+        ferry_mem_free(s);
+        return NULL;
+    }
+    size_t n = ferry_base64url_encode(s->sid, raw, sizeof(raw));
+    s->sid[n] = '\0';
+    if (copy_kv(&s->query, &s->nquery, req->query, req->nquery) != 0 ||
+        copy_kv(&s->headers, &s->nheaders, req->headers, req->nheaders) != 0) {
+        s->state = SESSION_CLOSED;
+        session_free(s);
+        return NULL;
+    }
+    ferry_req_remote_addr(req, s->remote_addr, sizeof(s->remote_addr));
+    const char *ext = ferry_req_query_get(req, "ferry");
+    s->extensions = ext != NULL && strcmp(ext, "1") == 0;
+    return s;
+}
+
+static int transport_enabled(const ferry_server *srv, const ferry_transport_ops *ops)
+{
+    return (srv->cfg.transports & ops->bit) != 0;
+}
+
+/* The open packet's JSON: exactly the five keys of the specification, unless the client asked
+ * for ferry's extensions (docs/protocol.md). */
+static ferry_buf *open_packet(ferry_session *s)
+{
+    ferry_server *srv = s->server;
+    char upgrades[256] = "";
+    size_t u = 0;
+    const ferry_transport_ops *cur = s->transport->ops;
+    if (srv->cfg.allow_upgrades && (cur->flags & FERRY_TR_UPGRADABLE)) {
+        for (size_t i = 0; ferry_transports[i] != NULL; i++) {
+            const ferry_transport_ops *o = ferry_transports[i];
+            if (!(o->flags & FERRY_TR_PROBE_TARGET) || !transport_enabled(srv, o))
+                continue;
+            if ((o->flags & FERRY_TR_EXTENSION) && !s->extensions)
+                continue;
+            u += (size_t)snprintf(upgrades + u, sizeof(upgrades) - u, "%s\"%s\"", u ? "," : "",
+                                  o->name);
+        }
+    }
+    char json[512];
+    int n = snprintf(json, sizeof(json),
+                     "{\"sid\":\"%s\",\"upgrades\":[%s],\"pingInterval\":%u,\"pingTimeout\":%u,"
+                     "\"maxPayload\":%zu",
+                     s->sid, upgrades, srv->cfg.ping_interval_ms, srv->cfg.ping_timeout_ms,
+                     srv->cfg.max_payload);
+    if (s->extensions)
+        n += snprintf(json + n, sizeof(json) - (size_t)n, ",\"shortPollInterval\":%u",
+                      srv->cfg.short_poll_interval_ms);
+    n += snprintf(json + n, sizeof(json) - (size_t)n, "}");
+    return eio_packet_new(EIO_OPEN, json, (size_t)n);
+}
+
+static void reject(ferry_server *srv, ferry_req *req, int code)
+{
+    srv->stats.bad_requests++;
+    FERRY_LOG(FERRY_LOG_INFO, "engine", NULL, "bad request %s %s: code %d", req->method, req->url,
+              code);
+    ferry_req_respond_error(req, code);
+}
+
+static void handshake(ferry_server *srv, const ferry_transport_ops *ops, ferry_req *req)
+{
+    ferry_session *s = session_new(srv, req);
+    ferry_transport *t = s ? ops->create(s) : NULL;
+    if (t == NULL) {
+        if (s != NULL) {
+            s->state = SESSION_CLOSED;
+            session_free(s);
+        }
+        ferry_req_respond_text(req, 503, NULL, NULL, 0);
+        return;
+    }
+    s->transport = t;
+    ferry_session_retain(s); /* ours, for the callbacks below */
+    int code = ops->open(t, req);
+    if (code != 0) {
+        s->transport = NULL;
+        reject(srv, req, code);
+        ops->destroy(t);
+        s->state = SESSION_CLOSED;
+        ferry_session_release(s);
+        return;
+    }
+    ferry_session_table_insert(&srv->sessions, s);
+    srv->stats.sessions_opened++;
+    ferry_buf *open = open_packet(s);
+    if (open == NULL || queue_packet(s, open) != 0) {
+        ferry_buf_release(open);
+        ferry_engine_close_session(s, FERRY_REASON_TRANSPORT_ERROR, 0);
+        ferry_session_release(s);
+        return;
+    }
+    ferry_buf_release(open);
+    ferry_timer_start(&srv->wheel, &s->heartbeat, srv->cfg.ping_interval_ms);
+    FERRY_LOG(FERRY_LOG_DEBUG, "engine", s->sid, "open on %s", ops->name);
+    s->announced = 1;
+    if (srv->on_session != NULL)
+        srv->on_session(s, srv->on_session_ud);
+    ferry_session_release(s);
+}
+
+static void probe(ferry_server *srv, ferry_session *s, const ferry_transport_ops *ops,
+                  ferry_req *req)
+{
+    ferry_transport *t = ops->create(s);
+    if (t == NULL) {
+        ferry_req_respond_text(req, 503, NULL, NULL, 0);
+        return;
+    }
+    s->probe = t;
+    s->upgrade = UPGRADE_PROBING;
+    int code = ops->open(t, req);
+    if (code != 0) {
+        s->probe = NULL;
+        s->upgrade = UPGRADE_NONE;
+        reject(srv, req, code);
+        ops->destroy(t);
+        return;
+    }
+    ferry_timer_start(&srv->wheel, &s->upgrade_timer, srv->cfg.upgrade_timeout_ms);
+}
+
+/* Which check fails first follows the reference server's verify(): transport, origin, then
+ * the sid or, for a handshake, the method and the protocol version. */
+static int validate(ferry_server *srv, ferry_req *req, const ferry_transport_ops **ops_out,
+                    ferry_session **s_out)
+{
+    const char *tname = ferry_req_query_get(req, "transport");
+    const ferry_transport_ops *ops = tname ? ferry_transport_find(tname) : NULL;
+    if (ops == NULL || !transport_enabled(srv, ops))
+        return 0;
+    if (!ferry_req_origin_allowed(req))
+        return 4;
+    *ops_out = ops;
+    const char *sid = ferry_req_query_get(req, "sid");
+    if (sid != NULL) {
+        ferry_session *s = ferry_engine_lookup(srv, sid);
+        if (s == NULL)
+            return 1;
+        *s_out = s;
+        return -1;
+    }
+    if (strcmp(req->method, "GET") != 0)
+        return 2;
+    const char *eio = ferry_req_query_get(req, "EIO");
+    if (eio == NULL || strcmp(eio, "4") != 0)
+        return 5;
+    return -1;
+}
+
+void ferry_engine_on_request_head(ferry_req *req, void *ud)
+{
+    ferry_server *srv = ud;
+    const ferry_transport_ops *ops = NULL;
+    ferry_session *s = NULL;
+    if (srv->closing || validate(srv, req, &ops, &s) >= 0 || s == NULL)
+        return;
+    ferry_transport *t = s->transport;
+    if (t != NULL && t->ops == ops && ops->on_request_head != NULL)
+        ops->on_request_head(t, req);
+}
+
+void ferry_engine_on_request(ferry_req *req, void *ud)
+{
+    ferry_server *srv = ud;
+    const ferry_transport_ops *ops = NULL;
+    ferry_session *s = NULL;
+    if (srv->closing) {
+        ferry_req_respond_text(req, 503, NULL, NULL, 0);
+        return;
+    }
+    int code = validate(srv, req, &ops, &s);
+    if (code >= 0) {
+        reject(srv, req, code);
+        return;
+    }
+    if (s == NULL) {
+        handshake(srv, ops, req);
+        return;
+    }
+    ferry_transport *cur = s->transport;
+    if (s->state == SESSION_CLOSED || cur == NULL) {
+        reject(srv, req, 1);
+        return;
+    }
+    if (cur->ops == ops) {
+        ferry_session_retain(s);
+        ops->on_request(cur, req);
+        ferry_session_release(s);
+        return;
+    }
+    /* Another transport for a live session: only a probe from an upgradable one. */
+    if (srv->cfg.allow_upgrades && (ops->flags & FERRY_TR_PROBE_TARGET) &&
+        (cur->ops->flags & FERRY_TR_UPGRADABLE) && s->probe == NULL &&
+        s->state == SESSION_OPEN && strcmp(req->method, "GET") == 0 &&
+        (!(ops->flags & FERRY_TR_EXTENSION) || s->extensions)) {
+        ferry_session_retain(s);
+        probe(srv, s, ops, req);
+        ferry_session_release(s);
+        return;
+    }
+    reject(srv, req, 3);
+}
+
+ferry_session *ferry_engine_lookup(ferry_server *srv, const char *sid)
+{
+    return ferry_session_table_get(&srv->sessions, sid);
+}
+
+/* ------------------------------------------------------------------ public API */
+
+int ferry_server_on_session(ferry_server *srv, ferry_session_cb cb, void *user_data)
+{
+    if (srv->sio != NULL)
+        return -FERRY_EBUSY;
+    srv->on_session = cb;
+    srv->on_session_ud = user_data;
+    return 0;
+}
+
+void ferry_session_on_message(ferry_session *s, ferry_message_cb cb, void *user_data)
+{
+    s->on_message = cb;
+    s->on_message_ud = user_data;
+}
+
+void ferry_session_on_close(ferry_session *s, ferry_session_close_cb cb, void *user_data)
+{
+    s->on_close = cb;
+    s->on_close_ud = user_data;
+}
+
+int ferry_session_send(ferry_session *s, const void *data, size_t len, int binary)
+{
+    if (s->state != SESSION_OPEN)
+        return -FERRY_ECLOSED;
+    if (len > s->server->cfg.max_payload)
+        return -FERRY_ETOOBIG;
+    if (!binary && !ferry_utf8_valid(data, len))
+        return -FERRY_EUTF8;
+    ferry_buf *b = binary ? eio_binary_new(data, len) : eio_packet_new(EIO_MESSAGE, data, len);
+    if (b == NULL)
+        return -FERRY_ENOMEM;
+    int rc = ferry_engine_queue(s, b);
+    ferry_buf_release(b);
+    return rc;
+}
+
+void ferry_session_close(ferry_session *s)
+{
+    if (s->state == SESSION_OPEN)
+        ferry_engine_close_session(s, FERRY_REASON_FORCED_CLOSE, 1);
+}
+
+const char *ferry_session_id(const ferry_session *s)
+{
+    return s->sid;
+}
+
+const char *ferry_session_transport(const ferry_session *s)
+{
+    return s->transport ? s->transport->ops->name : "closed";
+}
+
+const char *ferry_session_query(const ferry_session *s, const char *name)
+{
+    for (size_t i = 0; i < s->nquery; i++)
+        if (strcmp(s->query[i].name, name) == 0)
+            return s->query[i].value;
+    return NULL;
+}
+
+const char *ferry_session_header(const ferry_session *s, const char *name)
+{
+    for (size_t i = 0; i < s->nheaders; i++)
+        if (strcasecmp(s->headers[i].name, name) == 0)
+            return s->headers[i].value;
+    return NULL;
+}
+
+const char *ferry_session_remote_addr(const ferry_session *s)
+{
+    return s->remote_addr;
+}
+
+void ferry_session_set_data(ferry_session *s, void *data)
+{
+    s->data = data;
+}
+
+void *ferry_session_get_data(const ferry_session *s)
+{
+    return s->data;
+}
+
+ferry_server *ferry_session_server(const ferry_session *s)
+{
+    return s->server;
+}

@@ -1,0 +1,142 @@
+/* The engine layer: Engine.IO v4 sessions whatever their transport.
+ *
+ * struct ferry_server (the public object) lives here too: it owns the HTTP layer, the timer
+ * wheel, the session table and the per-turn flush; the Socket.IO layer hangs its own state
+ * off it (sio). */
+#ifndef FERRY_ENGINE_ENGINE_H
+#define FERRY_ENGINE_ENGINE_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "common/list.h"
+#include "common/timerwheel.h"
+#include "engine/packet.h"
+#include "engine/transport.h"
+#include "http/http.h"
+#include "ferry.h"
+
+#define FERRY_SID_LEN 22 /* 128 random bits as unpadded base64url */
+
+typedef enum session_state {
+    SESSION_OPEN,
+    SESSION_CLOSING, /* a graceful close waits for the queue to drain */
+    SESSION_CLOSED,  /* the close callback has run; waiting for the last reference */
+} session_state;
+
+typedef enum upgrade_state {
+    UPGRADE_NONE,
+    UPGRADE_PROBING,   /* a probe transport exists; no "2probe" yet */
+    UPGRADE_UPGRADING, /* "3probe" sent: the old transport takes nothing, waits for "5" */
+} upgrade_state;
+
+/* A queued packet: the shared encoded buffer, one reference per queue entry. */
+typedef struct ferry_qentry {
+    ferry_list link;
+    ferry_buf *buf;
+} ferry_qentry;
+
+/* Engine counters, read by /metrics and by tests. */
+typedef struct ferry_engine_stats {
+    uint64_t sessions_opened;
+    uint64_t sessions_closed;
+    uint64_t upgrades;
+    uint64_t upgrade_failures;
+    uint64_t ping_timeouts;
+    uint64_t parse_errors;
+    uint64_t bad_requests;   /* answered with an Engine.IO error code */
+    uint64_t queue_overflows;
+    uint64_t packets_in;
+    uint64_t packets_out;
+} ferry_engine_stats;
+
+/* A hash table of sessions by sid (chained, power-of-two buckets, grown at load 1). */
+typedef struct ferry_session_table {
+    ferry_session **buckets;
+    size_t nbuckets;
+    size_t count;
+} ferry_session_table;
+
+struct ferry_session {
+    ferry_server *server;
+    char sid[FERRY_SID_LEN + 1];
+    uint32_t refcnt; /* the table, each transport, each in-flight callback, the socket layer */
+    session_state state;
+    upgrade_state upgrade;
+    ferry_reason close_reason;
+    ferry_session *hash_next;
+    ferry_transport *transport; /* current; NULL once closed */
+    ferry_transport *probe;     /* upgrade candidate */
+    ferry_list queue;           /* ferry_qentry, oldest first */
+    size_t queued_bytes;
+    ferry_list dirty;           /* in server->dirty while a flush is due */
+    ferry_timer heartbeat;      /* next ping, or the pong deadline */
+    int awaiting_pong;
+    ferry_timer upgrade_timer;  /* probe deadline; also bounds a graceful close */
+    /* The handshake request, kept for the application. */
+    ferry_kv *query;
+    size_t nquery;
+    ferry_kv *headers;
+    size_t nheaders;
+    char remote_addr[48];
+    int extensions; /* the client asked for ferry's extensions (ferry=1) */
+    /* The application side (engine level or the Socket.IO layer). */
+    ferry_message_cb on_message;
+    void *on_message_ud;
+    ferry_session_close_cb on_close;
+    void *on_close_ud;
+    void *data;
+    unsigned announced : 1;
+};
+
+struct ferry_sio; /* the Socket.IO layer's state (lib/socket) */
+
+struct ferry_server {
+    uv_loop_t *loop;
+    ferry_server_config cfg; /* strings point at owned copies */
+    ferry_http http;
+    uv_timer_t wheel_timer;
+    ferry_wheel wheel;
+    uv_prepare_t flush_prepare;
+    ferry_list dirty;
+    ferry_session_table sessions;
+    ferry_session_cb on_session;
+    void *on_session_ud;
+    struct ferry_sio *sio;
+    void (*sio_free)(ferry_server *srv); /* frees sio once the server is closed */
+    ferry_engine_stats stats;
+    ferry_qentry *qcache; /* free queue entries, linked through link.next */
+    size_t qcached;
+    void *data;
+    int closing;
+    int handles_closing;   /* the wheel timer and the prepare are being closed */
+    unsigned open_handles; /* wheel timer + prepare, closed last */
+    ferry_close_cb close_cb;
+    void *close_ud;
+};
+
+/* ---- sessions (engine.c) */
+ferry_session *ferry_engine_lookup(ferry_server *srv, const char *sid);
+/* Queue an encoded packet (the queue takes its own reference) and schedule a flush. Returns 0,
+ * -FERRY_ECLOSED, or 0 after closing the session when its queue overflowed. */
+int ferry_engine_queue(ferry_session *s, ferry_buf *pkt);
+/* Close with reason: graceful sends queued packets and a close packet first. */
+void ferry_engine_close_session(ferry_session *s, ferry_reason reason, int graceful);
+/* The engine route (GET/POST/upgrade on cfg.path). */
+void ferry_engine_on_request(ferry_req *req, void *ud);
+void ferry_engine_on_request_head(ferry_req *req, void *ud);
+/* Close every session (server shutdown). */
+void ferry_engine_close_all(ferry_server *srv, ferry_reason reason);
+void ferry_engine_flush_all(ferry_server *srv);
+int ferry_session_table_insert(ferry_session_table *t, ferry_session *s);
+ferry_session *ferry_session_table_get(const ferry_session_table *t, const char *sid);
+void ferry_session_table_remove(ferry_session_table *t, ferry_session *s);
+void ferry_session_table_free(ferry_session_table *t);
+/* Free the server's cache of queue entries (when the server is freed). */
+void ferry_engine_drop_cache(ferry_server *srv);
+
+/* ---- transports (transports/registry.c): in the server's order of preference */
+extern const ferry_transport_ops *const ferry_transports[];
+const ferry_transport_ops *ferry_transport_find(const char *name);
+
+#endif

@@ -1,0 +1,180 @@
+/* The public server object: configuration, listening, routes, and the asynchronous close.
+ *
+ * Close order: sessions first (their transports close their connections), then the HTTP layer
+ * (listeners and remaining connections), then the server's own handles (the wheel timer and
+ * the flush prepare); the user's callback runs after the last close callback, and the memory
+ * is freed right after it returns. */
+#include <string.h>
+
+#include "common/assert.h"
+#include "common/log.h"
+#include "common/mem.h"
+#include "engine/engine.h"
+
+void ferry_server_config_init(ferry_server_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->path = "/socket.io/";
+    cfg->ping_interval_ms = 25000;
+    cfg->ping_timeout_ms = 20000;
+    cfg->upgrade_timeout_ms = 10000;
+    cfg->max_payload = 1000000;
+    cfg->max_session_queue_bytes = 8u * 1024 * 1024;
+    cfg->transports = FERRY_TRANSPORT_POLLING | FERRY_TRANSPORT_WEBSOCKET;
+    cfg->allow_upgrades = 1;
+    cfg->short_poll_interval_ms = 1000;
+    cfg->max_header_bytes = 16384;
+    cfg->header_timeout_ms = 10000;
+    cfg->idle_timeout_ms = 5000;
+    cfg->max_connections = 10000;
+    cfg->sse_keepalive_ms = 15000;
+    cfg->sse_recycle_bytes = 4u * 1024 * 1024;
+    cfg->ws_deflate_threshold = 1024;
+    cfg->connect_timeout_ms = 45000;
+    cfg->max_attachments = 10;
+}
+
+static int valid_config(const ferry_server_config *c)
+{
+    size_t n = c->path ? strlen(c->path) : 0;
+    return n >= 1 && c->path[0] == '/' && c->path[n - 1] == '/' && c->ping_interval_ms > 0 &&
+           c->ping_timeout_ms > 0 && c->max_payload > 0 && c->max_header_bytes >= 256 &&
+           c->transports != 0 && (c->transports & ~(unsigned)FERRY_TRANSPORT_ALL) == 0 &&
+           c->max_session_queue_bytes > 0;
+}
+
+int ferry_server_new(uv_loop_t *loop, const ferry_server_config *cfg, ferry_server **out)
+{
+    ferry_server_config defaults;
+    if (cfg == NULL) {
+        ferry_server_config_init(&defaults);
+        cfg = &defaults;
+    }
+    if (loop == NULL || out == NULL || !valid_config(cfg))
+        return -FERRY_EINVAL;
+    ferry_server *srv = ferry_mem_calloc(1, sizeof(*srv));
+    if (srv == NULL)
+        return -FERRY_ENOMEM;
+    srv->loop = loop;
+    srv->cfg = *cfg;
+    srv->cfg.path = ferry_mem_strdup(cfg->path);
+    srv->cfg.static_root = NULL;
+    srv->cfg.cors_origins = NULL;
+    if (srv->cfg.path == NULL) {
+        ferry_mem_free(srv);
+        return -FERRY_ENOMEM;
+    }
+    ferry_http_limits limits = {
+        .max_header_bytes = cfg->max_header_bytes,
+        .max_body_bytes = cfg->max_payload,
+        .header_timeout_ms = cfg->header_timeout_ms,
+        .idle_timeout_ms = cfg->idle_timeout_ms,
+        .max_connections = cfg->max_connections,
+    };
+    ferry_list_init(&srv->dirty);
+    uv_timer_init(loop, &srv->wheel_timer);
+    srv->wheel_timer.data = &srv->wheel;
+    ferry_wheel_init(&srv->wheel, &srv->wheel_timer);
+    int rc = ferry_http_init(&srv->http, loop, &srv->wheel, &limits, cfg->static_root,
+                             cfg->cors_origins, cfg->cors_credentials);
+    if (rc == 0)
+        rc = ferry_http_add_route(&srv->http, NULL, srv->cfg.path,
+                                  FERRY_ROUTE_PREFIX | FERRY_ROUTE_CORS, ferry_engine_on_request,
+                                  ferry_engine_on_request_head, srv);
+    uv_prepare_init(loop, &srv->flush_prepare);
+    srv->flush_prepare.data = srv;
+    srv->open_handles = 2;
+    if (rc != 0) {
+        /* Nothing listens yet: close synchronously-enough through the normal path. */
+        ferry_server_close(srv, NULL, NULL);
+        return rc;
+    }
+    *out = srv;
+    return 0;
+}
+
+int ferry_server_listen(ferry_server *srv, const char *addr, int port)
+{
+    if (srv->closing)
+        return -FERRY_ECLOSED;
+    int rc = ferry_http_listen(&srv->http, addr, port);
+    if (rc == 0)
+        FERRY_LOG(FERRY_LOG_INFO, "server", NULL, "listening on %s:%d", addr,
+                  ferry_http_port(&srv->http));
+    return rc;
+}
+
+int ferry_server_port(const ferry_server *srv)
+{
+    return ferry_http_port(&srv->http);
+}
+
+int ferry_server_route(ferry_server *srv, const char *method, const char *path, ferry_http_cb cb,
+                       void *user_data)
+{
+    if (cb == NULL)
+        return -FERRY_EINVAL;
+    return ferry_http_add_route(&srv->http, method, path, FERRY_ROUTE_CORS, (ferry_route_fn)cb,
+                                NULL, user_data);
+}
+
+static void server_free(ferry_server *srv)
+{
+    if (srv->sio_free != NULL)
+        srv->sio_free(srv);
+    ferry_http_free(&srv->http);
+    ferry_session_table_free(&srv->sessions);
+    ferry_engine_drop_cache(srv);
+    ferry_mem_free((char *)srv->cfg.path);
+    ferry_mem_free(srv);
+}
+
+static void on_handle_close(uv_handle_t *h)
+{
+    /* Both handles carry the server in their data once the close began. */
+    ferry_server *s = h->data;
+    if (--s->open_handles > 0)
+        return;
+    if (s->close_cb != NULL)
+        s->close_cb(s, s->close_ud);
+    server_free(s);
+}
+
+static void on_http_closed(ferry_http *http)
+{
+    ferry_server *srv = container_of(http, ferry_server, http);
+    /* Sessions on polling hold no connection; they were closed before the HTTP layer. */
+    ferry_wheel_stop(&srv->wheel);
+    uv_prepare_stop(&srv->flush_prepare);
+    srv->wheel_timer.data = srv;
+    srv->handles_closing = 1;
+    uv_close((uv_handle_t *)&srv->wheel_timer, on_handle_close);
+    uv_close((uv_handle_t *)&srv->flush_prepare, on_handle_close);
+}
+
+int ferry_server_close(ferry_server *srv, ferry_close_cb cb, void *user_data)
+{
+    if (srv->closing)
+        return -FERRY_EBUSY;
+    srv->closing = 1;
+    srv->close_cb = cb;
+    srv->close_ud = user_data;
+    ferry_engine_close_all(srv, FERRY_REASON_SERVER_SHUTTING_DOWN);
+    ferry_http_close(&srv->http, on_http_closed);
+    return 0;
+}
+
+void ferry_server_set_data(ferry_server *srv, void *data)
+{
+    srv->data = data;
+}
+
+void *ferry_server_get_data(const ferry_server *srv)
+{
+    return srv->data;
+}
+
+uv_loop_t *ferry_server_loop(const ferry_server *srv)
+{
+    return srv->loop;
+}

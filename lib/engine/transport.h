@@ -1,0 +1,93 @@
+/* How a transport plugs into the engine: one ops table per transport (STYLE.md), and three
+ * calls up into the engine. The engine never knows which transport it feeds; a transport
+ * never parses Socket.IO.
+ *
+ * Lifetime: create() makes the transport object for a session and takes a session reference.
+ * The transport reports its end exactly once with ferry_engine_on_transport_closed(), for
+ * whatever reason (the peer left, an error, or the engine called close()); after that call
+ * returns the engine never touches it again, and the transport frees itself (and releases its
+ * session reference) once its own handles are closed. */
+#ifndef FERRY_ENGINE_TRANSPORT_H
+#define FERRY_ENGINE_TRANSPORT_H
+
+#include "common/buf.h"
+#include "ferry.h"
+#include "http/http.h"
+
+typedef struct ferry_transport ferry_transport;
+
+enum {
+    FERRY_TR_FULL_DUPLEX = 1u << 0, /* one connection carries both directions (WebSocket) */
+    FERRY_TR_STREAMING = 1u << 1,   /* downstream is one long response (SSE) */
+    FERRY_TR_BINARY = 1u << 2,      /* carries binary messages natively (no base64) */
+    FERRY_TR_POLLED = 1u << 3,      /* the client fetches at an interval: heartbeats allow it */
+    FERRY_TR_PROBE_TARGET = 1u << 4, /* can be reached from a polling session by probe */
+    FERRY_TR_UPGRADABLE = 1u << 5,  /* a session on it may be probed to a PROBE_TARGET */
+    FERRY_TR_EXTENSION = 1u << 6,   /* not Engine.IO: offered only to clients asking (ferry=1) */
+};
+
+typedef struct ferry_transport_ops {
+    const char *name; /* the transport query value: "polling", "websocket", ... */
+    unsigned flags;   /* FERRY_TR_* */
+    unsigned bit;     /* FERRY_TRANSPORT_* of ferry_server_config.transports */
+    /* A new transport object for s (retains s); NULL when out of memory. */
+    ferry_transport *(*create)(ferry_session *s);
+    /* Take the request that opened the session (handshake) or the probe. Returns 0 when the
+     * request is taken (held, answered or its connection taken), or an Engine.IO error code
+     * (0..5) that the engine answers; then the transport is destroyed with destroy(). */
+    int (*open)(ferry_transport *t, ferry_req *req);
+    /* A later request for the same sid on this transport (polling GET/POST, SSE upstream). */
+    void (*on_request)(ferry_transport *t, ferry_req *req);
+    /* Optional: a request for this transport has sent its headers (body still to come). */
+    void (*on_request_head)(ferry_transport *t, ferry_req *req);
+    /* Packets are queued (ferry_engine_take), or the session's upgrade state changed: write
+     * what can be written now. Never blocks; may do nothing. */
+    void (*flush)(ferry_transport *t);
+    /* Write one packet at once, ahead of the queue: the probe answer "3probe" on a transport
+     * that is not (yet) the session's. Returns 0 or -FERRY_E*. */
+    int (*send_now)(ferry_transport *t, ferry_buf *pkt);
+    /* Close, flushing what was already written when the transport can. Asynchronous or not;
+     * ferry_engine_on_transport_closed() follows exactly once either way. */
+    void (*close)(ferry_transport *t, ferry_reason reason);
+    /* Free a transport whose open() failed (it was never announced to the engine). */
+    void (*destroy)(ferry_transport *t);
+} ferry_transport_ops;
+
+struct ferry_transport {
+    const ferry_transport_ops *ops;
+    ferry_session *session; /* the transport holds a reference */
+};
+
+/* ---- calls up into the engine */
+
+/* A packet arrived on t: type is an EIO_* packet type; data is the packet's data (without the
+ * type digit, or the raw bytes of a binary message), valid during the call. Returns 0, or a
+ * negative code when the packet closed the session (parse error). */
+int ferry_engine_on_packet(ferry_transport *t, int type, const char *data, size_t len,
+                           int binary);
+/* Decode a polling/SSE upstream payload (the body of a POST) and deliver its packets; data is
+ * modified in place (base64 decoding). Returns 0 or -FERRY_EPROTO (the session is closed with
+ * "parse error"). */
+int ferry_engine_on_payload(ferry_transport *t, char *data, size_t len);
+/* The transport can write again after a flush left packets queued. */
+void ferry_engine_on_drain(ferry_transport *t);
+/* t is gone (see the lifetime rule above). reason matters when t is the session's transport:
+ * the session closes with it. */
+void ferry_engine_on_transport_closed(ferry_transport *t, ferry_reason reason);
+
+/* ---- what a transport asks of the engine */
+
+/* Take up to max queued packets into out[] (the caller owns those references) and stop early
+ * once max_bytes would be passed (at least one packet is always taken). Returns the count. */
+size_t ferry_engine_take(ferry_transport *t, ferry_buf **out, size_t max, size_t max_bytes);
+/* Is the session between a probe's "2probe" and its "5"? A polling transport then answers its
+ * GETs with a noop and takes nothing. */
+int ferry_engine_upgrading(const ferry_transport *t);
+/* The server configuration of t's session. */
+const ferry_server_config *ferry_engine_config(const ferry_transport *t);
+/* The transport's log prefix: the session id. */
+const char *ferry_engine_sid(const ferry_transport *t);
+void ferry_session_retain(ferry_session *s);
+void ferry_session_release(ferry_session *s);
+
+#endif

@@ -1,0 +1,768 @@
+/* Connections: accept, read, parse with llhttp, hand complete requests to the router, write
+ * responses, and close, with the limits of ferry_http_limits applied where bytes come in. */
+#include "http/conn.h"
+
+#include <string.h>
+
+#include "common/assert.h"
+#include "common/log.h"
+#include "common/mem.h"
+
+/* Bytes read but not parsed beyond one maximal request: enough for a pipelined follower.
+ * Past it, reading pauses until the current request is answered. */
+#define READ_SLACK (64 * 1024)
+#define READ_CHUNK (64 * 1024)
+/* How long a closing connection may take to flush what it has queued. */
+#define LINGER_MS 2000
+
+static const llhttp_settings_t *parser_settings(void);
+static void process(ferry_conn *c);
+static void on_close(uv_handle_t *h);
+
+/* ------------------------------------------------------------------ timers */
+
+static void set_timer(ferry_conn *c, conn_timer_kind kind, uint32_t ms)
+{
+    c->timer_kind = kind;
+    if (kind == CONN_TIMER_NONE || ms == 0)
+        ferry_timer_stop(c->http->wheel, &c->timer);
+    else
+        ferry_timer_start(c->http->wheel, &c->timer, ms);
+}
+
+static void on_timer(ferry_timer *t)
+{
+    ferry_conn *c = container_of(t, ferry_conn, timer);
+    switch (c->timer_kind) {
+    case CONN_TIMER_HEADER:
+        c->http->stats.timeouts++;
+        FERRY_LOG(FERRY_LOG_INFO, "http", NULL, "request timeout: closing connection");
+        if (c->state == CONN_HTTP && !c->waiting) {
+            /* The client is still sending a request: tell it why, then close (Node: 408). */
+            static const char msg[] = "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
+                                      "Content-Length: 0\r\n\r\n";
+            ferry_slice s = {msg, sizeof(msg) - 1, NULL};
+            ferry_conn_write(c, &s, 1);
+        }
+        ferry_conn_close(c);
+        break;
+    case CONN_TIMER_IDLE:
+        c->http->stats.timeouts++;
+        ferry_conn_close(c);
+        break;
+    case CONN_TIMER_LINGER:
+        ferry_conn_abort(c);
+        break;
+    case CONN_TIMER_NONE:
+        break;
+    }
+}
+
+/* ------------------------------------------------------------------ accept */
+
+void ferry_conn_accept(ferry_http *http, uv_stream_t *server)
+{
+    ferry_conn *c = ferry_mem_calloc(1, sizeof(*c));
+    if (c == NULL) {
+        FERRY_LOG(FERRY_LOG_ERROR, "http", NULL, "out of memory accepting a connection");
+        return; /* the connection stays in the backlog and is retried on the next event */
+    }
+    if (uv_tcp_init(http->loop, &c->tcp) != 0) {
+        ferry_mem_free(c);
+        return;
+    }
+    c->http = http;
+    c->tcp.data = c;
+    ferry_list_init(&c->deferred);
+    ferry_timer_init(&c->timer, on_timer);
+    ferry_list_insert_tail(&http->conns, &c->link);
+    http->nconns++;
+    http->open_handles++;
+    c->state = CONN_HTTP;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+        ferry_conn_abort(c);
+        return;
+    }
+    http->stats.accepted++;
+    if (http->closing || (http->limits.max_connections && http->nconns > http->limits.max_connections)) {
+        http->stats.refused_over_limit++;
+        FERRY_LOG(FERRY_LOG_WARN, "http", NULL, "max_connections (%u) reached: closing a new one",
+                  http->limits.max_connections);
+        ferry_conn_abort(c);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    llhttp_init(&c->parser, HTTP_REQUEST, parser_settings());
+    c->parser.data = c;
+    set_timer(c, CONN_TIMER_HEADER, http->limits.header_timeout_ms);
+    ferry_conn_resume_reading(c);
+}
+
+/* ------------------------------------------------------------------ reading */
+
+static size_t input_limit(const ferry_conn *c)
+{
+    if (c->state == CONN_TAKEN)
+        return READ_CHUNK * 4;
+    return c->http->limits.max_header_bytes + c->http->limits.max_body_bytes + READ_SLACK;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    ferry_conn *c = h->data;
+    (void)suggested;
+    size_t want = READ_CHUNK;
+    size_t limit = input_limit(c);
+    if (c->in.len + want > limit)
+        want = limit > c->in.len ? limit - c->in.len : 0;
+    if (want == 0 || ferry_vec_reserve(&c->in, want, limit) != 0) {
+        buf->base = NULL;
+        buf->len = 0; /* libuv reports UV_ENOBUFS */
+        return;
+    }
+    buf->base = c->in.base + c->in.len;
+    buf->len = want;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    ferry_conn *c = s->data;
+    (void)buf;
+    if (nread == UV_ENOBUFS) {
+        /* The input is full: stop until the current request has been answered. */
+        uv_read_stop(s);
+        c->reading = 0;
+        return;
+    }
+    if (nread < 0) {
+        if (nread != UV_EOF)
+            FERRY_LOG(FERRY_LOG_DEBUG, "http", NULL, "read: %s", uv_strerror((int)nread));
+        c->eof = 1;
+        /* As Node's HTTP server does without httpAllowHalfOpen: the peer's end aborts a
+         * request that is still waiting for its answer. */
+        ferry_conn_close(c);
+        return;
+    }
+    if (nread == 0)
+        return;
+    c->in.len += (size_t)nread;
+    process(c);
+}
+
+void ferry_conn_resume_reading(ferry_conn *c)
+{
+    if (c->state == CONN_CLOSING || c->reading)
+        return;
+    c->read_paused = 0;
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+        c->reading = 1;
+}
+
+void ferry_conn_pause_reading(ferry_conn *c)
+{
+    c->read_paused = 1;
+    if (c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = 0;
+    }
+}
+
+/* ------------------------------------------------------------------ parser callbacks */
+
+static ferry_conn *conn_of(llhttp_t *p)
+{
+    return p->data;
+}
+
+/* Count request-head bytes against max_header_bytes (431 beyond). */
+static int count_header(ferry_conn *c, size_t n)
+{
+    c->header_bytes += n;
+    if (c->header_bytes > c->http->limits.max_header_bytes) {
+        c->error_status = 431;
+        return -1;
+    }
+    return 0;
+}
+
+static int on_message_begin(llhttp_t *p)
+{
+    ferry_conn *c = conn_of(p);
+    FERRY_ASSERT(c->req == NULL);
+    c->req = ferry_mem_calloc(1, sizeof(*c->req));
+    if (c->req == NULL) {
+        c->error_status = 503;
+        return -1;
+    }
+    c->req->conn = c;
+    c->header_bytes = 0;
+    c->url.len = c->field.len = c->value.len = 0;
+    if (c->timer_kind != CONN_TIMER_HEADER)
+        set_timer(c, CONN_TIMER_HEADER, c->http->limits.header_timeout_ms);
+    return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t n)
+{
+    ferry_conn *c = conn_of(p);
+    if (count_header(c, n) != 0)
+        return -1;
+    return ferry_vec_append(&c->url, at, n, c->http->limits.max_header_bytes) == 0 ? 0 : -1;
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t n)
+{
+    ferry_conn *c = conn_of(p);
+    if (count_header(c, n + 4) != 0) /* ": " and CRLF count too */
+        return -1;
+    return ferry_vec_append(&c->field, at, n, c->http->limits.max_header_bytes) == 0 ? 0 : -1;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t n)
+{
+    ferry_conn *c = conn_of(p);
+    if (count_header(c, n) != 0)
+        return -1;
+    return ferry_vec_append(&c->value, at, n, c->http->limits.max_header_bytes) == 0 ? 0 : -1;
+}
+
+static int on_header_value_complete(llhttp_t *p)
+{
+    ferry_conn *c = conn_of(p);
+    ferry_req *r = c->req;
+    ferry_kv *h = ferry_mem_realloc(r->headers, (r->nheaders + 1) * sizeof(*h));
+    if (h == NULL)
+        goto nomem;
+    r->headers = h;
+    h[r->nheaders].name = ferry_mem_strndup(c->field.base ? c->field.base : "", c->field.len);
+    h[r->nheaders].value = ferry_mem_strndup(c->value.base ? c->value.base : "", c->value.len);
+    if (h[r->nheaders].name == NULL || h[r->nheaders].value == NULL) {
+        ferry_mem_free(h[r->nheaders].name);
+        ferry_mem_free(h[r->nheaders].value);
+        goto nomem;
+    }
+    r->nheaders++;
+    c->field.len = c->value.len = 0;
+    return 0;
+nomem:
+    c->error_status = 503;
+    return -1;
+}
+
+/* Split the query string into percent-decoded pairs. */
+static int parse_query(ferry_req *r, char *q)
+{
+    while (*q != '\0') {
+        char *amp = strchr(q, '&');
+        size_t len = amp ? (size_t)(amp - q) : strlen(q);
+        if (len > 0) {
+            char *eq = memchr(q, '=', len);
+            size_t nlen = eq ? (size_t)(eq - q) : len;
+            ferry_kv *kv = ferry_mem_realloc(r->query, (r->nquery + 1) * sizeof(*kv));
+            if (kv == NULL)
+                return -FERRY_ENOMEM;
+            r->query = kv;
+            kv += r->nquery;
+            kv->name = ferry_mem_strndup(q, nlen);
+            kv->value = eq ? ferry_mem_strndup(eq + 1, len - nlen - 1) : ferry_mem_strdup("");
+            if (kv->name == NULL || kv->value == NULL) {
+                ferry_mem_free(kv->name);
+                ferry_mem_free(kv->value);
+                return -FERRY_ENOMEM;
+            }
+            r->nquery++;
+            long nl = ferry_url_decode(kv->name, strlen(kv->name), 1);
+            long vl = ferry_url_decode(kv->value, strlen(kv->value), 1);
+            if (nl < 0 || vl < 0)
+                return -FERRY_EPROTO;
+        }
+        q += len;
+        if (*q == '&')
+            q++;
+    }
+    return 0;
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+    ferry_conn *c = conn_of(p);
+    ferry_req *r = c->req;
+    r->method = llhttp_method_name((llhttp_method_t)llhttp_get_method(p));
+    r->http_major = llhttp_get_http_major(p);
+    r->http_minor = llhttp_get_http_minor(p);
+    r->keep_alive = llhttp_should_keep_alive(p) ? 1 : 0;
+    r->upgrade = llhttp_get_upgrade(p) ? 1 : 0;
+    r->head = strcmp(r->method, "HEAD") == 0;
+    r->url = ferry_mem_strndup(c->url.base ? c->url.base : "", c->url.len);
+    if (r->url == NULL) {
+        c->error_status = 503;
+        return -1;
+    }
+    /* Origin-form targets only ("/path?query"); absolute-form is for proxies. */
+    if (r->url[0] != '/') {
+        c->error_status = 400;
+        return -1;
+    }
+    char *qmark = strchr(r->url, '?');
+    size_t plen = qmark ? (size_t)(qmark - r->url) : strlen(r->url);
+    r->path = ferry_mem_strndup(r->url, plen);
+    if (r->path == NULL) {
+        c->error_status = 503;
+        return -1;
+    }
+    if (ferry_url_decode(r->path, plen, 0) < 0) {
+        c->error_status = 400;
+        return -1;
+    }
+    if (qmark != NULL) {
+        int rc = parse_query(r, qmark + 1);
+        if (rc != 0) {
+            c->error_status = rc == -FERRY_ENOMEM ? 503 : 400;
+            return -1;
+        }
+    }
+    /* A declared body over the limit is refused before it is sent. */
+    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > c->http->limits.max_body_bytes) {
+        c->error_status = 413;
+        return -1;
+    }
+    ferry_http_route_head(c->http, r);
+    if (c->state == CONN_CLOSING)
+        return -1;
+    const char *expect = ferry_req_header_get(r, "expect");
+    if (expect != NULL && strcasecmp(expect, "100-continue") == 0) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        ferry_slice s = {cont, sizeof(cont) - 1, NULL};
+        ferry_conn_write(c, &s, 1);
+    }
+    return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t n)
+{
+    ferry_conn *c = conn_of(p);
+    int rc = ferry_vec_append(&c->req->body, at, n, c->http->limits.max_body_bytes);
+    if (rc != 0) {
+        c->error_status = rc == -FERRY_ETOOBIG ? 413 : 503;
+        return -1;
+    }
+    return 0;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+    ferry_conn *c = conn_of(p);
+    set_timer(c, CONN_TIMER_NONE, 0);
+    /* Stop here: the request is handled before the next pipelined one is parsed. */
+    return HPE_PAUSED;
+}
+
+static const llhttp_settings_t *parser_settings(void)
+{
+    static llhttp_settings_t s;
+    static int ready;
+    if (!ready) {
+        llhttp_settings_init(&s);
+        s.on_message_begin = on_message_begin;
+        s.on_url = on_url;
+        s.on_header_field = on_header_field;
+        s.on_header_value = on_header_value;
+        s.on_header_value_complete = on_header_value_complete;
+        s.on_headers_complete = on_headers_complete;
+        s.on_body = on_body;
+        s.on_message_complete = on_message_complete;
+        ready = 1;
+    }
+    return &s;
+}
+
+/* ------------------------------------------------------------------ processing */
+
+/* Forget the current request without answering it; a holder hears on_abort first. */
+static void drop_req(ferry_conn *c)
+{
+    ferry_req *r = c->req;
+    if (r == NULL)
+        return;
+    c->req = NULL;
+    c->waiting = 0;
+    if (r->on_abort != NULL)
+        r->on_abort(r, r->abort_ud);
+    ferry_req_free(r);
+}
+
+static void reject(ferry_conn *c, int status)
+{
+    ferry_http_stats *st = &c->http->stats;
+    if (status == 431)
+        st->header_too_large++;
+    else if (status == 413)
+        st->body_too_large++;
+    else
+        st->bad_requests++;
+    FERRY_LOG(FERRY_LOG_INFO, "http", NULL, "bad request: %d %s (%s)", status,
+              ferry_http_status_text(status), llhttp_get_error_reason(&c->parser));
+    char head[160];
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", status,
+                     ferry_http_status_text(status));
+    ferry_buf *b = ferry_buf_from(head, (size_t)n);
+    if (b != NULL) {
+        ferry_slice s = {b->data, b->len, b};
+        ferry_conn_write(c, &s, 1);
+        ferry_buf_release(b);
+    }
+    drop_req(c);
+    ferry_conn_close(c);
+}
+
+/* Hand the bytes buffered past a take to the new owner. */
+static void feed_taken(ferry_conn *c)
+{
+    while (c->state == CONN_TAKEN && c->in.len > 0 && !c->read_paused) {
+        size_t n = c->in.len;
+        /* The handler may write, close or pause; the bytes stay ours until it returns. */
+        c->in_process = 1;
+        c->handler->on_data(c, c->in.base, n, c->handler_ud);
+        c->in_process = 0;
+        if (c->state == CONN_CLOSING)
+            return;
+        ferry_vec_consume(&c->in, n);
+    }
+}
+
+static void process(ferry_conn *c)
+{
+    if (c->in_process)
+        return; /* the outer call continues with what arrived */
+    c->in_process = 1;
+    while (c->state == CONN_HTTP && !c->waiting && c->in.len > 0) {
+        llhttp_errno_t err = llhttp_execute(&c->parser, c->in.base, c->in.len);
+        if (err == HPE_OK) {
+            ferry_vec_consume(&c->in, c->in.len);
+            break;
+        }
+        size_t used = (size_t)(llhttp_get_error_pos(&c->parser) - c->in.base);
+        if (err != HPE_PAUSED) {
+            reject(c, c->error_status ? c->error_status : 400);
+            break;
+        }
+        ferry_vec_consume(&c->in, used);
+        llhttp_resume(&c->parser);
+        ferry_req *r = c->req;
+        c->waiting = 1;
+        c->http->stats.requests++;
+        ferry_http_dispatch(c->http, r);
+    }
+    c->in_process = 0;
+    if (c->state == CONN_TAKEN) {
+        feed_taken(c);
+        return;
+    }
+    if (c->state == CONN_HTTP && !c->reading && !c->eof && !c->read_paused)
+        ferry_conn_resume_reading(c);
+}
+
+void ferry_conn_process_deferred(ferry_http *http)
+{
+    ferry_list local;
+    ferry_list_move(&http->deferred, &local);
+    while (!ferry_list_empty(&local)) {
+        ferry_conn *c = ferry_list_entry(local.next, ferry_conn, deferred);
+        ferry_list_remove(&c->deferred);
+        if (c->state != CONN_CLOSING)
+            process(c);
+    }
+}
+
+static void on_idle(uv_idle_t *h)
+{
+    ferry_http *http = h->data;
+    ferry_conn_process_deferred(http);
+    if (ferry_list_empty(&http->deferred))
+        uv_idle_stop(h);
+}
+
+/* Parse the rest of c's input on the next loop turn, outside whatever callback answered the
+ * request (it may be another connection's). The idle handle keeps the loop from blocking. */
+static void defer_process(ferry_conn *c)
+{
+    if (ferry_list_linked(&c->deferred))
+        return;
+    ferry_list_insert_tail(&c->http->deferred, &c->deferred);
+    uv_idle_start(&c->http->idle, on_idle);
+}
+
+/* The current request was answered or taken: go on with the connection. */
+static void request_done(ferry_conn *c)
+{
+    c->req = NULL;
+    c->waiting = 0;
+    if (c->state != CONN_HTTP)
+        return;
+    if (c->in.len > 0) {
+        if (!c->in_process)
+            defer_process(c);
+    } else {
+        set_timer(c, CONN_TIMER_IDLE, c->http->limits.idle_timeout_ms);
+        if (!c->reading && !c->eof)
+            ferry_conn_resume_reading(c);
+    }
+}
+
+/* ------------------------------------------------------------------ requests */
+
+void ferry_req_hold(ferry_req *req, void (*on_abort)(ferry_req *req, void *ud), void *ud)
+{
+    req->on_abort = on_abort;
+    req->abort_ud = ud;
+}
+
+int ferry_req_respond(ferry_req *req, int status, const char *content_type,
+                      const char *extra_headers, const ferry_slice *body, size_t nbody)
+{
+    ferry_conn *c = req->conn;
+    FERRY_ASSERT(c->req == req);
+    size_t blen = 0;
+    for (size_t i = 0; i < nbody; i++)
+        blen += body[i].len;
+    int keep = req->keep_alive && !c->http->closing && !req->upgrade;
+    char cors[1024];
+    size_t corslen = req->cors ? ferry_http_cors_headers(req, cors, sizeof(cors)) : 0;
+    size_t extralen = extra_headers ? strlen(extra_headers) : 0;
+    size_t cap = 200 + (content_type ? strlen(content_type) : 0) + corslen + extralen;
+    ferry_buf *head = ferry_buf_new(cap);
+    int rc = -FERRY_ENOMEM;
+    if (head != NULL) {
+        int n = snprintf(head->data, cap,
+                         "HTTP/1.1 %d %s\r\n%s%s%sContent-Length: %zu\r\n%s%.*s%s\r\n", status,
+                         ferry_http_status_text(status), content_type ? "Content-Type: " : "",
+                         content_type ? content_type : "", content_type ? "\r\n" : "", blen,
+                         keep ? (req->http_minor == 0 ? "Connection: keep-alive\r\n" : "")
+                              : "Connection: close\r\n",
+                         (int)corslen, cors, extra_headers ? extra_headers : "");
+        head->len = (size_t)n < cap ? (size_t)n : cap - 1;
+        ferry_slice sl[9];
+        size_t ns = 0;
+        sl[ns++] = (ferry_slice){head->data, head->len, head};
+        rc = 0;
+        if (!req->head && nbody + 1 > sizeof(sl) / sizeof(sl[0])) {
+            /* Many slices: write the head first; ordering is kept by the write queue. */
+            rc = ferry_conn_write(c, sl, ns);
+            ns = 0;
+            if (rc == 0)
+                rc = ferry_conn_write(c, body, nbody);
+        } else {
+            for (size_t i = 0; i < nbody && !req->head; i++)
+                sl[ns++] = body[i];
+            rc = ferry_conn_write(c, sl, ns);
+        }
+        ferry_buf_release(head);
+    }
+    ferry_req_free(req);
+    request_done(c);
+    if (rc != 0 || !keep)
+        ferry_conn_close(c);
+    return rc;
+}
+
+int ferry_req_respond_text(ferry_req *req, int status, const char *content_type,
+                           const char *body, size_t len)
+{
+    ferry_slice s = {body, len, NULL};
+    ferry_buf *copy = NULL;
+    if (len > 0) {
+        copy = ferry_buf_from(body, len);
+        if (copy == NULL) {
+            ferry_conn *c = req->conn;
+            ferry_req_free(req);
+            request_done(c);
+            ferry_conn_close(c);
+            return -FERRY_ENOMEM;
+        }
+        s = (ferry_slice){copy->data, copy->len, copy};
+    }
+    int rc = ferry_req_respond(req, status, content_type, NULL, &s, len > 0 ? 1 : 0);
+    ferry_buf_release(copy);
+    return rc;
+}
+
+ferry_conn *ferry_req_take_conn(ferry_req *req, const ferry_conn_handler *h, void *ud)
+{
+    ferry_conn *c = req->conn;
+    FERRY_ASSERT(c->req == req);
+    ferry_req_free(req);
+    c->req = NULL;
+    c->waiting = 0;
+    if (c->state != CONN_HTTP)
+        return NULL;
+    c->state = CONN_TAKEN;
+    c->handler = h;
+    c->handler_ud = ud;
+    set_timer(c, CONN_TIMER_NONE, 0);
+    /* Bytes after the request (a WebSocket client's first frames) are delivered once the
+     * taker has returned and set itself up. */
+    if (c->in.len > 0 && !c->in_process)
+        defer_process(c);
+    if (!c->reading && !c->eof)
+        ferry_conn_resume_reading(c);
+    return c;
+}
+
+void ferry_conn_set_handler(ferry_conn *c, const ferry_conn_handler *h, void *ud)
+{
+    c->handler = h;
+    c->handler_ud = ud;
+}
+
+uv_loop_t *ferry_conn_loop(const ferry_conn *c)
+{
+    return c->tcp.loop;
+}
+
+/* ------------------------------------------------------------------ writing */
+
+typedef struct conn_write {
+    uv_write_t req;
+    size_t bytes;
+    size_t nrefs;
+    ferry_buf *refs[];
+} conn_write;
+
+static void on_write(uv_write_t *wr, int status)
+{
+    conn_write *w = (conn_write *)wr;
+    ferry_conn *c = wr->handle->data;
+    for (size_t i = 0; i < w->nrefs; i++)
+        ferry_buf_release(w->refs[i]);
+    c->pending_bytes -= w->bytes;
+    c->nwrites--;
+    ferry_mem_free(w);
+    if (status < 0 && status != UV_ECANCELED) {
+        FERRY_LOG(FERRY_LOG_DEBUG, "http", NULL, "write: %s", uv_strerror(status));
+        ferry_conn_abort(c);
+        return;
+    }
+    if (c->nwrites == 0 && c->state == CONN_TAKEN && c->handler && c->handler->on_drain)
+        c->handler->on_drain(c, c->handler_ud);
+}
+
+int ferry_conn_write(ferry_conn *c, const ferry_slice *s, size_t n)
+{
+    if (c->state == CONN_CLOSING)
+        return -FERRY_ECLOSED;
+    if (n == 0)
+        return 0;
+    size_t nrefs = 0;
+    for (size_t i = 0; i < n; i++)
+        nrefs += s[i].ref != NULL;
+    conn_write *w = ferry_mem_alloc(sizeof(*w) + nrefs * sizeof(ferry_buf *));
+    uv_buf_t small[16];
+    uv_buf_t *bufs = n <= 16 ? small : ferry_mem_alloc(n * sizeof(uv_buf_t));
+    if (w == NULL || bufs == NULL) {
+        ferry_mem_free(w);
+        if (bufs != small)
+            ferry_mem_free(bufs);
+        return -FERRY_ENOMEM;
+    }
+    w->bytes = 0;
+    w->nrefs = 0;
+    for (size_t i = 0; i < n; i++) {
+        bufs[i] = uv_buf_init((char *)s[i].base, (unsigned)s[i].len);
+        w->bytes += s[i].len;
+        if (s[i].ref != NULL)
+            w->refs[w->nrefs++] = ferry_buf_retain(s[i].ref);
+    }
+    /* libuv copies the uv_buf_t array; only the bytes must live until on_write. */
+    int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, bufs, (unsigned)n, on_write);
+    if (bufs != small)
+        ferry_mem_free(bufs);
+    if (rc != 0) {
+        for (size_t i = 0; i < w->nrefs; i++)
+            ferry_buf_release(w->refs[i]);
+        ferry_mem_free(w);
+        FERRY_LOG(FERRY_LOG_DEBUG, "http", NULL, "uv_write: %s", uv_strerror(rc));
+        ferry_conn_abort(c);
+        return -FERRY_ECLOSED;
+    }
+    c->pending_bytes += w->bytes;
+    c->nwrites++;
+    return 0;
+}
+
+size_t ferry_conn_pending_bytes(const ferry_conn *c)
+{
+    return c->pending_bytes;
+}
+
+/* ------------------------------------------------------------------ closing */
+
+/* Tell whoever holds the connection that it is going away, once. */
+static void begin_close(ferry_conn *c)
+{
+    c->state = CONN_CLOSING;
+    set_timer(c, CONN_TIMER_NONE, 0);
+    ferry_list_remove(&c->deferred);
+    if (c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = 0;
+    }
+    drop_req(c);
+    if (c->handler != NULL) {
+        const ferry_conn_handler *h = c->handler;
+        c->handler = NULL;
+        if (h->on_close != NULL)
+            h->on_close(c, c->handler_ud);
+    }
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    ferry_conn *c = req->data;
+    (void)status;
+    if (!uv_is_closing((uv_handle_t *)&c->tcp))
+        uv_close((uv_handle_t *)&c->tcp, on_close);
+}
+
+void ferry_conn_close(ferry_conn *c)
+{
+    if (c->state == CONN_CLOSING)
+        return;
+    begin_close(c);
+    if (c->nwrites > 0) {
+        c->shutdown.data = c;
+        if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, on_shutdown) == 0) {
+            set_timer(c, CONN_TIMER_LINGER, LINGER_MS);
+            return;
+        }
+    }
+    if (!uv_is_closing((uv_handle_t *)&c->tcp))
+        uv_close((uv_handle_t *)&c->tcp, on_close);
+}
+
+void ferry_conn_abort(ferry_conn *c)
+{
+    if (c->state != CONN_CLOSING)
+        begin_close(c);
+    set_timer(c, CONN_TIMER_NONE, 0);
+    if (!uv_is_closing((uv_handle_t *)&c->tcp))
+        uv_close((uv_handle_t *)&c->tcp, on_close);
+}
+
+static void on_close(uv_handle_t *h)
+{
+    ferry_conn *c = h->data;
+    ferry_http *http = c->http;
+    ferry_timer_stop(http->wheel, &c->timer);
+    ferry_list_remove(&c->link);
+    ferry_list_remove(&c->deferred);
+    ferry_vec_free(&c->in);
+    ferry_vec_free(&c->url);
+    ferry_vec_free(&c->field);
+    ferry_vec_free(&c->value);
+    ferry_mem_free(c);
+    http->nconns--;
+    http->open_handles--;
+    if (http->closing && http->open_handles == 0 && http->on_closed != NULL)
+        http->on_closed(http);
+}

@@ -1,0 +1,64 @@
+/* Private to lib/http: the connection object and the glue between its files. */
+#ifndef FERRY_HTTP_CONN_H
+#define FERRY_HTTP_CONN_H
+
+#include "http/http.h"
+
+typedef enum conn_state {
+    CONN_HTTP,    /* parsing requests */
+    CONN_TAKEN,   /* handed to a transport: raw bytes */
+    CONN_CLOSING, /* uv_shutdown or uv_close under way */
+} conn_state;
+
+typedef enum conn_timer_kind {
+    CONN_TIMER_NONE,
+    CONN_TIMER_HEADER, /* a request must arrive whole */
+    CONN_TIMER_IDLE,   /* keep-alive: a next request must start */
+    CONN_TIMER_LINGER, /* closing: pending writes get this long */
+} conn_timer_kind;
+
+struct ferry_conn {
+    uv_tcp_t tcp; /* first: the libuv callbacks get back to the conn by a cast */
+    ferry_http *http;
+    ferry_list link;      /* in http->conns */
+    ferry_list deferred;  /* in the list of conns with input to process next turn */
+    conn_state state;
+    llhttp_t parser;
+    ferry_vec in;         /* read but not yet parsed (or not yet given to the taker) */
+    ferry_req *req;       /* the request being parsed or waiting for its answer */
+    unsigned waiting : 1; /* req was dispatched and is not answered yet */
+    unsigned in_process : 1;
+    unsigned reading : 1;
+    unsigned read_paused : 1; /* the taker paused reading */
+    unsigned eof : 1;
+    ferry_timer timer;
+    conn_timer_kind timer_kind;
+    /* Parser accumulators: llhttp may deliver a token in several pieces. */
+    size_t header_bytes;
+    ferry_vec url;
+    ferry_vec field;
+    ferry_vec value;
+    int error_status; /* status to answer when a callback stops the parser (413, 431) */
+    /* Writes in flight. */
+    size_t pending_bytes;
+    unsigned nwrites;
+    uv_shutdown_t shutdown;
+    /* The owner after a take. */
+    const ferry_conn_handler *handler;
+    void *handler_ud;
+};
+
+void ferry_conn_accept(ferry_http *http, uv_stream_t *server);
+/* Parse buffered input again once the current request was answered (from the loop). */
+void ferry_conn_process_deferred(ferry_http *http);
+/* The router: pick the route once the headers are complete (and tell it), then call it
+ * when the request is complete. */
+void ferry_http_route_head(ferry_http *http, ferry_req *req);
+void ferry_http_dispatch(ferry_http *http, ferry_req *req);
+void ferry_req_free(ferry_req *req);
+/* CORS response headers for req into out (always NUL-terminated); returns the length. */
+size_t ferry_http_cors_headers(const ferry_req *req, char *out, size_t outlen);
+/* Serve a GET/HEAD from the static root; answers 404 when there is no such file. */
+void ferry_static_serve(ferry_req *req);
+
+#endif

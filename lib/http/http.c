@@ -1,0 +1,232 @@
+/* The HTTP layer's server-wide state: listeners, settings, closing. */
+#include "http/conn.h"
+
+#include <string.h>
+
+#include "common/assert.h"
+#include "common/log.h"
+#include "common/mem.h"
+
+static char **split_origins(const char *list)
+{
+    size_t n = 1;
+    for (const char *p = list; *p; p++)
+        n += *p == ',';
+    char **out = ferry_mem_calloc(n + 1, sizeof(char *));
+    if (out == NULL)
+        return NULL;
+    size_t i = 0;
+    const char *p = list;
+    while (*p) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        const char *end = p;
+        while (*end && *end != ',')
+            end++;
+        const char *trim = end;
+        while (trim > p && trim[-1] == ' ')
+            trim--;
+        if (trim > p) {
+            out[i] = ferry_mem_strndup(p, (size_t)(trim - p));
+            if (out[i] == NULL)
+                break;
+            i++;
+        }
+        p = end;
+    }
+    return out;
+}
+
+static void free_strv(char **v)
+{
+    if (v == NULL)
+        return;
+    for (size_t i = 0; v[i]; i++)
+        ferry_mem_free(v[i]);
+    ferry_mem_free(v);
+}
+
+int ferry_http_init(ferry_http *http, uv_loop_t *loop, ferry_wheel *wheel,
+                    const ferry_http_limits *limits, const char *static_root,
+                    const char *cors_origins, int cors_credentials)
+{
+    memset(http, 0, sizeof(*http));
+    http->loop = loop;
+    http->wheel = wheel;
+    http->limits = *limits;
+    http->cors_credentials = cors_credentials;
+    ferry_list_init(&http->listeners);
+    ferry_list_init(&http->conns);
+    ferry_list_init(&http->routes);
+    ferry_list_init(&http->deferred);
+    if (static_root != NULL) {
+        size_t n = strlen(static_root);
+        while (n > 1 && static_root[n - 1] == '/')
+            n--; /* "dir/" and "dir" name the same root */
+        http->static_root = ferry_mem_strndup(static_root, n);
+        if (http->static_root == NULL)
+            return -FERRY_ENOMEM;
+    }
+    if (cors_origins != NULL) {
+        http->cors_origins = split_origins(cors_origins);
+        if (http->cors_origins == NULL) {
+            ferry_mem_free(http->static_root);
+            return -FERRY_ENOMEM;
+        }
+    }
+    uv_idle_init(loop, &http->idle);
+    http->idle.data = http;
+    http->open_handles = 1; /* the idle handle */
+    return 0;
+}
+
+static void maybe_closed(ferry_http *http)
+{
+    if (http->closing && http->open_handles == 0 && http->on_closed != NULL)
+        http->on_closed(http);
+}
+
+static void on_listener_close(uv_handle_t *h)
+{
+    ferry_listener *l = h->data;
+    ferry_http *http = l->http;
+    ferry_list_remove(&l->link);
+    ferry_mem_free(l);
+    http->open_handles--;
+    maybe_closed(http);
+}
+
+static void listener_close(ferry_listener *l)
+{
+    if (!uv_is_closing((uv_handle_t *)&l->tcp))
+        uv_close((uv_handle_t *)&l->tcp, on_listener_close);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    ferry_listener *l = server->data;
+    if (status < 0) {
+        FERRY_LOG(FERRY_LOG_WARN, "http", NULL, "accept: %s", uv_strerror(status));
+        return;
+    }
+    ferry_conn_accept(l->http, server);
+}
+
+int ferry_http_listen(ferry_http *http, const char *addr, int port)
+{
+    struct sockaddr_storage ss;
+    if (port < 0 || port > 65535 || addr == NULL)
+        return -FERRY_EINVAL;
+    if (uv_ip4_addr(addr, port, (struct sockaddr_in *)&ss) != 0 &&
+        uv_ip6_addr(addr, port, (struct sockaddr_in6 *)&ss) != 0)
+        return -FERRY_EINVAL;
+    ferry_listener *l = ferry_mem_calloc(1, sizeof(*l));
+    if (l == NULL)
+        return -FERRY_ENOMEM;
+    l->http = http;
+    uv_tcp_init(http->loop, &l->tcp);
+    l->tcp.data = l;
+    ferry_list_insert_tail(&http->listeners, &l->link);
+    http->open_handles++;
+    int rc = uv_tcp_bind(&l->tcp, (const struct sockaddr *)&ss, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&l->tcp, 511, on_connection);
+    if (rc == 0) {
+        struct sockaddr_storage bound;
+        int len = sizeof(bound);
+        uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&bound, &len);
+        l->port = bound.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&bound)->sin6_port)
+                                              : ntohs(((struct sockaddr_in *)&bound)->sin_port);
+        return 0;
+    }
+    /* Closed asynchronously like any other listener; it never accepted anything. */
+    l->port = -1;
+    listener_close(l);
+    return rc;
+}
+
+int ferry_http_port(const ferry_http *http)
+{
+    const ferry_list *p;
+    ferry_list_foreach(p, &http->listeners)
+    {
+        const ferry_listener *l = ferry_list_entry(p, ferry_listener, link);
+        if (l->port > 0)
+            return l->port;
+    }
+    return -1;
+}
+
+static void on_idle_close(uv_handle_t *h)
+{
+    ferry_http *http = h->data;
+    http->open_handles--;
+    maybe_closed(http);
+}
+
+void ferry_http_close(ferry_http *http, void (*on_closed)(ferry_http *http))
+{
+    FERRY_ASSERT(!http->closing);
+    http->closing = 1;
+    http->on_closed = on_closed;
+    ferry_list *p, *next;
+    for (p = http->listeners.next; p != &http->listeners; p = next) {
+        next = p->next;
+        listener_close(ferry_list_entry(p, ferry_listener, link));
+    }
+    for (p = http->conns.next; p != &http->conns; p = next) {
+        next = p->next;
+        ferry_conn_close(ferry_list_entry(p, ferry_conn, link));
+    }
+    uv_idle_stop(&http->idle);
+    uv_close((uv_handle_t *)&http->idle, on_idle_close);
+}
+
+void ferry_http_free(ferry_http *http)
+{
+    while (!ferry_list_empty(&http->routes)) {
+        ferry_route *r = ferry_list_entry(http->routes.next, ferry_route, link);
+        ferry_list_remove(&r->link);
+        ferry_mem_free(r->method);
+        ferry_mem_free(r->path);
+        ferry_mem_free(r);
+    }
+    free_strv(http->cors_origins);
+    http->cors_origins = NULL;
+    ferry_mem_free(http->static_root);
+    http->static_root = NULL;
+}
+
+int ferry_http_add_route(ferry_http *http, const char *method, const char *path, unsigned flags,
+                         ferry_route_fn fn, ferry_route_head_fn head_fn, void *ud)
+{
+    if (path == NULL || path[0] != '/' || fn == NULL)
+        return -FERRY_EINVAL;
+    ferry_list *p;
+    ferry_list_foreach(p, &http->routes)
+    {
+        ferry_route *r = ferry_list_entry(p, ferry_route, link);
+        int same_method = (r->method == NULL && method == NULL) ||
+                          (r->method && method && strcmp(r->method, method) == 0);
+        if (same_method && strcmp(r->path, path) == 0 &&
+            (r->flags & FERRY_ROUTE_UPGRADE) == (flags & FERRY_ROUTE_UPGRADE))
+            return -FERRY_EEXIST;
+    }
+    ferry_route *r = ferry_mem_calloc(1, sizeof(*r));
+    if (r == NULL)
+        return -FERRY_ENOMEM;
+    r->method = method ? ferry_mem_strdup(method) : NULL;
+    r->path = ferry_mem_strdup(path);
+    if ((method && r->method == NULL) || r->path == NULL) {
+        ferry_mem_free(r->method);
+        ferry_mem_free(r->path);
+        ferry_mem_free(r);
+        return -FERRY_ENOMEM;
+    }
+    r->flags = flags;
+    r->fn = fn;
+    r->head_fn = head_fn;
+    r->ud = ud;
+    ferry_list_insert_tail(&http->routes, &r->link);
+    return 0;
+}

@@ -1,0 +1,209 @@
+/* The HTTP layer: TCP listeners and connections on libuv, requests parsed by llhttp, responses
+ * framed here, a router, CORS, static files and the limits that keep a connection bounded.
+ *
+ * Ownership (STYLE.md):
+ *  - ferry_http (embedded in ferry_server) owns the listeners, the connection list and routes.
+ *  - ferry_conn owns its uv_tcp_t, llhttp parser and input buffer; it is freed only in its
+ *    libuv close callback.
+ *  - ferry_http_req belongs to its connection until it is answered (ferry_req_respond*) or
+ *    its connection is taken (ferry_req_take_conn). A handler may keep it (long-polling):
+ *    then it must set an abort callback, which fires if the connection dies first.
+ *  - A transport that takes the connection (WebSocket, SSE) owns it from then on: it writes
+ *    raw bytes and receives raw reads, and hears on_close exactly once.
+ *
+ * Requests on one connection are handled strictly in order: the next pipelined request is
+ * parsed only once the current one has been answered. */
+#ifndef FERRY_HTTP_HTTP_H
+#define FERRY_HTTP_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+#include <llhttp.h>
+
+#include "common/buf.h"
+#include "common/list.h"
+#include "common/timerwheel.h"
+#include "ferry.h"
+
+typedef struct ferry_http ferry_http;
+typedef struct ferry_conn ferry_conn;
+typedef struct ferry_http_req ferry_req;
+
+typedef struct ferry_kv {
+    char *name;
+    char *value;
+} ferry_kv;
+
+/* A request handler: called once the request is complete (body read). */
+typedef void (*ferry_route_fn)(ferry_req *req, void *ud);
+/* Called when a request's headers are complete, before its body is read (optional): lets a
+ * handler notice a request in flight, as Engine.IO's one-POST-at-a-time rule needs. It may
+ * hold the request (ferry_req_hold) but must not answer it. */
+typedef void (*ferry_route_head_fn)(ferry_req *req, void *ud);
+
+enum {
+    FERRY_ROUTE_PREFIX = 1u << 0,  /* match every path that starts with the route's path */
+    FERRY_ROUTE_UPGRADE = 1u << 1, /* match only requests asking for a protocol upgrade */
+    FERRY_ROUTE_CORS = 1u << 2,    /* add CORS headers and answer OPTIONS preflights */
+};
+
+typedef struct ferry_route {
+    ferry_list link;
+    char *method; /* NULL: any */
+    char *path;
+    unsigned flags;
+    ferry_route_fn fn;
+    ferry_route_head_fn head_fn;
+    void *ud;
+} ferry_route;
+
+typedef struct ferry_http_limits {
+    size_t max_header_bytes;
+    size_t max_body_bytes;
+    uint32_t header_timeout_ms;
+    uint32_t idle_timeout_ms;
+    uint32_t max_connections;
+} ferry_http_limits;
+
+/* Counters, read by the metrics and by tests. */
+typedef struct ferry_http_stats {
+    uint64_t accepted;
+    uint64_t refused_over_limit; /* connections closed at once: max_connections reached */
+    uint64_t requests;
+    uint64_t bad_requests;       /* 400 from the parser */
+    uint64_t header_too_large;   /* 431 */
+    uint64_t body_too_large;     /* 413 */
+    uint64_t timeouts;           /* header or idle timeouts */
+} ferry_http_stats;
+
+typedef struct ferry_listener {
+    ferry_list link;
+    uv_tcp_t tcp;
+    ferry_http *http;
+    int port;
+} ferry_listener;
+
+struct ferry_http {
+    uv_loop_t *loop;
+    ferry_wheel *wheel;   /* borrowed from the server */
+    ferry_http_limits limits;
+    char *static_root;    /* NULL: no static files */
+    char **cors_origins;  /* NULL: CORS off; {"*"} for any; NULL-terminated */
+    int cors_credentials;
+    ferry_list listeners;
+    ferry_list conns;
+    ferry_list routes;
+    ferry_list deferred;  /* conns with input left to parse once the loop comes back */
+    uv_idle_t idle;       /* runs ferry_conn_process_deferred while deferred is not empty */
+    unsigned open_handles; /* listeners + conns + idle still to close */
+    uint32_t nconns;
+    int closing;
+    /* Called when the last listener and connection have closed after ferry_http_close(). */
+    void (*on_closed)(ferry_http *http);
+    ferry_http_stats stats;
+};
+
+/* Called when a taken connection reads bytes, may write again, or closes. */
+typedef struct ferry_conn_handler {
+    void (*on_data)(ferry_conn *c, const char *data, size_t len, void *ud);
+    /* Everything written so far has been handed to the kernel (optional). */
+    void (*on_drain)(ferry_conn *c, void *ud);
+    /* The connection is closing (peer gone, error, or ferry_conn_close): no more callbacks
+     * follow, and writes fail from now on. Drop every pointer to it. */
+    void (*on_close)(ferry_conn *c, void *ud);
+} ferry_conn_handler;
+
+struct ferry_http_req {
+    ferry_conn *conn;
+    const char *method; /* static: llhttp's method name */
+    char *url;          /* the raw request target */
+    char *path;         /* percent-decoded path, without the query */
+    ferry_kv *query;
+    size_t nquery;
+    ferry_kv *headers;
+    size_t nheaders;
+    ferry_vec body;
+    uint8_t http_major, http_minor;
+    unsigned keep_alive : 1;
+    unsigned upgrade : 1;   /* asked for a protocol upgrade (Connection: upgrade) */
+    unsigned cors : 1;      /* the route asked for CORS headers */
+    unsigned head : 1;      /* HEAD: answer without a body */
+    ferry_route *route;     /* matched when the headers were complete; NULL: static or 404 */
+    /* Set by a handler that holds the request: called if the connection closes before the
+     * request is answered; the request is freed right after. */
+    void (*on_abort)(ferry_req *req, void *ud);
+    void *abort_ud;
+};
+
+/* ---- server-wide */
+int ferry_http_init(ferry_http *http, uv_loop_t *loop, ferry_wheel *wheel,
+                    const ferry_http_limits *limits, const char *static_root,
+                    const char *cors_origins, int cors_credentials);
+int ferry_http_listen(ferry_http *http, const char *addr, int port);
+int ferry_http_port(const ferry_http *http);
+int ferry_http_add_route(ferry_http *http, const char *method, const char *path, unsigned flags,
+                         ferry_route_fn fn, ferry_route_head_fn head_fn, void *ud);
+/* Close listeners and connections; on_closed fires once all are gone (maybe synchronously
+ * never: always from a libuv close callback, or at once when there was nothing to close). */
+void ferry_http_close(ferry_http *http, void (*on_closed)(ferry_http *http));
+/* Free routes and settings once closed. */
+void ferry_http_free(ferry_http *http);
+
+/* ---- requests */
+const char *ferry_req_query_get(const ferry_req *req, const char *name);
+const char *ferry_req_header_get(const ferry_req *req, const char *name);
+/* Does the comma-separated header contain token (case-insensitive)? */
+int ferry_req_header_has_token(const ferry_req *req, const char *name, const char *token);
+/* Is the request's Origin allowed by the server's allowlist? (1 when there is no Origin
+ * header or no allowlist.) */
+int ferry_req_origin_allowed(const ferry_req *req);
+/* The peer address as text into out (at least 46 bytes). */
+void ferry_req_remote_addr(const ferry_req *req, char *out, size_t outlen);
+
+/* Answer the request: status line, Content-Type (NULL: none), Content-Length, connection
+ * handling, CORS headers when the route asked for them, extra_headers (NULL or complete
+ * "Name: value\r\n" lines), then the body slices (their refs are retained until written).
+ * The request is freed. Returns 0, -FERRY_ECLOSED or -FERRY_ENOMEM (the connection is then
+ * closed). */
+int ferry_req_respond(ferry_req *req, int status, const char *content_type,
+                      const char *extra_headers, const ferry_slice *body, size_t nbody);
+/* Shorthand for a body held in one static or copied string. */
+int ferry_req_respond_text(ferry_req *req, int status, const char *content_type,
+                           const char *body, size_t len);
+/* Engine.IO error answer: 400 (403 for code 4) with {"code":N,"message":"..."}. */
+int ferry_req_respond_error(ferry_req *req, int code);
+
+/* Hold the request: abort fires if its connection closes first. */
+void ferry_req_hold(ferry_req *req, void (*on_abort)(ferry_req *req, void *ud), void *ud);
+
+/* Take the connection away from HTTP: for a streaming response or a protocol upgrade. The
+ * request is freed. Bytes already read past the request are delivered to h->on_data before
+ * the next read. Returns the connection, or NULL if it is closing. */
+ferry_conn *ferry_req_take_conn(ferry_req *req, const ferry_conn_handler *h, void *ud);
+
+/* ---- connections (taken ones) */
+/* Write the slices in order, in one uv_write; each non-NULL ref is retained until the write
+ * completes. Returns 0, -FERRY_ECLOSED or -FERRY_ENOMEM. */
+int ferry_conn_write(ferry_conn *c, const ferry_slice *s, size_t n);
+/* Bytes handed to uv_write and not yet written. */
+size_t ferry_conn_pending_bytes(const ferry_conn *c);
+/* Close after what is queued has been written (bounded by a linger timeout). Idempotent. */
+void ferry_conn_close(ferry_conn *c);
+/* Close at once, dropping what is queued (reset). Idempotent. */
+void ferry_conn_abort(ferry_conn *c);
+void ferry_conn_set_handler(ferry_conn *c, const ferry_conn_handler *h, void *ud);
+void ferry_conn_pause_reading(ferry_conn *c);
+void ferry_conn_resume_reading(ferry_conn *c);
+/* For the header timeout and idle handling of a taken connection: none are armed after a
+ * take, the new owner runs its own timers. */
+uv_loop_t *ferry_conn_loop(const ferry_conn *c);
+
+/* Percent-decode in place ('+' stays '+' in paths, becomes ' ' in queries when plus is 1).
+ * Returns the new length, or -1 for a malformed escape or a decoded NUL. */
+long ferry_url_decode(char *s, size_t len, int plus);
+
+/* A status code's reason phrase. */
+const char *ferry_http_status_text(int status);
+
+#endif

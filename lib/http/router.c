@@ -1,0 +1,88 @@
+/* Routing a complete request: the first matching route wins; GET and HEAD fall back to the
+ * static folder; anything else is 404. CORS headers and preflights for routes that ask. */
+#include "http/conn.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static int route_matches(const ferry_route *r, const ferry_req *req)
+{
+    if ((r->flags & FERRY_ROUTE_UPGRADE) && !req->upgrade)
+        return 0;
+    /* A CORS route also takes the OPTIONS preflight for its path. */
+    if (r->method != NULL && strcmp(r->method, req->method) != 0 &&
+        !((r->flags & FERRY_ROUTE_CORS) && strcmp(req->method, "OPTIONS") == 0))
+        return 0;
+    size_t n = strlen(r->path);
+    if (r->flags & FERRY_ROUTE_PREFIX)
+        return strncmp(req->path, r->path, n) == 0;
+    return strcmp(req->path, r->path) == 0;
+}
+
+size_t ferry_http_cors_headers(const ferry_req *req, char *out, size_t outlen)
+{
+    const ferry_http *http = req->conn->http;
+    const char *origin = ferry_req_header_get(req, "origin");
+    out[0] = '\0';
+    if (http->cors_origins == NULL || origin == NULL || !ferry_req_origin_allowed(req))
+        return 0;
+    int n = snprintf(out, outlen, "Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n%s", origin,
+                     http->cors_credentials ? "Access-Control-Allow-Credentials: true\r\n" : "");
+    if (n < 0 || (size_t)n >= outlen) {
+        out[0] = '\0';
+        return 0;
+    }
+    return (size_t)n;
+}
+
+/* Answer an OPTIONS preflight as the cors package does for Socket.IO: 204. */
+static void preflight(ferry_req *req)
+{
+    char extra[512];
+    const char *want = ferry_req_header_get(req, "access-control-request-headers");
+    int n = snprintf(extra, sizeof(extra),
+                     "Access-Control-Allow-Methods: GET,HEAD,PUT,PATCH,POST,DELETE\r\n"
+                     "%s%s%s",
+                     want ? "Access-Control-Allow-Headers: " : "", want ? want : "",
+                     want ? "\r\n" : "");
+    if (n < 0 || (size_t)n >= sizeof(extra))
+        extra[0] = '\0';
+    ferry_req_respond(req, 204, NULL, extra, NULL, 0);
+}
+
+void ferry_http_route_head(ferry_http *http, ferry_req *req)
+{
+    ferry_list *p;
+    ferry_list_foreach(p, &http->routes)
+    {
+        ferry_route *r = ferry_list_entry(p, ferry_route, link);
+        if (!route_matches(r, req))
+            continue;
+        req->route = r;
+        if (r->flags & FERRY_ROUTE_CORS)
+            req->cors = 1;
+        if (r->head_fn != NULL && strcmp(req->method, "OPTIONS") != 0)
+            r->head_fn(req, r->ud);
+        return;
+    }
+}
+
+void ferry_http_dispatch(ferry_http *http, ferry_req *req)
+{
+    ferry_route *r = req->route;
+    if (r != NULL) {
+        if ((r->flags & FERRY_ROUTE_CORS) && strcmp(req->method, "OPTIONS") == 0) {
+            preflight(req);
+            return;
+        }
+        r->fn(req, r->ud);
+        return;
+    }
+    if (http->static_root != NULL && !req->upgrade &&
+        (strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0)) {
+        ferry_static_serve(req);
+        return;
+    }
+    static const char msg[] = "Not Found\n";
+    ferry_req_respond_text(req, 404, "text/plain; charset=UTF-8", msg, sizeof(msg) - 1);
+}

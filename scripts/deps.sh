@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Install what ferry needs and is missing: Debian packages through apt (when root, or through
+# sudo without a password), npm packages from the committed package-lock.json.
+#   scripts/deps.sh build   what `make run` needs
+#   scripts/deps.sh test    what `make test` needs as well
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+build_pkgs=(cmake make gcc pkg-config libuv1-dev libssl-dev libcjson-dev node-llhttp zlib1g-dev
+            libhiredis-dev)
+test_pkgs=(libcmocka-dev clang libclang-rt-14-dev curl python3 python3-socketio python3-engineio
+           python3-websockets python3-requests python3-websocket python3-aiohttp chromium
+           nginx-light redis-server)
+
+want=("${build_pkgs[@]}")
+[ "${1:-build}" = test ] && want+=("${test_pkgs[@]}")
+command -v node >/dev/null && command -v npm >/dev/null || want+=(nodejs npm)
+
+missing=()
+for p in "${want[@]}"; do
+  # nginx-light and nginx both give /usr/sbin/nginx: either one will do.
+  if [ "$p" = nginx-light ] && command -v nginx >/dev/null; then continue; fi
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "deps: installing Debian packages: ${missing[*]}"
+  if [ "$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO=sudo; else
+    echo "deps: not root: run  sudo apt-get install ${missing[*]}" >&2; exit 1; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# npm packages: only from the lock file; reinstalled when the lock changed.
+if [ "${1:-build}" = test ] || [ -n "${FERRY_NPM:-}" ]; then
+  if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    echo "deps: npm ci"
+    npm ci --no-audit --no-fund --loglevel=error
+  fi
+fi

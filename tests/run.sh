@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Runs every test suite of ferry against the sanitizer build in $FERRY_BUILD_DIR and ends with
+# one summary line. A suite that fails does not stop the others; the exit status is 0 only when
+# every test of every suite passed.
+#   suites: unit (ctest), interop (node --test), python (official python-socketio client),
+#           browser (headless Chromium), e2e (nginx, hostile proxy)
+#   FERRY_SUITES="unit interop" runs only those.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export FERRY_BUILD_DIR="${FERRY_BUILD_DIR:-build-test}"
+export FERRY_ROOT="$PWD"
+# Leaks fail the run: servers are stopped with SIGTERM and must exit 0 under LeakSanitizer.
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=23}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+suites="${FERRY_SUITES:-unit interop python browser e2e}"
+log_dir="$FERRY_BUILD_DIR/test-logs"
+mkdir -p "$log_dir"
+
+total_pass=0; total_fail=0; parts=()
+
+record() { # name pass fail
+  total_pass=$((total_pass + $2)); total_fail=$((total_fail + $3))
+  parts+=("$1 $2/$(($2 + $3))")
+}
+
+# node --test prints "# pass N" and "# fail N" at the end.
+node_counts() { # logfile
+  local p f
+  p=$(grep -E '^# pass [0-9]+' "$1" | tail -1 | awk '{print $3}')
+  f=$(grep -E '^# fail [0-9]+' "$1" | tail -1 | awk '{print $3}')
+  echo "${p:-0} ${f:-1}"
+}
+
+run_node_suite() { # name dir
+  local files
+  files=$(find "$2" -name '*.test.mjs' 2>/dev/null | sort)
+  [ -n "$files" ] || return 0
+  echo "== $1"
+  node --test --test-concurrency=2 --test-reporter=tap $files > "$log_dir/$1.log" 2>&1
+  local rc=$?
+  read -r p f < <(node_counts "$log_dir/$1.log")
+  [ $rc -ne 0 ] && [ "$f" = 0 ] && f=1
+  grep -E '^not ok|^# (pass|fail)' "$log_dir/$1.log" | sed 's/^/   /'
+  [ "$f" != 0 ] && echo "   (log: $log_dir/$1.log)"
+  record "$1" "$p" "$f"
+}
+
+for s in $suites; do
+  case $s in
+  unit)
+    echo "== unit (ctest)"
+    (cd "$FERRY_BUILD_DIR" && ctest -j 2 --output-on-failure --timeout 60) > "$log_dir/unit.log" 2>&1
+    line=$(grep -E 'tests passed, [0-9]+ tests failed out of [0-9]+' "$log_dir/unit.log" | tail -1)
+    echo "   $line"
+    fail=$(echo "$line" | sed -E 's/.* ([0-9]+) tests failed.*/\1/'); all=$(echo "$line" | sed -E 's/.*out of ([0-9]+).*/\1/')
+    [ -n "$line" ] || { fail=1; all=1; }
+    grep -E '\*\*\*Failed|\(Failed\)|\(Timeout\)|Exception' "$log_dir/unit.log" | sed 's/^/   /' | head -20
+    record unit $((all - fail)) "$fail"
+    ;;
+  interop) run_node_suite interop tests/interop ;;
+  browser) run_node_suite browser tests/browser ;;
+  e2e) run_node_suite e2e tests/e2e ;;
+  python)
+    files=$(find tests/interop/python -name 'test_*.py' 2>/dev/null | sort)
+    [ -n "$files" ] || continue
+    echo "== python (python3-socketio)"
+    # Debian's interpreter: the packaged client lives there, not in a pyenv one.
+    /usr/bin/python3 -m unittest -v $files > "$log_dir/python.log" 2>&1
+    rc=$?
+    ran=$(grep -E '^Ran [0-9]+ test' "$log_dir/python.log" | awk '{print $2}')
+    bad=$(grep -E '^FAILED \(' "$log_dir/python.log" | grep -oE '(failures|errors)=[0-9]+' | awk -F= '{s+=$2} END {print s+0}')
+    ran=${ran:-0}; bad=${bad:-0}; [ $rc -ne 0 ] && [ "$bad" = 0 ] && bad=1
+    grep -E '(FAIL|ERROR):' "$log_dir/python.log" | sed 's/^/   /'
+    echo "   ran $ran, failed $bad"
+    record python $((ran - bad)) "$bad"
+    ;;
+  esac
+done
+
+echo
+echo "ferry test summary: $total_pass passed, $total_fail failed ($(IFS=','; echo "${parts[*]}" | sed 's/,/, /g'))"
+[ "$total_fail" = 0 ]

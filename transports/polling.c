@@ -1,0 +1,256 @@
+/* HTTP long-polling (Engine.IO v4, PROTOCOL.md "Polling encoding").
+ *
+ * Downstream: a GET is held until packets are queued, then answered with all of them joined by
+ * 0x1e (binary as "b" + base64). Upstream: a POST carries a payload, answered "ok". At most one
+ * GET and one POST may be in flight per session; a second one of either kind is refused with
+ * 400 and closes the session, and the held GET gets a close packet "1".
+ *
+ * The transport borrows the held requests: if a request's connection dies first, the HTTP layer
+ * calls our abort callback and the session closes with "transport error", as the reference
+ * server does for a poll closed prematurely. */
+#include <string.h>
+
+#include "common/assert.h"
+#include "common/log.h"
+#include "common/mem.h"
+#include "engine/engine.h"
+
+/* Packets per response: bounds the slice array; what is left goes out on the next GET. */
+#define MAX_BATCH 256
+
+typedef struct polling {
+    ferry_transport super;
+    ferry_req *get;       /* the held GET */
+    ferry_req *post;      /* a POST whose headers arrived and whose body is on its way */
+    unsigned overlap : 1; /* a second POST began while post was in flight */
+    unsigned closed : 1;  /* ferry_engine_on_transport_closed was called */
+    unsigned busy : 1;    /* inside on_request: free later */
+    unsigned dead : 1;    /* closed while busy */
+} polling;
+
+static const char text_plain[] = "text/plain; charset=UTF-8";
+
+static void pl_free(polling *p)
+{
+    ferry_session *s = p->super.session;
+    ferry_mem_free(p);
+    ferry_session_release(s);
+}
+
+static ferry_transport *pl_create(ferry_session *s)
+{
+    polling *p = ferry_mem_calloc(1, sizeof(*p));
+    if (p == NULL)
+        return NULL;
+    extern const ferry_transport_ops ferry_polling_ops;
+    p->super.ops = &ferry_polling_ops;
+    p->super.session = s;
+    ferry_session_retain(s);
+    return &p->super;
+}
+
+static void pl_destroy(ferry_transport *t)
+{
+    pl_free((polling *)t);
+}
+
+/* End the held GET with one bare packet ("6" noop, "1" close). */
+static void answer_get_with(polling *p, const char *pkt)
+{
+    ferry_req *get = p->get;
+    if (get == NULL)
+        return;
+    p->get = NULL;
+    ferry_req_hold(get, NULL, NULL);
+    ferry_req_respond_text(get, 200, text_plain, pkt, strlen(pkt));
+}
+
+static void on_get_abort(ferry_req *req, void *ud)
+{
+    polling *p = ud;
+    (void)req;
+    p->get = NULL;
+    if (!p->closed)
+        ferry_engine_close_session(p->super.session, FERRY_REASON_TRANSPORT_ERROR, 0);
+}
+
+static void on_post_abort(ferry_req *req, void *ud)
+{
+    polling *p = ud;
+    (void)req;
+    p->post = NULL;
+    if (!p->closed)
+        ferry_engine_close_session(p->super.session, FERRY_REASON_TRANSPORT_ERROR, 0);
+}
+
+static void pl_flush(ferry_transport *t)
+{
+    polling *p = (polling *)t;
+    if (p->get == NULL || p->closed)
+        return;
+    if (ferry_engine_upgrading(t)) {
+        /* Let the client finish its upgrade: this poll ends empty. */
+        answer_get_with(p, "6");
+        return;
+    }
+    ferry_buf *pkts[MAX_BATCH];
+    size_t n = ferry_engine_take(t, pkts, MAX_BATCH, SIZE_MAX);
+    if (n == 0)
+        return; /* hold the GET until something is queued */
+    ferry_slice sl[2 * MAX_BATCH];
+    size_t ns = 0;
+    static const char sep[] = {EIO_SEPARATOR};
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        ferry_buf *text = eio_text_form(pkts[i]);
+        if (text == NULL) {
+            rc = -FERRY_ENOMEM;
+            break;
+        }
+        if (i > 0)
+            sl[ns++] = (ferry_slice){sep, 1, NULL};
+        /* The text form lives on the packet: holding the packet holds both. */
+        sl[ns++] = (ferry_slice){text->data, text->len, pkts[i]};
+    }
+    ferry_req *get = p->get;
+    p->get = NULL;
+    ferry_req_hold(get, NULL, NULL);
+    if (rc == 0)
+        ferry_req_respond(get, 200, text_plain, NULL, sl, ns);
+    else
+        ferry_req_respond_text(get, 503, NULL, NULL, 0);
+    for (size_t i = 0; i < n; i++)
+        ferry_buf_release(pkts[i]);
+    if (rc != 0)
+        ferry_engine_close_session(t->session, FERRY_REASON_TRANSPORT_ERROR, 0);
+}
+
+static int pl_open(ferry_transport *t, ferry_req *req)
+{
+    polling *p = (polling *)t;
+    /* The handshake GET is held like any poll: the open packet is queued next. */
+    p->get = req;
+    ferry_req_hold(req, on_get_abort, p);
+    return 0;
+}
+
+static void on_get(polling *p, ferry_req *req)
+{
+    if (p->get != NULL) {
+        /* "overlap from client": refuse this one, then close; the held GET gets "1". */
+        FERRY_LOG(FERRY_LOG_INFO, "polling", ferry_engine_sid(&p->super), "second GET in flight");
+        ferry_req_respond_text(req, 400, NULL, NULL, 0);
+        ferry_engine_close_session(p->super.session, FERRY_REASON_TRANSPORT_ERROR, 0);
+        return;
+    }
+    p->get = req;
+    ferry_req_hold(req, on_get_abort, p);
+    pl_flush(&p->super);
+}
+
+static void on_post(polling *p, ferry_req *req)
+{
+    ferry_session *s = p->super.session;
+    int mine = p->post == req;
+    if (mine) {
+        p->post = NULL;
+        ferry_req_hold(req, NULL, NULL);
+    }
+    if (p->overlap && !mine) {
+        p->overlap = 0;
+        FERRY_LOG(FERRY_LOG_INFO, "polling", s->sid, "second POST in flight");
+        ferry_req_respond_error(req, 3);
+        ferry_engine_close_session(s, FERRY_REASON_TRANSPORT_ERROR, 0);
+        return;
+    }
+    /* v4 sends binary as base64 text; a binary body is a protocol error (reference v4). */
+    const char *ctype = ferry_req_header_get(req, "content-type");
+    if (ctype != NULL && strncasecmp(ctype, "application/octet-stream", 24) == 0) {
+        ferry_req_respond_error(req, 3);
+        ferry_engine_close_session(s, FERRY_REASON_TRANSPORT_ERROR, 0);
+        return;
+    }
+    int rc = ferry_engine_on_payload(&p->super, req->body.base ? req->body.base : (char *)"",
+                                     req->body.len);
+    if (rc != 0) {
+        ferry_req_respond_error(req, 3);
+        return;
+    }
+    static const char ok[] = "ok";
+    ferry_req_respond_text(req, 200, "text/html", ok, 2);
+}
+
+static void pl_on_request_head(ferry_transport *t, ferry_req *req)
+{
+    polling *p = (polling *)t;
+    if (strcmp(req->method, "POST") != 0)
+        return;
+    if (p->post != NULL) {
+        p->overlap = 1;
+        return;
+    }
+    p->post = req;
+    ferry_req_hold(req, on_post_abort, p);
+}
+
+static void pl_close(ferry_transport *t, ferry_reason reason);
+
+static void pl_on_request(ferry_transport *t, ferry_req *req)
+{
+    polling *p = (polling *)t;
+    if (p->closed) {
+        ferry_req_respond_error(req, 1);
+        return;
+    }
+    p->busy = 1;
+    if (strcmp(req->method, "GET") == 0)
+        on_get(p, req);
+    else if (strcmp(req->method, "POST") == 0)
+        on_post(p, req);
+    else
+        ferry_req_respond_error(req, 3);
+    p->busy = 0;
+    if (p->dead)
+        pl_free(p);
+}
+
+static void pl_close(ferry_transport *t, ferry_reason reason)
+{
+    polling *p = (polling *)t;
+    if (p->closed)
+        return;
+    p->closed = 1;
+    /* The client closed (or upgraded away): its poll ends with a noop. Otherwise the server
+     * closes and says so with a close packet (reference polling.ts onClose / doClose). */
+    answer_get_with(p, reason == FERRY_REASON_TRANSPORT_CLOSE ? "6" : "1");
+    if (p->post != NULL) {
+        ferry_req_hold(p->post, NULL, NULL);
+        p->post = NULL;
+    }
+    ferry_engine_on_transport_closed(t, reason);
+    if (p->busy)
+        p->dead = 1;
+    else
+        pl_free(p);
+}
+
+static int pl_send_now(ferry_transport *t, ferry_buf *pkt)
+{
+    (void)t;
+    (void)pkt;
+    return -FERRY_EUNSUPPORTED; /* never a probe target */
+}
+
+const ferry_transport_ops ferry_polling_ops = {
+    .name = "polling",
+    .flags = FERRY_TR_UPGRADABLE,
+    .bit = FERRY_TRANSPORT_POLLING,
+    .create = pl_create,
+    .open = pl_open,
+    .on_request = pl_on_request,
+    .on_request_head = pl_on_request_head,
+    .flush = pl_flush,
+    .send_now = pl_send_now,
+    .close = pl_close,
+    .destroy = pl_destroy,
+};
