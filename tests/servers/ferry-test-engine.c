@@ -1,0 +1,250 @@
+/* ferry-test-engine: an Engine.IO server for the Node tests, driven by messages.
+ *
+ * It prints one JSON object per line on stdout for every session event, so that a test can
+ * await what the server saw instead of sleeping:
+ *   {"event":"open","sid":"...","transport":"polling"}
+ *   {"event":"message","sid":"...","text":"..."}        a text message
+ *   {"event":"message","sid":"...","binary":"AQID"}     a binary message, base64
+ *   {"event":"close","sid":"...","reason":"ping timeout"}
+ * The first line is "ferry-test-engine: listening on http://127.0.0.1:PORT/PATH" (as
+ * tests/lib/server.mjs expects); the JSON lines follow.
+ *
+ * Every message is echoed back unchanged, except commands (text messages):
+ *   cmd:close      close the session from the server (reason "forced close")
+ *   cmd:burst N    send N text messages "burst 0" .. "burst N-1" at once
+ *   cmd:binary     send one binary message holding the bytes 00 01 02 ff
+ *   cmd:silent     stop echoing on this session (commands still work)
+ *   cmd:echo       echo again
+ *   cmd:big N      send one text message of N 'x'
+ *
+ * Flags (all optional): --port N (0: a free port), --path P (/engine.io/), --ping-interval MS,
+ * --ping-timeout MS, --max-payload N, --max-header-bytes N, --header-timeout MS,
+ * --idle-timeout MS, --max-connections N, --queue-bytes N, --transports polling[,websocket],
+ * --static DIR, --cors ORIGINS.
+ * SIGTERM or SIGINT closes the server; the exit status is 0 only if the loop closed clean. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ferry.h>
+
+#include "common/base64.h"
+
+typedef struct sess_data {
+    int silent;
+} sess_data;
+
+static void json_string(FILE *out, const char *s, size_t len)
+{
+    fputc('"', out);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"' || ch == '\\')
+            fprintf(out, "\\%c", ch);
+        else if (ch < 0x20 || ch == 0x7f)
+            fprintf(out, "\\u%04x", ch);
+        else
+            fputc(ch, out);
+    }
+    fputc('"', out);
+}
+
+static void print_event(const char *event, ferry_session *s)
+{
+    printf("{\"event\":\"%s\",\"sid\":\"%s\"", event, ferry_session_id(s));
+}
+
+static void on_close(ferry_session *s, ferry_reason reason, void *ud)
+{
+    print_event("close", s);
+    printf(",\"reason\":\"%s\"}\n", ferry_reason_str(reason));
+    free(ferry_session_get_data(s));
+}
+
+static int is_cmd(const char *data, size_t len, const char *cmd)
+{
+    size_t n = strlen(cmd);
+    return len >= n && memcmp(data, cmd, n) == 0 && (len == n || data[n] == ' ');
+}
+
+/* The number after a command, bounded so that a test cannot ask for unbounded work. */
+static long cmd_arg(const char *data, size_t len, size_t skip, long max)
+{
+    char num[24];
+    size_t n = len > skip ? len - skip : 0;
+    if (n == 0 || n >= sizeof(num))
+        return 0;
+    memcpy(num, data + skip, n);
+    num[n] = '\0';
+    long v = strtol(num, NULL, 10);
+    return v < 0 ? 0 : v > max ? max : v;
+}
+
+static void run_cmd(ferry_session *s, sess_data *d, const char *data, size_t len)
+{
+    if (is_cmd(data, len, "cmd:close")) {
+        ferry_session_close(s);
+    } else if (is_cmd(data, len, "cmd:burst")) {
+        long n = cmd_arg(data, len, 10, 100000);
+        for (long i = 0; i < n; i++) {
+            char msg[32];
+            int m = snprintf(msg, sizeof(msg), "burst %ld", i);
+            if (ferry_session_send(s, msg, (size_t)m, 0) != 0)
+                break;
+        }
+    } else if (is_cmd(data, len, "cmd:binary")) {
+        static const char bytes[] = {0x00, 0x01, 0x02, (char)0xff};
+        ferry_session_send(s, bytes, sizeof(bytes), 1);
+    } else if (is_cmd(data, len, "cmd:silent")) {
+        d->silent = 1;
+    } else if (is_cmd(data, len, "cmd:echo")) {
+        d->silent = 0;
+    } else if (is_cmd(data, len, "cmd:big")) {
+        long n = cmd_arg(data, len, 8, 64L * 1024 * 1024);
+        char *big = malloc((size_t)n + 1);
+        if (big != NULL) {
+            memset(big, 'x', (size_t)n);
+            int rc = ferry_session_send(s, big, (size_t)n, 0);
+            if (rc != 0)
+                printf("{\"event\":\"send-error\",\"sid\":\"%s\",\"error\":\"%s\"}\n",
+                       ferry_session_id(s), ferry_strerror(rc));
+            free(big);
+        }
+    } else {
+        ferry_session_send(s, data, len, 0); /* an unknown command is echoed */
+    }
+}
+
+static void on_message(ferry_session *s, const char *data, size_t len, int binary, void *ud)
+{
+    sess_data *d = ferry_session_get_data(s);
+    print_event("message", s);
+    if (binary) {
+        char *b64 = malloc(FERRY_BASE64_LEN(len) + 1);
+        if (b64 == NULL)
+            abort();
+        size_t n = ferry_base64_encode(b64, data, len);
+        printf(",\"binary\":\"%.*s\"}\n", (int)n, b64);
+        free(b64);
+    } else {
+        printf(",\"text\":");
+        json_string(stdout, data, len);
+        printf("}\n");
+    }
+    if (!binary && len >= 4 && memcmp(data, "cmd:", 4) == 0) {
+        run_cmd(s, d, data, len);
+        return;
+    }
+    if (!d->silent)
+        ferry_session_send(s, data, len, binary);
+}
+
+static void on_session(ferry_session *s, void *ud)
+{
+    sess_data *d = calloc(1, sizeof(*d));
+    if (d == NULL)
+        abort();
+    ferry_session_set_data(s, d);
+    ferry_session_on_message(s, on_message, NULL);
+    ferry_session_on_close(s, on_close, NULL);
+    print_event("open", s);
+    printf(",\"transport\":\"%s\"}\n", ferry_session_transport(s));
+}
+
+typedef struct sigs {
+    uv_signal_t term, intr;
+    ferry_server *srv;
+} sigs;
+
+static void on_signal(uv_signal_t *sig, int signum)
+{
+    sigs *g = sig->data;
+    ferry_server_close(g->srv, NULL, NULL);
+    uv_close((uv_handle_t *)&g->term, NULL);
+    uv_close((uv_handle_t *)&g->intr, NULL);
+}
+
+static unsigned parse_transports(const char *list)
+{
+    unsigned bits = 0;
+    if (strstr(list, "polling") != NULL)
+        bits |= FERRY_TRANSPORT_POLLING;
+    if (strstr(list, "websocket") != NULL)
+        bits |= FERRY_TRANSPORT_WEBSOCKET;
+    if (strstr(list, "sse") != NULL)
+        bits |= FERRY_TRANSPORT_SSE;
+    if (strstr(list, "short-polling") != NULL)
+        bits |= FERRY_TRANSPORT_SHORT_POLLING;
+    return bits;
+}
+
+int main(int argc, char **argv)
+{
+    ferry_server_config cfg;
+    ferry_server_config_init(&cfg);
+    cfg.path = "/engine.io/";
+    int port = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (v == NULL) {
+            fprintf(stderr, "ferry-test-engine: %s needs a value\n", a);
+            return 2;
+        }
+        i++;
+        if (strcmp(a, "--port") == 0)
+            port = atoi(v);
+        else if (strcmp(a, "--path") == 0)
+            cfg.path = v;
+        else if (strcmp(a, "--ping-interval") == 0)
+            cfg.ping_interval_ms = (uint32_t)strtoul(v, NULL, 10);
+        else if (strcmp(a, "--ping-timeout") == 0)
+            cfg.ping_timeout_ms = (uint32_t)strtoul(v, NULL, 10);
+        else if (strcmp(a, "--max-payload") == 0)
+            cfg.max_payload = strtoul(v, NULL, 10);
+        else if (strcmp(a, "--max-header-bytes") == 0)
+            cfg.max_header_bytes = strtoul(v, NULL, 10);
+        else if (strcmp(a, "--header-timeout") == 0)
+            cfg.header_timeout_ms = (uint32_t)strtoul(v, NULL, 10);
+        else if (strcmp(a, "--idle-timeout") == 0)
+            cfg.idle_timeout_ms = (uint32_t)strtoul(v, NULL, 10);
+        else if (strcmp(a, "--max-connections") == 0)
+            cfg.max_connections = (uint32_t)strtoul(v, NULL, 10);
+        else if (strcmp(a, "--queue-bytes") == 0)
+            cfg.max_session_queue_bytes = strtoul(v, NULL, 10);
+        else if (strcmp(a, "--transports") == 0)
+            cfg.transports = parse_transports(v);
+        else if (strcmp(a, "--static") == 0)
+            cfg.static_root = v;
+        else if (strcmp(a, "--cors") == 0)
+            cfg.cors_origins = v;
+        else {
+            fprintf(stderr, "ferry-test-engine: unknown flag %s\n", a);
+            return 2;
+        }
+    }
+    /* Lines reach the test as soon as they are printed. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    signal(SIGPIPE, SIG_IGN);
+    uv_loop_t *loop = uv_default_loop();
+    ferry_server *srv;
+    int rc = ferry_server_new(loop, &cfg, &srv);
+    if (rc == 0)
+        rc = ferry_server_listen(srv, "127.0.0.1", port);
+    if (rc != 0) {
+        fprintf(stderr, "ferry-test-engine: %s\n", ferry_strerror(rc));
+        return 1;
+    }
+    ferry_server_on_session(srv, on_session, NULL);
+    sigs g = {.srv = srv};
+    uv_signal_init(loop, &g.term);
+    uv_signal_init(loop, &g.intr);
+    g.term.data = g.intr.data = &g;
+    uv_signal_start_oneshot(&g.term, on_signal, SIGTERM);
+    uv_signal_start_oneshot(&g.intr, on_signal, SIGINT);
+    printf("ferry-test-engine: listening on http://127.0.0.1:%d%s\n", ferry_server_port(srv),
+           cfg.path);
+    uv_run(loop, UV_RUN_DEFAULT);
+    return uv_loop_close(loop) == 0 ? 0 : 1;
+}
