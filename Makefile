@@ -9,12 +9,16 @@ PORT ?= 8080
 RUN_DIR := build
 TEST_DIR := build-test
 
-.PHONY: all build run test deps-build deps-test test-build conformance fuzz clean
+.PHONY: all build run test deps-build deps-run deps-test test-build conformance fuzz clean
 
 all: build
 
 deps-build:
 	@scripts/deps.sh build
+
+# make run also needs node_modules: the chat loads socket.io-client's browser bundle from it.
+deps-run:
+	@FERRY_NPM=1 scripts/deps.sh build
 
 deps-test:
 	@scripts/deps.sh test
@@ -25,12 +29,10 @@ $(RUN_DIR)/CMakeCache.txt:
 build: deps-build $(RUN_DIR)/CMakeCache.txt
 	cmake --build $(RUN_DIR) -j $(JOBS)
 
-run: build
-	@if [ -x $(RUN_DIR)/tools/ferry/ferry ]; then \
-	  exec $(RUN_DIR)/tools/ferry/ferry --host 127.0.0.1 --port $(PORT) --static examples/chat; \
-	else \
-	  exec $(RUN_DIR)/examples/echo/ferry-echo --port $(PORT); \
-	fi
+# The standalone server with the chat demo; it prints where to open it.
+run: deps-run build
+	@exec $(RUN_DIR)/tools/ferry/ferry --host 127.0.0.1 --port $(PORT) --static examples/chat \
+	  --allow-publish message
 
 $(TEST_DIR)/CMakeCache.txt:
 	cmake -S . -B $(TEST_DIR) -DCMAKE_BUILD_TYPE=Debug -DFERRY_ASAN=ON -DFERRY_UBSAN=ON \

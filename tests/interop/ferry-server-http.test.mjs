@@ -1,0 +1,174 @@
+// tools/ferry's HTTP side: flags and environment variables, the static folder, the
+// socket.io-client bundle, POST /api/publish (token and body checks) and CORS.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { startServer, bin, root } from "../lib/server.mjs";
+
+const FERRY = bin("tools/ferry/ferry");
+const TOKEN = "t0k3n-for-tests";
+let srv;
+
+before(async () => {
+  srv = await startServer(FERRY, ["--host", "127.0.0.1", "--port", "0", "--static", "examples/chat",
+    "--cors-origins", "http://allowed.example"], {
+    env: { FERRY_PUBLISH_TOKEN: TOKEN },
+  });
+});
+after(async () => {
+  assert.equal(await srv.stop(), 0, "ferry exits 0 on SIGTERM (no leak, no sanitizer report)");
+});
+
+function publish(body, { token = TOKEN, headers = {} } = {}) {
+  const h = { "content-type": "application/json", ...headers };
+  if (token !== null) h.authorization = `Bearer ${token}`;
+  return fetch(`${srv.url}/api/publish`, {
+    method: "POST",
+    headers: h,
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+}
+
+test("prints where it listens and serves the static folder", async () => {
+  assert.match(srv.stdout(), /listening on http:\/\/127\.0\.0\.1:\d+/);
+  const res = await fetch(`${srv.url}/`);
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get("content-type"), /text\/html/);
+  assert.match(await res.text(), /ferry chat/);
+  const css = await fetch(`${srv.url}/chat.css`);
+  assert.equal(css.status, 200);
+  assert.match(css.headers.get("content-type"), /text\/css/);
+  assert.equal((await fetch(`${srv.url}/nope.html`)).status, 404);
+});
+
+test("serves socket.io-client's browser bundle", async () => {
+  const res = await fetch(`${srv.url}/vendor/socket.io.min.js`);
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get("content-type"), /javascript/);
+  const js = await res.text();
+  assert.ok(js.length > 10000, "the whole bundle");
+  assert.match(js, /Socket\.IO v4/);
+});
+
+test("publish: good token and body is accepted", async () => {
+  const res = await publish({ room: "lobby", event: "message", data: { text: "hi" } });
+  assert.equal(res.status, 200);
+  assert.deepEqual(await res.json(), { ok: true });
+});
+
+test("publish: missing or wrong token is 401", async () => {
+  const body = { room: "lobby", event: "message", data: 1 };
+  for (const token of [null, "wrong", TOKEN + "x", TOKEN.slice(0, -1), ""]) {
+    const res = await publish(body, { token });
+    assert.equal(res.status, 401, `token ${token}`);
+    assert.equal((await res.json()).error, "unauthorized");
+  }
+  const basic = await publish(body, { token: null, headers: { authorization: `Basic ${TOKEN}` } });
+  assert.equal(basic.status, 401);
+});
+
+test("publish: bad bodies are 400 with a clear JSON error", async () => {
+  const cases = [
+    ["", "bad_json"],
+    ["{not json", "bad_json"],
+    ["[1,2]", "bad_json"],
+    ['"room"', "bad_json"],
+    [{ event: "message", data: 1 }, "missing_field", /room/],
+    [{ room: "lobby", data: 1 }, "missing_field", /event/],
+    [{ room: "lobby", event: "message" }, "missing_field", /data/],
+    [{ room: 5, event: "message", data: 1 }, "bad_field", /room/],
+    [{ room: "lobby", event: ["x"], data: 1 }, "bad_field", /event/],
+    [{ room: "", event: "message", data: 1 }, "bad_field", /empty/],
+    [{ room: "x".repeat(129), event: "message", data: 1 }, "bad_field", /128/],
+    [{ room: "a\nb", event: "message", data: 1 }, "bad_field", /control/],
+    [{ room: "lobby", event: "disconnect", data: 1 }, "bad_field", /reserve/],
+  ];
+  for (const [body, code, msg] of cases) {
+    const res = await publish(body);
+    assert.equal(res.status, 400, JSON.stringify(body));
+    assert.match(res.headers.get("content-type"), /application\/json/);
+    const j = await res.json();
+    assert.equal(j.ok, false);
+    assert.equal(j.error, code, JSON.stringify(body));
+    if (msg) assert.match(j.message, msg);
+  }
+});
+
+test("publish: only POST; an oversized body is refused", async () => {
+  assert.equal((await fetch(`${srv.url}/api/publish`)).status, 404);
+  const big = JSON.stringify({ room: "lobby", event: "message", data: "x".repeat(1_100_000) });
+  const res = await publish(big);
+  assert.equal(res.status, 413);
+});
+
+test("CORS: allowed origin gets the header, others do not", async () => {
+  const url = `${srv.url}/socket.io/?EIO=4&transport=polling`;
+  const ok = await fetch(url, { headers: { origin: "http://allowed.example" } });
+  assert.equal(ok.headers.get("access-control-allow-origin"), "http://allowed.example");
+  await ok.text();
+  const other = await fetch(url, { headers: { origin: "http://evil.example" } });
+  assert.equal(other.headers.get("access-control-allow-origin"), null);
+  await other.text();
+  const pre = await fetch(`${srv.url}/api/publish`, {
+    method: "OPTIONS",
+    headers: {
+      origin: "http://allowed.example",
+      "access-control-request-method": "POST",
+      "access-control-request-headers": "authorization,content-type",
+    },
+  });
+  assert.equal(pre.status, 204);
+  assert.equal(pre.headers.get("access-control-allow-origin"), "http://allowed.example");
+});
+
+// Runs the binary to completion (for flags that stop it before it listens).
+function runFerry(args, env = {}) {
+  return new Promise((resolve) => {
+    const p = spawn(FERRY, args, { env: { ...process.env, ...env }, cwd: root });
+    let out = "", err = "";
+    p.stdout.on("data", (d) => (out += d));
+    p.stderr.on("data", (d) => (err += d));
+    p.on("exit", (code) => resolve({ code, out, err }));
+  });
+}
+
+test("flags: --help lists every flag, bad values stop with one clear line", async () => {
+  const help = await runFerry(["--help"]);
+  assert.equal(help.code, 0);
+  for (const f of ["--host", "--port", "--path", "--ping-interval", "--ping-timeout",
+    "--cors-origins", "--static", "--publish-token", "--allow-publish", "--allow-join", "--suite"])
+    assert.ok(help.out.includes(f), f);
+  for (const [args, env, re] of [
+    [["--port", "70000"], {}, /invalid port '70000'/],
+    [["--port", "12ab"], {}, /invalid port '12ab'/],
+    [["--ping-interval", "-5"], {}, /invalid ping interval/],
+    [["--path", "socket.io"], {}, /invalid path/],
+    [["--bogus"], {}, /unknown flag '--bogus'/],
+    [["--port"], {}, /missing value for '--port'/],
+    [[], { FERRY_PORT: "x" }, /FERRY_PORT/],
+    [["--log-level", "loud"], {}, /invalid log level/],
+  ]) {
+    const r = await runFerry(args, env);
+    assert.equal(r.code, 2, `${args} ${JSON.stringify(env)}`);
+    assert.match(r.err, re);
+  }
+});
+
+test("flags and environment: env sets, a flag overrides it", async () => {
+  const s = await startServer(FERRY, ["--port", "0", "--ping-interval", "1234"], {
+    env: { FERRY_PING_INTERVAL: "999", FERRY_PING_TIMEOUT: "4321", FERRY_PATH: "/rt/" },
+  });
+  try {
+    const res = await fetch(`${s.url}/rt/?EIO=4&transport=polling`);
+    assert.equal(res.status, 200);
+    const open = JSON.parse((await res.text()).slice(1));
+    assert.equal(open.pingInterval, 1234);
+    assert.equal(open.pingTimeout, 4321);
+    // Without --publish-token the endpoint is off.
+    const pub = await fetch(`${s.url}/api/publish`, { method: "POST", body: "{}" });
+    assert.equal(pub.status, 403);
+    assert.equal((await pub.json()).error, "disabled");
+  } finally {
+    assert.equal(await s.stop(), 0);
+  }
+});

@@ -1,0 +1,279 @@
+/* Flags and environment variables of tools/ferry. Order of precedence: defaults (or the
+ * suite's defaults with --suite), then FERRY_* variables, then flags. Values are checked
+ * strictly: a bad number or an unknown flag stops the program with one clear line. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+    "usage: ferry [flags]\n"
+    "  --host ADDR            listen address (FERRY_HOST, default 127.0.0.1)\n"
+    "  --port N               listen port, 0 picks a free one (FERRY_PORT, default 8080)\n"
+    "  --path PATH            Socket.IO path (FERRY_PATH, default /socket.io/)\n"
+    "  --ping-interval MS     (FERRY_PING_INTERVAL, default 25000)\n"
+    "  --ping-timeout MS      (FERRY_PING_TIMEOUT, default 20000)\n"
+    "  --cors-origins LIST    allowed origins, comma-separated, or * (FERRY_CORS_ORIGINS)\n"
+    "  --static DIR           serve this folder at / (FERRY_STATIC)\n"
+    "  --publish-token TOKEN  bearer token for POST /api/publish (FERRY_PUBLISH_TOKEN);\n"
+    "                         without it the endpoint answers 403\n"
+    "  --allow-publish LIST   events clients may publish, e.g. message,typing or *\n"
+    "                         (FERRY_ALLOW_PUBLISH, default: none)\n"
+    "  --allow-join LIST      rooms clients may join: names, prefixes like team-*, or *\n"
+    "                         (FERRY_ALLOW_JOIN, default *); empty: none\n"
+    "  --max-rooms N          rooms one client may be in (FERRY_MAX_ROOMS, default 16)\n"
+    "  --no-presence          do not announce joins and leaves to rooms (FERRY_PRESENCE=0)\n"
+    "  --client-js FILE       socket.io-client browser bundle served at\n"
+    "                         /vendor/socket.io.min.js (FERRY_CLIENT_JS, default: found in\n"
+    "                         node_modules/socket.io-client/dist/)\n"
+    "  --log-level LEVEL      error, warn, info or debug (FERRY_LOG_LEVEL, default warn)\n"
+    "  --suite                the server the socket.io-protocol test suite expects:\n"
+    "                         port 3000, ping 300/200, namespaces / and /custom\n"
+    "  --help, --version\n";
+
+static int bad(const char *what, const char *value, const char *why)
+{
+    fprintf(stderr, "ferry: invalid %s '%s': %s (see ferry --help)\n", what, value, why);
+    return -1;
+}
+
+static int parse_u32(const char *what, const char *s, uint32_t min, uint32_t max, uint32_t *out)
+{
+    char *end;
+    errno = 0;
+    if (s[0] < '0' || s[0] > '9')
+        return bad(what, s, "not a number");
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return bad(what, s, "not a number");
+    if (v < min || v > max) {
+        char why[64];
+        snprintf(why, sizeof(why), "must be between %u and %u", (unsigned)min, (unsigned)max);
+        return bad(what, s, why);
+    }
+    *out = (uint32_t)v;
+    return 0;
+}
+
+static int parse_list(const char *what, const char *s, app_list *l)
+{
+    size_t len = strlen(s);
+    if (len >= sizeof(l->buf))
+        return bad(what, s, "too long");
+    memcpy(l->buf, s, len + 1);
+    l->n = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(l->buf, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ')
+            tok++;
+        char *e = tok + strlen(tok);
+        while (e > tok && e[-1] == ' ')
+            *--e = '\0';
+        if (*tok == '\0')
+            continue;
+        if (l->n == APP_LIST_MAX)
+            return bad(what, s, "more than 64 entries");
+        if (strlen(tok) > APP_NAME_MAX)
+            return bad(what, s, "an entry is longer than 128 bytes");
+        l->item[l->n++] = tok;
+    }
+    return 0;
+}
+
+int app_list_match(const app_list *l, const char *name)
+{
+    size_t nlen = strlen(name);
+    for (size_t i = 0; i < l->n; i++) {
+        const char *p = l->item[i];
+        size_t plen = strlen(p);
+        if (plen > 0 && p[plen - 1] == '*') {
+            if (nlen >= plen - 1 && strncmp(name, p, plen - 1) == 0)
+                return 1;
+        } else if (strcmp(name, p) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int parse_level(const char *s, ferry_log_level *out)
+{
+    static const char *names[] = {"error", "warn", "info", "debug"};
+    for (int i = 0; i < 4; i++)
+        if (strcmp(s, names[i]) == 0) {
+            *out = (ferry_log_level)i;
+            return 0;
+        }
+    return bad("log level", s, "use error, warn, info or debug");
+}
+
+static int parse_bool(const char *what, const char *s, int *out)
+{
+    if (strcmp(s, "1") == 0 || strcmp(s, "true") == 0 || strcmp(s, "yes") == 0 ||
+        strcmp(s, "on") == 0)
+        *out = 1;
+    else if (strcmp(s, "0") == 0 || strcmp(s, "false") == 0 || strcmp(s, "no") == 0 ||
+             strcmp(s, "off") == 0)
+        *out = 0;
+    else
+        return bad(what, s, "use 1 or 0");
+    return 0;
+}
+
+static int check_path(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || s[0] != '/' || s[n - 1] != '/')
+        return bad("path", s, "must start and end with '/'");
+    return 0;
+}
+
+/* One setting by its flag name (without "--"); shared by flags and variables. */
+static int set(app_config *cfg, const char *name, const char *v)
+{
+    uint32_t u;
+    if (strcmp(name, "host") == 0) {
+        if (*v == '\0')
+            return bad("host", v, "empty");
+        cfg->host = v;
+    } else if (strcmp(name, "port") == 0) {
+        if (parse_u32("port", v, 0, 65535, &u) != 0)
+            return -1;
+        cfg->port = (int)u;
+    } else if (strcmp(name, "path") == 0) {
+        if (check_path(v) != 0)
+            return -1;
+        cfg->path = v;
+    } else if (strcmp(name, "ping-interval") == 0) {
+        return parse_u32("ping interval", v, 1, 3600000, &cfg->ping_interval_ms);
+    } else if (strcmp(name, "ping-timeout") == 0) {
+        return parse_u32("ping timeout", v, 1, 3600000, &cfg->ping_timeout_ms);
+    } else if (strcmp(name, "cors-origins") == 0) {
+        cfg->cors_origins = *v ? v : NULL;
+    } else if (strcmp(name, "static") == 0) {
+        cfg->static_root = *v ? v : NULL;
+    } else if (strcmp(name, "publish-token") == 0) {
+        cfg->publish_token = *v ? v : NULL;
+    } else if (strcmp(name, "client-js") == 0) {
+        cfg->client_js = *v ? v : NULL;
+    } else if (strcmp(name, "allow-publish") == 0) {
+        return parse_list("--allow-publish", v, &cfg->allow_publish);
+    } else if (strcmp(name, "allow-join") == 0) {
+        return parse_list("--allow-join", v, &cfg->allow_join);
+    } else if (strcmp(name, "max-rooms") == 0) {
+        if (parse_u32("max rooms", v, 0, 1024, &u) != 0)
+            return -1;
+        cfg->max_rooms = u;
+    } else if (strcmp(name, "presence") == 0) {
+        return parse_bool("FERRY_PRESENCE", v, &cfg->presence);
+    } else if (strcmp(name, "log-level") == 0) {
+        return parse_level(v, &cfg->log_level);
+    } else {
+        return 1; /* not a setting with a value */
+    }
+    return 0;
+}
+
+static const struct {
+    const char *env;
+    const char *name;
+} env_names[] = {
+    {"FERRY_HOST", "host"},
+    {"FERRY_PORT", "port"},
+    {"FERRY_PATH", "path"},
+    {"FERRY_PING_INTERVAL", "ping-interval"},
+    {"FERRY_PING_TIMEOUT", "ping-timeout"},
+    {"FERRY_CORS_ORIGINS", "cors-origins"},
+    {"FERRY_STATIC", "static"},
+    {"FERRY_PUBLISH_TOKEN", "publish-token"},
+    {"FERRY_CLIENT_JS", "client-js"},
+    {"FERRY_ALLOW_PUBLISH", "allow-publish"},
+    {"FERRY_ALLOW_JOIN", "allow-join"},
+    {"FERRY_MAX_ROOMS", "max-rooms"},
+    {"FERRY_PRESENCE", "presence"},
+    {"FERRY_LOG_LEVEL", "log-level"},
+};
+
+int app_config_parse(app_config *cfg, int argc, char **argv)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->host = "127.0.0.1";
+    cfg->port = 8080;
+    cfg->path = "/socket.io/";
+    cfg->ping_interval_ms = 25000;
+    cfg->ping_timeout_ms = 20000;
+    cfg->max_rooms = 16;
+    cfg->presence = 1;
+    cfg->log_level = FERRY_LOG_WARN;
+    parse_list("--allow-join", "*", &cfg->allow_join);
+
+    /* --suite changes the defaults, so it is applied before anything else. */
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--suite") == 0) {
+            cfg->suite = 1;
+            cfg->port = 3000;
+            cfg->ping_interval_ms = 300;
+            cfg->ping_timeout_ms = 200;
+        }
+
+    for (size_t i = 0; i < sizeof(env_names) / sizeof(env_names[0]); i++) {
+        const char *v = getenv(env_names[i].env);
+        if (v != NULL && set(cfg, env_names[i].name, v) < 0) {
+            fprintf(stderr, "ferry: (from the environment variable %s)\n", env_names[i].env);
+            return -1;
+        }
+    }
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(usage, stdout);
+            return 1;
+        }
+        if (strcmp(a, "--version") == 0) {
+            printf("ferry %d.%d.%d\n", FERRY_VERSION_MAJOR, FERRY_VERSION_MINOR,
+                   FERRY_VERSION_PATCH);
+            return 1;
+        }
+        if (strcmp(a, "--suite") == 0)
+            continue;
+        if (strcmp(a, "--no-presence") == 0) {
+            cfg->presence = 0;
+            continue;
+        }
+        if (strncmp(a, "--", 2) != 0) {
+            fprintf(stderr, "ferry: unexpected argument '%s' (see ferry --help)\n", a);
+            return -1;
+        }
+        /* --name value, or --name=value */
+        char name[32];
+        const char *eq = strchr(a, '=');
+        size_t nlen = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+        const char *v = eq ? eq + 1 : NULL;
+        if (nlen >= sizeof(name) || nlen == 0) {
+            fprintf(stderr, "ferry: unknown flag '%s' (see ferry --help)\n", a);
+            return -1;
+        }
+        memcpy(name, a + 2, nlen);
+        name[nlen] = '\0';
+        int known = 0;
+        for (size_t k = 0; k < sizeof(env_names) / sizeof(env_names[0]); k++)
+            known |= strcmp(name, env_names[k].name) == 0 && strcmp(name, "presence") != 0;
+        if (!known) {
+            fprintf(stderr, "ferry: unknown flag '%s' (see ferry --help)\n", a);
+            return -1;
+        }
+        if (v == NULL) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "ferry: missing value for '%s' (see ferry --help)\n", a);
+                return -1;
+            }
+            v = argv[++i];
+        }
+        if (set(cfg, name, v) != 0)
+            return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,109 @@
+/* POST /api/publish: a backend delivers {room, event, data} to every client in room.
+ *
+ *   Authorization: Bearer <token>    else 401 (403 when no token is configured at all)
+ *   body: one JSON object            else 400 with {"error":"...","message":"..."}
+ *   200 {"ok":true}                  delivered to the room (possibly to nobody)
+ *
+ * The token comparison takes the same time whatever the guess, so it leaks nothing. */
+#include "publish.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "relay.h"
+
+typedef struct publish_ctx {
+    const app_config *cfg;
+    relay *relay;
+} publish_ctx;
+
+static publish_ctx ctx;
+
+static void reply_error(ferry_http_req *req, int status, const char *code, const char *msg)
+{
+    char body[512];
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddBoolToObject(o, "ok", 0);
+    cJSON_AddStringToObject(o, "error", code);
+    cJSON_AddStringToObject(o, "message", msg);
+    int n = 0;
+    if (!cJSON_PrintPreallocated(o, body, sizeof(body), 0))
+        n = snprintf(body, sizeof(body), "{\"ok\":false,\"error\":\"%s\"}", code);
+    else
+        n = (int)strlen(body);
+    cJSON_Delete(o);
+    ferry_http_reply(req, status, "application/json", body, (size_t)n);
+}
+
+static int token_ok(const char *auth, const char *token)
+{
+    static const char scheme[] = "Bearer ";
+    if (auth == NULL || strncasecmp(auth, scheme, sizeof(scheme) - 1) != 0)
+        return 0;
+    const char *given = auth + sizeof(scheme) - 1;
+    size_t glen = strlen(given), tlen = strlen(token);
+    /* Compare over the token's length whatever the guess's length. */
+    int same = CRYPTO_memcmp(given, token, glen < tlen ? glen : tlen) == 0;
+    return same && glen == tlen;
+}
+
+static void on_publish(ferry_http_req *req, void *ud)
+{
+    publish_ctx *c = ud;
+    if (c->cfg->publish_token == NULL) {
+        reply_error(req, 403, "disabled",
+                    "publishing over HTTP is off: start ferry with --publish-token");
+        return;
+    }
+    if (!token_ok(ferry_http_req_header(req, "authorization"), c->cfg->publish_token)) {
+        reply_error(req, 401, "unauthorized", "missing or wrong 'Authorization: Bearer' token");
+        return;
+    }
+    size_t len;
+    const char *body = ferry_http_req_body(req, &len);
+    cJSON *j = len > 0 ? cJSON_ParseWithLength(body, len) : NULL;
+    if (j == NULL) {
+        reply_error(req, 400, "bad_json", "the body must be a JSON object {room, event, data}");
+        return;
+    }
+    const char *why = NULL, *code = "bad_field";
+    cJSON *room = cJSON_GetObjectItemCaseSensitive(j, "room");
+    cJSON *event = cJSON_GetObjectItemCaseSensitive(j, "event");
+    cJSON *data = cJSON_GetObjectItemCaseSensitive(j, "data");
+    if (!cJSON_IsObject(j)) {
+        code = "bad_json";
+        why = "the body must be a JSON object {room, event, data}";
+    } else if (room == NULL || event == NULL || data == NULL) {
+        code = "missing_field";
+        why = room == NULL ? "'room' is missing" : event == NULL ? "'event' is missing"
+                                                                 : "'data' is missing";
+    } else if (!cJSON_IsString(room)) {
+        why = "'room' must be a string";
+    } else if (!cJSON_IsString(event)) {
+        why = "'event' must be a string";
+    } else if ((why = relay_check_room(room->valuestring)) != NULL) {
+    } else if ((why = relay_check_event(event->valuestring)) != NULL) {
+    }
+    if (why != NULL) {
+        reply_error(req, 400, code, why);
+        cJSON_Delete(j);
+        return;
+    }
+    int rc = relay_publish(c->relay, room->valuestring, event->valuestring, data);
+    cJSON_Delete(j);
+    if (rc < 0) {
+        reply_error(req, 500, "internal", ferry_strerror(rc));
+        return;
+    }
+    static const char ok[] = "{\"ok\":true}";
+    ferry_http_reply(req, 200, "application/json", ok, sizeof(ok) - 1);
+}
+
+int publish_install(ferry_server *srv, const app_config *cfg, relay *r)
+{
+    ctx.cfg = cfg;
+    ctx.relay = r;
+    return ferry_server_route(srv, "POST", "/api/publish", on_publish, &ctx);
+}
