@@ -22,13 +22,20 @@ typedef struct polling {
     ferry_transport super;
     ferry_req *get;       /* the held GET */
     ferry_req *post;      /* a POST whose headers arrived and whose body is on its way */
-    unsigned overlap : 1; /* a second POST began while post was in flight */
     unsigned closed : 1;  /* ferry_engine_on_transport_closed was called */
     unsigned busy : 1;    /* inside on_request: free later */
     unsigned dead : 1;    /* closed while busy */
 } polling;
 
 static const char text_plain[] = "text/plain; charset=UTF-8";
+/* A poll's answer is never to be reused: proxies and browsers must not cache it. */
+static const char no_store[] = "Cache-Control: no-store\r\n";
+
+static void respond_short(ferry_req *req, int status, const char *ctype, const char *body)
+{
+    ferry_slice s = {body, strlen(body), NULL}; /* static strings only */
+    ferry_req_respond(req, status, ctype, no_store, &s, s.len > 0);
+}
 
 static void pl_free(polling *p)
 {
@@ -62,7 +69,7 @@ static void answer_get_with(polling *p, const char *pkt)
         return;
     p->get = NULL;
     ferry_req_hold(get, NULL, NULL);
-    ferry_req_respond_text(get, 200, text_plain, pkt, strlen(pkt));
+    respond_short(get, 200, text_plain, pkt);
 }
 
 static void on_get_abort(ferry_req *req, void *ud)
@@ -94,7 +101,9 @@ static void pl_flush(ferry_transport *t)
         return;
     }
     ferry_buf *pkts[MAX_BATCH];
-    size_t n = ferry_engine_take(t, pkts, MAX_BATCH, SIZE_MAX);
+    /* One response carries at most about maxPayload bytes (always at least one packet); the
+     * rest waits for the next poll, which the client sends at once. */
+    size_t n = ferry_engine_take(t, pkts, MAX_BATCH, ferry_engine_config(t)->max_payload);
     if (n == 0)
         return; /* hold the GET until something is queued */
     ferry_slice sl[2 * MAX_BATCH];
@@ -116,7 +125,7 @@ static void pl_flush(ferry_transport *t)
     p->get = NULL;
     ferry_req_hold(get, NULL, NULL);
     if (rc == 0)
-        ferry_req_respond(get, 200, text_plain, NULL, sl, ns);
+        ferry_req_respond(get, 200, text_plain, no_store, sl, ns);
     else
         ferry_req_respond_text(get, 503, NULL, NULL, 0);
     for (size_t i = 0; i < n; i++)
@@ -139,7 +148,7 @@ static void on_get(polling *p, ferry_req *req)
     if (p->get != NULL) {
         /* "overlap from client": refuse this one, then close; the held GET gets "1". */
         FERRY_LOG(FERRY_LOG_INFO, "polling", ferry_engine_sid(&p->super), "second GET in flight");
-        ferry_req_respond_text(req, 400, NULL, NULL, 0);
+        respond_short(req, 400, NULL, "");
         ferry_engine_close_session(p->super.session, FERRY_REASON_TRANSPORT_ERROR, 0);
         return;
     }
@@ -156,13 +165,6 @@ static void on_post(polling *p, ferry_req *req)
         p->post = NULL;
         ferry_req_hold(req, NULL, NULL);
     }
-    if (p->overlap && !mine) {
-        p->overlap = 0;
-        FERRY_LOG(FERRY_LOG_INFO, "polling", s->sid, "second POST in flight");
-        ferry_req_respond_error(req, 3);
-        ferry_engine_close_session(s, FERRY_REASON_TRANSPORT_ERROR, 0);
-        return;
-    }
     /* v4 sends binary as base64 text; a binary body is a protocol error (reference v4). */
     const char *ctype = ferry_req_header_get(req, "content-type");
     if (ctype != NULL && strncasecmp(ctype, "application/octet-stream", 24) == 0) {
@@ -176,8 +178,7 @@ static void on_post(polling *p, ferry_req *req)
         ferry_req_respond_error(req, 3);
         return;
     }
-    static const char ok[] = "ok";
-    ferry_req_respond_text(req, 200, "text/html", ok, 2);
+    respond_short(req, 200, "text/html", "ok");
 }
 
 static void pl_on_request_head(ferry_transport *t, ferry_req *req)
@@ -186,7 +187,10 @@ static void pl_on_request_head(ferry_transport *t, ferry_req *req)
     if (strcmp(req->method, "POST") != 0)
         return;
     if (p->post != NULL) {
-        p->overlap = 1;
+        /* "data request overlap from client": one POST at a time. The session closes now;
+         * this request, once complete, finds no session (400, code 1). */
+        FERRY_LOG(FERRY_LOG_INFO, "polling", ferry_engine_sid(t), "second POST in flight");
+        ferry_engine_close_session(t->session, FERRY_REASON_TRANSPORT_ERROR, 0);
         return;
     }
     p->post = req;

@@ -50,10 +50,15 @@ int ferry_vec_reserve(ferry_vec *v, size_t extra, size_t max)
         return -FERRY_ETOOBIG;
     if (v->cap - v->len >= extra)
         return 0;
-    size_t want = v->cap ? v->cap : 1024;
-    while (want - v->len < extra)
-        want *= 2;
-    if (want > max && max >= v->len + extra)
+    /* Double the capacity (at least 1 KiB), but never past max and never less than needed.
+     * No loop: doubling until it fits could overflow size_t and spin for ever when extra is
+     * near SIZE_MAX. */
+    size_t need = v->len + extra; /* cannot overflow: checked against max above */
+    size_t want = v->cap >= 1024 ? v->cap : 1024;
+    want = want > SIZE_MAX / 2 ? SIZE_MAX : want * 2;
+    if (want < need)
+        want = need;
+    if (want > max)
         want = max;
     char *p = ferry_mem_realloc(v->base, want);
     if (p == NULL)

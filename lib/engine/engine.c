@@ -331,6 +331,7 @@ static void on_heartbeat(ferry_timer *tm)
     /* A client that fetches at an interval sees the ping only at its next fetch. */
     if (s->transport != NULL && (s->transport->ops->flags & FERRY_TR_POLLED))
         deadline += srv->cfg.short_poll_interval_ms;
+    s->pong_deadline = uv_now(srv->loop) + deadline;
     ferry_timer_start(&srv->wheel, &s->heartbeat, deadline);
 }
 
@@ -623,6 +624,12 @@ static void probe(ferry_server *srv, ferry_session *s, const ferry_transport_ops
     ferry_timer_start(&srv->wheel, &s->upgrade_timer, srv->cfg.upgrade_timeout_ms);
 }
 
+static int pong_overdue(const ferry_session *s)
+{
+    return s->state == SESSION_OPEN && s->awaiting_pong &&
+           uv_now(s->server->loop) >= s->pong_deadline;
+}
+
 /* Which check fails first follows the reference server's verify(): transport, origin, then
  * the sid or, for a handshake, the method and the protocol version. */
 static int validate(ferry_server *srv, ferry_req *req, const ferry_transport_ops **ops_out,
@@ -640,6 +647,14 @@ static int validate(ferry_server *srv, ferry_req *req, const ferry_transport_ops
         ferry_session *s = ferry_engine_lookup(srv, sid);
         if (s == NULL)
             return 1;
+        if (pong_overdue(s)) {
+            /* The wheel fires a little late at times; a request must not slip a pong in
+             * after its deadline. The session is gone as if the timer had fired. */
+            srv->stats.ping_timeouts++;
+            FERRY_LOG(FERRY_LOG_INFO, "engine", s->sid, "ping timeout (seen on a request)");
+            ferry_engine_close_session(s, FERRY_REASON_PING_TIMEOUT, 0);
+            return 1;
+        }
         *s_out = s;
         return -1;
     }

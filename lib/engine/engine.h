@@ -72,6 +72,7 @@ struct ferry_session {
     ferry_list dirty;           /* in server->dirty while a flush is due */
     ferry_timer heartbeat;      /* next ping, or the pong deadline */
     int awaiting_pong;
+    uint64_t pong_deadline;     /* loop time by which the pong is due (when awaiting_pong) */
     ferry_timer upgrade_timer;  /* probe deadline; also bounds a graceful close */
     /* The handshake request, kept for the application. */
     ferry_kv *query;

@@ -159,6 +159,9 @@ int ferry_server_close(ferry_server *srv, ferry_close_cb cb, void *user_data)
     srv->closing = 1;
     srv->close_cb = cb;
     srv->close_ud = user_data;
+    /* Answers written while shutting down (a held poll's close packet) end their
+     * connection: Connection: close. */
+    srv->http.draining = 1;
     ferry_engine_close_all(srv, FERRY_REASON_SERVER_SHUTTING_DOWN);
     ferry_http_close(&srv->http, on_http_closed);
     return 0;

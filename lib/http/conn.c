@@ -174,7 +174,17 @@ static ferry_conn *conn_of(llhttp_t *p)
     return p->data;
 }
 
-/* Count request-head bytes against max_header_bytes (431 beyond). */
+/* A header token piece into its accumulator, bounded by max_header_bytes. */
+static int accumulate(ferry_conn *c, ferry_vec *v, const char *at, size_t n)
+{
+    int rc = ferry_vec_append(v, at, n, c->http->limits.max_header_bytes);
+    if (rc != 0)
+        c->error_status = rc == -FERRY_ETOOBIG ? 431 : 503;
+    return rc == 0 ? 0 : -1;
+}
+
+/* An early lower bound on the head's size from the tokens seen so far (431 beyond), so that
+ * one huge read cannot grow the accumulators; the exact count is done in process(). */
 static int count_header(ferry_conn *c, size_t n)
 {
     c->header_bytes += n;
@@ -207,7 +217,7 @@ static int on_url(llhttp_t *p, const char *at, size_t n)
     ferry_conn *c = conn_of(p);
     if (count_header(c, n) != 0)
         return -1;
-    return ferry_vec_append(&c->url, at, n, c->http->limits.max_header_bytes) == 0 ? 0 : -1;
+    return accumulate(c, &c->url, at, n);
 }
 
 static int on_header_field(llhttp_t *p, const char *at, size_t n)
@@ -215,7 +225,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t n)
     ferry_conn *c = conn_of(p);
     if (count_header(c, n + 4) != 0) /* ": " and CRLF count too */
         return -1;
-    return ferry_vec_append(&c->field, at, n, c->http->limits.max_header_bytes) == 0 ? 0 : -1;
+    return accumulate(c, &c->field, at, n);
 }
 
 static int on_header_value(llhttp_t *p, const char *at, size_t n)
@@ -223,7 +233,7 @@ static int on_header_value(llhttp_t *p, const char *at, size_t n)
     ferry_conn *c = conn_of(p);
     if (count_header(c, n) != 0)
         return -1;
-    return ferry_vec_append(&c->value, at, n, c->http->limits.max_header_bytes) == 0 ? 0 : -1;
+    return accumulate(c, &c->value, at, n);
 }
 
 static int on_header_value_complete(llhttp_t *p)
@@ -321,14 +331,26 @@ static int on_headers_complete(llhttp_t *p)
             return -1;
         }
     }
-    /* A declared body over the limit is refused before it is sent. */
-    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > c->http->limits.max_body_bytes) {
-        c->error_status = 413;
-        return -1;
-    }
+    /* Stop at the end of the head: process() counts its exact size before going on. */
+    c->head_paused = 1;
+    return HPE_PAUSED;
+}
+
+/* The head is complete and within its limit: check the declared body, tell the route. */
+static int head_complete(ferry_conn *c)
+{
+    ferry_req *r = c->req;
+    /* The route hears of the request first, so that a holder (a polling POST) is told through
+     * its abort callback when the request is then refused: a 413 closes its session. */
     ferry_http_route_head(c->http, r);
     if (c->state == CONN_CLOSING)
         return -1;
+    /* A declared body over the limit is refused before it is sent. */
+    if ((c->parser.flags & F_CONTENT_LENGTH) &&
+        c->parser.content_length > c->http->limits.max_body_bytes) {
+        c->error_status = 413;
+        return -1;
+    }
     const char *expect = ferry_req_header_get(r, "expect");
     if (expect != NULL && strcasecmp(expect, "100-continue") == 0) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -436,9 +458,20 @@ static void process(ferry_conn *c)
     if (c->in_process)
         return; /* the outer call continues with what arrived */
     c->in_process = 1;
-    while (c->state == CONN_HTTP && !c->waiting && c->in.len > 0) {
+    const size_t max_head = c->http->limits.max_header_bytes;
+    /* After the head's pause a bodiless request completes without further bytes. */
+    while (c->state == CONN_HTTP && !c->waiting && (c->in.len > 0 || c->in_body)) {
         llhttp_errno_t err = llhttp_execute(&c->parser, c->in.base, c->in.len);
         if (err == HPE_OK) {
+            /* Everything was taken. Still in the head: it is at least this long. */
+            if (!c->in_body) {
+                c->head_fed += c->in.len;
+                if (c->head_fed > max_head) {
+                    c->error_status = 431;
+                    reject(c, 431);
+                    break;
+                }
+            }
             ferry_vec_consume(&c->in, c->in.len);
             break;
         }
@@ -449,6 +482,24 @@ static void process(ferry_conn *c)
         }
         ferry_vec_consume(&c->in, used);
         llhttp_resume(&c->parser);
+        if (c->head_paused) {
+            /* The exact head size: request line, header lines and the blank line. */
+            c->head_paused = 0;
+            size_t head = c->head_fed + used;
+            c->head_fed = 0;
+            if (head > max_head) {
+                reject(c, 431);
+                break;
+            }
+            if (head_complete(c) != 0) {
+                if (c->state != CONN_CLOSING)
+                    reject(c, c->error_status ? c->error_status : 400);
+                break;
+            }
+            c->in_body = 1;
+            continue;
+        }
+        c->in_body = 0;
         ferry_req *r = c->req;
         c->waiting = 1;
         c->http->stats.requests++;
@@ -500,13 +551,15 @@ static void request_done(ferry_conn *c)
     c->waiting = 0;
     if (c->state != CONN_HTTP)
         return;
+    /* The keep-alive idle time starts now. Bytes already buffered that are not a request
+     * (a client's trailing CRLF) do not stop it; a request that begins switches to the header
+     * timeout (on_message_begin). */
+    set_timer(c, CONN_TIMER_IDLE, c->http->limits.idle_timeout_ms);
     if (c->in.len > 0) {
         if (!c->in_process)
             defer_process(c);
-    } else {
-        set_timer(c, CONN_TIMER_IDLE, c->http->limits.idle_timeout_ms);
-        if (!c->reading && !c->eof)
-            ferry_conn_resume_reading(c);
+    } else if (!c->reading && !c->eof) {
+        ferry_conn_resume_reading(c);
     }
 }
 
@@ -523,10 +576,13 @@ int ferry_req_respond(ferry_req *req, int status, const char *content_type,
 {
     ferry_conn *c = req->conn;
     FERRY_ASSERT(c->req == req);
+    /* Detached before writing: a failed write aborts the connection, and the abort must not
+     * free this request a second time (drop_req). */
+    c->req = NULL;
     size_t blen = 0;
     for (size_t i = 0; i < nbody; i++)
         blen += body[i].len;
-    int keep = req->keep_alive && !c->http->closing && !req->upgrade;
+    int keep = req->keep_alive && !c->http->closing && !c->http->draining && !req->upgrade;
     char cors[1024];
     size_t corslen = req->cors ? ferry_http_cors_headers(req, cors, sizeof(cors)) : 0;
     size_t extralen = extra_headers ? strlen(extra_headers) : 0;
@@ -575,6 +631,7 @@ int ferry_req_respond_text(ferry_req *req, int status, const char *content_type,
         copy = ferry_buf_from(body, len);
         if (copy == NULL) {
             ferry_conn *c = req->conn;
+            c->req = NULL;
             ferry_req_free(req);
             request_done(c);
             ferry_conn_close(c);

@@ -34,7 +34,10 @@ struct ferry_conn {
     ferry_timer timer;
     conn_timer_kind timer_kind;
     /* Parser accumulators: llhttp may deliver a token in several pieces. */
-    size_t header_bytes;
+    size_t header_bytes;  /* lower bound from the tokens (early 431) */
+    size_t head_fed;      /* bytes given to llhttp while the current head is incomplete */
+    unsigned head_paused : 1; /* llhttp paused at the end of a head (on_headers_complete) */
+    unsigned in_body : 1;     /* the head was accepted; its body (maybe empty) is parsed */
     ferry_vec url;
     ferry_vec field;
     ferry_vec value;
@@ -60,5 +63,7 @@ void ferry_req_free(ferry_req *req);
 size_t ferry_http_cors_headers(const ferry_req *req, char *out, size_t outlen);
 /* Serve a GET/HEAD from the static root; answers 404 when there is no such file. */
 void ferry_static_serve(ferry_req *req);
+/* May this decoded request path be looked up below the static root? */
+int ferry_static_path_is_safe(const char *path);
 
 #endif

@@ -99,6 +99,7 @@ struct ferry_http {
     unsigned open_handles; /* listeners + conns + idle still to close */
     uint32_t nconns;
     int closing;
+    int draining; /* the server is shutting down: every answer says Connection: close */
     /* Called when the last listener and connection have closed after ferry_http_close(). */
     void (*on_closed)(ferry_http *http);
     ferry_http_stats stats;

@@ -1,8 +1,11 @@
 /* Static files from a folder, read with uv_fs_* so the loop never blocks on the disk.
  *
  * Path traversal is impossible by construction: the path is percent-decoded once by the
- * parser (a decoded NUL is refused there), then any "." or ".." segment or backslash is
- * refused here, so the joined path always stays below the root. */
+ * parser (a decoded NUL is refused there), then refused here when any segment is empty or
+ * starts with a dot ("." and "..", and hidden files such as .git or .env), or when it holds a
+ * backslash or a control character, so the joined path always stays below the root. The
+ * checked path is also the only request text that reaches a response header (the redirect's
+ * Location), so no CR/LF can be injected and no "//host" redirect can be made. */
 #include "http/conn.h"
 
 #include <fcntl.h>
@@ -56,16 +59,26 @@ static const char *mime_of(const char *file)
     return "application/octet-stream";
 }
 
-static int path_is_safe(const char *path)
+#define STATIC_MAX_PATH 1024
+
+int ferry_static_path_is_safe(const char *path)
 {
-    if (path[0] != '/' || strchr(path, '\\') != NULL)
+    size_t n = strlen(path);
+    if (n == 0 || n > STATIC_MAX_PATH || path[0] != '/')
         return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)path[i];
+        if (ch < 0x20 || ch == 0x7f || ch == '\\')
+            return 0;
+    }
     const char *seg = path + 1;
     for (;;) {
         const char *end = strchr(seg, '/');
         size_t len = end ? (size_t)(end - seg) : strlen(seg);
-        if ((len == 1 && seg[0] == '.') || (len == 2 && seg[0] == '.' && seg[1] == '.'))
-            return 0;
+        if (seg[0] == '.')
+            return 0; /* ".", "..", and hidden files */
+        if (len == 0 && end != NULL)
+            return 0; /* "//": an empty segment (the last one may be empty: a folder) */
         if (end == NULL)
             return 1;
         seg = end + 1;
@@ -191,7 +204,7 @@ static void on_open(uv_fs_t *fs)
 void ferry_static_serve(ferry_req *req)
 {
     const char *root = req->conn->http->static_root;
-    if (!path_is_safe(req->path)) {
+    if (!ferry_static_path_is_safe(req->path)) {
         static const char msg[] = "Bad Request\n";
         ferry_req_respond_text(req, 400, "text/plain; charset=UTF-8", msg, sizeof(msg) - 1);
         return;
