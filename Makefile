@@ -27,6 +27,7 @@ $(RUN_DIR)/CMakeCache.txt:
 	cmake -S . -B $(RUN_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFERRY_BUILD_TESTS=OFF
 
 build: deps-build $(RUN_DIR)/CMakeCache.txt
+	cmake -S . -B $(RUN_DIR) > /dev/null
 	cmake --build $(RUN_DIR) -j $(JOBS)
 
 # The standalone server with the chat demo; it prints where to open it.
@@ -38,7 +39,10 @@ $(TEST_DIR)/CMakeCache.txt:
 	cmake -S . -B $(TEST_DIR) -DCMAKE_BUILD_TYPE=Debug -DFERRY_ASAN=ON -DFERRY_UBSAN=ON \
 	  -DFERRY_BUILD_TESTS=ON -DFERRY_WERROR=ON
 
+# Configure again every time (cheap): new examples/*, tools/* and tests/* folders are found
+# by globs that only run at configure time.
 test-build: deps-test $(TEST_DIR)/CMakeCache.txt
+	cmake -S . -B $(TEST_DIR) > /dev/null
 	cmake --build $(TEST_DIR) -j $(JOBS)
 
 test: test-build
