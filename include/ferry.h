@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
+#include <cjson/cJSON.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -284,6 +285,301 @@ FERRY_EXTERN const char *ferry_http_req_body(const ferry_http_req *req, size_t *
  * The request is freed by this call. Returns 0, -FERRY_ECLOSED or -FERRY_ENOMEM. */
 FERRY_EXTERN int ferry_http_reply(ferry_http_req *req, int status, const char *content_type,
                                   const void *body, size_t len);
+
+/* ------------------------------------------------------------------ Socket.IO: the app level
+ *
+ * Socket.IO v5 over the engine, in the style of Socket.IO's server API:
+ *
+ *     ferry_namespace *chat = ferry_of(srv, "/chat");
+ *     ferry_namespace_on_connection(chat, on_connection, app);
+ *     ferry_namespace_on(chat, "message", on_message, app);      // for every socket of /chat
+ *     ...
+ *     static void on_message(ferry_socket *s, const char *event, cJSON *args, ferry_ack *ack,
+ *                            void *app) {
+ *         ferry_bcast b;
+ *         ferry_bcast_from(&b, s);                               // socket.broadcast
+ *         ferry_bcast_to(&b, "room1");                           //   .to("room1")
+ *         ferry_bcast_emit(&b, "message", args);                 //   .emit("message", ...args)
+ *         if (ack != NULL)
+ *             ferry_ack_send(ack, NULL);                         // callback()
+ *     }
+ *
+ * Objects: a ferry_namespace lives as long as its server. A ferry_socket is one client's
+ * connection to one namespace (several sockets can share one Engine.IO session); it is valid
+ * from the middleware or connection callback until its disconnect callback returns (or, for a
+ * socket a middleware refused, until ferry_middleware_next() returns). The disconnect callback
+ * fires exactly once for every socket that reached the connection callback.
+ *
+ * Arguments: event arguments are a cJSON array (the event name excluded).
+ * - Arguments ferry hands to a callback are owned by ferry and freed when the callback returns;
+ *   the callback may read them, change them and detach items (cJSON_DetachItemFromArray) to keep
+ *   them.
+ * - Arguments given to an emit or ack function are borrowed: the packet is encoded before the
+ *   call returns, and the caller keeps ownership and frees them as it likes. NULL means "no
+ *   arguments". Anything else than an array (or NULL) is -FERRY_EINVAL.
+ *
+ * Binary: a binary argument (anywhere inside the arguments, nested too) is a cJSON object made
+ * by ferry_binary_new(); it holds one member "_ferry_binary" whose string is the bytes in
+ * base64, so that cJSON_Print, cJSON_Duplicate and cJSON_Delete all keep working on it. On the
+ * wire ferry sends it as a Socket.IO binary attachment (BINARY_EVENT / BINARY_ACK with
+ * {"_placeholder":true,"num":i}); binary arguments that a client sends reach callbacks in the
+ * same form. Read them with ferry_binary_is() and ferry_binary_get(). A client that sends the
+ * JSON object {"_ferry_binary":"..."} itself gets it treated as binary too, which gives it
+ * nothing it could not do with a real attachment.
+ *
+ * Timing: every callback runs on the loop; none runs inside the function that caused it (an
+ * emit never calls back synchronously), except that a refusal or acceptance by
+ * ferry_middleware_next() may run the next middleware and the connection callback inside it.
+ * All functions here are safe inside any callback, including ferry_socket_disconnect() on the
+ * socket the callback is about.
+ */
+typedef struct ferry_namespace ferry_namespace;
+typedef struct ferry_socket ferry_socket;
+typedef struct ferry_ack ferry_ack;
+
+/** Socket.IO's limits that the app may meet. */
+#define FERRY_BCAST_MAX_ROOMS 16  /* rooms in one ferry_bcast's to() or except() list */
+#define FERRY_NAME_MAX 256        /* bytes of a namespace, room or event name */
+
+/* ---- namespaces */
+
+/** The namespace called name ("/", "/chat"; a name without a leading '/' gets one), created on
+ * first use. The first call switches the server to the Socket.IO level (and creates "/", which
+ * always exists, as in Socket.IO); from then on ferry_server_on_session() returns
+ * -FERRY_EBUSY. name is copied. Returns NULL when out of memory, when name is empty, longer
+ * than FERRY_NAME_MAX or not UTF-8, or when the server is already used at the engine level
+ * (ferry_server_on_session() was called). The namespace lives until the server is freed. */
+FERRY_EXTERN ferry_namespace *ferry_of(ferry_server *srv, const char *name);
+
+/** The namespace's name, as given to ferry_of() (with its leading '/'). Static for its life. */
+FERRY_EXTERN const char *ferry_namespace_name(const ferry_namespace *nsp);
+FERRY_EXTERN ferry_server *ferry_namespace_server(const ferry_namespace *nsp);
+FERRY_EXTERN void ferry_namespace_set_data(ferry_namespace *nsp, void *data);
+FERRY_EXTERN void *ferry_namespace_get_data(const ferry_namespace *nsp);
+
+/** Called when a client asks for a namespace that does not exist (Socket.IO's dynamic
+ * namespaces, io.of(regex or function)). auth is the CONNECT payload (an object, {} when the
+ * client sent none), valid during the call. To allow the namespace, call ferry_of(srv, name)
+ * inside the callback and set its callbacks; if the namespace still does not exist when the
+ * callback returns, the client gets CONNECT_ERROR {"message":"Invalid namespace"}. Runs at
+ * most once per CONNECT packet for a missing name. */
+typedef void (*ferry_namespace_request_cb)(ferry_server *srv, const char *name,
+                                           const cJSON *auth, void *user_data);
+
+/** Set (or with cb NULL, remove) the dynamic namespace callback. Switches the server to the
+ * Socket.IO level like ferry_of(). Returns 0, -FERRY_EBUSY (engine level in use) or
+ * -FERRY_ENOMEM. */
+FERRY_EXTERN int ferry_server_on_namespace_request(ferry_server *srv, ferry_namespace_request_cb cb,
+                                                   void *user_data);
+
+/** A client's socket joined the namespace (every middleware accepted it; the CONNECT reply is
+ * queued). Register per-socket callbacks, join rooms and emit here. Once per socket. */
+typedef void (*ferry_connection_cb)(ferry_socket *s, void *user_data);
+
+/** Set the namespace's connection callback (replaces the previous one; NULL removes it). */
+FERRY_EXTERN void ferry_namespace_on_connection(ferry_namespace *nsp, ferry_connection_cb cb,
+                                                void *user_data);
+
+/** A middleware runs for each CONNECT to the namespace, before the connection callback, in
+ * the order they were added (Socket.IO's nsp.use()). It must call ferry_middleware_next(s,
+ * ...) exactly once, now or later on the loop (after a database look-up, say). ferry_socket_auth(),
+ * _query(), _header(), _id() and set_data() work on s; emitting or joining rooms does not
+ * yet (-FERRY_EBUSY). */
+typedef void (*ferry_middleware_cb)(ferry_socket *s, void *user_data);
+
+/** Add a middleware. Returns 0, -FERRY_ELIMIT (more than 16 per namespace) or -FERRY_ENOMEM. */
+FERRY_EXTERN int ferry_namespace_use(ferry_namespace *nsp, ferry_middleware_cb cb, void *user_data);
+
+/** The decision of the running middleware on s. error_message NULL: accept, so the next
+ * middleware runs, or after the last one the socket connects (CONNECT reply, then the
+ * connection callback, both inside this call). Otherwise refuse: the client gets CONNECT_ERROR
+ * {"message": error_message, "data": error_data} (data omitted when NULL; both are copied) and
+ * s is freed before this call returns. If the client's session closed while the middleware
+ * ran, the decision is ignored and s is freed before this call returns. Must be called exactly
+ * once per middleware call and before the server's close callback returns (a server closing
+ * drops sockets still waiting). Returns 0 or -FERRY_EINVAL (s is not waiting for a decision). */
+FERRY_EXTERN int ferry_middleware_next(ferry_socket *s, const char *error_message,
+                                       const cJSON *error_data);
+
+/** An event arrived from the client. event is the name (a numeric event name arrives as its
+ * decimal text), args the arguments after it (see "Arguments" above: owned by ferry, freed
+ * after the call). ack is non-NULL when the client asked for an acknowledgement: answer it with
+ * ferry_ack_send(), now or later. */
+typedef void (*ferry_event_cb)(ferry_socket *s, const char *event, cJSON *args, ferry_ack *ack,
+                               void *user_data);
+
+/** Handle event for every socket of the namespace (registered once; no per-socket cost).
+ * A handler set on the socket itself with ferry_socket_on() for the same event wins. cb NULL
+ * removes it. Returns 0, -FERRY_EINVAL or -FERRY_ENOMEM. event is copied. */
+FERRY_EXTERN int ferry_namespace_on(ferry_namespace *nsp, const char *event, ferry_event_cb cb,
+                                    void *user_data);
+
+/** Emit to every socket of the namespace (io.of(name).emit()). Same as a ferry_bcast with no
+ * rooms. Returns the number of sockets the packet was queued for, or a negative error. */
+FERRY_EXTERN int ferry_namespace_emit(ferry_namespace *nsp, const char *event, const cJSON *args);
+
+/** The sockets of the namespace in room (NULL: all of them), written to out[0..max). Returns
+ * the total count, which may be larger than max. The pointers are valid until control returns
+ * to the loop or a socket disconnects, whichever is first. No allocation. */
+FERRY_EXTERN size_t ferry_namespace_sockets(ferry_namespace *nsp, const char *room,
+                                            ferry_socket **out, size_t max);
+
+/** The socket of the namespace with the Socket.IO id id, or NULL. */
+FERRY_EXTERN ferry_socket *ferry_namespace_socket(ferry_namespace *nsp, const char *id);
+
+/* ---- sockets */
+
+/** The socket id (20 characters of base64url, distinct from the Engine.IO session id, as in
+ * Socket.IO), NUL-terminated, valid while the socket lives. Also the name of the socket's own
+ * room. */
+FERRY_EXTERN const char *ferry_socket_id(const ferry_socket *s);
+FERRY_EXTERN ferry_namespace *ferry_socket_namespace(const ferry_socket *s);
+/** The Engine.IO session the socket travels on (shared by the client's other namespaces).
+ * Useful for ferry_session_transport(); do not set its callbacks. */
+FERRY_EXTERN ferry_session *ferry_socket_session(const ferry_socket *s);
+FERRY_EXTERN void ferry_socket_set_data(ferry_socket *s, void *data);
+FERRY_EXTERN void *ferry_socket_get_data(const ferry_socket *s);
+
+/** Handshake access. The CONNECT payload (Socket.IO's socket.handshake.auth): an object, {}
+ * when the client sent none; owned by the socket, valid while it lives, do not modify. */
+FERRY_EXTERN const cJSON *ferry_socket_auth(const ferry_socket *s);
+/** A query parameter or header (name case-insensitive) of the Engine.IO handshake request, or
+ * NULL; valid while the socket lives. */
+FERRY_EXTERN const char *ferry_socket_query(const ferry_socket *s, const char *name);
+FERRY_EXTERN const char *ferry_socket_header(const ferry_socket *s, const char *name);
+
+/** Handle event on this socket only (replaces an earlier handler of the same event on this
+ * socket; cb NULL removes it). event is copied. Returns 0, -FERRY_EINVAL, -FERRY_ELIMIT (more
+ * than 64 events on one socket) or -FERRY_ENOMEM. */
+FERRY_EXTERN int ferry_socket_on(ferry_socket *s, const char *event, ferry_event_cb cb,
+                                 void *user_data);
+
+/** The catch-all: called for each event that has no handler of its own, neither on the socket
+ * nor on its namespace. Without one, such events are dropped (and a requested ack never
+ * answered, as in Socket.IO). Replaces the previous catch-all; cb NULL removes it. */
+FERRY_EXTERN void ferry_socket_on_any(ferry_socket *s, ferry_event_cb cb, void *user_data);
+
+/** The socket left its namespace for reason: FERRY_REASON_CLIENT_NAMESPACE_DISCONNECT ("client
+ * namespace disconnect"), SERVER_NAMESPACE_DISCONNECT (ferry_socket_disconnect(s, 0)),
+ * FORCED_SERVER_CLOSE (ferry_socket_disconnect(s, 1)), TRANSPORT_CLOSE, TRANSPORT_ERROR,
+ * PING_TIMEOUT, PARSE_ERROR, SERVER_SHUTTING_DOWN, or FORCED_CLOSE (ferry_session_close()).
+ * During the call the socket is still in its rooms (Socket.IO's "disconnecting"), so that a
+ * ferry_bcast can tell them; emits to s itself return -FERRY_ECLOSED. s is freed after the
+ * call. Exactly once per connected socket. */
+typedef void (*ferry_disconnect_cb)(ferry_socket *s, ferry_reason reason, void *user_data);
+
+/** Set the socket's disconnect callback (replaces the previous one). */
+FERRY_EXTERN void ferry_socket_on_disconnect(ferry_socket *s, ferry_disconnect_cb cb,
+                                             void *user_data);
+
+/** Emit event with args (borrowed; see "Arguments") to this socket. The packet is encoded and
+ * queued before the call returns. Returns 0, -FERRY_EINVAL (event NULL, empty, reserved
+ * ("connect", "connect_error", "disconnect", "disconnecting", "newListener",
+ * "removeListener") or args not an array), -FERRY_ECLOSED, -FERRY_EBUSY (still in a
+ * middleware), -FERRY_ETOOBIG (over max_payload) or -FERRY_ENOMEM. */
+FERRY_EXTERN int ferry_socket_emit(ferry_socket *s, const char *event, const cJSON *args);
+
+/** Like ferry_socket_emit(), but dropped (returning 0) when the client cannot take it right
+ * now: the session still has earlier packets waiting to be written, or is being upgraded
+ * (Socket.IO's socket.volatile.emit()). For data where only the latest value matters. */
+FERRY_EXTERN int ferry_socket_emit_volatile(ferry_socket *s, const char *event, const cJSON *args);
+
+/** The client answered an emit that asked for an acknowledgement (status 0, args the client's
+ * arguments, owned by ferry, freed after the call), or it did not: status -FERRY_ETIMEDOUT
+ * when timeout_ms passed first, -FERRY_ECLOSED when the socket disconnected first (args NULL
+ * both times; the callback runs before the disconnect callback). Exactly once per successful
+ * ferry_socket_emit_ack(). */
+typedef void (*ferry_ack_cb)(ferry_socket *s, int status, cJSON *args, void *user_data);
+
+/** Emit and ask for an acknowledgement (Socket.IO's socket.timeout(ms).emit(..., cb)).
+ * timeout_ms 0 takes the server's ack_timeout_ms; if that is 0 too, the ack waits until the
+ * socket disconnects. Returns 0 (cb will run exactly once) or the errors of
+ * ferry_socket_emit(), plus -FERRY_ELIMIT when 1024 acks are already pending on the socket
+ * (cb never runs then). */
+FERRY_EXTERN int ferry_socket_emit_ack(ferry_socket *s, const char *event, const cJSON *args,
+                                       uint32_t timeout_ms, ferry_ack_cb cb, void *user_data);
+
+/** Answer a client's acknowledgement request with args (borrowed; NULL for none). Frees ack:
+ * call it at most once. An ack not answered is freed when its socket is, after the disconnect
+ * callback returns. Returns 0, -FERRY_EINVAL, -FERRY_ECLOSED (the socket disconnected; ack is
+ * freed all the same), -FERRY_ETOOBIG or -FERRY_ENOMEM (ack freed in both cases too). */
+FERRY_EXTERN int ferry_ack_send(ferry_ack *ack, const cJSON *args);
+/** The socket an ack belongs to. */
+FERRY_EXTERN ferry_socket *ferry_ack_socket(const ferry_ack *ack);
+
+/** Join or leave a room of the socket's namespace. name is copied. Joining twice or leaving a
+ * room the socket is not in does nothing and returns 0. Every socket is in the room named by
+ * its id from its connection on. Returns 0, -FERRY_EINVAL (empty, too long or not UTF-8),
+ * -FERRY_ECLOSED, -FERRY_EBUSY (still in a middleware), -FERRY_ELIMIT (a socket is in at most
+ * 256 rooms) or -FERRY_ENOMEM. */
+FERRY_EXTERN int ferry_socket_join(ferry_socket *s, const char *room);
+FERRY_EXTERN int ferry_socket_leave(ferry_socket *s, const char *room);
+/** Is the socket in room? */
+FERRY_EXTERN int ferry_socket_in(const ferry_socket *s, const char *room);
+/** The socket's rooms (its own id room first) into out[0..max); returns the total count. The
+ * strings live until the socket leaves the room. */
+FERRY_EXTERN size_t ferry_socket_rooms(const ferry_socket *s, const char **out, size_t max);
+
+/** Leave the namespace: the client gets DISCONNECT and the disconnect callback runs with
+ * SERVER_NAMESPACE_DISCONNECT (close_session 0), or every namespace of the client's session is
+ * left and the session closed (close_session 1; reason FORCED_SERVER_CLOSE for every socket of
+ * it). Packets queued before are still delivered. Asynchronous: the disconnect callback runs
+ * later on the loop, never inside this call. A second call does nothing. */
+FERRY_EXTERN void ferry_socket_disconnect(ferry_socket *s, int close_session);
+
+/** Is the socket connected (past its middlewares and not yet disconnecting)? */
+FERRY_EXTERN int ferry_socket_connected(const ferry_socket *s);
+
+/* ---- broadcasts
+ *
+ * A ferry_bcast describes the recipients of one broadcast (Socket.IO's operators to(),
+ * except(), volatile, socket.broadcast). It lives on the caller's stack and holds borrowed
+ * pointers only: fill it, emit, forget it. Nothing is allocated per recipient: the packet is
+ * encoded once into a reference-counted buffer that every recipient's queue shares. Do not
+ * touch its fields; use the functions. */
+typedef struct ferry_bcast {
+    ferry_namespace *nsp;
+    const ferry_socket *exclude; /* the sender, for socket.broadcast */
+    const char *to[FERRY_BCAST_MAX_ROOMS];
+    const char *except[FERRY_BCAST_MAX_ROOMS];
+    uint8_t nto, nexcept;
+    unsigned flags;
+} ferry_bcast;
+
+enum {
+    FERRY_BCAST_VOLATILE = 1u << 0, /* skip recipients that cannot take it now */
+};
+
+/** Every socket of nsp (io.of(name)). */
+FERRY_EXTERN void ferry_bcast_init(ferry_bcast *b, ferry_namespace *nsp);
+/** Every socket of s's namespace except s (socket.broadcast). s is borrowed until the emit. */
+FERRY_EXTERN void ferry_bcast_from(ferry_bcast *b, const ferry_socket *s);
+/** Only sockets in room (several calls: in any of them; each socket gets the packet once).
+ * room is borrowed until the emit. Returns 0 or -FERRY_ELIMIT (more than
+ * FERRY_BCAST_MAX_ROOMS). */
+FERRY_EXTERN int ferry_bcast_to(ferry_bcast *b, const char *room);
+/** Not to sockets in room (several calls add up). Returns 0 or -FERRY_ELIMIT. */
+FERRY_EXTERN int ferry_bcast_except(ferry_bcast *b, const char *room);
+/** Make the broadcast volatile (see ferry_socket_emit_volatile()). */
+FERRY_EXTERN void ferry_bcast_volatile(ferry_bcast *b);
+/** Emit event with args (borrowed) to the recipients b describes. The packet is encoded once.
+ * Returns the number of sockets it was queued for (0 or more), or -FERRY_EINVAL,
+ * -FERRY_ETOOBIG or -FERRY_ENOMEM. No callback runs inside. */
+FERRY_EXTERN int ferry_bcast_emit(const ferry_bcast *b, const char *event, const cJSON *args);
+
+/* ---- binary arguments */
+
+/** A binary argument holding a copy of len bytes at data (see "Binary" above): a new cJSON
+ * object owned by the caller, to add to an args array (which then owns it). NULL when out of
+ * memory or len is over max_payload's hard ceiling (100 MB). */
+FERRY_EXTERN cJSON *ferry_binary_new(const void *data, size_t len);
+/** Is item a binary argument (made by ferry_binary_new() or received as an attachment)? */
+FERRY_EXTERN int ferry_binary_is(const cJSON *item);
+/** The bytes of a binary argument. With out NULL, stores the length in *len and returns 0.
+ * Otherwise *len is the capacity of out on entry and the number of bytes written on return.
+ * Returns 0, -FERRY_EINVAL (not a binary argument or bad base64) or -FERRY_ETOOBIG (out too
+ * small; *len then holds the size needed). */
+FERRY_EXTERN int ferry_binary_get(const cJSON *item, void *out, size_t *len);
 
 #ifdef __cplusplus
 }
