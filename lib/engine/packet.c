@@ -75,6 +75,11 @@ int eio_payload_feed(eio_payload_decoder *d, char *data, size_t len)
             }
             rc = deliver(d, d->partial.base, d->partial.len);
             d->partial.len = 0;
+        } else if (n > d->max) {
+            /* The same bound as for a packet gathered from pieces: how the bytes were split
+             * must not change the outcome. */
+            d->stopped = 1;
+            return -FERRY_ETOOBIG;
         } else {
             rc = deliver(d, data, n); /* whole in this piece: decode in place, no copy */
         }
