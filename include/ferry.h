@@ -581,6 +581,65 @@ FERRY_EXTERN int ferry_binary_is(const cJSON *item);
  * small; *len then holds the size needed). */
 FERRY_EXTERN int ferry_binary_get(const cJSON *item, void *out, size_t *len);
 
+/* ------------------------------------------------------------------ plain WebSocket endpoints
+ *
+ * RFC 6455 WebSocket without Engine.IO, on a path of the same server: text and binary
+ * messages, ping/pong answered for you, the closing handshake, and optional permessage-deflate
+ * (RFC 7692). Received text is validated as UTF-8 (invalid: close 1007), oversized messages
+ * close with 1009, protocol violations with 1002.
+ */
+typedef struct ferry_ws ferry_ws;
+
+/** Limits and options of a WebSocket route. Fill with ferry_ws_config_init(). */
+typedef struct ferry_ws_config {
+    size_t max_message;       /* 16 MiB: bytes of one received message (after inflating) */
+    uint32_t max_fragments;   /* 65536: frames of one received message */
+    int per_message_deflate;  /* 0: accept the client's permessage-deflate offer when 1 */
+    size_t deflate_threshold; /* 1024: messages shorter than this are sent uncompressed */
+} ferry_ws_config;
+
+FERRY_EXTERN void ferry_ws_config_init(ferry_ws_config *cfg);
+
+/** Callbacks of a WebSocket route; each gets the route's user_data. Any may be NULL. */
+typedef struct ferry_ws_callbacks {
+    /** The handshake succeeded (the 101 is on its way). Set per-connection data here. */
+    void (*on_open)(ferry_ws *ws, void *user_data);
+    /** A whole message; data is valid only during the call (text is valid UTF-8, not
+     * NUL-terminated). */
+    void (*on_message)(ferry_ws *ws, const char *data, size_t len, int binary, void *user_data);
+    /** The connection is gone, once per opened ws: code is the peer's close code (1005 if it
+     * sent none), the code ferry failed the connection with (1002, 1007, 1009), the code given
+     * to ferry_ws_close(), or 1006 when TCP ended without a closing handshake (also on server
+     * shutdown). ws is freed after this returns. */
+    void (*on_close)(ferry_ws *ws, int code, void *user_data);
+} ferry_ws_callbacks;
+
+/** Serve WebSocket connections on the exact path (it must lie outside the engine path, which
+ * takes every path under it). Requests on the path that are not a valid handshake get a 400
+ * with the reason; an Origin outside ferry_server_config.cors_origins gets a 403. cfg may be
+ * NULL for the defaults; cfg and cb are copied. Returns 0, -FERRY_EINVAL, -FERRY_EEXIST or
+ * -FERRY_ENOMEM. */
+FERRY_EXTERN int ferry_ws_route(ferry_server *srv, const char *path, const ferry_ws_config *cfg,
+                                const ferry_ws_callbacks *cb, void *user_data);
+
+/** Send a text (binary = 0) or binary message; the bytes are copied before the call returns.
+ * Returns 0, -FERRY_ECLOSED (closing or closed), -FERRY_EUTF8 (text that is not UTF-8) or
+ * -FERRY_ENOMEM. Safe inside any callback. */
+FERRY_EXTERN int ferry_ws_send(ferry_ws *ws, const void *data, size_t len, int binary);
+
+/** Start the closing handshake with code (1000, or 3000-4999 for applications; 0 sends no
+ * code) and an optional reason (UTF-8, cut at 123 bytes). The connection ends when the peer
+ * answers, or after two seconds; on_close follows. Returns 0, -FERRY_EINVAL for a code that
+ * may not be sent, or -FERRY_ECLOSED when already closing. Safe inside any callback. */
+FERRY_EXTERN int ferry_ws_close(ferry_ws *ws, int code, const char *reason);
+
+/** Bytes handed to the kernel's queue and not yet sent (for flow control). */
+FERRY_EXTERN size_t ferry_ws_buffered_amount(const ferry_ws *ws);
+
+FERRY_EXTERN void ferry_ws_set_data(ferry_ws *ws, void *data);
+FERRY_EXTERN void *ferry_ws_get_data(const ferry_ws *ws);
+FERRY_EXTERN ferry_server *ferry_ws_server(const ferry_ws *ws);
+
 #ifdef __cplusplus
 }
 #endif

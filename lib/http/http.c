@@ -187,6 +187,8 @@ void ferry_http_free(ferry_http *http)
     while (!ferry_list_empty(&http->routes)) {
         ferry_route *r = ferry_list_entry(http->routes.next, ferry_route, link);
         ferry_list_remove(&r->link);
+        if (r->free_ud != NULL)
+            r->free_ud(r->ud);
         ferry_mem_free(r->method);
         ferry_mem_free(r->path);
         ferry_mem_free(r);
@@ -228,5 +230,18 @@ int ferry_http_add_route(ferry_http *http, const char *method, const char *path,
     r->head_fn = head_fn;
     r->ud = ud;
     ferry_list_insert_tail(&http->routes, &r->link);
+    return 0;
+}
+
+int ferry_http_add_owned_route(ferry_http *http, const char *method, const char *path,
+                               unsigned flags, ferry_route_fn fn, void *ud,
+                               void (*free_ud)(void *ud))
+{
+    int rc = ferry_http_add_route(http, method, path, flags, fn, NULL, ud);
+    if (rc != 0) {
+        free_ud(ud);
+        return rc;
+    }
+    ferry_list_entry(http->routes.prev, ferry_route, link)->free_ud = free_ud;
     return 0;
 }

@@ -56,6 +56,7 @@ typedef struct ferry_route {
     ferry_route_fn fn;
     ferry_route_head_fn head_fn;
     void *ud;
+    void (*free_ud)(void *ud); /* NULL, or frees ud with the route */
 } ferry_route;
 
 typedef struct ferry_http_limits {
@@ -145,6 +146,11 @@ int ferry_http_listen(ferry_http *http, const char *addr, int port);
 int ferry_http_port(const ferry_http *http);
 int ferry_http_add_route(ferry_http *http, const char *method, const char *path, unsigned flags,
                          ferry_route_fn fn, ferry_route_head_fn head_fn, void *ud);
+/* The same, and the route owns ud: free_ud(ud) runs when the routes are freed (or at once
+ * when adding fails). */
+int ferry_http_add_owned_route(ferry_http *http, const char *method, const char *path,
+                               unsigned flags, ferry_route_fn fn, void *ud,
+                               void (*free_ud)(void *ud));
 /* Close listeners and connections; on_closed fires once all are gone (maybe synchronously
  * never: always from a libuv close callback, or at once when there was nothing to close). */
 void ferry_http_close(ferry_http *http, void (*on_closed)(ferry_http *http));
