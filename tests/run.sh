@@ -3,7 +3,9 @@
 # one summary line. A suite that fails does not stop the others; the exit status is 0 only when
 # every test of every suite passed.
 #   suites: unit (ctest), interop (node --test), python (official python-socketio client),
-#           browser (headless Chromium), e2e (nginx, hostile proxy)
+#           browser (headless Chromium), e2e (nginx, hostile proxy),
+#           conformance (WebSocket conformance client against examples/ws-echo, trimmed sizes;
+#           `make conformance` runs the sizes whole)
 #   FERRY_SUITES="unit interop" runs only those.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +14,7 @@ export FERRY_ROOT="$PWD"
 # Leaks fail the run: servers are stopped with SIGTERM and must exit 0 under LeakSanitizer.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=23}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
-suites="${FERRY_SUITES:-unit interop python browser e2e}"
+suites="${FERRY_SUITES:-unit interop python browser e2e conformance}"
 log_dir="$FERRY_BUILD_DIR/test-logs"
 mkdir -p "$log_dir"
 
@@ -60,6 +62,21 @@ for s in $suites; do
   interop) run_node_suite interop tests/interop ;;
   browser) run_node_suite browser tests/browser ;;
   e2e) run_node_suite e2e tests/e2e ;;
+  conformance)
+    bin="$FERRY_BUILD_DIR/examples/ws-echo/ferry-ws-echo"
+    if [ ! -x "$bin" ]; then echo "== conformance: skipped ($bin is not built)"; continue; fi
+    echo "== conformance (WebSocket echo, deflate off and on)"
+    node tests/conformance/run.mjs > "$log_dir/conformance.log" 2>&1
+    rc=$?
+    line=$(grep -E '^conformance: [0-9]+ passed, [0-9]+ failed' "$log_dir/conformance.log" | tail -1)
+    p=$(echo "$line" | sed -E 's/^conformance: ([0-9]+) passed.*/\1/'); f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed$/\1/')
+    [ -n "$line" ] || { p=0; f=1; }
+    [ $rc -ne 0 ] && [ "$f" = 0 ] && f=1
+    grep -E '^(FAIL|XPASS) ' "$log_dir/conformance.log" | head -30 | cut -c1-200 | sed 's/^/   /'
+    echo "   ${line:-no summary line}"
+    [ "$f" != 0 ] && echo "   (log: $log_dir/conformance.log)"
+    record conformance "$p" "$f"
+    ;;
   python)
     files=$(find tests/interop/python -name 'test_*.py' 2>/dev/null | sort)
     [ -n "$files" ] || continue
