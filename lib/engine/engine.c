@@ -125,18 +125,21 @@ static int queue_packet(ferry_session *s, ferry_buf *pkt)
 
 int ferry_engine_queue(ferry_session *s, ferry_buf *pkt)
 {
-    if (s->state != SESSION_OPEN)
+    if (s->state != SESSION_OPEN || s->overflowed)
         return -FERRY_ECLOSED;
     int rc = queue_packet(s, pkt);
     if (rc != 0)
         return rc;
-    if (s->queued_bytes > s->server->cfg.max_session_queue_bytes) {
+    if (s->queued_bytes > s->server->cfg.max_session_queue_bytes && !s->overflowed) {
         /* A slow consumer: close it rather than grow without bound (Redis
-         * client-output-buffer-limit). The send itself was accepted. */
+         * client-output-buffer-limit). The send itself was accepted; the close happens at the
+         * next flush, not inside the caller's send (closeClientOnOutputBufferLimitReached
+         * defers too): a caller outside any callback keeps a valid pointer until it returns
+         * to the loop. */
+        s->overflowed = 1;
         s->server->stats.queue_overflows++;
         FERRY_LOG(FERRY_LOG_WARN, "engine", s->sid, "send queue over %zu bytes: closing",
                   s->server->cfg.max_session_queue_bytes);
-        ferry_engine_close_session(s, FERRY_REASON_QUEUE_FULL, 0);
     }
     return 0;
 }
@@ -168,6 +171,10 @@ size_t ferry_engine_take(ferry_transport *t, ferry_buf **out, size_t max, size_t
         qentry_free(s->server, e);
     }
     s->server->stats.packets_out += n;
+    /* A graceful close ends once its close packet was taken: the next flush closes the
+     * transport instead of waiting for the bound on the close (upgrade_timer). */
+    if (s->state == SESSION_CLOSING && n > 0 && ferry_list_empty(&s->queue))
+        mark_dirty(s);
     return n;
 }
 
@@ -191,6 +198,10 @@ static void flush_session(ferry_session *s)
     ferry_transport *t = s->transport;
     if (t == NULL)
         return;
+    if (s->overflowed && s->state == SESSION_OPEN) {
+        ferry_engine_close_session(s, FERRY_REASON_QUEUE_FULL, 0);
+        return;
+    }
     t->ops->flush(t);
     /* A graceful close ends once everything, the close packet last, was handed over. */
     if (s->state == SESSION_CLOSING && ferry_list_empty(&s->queue) && s->transport == t)
@@ -750,7 +761,7 @@ void ferry_session_on_close(ferry_session *s, ferry_session_close_cb cb, void *u
 
 int ferry_session_send(ferry_session *s, const void *data, size_t len, int binary)
 {
-    if (s->state != SESSION_OPEN)
+    if (s->state != SESSION_OPEN || s->overflowed)
         return -FERRY_ECLOSED;
     if (len > s->server->cfg.max_payload)
         return -FERRY_ETOOBIG;

@@ -88,6 +88,7 @@ struct ferry_session {
     void *on_close_ud;
     void *data;
     unsigned announced : 1;
+    unsigned overflowed : 1; /* the queue went over max_session_queue_bytes: closing */
 };
 
 struct ferry_sio; /* the Socket.IO layer's state (lib/socket) */

@@ -223,7 +223,7 @@ static int on_url(llhttp_t *p, const char *at, size_t n)
 static int on_header_field(llhttp_t *p, const char *at, size_t n)
 {
     ferry_conn *c = conn_of(p);
-    if (count_header(c, n + 4) != 0) /* ": " and CRLF count too */
+    if (count_header(c, n) != 0)
         return -1;
     return accumulate(c, &c->field, at, n);
 }
