@@ -6,8 +6,10 @@
 #include "engine/engine.h"
 
 extern const ferry_transport_ops ferry_polling_ops;
+extern const ferry_transport_ops ferry_websocket_ops;
 
 const ferry_transport_ops *const ferry_transports[] = {
+    &ferry_websocket_ops,
     &ferry_polling_ops,
     NULL,
 };

@@ -593,7 +593,8 @@ static void handshake(ferry_server *srv, const ferry_transport_ops *ops, ferry_r
         reject(srv, req, code);
         ops->destroy(t);
         s->state = SESSION_CLOSED;
-        ferry_session_release(s);
+        ferry_session_release(s); /* ours */
+        ferry_session_release(s); /* the table's: it was never inserted (a refused WebSocket) */
         return;
     }
     ferry_session_table_insert(&srv->sessions, s);

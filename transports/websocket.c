@@ -1,0 +1,241 @@
+/* Engine.IO over WebSocket (PROTOCOL.md "WebSocket encoding"): one packet per frame, a text
+ * frame is "<type digit><data>", a binary frame the raw bytes of a message. A session opens
+ * here directly (upgrades: []) or is probed from polling ("2probe"/"3probe"/"5", driven by the
+ * engine).
+ *
+ * Frames are built around the engine's shared packet buffers: a header slice, then the
+ * packet's own bytes, many packets in one writev (STYLE.md buffers). A later WebSocket for a
+ * sid whose transport is already this one is answered 101 and closed at once, as the
+ * reference server does.
+ *
+ * Lifetime: the engine hears ferry_engine_on_transport_closed() once, when the peer goes or
+ * when it asked us to close; the object lives on until the connection is gone (ws_socket's
+ * on_close), then frees itself and releases its session reference. */
+#include <string.h>
+
+#include "common/assert.h"
+#include "common/log.h"
+#include "common/mem.h"
+#include "engine/engine.h"
+#include "ws/socket.h"
+
+/* Packets framed per write, and the bytes past which flushing waits for the kernel. */
+#define MAX_BATCH 64
+#define WRITE_HIGH_WATER (1024 * 1024)
+
+typedef struct ws_transport {
+    ferry_transport super;
+    ws_socket sock;
+    unsigned accepted : 1; /* the 101 went out: sock is live */
+    unsigned reported : 1; /* ferry_engine_on_transport_closed was called */
+} ws_transport;
+
+extern const ferry_transport_ops ferry_websocket_ops;
+
+static void wt_free(ws_transport *w)
+{
+    ferry_session *s = w->super.session;
+    ferry_mem_free(w);
+    ferry_session_release(s);
+}
+
+static void report_closed(ws_transport *w, ferry_reason reason)
+{
+    if (w->reported)
+        return;
+    w->reported = 1;
+    ferry_engine_on_transport_closed(&w->super, reason);
+}
+
+static ferry_transport *wt_create(ferry_session *s)
+{
+    ws_transport *w = ferry_mem_calloc(1, sizeof(*w));
+    if (w == NULL)
+        return NULL;
+    w->super.ops = &ferry_websocket_ops;
+    w->super.session = s;
+    ferry_session_retain(s);
+    return &w->super;
+}
+
+static void wt_destroy(ferry_transport *t)
+{
+    wt_free((ws_transport *)t);
+}
+
+/* ------------------------------------------------------------------ from the socket */
+
+static void on_message(ws_socket *sock, const char *data, size_t len, int binary)
+{
+    ws_transport *w = container_of(sock, ws_transport, sock);
+    if (w->reported)
+        return;
+    if (binary) {
+        ferry_engine_on_packet(&w->super, EIO_MESSAGE, data, len, 1);
+        return;
+    }
+    if (len == 0 || data[0] < '0' || data[0] > '6') {
+        ferry_session *s = w->super.session;
+        FERRY_LOG(FERRY_LOG_INFO, "websocket", s->sid, "undecodable packet: closing");
+        s->server->stats.parse_errors++;
+        if (w->super.session->transport == &w->super)
+            ferry_engine_close_session(s, FERRY_REASON_PARSE_ERROR, 0);
+        else
+            ws_socket_fail(&w->sock, WS_CLOSE_INVALID_DATA);
+        return;
+    }
+    ferry_engine_on_packet(&w->super, data[0] - '0', data + 1, len - 1, 0);
+}
+
+static void on_drain(ws_socket *sock)
+{
+    ws_transport *w = container_of(sock, ws_transport, sock);
+    if (!w->reported)
+        ferry_engine_on_drain(&w->super);
+}
+
+static void on_close(ws_socket *sock, int code)
+{
+    ws_transport *w = container_of(sock, ws_transport, sock);
+    /* Failures of the peer (bad frames, bad UTF-8, too big) are transport errors; a closing
+     * handshake or a dropped connection is the peer closing. */
+    int error = code == WS_CLOSE_PROTOCOL || code == WS_CLOSE_INVALID_DATA ||
+                code == WS_CLOSE_TOO_BIG || code == WS_CLOSE_INTERNAL;
+    report_closed(w, error ? FERRY_REASON_TRANSPORT_ERROR : FERRY_REASON_TRANSPORT_CLOSE);
+    wt_free(w);
+}
+
+static const ws_socket_handler handler = {on_message, on_drain, on_close};
+
+/* ------------------------------------------------------------------ ops */
+
+static int accept_request(ws_transport *w, ferry_req *req)
+{
+    const ferry_server_config *cfg = ferry_engine_config(&w->super);
+    ws_handshake hs;
+    const char *why;
+    if (!req->upgrade || ws_handshake_check(req, cfg->ws_per_message_deflate, &hs, &why) != 0)
+        return 3; /* "Bad request", answered by the engine with a 400 before any 101 */
+    ws_socket_limits lim = {cfg->max_payload, 65536, cfg->ws_deflate_threshold};
+    if (ws_socket_accept(&w->sock, req, &hs, &w->super.session->server->wheel, &lim,
+                         &handler) != 0)
+        return -1; /* the request is gone with its connection */
+    w->accepted = 1;
+    return 0;
+}
+
+static int wt_open(ferry_transport *t, ferry_req *req)
+{
+    ws_transport *w = (ws_transport *)t;
+    int rc = accept_request(w, req);
+    if (rc > 0)
+        return rc;
+    /* rc < 0: the connection died under the 101. The request is answered (freed); the
+     * transport is reported closed at its first flush or at the probe's deadline. */
+    return 0;
+}
+
+/* A second WebSocket for a session already on WebSocket: 101, then closed at once. */
+static void on_dup_close(ferry_conn *c, void *ud)
+{
+}
+
+static void on_dup_data(ferry_conn *c, const char *data, size_t len, void *ud)
+{
+}
+
+static const ferry_conn_handler dup_handler = {on_dup_data, NULL, on_dup_close};
+
+static void wt_on_request(ferry_transport *t, ferry_req *req)
+{
+    ws_handshake hs;
+    const char *why;
+    FERRY_LOG(FERRY_LOG_INFO, "websocket", ferry_engine_sid(t),
+              "a second WebSocket for this session: closing it");
+    if (!req->upgrade || ws_handshake_check(req, 0, &hs, &why) != 0) {
+        ferry_req_respond_error(req, 3);
+        return;
+    }
+    char head[512];
+    size_t n = ws_handshake_response(&hs, head, sizeof(head) - 2);
+    memcpy(head + n, "\x88\x00", 2); /* a close frame without a code, as ws.close() sends */
+    ferry_buf *b = ferry_buf_from(head, n + 2);
+    ferry_conn *c = b ? ferry_req_take_conn(req, &dup_handler, NULL) : NULL;
+    if (b == NULL) {
+        ferry_req_respond_text(req, 503, NULL, NULL, 0);
+        return;
+    }
+    if (c != NULL) {
+        ferry_slice s = {b->data, b->len, b};
+        ferry_conn_write(c, &s, 1);
+        ferry_conn_close(c);
+    }
+    ferry_buf_release(b);
+}
+
+static void wt_close(ferry_transport *t, ferry_reason reason);
+
+static void wt_flush(ferry_transport *t)
+{
+    ws_transport *w = (ws_transport *)t;
+    if (w->reported)
+        return;
+    if (!w->accepted) {
+        wt_close(t, FERRY_REASON_TRANSPORT_ERROR);
+        return;
+    }
+    ferry_buf *pkts[MAX_BATCH];
+    ws_msg msgs[MAX_BATCH];
+    while (ws_socket_pending(&w->sock) < WRITE_HIGH_WATER) {
+        size_t n = ferry_engine_take(t, pkts, MAX_BATCH, WRITE_HIGH_WATER);
+        if (n == 0)
+            return;
+        for (size_t i = 0; i < n; i++)
+            msgs[i] = (ws_msg){pkts[i]->data, pkts[i]->len, pkts[i],
+                               (pkts[i]->flags & FERRY_BUF_BINARY) != 0};
+        /* The writer retains what it keeps; the queue's references end here. */
+        int rc = ws_socket_send(&w->sock, msgs, n);
+        for (size_t i = 0; i < n; i++)
+            ferry_buf_release(pkts[i]);
+        if (rc != 0 || w->reported)
+            return;
+    }
+    /* More is queued: on_drain asks the engine for another flush. */
+}
+
+static int wt_send_now(ferry_transport *t, ferry_buf *pkt)
+{
+    ws_transport *w = (ws_transport *)t;
+    if (!w->accepted || w->reported)
+        return -FERRY_ECLOSED;
+    ws_msg m = {pkt->data, pkt->len, pkt, (pkt->flags & FERRY_BUF_BINARY) != 0};
+    return ws_socket_send(&w->sock, &m, 1);
+}
+
+static void wt_close(ferry_transport *t, ferry_reason reason)
+{
+    ws_transport *w = (ws_transport *)t;
+    if (w->reported)
+        return;
+    report_closed(w, reason);
+    if (!w->accepted) {
+        wt_free(w);
+        return;
+    }
+    /* The closing handshake; on_close frees us once the connection is gone. Like the
+     * reference (ws.close()), the close frame carries no code. */
+    ws_socket_close(&w->sock, 0, NULL);
+}
+
+const ferry_transport_ops ferry_websocket_ops = {
+    .name = "websocket",
+    .flags = FERRY_TR_FULL_DUPLEX | FERRY_TR_BINARY | FERRY_TR_PROBE_TARGET,
+    .bit = FERRY_TRANSPORT_WEBSOCKET,
+    .create = wt_create,
+    .open = wt_open,
+    .on_request = wt_on_request,
+    .flush = wt_flush,
+    .send_now = wt_send_now,
+    .close = wt_close,
+    .destroy = wt_destroy,
+};
