@@ -64,6 +64,7 @@ for s in $suites; do
   e2e) run_node_suite e2e tests/e2e ;;
   conformance)
     bin="$FERRY_BUILD_DIR/examples/ws-echo/ferry-ws-echo"
+    [ -x "$bin" ] || [ ! -x "$FERRY_BUILD_DIR/examples/ws-echo/ws-echo" ] || bin="$FERRY_BUILD_DIR/examples/ws-echo/ws-echo"
     if [ ! -x "$bin" ]; then echo "== conformance: skipped ($bin is not built)"; continue; fi
     echo "== conformance (WebSocket echo, deflate off and on)"
     node tests/conformance/run.mjs > "$log_dir/conformance.log" 2>&1

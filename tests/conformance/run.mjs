@@ -38,7 +38,8 @@ const modes = opt("--modes", "off,deflate").split(",");
 const only = opt("--only") ? new RegExp(`^(?:${opt("--only")})`) : null;
 const scale = Number(process.env.FERRY_CONFORMANCE_TIMEOUT_SCALE ?? 1);
 const buildDir = path.resolve(root, process.env.FERRY_BUILD_DIR ?? "build-test");
-const ferryBin = opt("--bin", path.join(buildDir, "examples/ws-echo/ferry-ws-echo"));
+// examples/ws-echo builds ferry-ws-echo (ws-echo in its first version: either is taken).
+const ferryBin = opt("--bin", ["ferry-ws-echo", "ws-echo"].map((n) => path.join(buildDir, "examples/ws-echo", n)).find((p) => fs.existsSync(p)) ?? path.join(buildDir, "examples/ws-echo/ferry-ws-echo"));
 
 function loadExpectedFailures() {
   const file = path.join(here, serverKind === "reference" && !url ? "expected-failures-reference.txt" : "expected-failures.txt");
