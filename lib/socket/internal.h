@@ -1,0 +1,37 @@
+/* Functions shared by the files of lib/socket (private). */
+#ifndef FERRY_SOCKET_INTERNAL_H
+#define FERRY_SOCKET_INTERNAL_H
+
+#include "socket/socket.h"
+
+/* namespace.c */
+ferry_sio *sio_get(ferry_server *srv);  /* creates the layer on first use; NULL on failure */
+ferry_namespace *sio_nsp_find(ferry_sio *sio, const char *name);
+int sio_handlers_set(sio_handlers *h, const char *event, ferry_event_cb cb, void *ud,
+                     size_t max);
+const sio_handler *sio_handlers_find(const sio_handlers *h, const char *event);
+void sio_handlers_free(sio_handlers *h);
+int sio_valid_name(const char *name);
+
+/* client.c */
+void sio_on_session(ferry_session *s, void *ud);
+/* Queue a packet to the client's session; returns 0 or a negative error. */
+int sio_client_send(sio_client *c, const sio_encoded *e);
+
+/* socket.c */
+ferry_socket *sio_socket_new(sio_client *c, ferry_namespace *nsp, cJSON *auth);
+void sio_socket_retain(ferry_socket *s);
+void sio_socket_release(ferry_socket *s);
+/* Run the namespace's middlewares, then connect (s is referenced by the caller). */
+void sio_socket_start(ferry_socket *s);
+/* The socket leaves: ack callbacks fail, the disconnect callback runs, rooms are left.
+ * notify: send DISCONNECT to the client. */
+void sio_socket_close(ferry_socket *s, ferry_reason reason, int notify);
+/* The session went away under a socket still in its middlewares. */
+void sio_socket_abandon(ferry_socket *s);
+void sio_socket_on_event(ferry_socket *s, sio_packet *pkt);
+void sio_socket_on_ack(ferry_socket *s, sio_packet *pkt);
+/* Free the sockets still waiting for a middleware (server shutdown). */
+void sio_socket_drop_waiting(ferry_sio *sio);
+
+#endif

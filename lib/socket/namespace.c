@@ -1,0 +1,290 @@
+/* Namespaces, the layer's set-up on a server, and handler tables. */
+#include <string.h>
+
+#include "common/mem.h"
+#include "common/utf8.h"
+#include "socket/internal.h"
+
+int sio_valid_name(const char *name)
+{
+    size_t n = name != NULL ? strlen(name) : 0;
+    return n > 0 && n <= FERRY_NAME_MAX && ferry_utf8_valid(name, n);
+}
+
+/* ------------------------------------------------------------------ handler tables */
+
+const sio_handler *sio_handlers_find(const sio_handlers *h, const char *event)
+{
+    for (size_t i = 0; i < h->n; i++)
+        if (strcmp(h->v[i].event, event) == 0)
+            return &h->v[i];
+    return NULL;
+}
+
+int sio_handlers_set(sio_handlers *h, const char *event, ferry_event_cb cb, void *ud, size_t max)
+{
+    if (!sio_valid_name(event))
+        return -FERRY_EINVAL;
+    for (size_t i = 0; i < h->n; i++)
+        if (strcmp(h->v[i].event, event) == 0) {
+            if (cb == NULL) {
+                ferry_mem_free(h->v[i].event);
+                h->v[i] = h->v[--h->n];
+            } else {
+                h->v[i].cb = cb;
+                h->v[i].ud = ud;
+            }
+            return 0;
+        }
+    if (cb == NULL)
+        return 0;
+    if (h->n >= max)
+        return -FERRY_ELIMIT;
+    sio_handler *v = ferry_mem_realloc(h->v, (h->n + 1) * sizeof(*v));
+    if (v == NULL)
+        return -FERRY_ENOMEM;
+    h->v = v;
+    char *e = ferry_mem_strdup(event);
+    if (e == NULL)
+        return -FERRY_ENOMEM;
+    v[h->n++] = (sio_handler){e, cb, ud};
+    return 0;
+}
+
+void sio_handlers_free(sio_handlers *h)
+{
+    for (size_t i = 0; i < h->n; i++)
+        ferry_mem_free(h->v[i].event);
+    ferry_mem_free(h->v);
+    h->v = NULL;
+    h->n = 0;
+}
+
+/* ------------------------------------------------------------------ the layer */
+
+static void nsp_free(ferry_namespace *nsp)
+{
+    if (nsp->adapter != NULL)
+        nsp->adapter->ops->destroy(nsp->adapter);
+    sio_handlers_free(&nsp->handlers);
+    ferry_mem_free(nsp->name);
+    ferry_mem_free(nsp);
+}
+
+/* Runs when the server is freed: every session (hence every socket) is gone by then. */
+static void sio_free(ferry_server *srv)
+{
+    ferry_sio *sio = srv->sio;
+    sio_socket_drop_waiting(sio);
+    while (sio->nsps != NULL) {
+        ferry_namespace *n = sio->nsps;
+        sio->nsps = n->next;
+        nsp_free(n);
+    }
+    ferry_mem_free(sio);
+    srv->sio = NULL;
+}
+
+static ferry_namespace *nsp_new(ferry_sio *sio, const char *name)
+{
+    ferry_namespace *nsp = ferry_mem_calloc(1, sizeof(*nsp));
+    if (nsp == NULL)
+        return NULL;
+    nsp->sio = sio;
+    ferry_list_init(&nsp->sockets);
+    nsp->name = ferry_mem_strdup(name);
+    nsp->adapter = ferry_adapter_local_new(nsp);
+    if (nsp->name == NULL || nsp->adapter == NULL) {
+        nsp_free(nsp);
+        return NULL;
+    }
+    nsp->next = sio->nsps;
+    sio->nsps = nsp;
+    return nsp;
+}
+
+ferry_sio *sio_get(ferry_server *srv)
+{
+    if (srv->sio != NULL)
+        return srv->sio;
+    if (srv->on_session != NULL || srv->closing)
+        return NULL; /* the engine level is in use */
+    ferry_sio *sio = ferry_mem_calloc(1, sizeof(*sio));
+    if (sio == NULL)
+        return NULL;
+    sio->srv = srv;
+    ferry_list_init(&sio->clients);
+    ferry_list_init(&sio->waiting);
+    /* The main namespace always exists, as in Socket.IO. */
+    if (nsp_new(sio, "/") == NULL) {
+        ferry_mem_free(sio);
+        return NULL;
+    }
+    srv->sio = sio;
+    srv->sio_free = sio_free;
+    srv->on_session = sio_on_session;
+    srv->on_session_ud = sio;
+    return sio;
+}
+
+ferry_namespace *sio_nsp_find(ferry_sio *sio, const char *name)
+{
+    for (ferry_namespace *n = sio->nsps; n != NULL; n = n->next)
+        if (strcmp(n->name, name) == 0)
+            return n;
+    return NULL;
+}
+
+ferry_namespace *ferry_of(ferry_server *srv, const char *name)
+{
+    if (srv == NULL || !sio_valid_name(name))
+        return NULL;
+    char buf[FERRY_NAME_MAX + 2];
+    if (name[0] != '/') {
+        buf[0] = '/';
+        strcpy(buf + 1, name);
+        name = buf;
+        if (strlen(name) > FERRY_NAME_MAX)
+            return NULL;
+    }
+    ferry_sio *sio = sio_get(srv);
+    if (sio == NULL)
+        return NULL;
+    ferry_namespace *nsp = sio_nsp_find(sio, name);
+    return nsp != NULL ? nsp : nsp_new(sio, name);
+}
+
+int ferry_server_on_namespace_request(ferry_server *srv, ferry_namespace_request_cb cb,
+                                      void *user_data)
+{
+    ferry_sio *sio = sio_get(srv);
+    if (sio == NULL)
+        return srv->on_session != NULL ? -FERRY_EBUSY : -FERRY_ENOMEM;
+    sio->on_request = cb;
+    sio->on_request_ud = user_data;
+    return 0;
+}
+
+const char *ferry_namespace_name(const ferry_namespace *nsp)
+{
+    return nsp->name;
+}
+
+ferry_server *ferry_namespace_server(const ferry_namespace *nsp)
+{
+    return nsp->sio->srv;
+}
+
+void ferry_namespace_set_data(ferry_namespace *nsp, void *data)
+{
+    nsp->data = data;
+}
+
+void *ferry_namespace_get_data(const ferry_namespace *nsp)
+{
+    return nsp->data;
+}
+
+void ferry_namespace_on_connection(ferry_namespace *nsp, ferry_connection_cb cb, void *user_data)
+{
+    nsp->on_connection = cb;
+    nsp->on_connection_ud = user_data;
+}
+
+int ferry_namespace_use(ferry_namespace *nsp, ferry_middleware_cb cb, void *user_data)
+{
+    if (cb == NULL)
+        return -FERRY_EINVAL;
+    if (nsp->nmw >= SIO_MAX_MIDDLEWARES)
+        return -FERRY_ELIMIT;
+    nsp->mw[nsp->nmw++] = (sio_middleware){cb, user_data};
+    return 0;
+}
+
+int ferry_namespace_on(ferry_namespace *nsp, const char *event, ferry_event_cb cb,
+                       void *user_data)
+{
+    return sio_handlers_set(&nsp->handlers, event, cb, user_data, (size_t)-1);
+}
+
+size_t ferry_namespace_sockets(ferry_namespace *nsp, const char *room, ferry_socket **out,
+                               size_t max)
+{
+    return nsp->adapter->ops->sockets(nsp->adapter, room, out, max);
+}
+
+ferry_socket *ferry_namespace_socket(ferry_namespace *nsp, const char *id)
+{
+    ferry_socket *s = NULL;
+    if (id == NULL || nsp->adapter->ops->sockets(nsp->adapter, id, &s, 1) == 0)
+        return NULL;
+    /* The room named by a socket id could also have been joined by others: check. */
+    return strcmp(s->id, id) == 0 ? s : NULL;
+}
+
+/* ------------------------------------------------------------------ broadcasts */
+
+void ferry_bcast_init(ferry_bcast *b, ferry_namespace *nsp)
+{
+    memset(b, 0, sizeof(*b));
+    b->nsp = nsp;
+}
+
+void ferry_bcast_from(ferry_bcast *b, const ferry_socket *s)
+{
+    ferry_bcast_init(b, s->nsp);
+    b->exclude = s;
+}
+
+int ferry_bcast_to(ferry_bcast *b, const char *room)
+{
+    if (room == NULL)
+        return -FERRY_EINVAL;
+    if (b->nto >= FERRY_BCAST_MAX_ROOMS)
+        return -FERRY_ELIMIT;
+    b->to[b->nto++] = room;
+    return 0;
+}
+
+int ferry_bcast_except(ferry_bcast *b, const char *room)
+{
+    if (room == NULL)
+        return -FERRY_EINVAL;
+    if (b->nexcept >= FERRY_BCAST_MAX_ROOMS)
+        return -FERRY_ELIMIT;
+    b->except[b->nexcept++] = room;
+    return 0;
+}
+
+void ferry_bcast_volatile(ferry_bcast *b)
+{
+    b->flags |= FERRY_BCAST_VOLATILE;
+}
+
+int ferry_bcast_emit(const ferry_bcast *b, const char *event, const cJSON *args)
+{
+    if (b == NULL || b->nsp == NULL || !sio_valid_name(event) || sio_reserved_event(event) ||
+        (args != NULL && !cJSON_IsArray(args)))
+        return -FERRY_EINVAL;
+    /* Encoded once; every recipient's queue shares the buffers. */
+    sio_encoded e;
+    int rc = sio_encode_event(b->nsp->name, SIO_NO_ID, event, args, &e);
+    if (rc != 0)
+        return rc;
+    size_t max = b->nsp->sio->srv->cfg.max_payload;
+    for (size_t i = 0; i < e.n; i++)
+        if (e.bufs[i]->len > max) {
+            sio_encoded_release(&e);
+            return -FERRY_ETOOBIG;
+        }
+    rc = b->nsp->adapter->ops->broadcast(b->nsp->adapter, &e, b);
+    sio_encoded_release(&e);
+    return rc;
+}
+
+int ferry_namespace_emit(ferry_namespace *nsp, const char *event, const cJSON *args)
+{
+    ferry_bcast b;
+    ferry_bcast_init(&b, nsp);
+    return ferry_bcast_emit(&b, event, args);
+}

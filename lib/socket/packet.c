@@ -1,0 +1,430 @@
+/* Socket.IO v5 packet codec (socket.io-parser's format); see packet.h. */
+#include "socket/packet.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "common/base64.h"
+#include "common/mem.h"
+#include "engine/packet.h"
+
+static const char *const reserved[] = {"connect",       "connect_error", "disconnect",
+                                       "disconnecting", "newListener",   "removeListener"};
+
+int sio_reserved_event(const char *event)
+{
+    for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
+        if (strcmp(event, reserved[i]) == 0)
+            return 1;
+    return 0;
+}
+
+void sio_packet_clear(sio_packet *p)
+{
+    ferry_mem_free(p->nsp);
+    cJSON_Delete(p->data);
+    memset(p, 0, sizeof(*p));
+    p->id = SIO_NO_ID;
+}
+
+/* ------------------------------------------------------------------ decoder */
+
+void sio_decoder_init(sio_decoder *d, unsigned max_attachments)
+{
+    memset(d, 0, sizeof(*d));
+    if (max_attachments > SIO_MAX_ATTACHMENTS_CEILING)
+        max_attachments = SIO_MAX_ATTACHMENTS_CEILING;
+    d->max_attachments = max_attachments;
+    d->max_name = FERRY_NAME_MAX;
+    d->pending.id = SIO_NO_ID;
+}
+
+static void reset_pending(sio_decoder *d)
+{
+    sio_packet_clear(&d->pending);
+    ferry_mem_free(d->slots);
+    d->slots = NULL;
+    d->got = 0;
+    d->waiting = 0;
+}
+
+void sio_decoder_free(sio_decoder *d)
+{
+    reset_pending(d);
+}
+
+static int is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* The payload rules of the spec (socket.io-parser's isPayloadValid), stricter where the spec
+ * says a payload is mandatory: an EVENT needs a non-empty array, an ACK an array and an id. */
+static int payload_valid(const sio_packet *p)
+{
+    const cJSON *d = p->data;
+    switch (p->type) {
+    case SIO_CONNECT:
+        return d == NULL || cJSON_IsObject(d);
+    case SIO_DISCONNECT:
+        return d == NULL;
+    case SIO_CONNECT_ERROR:
+        return d != NULL && (cJSON_IsObject(d) || cJSON_IsString(d));
+    case SIO_EVENT:
+    case SIO_BINARY_EVENT: {
+        if (!cJSON_IsArray(d) || d->child == NULL)
+            return 0;
+        const cJSON *name = d->child;
+        if (cJSON_IsNumber(name))
+            return 1;
+        return cJSON_IsString(name) && !sio_reserved_event(name->valuestring);
+    }
+    case SIO_ACK:
+    case SIO_BINARY_ACK:
+        return cJSON_IsArray(d) && p->id != SIO_NO_ID;
+    }
+    return 0;
+}
+
+/* Find the placeholders {"_placeholder":true,"num":i} of a binary packet. Each index below
+ * the announced count may appear once: duplicates would let a client multiply one attachment
+ * in memory. Returns 0 or -FERRY_EPROTO. */
+static int find_placeholders(cJSON *node, cJSON **slots, unsigned n, unsigned depth)
+{
+    if (depth > 64)
+        return -FERRY_EPROTO;
+    if (cJSON_IsObject(node)) {
+        const cJSON *ph = cJSON_GetObjectItemCaseSensitive(node, "_placeholder");
+        if (cJSON_IsTrue(ph)) {
+            const cJSON *num = cJSON_GetObjectItemCaseSensitive(node, "num");
+            if (!cJSON_IsNumber(num) || num->valuedouble < 0 || num->valuedouble >= n ||
+                num->valuedouble != (double)(unsigned)num->valuedouble)
+                return -FERRY_EPROTO;
+            unsigned i = (unsigned)num->valuedouble;
+            if (slots[i] != NULL)
+                return -FERRY_EPROTO;
+            slots[i] = node;
+            return 0;
+        }
+    }
+    if (cJSON_IsObject(node) || cJSON_IsArray(node))
+        for (cJSON *c = node->child; c != NULL; c = c->next) {
+            int rc = find_placeholders(c, slots, n, depth + 1);
+            if (rc != 0)
+                return rc;
+        }
+    return 0;
+}
+
+static int json_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+int sio_decode_text(sio_decoder *d, const char *p, size_t len, sio_packet *out)
+{
+    if (d->waiting)
+        return -FERRY_EPROTO; /* text while attachments are due */
+    sio_packet pk = {.id = SIO_NO_ID};
+    size_t i = 0;
+    if (len == 0 || p[0] < '0' || p[0] > '6')
+        return -FERRY_EPROTO;
+    pk.type = p[0] - '0';
+    i = 1;
+    if (pk.type == SIO_BINARY_EVENT || pk.type == SIO_BINARY_ACK) {
+        size_t start = i;
+        uint64_t n = 0;
+        while (i < len && is_digit(p[i])) {
+            n = n * 10 + (uint64_t)(p[i] - '0');
+            if (n > SIO_MAX_ATTACHMENTS_CEILING)
+                return -FERRY_ELIMIT;
+            i++;
+        }
+        if (i == start || i >= len || p[i] != '-')
+            return -FERRY_EPROTO;
+        i++;
+        if (n > d->max_attachments)
+            return -FERRY_ELIMIT;
+        pk.nattach = (unsigned)n;
+    }
+    if (i < len && p[i] == '/') {
+        /* The name runs to a comma, or to the end of the packet ("40/custom"). */
+        size_t start = i;
+        while (i < len && p[i] != ',')
+            i++;
+        size_t n = i - start;
+        if (n > d->max_name || memchr(p + start, '\0', n) != NULL)
+            return -FERRY_EPROTO;
+        pk.nsp = ferry_mem_strndup(p + start, n);
+        if (i < len)
+            i++; /* the comma */
+    } else {
+        pk.nsp = ferry_mem_strdup("/");
+    }
+    if (pk.nsp == NULL)
+        return -FERRY_ENOMEM;
+    if (i < len && is_digit(p[i])) {
+        int64_t id = 0;
+        size_t start = i;
+        while (i < len && is_digit(p[i])) {
+            if (i - start >= 16) {
+                sio_packet_clear(&pk);
+                return -FERRY_EPROTO;
+            }
+            id = id * 10 + (p[i] - '0');
+            i++;
+        }
+        if (id > SIO_MAX_ID) {
+            sio_packet_clear(&pk);
+            return -FERRY_EPROTO;
+        }
+        pk.id = id;
+    }
+    if (i < len) {
+        /* The rest must be exactly one JSON value (JSON.parse allows surrounding spaces). */
+        const char *end = NULL;
+        pk.data = cJSON_ParseWithLengthOpts(p + i, len - i, &end, 0);
+        if (pk.data == NULL) {
+            sio_packet_clear(&pk);
+            return -FERRY_EPROTO;
+        }
+        size_t j = (size_t)(end - p);
+        while (j < len && json_ws(p[j]))
+            j++;
+        if (j != len) {
+            sio_packet_clear(&pk);
+            return -FERRY_EPROTO;
+        }
+    }
+    if (!payload_valid(&pk)) {
+        sio_packet_clear(&pk);
+        return -FERRY_EPROTO;
+    }
+    if (pk.nattach == 0) {
+        *out = pk;
+        return 1;
+    }
+    d->slots = ferry_mem_calloc(pk.nattach, sizeof(*d->slots));
+    if (d->slots == NULL) {
+        sio_packet_clear(&pk);
+        return -FERRY_ENOMEM;
+    }
+    int rc = find_placeholders(pk.data, d->slots, pk.nattach, 0);
+    if (rc != 0) {
+        sio_packet_clear(&pk);
+        ferry_mem_free(d->slots);
+        d->slots = NULL;
+        return rc;
+    }
+    d->pending = pk;
+    d->waiting = 1;
+    d->got = 0;
+    return 0;
+}
+
+/* Turn a placeholder object into a binary argument holding len bytes at p. */
+static int fill_slot(cJSON *slot, const void *p, size_t len)
+{
+    char *b64 = ferry_mem_alloc(FERRY_BASE64_LEN(len) + 1);
+    if (b64 == NULL)
+        return -FERRY_ENOMEM;
+    b64[ferry_base64_encode(b64, p, len)] = '\0';
+    while (slot->child != NULL)
+        cJSON_Delete(cJSON_DetachItemViaPointer(slot, slot->child));
+    cJSON *s = cJSON_AddStringToObject(slot, SIO_BINARY_KEY, b64);
+    ferry_mem_free(b64);
+    return s != NULL ? 0 : -FERRY_ENOMEM;
+}
+
+int sio_decode_binary(sio_decoder *d, const void *p, size_t len, sio_packet *out)
+{
+    if (!d->waiting)
+        return -FERRY_EPROTO;
+    cJSON *slot = d->slots[d->got];
+    if (slot != NULL) {
+        int rc = fill_slot(slot, p, len);
+        if (rc != 0)
+            return rc;
+    }
+    if (++d->got < d->pending.nattach)
+        return 0;
+    *out = d->pending;
+    memset(&d->pending, 0, sizeof(d->pending));
+    d->pending.id = SIO_NO_ID;
+    reset_pending(d);
+    return 1;
+}
+
+/* ------------------------------------------------------------------ encoder */
+
+static unsigned count_binary(const cJSON *node)
+{
+    if (sio_binary_b64(node) != NULL)
+        return 1;
+    unsigned n = 0;
+    if (cJSON_IsObject(node) || cJSON_IsArray(node))
+        for (const cJSON *c = node->child; c != NULL; c = c->next)
+            n += count_binary(c);
+    return n;
+}
+
+/* In the copy, replace each binary argument (depth first, the order of attachments) by its
+ * placeholder, and decode its bytes into a binary Engine.IO message. */
+static int extract_binary(cJSON *node, sio_encoded *e)
+{
+    const char *b64 = sio_binary_b64(node);
+    if (b64 != NULL) {
+        size_t n = strlen(b64);
+        ferry_buf *b = ferry_buf_new(3 * ((n + 3) / 4));
+        if (b == NULL)
+            return -FERRY_ENOMEM;
+        long got = ferry_base64_decode((uint8_t *)b->data, b64, n);
+        if (got < 0) {
+            ferry_buf_release(b);
+            return -FERRY_EINVAL;
+        }
+        b->len = (size_t)got;
+        b->flags |= FERRY_BUF_BINARY;
+        unsigned num = (unsigned)(e->n - 1);
+        e->bufs[e->n++] = b;
+        while (node->child != NULL)
+            cJSON_Delete(cJSON_DetachItemViaPointer(node, node->child));
+        if (cJSON_AddTrueToObject(node, "_placeholder") == NULL ||
+            cJSON_AddNumberToObject(node, "num", num) == NULL)
+            return -FERRY_ENOMEM;
+        return 0;
+    }
+    if (cJSON_IsObject(node) || cJSON_IsArray(node))
+        for (cJSON *c = node->child; c != NULL; c = c->next) {
+            int rc = extract_binary(c, e);
+            if (rc != 0)
+                return rc;
+        }
+    return 0;
+}
+
+void sio_encoded_release(sio_encoded *e)
+{
+    for (size_t i = 0; i < e->n; i++)
+        ferry_buf_release(e->bufs[i]);
+    if (e->bufs != e->inline_bufs)
+        ferry_mem_free(e->bufs);
+    e->n = 0;
+    e->bufs = e->inline_bufs;
+}
+
+size_t sio_encoded_size(const sio_encoded *e)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < e->n; i++)
+        n += e->bufs[i]->len;
+    return n;
+}
+
+/* The shared core: event (or NULL) is spliced in front of the array data. */
+static int encode(int type, const char *nsp, int64_t id, const char *event, const cJSON *data,
+                  sio_encoded *out)
+{
+    out->n = 0;
+    out->bufs = out->inline_bufs;
+    if (event != NULL && data != NULL && !cJSON_IsArray(data))
+        return -FERRY_EINVAL;
+    unsigned nbin = data != NULL ? count_binary(data) : 0;
+    cJSON *copy = NULL;
+    if (nbin > 0) {
+        if (type == SIO_EVENT)
+            type = SIO_BINARY_EVENT;
+        else if (type == SIO_ACK)
+            type = SIO_BINARY_ACK;
+        else
+            return -FERRY_EINVAL;
+        if (1 + (size_t)nbin > SIO_ENC_INLINE) {
+            out->bufs = ferry_mem_alloc((1 + (size_t)nbin) * sizeof(*out->bufs));
+            if (out->bufs == NULL) {
+                out->bufs = out->inline_bufs;
+                return -FERRY_ENOMEM;
+            }
+        }
+        out->bufs[0] = NULL;
+        out->n = 1; /* slot 0 is the text packet, filled below */
+        copy = cJSON_Duplicate(data, 1);
+        int rc = copy != NULL ? extract_binary(copy, out) : -FERRY_ENOMEM;
+        if (rc != 0) {
+            cJSON_Delete(copy);
+            sio_encoded_release(out);
+            return rc;
+        }
+        data = copy;
+    }
+    char *json = NULL, *ev = NULL;
+    if (data != NULL) {
+        json = cJSON_PrintUnformatted(data);
+        if (json == NULL)
+            goto nomem;
+    }
+    if (event != NULL) {
+        cJSON *s = cJSON_CreateString(event);
+        ev = s != NULL ? cJSON_PrintUnformatted(s) : NULL;
+        cJSON_Delete(s);
+        if (ev == NULL)
+            goto nomem;
+    }
+    char head[64];
+    int hn = snprintf(head, sizeof(head), "4%d", type);
+    if (type == SIO_BINARY_EVENT || type == SIO_BINARY_ACK)
+        hn += snprintf(head + hn, sizeof(head) - (size_t)hn, "%u-", nbin);
+    size_t nsplen = strcmp(nsp, "/") == 0 ? 0 : strlen(nsp);
+    char idbuf[24];
+    int idn = id >= 0 ? snprintf(idbuf, sizeof(idbuf), "%lld", (long long)id) : 0;
+    size_t jlen = json != NULL ? strlen(json) : 0, evlen = ev != NULL ? strlen(ev) : 0;
+    /* With an event: "[" ev ("," args-without-their-"[") or "]". */
+    size_t body = event != NULL ? 1 + evlen + (jlen > 2 ? jlen - 1 + 1 : 1) : jlen;
+    size_t total = (size_t)hn + (nsplen ? nsplen + 1 : 0) + (size_t)idn + body;
+    ferry_buf *b = ferry_buf_new(total);
+    if (b == NULL)
+        goto nomem;
+    char *w = b->data;
+    memcpy(w, head, (size_t)hn), w += hn;
+    if (nsplen) {
+        memcpy(w, nsp, nsplen), w += nsplen;
+        *w++ = ',';
+    }
+    memcpy(w, idbuf, (size_t)idn), w += idn;
+    if (event != NULL) {
+        *w++ = '[';
+        memcpy(w, ev, evlen), w += evlen;
+        if (jlen > 2) {
+            *w++ = ',';
+            memcpy(w, json + 1, jlen - 1), w += jlen - 1;
+        } else {
+            *w++ = ']';
+        }
+    } else if (jlen) {
+        memcpy(w, json, jlen), w += jlen;
+    }
+    b->len = (size_t)(w - b->data);
+    if (out->n == 0)
+        out->n = 1;
+    out->bufs[0] = b;
+    cJSON_free(json);
+    cJSON_free(ev);
+    cJSON_Delete(copy);
+    return 0;
+nomem:
+    cJSON_free(json);
+    cJSON_free(ev);
+    cJSON_Delete(copy);
+    sio_encoded_release(out);
+    return -FERRY_ENOMEM;
+}
+
+int sio_encode(int type, const char *nsp, int64_t id, const cJSON *data, sio_encoded *out)
+{
+    return encode(type, nsp, id, NULL, data, out);
+}
+
+int sio_encode_event(const char *nsp, int64_t id, const char *event, const cJSON *args,
+                     sio_encoded *out)
+{
+    return encode(SIO_EVENT, nsp, id, event, args, out);
+}

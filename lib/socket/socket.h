@@ -1,0 +1,134 @@
+/* The Socket.IO layer's objects (private). See ferry.h for the public contract.
+ *
+ * One sio_client per Engine.IO session (Socket.IO's Client): it decodes the session's messages
+ * and owns the sockets, one per namespace the client joined (or is joining). A ferry_socket is
+ * referenced by its membership (from creation until it leaves), by a middleware that has not
+ * decided yet, and by whoever is inside a callback for it; it is freed with the last. */
+#ifndef FERRY_SOCKET_SOCKET_H
+#define FERRY_SOCKET_SOCKET_H
+
+#include <stdint.h>
+
+#include "adapter/adapter.h"
+#include "common/list.h"
+#include "common/timerwheel.h"
+#include "engine/engine.h"
+#include "socket/packet.h"
+
+#define SIO_MAX_MIDDLEWARES 16
+#define SIO_MAX_SOCKET_HANDLERS 64
+#define SIO_MAX_PENDING_ACKS 1024
+#define SIO_MAX_ROOMS_PER_SOCKET 256
+#define SIO_ID_LEN 20
+
+typedef struct sio_handler {
+    char *event;
+    ferry_event_cb cb;
+    void *ud;
+} sio_handler;
+
+typedef struct sio_handlers {
+    sio_handler *v;
+    size_t n;
+} sio_handlers;
+
+typedef struct sio_middleware {
+    ferry_middleware_cb cb;
+    void *ud;
+} sio_middleware;
+
+struct ferry_namespace {
+    struct ferry_sio *sio;
+    ferry_namespace *next; /* in sio->nsps */
+    char *name;
+    ferry_connection_cb on_connection;
+    void *on_connection_ud;
+    sio_middleware mw[SIO_MAX_MIDDLEWARES];
+    unsigned nmw;
+    sio_handlers handlers;
+    ferry_list sockets; /* connected sockets (ferry_socket.nsp_link) */
+    size_t nsockets;
+    ferry_adapter *adapter;
+    void *data;
+};
+
+typedef struct ferry_sio {
+    ferry_server *srv;
+    ferry_namespace *nsps;
+    ferry_namespace_request_cb on_request;
+    void *on_request_ud;
+    ferry_list clients;
+    ferry_list waiting; /* sockets whose middleware decides later (ferry_socket.wait_link) */
+    uint64_t bcast_epoch;
+} ferry_sio;
+
+typedef struct sio_client {
+    ferry_sio *sio;
+    ferry_session *session; /* one reference, dropped when the session closes */
+    sio_decoder dec;
+    ferry_timer connect_timer;
+    ferry_list sockets; /* every socket of the client (ferry_socket.client_link) */
+    ferry_list link;    /* in sio->clients */
+    unsigned nconnected;
+    int closing;        /* the session is closing: take no more packets */
+    unsigned busy;      /* inside on_message */
+    int dead;           /* the session closed while busy: free when the callback ends */
+} sio_client;
+
+typedef enum sock_state {
+    SOCK_MIDDLEWARE,    /* middlewares are running */
+    SOCK_CONNECTED,
+    SOCK_DISCONNECTING, /* ferry_socket_disconnect() was called; deferred to the wheel */
+    SOCK_CLOSING,       /* inside its disconnect callback */
+    SOCK_GONE,          /* left; waiting for its last reference */
+} sock_state;
+
+typedef enum mw_state {
+    MW_IDLE,
+    MW_RUNNING, /* inside a middleware callback, no decision yet */
+    MW_ASYNC,   /* the callback returned without a decision */
+    MW_ACCEPTED,
+    MW_REFUSED,
+} mw_state;
+
+struct ferry_socket {
+    sio_client *client;
+    ferry_namespace *nsp;
+    char id[SIO_ID_LEN + 1];
+    uint32_t refcnt;
+    sock_state state;
+    mw_state mw;
+    unsigned mw_next;
+    int close_session;  /* the deferred disconnect closes the whole session */
+    cJSON *auth;
+    ferry_list client_link;
+    ferry_list nsp_link;
+    ferry_list wait_link;
+    sio_handlers handlers;
+    ferry_event_cb any;
+    void *any_ud;
+    ferry_disconnect_cb on_disconnect;
+    void *on_disconnect_ud;
+    void *data;
+    int64_t next_ack_id;
+    ferry_list out_acks; /* emits waiting for the client's ack (sio_out_ack.link) */
+    unsigned nout_acks;
+    ferry_list in_acks;  /* the client's ack requests not answered yet (ferry_ack.link) */
+    ferry_timer defer;   /* runs a deferred disconnect */
+    /* The adapter's: memberships of this socket, and a mark that makes a broadcast to
+     * several rooms reach each socket once. */
+    ferry_list rooms;
+    unsigned nrooms;
+    uint64_t bcast_mark;
+};
+
+/* Queue an encoded packet to the socket's session. volatile_: drop it (returning 0) when the
+ * client cannot take it right now. Returns 0 or a negative error. */
+int sio_socket_queue(ferry_socket *s, const sio_encoded *e, int volatile_);
+/* Is the socket a valid broadcast recipient? */
+static inline int sio_socket_live(const ferry_socket *s)
+{
+    return s->state == SOCK_CONNECTED;
+}
+
+#endif
