@@ -2,7 +2,7 @@
  * back unchanged on ws://127.0.0.1:PORT/. The target of the conformance client
  * (tests/conformance/run.mjs) and of the python3-websockets test.
  *
- *   ws-echo [--port N]             listen on 127.0.0.1:N (default 9001; 0 picks a free port)
+ *   ferry-ws-echo [--port N]             listen on 127.0.0.1:N (default 9001; 0 picks a free port)
  *           [--deflate]            accept permessage-deflate offers
  *           [--deflate-threshold N] compress replies of at least N bytes (default 0: all)
  *           [--max-message BYTES]  largest message accepted (default 16 MiB), then 1009

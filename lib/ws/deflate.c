@@ -282,6 +282,11 @@ ferry_buf *ws_deflate_compress(ws_deflate *d, const char *in, size_t n)
     /* RFC 7692 7.2.1: drop the empty block's 00 00 FF FF that the sync flush ended with. */
     if (used >= 4 && memcmp(b->data + used - 4, "\x00\x00\xff\xff", 4) == 0)
         used -= 4;
+    /* A flush with nothing new gives no bytes at all (zlib: no progress); the peer would then
+     * inflate our missing block from its own 00 00 FF FF. Send the empty block as a single
+     * 0x00 (RFC 7692 7.2.3.6). */
+    if (used == 0)
+        b->data[used++] = 0;
     b->len = used;
     if (d->params.server_no_context_takeover)
         deflateReset(z);

@@ -9,8 +9,8 @@ import { startServer, bin, once } from "../lib/server.mjs";
 
 let srv, dsrv;
 before(async () => {
-  srv = await startServer(bin("examples/ws-echo/ws-echo"), ["--port", "0", "--max-message", "100000"]);
-  dsrv = await startServer(bin("examples/ws-echo/ws-echo"), ["--port", "0", "--deflate"]);
+  srv = await startServer(bin("examples/ws-echo/ferry-ws-echo"), ["--port", "0", "--max-message", "100000"]);
+  dsrv = await startServer(bin("examples/ws-echo/ferry-ws-echo"), ["--port", "0", "--deflate"]);
 });
 after(async () => {
   assert.equal(await srv.stop(), 0, "ws-echo exits cleanly (no leak, no sanitizer report)");

@@ -111,6 +111,25 @@ static void round_trip_and_bound(void **state)
     }
 }
 
+/* Empty messages one after another (Autobahn 9.7.1 with deflate): each must inflate to
+ * nothing, also when zlib has nothing new to flush. */
+static void empty_messages(void **state)
+{
+    ws_deflate_params p = {0, 0, 15, 0};
+    ws_deflate *server = ws_deflate_new(&p), *client = ws_deflate_new(&p);
+    for (int i = 0; i < 3; i++) {
+        ferry_buf *c = ws_deflate_compress(server, "", 0);
+        assert_true(c->len >= 1);
+        ferry_vec out = {0};
+        assert_int_equal(ws_deflate_inflate(client, c->data, c->len, 1, &out, 100), 0);
+        assert_int_equal(out.len, 0);
+        ferry_vec_free(&out);
+        ferry_buf_release(c);
+    }
+    ws_deflate_free(server);
+    ws_deflate_free(client);
+}
+
 static void compressed_message_through_stream(void **state)
 {
     ws_deflate_params p = {0, 0, 15, 0};
@@ -142,6 +161,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(declined_offers),
     cmocka_unit_test(several_offers_first_acceptable_wins),
     cmocka_unit_test(round_trip_and_bound),
+    cmocka_unit_test(empty_messages),
     cmocka_unit_test(compressed_message_through_stream),
 };
 
