@@ -144,9 +144,13 @@ typedef struct ferry_server_config {
     uint32_t short_poll_interval_ms; /* 1000: announced to short-polling clients */
 
     /* HTTP */
-    size_t max_header_bytes;        /* 16384: request line + headers; over it: 431 */
-    uint32_t header_timeout_ms;     /* 10000: a request's headers must arrive within this */
-    uint32_t idle_timeout_ms;       /* 5000: an idle keep-alive connection is closed after this */
+    size_t max_header_bytes;        /* 16384: request line, header lines and the blank line,
+                                       counted exactly; one byte over: 431 */
+    uint32_t header_timeout_ms;     /* 10000: a request must arrive whole (head and body) within
+                                       this from its first byte, and a new connection must
+                                       send one within this; otherwise 408 and close */
+    uint32_t idle_timeout_ms;       /* 5000: a keep-alive connection with no new request this
+                                       long after its last answer is closed */
     uint32_t max_connections;       /* 10000: further connections are accepted and closed */
     const char *static_root;        /* NULL: a folder served for GET paths outside the engine */
     /* Comma-separated allowed origins for CORS and for the Origin check on every transport,

@@ -406,10 +406,18 @@ static void drop_req(ferry_conn *c)
     ferry_req *r = c->req;
     if (r == NULL)
         return;
+    int dispatched = c->waiting;
     c->req = NULL;
     c->waiting = 0;
-    if (r->on_abort != NULL)
+    if (r->on_abort != NULL) {
         r->on_abort(r, r->abort_ud);
+    } else if (dispatched) {
+        /* A handler (a ferry_server_route callback) still owns this request and will answer
+         * it later: it is orphaned, not freed, and ferry_http_reply() frees it then with
+         * -FERRY_ECLOSED. Freeing it here left the handler a dangling pointer. */
+        r->conn = NULL;
+        return;
+    }
     ferry_req_free(r);
 }
 
@@ -575,6 +583,11 @@ int ferry_req_respond(ferry_req *req, int status, const char *content_type,
                       const char *extra_headers, const ferry_slice *body, size_t nbody)
 {
     ferry_conn *c = req->conn;
+    if (c == NULL) {
+        /* Orphaned: its connection closed while a handler held it (drop_req). */
+        ferry_req_free(req);
+        return -FERRY_ECLOSED;
+    }
     FERRY_ASSERT(c->req == req);
     /* Detached before writing: a failed write aborts the connection, and the abort must not
      * free this request a second time (drop_req). */
@@ -627,6 +640,8 @@ int ferry_req_respond_text(ferry_req *req, int status, const char *content_type,
 {
     ferry_slice s = {body, len, NULL};
     ferry_buf *copy = NULL;
+    if (req->conn == NULL)
+        return ferry_req_respond(req, status, content_type, NULL, NULL, 0); /* frees it */
     if (len > 0) {
         copy = ferry_buf_from(body, len);
         if (copy == NULL) {
@@ -647,6 +662,10 @@ int ferry_req_respond_text(ferry_req *req, int status, const char *content_type,
 ferry_conn *ferry_req_take_conn(ferry_req *req, const ferry_conn_handler *h, void *ud)
 {
     ferry_conn *c = req->conn;
+    if (c == NULL) {
+        ferry_req_free(req);
+        return NULL;
+    }
     FERRY_ASSERT(c->req == req);
     ferry_req_free(req);
     c->req = NULL;

@@ -168,6 +168,10 @@ int ferry_req_origin_allowed(const ferry_req *req);
 /* The peer address as text into out (at least 46 bytes). */
 void ferry_req_remote_addr(const ferry_req *req, char *out, size_t outlen);
 
+/* A request is owned by its handler from dispatch until it is answered. If its connection
+ * closes first, a holder with an abort callback hears it and the request is freed; a request
+ * without one is orphaned (req->conn = NULL) and the answer, whenever it comes, frees it and
+ * returns -FERRY_ECLOSED. */
 /* Answer the request: status line, Content-Type (NULL: none), Content-Length, connection
  * handling, CORS headers when the route asked for them, extra_headers (NULL or complete
  * "Name: value\r\n" lines), then the body slices (their refs are retained until written).

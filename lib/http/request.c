@@ -84,6 +84,8 @@ void ferry_req_remote_addr(const ferry_req *req, char *out, size_t outlen)
     struct sockaddr_storage ss;
     int len = sizeof(ss);
     out[0] = '\0';
+    if (req->conn == NULL)
+        return;
     if (uv_tcp_getpeername(&req->conn->tcp, (struct sockaddr *)&ss, &len) != 0)
         return;
     if (ss.ss_family == AF_INET6)

@@ -186,9 +186,8 @@ describe("one GET and one POST in flight per session", () => {
     const held = await rawConnect(eng.port);
     held.write(req("GET", q(`EIO=4&transport=polling&sid=${sid}`)));
     const heldRes = held.response();
-    // The first GET is held until something is queued; make sure the server has it before
-    // the second one: a POST on the same session is answered only after... the GET was
-    // parsed on its own connection, so wait for the echo of a message instead.
+    // The first GET is held until something is queued. A message posted after it and seen by
+    // the server (a round trip on another connection) orders the second GET after the first.
     await rawRequest(eng.port, req("POST", q(`EIO=4&transport=polling&sid=${sid}`), { body: "4cmd:silent" }));
     await eng.messageOf(sid);
     const second = await rawRequest(eng.port, req("GET", q(`EIO=4&transport=polling&sid=${sid}`)));

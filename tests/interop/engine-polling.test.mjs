@@ -142,6 +142,18 @@ test("a client closing is seen by the server as 'transport close'", async () => 
   assert.equal((await eng.closeOf(ev.sid)).reason, "transport close");
 });
 
+test("the server closed from inside a message callback exits clean", async () => {
+  const own = await startEngine([]);
+  const socket = new Socket(own.url, { path: own.path, transports: ["polling"] });
+  await once(socket, "open");
+  const sid = socket.id;
+  const closed = once(socket, "close");
+  socket.send("cmd:shutdown");
+  assert.equal((await own.closeOf(sid)).reason, "server shutting down");
+  await closed;
+  assert.equal(await own.exited(), 0, "the process ends by itself, exit 0, no leak");
+});
+
 test("examples/echo echoes over polling", async () => {
   const echo = await startServer(bin("examples/echo/ferry-echo"), ["--port", "0"]);
   try {

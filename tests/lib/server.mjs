@@ -42,6 +42,8 @@ export async function startServer(binary, args = [], { timeoutMs = 10000, env = 
     proc,
     stderr: () => stderr,
     stdout: () => stdout,
+    // Resolves with the exit code when the server ends on its own (no signal sent).
+    exited: () => exited,
     async stop() {
       if (proc.exitCode === null) proc.kill("SIGTERM");
       const code = await exited;

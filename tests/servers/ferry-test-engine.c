@@ -16,6 +16,7 @@
  *   cmd:silent     stop echoing on this session (commands still work)
  *   cmd:echo       echo again
  *   cmd:big N      send one text message of N 'x'
+ *   cmd:shutdown   close the whole server from inside this message callback (then exit 0)
  *
  * Flags (all optional): --port N (0: a free port), --path P (/engine.io/), --ping-interval MS,
  * --ping-timeout MS, --max-payload N, --max-header-bytes N, --header-timeout MS,
@@ -34,6 +35,8 @@
 typedef struct sess_data {
     int silent;
 } sess_data;
+
+static void shutdown_server(void);
 
 static void json_string(FILE *out, const char *s, size_t len)
 {
@@ -96,6 +99,8 @@ static void run_cmd(ferry_session *s, sess_data *d, const char *data, size_t len
     } else if (is_cmd(data, len, "cmd:binary")) {
         static const char bytes[] = {0x00, 0x01, 0x02, (char)0xff};
         ferry_session_send(s, bytes, sizeof(bytes), 1);
+    } else if (is_cmd(data, len, "cmd:shutdown")) {
+        shutdown_server();
     } else if (is_cmd(data, len, "cmd:silent")) {
         d->silent = 1;
     } else if (is_cmd(data, len, "cmd:echo")) {
@@ -157,12 +162,22 @@ typedef struct sigs {
     ferry_server *srv;
 } sigs;
 
-static void on_signal(uv_signal_t *sig, int signum)
+static sigs *the_sigs;
+
+static void shutdown_server(void)
 {
-    sigs *g = sig->data;
+    sigs *g = the_sigs;
+    if (g == NULL)
+        return;
+    the_sigs = NULL;
     ferry_server_close(g->srv, NULL, NULL);
     uv_close((uv_handle_t *)&g->term, NULL);
     uv_close((uv_handle_t *)&g->intr, NULL);
+}
+
+static void on_signal(uv_signal_t *sig, int signum)
+{
+    shutdown_server();
 }
 
 static unsigned parse_transports(const char *list)
@@ -241,6 +256,7 @@ int main(int argc, char **argv)
     uv_signal_init(loop, &g.term);
     uv_signal_init(loop, &g.intr);
     g.term.data = g.intr.data = &g;
+    the_sigs = &g;
     uv_signal_start_oneshot(&g.term, on_signal, SIGTERM);
     uv_signal_start_oneshot(&g.intr, on_signal, SIGINT);
     printf("ferry-test-engine: listening on http://127.0.0.1:%d%s\n", ferry_server_port(srv),

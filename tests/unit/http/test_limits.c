@@ -3,6 +3,8 @@
  * timeout, and max_connections. A real server on a private loop, raw TCP clients. */
 #include "loop_harness.h"
 
+#include "engine/engine.h"
+
 #define HEADER_MAX 512
 #define BODY_MAX 1000
 
@@ -260,7 +262,50 @@ static void static_path_checks(void **state)
         assert_false(ferry_static_path_is_safe(bad[i]));
 }
 
+static int no_connections(void *ud)
+{
+    return ((h_server *)ud)->srv->http.nconns == 0;
+}
+
+static ferry_http_req *held;
+static int held_count;
+
+static void on_hold(ferry_http_req *req, void *ud)
+{
+    (void)ud;
+    held = req;
+    held_count++;
+}
+
+/* A route handler may answer later; if the client left meanwhile the late answer fails
+ * cleanly (-FERRY_ECLOSED) and frees the request, with no dangling pointer. */
+static void late_reply_after_client_left(void **state)
+{
+    (void)state;
+    h_server *h = start(5000, 5000, 100);
+    assert_int_equal(ferry_server_route(h->srv, "GET", "/hold", on_hold, NULL), 0);
+    held_count = 0;
+    h_client *c = hc_connect(h);
+    hc_sends(c, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_true(h_run_until(h, h_cond_flag, &held_count, 2000));
+    hc_close(c);
+    assert_true(h_run_until(h, no_connections, h, 2000)); /* the server saw the close */
+    assert_int_equal(ferry_http_reply(held, 200, NULL, "late", 4), -FERRY_ECLOSED);
+    /* Answered in time, the same route works. */
+    h_response r;
+    held_count = 0;
+    c = hc_connect(h);
+    hc_sends(c, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_true(h_run_until(h, h_cond_flag, &held_count, 2000));
+    assert_int_equal(ferry_http_reply(held, 200, NULL, "now", 3), 0);
+    assert_int_equal(hc_response(c, &r, 2000), 200);
+    assert_string_equal(r.body, "now");
+    hc_close(c);
+    h_stop(h);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(late_reply_after_client_left),
     cmocka_unit_test(header_bytes_at_limit_and_one_over),
     cmocka_unit_test(header_bytes_byte_by_byte),
     cmocka_unit_test(body_at_max_payload_and_one_over),
