@@ -1,11 +1,284 @@
-/* TEMPORARY stub until the Socket.IO API lands. */
+/* The relay of tools/ferry: Socket.IO clients on "/" join and leave rooms and publish events
+ * to rooms they are in, within the allowlists of app_config; rooms hear who comes and goes
+ * (presence); backends publish through relay_publish() (POST /api/publish). The protocol is
+ * described in relay.h and docs/server.md.
+ *
+ * Everything a client sends is checked before anything happens, and every refusal answers the
+ * client's acknowledgement with {ok:false, error:"..."} so that a client never waits. */
 #include "relay.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#define NICK_MAX_CHARS 32
+#define MEMBERS_MAX 256 /* members listed in a join answer; "count" gives the total */
 
 struct relay {
     ferry_server *srv;
+    ferry_namespace *nsp;
+    const app_config *cfg;
 };
+
+/* Per-socket state, from the connection callback to the disconnect callback. */
+typedef struct client {
+    char name[NICK_MAX_CHARS * 4 + 1];
+} client;
+
+/* ---------------------------------------------------------------- answers */
+
+static void answer(ferry_ack *ack, cJSON *obj)
+{
+    if (ack != NULL) {
+        cJSON *args = cJSON_CreateArray();
+        cJSON_AddItemToArray(args, obj);
+        ferry_ack_send(ack, args);
+        cJSON_Delete(args);
+    } else {
+        cJSON_Delete(obj);
+    }
+}
+
+static void refuse(ferry_ack *ack, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void refuse(ferry_ack *ack, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddBoolToObject(o, "ok", 0);
+    cJSON_AddStringToObject(o, "error", msg);
+    answer(ack, o);
+}
+
+static cJSON *ok_object(void)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddBoolToObject(o, "ok", 1);
+    return o;
+}
+
+/* {id, name} of a socket. */
+static cJSON *who(ferry_socket *s)
+{
+    const client *c = ferry_socket_get_data(s);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", ferry_socket_id(s));
+    cJSON_AddStringToObject(o, "name", c ? c->name : "");
+    return o;
+}
+
+/* The string member key of the first argument, which must be an object; NULL if absent. */
+static const char *arg_string(cJSON *args, const char *key, const char **why)
+{
+    cJSON *first = cJSON_GetArrayItem(args, 0);
+    if (!cJSON_IsObject(first)) {
+        *why = "the first argument must be an object {room, ...}";
+        return NULL;
+    }
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(first, key);
+    if (!cJSON_IsString(v)) {
+        *why = strcmp(key, "room") == 0 ? "'room' must be a string" : "'event' must be a string";
+        return NULL;
+    }
+    return v->valuestring;
+}
+
+/* Rooms the socket is in, besides its own id room. */
+static size_t joined_rooms(ferry_socket *s)
+{
+    size_t n = ferry_socket_rooms(s, NULL, 0);
+    return n > 0 ? n - 1 : 0;
+}
+
+static void presence(relay *r, ferry_socket *from, const char *room, const char *what)
+{
+    if (!r->cfg->presence)
+        return;
+    cJSON *args = cJSON_CreateArray();
+    cJSON *p = cJSON_CreateObject();
+    cJSON_AddStringToObject(p, "room", room);
+    cJSON_AddItemToObject(p, what, who(from));
+    cJSON_AddItemToArray(args, p);
+    /* Everyone in the room but the one who comes or goes. */
+    ferry_bcast b;
+    ferry_bcast_from(&b, from);
+    ferry_bcast_to(&b, room);
+    ferry_bcast_emit(&b, "presence", args);
+    cJSON_Delete(args);
+}
+
+/* ---------------------------------------------------------------- client events */
+
+static void on_join(ferry_socket *s, const char *event, cJSON *args, ferry_ack *ack, void *ud)
+{
+    relay *r = ud;
+    const char *why = NULL;
+    const char *room = arg_string(args, "room", &why);
+    if (room == NULL || (why = relay_check_room(room)) != NULL) {
+        refuse(ack, "%s", why);
+        return;
+    }
+    /* Another client's own room is its private channel: never joinable. */
+    if (!app_list_match(&r->cfg->allow_join, room) ||
+        (ferry_namespace_socket(r->nsp, room) != NULL && strcmp(room, ferry_socket_id(s)) != 0)) {
+        refuse(ack, "joining room '%s' is not allowed", room);
+        return;
+    }
+    int fresh = !ferry_socket_in(s, room);
+    if (fresh && joined_rooms(s) >= r->cfg->max_rooms) {
+        refuse(ack, "a client may be in at most %u rooms", r->cfg->max_rooms);
+        return;
+    }
+    int rc = ferry_socket_join(s, room);
+    if (rc != 0) {
+        refuse(ack, "cannot join: %s", ferry_strerror(rc));
+        return;
+    }
+    if (fresh)
+        presence(r, s, room, "joined");
+    if (ack == NULL)
+        return;
+    ferry_socket *members[MEMBERS_MAX];
+    size_t total = ferry_namespace_sockets(r->nsp, room, members, MEMBERS_MAX);
+    cJSON *o = ok_object();
+    cJSON_AddStringToObject(o, "room", room);
+    cJSON *list = cJSON_AddArrayToObject(o, "members");
+    for (size_t i = 0; i < total && i < MEMBERS_MAX; i++)
+        cJSON_AddItemToArray(list, who(members[i]));
+    cJSON_AddNumberToObject(o, "count", (double)total);
+    answer(ack, o);
+}
+
+static void on_leave(ferry_socket *s, const char *event, cJSON *args, ferry_ack *ack, void *ud)
+{
+    relay *r = ud;
+    const char *why = NULL;
+    const char *room = arg_string(args, "room", &why);
+    if (room == NULL || (why = relay_check_room(room)) != NULL) {
+        refuse(ack, "%s", why);
+        return;
+    }
+    if (!ferry_socket_in(s, room) || strcmp(room, ferry_socket_id(s)) == 0) {
+        refuse(ack, "not in room '%s'", room);
+        return;
+    }
+    /* Copy: the room's name lives in the room, which may go with the last member. */
+    char name[APP_NAME_MAX + 1];
+    snprintf(name, sizeof(name), "%s", room);
+    ferry_socket_leave(s, name);
+    presence(r, s, name, "left");
+    cJSON *o = ok_object();
+    cJSON_AddStringToObject(o, "room", name);
+    answer(ack, o);
+}
+
+static void on_publish(ferry_socket *s, const char *event, cJSON *args, ferry_ack *ack, void *ud)
+{
+    relay *r = ud;
+    const char *why = NULL;
+    const char *room = arg_string(args, "room", &why);
+    const char *ev = room ? arg_string(args, "event", &why) : NULL;
+    if (room == NULL || ev == NULL || (why = relay_check_room(room)) != NULL ||
+        (why = relay_check_event(ev)) != NULL) {
+        refuse(ack, "%s", why);
+        return;
+    }
+    if (!app_list_match(&r->cfg->allow_publish, ev)) {
+        refuse(ack, "publishing event '%s' is not allowed", ev);
+        return;
+    }
+    if (!ferry_socket_in(s, room)) {
+        refuse(ack, "not in room '%s': join it first", room);
+        return;
+    }
+    cJSON *first = cJSON_GetArrayItem(args, 0);
+    cJSON *data = cJSON_DetachItemFromObjectCaseSensitive(first, "data");
+    cJSON *out = cJSON_CreateArray();
+    cJSON_AddItemToArray(out, data ? data : cJSON_CreateNull());
+    cJSON *meta = cJSON_CreateObject();
+    cJSON_AddStringToObject(meta, "room", room);
+    cJSON_AddItemToObject(meta, "from", who(s));
+    cJSON_AddItemToArray(out, meta);
+    ferry_bcast b;
+    ferry_bcast_from(&b, s);
+    ferry_bcast_to(&b, room);
+    int rc = ferry_bcast_emit(&b, ev, out);
+    cJSON_Delete(out);
+    if (rc < 0) {
+        refuse(ack, "cannot publish: %s", ferry_strerror(rc));
+        return;
+    }
+    answer(ack, ok_object());
+}
+
+static void on_any(ferry_socket *s, const char *event, cJSON *args, ferry_ack *ack, void *ud)
+{
+    refuse(ack, "unknown event '%s': use join, leave or publish", event);
+}
+
+/* ---------------------------------------------------------------- connection life */
+
+/* A nickname: 1..32 characters, no control characters. */
+static const char *check_name(const cJSON *auth, const char **name)
+{
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(auth, "name");
+    if (n == NULL) {
+        *name = "anonymous";
+        return NULL;
+    }
+    if (!cJSON_IsString(n))
+        return "invalid name: it must be a string";
+    size_t chars = 0;
+    for (const unsigned char *p = (const unsigned char *)n->valuestring; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            return "invalid name: control characters";
+        if ((*p & 0xc0) != 0x80)
+            chars++;
+    }
+    if (chars == 0 || chars > NICK_MAX_CHARS)
+        return "invalid name: 1 to 32 characters";
+    *name = n->valuestring;
+    return NULL;
+}
+
+static void middleware(ferry_socket *s, void *ud)
+{
+    const char *name;
+    ferry_middleware_next(s, check_name(ferry_socket_auth(s), &name), NULL);
+}
+
+static void on_disconnect(ferry_socket *s, ferry_reason reason, void *ud)
+{
+    relay *r = ud;
+    /* The socket is still in its rooms here: tell each of them (own id room excluded). */
+    const char *rooms[256];
+    size_t n = ferry_socket_rooms(s, rooms, 256);
+    for (size_t i = 1; i < n && i < 256; i++)
+        presence(r, s, rooms[i], "left");
+    free(ferry_socket_get_data(s));
+    ferry_socket_set_data(s, NULL);
+}
+
+static void on_connection(ferry_socket *s, void *ud)
+{
+    relay *r = ud;
+    client *c = calloc(1, sizeof(*c));
+    const char *name = "anonymous";
+    check_name(ferry_socket_auth(s), &name);
+    if (c == NULL) {
+        ferry_socket_disconnect(s, 1);
+        return;
+    }
+    snprintf(c->name, sizeof(c->name), "%s", name);
+    ferry_socket_set_data(s, c);
+    ferry_socket_on_disconnect(s, on_disconnect, r);
+    ferry_socket_on_any(s, on_any, r);
+}
 
 int relay_new(ferry_server *srv, const app_config *cfg, relay **out)
 {
@@ -13,13 +286,39 @@ int relay_new(ferry_server *srv, const app_config *cfg, relay **out)
     if (r == NULL)
         return -FERRY_ENOMEM;
     r->srv = srv;
+    r->cfg = cfg;
+    r->nsp = ferry_of(srv, "/");
+    int rc = r->nsp ? 0 : -FERRY_ENOMEM;
+    if (rc == 0)
+        rc = ferry_namespace_use(r->nsp, middleware, r);
+    if (rc == 0)
+        rc = ferry_namespace_on(r->nsp, "join", on_join, r);
+    if (rc == 0)
+        rc = ferry_namespace_on(r->nsp, "leave", on_leave, r);
+    if (rc == 0)
+        rc = ferry_namespace_on(r->nsp, "publish", on_publish, r);
+    if (rc != 0) {
+        free(r);
+        return rc;
+    }
+    ferry_namespace_on_connection(r->nsp, on_connection, r);
     *out = r;
     return 0;
 }
 
 int relay_publish(relay *r, const char *room, const char *event, const cJSON *data)
 {
-    return 0;
+    cJSON *out = cJSON_CreateArray();
+    cJSON_AddItemToArray(out, cJSON_Duplicate(data, 1));
+    cJSON *meta = cJSON_CreateObject();
+    cJSON_AddStringToObject(meta, "room", room);
+    cJSON_AddItemToArray(out, meta);
+    ferry_bcast b;
+    ferry_bcast_init(&b, r->nsp);
+    ferry_bcast_to(&b, room);
+    int rc = ferry_bcast_emit(&b, event, out);
+    cJSON_Delete(out);
+    return rc < 0 ? rc : 0;
 }
 
 void relay_free(relay *r)

@@ -1,0 +1,100 @@
+// The chat demo (examples/chat) in headless Chromium, served by tools/ferry: two pages join a
+// room, one sends, the other sees the message; who-is-online follows joins and leaves; an HTTP
+// publish reaches both pages. socket.io-client's browser bundle comes from ferry itself.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { chromium } from "playwright-core";
+import { startServer, bin } from "../lib/server.mjs";
+
+const TOKEN = "browser-test-token";
+const WAIT = { timeout: 10000 };
+let srv, browser;
+
+before(async () => {
+  srv = await startServer(bin("tools/ferry/ferry"), ["--host", "127.0.0.1", "--port", "0",
+    "--static", "examples/chat", "--allow-publish", "message", "--publish-token", TOKEN]);
+  browser = await chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
+  });
+});
+after(async () => {
+  await browser?.close();
+  assert.equal(await srv.stop(), 0, "ferry exits 0 on SIGTERM (no leak, no sanitizer report)");
+});
+
+async function enter(nick, room) {
+  const context = await browser.newContext(); // own cookies and storage: a second user
+  const page = await context.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(e));
+  await page.goto(srv.url + "/");
+  await page.fill("#nick", nick);
+  await page.fill("#first-room", room);
+  await page.click("#enter");
+  await page.locator("#chat").waitFor({ state: "visible", ...WAIT });
+  return { page, context, errors };
+}
+
+const members = (page) =>
+  page.$$eval("#members li", (lis) => lis.map((li) => li.textContent));
+
+async function waitMembers(page, want) {
+  await page.waitForFunction(
+    (w) => [...document.querySelectorAll("#members li")].map((li) => li.textContent).join(",") === w,
+    want.join(","), WAIT);
+}
+
+async function waitMessage(page, from, text) {
+  await page.waitForFunction(
+    ([f, t]) => [...document.querySelectorAll("#messages li")].some(
+      (li) => li.querySelector(".from")?.textContent === f && li.querySelector(".text")?.textContent === t),
+    [from, text], WAIT);
+}
+
+test("two pages exchange messages and see who is online", async () => {
+  const a = await enter("alice", "lobby");
+  assert.deepEqual(await members(a.page), ["alice"]);
+  assert.equal(await a.page.textContent("#status"), "online");
+
+  const b = await enter("bob", "lobby");
+  await waitMembers(b.page, ["alice", "bob"]); // from the join answer
+  await waitMembers(a.page, ["alice", "bob"]); // from the presence event
+
+  await a.page.fill("#message", "hello from alice <b>not bold</b>");
+  await a.page.click("#send");
+  await waitMessage(b.page, "alice", "hello from alice <b>not bold</b>");
+  await waitMessage(a.page, "alice", "hello from alice <b>not bold</b>"); // own, once acked
+  assert.equal(await b.page.locator("#messages b").count(), 0, "text is never parsed as HTML");
+
+  await b.page.fill("#message", "hi alice");
+  await b.page.press("#message", "Enter");
+  await waitMessage(a.page, "bob", "hi alice");
+
+  // A backend publishes over HTTP: both pages show it.
+  const res = await fetch(`${srv.url}/api/publish`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+    body: JSON.stringify({ room: "lobby", event: "message", data: { text: "maintenance at 5" } }),
+  });
+  assert.equal(res.status, 200);
+  for (const p of [a.page, b.page])
+    await p.waitForFunction(() => [...document.querySelectorAll("#messages li.system")]
+      .some((li) => li.textContent === "server: maintenance at 5"), null, WAIT);
+
+  // Rooms are separate: bob in another room does not get alice's lobby messages there.
+  await b.page.fill("#join-room", "games");
+  await b.page.click("#join-form button");
+  await b.page.waitForFunction(() => document.querySelector("#room-title").textContent === "# games",
+    null, WAIT);
+  await waitMembers(b.page, ["bob"]);
+
+  // Bob closes his page: alice sees him leave.
+  await b.context.close();
+  await waitMembers(a.page, ["alice"]);
+
+  assert.deepEqual(a.errors, [], "no script errors");
+  assert.deepEqual(b.errors, [], "no script errors");
+  await a.context.close();
+});

@@ -1,0 +1,182 @@
+// tools/ferry's relay with the official socket.io-client: rooms (join/leave), publish between
+// clients within the allowlists, presence, and HTTP publishes reaching the right sockets.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { io } from "socket.io-client";
+import { startServer, bin, once } from "../lib/server.mjs";
+
+const TOKEN = "relay-token";
+let srv;
+const sockets = [];
+
+before(async () => {
+  srv = await startServer(bin("tools/ferry/ferry"), ["--port", "0", "--allow-publish",
+    "message,typing", "--allow-join", "lobby,r1,r2,r3,team-*", "--max-rooms", "4",
+    "--publish-token", TOKEN]);
+});
+after(async () => {
+  for (const s of sockets) s.disconnect();
+  assert.equal(await srv.stop(), 0, "ferry exits 0 on SIGTERM (no leak, no sanitizer report)");
+});
+
+async function client(name, opts = {}) {
+  const s = io(srv.url, { forceNew: true, reconnection: false, auth: { name }, ...opts });
+  sockets.push(s);
+  await once(s, "connect");
+  return s;
+}
+
+// Emit with an ack, resolve with the answer.
+function call(s, event, arg) {
+  return s.timeout(5000).emitWithAck(event, arg);
+}
+
+// Collect every event a socket receives (except presence when asked).
+function recorder(s) {
+  const got = [];
+  s.onAny((event, ...args) => got.push([event, ...args]));
+  return got;
+}
+
+// Wait until pred(got) holds, checking on every event the socket receives.
+function waitUntil(s, got, pred, ms = 5000) {
+  if (pred(got)) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => {
+      s.offAny(check);
+      reject(new Error(`timeout; got ${JSON.stringify(got)}`));
+    }, ms);
+    const check = () => {
+      // onAny listeners run in order: ours runs after the recorder's.
+      if (pred(got)) {
+        clearTimeout(t);
+        s.offAny(check);
+        resolve();
+      }
+    };
+    s.onAny(check);
+  });
+}
+
+const only = (got, event) => got.filter((g) => g[0] === event);
+
+for (const transports of [["polling"], ["websocket"], ["polling", "websocket"]]) {
+  test(`publish reaches the others in the room exactly once (${transports})`, async () => {
+    const opts = { transports };
+    const [a, b, c] = [await client("ann", opts), await client("bob", opts),
+      await client("cid", opts)];
+    const [ga, gb, gc] = [recorder(a), recorder(b), recorder(c)];
+    assert.equal((await call(a, "join", { room: "r1" })).ok, true);
+    assert.equal((await call(b, "join", { room: "r1" })).ok, true);
+    assert.equal((await call(c, "join", { room: "r2" })).ok, true);
+    assert.equal((await call(a, "join", { room: "r3" })).ok, true);
+    assert.equal((await call(b, "join", { room: "r3" })).ok, true);
+    assert.equal((await call(c, "join", { room: "r3" })).ok, true);
+
+    const data = { text: "héllo ✓", n: [1, 2, { deep: true }] };
+    assert.deepEqual(await call(a, "publish", { room: "r1", event: "message", data }), { ok: true });
+    // A marker in r3, where all three are, published after: once everyone has it, anything
+    // from the first publish would have arrived before it (one session delivers in order).
+    assert.deepEqual(await call(a, "publish", { room: "r3", event: "typing", data: "mark" }),
+      { ok: true });
+    await waitUntil(b, gb, (g) => only(g, "typing").length === 1);
+    await waitUntil(c, gc, (g) => only(g, "typing").length === 1);
+
+    const msgs = only(gb, "message");
+    assert.equal(msgs.length, 1, "bob got the message once");
+    assert.deepEqual(msgs[0][1], data);
+    assert.deepEqual(msgs[0][2], { room: "r1", from: { id: a.id, name: "ann" } });
+    assert.equal(only(gc, "message").length, 0, "cid is not in r1");
+    assert.equal(only(ga, "message").length, 0, "the sender does not get its own publish");
+    assert.equal(only(ga, "typing").length, 0);
+
+    // Bob leaves r1: the next publish to r1 does not reach him.
+    assert.deepEqual(await call(b, "leave", { room: "r1" }), { ok: true, room: "r1" });
+    await call(a, "publish", { room: "r1", event: "message", data: "after leave" });
+    await call(a, "publish", { room: "r3", event: "typing", data: "mark2" });
+    await waitUntil(b, gb, (g) => only(g, "typing").length === 2);
+    assert.equal(only(gb, "message").length, 1, "nothing after leaving");
+    for (const s of [a, b, c]) s.disconnect();
+  });
+}
+
+test("allowlists: events, rooms, membership, room count and bad arguments", async () => {
+  const a = await client("ann");
+  const no = async (event, arg, re) => {
+    const r = await call(a, event, arg);
+    assert.equal(r.ok, false, `${event} ${JSON.stringify(arg)}`);
+    assert.match(r.error, re, `${event} ${JSON.stringify(arg)}`);
+  };
+  await no("join", { room: "secret" }, /not allowed/);
+  assert.equal((await call(a, "join", { room: "team-blue" })).ok, true, "prefix pattern");
+  await no("publish", { room: "team-blue", event: "admin", data: 1 }, /not allowed/);
+  await no("publish", { room: "lobby", event: "message", data: 1 }, /not in/);
+  await no("publish", { room: "team-blue", event: "disconnect", data: 1 }, /reserve/);
+  await no("join", {}, /room/);
+  await no("join", { room: 42 }, /room/);
+  await no("join", "lobby", /room/);
+  await no("join", { room: "" }, /empty/);
+  await no("publish", { room: "team-blue", data: 1 }, /event/);
+  await no("leave", { room: "lobby" }, /not in/);
+  await no("whatever", { room: "lobby" }, /unknown/);
+  // --max-rooms 4: team-blue + 3 more, then refused.
+  for (const r of ["team-1", "team-2", "team-3"]) assert.equal((await call(a, "join", { room: r })).ok, true);
+  await no("join", { room: "team-4" }, /at most 4/);
+  // Joining twice is fine and does not count twice.
+  assert.equal((await call(a, "join", { room: "team-1" })).ok, true);
+  assert.equal((await call(a, "publish", { room: "team-blue", event: "message", data: null })).ok, true);
+  a.disconnect();
+});
+
+test("presence: join answer lists members, others hear joins and leaves", async () => {
+  const a = await client("ann");
+  const ga = recorder(a);
+  const ja = await call(a, "join", { room: "lobby" });
+  assert.deepEqual(ja.members, [{ id: a.id, name: "ann" }]);
+  const b = await client("bob");
+  const jb = await call(b, "join", { room: "lobby" });
+  assert.deepEqual(jb.members.map((m) => m.name).sort(), ["ann", "bob"]);
+  await waitUntil(a, ga, (g) => only(g, "presence").length === 1);
+  assert.deepEqual(only(ga, "presence")[0][1], { room: "lobby", joined: { id: b.id, name: "bob" } });
+  const bid = b.id;
+  b.disconnect(); // leaving by disconnecting announces "left" too
+  await waitUntil(a, ga, (g) => only(g, "presence").length === 2);
+  assert.deepEqual(only(ga, "presence")[1][1], { room: "lobby", left: { id: bid, name: "bob" } });
+  a.disconnect();
+});
+
+test("HTTP publish reaches every socket in the room, and only them", async () => {
+  const [a, b, c] = [await client("ann"), await client("bob"), await client("cid")];
+  const [ga, gb, gc] = [recorder(a), recorder(b), recorder(c)];
+  await call(a, "join", { room: "team-x" });
+  await call(b, "join", { room: "team-x" });
+  await call(c, "join", { room: "team-y" });
+  const post = (body) => fetch(`${srv.url}/api/publish`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  // Backends may publish any event name (the allowlist is for clients).
+  let res = await post({ room: "team-x", event: "deploy", data: { v: 2 } });
+  assert.equal(res.status, 200);
+  res = await post({ room: "team-y", event: "deploy", data: "y" });
+  assert.equal(res.status, 200);
+  await waitUntil(a, ga, (g) => only(g, "deploy").length === 1);
+  await waitUntil(b, gb, (g) => only(g, "deploy").length === 1);
+  await waitUntil(c, gc, (g) => only(g, "deploy").length === 1);
+  assert.deepEqual(only(ga, "deploy")[0].slice(1), [{ v: 2 }, { room: "team-x" }]);
+  assert.deepEqual(only(gc, "deploy")[0].slice(1), ["y", { room: "team-y" }]);
+  // A socket's own room is its id: a backend can address one client.
+  res = await post({ room: b.id, event: "private", data: 7 });
+  assert.equal(res.status, 200);
+  await waitUntil(b, gb, (g) => only(g, "private").length === 1);
+  assert.equal(only(ga, "private").length, 0);
+  for (const s of [a, b, c]) s.disconnect();
+});
+
+test("a bad nickname is refused at connect", async () => {
+  const s = io(srv.url, { forceNew: true, reconnection: false, auth: { name: "x".repeat(100) } });
+  sockets.push(s);
+  const err = await once(s, "connect_error");
+  assert.match(err.message, /name/);
+});
