@@ -30,10 +30,12 @@ async function enter(nick, room) {
   const errors = [];
   page.on("pageerror", (e) => errors.push(e));
   await page.goto(srv.url + "/");
+  assert.equal(await page.isVisible("#chat"), false, "the chat shows only after entering");
   await page.fill("#nick", nick);
   await page.fill("#first-room", room);
   await page.click("#enter");
   await page.locator("#chat").waitFor({ state: "visible", ...WAIT });
+  assert.equal(await page.isVisible("#login"), false);
   return { page, context, errors };
 }
 
