@@ -1,0 +1,4 @@
+// socket.io-client over websocket against ferry (the cases are in tests/lib/sio-suite.mjs).
+import { defineSuite } from "../lib/sio-suite.mjs";
+
+defineSuite("websocket");
