@@ -186,9 +186,41 @@ static void on_close(ferry_session *session, ferry_reason reason, void *ud)
         client_free(c);
 }
 
+/* The server closes a whole session (ferry_socket_disconnect(s, 1)): the DISCONNECT packets
+ * must leave in an earlier write than the Engine.IO close packet. An official client that gets
+ * both in one polling payload handles the close first (socket.io-client defers decoded packets
+ * to the next tick) and reports "transport close" instead of "io server disconnect". The
+ * reference server waits for its write buffer to drain; so do we, checking every few ms, and
+ * never longer than ping_timeout. */
+#define DRAIN_CHECK_MS 5
+
+static void check_drained(sio_client *c)
+{
+    ferry_session *s = c->session;
+    uint64_t now = uv_now(s->server->loop);
+    if (s->queued_bytes > 0 && s->state == SESSION_OPEN && now < c->drain_deadline) {
+        ferry_timer_start(&s->server->wheel, &c->connect_timer, DRAIN_CHECK_MS);
+        return;
+    }
+    ferry_engine_close_session(s, FERRY_REASON_FORCED_SERVER_CLOSE, 1);
+}
+
+void sio_client_close_after_drain(sio_client *c)
+{
+    ferry_server *srv = c->session->server;
+    c->closing = 1;
+    c->drain_deadline = uv_now(srv->loop) + srv->cfg.ping_timeout_ms;
+    ferry_timer_stop(&srv->wheel, &c->connect_timer);
+    check_drained(c);
+}
+
 static void on_connect_timeout(ferry_timer *t)
 {
     sio_client *c = container_of(t, sio_client, connect_timer);
+    if (c->drain_deadline != 0) {
+        check_drained(c);
+        return;
+    }
     if (c->nconnected > 0 || c->closing)
         return;
     FERRY_LOG(FERRY_LOG_DEBUG, "socket", c->session->sid, "no namespace joined in time");

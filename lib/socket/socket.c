@@ -491,7 +491,7 @@ static void on_defer(ferry_timer *t)
             break;
         sio_socket_close(live, FERRY_REASON_FORCED_SERVER_CLOSE, 1);
     }
-    ferry_engine_close_session(ss, FERRY_REASON_FORCED_SERVER_CLOSE, 1);
+    sio_client_close_after_drain(c);
     ferry_session_release(ss);
 }
 

@@ -66,7 +66,8 @@ typedef struct sio_client {
     ferry_sio *sio;
     ferry_session *session; /* one reference, dropped when the session closes */
     sio_decoder dec;
-    ferry_timer connect_timer;
+    ferry_timer connect_timer; /* the connect timeout, then the wait of a close after drain */
+    uint64_t drain_deadline;   /* 0, or when a close after drain stops waiting (loop ms) */
     ferry_list sockets; /* every socket of the client (ferry_socket.client_link) */
     ferry_list link;    /* in sio->clients */
     unsigned nconnected;

@@ -149,10 +149,11 @@ export function defineSuite(mode) {
       const c2 = await srv.next((e) => e.event === "connect" && e.id === custom.id);
       assert.equal(c1.sid, c2.sid, "one engine session");
       assert.equal(c2.nsp, "/custom");
+      const backs = [waitEvent(custom, "message-back"), waitEvent(main, "message-back")];
       custom.emit("message", "to custom");
       main.emit("message", "to main");
-      assert.deepEqual(await waitEvent(custom, "message-back"), ["to custom"]);
-      assert.deepEqual(await waitEvent(main, "message-back"), ["to main"]);
+      assert.deepEqual(await backs[0], ["to custom"]);
+      assert.deepEqual(await backs[1], ["to main"]);
       // Leaving one namespace leaves the other working.
       custom.disconnect();
       const d = await srv.disconnectOf(c2.id);
