@@ -199,12 +199,12 @@ static void ping_timeout(void **state)
 {
     (void)state;
     h_server *h = start(100, 100, 0);
+    uint64_t t0 = h_now(h); /* the session starts after this */
     handshake(h);
-    uint64_t t0 = h_now(h);
     int one = 1;
     assert_true(h_run_until(h, closes_at_least, &one, 2000));
     uint64_t dt = h_now(h) - t0;
-    assert_true(dt >= 190 && dt <= 300);
+    assert_true(dt >= 200 && dt <= 320); /* pingInterval + pingTimeout */
     assert_int_equal(W.reason, FERRY_REASON_PING_TIMEOUT);
     assert_string_equal(ferry_reason_str(W.reason), "ping timeout");
     h_response r;
@@ -346,7 +346,32 @@ static void send_checks(void **state)
     assert_int_equal(W.reason, FERRY_REASON_SERVER_SHUTTING_DOWN);
 }
 
+/* A held poll is not a slow request: it outlives the header and idle timeouts. */
+static void held_poll_outlives_http_timeouts(void **state)
+{
+    (void)state;
+    memset(&W, 0, sizeof(W));
+    ferry_server_config cfg;
+    ferry_server_config_init(&cfg);
+    cfg.path = "/engine.io/";
+    cfg.ping_interval_ms = 300;
+    cfg.ping_timeout_ms = 1000;
+    cfg.header_timeout_ms = 50;
+    cfg.idle_timeout_ms = 50;
+    h_server *h = h_start(&cfg);
+    W.h = h;
+    assert_int_equal(ferry_server_on_session(h->srv, on_session, NULL), 0);
+    handshake(h);
+    h_response r;
+    uint64_t t0 = h_now(h);
+    assert_int_equal(poll_get(h, W.sid, &r), 200);
+    assert_string_equal(r.body, "2"); /* the ping, after pingInterval */
+    assert_true(h_now(h) - t0 >= 200);
+    h_stop(h);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(held_poll_outlives_http_timeouts),
     cmocka_unit_test(open_echo_and_client_close),
     cmocka_unit_test(graceful_server_close),
     cmocka_unit_test(graceful_close_bounded),
