@@ -53,7 +53,7 @@ test("serves socket.io-client's browser bundle", async () => {
 test("publish: good token and body is accepted", async () => {
   const res = await publish({ room: "lobby", event: "message", data: { text: "hi" } });
   assert.equal(res.status, 200);
-  assert.deepEqual(await res.json(), { ok: true });
+  assert.deepEqual(await res.json(), { ok: true, recipients: 0 }, "nobody is in the room");
 });
 
 test("publish: missing or wrong token is 401", async () => {

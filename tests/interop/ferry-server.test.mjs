@@ -159,6 +159,7 @@ test("HTTP publish reaches every socket in the room, and only them", async () =>
   // Backends may publish any event name (the allowlist is for clients).
   let res = await post({ room: "team-x", event: "deploy", data: { v: 2 } });
   assert.equal(res.status, 200);
+  assert.deepEqual(await res.json(), { ok: true, recipients: 2 });
   res = await post({ room: "team-y", event: "deploy", data: "y" });
   assert.equal(res.status, 200);
   await waitUntil(a, ga, (g) => only(g, "deploy").length === 1);
@@ -179,4 +180,34 @@ test("a bad nickname is refused at connect", async () => {
   sockets.push(s);
   const err = await once(s, "connect_error");
   assert.match(err.message, /name/);
+});
+
+test("environment: no joins at all, presence off, any event; HTTP publish to a socket's own room", async () => {
+  const s2 = await startServer(bin("tools/ferry/ferry"), ["--port", "0"], {
+    env: { FERRY_ALLOW_JOIN: "", FERRY_ALLOW_PUBLISH: "*", FERRY_PRESENCE: "0",
+      FERRY_PUBLISH_TOKEN: "env-token" },
+  });
+  try {
+    const a = io(s2.url, { forceNew: true, reconnection: false, auth: { name: "ann" } });
+    sockets.push(a);
+    await once(a, "connect");
+    const r = await call(a, "join", { room: "lobby" });
+    assert.equal(r.ok, false);
+    assert.match(r.error, /not allowed/);
+    // Any event may be published, but only to rooms one is in: here only its own.
+    assert.equal((await call(a, "publish", { room: a.id, event: "anything", data: 1 })).ok, true);
+    const got = recorder(a);
+    const res = await fetch(`${s2.url}/api/publish`, {
+      method: "POST",
+      headers: { authorization: "Bearer env-token" },
+      body: JSON.stringify({ room: a.id, event: "hello", data: [1, "two"] }),
+    });
+    assert.deepEqual(await res.json(), { ok: true, recipients: 1 });
+    await waitUntil(a, got, (g) => only(g, "hello").length === 1);
+    assert.deepEqual(only(got, "hello")[0].slice(1), [[1, "two"], { room: a.id }]);
+    assert.equal(only(got, "presence").length, 0);
+    a.disconnect();
+  } finally {
+    assert.equal(await s2.stop(), 0);
+  }
 });

@@ -163,7 +163,8 @@ static int set(app_config *cfg, const char *name, const char *v)
     } else if (strcmp(name, "allow-join") == 0) {
         return parse_list("--allow-join", v, &cfg->allow_join);
     } else if (strcmp(name, "max-rooms") == 0) {
-        if (parse_u32("max rooms", v, 0, 1024, &u) != 0)
+        /* The socket layer keeps a socket in at most 256 rooms, its own included. */
+        if (parse_u32("max rooms", v, 0, 255, &u) != 0)
             return -1;
         cfg->max_rooms = u;
     } else if (strcmp(name, "presence") == 0) {

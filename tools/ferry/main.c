@@ -114,8 +114,8 @@ int main(int argc, char **argv)
     print_url(&cfg, port, "listening on");
     printf(" (Socket.IO path %s)\n", cfg.path);
     if (cfg.static_root != NULL) {
-        print_url(&cfg, port, "serving");
-        printf("/ from %s\n", cfg.static_root);
+        print_url(&cfg, port, "open");
+        printf("/ in a browser (files from %s)\n", cfg.static_root);
     }
     if (cfg.suite)
         printf("ferry: socket.io-protocol test suite mode: namespaces / and /custom, "

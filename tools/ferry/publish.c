@@ -2,7 +2,7 @@
  *
  *   Authorization: Bearer <token>    else 401 (403 when no token is configured at all)
  *   body: one JSON object            else 400 with {"error":"...","message":"..."}
- *   200 {"ok":true}                  delivered to the room (possibly to nobody)
+ *   200 {"ok":true,"recipients":N}   queued for the N sockets in the room (maybe 0)
  *
  * The token comparison takes the same time whatever the guess, so it leaks nothing. */
 #include "publish.h"
@@ -94,11 +94,12 @@ static void on_publish(ferry_http_req *req, void *ud)
     int rc = relay_publish(c->relay, room->valuestring, event->valuestring, data);
     cJSON_Delete(j);
     if (rc < 0) {
-        reply_error(req, 500, "internal", ferry_strerror(rc));
+        reply_error(req, rc == -FERRY_ETOOBIG ? 413 : 500, "not_sent", ferry_strerror(rc));
         return;
     }
-    static const char ok[] = "{\"ok\":true}";
-    ferry_http_reply(req, 200, "application/json", ok, sizeof(ok) - 1);
+    char ok[64];
+    int n = snprintf(ok, sizeof(ok), "{\"ok\":true,\"recipients\":%d}", rc);
+    ferry_http_reply(req, 200, "application/json", ok, (size_t)n);
 }
 
 int publish_install(ferry_server *srv, const app_config *cfg, relay *r)

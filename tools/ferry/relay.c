@@ -318,7 +318,7 @@ int relay_publish(relay *r, const char *room, const char *event, const cJSON *da
     ferry_bcast_to(&b, room);
     int rc = ferry_bcast_emit(&b, event, out);
     cJSON_Delete(out);
-    return rc < 0 ? rc : 0;
+    return rc;
 }
 
 void relay_free(relay *r)

@@ -25,8 +25,8 @@ typedef struct relay relay;
  * Returns 0 or a negative ferry error. */
 int relay_new(ferry_server *srv, const app_config *cfg, relay **out);
 
-/* Deliver event(data, {room}) to every socket in room. data is borrowed. Returns 0 or a
- * negative ferry error. */
+/* Deliver event(data, {room}) to every socket in room. data is borrowed. Returns the number
+ * of sockets it was queued for, or a negative ferry error. */
 int relay_publish(relay *r, const char *room, const char *event, const cJSON *data);
 
 /* Free the relay (after the server has closed). */
