@@ -135,8 +135,12 @@ async function joinAndShow(room) {
 }
 
 function connect() {
-  // Same origin and path as the page: ferry serves both.
-  socket = io({ auth: { name: nick } });
+  // Same origin and path as the page: ferry serves both. ?transports=polling (or websocket, or
+  // polling,websocket) picks the transports, to try the chat on each.
+  const opts = { auth: { name: nick } };
+  const want = new URLSearchParams(location.search).get("transports");
+  if (want) opts.transports = want.split(",").filter((t) => t === "polling" || t === "websocket");
+  socket = io(opts);
 
   socket.on("connect", async () => {
     setStatus(true, "online");

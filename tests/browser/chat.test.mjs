@@ -24,12 +24,12 @@ after(async () => {
   assert.equal(await srv.stop(), 0, "ferry exits 0 on SIGTERM (no leak, no sanitizer report)");
 });
 
-async function enter(nick, room) {
+async function enter(nick, room, query = "") {
   const context = await browser.newContext(); // own cookies and storage: a second user
   const page = await context.newPage();
   const errors = [];
   page.on("pageerror", (e) => errors.push(e));
-  await page.goto(srv.url + "/");
+  await page.goto(srv.url + "/" + query);
   assert.equal(await page.isVisible("#chat"), false, "the chat shows only after entering");
   await page.fill("#nick", nick);
   await page.fill("#first-room", room);
@@ -99,4 +99,21 @@ test("two pages exchange messages and see who is online", async () => {
   assert.deepEqual(a.errors, [], "no script errors");
   assert.deepEqual(b.errors, [], "no script errors");
   await a.context.close();
+});
+
+test("one page on long-polling, the other on WebSocket, same room", async () => {
+  const a = await enter("carol", "ops", "?transports=polling");
+  const b = await enter("dave", "ops", "?transports=websocket");
+  assert.equal(await a.page.textContent("#transport"), "polling");
+  assert.equal(await b.page.textContent("#transport"), "websocket");
+  await waitMembers(a.page, ["carol", "dave"]);
+  await a.page.fill("#message", "over polling ✓");
+  await a.page.click("#send");
+  await waitMessage(b.page, "carol", "over polling ✓");
+  await b.page.fill("#message", "over websocket ✓");
+  await b.page.click("#send");
+  await waitMessage(a.page, "dave", "over websocket ✓");
+  assert.deepEqual([...a.errors, ...b.errors], [], "no script errors");
+  await a.context.close();
+  await b.context.close();
 });

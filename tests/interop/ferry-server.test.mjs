@@ -211,3 +211,18 @@ test("environment: no joins at all, presence off, any event; HTTP publish to a s
     assert.equal(await s2.stop(), 0);
   }
 });
+
+test("SIGTERM with clients connected: they are told, ferry exits 0", async () => {
+  const s3 = await startServer(bin("tools/ferry/ferry"), ["--port", "0"]);
+  const clients = [];
+  for (const transports of [["polling"], ["websocket"], ["polling", "websocket"]]) {
+    const c = io(s3.url, { forceNew: true, reconnection: false, transports, auth: { name: "x" } });
+    sockets.push(c);
+    await once(c, "connect");
+    assert.equal((await call(c, "join", { room: "lobby" })).ok, true);
+    clients.push(c);
+  }
+  const reasons = clients.map((c) => once(c, "disconnect", 10000));
+  assert.equal(await s3.stop(), 0, "clean exit with sessions open");
+  for (const r of await Promise.all(reasons)) assert.match(String(r), /transport (close|error)/);
+});
