@@ -613,8 +613,9 @@ typedef struct ferry_ws_callbacks {
     void (*on_message)(ferry_ws *ws, const char *data, size_t len, int binary, void *user_data);
     /** The connection is gone, once per opened ws: code is the peer's close code (1005 if it
      * sent none), the code ferry failed the connection with (1002, 1007, 1009), the code given
-     * to ferry_ws_close(), or 1006 when TCP ended without a closing handshake (also on server
-     * shutdown). ws is freed after this returns. */
+     * to ferry_ws_close(), 1001 when the server shut down (the client got a close frame with
+     * 1001), or 1006 when TCP ended without a closing handshake. ws is freed after this
+     * returns. */
     void (*on_close)(ferry_ws *ws, int code, void *user_data);
 } ferry_ws_callbacks;
 

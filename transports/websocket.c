@@ -144,7 +144,7 @@ static void on_dup_data(ferry_conn *c, const char *data, size_t len, void *ud)
 {
 }
 
-static const ferry_conn_handler dup_handler = {on_dup_data, NULL, on_dup_close};
+static const ferry_conn_handler dup_handler = {.on_data = on_dup_data, .on_close = on_dup_close};
 
 static void wt_on_request(ferry_transport *t, ferry_req *req)
 {

@@ -713,9 +713,16 @@ void ferry_engine_on_request(ferry_req *req, void *ud)
         reject(srv, req, 1);
         return;
     }
-    if (cur->ops == ops) {
+    /* A request for the current transport, or a second full-duplex connection while one is
+     * being probed: the transport answers it (WebSocket: 101, then closed, as the reference). */
+    ferry_transport *to = cur->ops == ops ? cur
+                          : s->probe != NULL && s->probe->ops == ops &&
+                                  (ops->flags & FERRY_TR_FULL_DUPLEX)
+                              ? s->probe
+                              : NULL;
+    if (to != NULL) {
         ferry_session_retain(s);
-        ops->on_request(cur, req);
+        ops->on_request(to, req);
         ferry_session_release(s);
         return;
     }

@@ -176,7 +176,10 @@ void ferry_http_close(ferry_http *http, void (*on_closed)(ferry_http *http))
     }
     for (p = http->conns.next; p != &http->conns; p = next) {
         next = p->next;
-        ferry_conn_close(ferry_list_entry(p, ferry_conn, link));
+        ferry_conn *c = ferry_list_entry(p, ferry_conn, link);
+        if (c->state == CONN_TAKEN && c->handler != NULL && c->handler->on_shutdown != NULL)
+            c->handler->on_shutdown(c, c->handler_ud);
+        ferry_conn_close(c);
     }
     uv_idle_stop(&http->idle);
     uv_close((uv_handle_t *)&http->idle, on_idle_close);

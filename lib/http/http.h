@@ -114,6 +114,9 @@ typedef struct ferry_conn_handler {
     /* The connection is closing (peer gone, error, or ferry_conn_close): no more callbacks
      * follow, and writes fail from now on. Drop every pointer to it. */
     void (*on_close)(ferry_conn *c, void *ud);
+    /* Optional: the server is shutting down and closes the connection right after this
+     * returns; what is written here (a WebSocket close frame) still goes out first. */
+    void (*on_shutdown)(ferry_conn *c, void *ud);
 } ferry_conn_handler;
 
 struct ferry_http_req {

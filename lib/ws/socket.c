@@ -71,14 +71,31 @@ static void on_conn_close(ferry_conn *c, void *ud)
     w->conn = NULL;
     w->gone = 1;
     ferry_timer_stop(w->wheel, &w->timer);
-    if (w->stream.state != WS_STREAM_CLOSED) {
+    /* Without a closing handshake: 1006, unless we had sent a close (its code stands). */
+    if (w->stream.state == WS_STREAM_OPEN)
         w->code = WS_CLOSE_ABNORMAL;
-        w->stream.state = WS_STREAM_CLOSED;
+    w->stream.state = WS_STREAM_CLOSED;
+    leave(w);
+}
+
+/* Server shutdown: say so (1001 Going Away) before the HTTP layer closes the connection. */
+static void on_conn_shutdown(ferry_conn *c, void *ud)
+{
+    ws_socket *w = ud;
+    enter(w);
+    if (w->stream.state == WS_STREAM_OPEN) {
+        w->code = WS_CLOSE_GOING_AWAY;
+        ws_stream_close(&w->stream, WS_CLOSE_GOING_AWAY, NULL);
     }
     leave(w);
 }
 
-static const ferry_conn_handler conn_handler = {on_conn_data, on_conn_drain, on_conn_close};
+static const ferry_conn_handler conn_handler = {
+    .on_data = on_conn_data,
+    .on_drain = on_conn_drain,
+    .on_close = on_conn_close,
+    .on_shutdown = on_conn_shutdown,
+};
 
 static void on_message(ws_stream *s, const char *data, size_t len, int binary)
 {
@@ -177,8 +194,11 @@ size_t ws_socket_pending(const ws_socket *w)
 void ws_socket_close(ws_socket *w, int code, const char *reason)
 {
     enter(w);
-    if (w->conn != NULL && ws_stream_close(&w->stream, code, reason) == 0)
+    if (w->conn != NULL && w->stream.state == WS_STREAM_OPEN) {
+        w->code = code ? code : WS_CLOSE_NO_STATUS;
+        ws_stream_close(&w->stream, code, reason);
         ferry_timer_start(w->wheel, &w->timer, CLOSE_WAIT_MS);
+    }
     leave(w);
 }
 

@@ -194,3 +194,46 @@ test("an undecodable packet on WebSocket closes the session with a parse error",
   await once(ws, "close");
   assert.equal((await eng.closeOf(sid)).reason, "parse error");
 });
+
+test("a second WebSocket while the first is still probing gets 101 and is closed; the probe goes on", async () => {
+  const res = await fetch(`${eng.url}${eng.path}?EIO=4&transport=polling`);
+  const sid = JSON.parse((await res.text()).slice(1)).sid;
+  const ws = new WebSocket(wsUrl(`&sid=${sid}`));
+  await once(ws, "open");
+  ws.send("2probe");
+  assert.equal(await nextText(ws), "3probe");
+  const dup = new WebSocket(wsUrl(`&sid=${sid}`));
+  await once(dup, "open");
+  await once(dup, "close");
+  ws.send("5");
+  ws.send("4probe survived");
+  assert.equal(await nextText(ws), "4probe survived");
+  ws.close();
+  await eng.closeOf(sid);
+});
+
+test("permessage-deflate on engine WebSockets when the server enables it (off by default)", async () => {
+  // Off by default: the client's offer is declined.
+  const plain = new Socket(eng.url, { path: eng.path, transports: ["websocket"], perMessageDeflate: { threshold: 0 } });
+  await once(plain, "open");
+  assert.equal(plain.transport.ws.extensions, "");
+  plain.close();
+  const deng = await startEngine(["--ws-deflate", "100"]);
+  try {
+    const socket = new Socket(deng.url, { path: deng.path, transports: ["websocket"], perMessageDeflate: { threshold: 0 } });
+    await once(socket, "open");
+    assert.match(socket.transport.ws.extensions, /permessage-deflate/);
+    const text = "deflate me ".repeat(3000);
+    const got = messages(socket, 2);
+    socket.send(text);
+    socket.send("short");
+    const [a, b] = await got;
+    assert.equal(a, text);
+    assert.equal(b, "short");
+    const sid = socket.id; // the client forgets it on close
+    socket.close();
+    assert.equal((await deng.closeOf(sid)).reason, "transport close");
+  } finally {
+    assert.equal(await deng.stop(), 0);
+  }
+});

@@ -120,3 +120,13 @@ test("an unmasked frame is closed with 1002, and other connections keep working"
   assert.equal((await nextMessage(ws)).data.toString(), "still here");
   ws.close();
 });
+
+test("server shutdown sends 1001 Going Away to open connections", async () => {
+  const s = await startServer(bin("examples/ws-echo/ferry-ws-echo"), ["--port", "0"]);
+  const ws = await open(s);
+  const closed = once(ws, "close");
+  const code = await s.stop();
+  const [wsCode] = await closed;
+  assert.equal(wsCode, 1001);
+  assert.equal(code, 0, "ws-echo exits cleanly with a connection open");
+});

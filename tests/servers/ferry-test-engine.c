@@ -21,7 +21,7 @@
  * Flags (all optional): --port N (0: a free port), --path P (/engine.io/), --ping-interval MS,
  * --ping-timeout MS, --max-payload N, --max-header-bytes N, --header-timeout MS,
  * --idle-timeout MS, --max-connections N, --queue-bytes N, --transports polling[,websocket],
- * --static DIR, --cors ORIGINS.
+ * --static DIR, --cors ORIGINS, --ws-deflate THRESHOLD (permessage-deflate on WebSockets).
  * SIGTERM or SIGINT closes the server; the exit status is 0 only if the loop closed clean. */
 #include <signal.h>
 #include <stdio.h>
@@ -234,7 +234,11 @@ int main(int argc, char **argv)
             cfg.static_root = v;
         else if (strcmp(a, "--cors") == 0)
             cfg.cors_origins = v;
-        else {
+        else if (strcmp(a, "--ws-deflate") == 0) {
+            /* permessage-deflate on engine WebSockets; v: the size threshold in bytes */
+            cfg.ws_per_message_deflate = 1;
+            cfg.ws_deflate_threshold = strtoul(v, NULL, 10);
+        } else {
             fprintf(stderr, "ferry-test-engine: unknown flag %s\n", a);
             return 2;
         }
