@@ -100,8 +100,9 @@ int main(int argc, char **argv)
         return 1;
     }
     if (!found)
-        fprintf(stderr, "ferry: socket.io-client's bundle not found (run `npm ci`, or pass "
-                        "--client-js): %s answers 404\n",
+        fprintf(stderr,
+                "ferry: socket.io-client's bundle not found (run `npm ci`, or pass "
+                "--client-js): %s answers 404\n",
                 CLIENTJS_PATH);
 
     uv_signal_init(loop, &a.sigterm);

@@ -77,8 +77,9 @@ static void on_publish(ferry_http_req *req, void *ud)
         why = "the body must be a JSON object {room, event, data}";
     } else if (room == NULL || event == NULL || data == NULL) {
         code = "missing_field";
-        why = room == NULL ? "'room' is missing" : event == NULL ? "'event' is missing"
-                                                                 : "'data' is missing";
+        why = room == NULL    ? "'room' is missing"
+              : event == NULL ? "'event' is missing"
+                              : "'data' is missing";
     } else if (!cJSON_IsString(room)) {
         why = "'room' must be a string";
     } else if (!cJSON_IsString(event)) {

@@ -88,6 +88,18 @@ static const char *arg_string(cJSON *args, const char *key, const char **why)
     return v->valuestring;
 }
 
+/* The valid room name of the first argument, or NULL after refusing the client's request. */
+static const char *room_arg(cJSON *args, ferry_ack *ack)
+{
+    const char *why = NULL;
+    const char *room = arg_string(args, "room", &why);
+    if (room == NULL || (why = relay_check_room(room)) != NULL) {
+        refuse(ack, "%s", why);
+        return NULL;
+    }
+    return room;
+}
+
 /* Rooms the socket is in, besides its own id room. */
 static size_t joined_rooms(ferry_socket *s)
 {
@@ -117,12 +129,9 @@ static void presence(relay *r, ferry_socket *from, const char *room, const char 
 static void on_join(ferry_socket *s, const char *event, cJSON *args, ferry_ack *ack, void *ud)
 {
     relay *r = ud;
-    const char *why = NULL;
-    const char *room = arg_string(args, "room", &why);
-    if (room == NULL || (why = relay_check_room(room)) != NULL) {
-        refuse(ack, "%s", why);
+    const char *room = room_arg(args, ack);
+    if (room == NULL)
         return;
-    }
     /* Another client's own room is its private channel: never joinable. */
     if (!app_list_match(&r->cfg->allow_join, room) ||
         (ferry_namespace_socket(r->nsp, room) != NULL && strcmp(room, ferry_socket_id(s)) != 0)) {
@@ -157,23 +166,17 @@ static void on_join(ferry_socket *s, const char *event, cJSON *args, ferry_ack *
 static void on_leave(ferry_socket *s, const char *event, cJSON *args, ferry_ack *ack, void *ud)
 {
     relay *r = ud;
-    const char *why = NULL;
-    const char *room = arg_string(args, "room", &why);
-    if (room == NULL || (why = relay_check_room(room)) != NULL) {
-        refuse(ack, "%s", why);
+    const char *room = room_arg(args, ack);
+    if (room == NULL)
         return;
-    }
     if (!ferry_socket_in(s, room) || strcmp(room, ferry_socket_id(s)) == 0) {
         refuse(ack, "not in room '%s'", room);
         return;
     }
-    /* Copy: the room's name lives in the room, which may go with the last member. */
-    char name[APP_NAME_MAX + 1];
-    snprintf(name, sizeof(name), "%s", room);
-    ferry_socket_leave(s, name);
-    presence(r, s, name, "left");
+    ferry_socket_leave(s, room); /* room points into args, not into the room: still valid */
+    presence(r, s, room, "left");
     cJSON *o = ok_object();
-    cJSON_AddStringToObject(o, "room", name);
+    cJSON_AddStringToObject(o, "room", room);
     answer(ack, o);
 }
 
@@ -181,10 +184,11 @@ static void on_publish(ferry_socket *s, const char *event, cJSON *args, ferry_ac
 {
     relay *r = ud;
     const char *why = NULL;
-    const char *room = arg_string(args, "room", &why);
-    const char *ev = room ? arg_string(args, "event", &why) : NULL;
-    if (room == NULL || ev == NULL || (why = relay_check_room(room)) != NULL ||
-        (why = relay_check_event(ev)) != NULL) {
+    const char *room = room_arg(args, ack);
+    if (room == NULL)
+        return;
+    const char *ev = arg_string(args, "event", &why);
+    if (ev == NULL || (why = relay_check_event(ev)) != NULL) {
         refuse(ack, "%s", why);
         return;
     }
