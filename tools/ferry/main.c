@@ -18,6 +18,7 @@ typedef struct app {
     ferry_server *srv;
     uv_signal_t sigterm;
     uv_signal_t sigint;
+    publish_ctx publish;
     int closing;
 } app;
 
@@ -80,8 +81,11 @@ int main(int argc, char **argv)
         rc = suite_install(a.srv);
     else
         rc = relay_new(a.srv, &cfg, &r);
-    if (rc == 0 && !cfg.suite)
-        rc = publish_install(a.srv, &cfg, r);
+    if (rc == 0 && !cfg.suite) {
+        a.publish.cfg = &cfg;
+        a.publish.relay = r;
+        rc = publish_install(a.srv, &a.publish);
+    }
     if (rc == 0)
         rc = clientjs_install(a.srv, cfg.client_js, &cj, &found);
     const char *step = "set up";

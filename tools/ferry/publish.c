@@ -14,13 +14,6 @@
 
 #include "relay.h"
 
-typedef struct publish_ctx {
-    const app_config *cfg;
-    relay *relay;
-} publish_ctx;
-
-static publish_ctx ctx;
-
 static void reply_error(ferry_http_req *req, int status, const char *code, const char *msg)
 {
     char body[512];
@@ -103,9 +96,7 @@ static void on_publish(ferry_http_req *req, void *ud)
     ferry_http_reply(req, 200, "application/json", ok, (size_t)n);
 }
 
-int publish_install(ferry_server *srv, const app_config *cfg, relay *r)
+int publish_install(ferry_server *srv, publish_ctx *ctx)
 {
-    ctx.cfg = cfg;
-    ctx.relay = r;
-    return ferry_server_route(srv, "POST", "/api/publish", on_publish, &ctx);
+    return ferry_server_route(srv, "POST", "/api/publish", on_publish, ctx);
 }

@@ -7,7 +7,13 @@
 #include "config.h"
 #include "relay.h"
 
-/* Route POST /api/publish on srv; cfg and r are borrowed and must outlive srv. */
-int publish_install(ferry_server *srv, const app_config *cfg, relay *r);
+/* What the endpoint needs; the caller owns it, and it must outlive the server. */
+typedef struct publish_ctx {
+    const app_config *cfg;
+    relay *relay;
+} publish_ctx;
+
+/* Route POST /api/publish on srv. */
+int publish_install(ferry_server *srv, publish_ctx *ctx);
 
 #endif
