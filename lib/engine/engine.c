@@ -442,11 +442,19 @@ int ferry_engine_on_packet(ferry_transport *t, int type, const char *data, size_
 typedef struct payload_ctx {
     ferry_transport *t;
     int closed;
+    int bad_text;
 } payload_ctx;
 
 static int on_payload_packet(void *ud, const eio_packet *pkt)
 {
     payload_ctx *ctx = ud;
+    /* A payload is UTF-8 text (binary travels as base64): a text packet that is not valid
+     * UTF-8 is a parse error, as an invalid WebSocket text frame is (1007). The application
+     * only ever sees valid text. */
+    if (!pkt->binary && !ferry_utf8_valid(pkt->data, pkt->len)) {
+        ctx->bad_text = 1;
+        return 1;
+    }
     int rc = ferry_engine_on_packet(ctx->t, pkt->type, pkt->data, pkt->len, pkt->binary);
     if (rc != 0 || ctx->t->session->state != SESSION_OPEN) {
         ctx->closed = 1;
@@ -458,7 +466,7 @@ static int on_payload_packet(void *ud, const eio_packet *pkt)
 int ferry_engine_on_payload(ferry_transport *t, char *data, size_t len)
 {
     ferry_session *s = t->session;
-    payload_ctx ctx = {t, 0};
+    payload_ctx ctx = {t, 0, 0};
     eio_payload_decoder d;
     ferry_session_retain(s);
     eio_payload_decoder_init(&d, s->server->cfg.max_payload, on_payload_packet, &ctx);

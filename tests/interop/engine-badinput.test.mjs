@@ -105,6 +105,8 @@ describe("malformed payloads close the session with 'parse error'", () => {
     "lone separator": "\x1e",
     "type out of range": "9x",
     "binary garbage": Buffer.from([0xff, 0xfe, 0x00, 0x1e, 0x80]),
+    "invalid UTF-8 in a text message": Buffer.from([0x34, 0x61, 0xff, 0xfe]),
+    "a truncated UTF-8 sequence before a separator": Buffer.from([0x34, 0xe2, 0x9c, 0x1e, 0x34, 0x61]),
   };
   for (const [name, body] of Object.entries(bodies)) {
     test(name, async () => {
