@@ -249,32 +249,35 @@ class SocketIOInterop:
         self.assertEqual(d2["reason"], "forced server close")
 
     def test_rooms_and_broadcast_three_clients(self):
-        cs = [self.client(events=("hello", "multi", "from-a", "not-red")) for _ in range(3)]
+        # A namespace of its own: sockets of other tests may still be leaving "/".
+        nsp = "/dyn-rooms-" + self.transport
+        cs = [self.client(namespaces=[nsp], events=("hello", "multi", "from-a", "not-red"))
+              for _ in range(3)]
         (a, ia), (b, ib), (c, ic) = cs
 
         def sync():
             # A round trip per client: the server queues its reply after any broadcast.
             for s, _ in cs:
-                s.call("message-with-ack", "sync", timeout=5)
+                s.call("message-with-ack", "sync", timeout=5, namespace=nsp)
             return [i.take() for _, i in cs]
 
-        self.assertEqual(a.call("join", "red", timeout=5), [a.get_sid("/"), "red"])
-        b.call("join", "red", timeout=5)
-        c.call("join", "blue", timeout=5)
-        self.assertEqual(a.call("to", ("red", "hello", 1), timeout=5), 2)
+        self.assertEqual(a.call("join", "red", timeout=5, namespace=nsp), [a.get_sid(nsp), "red"])
+        b.call("join", "red", timeout=5, namespace=nsp)
+        c.call("join", "blue", timeout=5, namespace=nsp)
+        self.assertEqual(a.call("to", ("red", "hello", 1), timeout=5, namespace=nsp), 2)
         ga, gb, gc = sync()
-        self.assertEqual(ga, [("/", "hello", (1,))])
-        self.assertEqual(gb, [("/", "hello", (1,))])
+        self.assertEqual(ga, [(nsp, "hello", (1,))])
+        self.assertEqual(gb, [(nsp, "hello", (1,))])
         self.assertEqual(gc, [])
-        a.call("join", "blue", timeout=5)
-        self.assertEqual(b.call("to-many", (["red", "blue"], "multi", b"\x01"), timeout=5), 3)
+        a.call("join", "blue", timeout=5, namespace=nsp)
+        self.assertEqual(b.call("to-many", (["red", "blue"], "multi", b"\x01"), timeout=5, namespace=nsp), 3)
         for got in sync():
-            self.assertEqual(got, [("/", "multi", (b"\x01",))])
-        self.assertEqual(a.call("broadcast", ("from-a", "x"), timeout=5), 2)
+            self.assertEqual(got, [(nsp, "multi", (b"\x01",))])
+        self.assertEqual(a.call("broadcast", ("from-a", "x"), timeout=5, namespace=nsp), 2)
         ga, gb, gc = sync()
-        self.assertEqual((ga, gb, gc), ([], [("/", "from-a", ("x",))], [("/", "from-a", ("x",))]))
-        self.assertEqual(c.call("except", ("red", "not-red"), timeout=5), 1)
-        self.assertEqual(sync(), [[], [], [("/", "not-red", ())]])
+        self.assertEqual((ga, gb, gc), ([], [(nsp, "from-a", ("x",))], [(nsp, "from-a", ("x",))]))
+        self.assertEqual(c.call("except", ("red", "not-red"), timeout=5, namespace=nsp), 1)
+        self.assertEqual(sync(), [[], [], [(nsp, "not-red", ())]])
 
 
 class PollingTest(SocketIOInterop, unittest.TestCase):
