@@ -137,6 +137,18 @@ export function defineSuite(mode) {
       assert.equal(ack[1], "j");
     });
 
+    test("volatile emits are dropped while the client is behind, never reordered", async (t) => {
+      const c = await connect(t);
+      if (!c) return;
+      const got = [];
+      c.socket.on("v", (i) => got.push(i));
+      c.socket.emit("volatile", 50);
+      await c.socket.timeout(3000).emitWithAck("message-with-ack", "sync");
+      assert.ok(got.length >= 1 && got.length < 50, `received ${got.length} of 50`);
+      assert.equal(got[0], 0, "the first one goes out");
+      assert.deepEqual(got, [...got].sort((x, y) => x - y));
+    });
+
     test("several namespaces share one engine session", async (t) => {
       if (skip) return t.skip(WS_ABSENT);
       const main = io(srv.url, { ...MODES[mode], forceNew: true, reconnection: false });

@@ -25,6 +25,8 @@
  *   ask event timeout ...    -> the server emits event ...args asking for an ack with
  *                               timeout (ms); the outcome is printed as "server-ack" and sent
  *                               back as "ask-result" {status, args}
+ *   volatile N               -> N volatile emits "v" i at once (most are dropped: the
+ *                               first one is still queued when the next comes)
  *   binary                   -> emits "binary" "text", <01 02 03>, {"nested":<ff>, "n":1}
  *   disconnect-me close      -> ferry_socket_disconnect(socket, close)
  *   close-session            -> ferry_session_close() of the socket's engine session
@@ -169,6 +171,14 @@ static void on_event(ferry_socket *s, const char *event, cJSON *args, ferry_ack 
                               cJSON_IsNumber(t) ? (uint32_t)t->valuedouble : 0, on_server_ack,
                               NULL);
         cJSON_Delete(rest);
+    } else if (strcmp(event, "volatile") == 0) {
+        const cJSON *n = cJSON_GetArrayItem(args, 0);
+        for (int i = 0; cJSON_IsNumber(n) && i < n->valueint && i < 10000; i++) {
+            cJSON *a = cJSON_CreateArray();
+            cJSON_AddItemToArray(a, cJSON_CreateNumber(i));
+            ferry_socket_emit_volatile(s, "v", a);
+            cJSON_Delete(a);
+        }
     } else if (strcmp(event, "binary") == 0) {
         static const unsigned char b3[] = {1, 2, 3}, bff[] = {0xff};
         cJSON *a = cJSON_CreateArray();
