@@ -136,7 +136,8 @@ test("flags: --help lists every flag, bad values stop with one clear line", asyn
   const help = await runFerry(["--help"]);
   assert.equal(help.code, 0);
   for (const f of ["--host", "--port", "--path", "--ping-interval", "--ping-timeout",
-    "--cors-origins", "--static", "--publish-token", "--allow-publish", "--allow-join", "--suite"])
+    "--cors-origins", "--static", "--publish-token", "--allow-publish", "--allow-join", "--suite",
+    "--transports", "--max-payload", "--max-rooms", "--no-presence", "--client-js", "--log-level"])
     assert.ok(help.out.includes(f), f);
   for (const [args, env, re] of [
     [["--port", "70000"], {}, /invalid port '70000'/],
@@ -147,6 +148,9 @@ test("flags: --help lists every flag, bad values stop with one clear line", asyn
     [["--port"], {}, /missing value for '--port'/],
     [[], { FERRY_PORT: "x" }, /FERRY_PORT/],
     [["--log-level", "loud"], {}, /invalid log level/],
+    [["--transports", "polling,carrier-pigeon"], {}, /invalid transport 'carrier-pigeon'/],
+    [["--transports", ","], {}, /invalid transports/],
+    [["--max-payload", "10"], {}, /invalid max payload/],
   ]) {
     const r = await runFerry(args, env);
     assert.equal(r.code, 2, `${args} ${JSON.stringify(env)}`);
@@ -155,8 +159,10 @@ test("flags: --help lists every flag, bad values stop with one clear line", asyn
 });
 
 test("flags and environment: env sets, a flag overrides it", async () => {
-  const s = await startServer(FERRY, ["--port", "0", "--ping-interval", "1234"], {
-    env: { FERRY_PING_INTERVAL: "999", FERRY_PING_TIMEOUT: "4321", FERRY_PATH: "/rt/" },
+  const s = await startServer(FERRY, ["--port", "0", "--ping-interval", "1234",
+    "--transports", "polling"], {
+    env: { FERRY_PING_INTERVAL: "999", FERRY_PING_TIMEOUT: "4321", FERRY_PATH: "/rt/",
+      FERRY_MAX_PAYLOAD: "5000", FERRY_TRANSPORTS: "websocket" },
   });
   try {
     const res = await fetch(`${s.url}/rt/?EIO=4&transport=polling`);
@@ -164,6 +170,11 @@ test("flags and environment: env sets, a flag overrides it", async () => {
     const open = JSON.parse((await res.text()).slice(1));
     assert.equal(open.pingInterval, 1234);
     assert.equal(open.pingTimeout, 4321);
+    assert.equal(open.maxPayload, 5000);
+    assert.deepEqual(open.upgrades, [], "--transports polling: no WebSocket offered");
+    const ws = await fetch(`${s.url}/rt/?EIO=4&transport=websocket`);
+    assert.equal(ws.status, 400);
+    assert.deepEqual(await ws.json(), { code: 0, message: "Transport unknown" });
     // Without --publish-token the endpoint is off.
     const pub = await fetch(`${s.url}/api/publish`, { method: "POST", body: "{}" });
     assert.equal(pub.status, 403);

@@ -15,6 +15,10 @@ static const char usage[] =
     "  --path PATH            Socket.IO path (FERRY_PATH, default /socket.io/)\n"
     "  --ping-interval MS     (FERRY_PING_INTERVAL, default 25000)\n"
     "  --ping-timeout MS      (FERRY_PING_TIMEOUT, default 20000)\n"
+    "  --max-payload BYTES    largest HTTP body or WebSocket message (FERRY_MAX_PAYLOAD,\n"
+    "                         default 1000000)\n"
+    "  --transports LIST      polling,websocket,sse,short-polling (FERRY_TRANSPORTS,\n"
+    "                         default polling,websocket)\n"
     "  --cors-origins LIST    allowed origins, comma-separated, or * (FERRY_CORS_ORIGINS)\n"
     "  --static DIR           serve this folder at / (FERRY_STATIC)\n"
     "  --publish-token TOKEN  bearer token for POST /api/publish (FERRY_PUBLISH_TOKEN);\n"
@@ -122,6 +126,35 @@ static int parse_bool(const char *what, const char *s, int *out)
     return 0;
 }
 
+static int parse_transports(const char *s, unsigned *out)
+{
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } names[] = {
+        {"polling", FERRY_TRANSPORT_POLLING},
+        {"websocket", FERRY_TRANSPORT_WEBSOCKET},
+        {"sse", FERRY_TRANSPORT_SSE},
+        {"short-polling", FERRY_TRANSPORT_SHORT_POLLING},
+    };
+    app_list l;
+    if (parse_list("transports", s, &l) != 0)
+        return -1;
+    unsigned bits = 0;
+    for (size_t i = 0; i < l.n; i++) {
+        size_t k = 0;
+        while (k < sizeof(names) / sizeof(names[0]) && strcmp(l.item[i], names[k].name) != 0)
+            k++;
+        if (k == sizeof(names) / sizeof(names[0]))
+            return bad("transport", l.item[i], "use polling, websocket, sse or short-polling");
+        bits |= names[k].bit;
+    }
+    if (bits == 0)
+        return bad("transports", s, "name at least one");
+    *out = bits;
+    return 0;
+}
+
 static int check_path(const char *s)
 {
     size_t n = strlen(s);
@@ -150,6 +183,10 @@ static int set(app_config *cfg, const char *name, const char *v)
         return parse_u32("ping interval", v, 1, 3600000, &cfg->ping_interval_ms);
     } else if (strcmp(name, "ping-timeout") == 0) {
         return parse_u32("ping timeout", v, 1, 3600000, &cfg->ping_timeout_ms);
+    } else if (strcmp(name, "max-payload") == 0) {
+        return parse_u32("max payload", v, 1024, 100u * 1024 * 1024, &cfg->max_payload);
+    } else if (strcmp(name, "transports") == 0) {
+        return parse_transports(v, &cfg->transports);
     } else if (strcmp(name, "cors-origins") == 0) {
         cfg->cors_origins = *v ? v : NULL;
     } else if (strcmp(name, "static") == 0) {
@@ -186,6 +223,8 @@ static const struct {
     {"FERRY_PATH", "path"},
     {"FERRY_PING_INTERVAL", "ping-interval"},
     {"FERRY_PING_TIMEOUT", "ping-timeout"},
+    {"FERRY_MAX_PAYLOAD", "max-payload"},
+    {"FERRY_TRANSPORTS", "transports"},
     {"FERRY_CORS_ORIGINS", "cors-origins"},
     {"FERRY_STATIC", "static"},
     {"FERRY_PUBLISH_TOKEN", "publish-token"},
@@ -205,6 +244,7 @@ int app_config_parse(app_config *cfg, int argc, char **argv)
     cfg->path = "/socket.io/";
     cfg->ping_interval_ms = 25000;
     cfg->ping_timeout_ms = 20000;
+    cfg->max_payload = 1000000;
     cfg->max_rooms = 16;
     cfg->presence = 1;
     cfg->log_level = FERRY_LOG_WARN;

@@ -62,6 +62,9 @@ int main(int argc, char **argv)
     sc.path = cfg.path;
     sc.ping_interval_ms = cfg.ping_interval_ms;
     sc.ping_timeout_ms = cfg.ping_timeout_ms;
+    sc.max_payload = cfg.max_payload;
+    if (cfg.transports != 0)
+        sc.transports = cfg.transports;
     sc.static_root = cfg.static_root;
     sc.cors_origins = cfg.cors_origins;
     if (cfg.suite)
