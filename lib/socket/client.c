@@ -15,12 +15,12 @@
 
 int sio_client_send(sio_client *c, const sio_encoded *e)
 {
-    for (size_t i = 0; i < e->n; i++) {
-        int rc = ferry_engine_queue(c->session, e->bufs[i]);
-        if (rc != 0)
-            return rc;
-    }
-    return 0;
+    int rc = 0;
+    c->sio->depth++;
+    for (size_t i = 0; i < e->n && rc == 0; i++)
+        rc = ferry_engine_queue(c->session, e->bufs[i]);
+    c->sio->depth--;
+    return rc;
 }
 
 static ferry_socket *socket_of(sio_client *c, const char *nsp)
@@ -165,11 +165,13 @@ static ferry_reason socket_reason(ferry_reason r)
     return r == FERRY_REASON_QUEUE_FULL ? FERRY_REASON_TRANSPORT_ERROR : r;
 }
 
-static void on_close(ferry_session *session, ferry_reason reason, void *ud)
+/* The session is gone: its sockets leave (disconnect callbacks), then c goes. */
+static void finish_close(sio_client *c, ferry_reason reason)
 {
-    sio_client *c = ud;
-    c->closing = 1;
-    ferry_timer_stop(&session->server->wheel, &c->connect_timer);
+    ferry_session *session = c->session;
+    ferry_wheel *w = &session->server->wheel;
+    ferry_timer_stop(w, &c->connect_timer);
+    ferry_timer_stop(w, &c->close_timer);
     /* Each socket unlinks itself; take them from the head until none is left. */
     while (!ferry_list_empty(&c->sockets)) {
         ferry_socket *s = ferry_list_entry(c->sockets.next, ferry_socket, client_link);
@@ -184,6 +186,33 @@ static void on_close(ferry_session *session, ferry_reason reason, void *ud)
         c->dead = 1;
     else
         client_free(c);
+}
+
+static void on_close_timer(ferry_timer *t)
+{
+    sio_client *c = container_of(t, sio_client, close_timer);
+    finish_close(c, c->close_reason);
+}
+
+static void on_close(ferry_session *session, ferry_reason reason, void *ud)
+{
+    sio_client *c = ud;
+    c->closing = 1;
+    ferry_timer_stop(&session->server->wheel, &c->connect_timer);
+    if (c->sio->depth > 0) {
+        c->close_reason = reason;
+        ferry_timer_start(&session->server->wheel, &c->close_timer, 0);
+        return;
+    }
+    finish_close(c, reason);
+}
+
+void sio_client_drop_all(ferry_sio *sio)
+{
+    while (!ferry_list_empty(&sio->clients)) {
+        sio_client *c = ferry_list_entry(sio->clients.next, sio_client, link);
+        finish_close(c, c->close_reason);
+    }
 }
 
 /* The server closes a whole session (ferry_socket_disconnect(s, 1)): the DISCONNECT packets
@@ -243,6 +272,7 @@ void sio_on_session(ferry_session *s, void *ud)
     ferry_list_init(&c->sockets);
     ferry_list_insert_tail(&sio->clients, &c->link);
     ferry_timer_init(&c->connect_timer, on_connect_timeout);
+    ferry_timer_init(&c->close_timer, on_close_timer);
     if (s->server->cfg.connect_timeout_ms > 0)
         ferry_timer_start(&s->server->wheel, &c->connect_timer, s->server->cfg.connect_timeout_ms);
     ferry_session_on_message(s, on_message, c);

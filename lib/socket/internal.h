@@ -17,6 +17,8 @@ int sio_valid_name(const char *name);
 void sio_on_session(ferry_session *s, void *ud);
 /* Queue a packet to the client's session; returns 0 or a negative error. */
 int sio_client_send(sio_client *c, const sio_encoded *e);
+/* Finish the closes still deferred (the server is being freed). */
+void sio_client_drop_all(ferry_sio *sio);
 /* Close the session once what is queued now has been handed to the transport. */
 void sio_client_close_after_drain(sio_client *c);
 

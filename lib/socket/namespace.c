@@ -75,6 +75,8 @@ static void nsp_free(ferry_namespace *nsp)
 static void sio_free(ferry_server *srv)
 {
     ferry_sio *sio = srv->sio;
+    /* A close deferred past the wheel's last tick (the server was closing) ends here. */
+    sio_client_drop_all(sio);
     sio_socket_drop_waiting(sio);
     while (sio->nsps != NULL) {
         ferry_namespace *n = sio->nsps;
@@ -277,7 +279,9 @@ int ferry_bcast_emit(const ferry_bcast *b, const char *event, const cJSON *args)
             sio_encoded_release(&e);
             return -FERRY_ETOOBIG;
         }
+    b->nsp->sio->depth++; /* rooms must not change while the adapter walks them */
     rc = b->nsp->adapter->ops->broadcast(b->nsp->adapter, &e, b);
+    b->nsp->sio->depth--;
     sio_encoded_release(&e);
     return rc;
 }

@@ -60,6 +60,10 @@ typedef struct ferry_sio {
     ferry_list clients;
     ferry_list waiting; /* sockets whose middleware decides later (ferry_socket.wait_link) */
     uint64_t bcast_epoch;
+    /* Inside a send or a broadcast: a session that closes now (its queue overflowed, and a
+     * polling transport closes at once) must not run callbacks or unlink sockets from rooms
+     * under the caller's feet; its close is finished on the next wheel tick instead. */
+    unsigned depth;
 } ferry_sio;
 
 typedef struct sio_client {
@@ -72,6 +76,8 @@ typedef struct sio_client {
     ferry_list link;    /* in sio->clients */
     unsigned nconnected;
     int closing;        /* the session is closing: take no more packets */
+    ferry_timer close_timer; /* finishes a close deferred by depth */
+    ferry_reason close_reason;
     unsigned busy;      /* inside on_message */
     int dead;           /* the session closed while busy: free when the callback ends */
 } sio_client;

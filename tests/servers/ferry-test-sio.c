@@ -33,7 +33,7 @@
  * Every event is printed first.
  *
  * Flags: --port N (0), --path P (/socket.io/), --ping-interval MS, --ping-timeout MS,
- * --connect-timeout MS, --ack-timeout MS, --transports polling,websocket, --max-attachments N,
+ * --connect-timeout MS, --ack-timeout MS, --queue-bytes N, --transports polling,websocket, --max-attachments N,
  * --suite (port 3000, ping 300/200, connect timeout 1000: the public test suite's settings).
  * SIGTERM or SIGINT closes the server; exit status 0 only if the loop closed clean. */
 #include <signal.h>
@@ -322,6 +322,8 @@ int main(int argc, char **argv)
             cfg.connect_timeout_ms = (uint32_t)strtoul(v, NULL, 10);
         else if (strcmp(a, "--ack-timeout") == 0)
             cfg.ack_timeout_ms = (uint32_t)strtoul(v, NULL, 10);
+        else if (strcmp(a, "--queue-bytes") == 0)
+            cfg.max_session_queue_bytes = strtoul(v, NULL, 10);
         else if (strcmp(a, "--max-attachments") == 0)
             cfg.max_attachments = (unsigned)strtoul(v, NULL, 10);
         else if (strcmp(a, "--transports") == 0) {
