@@ -9,6 +9,7 @@ import { Socket } from "engine.io-client";
 import WebSocket from "ws";
 import { once } from "../lib/server.mjs";
 import { startEngine } from "../lib/events.mjs";
+import { messages, bytes } from "../lib/client.mjs";
 
 const PING_INTERVAL = 300;
 const PING_TIMEOUT = 200;
@@ -33,25 +34,8 @@ async function open(opts = {}) {
   return { socket, ev };
 }
 
-function messages(socket, n, ms = 5000) {
-  return new Promise((resolve, reject) => {
-    const got = [];
-    const t = setTimeout(() => reject(new Error(`got ${got.length} of ${n} messages`)), ms);
-    socket.on("message", function onMsg(m) {
-      got.push(m);
-      if (got.length === n) {
-        clearTimeout(t);
-        socket.off("message", onMsg);
-        resolve(got);
-      }
-    });
-  });
-}
-
 // The next message of a raw `ws` client, as text.
 const nextText = (ws) => new Promise((resolve) => ws.once("message", (d) => resolve(d.toString())));
-
-const bytes = (m) => [...new Uint8Array(m.buffer ? m.buffer.slice(m.byteOffset, m.byteOffset + m.byteLength) : m)];
 
 test("transports: ['websocket']: the session opens on WebSocket and echoes text and binary", async () => {
   const { socket, ev } = await open({ transports: ["websocket"] });
