@@ -70,7 +70,10 @@ void ws_stream_fail(ws_stream *s, int code)
 
 static int deliver(ws_stream *s, const char *data, size_t len, int binary)
 {
-    s->cb->on_message(s, data, len, binary);
+    /* After our close frame the application has said it is done: data is read, not handed
+     * up (RFC 6455 7.1.2 lets the peer send until it sees our close). */
+    if (s->state == WS_STREAM_OPEN)
+        s->cb->on_message(s, data, len, binary);
     return s->state == WS_STREAM_CLOSED ? WS_STOP : 0;
 }
 
