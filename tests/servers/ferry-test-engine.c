@@ -18,6 +18,10 @@
  *   cmd:big N      send one text message of N 'x'
  *   cmd:shutdown   close the whole server from inside this message callback (then exit 0)
  *
+ * GET /__stats answers the server's counters as JSON ({"requests":N,"sessions":N,
+ * "connections":N}; this request counts), so that a test can tell when the server has taken a
+ * request that it holds without answering (a long poll).
+ *
  * Flags (all optional): --port N (0: a free port), --path P (/engine.io/), --ping-interval MS,
  * --ping-timeout MS, --max-payload N, --max-header-bytes N, --header-timeout MS,
  * --idle-timeout MS, --max-connections N, --queue-bytes N, --transports polling[,websocket],
@@ -31,6 +35,7 @@
 #include <ferry.h>
 
 #include "common/base64.h"
+#include "engine/engine.h" /* the counters behind /__stats: a test server may look inside */
 
 typedef struct sess_data {
     int silent;
@@ -157,6 +162,16 @@ static void on_session(ferry_session *s, void *ud)
     printf(",\"transport\":\"%s\"}\n", ferry_session_transport(s));
 }
 
+static void on_stats(ferry_http_req *req, void *ud)
+{
+    ferry_server *srv = ud;
+    char body[160];
+    int n = snprintf(body, sizeof(body), "{\"requests\":%llu,\"sessions\":%zu,\"connections\":%u}",
+                     (unsigned long long)srv->http.stats.requests, srv->sessions.count,
+                     srv->http.nconns);
+    ferry_http_reply(req, 200, "application/json", body, (size_t)n);
+}
+
 typedef struct sigs {
     uv_signal_t term, intr;
     ferry_server *srv;
@@ -256,6 +271,7 @@ int main(int argc, char **argv)
         return 1;
     }
     ferry_server_on_session(srv, on_session, NULL);
+    ferry_server_route(srv, "GET", "/__stats", on_stats, srv);
     sigs g = {.srv = srv};
     uv_signal_init(loop, &g.term);
     uv_signal_init(loop, &g.intr);
