@@ -1,4 +1,6 @@
-/* HTTP long-polling (Engine.IO v4, PROTOCOL.md "Polling encoding").
+/* HTTP long-polling (Engine.IO v4, PROTOCOL.md "Polling encoding"), and short-polling (ferry's
+ * extension, docs/protocol.md): the same code under a second ops table, whose GETs are never
+ * held: answered at once with what is queued, or a noop.
  *
  * Downstream: a GET is held until packets are queued, then answered with all of them joined by
  * 0x1e (binary as "b" + base64). Upstream: a POST carries a payload, answered "ok". At most one
@@ -14,6 +16,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "engine/engine.h"
+#include "transports/upstream.h"
 
 /* Packets per response: bounds the slice array; what is left goes out on the next GET. */
 #define MAX_BATCH 256
@@ -21,15 +24,18 @@
 typedef struct polling {
     ferry_transport super;
     ferry_req *get;       /* the held GET */
-    ferry_req *post;      /* a POST whose headers arrived and whose body is on its way */
+    ferry_upstream up;    /* POSTs */
     unsigned closed : 1;  /* ferry_engine_on_transport_closed was called */
     unsigned busy : 1;    /* inside on_request: free later */
     unsigned dead : 1;    /* closed while busy */
 } polling;
 
+extern const ferry_transport_ops ferry_polling_ops;
+extern const ferry_transport_ops ferry_short_polling_ops;
+
 static const char text_plain[] = "text/plain; charset=UTF-8";
 /* A poll's answer is never to be reused: proxies and browsers must not cache it. */
-static const char no_store[] = "Cache-Control: no-store\r\n";
+static const char *const no_store = ferry_no_store_header;
 
 static void respond_short(ferry_req *req, int status, const char *ctype, const char *body)
 {
@@ -44,16 +50,26 @@ static void pl_free(polling *p)
     ferry_session_release(s);
 }
 
-static ferry_transport *pl_create(ferry_session *s)
+static ferry_transport *create(ferry_session *s, const ferry_transport_ops *ops)
 {
     polling *p = ferry_mem_calloc(1, sizeof(*p));
     if (p == NULL)
         return NULL;
-    extern const ferry_transport_ops ferry_polling_ops;
-    p->super.ops = &ferry_polling_ops;
+    p->super.ops = ops;
     p->super.session = s;
+    ferry_upstream_init(&p->up, &p->super, ops->name);
     ferry_session_retain(s);
     return &p->super;
+}
+
+static ferry_transport *pl_create(ferry_session *s)
+{
+    return create(s, &ferry_polling_ops);
+}
+
+static ferry_transport *sp_create(ferry_session *s)
+{
+    return create(s, &ferry_short_polling_ops);
 }
 
 static void pl_destroy(ferry_transport *t)
@@ -81,15 +97,6 @@ static void on_get_abort(ferry_req *req, void *ud)
         ferry_engine_close_session(p->super.session, FERRY_REASON_TRANSPORT_ERROR, 0);
 }
 
-static void on_post_abort(ferry_req *req, void *ud)
-{
-    polling *p = ud;
-    (void)req;
-    p->post = NULL;
-    if (!p->closed)
-        ferry_engine_close_session(p->super.session, FERRY_REASON_TRANSPORT_ERROR, 0);
-}
-
 static void pl_flush(ferry_transport *t)
 {
     polling *p = (polling *)t;
@@ -104,8 +111,12 @@ static void pl_flush(ferry_transport *t)
     /* One response carries at most about maxPayload bytes (always at least one packet); the
      * rest waits for the next poll, which the client sends at once. */
     size_t n = ferry_engine_take(t, pkts, MAX_BATCH, ferry_engine_config(t)->max_payload);
-    if (n == 0)
-        return; /* hold the GET until something is queued */
+    if (n == 0) {
+        /* Long-polling holds the GET until something is queued; short-polling never does. */
+        if (t->ops == &ferry_short_polling_ops)
+            answer_get_with(p, "6");
+        return;
+    }
     ferry_slice sl[2 * MAX_BATCH];
     size_t ns = 0;
     static const char sep[] = {EIO_SEPARATOR};
@@ -157,44 +168,9 @@ static void on_get(polling *p, ferry_req *req)
     pl_flush(&p->super);
 }
 
-static void on_post(polling *p, ferry_req *req)
-{
-    ferry_session *s = p->super.session;
-    int mine = p->post == req;
-    if (mine) {
-        p->post = NULL;
-        ferry_req_hold(req, NULL, NULL);
-    }
-    /* v4 sends binary as base64 text; a binary body is a protocol error (reference v4). */
-    const char *ctype = ferry_req_header_get(req, "content-type");
-    if (ctype != NULL && strncasecmp(ctype, "application/octet-stream", 24) == 0) {
-        ferry_req_respond_error(req, 3);
-        ferry_engine_close_session(s, FERRY_REASON_TRANSPORT_ERROR, 0);
-        return;
-    }
-    int rc = ferry_engine_on_payload(&p->super, req->body.base ? req->body.base : (char *)"",
-                                     req->body.len);
-    if (rc != 0) {
-        ferry_req_respond_error(req, 3);
-        return;
-    }
-    respond_short(req, 200, "text/html", "ok");
-}
-
 static void pl_on_request_head(ferry_transport *t, ferry_req *req)
 {
-    polling *p = (polling *)t;
-    if (strcmp(req->method, "POST") != 0)
-        return;
-    if (p->post != NULL) {
-        /* "data request overlap from client": one POST at a time. The session closes now;
-         * this request, once complete, finds no session (400, code 1). */
-        FERRY_LOG(FERRY_LOG_INFO, "polling", ferry_engine_sid(t), "second POST in flight");
-        ferry_engine_close_session(t->session, FERRY_REASON_TRANSPORT_ERROR, 0);
-        return;
-    }
-    p->post = req;
-    ferry_req_hold(req, on_post_abort, p);
+    ferry_upstream_head(&((polling *)t)->up, req);
 }
 
 static void pl_close(ferry_transport *t, ferry_reason reason);
@@ -210,7 +186,7 @@ static void pl_on_request(ferry_transport *t, ferry_req *req)
     if (strcmp(req->method, "GET") == 0)
         on_get(p, req);
     else if (strcmp(req->method, "POST") == 0)
-        on_post(p, req);
+        ferry_upstream_post(&p->up, req);
     else
         ferry_req_respond_error(req, 3);
     p->busy = 0;
@@ -227,10 +203,7 @@ static void pl_close(ferry_transport *t, ferry_reason reason)
     /* The client closed (or upgraded away): its poll ends with a noop. Otherwise the server
      * closes and says so with a close packet (reference polling.ts onClose / doClose). */
     answer_get_with(p, reason == FERRY_REASON_TRANSPORT_CLOSE ? "6" : "1");
-    if (p->post != NULL) {
-        ferry_req_hold(p->post, NULL, NULL);
-        p->post = NULL;
-    }
+    ferry_upstream_drop(&p->up);
     ferry_engine_on_transport_closed(t, reason);
     if (p->busy)
         p->dead = 1;
@@ -250,6 +223,22 @@ const ferry_transport_ops ferry_polling_ops = {
     .flags = FERRY_TR_UPGRADABLE,
     .bit = FERRY_TRANSPORT_POLLING,
     .create = pl_create,
+    .open = pl_open,
+    .on_request = pl_on_request,
+    .on_request_head = pl_on_request_head,
+    .flush = pl_flush,
+    .send_now = pl_send_now,
+    .close = pl_close,
+    .destroy = pl_destroy,
+};
+
+/* Short-polling: the client asks at the interval the handshake announces; the heartbeat's
+ * deadlines add that interval (FERRY_TR_POLLED). */
+const ferry_transport_ops ferry_short_polling_ops = {
+    .name = "short-polling",
+    .flags = FERRY_TR_UPGRADABLE | FERRY_TR_POLLED | FERRY_TR_EXTENSION,
+    .bit = FERRY_TRANSPORT_SHORT_POLLING,
+    .create = sp_create,
     .open = pl_open,
     .on_request = pl_on_request,
     .on_request_head = pl_on_request_head,

@@ -7,10 +7,14 @@
 
 extern const ferry_transport_ops ferry_polling_ops;
 extern const ferry_transport_ops ferry_websocket_ops;
+extern const ferry_transport_ops ferry_sse_ops;
+extern const ferry_transport_ops ferry_short_polling_ops;
 
 const ferry_transport_ops *const ferry_transports[] = {
     &ferry_websocket_ops,
+    &ferry_sse_ops,
     &ferry_polling_ops,
+    &ferry_short_polling_ops,
     NULL,
 };
 

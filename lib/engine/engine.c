@@ -505,7 +505,8 @@ static int copy_kv(ferry_kv **dst, size_t *n, const ferry_kv *src, size_t count)
     return 0;
 }
 
-static ferry_session *session_new(ferry_server *srv, ferry_req *req)
+static ferry_session *session_new(ferry_server *srv, const ferry_transport_ops *ops,
+                                  ferry_req *req)
 {
     ferry_session *s = ferry_mem_calloc(1, sizeof(*s));
     if (s == NULL)
@@ -532,7 +533,8 @@ static ferry_session *session_new(ferry_server *srv, ferry_req *req)
     }
     ferry_req_remote_addr(req, s->remote_addr, sizeof(s->remote_addr));
     const char *ext = ferry_req_query_get(req, "ferry");
-    s->extensions = ext != NULL && strcmp(ext, "1") == 0;
+    /* Opening on an extension transport is asking for the extensions too. */
+    s->extensions = (ext != NULL && strcmp(ext, "1") == 0) || (ops->flags & FERRY_TR_EXTENSION);
     return s;
 }
 
@@ -583,7 +585,7 @@ static void reject(ferry_server *srv, ferry_req *req, int code)
 
 static void handshake(ferry_server *srv, const ferry_transport_ops *ops, ferry_req *req)
 {
-    ferry_session *s = session_new(srv, req);
+    ferry_session *s = session_new(srv, ops, req);
     ferry_transport *t = s ? ops->create(s) : NULL;
     if (t == NULL) {
         if (s != NULL) {
@@ -694,6 +696,8 @@ void ferry_engine_on_request_head(ferry_req *req, void *ud)
     if (srv->closing || validate(srv, req, &ops, &s) >= 0 || s == NULL)
         return;
     ferry_transport *t = s->transport;
+    if (t != NULL && t->ops != ops)
+        t = s->probe;
     if (t != NULL && t->ops == ops && ops->on_request_head != NULL)
         ops->on_request_head(t, req);
 }
@@ -721,13 +725,11 @@ void ferry_engine_on_request(ferry_req *req, void *ud)
         reject(srv, req, 1);
         return;
     }
-    /* A request for the current transport, or a second full-duplex connection while one is
-     * being probed: the transport answers it (WebSocket: 101, then closed, as the reference). */
-    ferry_transport *to = cur->ops == ops ? cur
-                          : s->probe != NULL && s->probe->ops == ops &&
-                                  (ops->flags & FERRY_TR_FULL_DUPLEX)
-                              ? s->probe
-                              : NULL;
+    /* A request for the current transport, or for the one being probed (a second WebSocket:
+     * 101, then closed, as the reference; the probe's POSTs on a half-duplex transport). */
+    ferry_transport *to = cur->ops == ops                             ? cur
+                          : s->probe != NULL && s->probe->ops == ops ? s->probe
+                                                                      : NULL;
     if (to != NULL) {
         ferry_session_retain(s);
         ops->on_request(to, req);

@@ -59,8 +59,6 @@ void ferry_conn_process_deferred(ferry_http *http);
 void ferry_http_route_head(ferry_http *http, ferry_req *req);
 void ferry_http_dispatch(ferry_http *http, ferry_req *req);
 void ferry_req_free(ferry_req *req);
-/* CORS response headers for req into out (always NUL-terminated); returns the length. */
-size_t ferry_http_cors_headers(const ferry_req *req, char *out, size_t outlen);
 /* Serve a GET/HEAD from the static root; answers 404 when there is no such file. */
 void ferry_static_serve(ferry_req *req);
 /* May this decoded request path be looked up below the static root? */

@@ -191,6 +191,10 @@ int ferry_req_respond_error(ferry_req *req, int code);
 /* Hold the request: abort fires if its connection closes first. */
 void ferry_req_hold(ferry_req *req, void (*on_abort)(ferry_req *req, void *ud), void *ud);
 
+/* CORS response headers for req into out (always NUL-terminated); returns the length. For a
+ * transport that writes its own response head on a taken connection (SSE). */
+size_t ferry_http_cors_headers(const ferry_req *req, char *out, size_t outlen);
+
 /* Take the connection away from HTTP: for a streaming response or a protocol upgrade. The
  * request is freed. Bytes already read past the request are delivered to h->on_data before
  * the next read. Returns the connection, or NULL if it is closing. */

@@ -1,0 +1,549 @@
+/* Server-Sent Events downstream, POST upstream: ferry's extension (docs/protocol.md).
+ *
+ * A GET with Accept: text/event-stream takes its connection and keeps it as one long
+ * text/event-stream response (closed-delimited). Each engine packet is one event:
+ *     id: <n>\ndata: <form>\n\n
+ * where form is the packet's polling text form ("4hello", "b<base64>" for binary), or, when
+ * that form holds CR, LF or NUL (which an EventSource would rewrite), "x" + base64 of it.
+ * Upstream is a POST with a polling payload, exactly as polling (transports/upstream.c).
+ *
+ * Event ids count the session's packets from 1. Sent packets stay in a replay ring (bounded by
+ * max_session_queue_bytes) until a later stream's Last-Event-ID says they arrived: a client
+ * whose stream broke, or was recycled after sse_recycle_bytes, reconnects with the last id it
+ * saw and gets the rest. While no stream is attached, packets wait in the engine's queue and
+ * the heartbeat decides whether the client is still there.
+ *
+ * Lifetime: the transport hears its stream's on_close; it frees itself once the engine was
+ * told it closed (reported) and no stream is attached. Closing a stream ourselves clears its
+ * handler first, so a conn never calls back into a freed transport. */
+#include <stdio.h>
+#include <string.h>
+
+#include "common/assert.h"
+#include "common/base64.h"
+#include "common/log.h"
+#include "common/mem.h"
+#include "engine/engine.h"
+#include "transports/upstream.h"
+
+#define MAX_BATCH 64
+#define WRITE_HIGH_WATER (1024 * 1024)
+#define RING_MAX 65536 /* packets kept for replay, besides the byte bound */
+#define ID_LINE_MAX 32 /* "id: " + 20 digits + "\ndata: " */
+
+extern const ferry_transport_ops ferry_sse_ops;
+
+typedef struct sse {
+    ferry_transport super;
+    ferry_conn *conn;    /* the attached stream; NULL between streams */
+    ferry_upstream up;
+    ferry_timer keepalive;
+    size_t stream_bytes; /* written on the current stream, for recycling */
+    /* The replay ring: packets with ids first_id .. next_id - 1, oldest at ring[head]. */
+    ferry_buf **ring;
+    size_t cap, head, count, ring_bytes;
+    uint64_t first_id;
+    unsigned reported : 1; /* ferry_engine_on_transport_closed was called */
+    unsigned busy : 1;     /* inside a call that may close us: free later */
+    unsigned dead : 1;
+    unsigned sent_close : 1; /* the last packet written was a close packet */
+} sse;
+
+static void report_closed(sse *e, ferry_reason reason);
+static void on_keepalive(ferry_timer *tm);
+
+static void sse_free(sse *e)
+{
+    ferry_session *s = e->super.session;
+    ferry_timer_stop(&s->server->wheel, &e->keepalive);
+    for (size_t i = 0; i < e->count; i++)
+        ferry_buf_release(e->ring[(e->head + i) % e->cap]);
+    ferry_mem_free(e->ring);
+    ferry_mem_free(e);
+    ferry_session_release(s);
+}
+
+static void maybe_free(sse *e)
+{
+    if (e->reported && e->conn == NULL && !e->busy)
+        sse_free(e);
+}
+
+static ferry_transport *sse_create(ferry_session *s)
+{
+    sse *e = ferry_mem_calloc(1, sizeof(*e));
+    if (e == NULL)
+        return NULL;
+    e->super.ops = &ferry_sse_ops;
+    e->super.session = s;
+    e->first_id = 1;
+    ferry_timer_init(&e->keepalive, on_keepalive);
+    ferry_upstream_init(&e->up, &e->super, "sse");
+    ferry_session_retain(s);
+    return &e->super;
+}
+
+static void sse_destroy(ferry_transport *t)
+{
+    sse_free((sse *)t);
+}
+
+static uint64_t next_id(const sse *e)
+{
+    return e->first_id + e->count;
+}
+
+static int is_current(const sse *e)
+{
+    return e->super.session->transport == &e->super;
+}
+
+/* ------------------------------------------------------------------ the replay ring */
+
+static void ring_drop_oldest(sse *e)
+{
+    ferry_buf *b = e->ring[e->head];
+    e->ring_bytes -= b->len;
+    ferry_buf_release(b);
+    e->head = (e->head + 1) % e->cap;
+    e->count--;
+    e->first_id++;
+}
+
+/* Keep pkt (the reference moves in) as event next_id; the oldest go past the bounds. */
+static int ring_push(sse *e, ferry_buf *pkt)
+{
+    const ferry_server_config *cfg = ferry_engine_config(&e->super);
+    if (e->count == e->cap) {
+        if (e->cap >= RING_MAX) {
+            ring_drop_oldest(e);
+        } else {
+            size_t ncap = e->cap ? e->cap * 2 : 16;
+            ferry_buf **n = ferry_mem_alloc(ncap * sizeof(*n));
+            if (n == NULL)
+                return -FERRY_ENOMEM;
+            for (size_t i = 0; i < e->count; i++)
+                n[i] = e->ring[(e->head + i) % e->cap];
+            ferry_mem_free(e->ring);
+            e->ring = n;
+            e->cap = ncap;
+            e->head = 0;
+        }
+    }
+    e->ring[(e->head + e->count) % e->cap] = pkt;
+    e->count++;
+    e->ring_bytes += pkt->len;
+    while (e->count > 1 && e->ring_bytes > cfg->max_session_queue_bytes)
+        ring_drop_oldest(e);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ writing events */
+
+static int needs_escape(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] == '\r' || p[i] == '\n' || p[i] == '\0')
+            return 1;
+    return 0;
+}
+
+/* The event form of one packet: its text form, or "x" + base64 of it. The result is a new
+ * reference (the packet itself, its alt form, or a fresh buffer). */
+static ferry_buf *event_form(ferry_buf *pkt)
+{
+    ferry_buf *text = eio_text_form(pkt);
+    if (text == NULL)
+        return NULL;
+    if (!needs_escape(text->data, text->len))
+        return ferry_buf_retain(text);
+    ferry_buf *x = ferry_buf_new(1 + FERRY_BASE64_LEN(text->len));
+    if (x == NULL)
+        return NULL;
+    x->data[0] = 'x';
+    x->len = 1 + ferry_base64_encode(x->data + 1, text->data, text->len);
+    return x;
+}
+
+static void keepalive_restart(sse *e)
+{
+    ferry_server *srv = e->super.session->server;
+    if (srv->cfg.sse_keepalive_ms > 0)
+        ferry_timer_start(&srv->wheel, &e->keepalive, srv->cfg.sse_keepalive_ms);
+}
+
+static void end_stream(sse *e);
+
+static int write_slices(sse *e, const ferry_slice *sl, size_t n)
+{
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++)
+        bytes += sl[i].len;
+    int rc = ferry_conn_write(e->conn, sl, n);
+    if (rc != 0)
+        return rc;
+    e->stream_bytes += bytes;
+    keepalive_restart(e);
+    return 0;
+}
+
+/* Write pkts[0..n) as events; id 0 means "no id" (the probe answer). ids[i] per packet. */
+static int write_events(sse *e, ferry_buf *const *pkts, const uint64_t *ids, size_t n)
+{
+    ferry_slice sl[3 * MAX_BATCH];
+    ferry_buf *forms[MAX_BATCH];
+    ferry_buf *heads = ferry_buf_new(n * ID_LINE_MAX);
+    if (heads == NULL)
+        return -FERRY_ENOMEM;
+    size_t ns = 0, off = 0, nf = 0;
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        ferry_buf *f = event_form(pkts[i]);
+        if (f == NULL) {
+            rc = -FERRY_ENOMEM;
+            break;
+        }
+        forms[nf++] = f;
+        char *h = heads->data + off;
+        int hl = ids[i] ? snprintf(h, ID_LINE_MAX, "id: %llu\ndata: ", (unsigned long long)ids[i])
+                        : snprintf(h, ID_LINE_MAX, "data: ");
+        off += (size_t)hl;
+        sl[ns++] = (ferry_slice){h, (size_t)hl, heads};
+        sl[ns++] = (ferry_slice){f->data, f->len, f};
+        sl[ns++] = (ferry_slice){"\n\n", 2, NULL};
+        e->sent_close = !(pkts[i]->flags & FERRY_BUF_BINARY) && pkts[i]->len == 1 &&
+                        pkts[i]->data[0] == '0' + EIO_CLOSE;
+    }
+    heads->len = off;
+    if (rc == 0)
+        rc = write_slices(e, sl, ns);
+    for (size_t i = 0; i < nf; i++)
+        ferry_buf_release(forms[i]);
+    ferry_buf_release(heads);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ streams */
+
+static void on_conn_data(ferry_conn *c, const char *data, size_t len, void *ud)
+{
+    /* A client sends nothing on the stream; whatever comes is ignored (bounded: not kept). */
+    (void)c, (void)data, (void)len, (void)ud;
+}
+
+static void on_conn_drain(ferry_conn *c, void *ud)
+{
+    sse *e = ud;
+    (void)c;
+    if (!e->reported)
+        ferry_engine_on_drain(&e->super);
+}
+
+static void on_conn_close(ferry_conn *c, void *ud)
+{
+    sse *e = ud;
+    if (c != e->conn)
+        return;
+    e->conn = NULL;
+    ferry_timer_stop(&e->super.session->server->wheel, &e->keepalive);
+    /* A probe whose stream is gone has failed. The session's own stream may come back with
+     * Last-Event-ID: the session lives on until the heartbeat says the client is gone. */
+    if (!e->reported && !is_current(e))
+        report_closed(e, FERRY_REASON_TRANSPORT_CLOSE);
+    maybe_free(e);
+}
+
+static const ferry_conn_handler stream_handler = {
+    .on_data = on_conn_data,
+    .on_drain = on_conn_drain,
+    .on_close = on_conn_close,
+};
+
+/* End the attached stream after what was written (recycling, takeover, close). */
+static void end_stream(sse *e)
+{
+    ferry_conn *c = e->conn;
+    if (c == NULL)
+        return;
+    e->conn = NULL;
+    ferry_timer_stop(&e->super.session->server->wheel, &e->keepalive);
+    ferry_conn_set_handler(c, NULL, NULL);
+    ferry_conn_close(c);
+}
+
+static void on_keepalive(ferry_timer *tm)
+{
+    sse *e = container_of(tm, sse, keepalive);
+    if (e->conn == NULL || e->reported)
+        return;
+    static const ferry_slice ka = {":\n\n", 3, NULL};
+    if (write_slices(e, &ka, 1) != 0)
+        end_stream(e);
+}
+
+static int accepts_event_stream(const ferry_req *req)
+{
+    const char *accept = ferry_req_header_get(req, "accept");
+    return accept != NULL && strstr(accept, "text/event-stream") != NULL;
+}
+
+/* Take req's connection as the stream: headers, prelude, then events. */
+static int attach(sse *e, ferry_req *req)
+{
+    const ferry_server_config *cfg = ferry_engine_config(&e->super);
+    char cors[1024];
+    size_t corslen = req->cors ? ferry_http_cors_headers(req, cors, sizeof(cors)) : 0;
+    size_t pad = cfg->sse_padding_bytes;
+    ferry_buf *head = ferry_buf_new(512 + corslen + pad + 4);
+    if (head == NULL)
+        return -FERRY_ENOMEM;
+    int n = snprintf(head->data, 512,
+                     "HTTP/1.1 200 OK\r\n"
+                     "Content-Type: text/event-stream\r\n"
+                     "Cache-Control: no-cache, no-transform\r\n"
+                     "X-Accel-Buffering: no\r\n"
+                     "Connection: close\r\n"
+                     "%.*s\r\n",
+                     (int)corslen, cors);
+    size_t len = (size_t)n;
+    if (pad > 0) {
+        /* A comment of pad spaces: proxies that buffer the first bytes let the events by. */
+        head->data[len++] = ':';
+        memset(head->data + len, ' ', pad);
+        len += pad;
+        head->data[len++] = '\n';
+    }
+    memcpy(head->data + len, "\n", 1); /* a blank line: the prelude dispatches nothing */
+    len += 1;
+    head->len = len;
+    ferry_conn *c = ferry_req_take_conn(req, &stream_handler, e);
+    if (c == NULL) {
+        ferry_buf_release(head);
+        return -FERRY_ECLOSED;
+    }
+    e->conn = c;
+    e->stream_bytes = 0;
+    ferry_slice s = {head->data, head->len, head};
+    int rc = write_slices(e, &s, 1);
+    ferry_buf_release(head);
+    if (rc != 0)
+        end_stream(e);
+    return rc;
+}
+
+/* Last-Event-ID: absent means 0 (nothing received). Returns 0 and *id, or -1 if garbage. */
+static int last_event_id(const ferry_req *req, uint64_t *id)
+{
+    const char *v = ferry_req_header_get(req, "last-event-id");
+    *id = 0;
+    if (v == NULL)
+        return 0;
+    if (*v == '\0' || strlen(v) > 19)
+        return -1;
+    uint64_t x = 0;
+    for (const char *p = v; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return -1;
+        x = x * 10 + (uint64_t)(*p - '0');
+    }
+    *id = x;
+    return 0;
+}
+
+/* Replay what the ring holds after the client's last id. */
+static int replay(sse *e)
+{
+    ferry_buf *pkts[MAX_BATCH];
+    uint64_t ids[MAX_BATCH];
+    size_t i = 0;
+    while (i < e->count) {
+        size_t n = 0;
+        for (; n < MAX_BATCH && i < e->count; n++, i++) {
+            pkts[n] = e->ring[(e->head + i) % e->cap];
+            ids[n] = e->first_id + i;
+        }
+        int rc = write_events(e, pkts, ids, n);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* A GET for a session already on SSE: a new stream, resuming after Last-Event-ID. */
+static void on_get(sse *e, ferry_req *req)
+{
+    ferry_session *s = e->super.session;
+    uint64_t last;
+    if (!accepts_event_stream(req) || last_event_id(req, &last) != 0 || last >= next_id(e)) {
+        FERRY_LOG(FERRY_LOG_INFO, "sse", s->sid, "bad stream request (Accept, Last-Event-ID)");
+        ferry_req_respond_error(req, 3);
+        return;
+    }
+    if (e->conn != NULL && ferry_req_header_get(req, "last-event-id") == NULL) {
+        /* A second stream that does not say where it resumes: refused, the first goes on. */
+        FERRY_LOG(FERRY_LOG_INFO, "sse", s->sid, "a second stream for this session: refused");
+        ferry_req_respond_error(req, 3);
+        return;
+    }
+    if (last + 1 < e->first_id) {
+        /* Events after last were dropped from the ring: the stream cannot continue whole. */
+        FERRY_LOG(FERRY_LOG_INFO, "sse", s->sid, "Last-Event-ID %llu too old: closing",
+                  (unsigned long long)last);
+        ferry_req_respond_error(req, 3);
+        ferry_engine_close_session(s, FERRY_REASON_TRANSPORT_ERROR, 0);
+        return;
+    }
+    /* Everything up to last arrived: forget it. A stream still attached is replaced (the
+     * client lost it, maybe without the server noticing). */
+    while (e->count > 0 && e->first_id <= last)
+        ring_drop_oldest(e);
+    end_stream(e);
+    if (attach(e, req) != 0 || replay(e) != 0) {
+        end_stream(e);
+        return;
+    }
+    ferry_engine_on_drain(&e->super); /* what waited in the queue goes out at the next flush */
+}
+
+/* ------------------------------------------------------------------ ops */
+
+static int sse_open(ferry_transport *t, ferry_req *req)
+{
+    sse *e = (sse *)t;
+    if (!accepts_event_stream(req) || ferry_req_header_get(req, "last-event-id") != NULL)
+        return 3;
+    if (attach(e, req) != 0) {
+        /* The connection died under us: the transport is reported closed at its first
+         * flush (as websocket.c does). */
+        return 0;
+    }
+    return 0;
+}
+
+static void sse_close(ferry_transport *t, ferry_reason reason);
+
+static void sse_on_request(ferry_transport *t, ferry_req *req)
+{
+    sse *e = (sse *)t;
+    if (e->reported) {
+        ferry_req_respond_error(req, 1);
+        return;
+    }
+    e->busy = 1;
+    if (strcmp(req->method, "GET") == 0) {
+        if (is_current(e))
+            on_get(e, req);
+        else
+            ferry_req_respond_error(req, 3); /* a second stream while probing */
+    } else if (strcmp(req->method, "POST") == 0) {
+        ferry_upstream_post(&e->up, req);
+    } else {
+        ferry_req_respond_error(req, 3);
+    }
+    e->busy = 0;
+    maybe_free(e);
+}
+
+static void sse_on_request_head(ferry_transport *t, ferry_req *req)
+{
+    ferry_upstream_head(&((sse *)t)->up, req);
+}
+
+static void sse_flush(ferry_transport *t)
+{
+    sse *e = (sse *)t;
+    if (e->reported)
+        return;
+    if (e->conn == NULL) {
+        /* A probe whose connection died under the headers. Otherwise: wait for the client. */
+        if (!is_current(e))
+            sse_close(t, FERRY_REASON_TRANSPORT_ERROR);
+        return;
+    }
+    const ferry_server_config *cfg = ferry_engine_config(t);
+    ferry_buf *pkts[MAX_BATCH];
+    uint64_t ids[MAX_BATCH];
+    while (e->conn != NULL && ferry_conn_pending_bytes(e->conn) < WRITE_HIGH_WATER) {
+        size_t n = ferry_engine_take(t, pkts, MAX_BATCH, WRITE_HIGH_WATER);
+        if (n == 0)
+            break;
+        size_t kept = 0;
+        int rc = 0;
+        for (; kept < n; kept++) {
+            ids[kept] = next_id(e);
+            if ((rc = ring_push(e, pkts[kept])) != 0)
+                break;
+        }
+        /* The ring holds the packets now (its references); they are written from there. */
+        if (rc == 0)
+            rc = write_events(e, pkts, ids, n);
+        for (size_t i = kept; i < n; i++)
+            ferry_buf_release(pkts[i]);
+        if (kept < n) {
+            /* Out of memory: packets were lost, the stream cannot go on whole. */
+            ferry_engine_close_session(t->session, FERRY_REASON_TRANSPORT_ERROR, 0);
+            return;
+        }
+        if (rc != 0) {
+            end_stream(e); /* what was taken is in the ring: a resume replays it */
+            break;
+        }
+        if (cfg->sse_recycle_bytes > 0 && e->stream_bytes >= cfg->sse_recycle_bytes) {
+            /* Bounded responses for buffering intermediaries: the client reconnects with
+             * Last-Event-ID and the next stream goes on from there. */
+            end_stream(e);
+            break;
+        }
+    }
+}
+
+static int sse_send_now(ferry_transport *t, ferry_buf *pkt)
+{
+    sse *e = (sse *)t;
+    if (e->conn == NULL || e->reported)
+        return -FERRY_ECLOSED;
+    uint64_t none = 0;
+    return write_events(e, &pkt, &none, 1);
+}
+
+static void report_closed(sse *e, ferry_reason reason)
+{
+    if (e->reported)
+        return;
+    e->reported = 1;
+    ferry_upstream_drop(&e->up);
+    ferry_engine_on_transport_closed(&e->super, reason);
+}
+
+static void sse_close(ferry_transport *t, ferry_reason reason)
+{
+    sse *e = (sse *)t;
+    if (e->reported)
+        return;
+    int busy = e->busy;
+    e->busy = 1;
+    /* The server ends the session: say so on the stream, as a held poll gets "1". */
+    if (e->conn != NULL && reason != FERRY_REASON_TRANSPORT_CLOSE && !e->sent_close &&
+        is_current(e)) {
+        static const ferry_slice bye = {"data: 1\n\n", 9, NULL};
+        write_slices(e, &bye, 1);
+    }
+    end_stream(e);
+    report_closed(e, reason);
+    e->busy = busy;
+    maybe_free(e);
+}
+
+const ferry_transport_ops ferry_sse_ops = {
+    .name = "sse",
+    .flags = FERRY_TR_STREAMING | FERRY_TR_PROBE_TARGET | FERRY_TR_EXTENSION,
+    .bit = FERRY_TRANSPORT_SSE,
+    .create = sse_create,
+    .open = sse_open,
+    .on_request = sse_on_request,
+    .on_request_head = sse_on_request_head,
+    .flush = sse_flush,
+    .send_now = sse_send_now,
+    .close = sse_close,
+    .destroy = sse_destroy,
+};

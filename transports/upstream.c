@@ -1,0 +1,71 @@
+/* Upstream by POST, as long-polling does it; SSE and short-polling use the very same rules. */
+#include "transports/upstream.h"
+
+#include <string.h>
+
+#include "common/log.h"
+#include "engine/engine.h"
+
+const char ferry_no_store_header[] = "Cache-Control: no-store\r\n";
+
+void ferry_upstream_init(ferry_upstream *u, ferry_transport *t, const char *log)
+{
+    u->t = t;
+    u->post = NULL;
+    u->log = log;
+}
+
+static void on_post_abort(ferry_req *req, void *ud)
+{
+    ferry_upstream *u = ud;
+    (void)req;
+    u->post = NULL;
+    ferry_engine_close_session(u->t->session, FERRY_REASON_TRANSPORT_ERROR, 0);
+}
+
+void ferry_upstream_head(ferry_upstream *u, ferry_req *req)
+{
+    if (strcmp(req->method, "POST") != 0)
+        return;
+    if (u->post != NULL) {
+        /* "data request overlap from client": one POST at a time. The session closes now;
+         * this request, once complete, finds no session (400, code 1). */
+        FERRY_LOG(FERRY_LOG_INFO, u->log, ferry_engine_sid(u->t), "second POST in flight");
+        ferry_engine_close_session(u->t->session, FERRY_REASON_TRANSPORT_ERROR, 0);
+        return;
+    }
+    u->post = req;
+    ferry_req_hold(req, on_post_abort, u);
+}
+
+void ferry_upstream_post(ferry_upstream *u, ferry_req *req)
+{
+    ferry_session *s = u->t->session;
+    if (u->post == req) {
+        u->post = NULL;
+        ferry_req_hold(req, NULL, NULL);
+    }
+    /* v4 sends binary as base64 text; a binary body is a protocol error (reference v4). */
+    const char *ctype = ferry_req_header_get(req, "content-type");
+    if (ctype != NULL && strncasecmp(ctype, "application/octet-stream", 24) == 0) {
+        ferry_req_respond_error(req, 3);
+        ferry_engine_close_session(s, FERRY_REASON_TRANSPORT_ERROR, 0);
+        return;
+    }
+    int rc = ferry_engine_on_payload(u->t, req->body.base ? req->body.base : (char *)"",
+                                     req->body.len);
+    if (rc != 0) {
+        ferry_req_respond_error(req, 3);
+        return;
+    }
+    ferry_slice ok = {"ok", 2, NULL};
+    ferry_req_respond(req, 200, "text/html", ferry_no_store_header, &ok, 1);
+}
+
+void ferry_upstream_drop(ferry_upstream *u)
+{
+    if (u->post != NULL) {
+        ferry_req_hold(u->post, NULL, NULL);
+        u->post = NULL;
+    }
+}
