@@ -25,7 +25,8 @@
  * Flags (all optional): --port N (0: a free port), --path P (/engine.io/), --ping-interval MS,
  * --ping-timeout MS, --max-payload N, --max-header-bytes N, --header-timeout MS,
  * --idle-timeout MS, --max-connections N, --queue-bytes N, --transports polling[,websocket],
- * --static DIR, --cors ORIGINS, --ws-deflate THRESHOLD (permessage-deflate on WebSockets).
+ * --static DIR, --cors ORIGINS, --ws-deflate THRESHOLD (permessage-deflate on WebSockets),
+ * --short-poll-interval MS, --sse-keepalive MS, --sse-padding BYTES, --sse-recycle BYTES.
  * SIGTERM or SIGINT closes the server; the exit status is 0 only if the loop closed clean. */
 #include <signal.h>
 #include <stdio.h>
@@ -249,6 +250,14 @@ int main(int argc, char **argv)
             cfg.static_root = v;
         else if (strcmp(a, "--cors") == 0)
             cfg.cors_origins = v;
+        else if (strcmp(a, "--short-poll-interval") == 0)
+            cfg.short_poll_interval_ms = (uint32_t)strtoul(v, NULL, 10);
+        else if (strcmp(a, "--sse-keepalive") == 0)
+            cfg.sse_keepalive_ms = (uint32_t)strtoul(v, NULL, 10);
+        else if (strcmp(a, "--sse-padding") == 0)
+            cfg.sse_padding_bytes = strtoul(v, NULL, 10);
+        else if (strcmp(a, "--sse-recycle") == 0)
+            cfg.sse_recycle_bytes = strtoul(v, NULL, 10);
         else if (strcmp(a, "--ws-deflate") == 0) {
             /* permessage-deflate on engine WebSockets; v: the size threshold in bytes */
             cfg.ws_per_message_deflate = 1;
