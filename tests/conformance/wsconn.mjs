@@ -526,8 +526,7 @@ export class WsConn {
   async sendMessage(payload, opts = {}) {
     const frames = await this.messageFrames(payload, opts);
     if (opts.chop) return this.writeChopped(Buffer.concat(frames), opts.chop);
-    if (frames.length === 1) return this.write(frames[0]);
-    for (const f of frames) await this.write(f);
+    return this.write(frames.length === 1 ? frames[0] : Buffer.concat(frames));
   }
 
   // Compressed bytes of a payload, when deflate is on (for cases that build frames themselves).
