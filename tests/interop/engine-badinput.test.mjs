@@ -92,6 +92,14 @@ describe("Engine.IO error codes, exactly", () => {
       const good = await rawRequest(other.port, req("GET", q("EIO=4&transport=polling"), { headers: ["Origin: http://ok.example"] }));
       assert.equal(good.status, 200);
       assert.equal(good.headers["access-control-allow-origin"], "http://ok.example");
+      // The preflight of an allowed origin: 204 with the methods and the asked headers.
+      const pre = await rawRequest(other.port, req("OPTIONS", q("EIO=4&transport=polling"), {
+        headers: ["Origin: http://ok.example", "Access-Control-Request-Method: POST",
+          "Access-Control-Request-Headers: content-type"] }));
+      assert.equal(pre.status, 204);
+      assert.equal(pre.headers["access-control-allow-origin"], "http://ok.example");
+      assert.match(pre.headers["access-control-allow-methods"], /POST/);
+      assert.equal(pre.headers["access-control-allow-headers"], "content-type");
     } finally {
       assert.equal(await other.stop(), 0);
     }
@@ -99,6 +107,20 @@ describe("Engine.IO error codes, exactly", () => {
 });
 
 describe("polling responses", () => {
+  test("the handshake holds exactly the five keys of the spec, with the configured values", async () => {
+    const hs = await rawRequest(eng.port, req("GET", q("EIO=4&transport=polling")));
+    assert.equal(hs.status, 200);
+    const open = JSON.parse(hs.text.slice(1));
+    assert.deepEqual(Object.keys(open).sort(), ["maxPayload", "pingInterval", "pingTimeout", "sid", "upgrades"]);
+    assert.match(open.sid, /^[A-Za-z0-9_-]{22}$/, "128 random bits, base64url");
+    assert.deepEqual(open.upgrades, ["websocket"]);
+    assert.equal(open.pingInterval, 25000);
+    assert.equal(open.pingTimeout, 20000);
+    assert.equal(open.maxPayload, MAX_PAYLOAD);
+    const again = JSON.parse((await rawRequest(eng.port, req("GET", q("EIO=4&transport=polling")))).text.slice(1));
+    assert.notEqual(again.sid, open.sid);
+  });
+
   test("are never cached: Cache-Control: no-store on handshake, poll and POST", async () => {
     const hs = await rawRequest(eng.port, req("GET", q("EIO=4&transport=polling")));
     assert.equal(hs.headers["cache-control"], "no-store");
