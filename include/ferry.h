@@ -398,8 +398,9 @@ FERRY_EXTERN int ferry_namespace_use(ferry_namespace *nsp, ferry_middleware_cb c
  * middleware runs, or after the last one the socket connects (CONNECT reply, then the
  * connection callback, both inside this call). Otherwise refuse: the client gets CONNECT_ERROR
  * {"message": error_message, "data": error_data} (data omitted when NULL; both are copied) and
- * s is freed before this call returns. If the client's session closed while the middleware
- * ran, the decision is ignored and s is freed before this call returns. Must be called exactly
+ * s is freed: do not use it after this call (when called inside the middleware callback, s
+ * stays valid until that callback returns). If the client's session closed while the
+ * middleware ran, the decision is ignored and s is freed the same way. Must be called exactly
  * once per middleware call and before the server's close callback returns (a server closing
  * drops sockets still waiting). Returns 0 or -FERRY_EINVAL (s is not waiting for a decision). */
 FERRY_EXTERN int ferry_middleware_next(ferry_socket *s, const char *error_message,
@@ -581,8 +582,8 @@ FERRY_EXTERN cJSON *ferry_binary_new(const void *data, size_t len);
 FERRY_EXTERN int ferry_binary_is(const cJSON *item);
 /** The bytes of a binary argument. With out NULL, stores the length in *len and returns 0.
  * Otherwise *len is the capacity of out on entry and the number of bytes written on return.
- * Returns 0, -FERRY_EINVAL (not a binary argument or bad base64) or -FERRY_ETOOBIG (out too
- * small; *len then holds the size needed). */
+ * Returns 0, -FERRY_EINVAL (not a binary argument or bad base64), -FERRY_ETOOBIG (out too
+ * small; *len then holds the size needed) or -FERRY_ENOMEM. */
 FERRY_EXTERN int ferry_binary_get(const cJSON *item, void *out, size_t *len);
 
 /* ------------------------------------------------------------------ plain WebSocket endpoints
