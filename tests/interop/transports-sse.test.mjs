@@ -1,0 +1,186 @@
+// The SSE transport's own behaviours (docs/protocol.md "transport=sse"): response headers,
+// keep-alive comments, the padding prelude, stream recycling with resumption, Last-Event-ID
+// after a broken stream, and every kind of bad input with its answer.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import http from "node:http";
+import { startEngine } from "../lib/events.mjs";
+import { ExtClient } from "../lib/ferry-ext-client.mjs";
+
+const KEEPALIVE = 150;
+const PADDING = 2048;
+const RECYCLE = 4000;
+const QUEUE_BYTES = 3000; // also bounds the replay ring
+
+let eng; // keep-alive and padding on
+let small; // recycling and a small replay ring
+before(async () => {
+  const common = ["--transports", "polling,sse", "--ping-interval", "10000", "--ping-timeout", "5000"];
+  eng = await startEngine([...common, "--sse-keepalive", String(KEEPALIVE), "--sse-padding", String(PADDING)]);
+  small = await startEngine([...common, "--sse-recycle", String(RECYCLE), "--queue-bytes", String(QUEUE_BYTES)]);
+});
+after(async () => {
+  assert.equal(await eng.stop(), 0, "the test server exits cleanly (no leak, no sanitizer report)");
+  assert.equal(await small.stop(), 0, "the test server exits cleanly (no leak, no sanitizer report)");
+});
+
+async function open(srv, opts = {}) {
+  const c = new ExtClient(`${srv.url}${srv.path}`, { transport: "sse", ...opts });
+  const hs = await c.open();
+  await srv.next((e) => e.event === "open" && e.sid === hs.sid && e.transport === "sse");
+  return c;
+}
+
+function collect(c, n, ms = 10000) {
+  return new Promise((resolve, reject) => {
+    const got = [];
+    const t = setTimeout(() => reject(new Error(`got ${got.length} of ${n}`)), ms);
+    c.on("message", function on(m) {
+      got.push(m);
+      if (got.length === n) {
+        clearTimeout(t);
+        c.off("message", on);
+        resolve(got);
+      }
+    });
+  });
+}
+
+// A raw stream request: resolves with {status, headers, first bytes of the body (as text)}.
+function rawStream(srv, query, headers = {}, wantBytes = 1) {
+  return new Promise((resolve, reject) => {
+    const req = http.get(`${srv.url}${srv.path}?${new URLSearchParams(query)}`, { headers, agent: false }, (res) => {
+      let body = "";
+      const done = () => {
+        res.destroy();
+        resolve({ status: res.statusCode, headers: res.headers, body });
+      };
+      res.on("data", (d) => {
+        body += d;
+        if (body.length >= wantBytes) done();
+      });
+      res.on("end", done);
+    });
+    req.on("error", reject);
+  });
+}
+
+const sseGet = (srv, extra, headers = { Accept: "text/event-stream" }) =>
+  rawStream(srv, { EIO: "4", transport: "sse", ...extra }, headers);
+
+test("headers that stop buffering, the padding prelude, then the open packet as event 1", async () => {
+  const r = await rawStream(eng, { EIO: "4", transport: "sse" }, { Accept: "text/event-stream" }, PADDING + 40);
+  assert.equal(r.status, 200);
+  assert.equal(r.headers["content-type"], "text/event-stream");
+  assert.equal(r.headers["cache-control"], "no-cache, no-transform");
+  assert.equal(r.headers["x-accel-buffering"], "no");
+  assert.ok(r.body.startsWith(":" + " ".repeat(PADDING) + "\n\n"), "a comment of PADDING spaces, a blank line");
+  assert.match(r.body.slice(PADDING + 3), /^id: 1\ndata: 0\{"sid":"/);
+});
+
+test("keep-alive comments arrive at the configured interval on an idle stream", async () => {
+  const c = await open(eng);
+  const t0 = Date.now();
+  const base = c.stats.comments; // the padding prelude is a comment too
+  await new Promise((resolve) => c.on("comment", () => c.stats.comments >= base + 3 && resolve()));
+  const elapsed = Date.now() - t0;
+  assert.ok(elapsed >= 2 * KEEPALIVE, `three comments take at least two intervals (${elapsed} ms)`);
+  assert.ok(elapsed <= 3 * KEEPALIVE + 500, `and not much more than three (${elapsed} ms)`);
+  c.close();
+  await eng.closeOf(c.sid);
+});
+
+test("streams are recycled after the configured bytes; the client resumes and loses nothing", async () => {
+  const c = await open(small);
+  const n = 60;
+  const msgs = [];
+  // One at a time: the echoes of a whole batch at once would pass QUEUE_BYTES.
+  for (let i = 0; i < n; i++) {
+    const got = collect(c, 1);
+    c.send(`recycled message ${i} ${"r".repeat(100)}`);
+    msgs.push(...(await got));
+  }
+  assert.deepEqual(msgs, Array.from({ length: n }, (_, i) => `recycled message ${i} ${"r".repeat(100)}`));
+  assert.ok(c.stats.streams >= 2, `the stream was recycled (${c.stats.streams} streams)`);
+  c.close();
+  await small.closeOf(c.sid);
+});
+
+test("a broken stream resumes from Last-Event-ID: what was sent meanwhile arrives once", async () => {
+  const c = await open(eng);
+  const first = collect(c, 1);
+  c.send("before");
+  assert.deepEqual(await first, ["before"]);
+  const lastId = c.lastEventId;
+  // Break the stream; the server sends while the client is away (upstream still works).
+  const s = c.stream;
+  c.stream = null;
+  s.destroy();
+  c.send("cmd:burst 20");
+  await eng.next((e) => e.event === "message" && e.sid === c.sid && e.text === "cmd:burst 20");
+  const rest = collect(c, 20);
+  assert.equal(await c.openStream(), 200);
+  assert.deepEqual(await rest, Array.from({ length: 20 }, (_, i) => `burst ${i}`));
+  assert.ok(Number(c.lastEventId) > Number(lastId));
+  c.close();
+  await eng.closeOf(c.sid);
+});
+
+test("bad input: a POST with a bad payload closes the session with parse error", async () => {
+  const c = await open(eng);
+  const closed = new Promise((r) => c.once("close", r));
+  const res = await fetch(`${eng.url}${eng.path}?EIO=4&transport=sse&sid=${c.sid}`, { method: "POST", body: "abc" });
+  assert.equal(res.status, 400);
+  assert.deepEqual(await res.json(), { code: 3, message: "Bad request" });
+  assert.equal(await closed, "server close", "the stream ended with a close packet");
+  assert.equal((await eng.closeOf(c.sid)).reason, "parse error");
+  const again = await sseGet(eng, { sid: c.sid });
+  assert.equal(again.status, 400, "the sid is gone");
+});
+
+test("bad input: a second stream for one sid is refused; the first goes on", async () => {
+  const c = await open(eng);
+  const r = await sseGet(eng, { sid: c.sid });
+  assert.equal(r.status, 400);
+  assert.equal(r.body, JSON.stringify({ code: 3, message: "Bad request" }));
+  const echo = collect(c, 1);
+  c.send("first stream still works");
+  assert.deepEqual(await echo, ["first stream still works"]);
+  c.close();
+  await eng.closeOf(c.sid);
+});
+
+test("bad input: a garbage or future Last-Event-ID is refused; the session goes on", async () => {
+  const c = await open(eng);
+  for (const id of ["abc", "-1", "1e3", "99999999999999999999999", "999999"]) {
+    const r = await sseGet(eng, { sid: c.sid }, { Accept: "text/event-stream", "Last-Event-ID": id });
+    assert.equal(r.status, 400, `Last-Event-ID ${id}`);
+    assert.equal(r.body, JSON.stringify({ code: 3, message: "Bad request" }));
+  }
+  const echo = collect(c, 1);
+  c.send("still open");
+  assert.deepEqual(await echo, ["still open"]);
+  c.close();
+  await eng.closeOf(c.sid);
+});
+
+test("bad input: a Last-Event-ID older than what the session holds closes the session", async () => {
+  const c = await open(small);
+  // More than QUEUE_BYTES of events: the oldest leave the replay ring.
+  for (let i = 0; i < 10; i++) {
+    const got = collect(c, 1);
+    c.send(`old ${i} ${"o".repeat(500)}`);
+    await got;
+  }
+  const r = await sseGet(small, { sid: c.sid }, { Accept: "text/event-stream", "Last-Event-ID": "1" });
+  assert.equal(r.status, 400);
+  assert.equal(r.body, JSON.stringify({ code: 3, message: "Bad request" }));
+  assert.equal((await small.closeOf(c.sid)).reason, "transport error");
+  c.finish("test over");
+});
+
+test("bad input: a stream without Accept: text/event-stream is refused", async () => {
+  const r = await sseGet(eng, {}, {});
+  assert.equal(r.status, 400);
+  assert.equal(r.body, JSON.stringify({ code: 3, message: "Bad request" }));
+});
