@@ -78,7 +78,9 @@ async function runMode(mode, results, xfail) {
   try {
     srv = await startFor(mode);
   } catch (e) {
-    results.push({ mode, id: "server.start", ok: false, why: e.message });
+    const r = { mode, id: "server.start", ok: false, why: e.message };
+    results.push(r);
+    report(r, xfail);
     return;
   }
   const conns = new Set();
@@ -140,7 +142,9 @@ async function runMode(mode, results, xfail) {
       conns.clear();
     }
     if (srv.proc && srv.proc.exitCode !== null) {
-      results.push({ mode, id: cs.id, title: cs.title, ok: false, why: `server process exited (code ${srv.proc.exitCode}) during this case\n${srv.stderr().slice(-2000)}` });
+      const r = { mode, id: cs.id, title: cs.title, ok: false, why: `server process exited (code ${srv.proc.exitCode}) during this case\n${srv.stderr().slice(-2000)}` };
+      results.push(r);
+      report(r, xfail);
       return;
     }
     const by = await bystanderOk();
@@ -159,13 +163,15 @@ async function runMode(mode, results, xfail) {
       const ev = await bystander.next(5000 * scale);
       if (ev.type !== "close") throw new Error(describe(ev));
     } catch (e) {
-      results.push({ mode, id: "bystander.close", ok: false, why: `long-lived connection did not close cleanly: ${e.message}` });
+      const r = { mode, id: "bystander.close", ok: false, why: `long-lived connection did not close cleanly: ${e.message}` };
+      results.push(r);
+      report(r, xfail);
     }
     bystander.destroy();
   }
   const code = await srv.stop();
   if (!srv.external) {
-    const r = { mode, id: "server.exit", title: "server exits 0 on SIGTERM (no leak, no sanitizer report)", ok: code === 0, why: `exit code ${code}` };
+    const r = { mode, id: "server.exit", title: "server exits 0 on SIGTERM (no leak, no sanitizer report)", ok: code === 0, why: `exit code ${code}`, ms: 0 };
     results.push(r);
     report(r, xfail);
   }
