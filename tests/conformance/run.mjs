@@ -141,8 +141,9 @@ async function runMode(mode, results, xfail) {
       for (const c of conns) c.destroy();
       conns.clear();
     }
-    if (srv.proc && srv.proc.exitCode !== null) {
-      const r = { mode, id: cs.id, title: cs.title, ok: false, why: `server process exited (code ${srv.proc.exitCode}) during this case\n${srv.stderr().slice(-2000)}` };
+    if (srv.proc && (srv.proc.exitCode !== null || srv.proc.signalCode !== null)) {
+      const how = srv.proc.signalCode ? `was killed by ${srv.proc.signalCode}` : `exited with code ${srv.proc.exitCode}`;
+      const r = { mode, id: cs.id, title: cs.title, ok: false, why: `server process ${how} during this case; the rest of this mode is not run\n${srv.stderr().slice(-2000)}` };
       results.push(r);
       report(r, xfail);
       return;
