@@ -158,6 +158,15 @@ test("flags: --help lists every flag, bad values stop with one clear line", asyn
   }
 });
 
+test("cannot listen: a host name instead of an address, a port in use (exit 1, one line)", async () => {
+  const name = await runFerry(["--host", "localhost", "--port", "0"]);
+  assert.equal(name.code, 1);
+  assert.match(name.err, /--host takes an IPv4 or IPv6 address/);
+  const busy = await runFerry(["--port", String(srv.port)]);
+  assert.equal(busy.code, 1);
+  assert.match(busy.err, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${srv.port}: .*in use`, "i"));
+});
+
 test("flags and environment: env sets, a flag overrides it", async () => {
   const s = await startServer(FERRY, ["--port", "0", "--ping-interval", "1234",
     "--transports", "polling"], {

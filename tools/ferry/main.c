@@ -97,8 +97,11 @@ int main(int argc, char **argv)
         rc = ferry_server_listen(a.srv, cfg.host, cfg.port);
     }
     if (rc != 0) {
-        fprintf(stderr, "ferry: cannot %s on %s:%d: %s\n", step, cfg.host, cfg.port,
-                ferry_strerror(rc));
+        fprintf(stderr, "ferry: cannot %s on %s:%d: %s%s\n", step, cfg.host, cfg.port,
+                ferry_strerror(rc),
+                rc == -FERRY_EINVAL && step[0] == 'l'
+                    ? " (--host takes an IPv4 or IPv6 address such as 127.0.0.1 or ::1)"
+                    : "");
         ferry_server_close(a.srv, NULL, NULL);
         uv_run(loop, UV_RUN_DEFAULT);
         relay_free(r);
