@@ -551,6 +551,75 @@ export function buildCases({ deflate, full }) {
     await expectFail(c, FAIL_1002);
   });
 
+  // L: configurable limits, on a second server started with small limits (ferry's ws-echo
+  // flags): exactly the limit passes, one over gets 1009. Not run with --url.
+  const limitCase = (flags, ok, over) => async (ctx) => {
+    if (!ctx.spawn) return "skipped";
+    const s2 = await ctx.spawn(flags);
+    const c = await ctx.open({ server: s2 });
+    await ok(c);
+    const c2 = await ctx.open({ server: s2 });
+    await over(c2);
+    const c3 = await ctx.open({ server: s2 }); // and it still serves
+    await c3.sendMessage(b("still here"));
+    await expectMessage(c3, b("still here"), false);
+    await closeNormal(c3);
+  };
+  add("L.1", "--max-message 1000: 1000-byte message echoed, 1001 bytes -> 1009", limitCase(["--max-message", "1000"],
+    async (c) => {
+      await c.sendMessage(rep(0x41, 1000));
+      await expectMessage(c, rep(0x41, 1000), false);
+      await closeNormal(c);
+    },
+    async (c) => {
+      await c.sendMessage(rep(0x41, 1001));
+      await expectFail(c, [1009]);
+    }));
+  add("L.2", "--max-message 1000: fragments adding up to 1001 bytes -> 1009", limitCase(["--max-message", "1000"],
+    async (c) => {
+      await writeFrames(c, await parts(c, [rep(0x41, 500), rep(0x41, 500)]));
+      await expectMessage(c, rep(0x41, 1000), false);
+      await closeNormal(c);
+    },
+    async (c) => {
+      await writeFrames(c, await parts(c, [rep(0x41, 500), rep(0x41, 501)]));
+      await expectFail(c, [1009]);
+    }));
+  add("L.3", "--max-fragments 4: 4 fragments echoed, 5 -> 1009", limitCase(["--max-fragments", "4"],
+    async (c) => {
+      await writeFrames(c, await parts(c, ["a", "b", "c", "d"]));
+      await expectMessage(c, b("abcd"), false);
+      await closeNormal(c);
+    },
+    async (c) => {
+      await writeFrames(c, await parts(c, ["a", "b", "c", "d", "e"]));
+      await expectFail(c, [1009]);
+    }));
+  if (deflate)
+    add("L.4", "--max-message 1000 with deflate: 1000 bytes inflated echoed, 1001 -> 1009", limitCase(["--max-message", "1000"],
+      async (c) => {
+        await c.sendMessage(rep(0x41, 1000));
+        await expectMessage(c, rep(0x41, 1000), false);
+        await closeNormal(c);
+      },
+      async (c) => {
+        await c.sendMessage(rep(0x41, 1001)); // a few compressed bytes: the inflated size counts
+        await expectFail(c, [1009]);
+      }));
+  if (deflate)
+    add("T.1", "--deflate-threshold 1024: 1023-byte echo uncompressed, 1024-byte echo compressed", async (ctx) => {
+      if (!ctx.spawn) return "skipped";
+      const s2 = await ctx.spawn(["--deflate-threshold", "1024"]);
+      const c = await ctx.open({ server: s2 });
+      for (const [n, z] of [[1023, false], [1024, true]]) {
+        await c.sendMessage(textOf(n));
+        const ev = await c.next();
+        if (ev.type !== "message" || !ev.data.equals(textOf(n))) fail(`expected the ${n}-byte echo, got ${describe(ev)}`);
+        if (ev.compressed !== z) fail(`${n}-byte echo was ${ev.compressed ? "" : "not "}compressed with threshold 1024`);
+      }
+      await closeNormal(c);
+    });
+
   if (!deflate) {
     // H: opening handshake checks, answered with an HTTP error before any 101.
     const req = (lines) => lines.filter(Boolean).join("\r\n") + "\r\n\r\n";

@@ -5,17 +5,22 @@
 import { WebSocketServer } from "ws";
 
 const args = process.argv.slice(2);
-const port = Number(args[args.indexOf("--port") + 1] ?? 0) || 0;
+const num = (name, dflt) => (args.includes(name) ? Number(args[args.indexOf(name) + 1]) : dflt);
+const port = num("--port", 0);
 const deflate = args.includes("--deflate");
+// The limits flags of ferry's ws-echo, mapped onto ws's options.
+const threshold = num("--deflate-threshold", 0);
+const maxMessage = num("--max-message", 64 * 1024 * 1024);
+const maxFragments = num("--max-fragments", 1 << 20);
 
 const wss = new WebSocketServer({
   host: "127.0.0.1",
   port,
   // 64 MiB: above the 16 MiB messages of group 9, below the decompression-bomb case.
-  maxPayload: 64 * 1024 * 1024,
+  maxPayload: maxMessage,
   // ws limits a message to 16384 fragments by default; group 9 sends 65,536.
-  maxFragments: 1 << 20,
-  perMessageDeflate: deflate ? { threshold: 0 } : false,
+  maxFragments,
+  perMessageDeflate: deflate ? { threshold } : false,
 });
 
 wss.on("connection", (ws) => {

@@ -461,7 +461,7 @@ export class WsConn {
       }
     }
     if (m.op === OP.TEXT && !isUtf8(data)) return bad("server sent a text message that is not UTF-8");
-    this.push({ type: "message", data, binary: m.op === OP.BINARY });
+    this.push({ type: "message", data, binary: m.op === OP.BINARY, compressed: m.compressed });
   }
 
   // ------------------------------------------------------------ sending
