@@ -10,11 +10,12 @@
 
 static ferry_socket *queued[64];
 static int queued_volatile[64];
+static const sio_encoded *queued_pkt[64];
 static int nqueued;
 
 int sio_socket_queue(ferry_socket *s, const sio_encoded *e, int volatile_)
 {
-    (void)e;
+    queued_pkt[nqueued] = e;
     queued_volatile[nqueued] = volatile_;
     queued[nqueued++] = s;
     return 0;
@@ -136,9 +137,11 @@ static void broadcast_forms(void **state)
     a->ops->add(a, &f->s[1], "blue");
     a->ops->add(a, &f->s[2], "blue");
     ferry_bcast b;
-    /* All. */
+    /* All; every recipient is handed the same encoded packet (encode once, share). */
     b_init(&b, &f->nsp);
     assert_int_equal(emit(f, &b), 4);
+    for (int i = 1; i < 4; i++)
+        assert_ptr_equal(queued_pkt[i], queued_pkt[0]);
     assert_int_equal(recipients(f), 0xf);
     /* One room. */
     b_init(&b, &f->nsp);
