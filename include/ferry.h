@@ -409,7 +409,8 @@ FERRY_EXTERN int ferry_middleware_next(ferry_socket *s, const char *error_messag
 /** An event arrived from the client. event is the name (a numeric event name arrives as its
  * decimal text), args the arguments after it (see "Arguments" above: owned by ferry, freed
  * after the call). ack is non-NULL when the client asked for an acknowledgement: answer it with
- * ferry_ack_send(), now or later. */
+ * ferry_ack_send(), now or later. A socket holds at most 1024 unanswered acks: a client that
+ * asks for more gets its session closed ("transport error"). */
 typedef void (*ferry_event_cb)(ferry_socket *s, const char *event, cJSON *args, ferry_ack *ack,
                                void *user_data);
 

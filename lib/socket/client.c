@@ -75,6 +75,10 @@ static void on_connect(sio_client *c, sio_packet *pkt)
         send_connect_error(c, pkt->nsp, "Invalid namespace");
         return;
     }
+    if (c->nsockets >= SIO_MAX_SOCKETS_PER_CLIENT) {
+        send_connect_error(c, pkt->nsp, "Too many namespaces");
+        return;
+    }
     cJSON *auth = pkt->data;
     pkt->data = NULL;
     if (auth == NULL && (auth = cJSON_CreateObject()) == NULL)

@@ -61,6 +61,7 @@ ferry_socket *sio_socket_new(sio_client *c, ferry_namespace *nsp, cJSON *auth)
     ferry_list_init(&s->rooms);
     ferry_timer_init(&s->defer, on_defer);
     ferry_list_insert_tail(&c->sockets, &s->client_link);
+    c->nsockets++;
     return s;
 }
 
@@ -88,6 +89,7 @@ void sio_socket_release(ferry_socket *s)
 /* Leave the client without having connected (refused, or the session went away). */
 static void drop(ferry_socket *s)
 {
+    s->client->nsockets--;
     ferry_list_remove(&s->client_link);
     s->client = NULL;
     s->state = SOCK_GONE;
@@ -251,6 +253,7 @@ int ferry_ack_send(ferry_ack *ack, const cJSON *args)
     int64_t id = ack->id;
     ferry_list_remove(&ack->link);
     ferry_mem_free(ack);
+    s->nin_acks--;
     int rc = check_emit(s, NULL, NULL);
     if (rc != 0)
         return rc == -FERRY_EBUSY ? -FERRY_ECLOSED : rc;
@@ -297,6 +300,16 @@ void sio_socket_on_event(ferry_socket *s, sio_packet *pkt)
     }
     ferry_ack *ack = NULL;
     if (pkt->id != SIO_NO_ID) {
+        if (s->nin_acks >= SIO_MAX_PENDING_ACKS) {
+            /* A client piling up acks the app answers slowly (or never): memory would grow
+             * without bound, so the session is closed as a flood. */
+            FERRY_LOG(FERRY_LOG_WARN, "socket", s->client->session->sid,
+                      "over %u unanswered acks: closing", SIO_MAX_PENDING_ACKS);
+            cJSON_Delete(first);
+            s->client->closing = 1;
+            ferry_engine_close_session(s->client->session, FERRY_REASON_TRANSPORT_ERROR, 0);
+            return;
+        }
         ack = ferry_mem_alloc(sizeof(*ack));
         if (ack == NULL) {
             cJSON_Delete(first);
@@ -305,6 +318,7 @@ void sio_socket_on_event(ferry_socket *s, sio_packet *pkt)
         ack->socket = s;
         ack->id = pkt->id;
         ferry_list_insert_tail(&s->in_acks, &ack->link);
+        s->nin_acks++;
     }
     sio_socket_retain(s);
     cb(s, event, args, ack, ud);

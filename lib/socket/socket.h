@@ -17,7 +17,8 @@
 
 #define SIO_MAX_MIDDLEWARES 16
 #define SIO_MAX_SOCKET_HANDLERS 64
-#define SIO_MAX_PENDING_ACKS 1024
+#define SIO_MAX_PENDING_ACKS 1024 /* each way: our emits waiting, the client's unanswered */
+#define SIO_MAX_SOCKETS_PER_CLIENT 256 /* namespaces one session may join */
 #define SIO_MAX_ROOMS_PER_SOCKET 256
 #define SIO_ID_LEN 20
 
@@ -75,6 +76,7 @@ typedef struct sio_client {
     ferry_list sockets; /* every socket of the client (ferry_socket.client_link) */
     ferry_list link;    /* in sio->clients */
     unsigned nconnected;
+    unsigned nsockets;  /* in sockets, connected or not */
     int closing;        /* the session is closing: take no more packets */
     ferry_timer close_timer; /* finishes a close deferred by depth */
     ferry_reason close_reason;
@@ -121,6 +123,7 @@ struct ferry_socket {
     ferry_list out_acks; /* emits waiting for the client's ack (sio_out_ack.link) */
     unsigned nout_acks;
     ferry_list in_acks;  /* the client's ack requests not answered yet (ferry_ack.link) */
+    unsigned nin_acks;
     ferry_timer defer;   /* runs a deferred disconnect */
     /* The adapter's: memberships of this socket, and a mark that makes a broadcast to
      * several rooms reach each socket once. */

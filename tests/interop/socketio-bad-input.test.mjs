@@ -137,3 +137,33 @@ test("a session that joined is not closed by the connect timeout", async () => {
   await r.post('42["message","alive"]');
   assert.deepEqual(await r.get(), [200, '42["message-back","alive"]']);
 });
+
+test("more than 1024 acks left unanswered close the session (flood)", async () => {
+  const r = await new Raw().open();
+  const [hs] = await r.connect();
+  const id = JSON.parse(hs.slice(2)).sid;
+  // "hold" reaches the catch-all, which never answers: each ack stays pending.
+  const body = Array.from({ length: 1025 }, (_, i) => `42${i}["hold"]`).join("\x1e");
+  assert.equal((await r.post(body))[0], 200);
+  await r.assertClosed();
+  assert.equal((await srv.disconnectOf(id)).reason, "transport error");
+});
+
+test("at most 256 namespaces per session; the 257th gets CONNECT_ERROR", async () => {
+  const r = await new Raw().open();
+  const body = Array.from({ length: 257 }, (_, i) => `40/dyn-n${i},`).join("\x1e");
+  assert.equal((await r.post(body))[0], 200);
+  const seen = [];
+  while (!seen.some((p) => p.startsWith("44"))) {
+    const [st, text] = await r.get();
+    assert.equal(st, 200);
+    seen.push(...text.split("\x1e"));
+  }
+  assert.equal(seen.filter((p) => /^40\/dyn-n\d+,\{"sid"/.test(p)).length, 256);
+  assert.deepEqual(seen.filter((p) => p.startsWith("44")), ['44/dyn-n256,{"message":"Too many namespaces"}']);
+  await r.post('42/dyn-n3,["message","ok"]');
+  let back;
+  while (!back) back = (await r.get())[1].split("\x1e").find((p) => p.includes("message-back"));
+  assert.equal(back, '42/dyn-n3,["message-back","ok"]');
+});
+
