@@ -184,3 +184,34 @@ test("bad input: a stream without Accept: text/event-stream is refused", async (
   assert.equal(r.status, 400);
   assert.equal(r.body, JSON.stringify({ code: 3, message: "Bad request" }));
 });
+
+test("on the wire: CR, LF and NUL text goes as x+base64, other text and binary as in polling", async () => {
+  const texts = ["4a\nb", "4c\rd", "4nul\0", "4plain ✓"];
+  const want = ["xNGEKYg==", `x${Buffer.from("4c\rd").toString("base64")}`, `x${Buffer.from("4nul\0").toString("base64")}`, "4plain ✓", "bAQIDBA=="];
+  const body = await new Promise((resolve, reject) => {
+    let got = "";
+    const req = http.get(`${eng.url}${eng.path}?EIO=4&transport=sse`, { headers: { Accept: "text/event-stream" }, agent: false }, (res) => {
+      res.setEncoding("utf8");
+      res.on("data", async (d) => {
+        const first = got === "" || !got.includes('"sid"');
+        got += d;
+        const m = /"sid":"([^"]+)"/.exec(got);
+        if (first && m) {
+          const post = (b) => fetch(`${eng.url}${eng.path}?EIO=4&transport=sse&sid=${m[1]}`, { method: "POST", body: b });
+          await post(texts.join("\x1e") + "\x1ebAQIDBA==");
+        }
+        if (want.every((w) => got.includes(`data: ${w}\n`))) {
+          req.destroy();
+          resolve(got);
+        }
+      });
+    });
+    req.on("error", () => {});
+    setTimeout(() => reject(new Error(`not all forms seen: ${JSON.stringify(got.slice(-300))}`)), 5000).unref();
+  });
+  // Each came as one event with an id, in the order sent.
+  const ids = [...body.matchAll(/id: (\d+)\ndata: ([^\n]*)/g)].map((m) => [Number(m[1]), m[2]]);
+  const echoes = ids.filter(([, d]) => want.includes(d));
+  assert.deepEqual(echoes.map(([, d]) => d), want);
+  for (let i = 1; i < echoes.length; i++) assert.equal(echoes[i][0], echoes[i - 1][0] + 1, "consecutive ids");
+});
