@@ -7,7 +7,9 @@
  * that form holds CR, LF or NUL (which an EventSource would rewrite), "x" + base64 of it.
  * Upstream is a POST with a polling payload, exactly as polling (transports/upstream.c).
  *
- * Event ids count the session's packets from 1. Sent packets stay in a replay ring (bounded by
+ * Event ids count the session's packets from 1 ("<sid>:<n>" on a stream opened without a sid:
+ * a browser's EventSource reconnects to its first URL, and its Last-Event-ID must name the
+ * session, see request_sid). Sent packets stay in a replay ring (bounded by
  * max_session_queue_bytes) until a later stream's Last-Event-ID says they arrived: a client
  * whose stream broke, or was recycled after sse_recycle_bytes, reconnects with the last id it
  * saw and gets the rest. While no stream is attached, packets wait in the engine's queue and
@@ -29,7 +31,7 @@
 #define MAX_BATCH 64
 #define WRITE_HIGH_WATER (1024 * 1024)
 #define RING_MAX 65536 /* packets kept for replay, besides the byte bound */
-#define ID_LINE_MAX 32 /* "id: " + 20 digits + "\ndata: " */
+#define ID_LINE_MAX 64 /* "id: " + sid + ":" + 20 digits + "\ndata: " */
 
 extern const ferry_transport_ops ferry_sse_ops;
 
@@ -47,6 +49,7 @@ typedef struct sse {
     unsigned busy : 1;     /* inside a call that may close us: free later */
     unsigned dead : 1;
     unsigned sent_close : 1; /* the last packet written was a close packet */
+    unsigned qualified : 1;  /* the stream's URL has no sid: ids are "<sid>:<n>" */
 } sse;
 
 static void report_closed(sse *e, ferry_reason reason);
@@ -205,8 +208,14 @@ static int write_events(sse *e, ferry_buf *const *pkts, const uint64_t *ids, siz
         }
         forms[nf++] = f;
         char *h = heads->data + off;
-        int hl = ids[i] ? snprintf(h, ID_LINE_MAX, "id: %llu\ndata: ", (unsigned long long)ids[i])
-                        : snprintf(h, ID_LINE_MAX, "data: ");
+        int hl;
+        if (ids[i] == 0)
+            hl = snprintf(h, ID_LINE_MAX, "data: ");
+        else if (e->qualified)
+            hl = snprintf(h, ID_LINE_MAX, "id: %s:%llu\ndata: ", ferry_engine_sid(&e->super),
+                          (unsigned long long)ids[i]);
+        else
+            hl = snprintf(h, ID_LINE_MAX, "id: %llu\ndata: ", (unsigned long long)ids[i]);
         off += (size_t)hl;
         sl[ns++] = (ferry_slice){h, (size_t)hl, heads};
         sl[ns++] = (ferry_slice){f->data, f->len, f};
@@ -294,7 +303,7 @@ static int attach(sse *e, ferry_req *req)
     char cors[1024];
     size_t corslen = req->cors ? ferry_http_cors_headers(req, cors, sizeof(cors)) : 0;
     size_t pad = cfg->sse_padding_bytes;
-    ferry_buf *head = ferry_buf_new(512 + corslen + pad + 4);
+    ferry_buf *head = ferry_buf_new(512 + corslen + pad + 32);
     if (head == NULL)
         return -FERRY_ENOMEM;
     int n = snprintf(head->data, 512,
@@ -313,9 +322,13 @@ static int attach(sse *e, ferry_req *req)
         len += pad;
         head->data[len++] = '\n';
     }
-    memcpy(head->data + len, "\n", 1); /* a blank line: the prelude dispatches nothing */
-    len += 1;
+    /* EventSource's reconnection delay after a recycled or broken stream (browsers default
+     * to seconds), then a blank line: the prelude dispatches no event. */
+    static const char retry[] = "retry: 1000\n\n";
+    memcpy(head->data + len, retry, sizeof(retry) - 1);
+    len += sizeof(retry) - 1;
     head->len = len;
+    int qualified = ferry_req_query_get(req, "sid") == NULL;
     ferry_conn *c = ferry_req_take_conn(req, &stream_handler, e);
     if (c == NULL) {
         ferry_buf_release(head);
@@ -323,6 +336,7 @@ static int attach(sse *e, ferry_req *req)
     }
     e->conn = c;
     e->stream_bytes = 0;
+    e->qualified = qualified;
     ferry_slice s = {head->data, head->len, head};
     int rc = write_slices(e, &s, 1);
     ferry_buf_release(head);
@@ -331,13 +345,21 @@ static int attach(sse *e, ferry_req *req)
     return rc;
 }
 
-/* Last-Event-ID: absent means 0 (nothing received). Returns 0 and *id, or -1 if garbage. */
-static int last_event_id(const ferry_req *req, uint64_t *id)
+/* Last-Event-ID: "<n>", or "<sid>:<n>" (the form of streams opened without a sid, so that a
+ * browser's EventSource can resume on its first URL). Absent means 0 (nothing received).
+ * Returns 0 and *id, or -1 if garbage or naming another session. */
+static int last_event_id(const ferry_req *req, const char *sid, uint64_t *id)
 {
     const char *v = ferry_req_header_get(req, "last-event-id");
     *id = 0;
     if (v == NULL)
         return 0;
+    const char *colon = strchr(v, ':');
+    if (colon != NULL) {
+        if ((size_t)(colon - v) != strlen(sid) || memcmp(v, sid, strlen(sid)) != 0)
+            return -1;
+        v = colon + 1;
+    }
     if (*v == '\0' || strlen(v) > 19)
         return -1;
     uint64_t x = 0;
@@ -348,6 +370,18 @@ static int last_event_id(const ferry_req *req, uint64_t *id)
     }
     *id = x;
     return 0;
+}
+
+/* The engine asks which session a request without a sid query names. */
+static int sse_request_sid(const ferry_req *req, char *out)
+{
+    const char *v = ferry_req_header_get(req, "last-event-id");
+    const char *colon = v ? strchr(v, ':') : NULL;
+    if (colon == NULL || colon == v || (size_t)(colon - v) > FERRY_SID_LEN)
+        return 0;
+    memcpy(out, v, (size_t)(colon - v));
+    out[colon - v] = '\0';
+    return 1;
 }
 
 /* Replay what the ring holds after the client's last id. */
@@ -374,7 +408,7 @@ static void on_get(sse *e, ferry_req *req)
 {
     ferry_session *s = e->super.session;
     uint64_t last;
-    if (!accepts_event_stream(req) || last_event_id(req, &last) != 0 || last >= next_id(e)) {
+    if (!accepts_event_stream(req) || last_event_id(req, s->sid, &last) != 0 || last >= next_id(e)) {
         FERRY_LOG(FERRY_LOG_INFO, "sse", s->sid, "bad stream request (Accept, Last-Event-ID)");
         ferry_req_respond_error(req, 3);
         return;
@@ -545,5 +579,6 @@ const ferry_transport_ops ferry_sse_ops = {
     .flush = sse_flush,
     .send_now = sse_send_now,
     .close = sse_close,
+    .request_sid = sse_request_sid,
     .destroy = sse_destroy,
 };

@@ -665,6 +665,9 @@ static int validate(ferry_server *srv, ferry_req *req, const ferry_transport_ops
         return 4;
     *ops_out = ops;
     const char *sid = ferry_req_query_get(req, "sid");
+    char named[FERRY_SID_LEN + 1];
+    if (sid == NULL && ops->request_sid != NULL && ops->request_sid(req, named))
+        sid = named;
     if (sid != NULL) {
         ferry_session *s = ferry_engine_lookup(srv, sid);
         if (s == NULL)

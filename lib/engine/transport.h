@@ -49,6 +49,10 @@ typedef struct ferry_transport_ops {
     /* Close, flushing what was already written when the transport can. Asynchronous or not;
      * ferry_engine_on_transport_closed() follows exactly once either way. */
     void (*close)(ferry_transport *t, ferry_reason reason);
+    /* Optional: the session a request names without a sid query (SSE: a browser's EventSource
+     * reconnects to its first URL, and its Last-Event-ID "<sid>:<n>" names the session). Copies
+     * the sid into out (size FERRY_SID_LEN + 1) and returns 1, or returns 0. */
+    int (*request_sid)(const ferry_req *req, char *out);
     /* Free a transport whose open() failed (it was never announced to the engine). */
     void (*destroy)(ferry_transport *t);
 } ferry_transport_ops;

@@ -7,10 +7,11 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { startEngine } from "../lib/events.mjs";
 import { ExtClient } from "../lib/ferry-ext-client.mjs";
+import { messages } from "../lib/client.mjs";
 
 const TRANSPORTS = ["polling", "short-polling", "sse", "websocket"];
 const PING_INTERVAL = 300;
-const PING_TIMEOUT = 200;
+const PING_TIMEOUT = 400; // room for a loaded machine (ASan, 2 cores, other suites)
 const SHORT_POLL = 100;
 const MAX_PAYLOAD = 100000;
 
@@ -57,20 +58,7 @@ async function open(transport, opts = {}) {
   return c;
 }
 
-function collect(c, n, ms = 15000) {
-  return new Promise((resolve, reject) => {
-    const got = [];
-    const t = setTimeout(() => reject(new Error(`got ${got.length} of ${n}: last ${got.slice(-3).map(show)}`)), ms);
-    c.on("message", function on(m) {
-      got.push(m);
-      if (got.length === n) {
-        clearTimeout(t);
-        c.off("message", on);
-        resolve(got);
-      }
-    });
-  });
-}
+const collect = (c, n, ms = 15000) => messages(c, n, ms);
 
 for (const transport of TRANSPORTS) {
   test(`${transport}: the same sequence arrives exactly, both ways`, async () => {
@@ -94,7 +82,11 @@ for (const transport of TRANSPORTS) {
   test(`${transport}: heartbeats keep an idle session alive`, async () => {
     const c = await open(transport);
     // Four ping rounds: well past pingInterval + pingTimeout several times over.
-    await new Promise((resolve) => c.on("ping", () => c.stats.pings >= 4 && resolve()));
+    await new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`${c.stats.pings} pings in 5 s`)), 5000);
+      c.on("ping", () => c.stats.pings >= 4 && (clearTimeout(t), resolve()));
+      c.on("close", (why) => (clearTimeout(t), reject(new Error(`closed: ${why}`))));
+    });
     assert.equal(c.state, "open");
     assert.equal(eng.all("close").filter((e) => e.sid === c.sid).length, 0, "the server did not close it");
     const echo = collect(c, 1);

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import http from "node:http";
 import { startEngine } from "../lib/events.mjs";
 import { ExtClient } from "../lib/ferry-ext-client.mjs";
+import { messages } from "../lib/client.mjs";
 
 const KEEPALIVE = 150;
 const PADDING = 2048;
@@ -31,20 +32,7 @@ async function open(srv, opts = {}) {
   return c;
 }
 
-function collect(c, n, ms = 10000) {
-  return new Promise((resolve, reject) => {
-    const got = [];
-    const t = setTimeout(() => reject(new Error(`got ${got.length} of ${n}`)), ms);
-    c.on("message", function on(m) {
-      got.push(m);
-      if (got.length === n) {
-        clearTimeout(t);
-        c.off("message", on);
-        resolve(got);
-      }
-    });
-  });
-}
+const collect = (c, n, ms = 10000) => messages(c, n, ms);
 
 // A raw stream request: resolves with {status, headers, first bytes of the body (as text)}.
 function rawStream(srv, query, headers = {}, wantBytes = 1) {
@@ -74,15 +62,22 @@ test("headers that stop buffering, the padding prelude, then the open packet as 
   assert.equal(r.headers["content-type"], "text/event-stream");
   assert.equal(r.headers["cache-control"], "no-cache, no-transform");
   assert.equal(r.headers["x-accel-buffering"], "no");
-  assert.ok(r.body.startsWith(":" + " ".repeat(PADDING) + "\n\n"), "a comment of PADDING spaces, a blank line");
-  assert.match(r.body.slice(PADDING + 3), /^id: 1\ndata: 0\{"sid":"/);
+  const prelude = ":" + " ".repeat(PADDING) + "\nretry: 1000\n\n";
+  assert.ok(r.body.startsWith(prelude), "a comment of PADDING spaces, the retry delay, a blank line");
+  // Opened without a sid: the ids name the session ("<sid>:<n>").
+  const m = /^id: ([\w-]{22}):1\ndata: 0\{"sid":"([\w-]{22})"/.exec(r.body.slice(prelude.length));
+  assert.ok(m, r.body.slice(prelude.length, prelude.length + 80));
+  assert.equal(m[1], m[2]);
 });
 
 test("keep-alive comments arrive at the configured interval on an idle stream", async () => {
   const c = await open(eng);
   const t0 = Date.now();
   const base = c.stats.comments; // the padding prelude is a comment too
-  await new Promise((resolve) => c.on("comment", () => c.stats.comments >= base + 3 && resolve()));
+  await new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`${c.stats.comments - base} comments in 5 s`)), 5000);
+    c.on("comment", () => c.stats.comments >= base + 3 && (clearTimeout(t), resolve()));
+  });
   const elapsed = Date.now() - t0;
   assert.ok(elapsed >= 2 * KEEPALIVE, `three comments take at least two intervals (${elapsed} ms)`);
   assert.ok(elapsed <= 3 * KEEPALIVE + 500, `and not much more than three (${elapsed} ms)`);
@@ -121,7 +116,8 @@ test("a broken stream resumes from Last-Event-ID: what was sent meanwhile arrive
   const rest = collect(c, 20);
   assert.equal(await c.openStream(), 200);
   assert.deepEqual(await rest, Array.from({ length: 20 }, (_, i) => `burst ${i}`));
-  assert.ok(Number(c.lastEventId) > Number(lastId));
+  const num = (id) => Number(id.split(":").pop());
+  assert.ok(num(c.lastEventId) > num(lastId), "ids go on across streams");
   c.close();
   await eng.closeOf(c.sid);
 });
@@ -210,8 +206,46 @@ test("on the wire: CR, LF and NUL text goes as x+base64, other text and binary a
     setTimeout(() => reject(new Error(`not all forms seen: ${JSON.stringify(got.slice(-300))}`)), 5000).unref();
   });
   // Each came as one event with an id, in the order sent.
-  const ids = [...body.matchAll(/id: (\d+)\ndata: ([^\n]*)/g)].map((m) => [Number(m[1]), m[2]]);
+  const ids = [...body.matchAll(/id: [\w-]{22}:(\d+)\ndata: ([^\n]*)/g)].map((m) => [Number(m[1]), m[2]]);
   const echoes = ids.filter(([, d]) => want.includes(d));
   assert.deepEqual(echoes.map(([, d]) => d), want);
   for (let i = 1; i < echoes.length; i++) assert.equal(echoes[i][0], echoes[i - 1][0] + 1, "consecutive ids");
+});
+
+test("an EventSource-style reconnect to the first URL resumes by the Last-Event-ID's sid", async () => {
+  const c = await open(eng);
+  const first = collect(c, 1);
+  c.send("one");
+  assert.deepEqual(await first, ["one"]);
+  assert.match(c.lastEventId, new RegExp(`^${c.sid}:\\d+$`));
+  // Break the stream, queue a message, then reconnect on the handshake URL (no sid).
+  const s = c.stream;
+  c.stream = null;
+  s.destroy();
+  c.send("cmd:burst 3");
+  await eng.next((e) => e.event === "message" && e.sid === c.sid && e.text === "cmd:burst 3");
+  const r = await new Promise((resolve, reject) => {
+    let body = "";
+    const req = http.get(`${eng.url}${eng.path}?EIO=4&transport=sse`, { headers: { Accept: "text/event-stream", "Last-Event-ID": c.lastEventId }, agent: false }, (res) => {
+      res.setEncoding("utf8");
+      res.on("data", (d) => {
+        body += d;
+        if (body.includes("burst 2")) (req.destroy(), resolve({ status: res.statusCode, body }));
+      });
+    });
+    req.on("error", () => {});
+    setTimeout(() => reject(new Error(`no resume: ${body}`)), 5000).unref();
+  });
+  assert.equal(r.status, 200);
+  const events = [...r.body.matchAll(/id: ([\w-]+):(\d+)\ndata: 4(burst \d)/g)].map((m) => [m[1], m[3]]);
+  assert.deepEqual(events, [0, 1, 2].map((i) => [c.sid, `burst ${i}`]), "the rest, once, with qualified ids");
+  c.finish("test over");
+  // A Last-Event-ID naming no live session: the session is unknown.
+  const gone = await sseGet(eng, {}, { Accept: "text/event-stream", "Last-Event-ID": "AAAAAAAAAAAAAAAAAAAAAA:5" });
+  assert.equal(gone.status, 400);
+  assert.equal(gone.body, JSON.stringify({ code: 1, message: "Session ID unknown" }));
+  // A Last-Event-ID of another session on this sid's URL is garbage.
+  const other = await sseGet(eng, { sid: c.sid }, { Accept: "text/event-stream", "Last-Event-ID": "AAAAAAAAAAAAAAAAAAAAAA:1" });
+  assert.equal(other.status, 400);
+  assert.equal(other.body, JSON.stringify({ code: 3, message: "Bad request" }));
 });

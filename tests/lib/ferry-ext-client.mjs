@@ -116,9 +116,10 @@ export class ExtClient extends EventEmitter {
     return `${this.base}?${q}`;
   }
 
-  open() {
+  open(ms = 10000) {
     return new Promise((resolve, reject) => {
-      this.once("open", resolve);
+      const t = setTimeout(() => reject(new Error(`no open packet in ${ms} ms`)), ms);
+      this.once("open", (hs) => (clearTimeout(t), resolve(hs)));
       this.once("close", (r) => reject(new Error(`closed before open: ${r}`)));
       this.state = "opening";
       if (this.transport === "sse") this.openStream(true);
@@ -319,7 +320,10 @@ export class ExtClient extends EventEmitter {
       const res = await this.post("sse", "2probe");
       if (res.status !== 200) throw new Error(`2probe POST: ${res.status}`);
     }
-    await gotProbe;
+    let timer;
+    const timeout = new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`no 3probe on ${to}`)), 10000)));
+    await Promise.race([gotProbe, timeout]);
+    clearTimeout(timer);
     // Pause polling: the server ends the held GET with a noop; wait for it and for a POST.
     this.paused = true;
     if (this.getting) await this.getting.catch(() => {});
