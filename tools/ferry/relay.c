@@ -44,7 +44,9 @@ static void refuse(ferry_ack *ack, const char *fmt, ...) __attribute__((format(p
 
 static void refuse(ferry_ack *ack, const char *fmt, ...)
 {
-    char msg[256];
+    /* Room names are at most 128 bytes and event names 256 (FERRY_NAME_MAX): a message with
+     * one of them is never cut, so never cut inside a UTF-8 sequence. */
+    char msg[FERRY_NAME_MAX + 128];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
