@@ -24,12 +24,12 @@ after(async () => {
   assert.equal(await srv.stop(), 0, "ferry exits 0 on SIGTERM (no leak, no sanitizer report)");
 });
 
-async function enter(nick, room, query = "") {
+async function enter(nick, room, query = "", base = srv.url) {
   const context = await browser.newContext(); // own cookies and storage: a second user
   const page = await context.newPage();
   const errors = [];
   page.on("pageerror", (e) => errors.push(e));
-  await page.goto(srv.url + "/" + query);
+  await page.goto(base + "/" + query);
   assert.equal(await page.isVisible("#chat"), false, "the chat shows only after entering");
   await page.fill("#nick", nick);
   await page.fill("#first-room", room);
@@ -116,4 +116,35 @@ test("one page on long-polling, the other on WebSocket, same room", async () => 
   assert.deepEqual([...a.errors, ...b.errors], [], "no script errors");
   await a.context.close();
   await b.context.close();
+});
+
+test("the server restarts: both pages reconnect, join their rooms again and go on chatting", async () => {
+  const args = (port) => ["--port", String(port), "--static", "examples/chat", "--allow-publish",
+    "message"];
+  let s1 = await startServer(bin("tools/ferry/ferry"), args(0));
+  const port = s1.port;
+  const a = await enter("erin", "night", "", s1.url);
+  const b = await enter("frank", "night", "", s1.url);
+  await waitMembers(a.page, ["erin", "frank"]);
+  assert.equal(await s1.stop(), 0);
+  for (const p of [a.page, b.page])
+    await p.waitForFunction(() => document.querySelector("#status").textContent.startsWith("offline"),
+      null, WAIT);
+  // Same port again: socket.io-client's reconnection finds it.
+  s1 = await startServer(bin("tools/ferry/ferry"), args(port));
+  try {
+    for (const p of [a.page, b.page])
+      await p.waitForFunction(() => document.querySelector("#status").textContent === "online",
+        null, { timeout: 15000 });
+    await waitMembers(a.page, ["erin", "frank"]);
+    await waitMembers(b.page, ["erin", "frank"]);
+    await a.page.fill("#message", "still here?");
+    await a.page.click("#send");
+    await waitMessage(b.page, "erin", "still here?");
+    assert.deepEqual([...a.errors, ...b.errors], [], "no script errors");
+    await a.context.close();
+    await b.context.close();
+  } finally {
+    assert.equal(await s1.stop(), 0);
+  }
 });
