@@ -226,3 +226,32 @@ test("SIGTERM with clients connected: they are told, ferry exits 0", async () =>
   assert.equal(await s3.stop(), 0, "clean exit with sessions open");
   for (const r of await Promise.all(reasons)) assert.match(String(r), /transport (close|error)/);
 });
+
+test("publish rate: a burst over --publish-rate is refused, the bucket refills", async () => {
+  const s4 = await startServer(bin("tools/ferry/ferry"), ["--port", "0", "--allow-publish",
+    "message", "--publish-rate", "5"]);
+  try {
+    const a = io(s4.url, { forceNew: true, reconnection: false, auth: { name: "fast" } });
+    sockets.push(a);
+    await once(a, "connect");
+    await call(a, "join", { room: "lobby" });
+    // 12 publishes in one go: 5 saved up, at most one more refilled meanwhile (5 per second).
+    const answers = await Promise.all(Array.from({ length: 12 }, (_, i) =>
+      call(a, "publish", { room: "lobby", event: "message", data: i })));
+    const ok = answers.filter((r) => r.ok).length;
+    assert.ok(ok >= 5 && ok <= 7, `${ok} accepted`);
+    for (const r of answers.filter((r) => !r.ok)) assert.match(r.error, /rate limit: at most 5/);
+    assert.equal(answers.slice(0, 5).every((r) => r.ok), true, "the first five pass");
+    // After a refill interval (200 ms per token at 5/s) one more passes: wait for it by asking.
+    let later;
+    for (let i = 0; i < 20; i++) {
+      later = await call(a, "publish", { room: "lobby", event: "message", data: "later" });
+      if (later.ok) break;
+      await new Promise((r) => setTimeout(r, 100)); // bounded: 20 × 100 ms
+    }
+    assert.equal(later.ok, true, "the bucket refills");
+    a.disconnect();
+  } finally {
+    assert.equal(await s4.stop(), 0);
+  }
+});

@@ -28,6 +28,8 @@ static const char usage[] =
     "  --allow-join LIST      rooms clients may join: names, prefixes like team-*, or *\n"
     "                         (FERRY_ALLOW_JOIN, default *); empty: none\n"
     "  --max-rooms N          rooms one client may be in (FERRY_MAX_ROOMS, default 16)\n"
+    "  --publish-rate N       publishes per second one client may make, in bursts of N\n"
+    "                         (FERRY_PUBLISH_RATE, default 50; 0: no limit)\n"
     "  --no-presence          do not announce joins and leaves to rooms (FERRY_PRESENCE=0)\n"
     "  --client-js FILE       socket.io-client browser bundle served at\n"
     "                         /vendor/socket.io.min.js (FERRY_CLIENT_JS, default: found in\n"
@@ -204,6 +206,8 @@ static int set(app_config *cfg, const char *name, const char *v)
         if (parse_u32("max rooms", v, 0, 255, &u) != 0)
             return -1;
         cfg->max_rooms = u;
+    } else if (strcmp(name, "publish-rate") == 0) {
+        return parse_u32("publish rate", v, 0, 1000000, &cfg->publish_rate);
     } else if (strcmp(name, "presence") == 0) {
         return parse_bool("FERRY_PRESENCE", v, &cfg->presence);
     } else if (strcmp(name, "log-level") == 0) {
@@ -232,6 +236,7 @@ static const struct {
     {"FERRY_ALLOW_PUBLISH", "allow-publish"},
     {"FERRY_ALLOW_JOIN", "allow-join"},
     {"FERRY_MAX_ROOMS", "max-rooms"},
+    {"FERRY_PUBLISH_RATE", "publish-rate"},
     {"FERRY_PRESENCE", "presence"},
     {"FERRY_LOG_LEVEL", "log-level"},
 };
@@ -246,6 +251,7 @@ int app_config_parse(app_config *cfg, int argc, char **argv)
     cfg->ping_timeout_ms = 20000;
     cfg->max_payload = 1000000;
     cfg->max_rooms = 16;
+    cfg->publish_rate = 50;
     cfg->presence = 1;
     cfg->log_level = FERRY_LOG_WARN;
     parse_list("--allow-join", "*", &cfg->allow_join);

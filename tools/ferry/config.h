@@ -35,8 +35,9 @@ typedef struct app_config {
     app_list allow_publish;    /* events clients may publish; empty: none */
     app_list allow_join;       /* rooms clients may join; default "*" */
     unsigned max_rooms;        /* 16: rooms one socket may be in (besides its own) */
-    int presence;              /* 1: tell rooms who joins and leaves */
-    int suite;                 /* 1: the socket.io-protocol test suite's server */
+    uint32_t publish_rate; /* 50: publishes per second per client (burst as many); 0: no limit */
+    int presence;          /* 1: tell rooms who joins and leaves */
+    int suite;             /* 1: the socket.io-protocol test suite's server */
     ferry_log_level log_level; /* warn */
 } app_config;
 

@@ -24,6 +24,9 @@ struct relay {
 /* Per-socket state, from the connection callback to the disconnect callback. */
 typedef struct client {
     char name[NICK_MAX_CHARS * 4 + 1];
+    /* Token bucket of publishes: publish_rate per second, at most publish_rate saved up. */
+    double tokens;
+    uint64_t refilled_ms;
 } client;
 
 /* ---------------------------------------------------------------- answers */
@@ -182,6 +185,23 @@ static void on_leave(ferry_socket *s, const char *event, cJSON *args, ferry_ack 
     answer(ack, o);
 }
 
+/* Take one publish from the client's bucket; 0 when it is empty. */
+static int take_token(relay *r, client *c)
+{
+    uint32_t rate = r->cfg->publish_rate;
+    if (rate == 0)
+        return 1;
+    uint64_t now = uv_now(ferry_server_loop(r->srv));
+    c->tokens += (double)(now - c->refilled_ms) * rate / 1000.0;
+    if (c->tokens > rate)
+        c->tokens = rate;
+    c->refilled_ms = now;
+    if (c->tokens < 1.0)
+        return 0;
+    c->tokens -= 1.0;
+    return 1;
+}
+
 static void on_publish(ferry_socket *s, const char *event, cJSON *args, ferry_ack *ack, void *ud)
 {
     relay *r = ud;
@@ -200,6 +220,11 @@ static void on_publish(ferry_socket *s, const char *event, cJSON *args, ferry_ac
     }
     if (!ferry_socket_in(s, room)) {
         refuse(ack, "not in room '%s': join it first", room);
+        return;
+    }
+    client *c = ferry_socket_get_data(s);
+    if (c != NULL && !take_token(r, c)) {
+        refuse(ack, "rate limit: at most %u publishes per second", r->cfg->publish_rate);
         return;
     }
     cJSON *first = cJSON_GetArrayItem(args, 0);
@@ -281,6 +306,8 @@ static void on_connection(ferry_socket *s, void *ud)
         return;
     }
     snprintf(c->name, sizeof(c->name), "%s", name);
+    c->tokens = r->cfg->publish_rate;
+    c->refilled_ms = uv_now(ferry_server_loop(r->srv));
     ferry_socket_set_data(s, c);
     ferry_socket_on_disconnect(s, on_disconnect, r);
     ferry_socket_on_any(s, on_any, r);
