@@ -296,7 +296,8 @@ static int accepts_event_stream(const ferry_req *req)
     return accept != NULL && strstr(accept, "text/event-stream") != NULL;
 }
 
-/* Take req's connection as the stream: headers, prelude, then events. */
+/* Take req's connection as the stream: headers, prelude, then events. req is answered or
+ * taken either way. */
 static int attach(sse *e, ferry_req *req)
 {
     const ferry_server_config *cfg = ferry_engine_config(&e->super);
@@ -304,8 +305,10 @@ static int attach(sse *e, ferry_req *req)
     size_t corslen = req->cors ? ferry_http_cors_headers(req, cors, sizeof(cors)) : 0;
     size_t pad = cfg->sse_padding_bytes;
     ferry_buf *head = ferry_buf_new(512 + corslen + pad + 32);
-    if (head == NULL)
+    if (head == NULL) {
+        ferry_req_respond_text(req, 503, NULL, NULL, 0);
         return -FERRY_ENOMEM;
+    }
     int n = snprintf(head->data, 512,
                      "HTTP/1.1 200 OK\r\n"
                      "Content-Type: text/event-stream\r\n"

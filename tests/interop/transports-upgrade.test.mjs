@@ -1,4 +1,4 @@
-// The probe upgrade from long-polling to SSE and to WebSocket while messages flow both ways:
+// The probe upgrade from long- and short-polling to SSE and to WebSocket while messages flow both ways:
 // every message sent by the client reaches the server once and in order, and every message the
 // server sends (echoes and bursts) reaches the client once and in order, across the switch.
 import { test, before, after } from "node:test";
@@ -8,7 +8,7 @@ import { ExtClient } from "../lib/ferry-ext-client.mjs";
 
 let eng;
 before(async () => {
-  eng = await startEngine(["--transports", "polling,websocket,sse,short-polling"]);
+  eng = await startEngine(["--transports", "polling,websocket,sse,short-polling", "--short-poll-interval", "50"]);
 });
 after(async () => {
   assert.equal(await eng.stop(), 0, "the test server exits cleanly (no leak, no sanitizer report)");
@@ -39,9 +39,9 @@ test("a client that does not ask gets exactly the specification's handshake", as
   assert.deepEqual(await probe.json(), { code: 3, message: "Bad request" });
 });
 
-for (const to of ["sse", "websocket"]) {
-  test(`polling -> ${to} while messages flow both ways: nothing lost, nothing duplicated`, async () => {
-    const c = new ExtClient(`${eng.url}${eng.path}`, { transport: "polling" });
+for (const [from, to] of [["polling", "sse"], ["polling", "websocket"], ["short-polling", "sse"], ["short-polling", "websocket"]]) {
+  test(`${from} -> ${to} while messages flow both ways: nothing lost, nothing duplicated`, async () => {
+    const c = new ExtClient(`${eng.url}${eng.path}`, { transport: from });
     const hs = await c.open();
     await eng.next((e) => e.event === "open" && e.sid === hs.sid);
     const got = [];
@@ -77,9 +77,9 @@ for (const to of ["sse", "websocket"]) {
     assert.equal(got.length, N + BURST, "nothing else arrived");
     assert.ok(atUpgrade > 0 && atUpgrade < N + BURST, `the switch happened mid-flow (${atUpgrade} received before it)`);
     const open = eng.all("open").find((e) => e.sid === hs.sid);
-    assert.equal(open.transport, "polling");
+    assert.equal(open.transport, from);
     // Later polling requests for this sid are refused.
-    const late = await fetch(`${eng.url}${eng.path}?EIO=4&transport=polling&sid=${hs.sid}`);
+    const late = await fetch(`${eng.url}${eng.path}?EIO=4&transport=${from}&sid=${hs.sid}`);
     assert.equal(late.status, 400);
     c.close();
     assert.equal((await eng.closeOf(hs.sid)).reason, "transport close");
