@@ -151,6 +151,8 @@ test("flags: --help lists every flag, bad values stop with one clear line", asyn
     [["--transports", "polling,carrier-pigeon"], {}, /invalid transport 'carrier-pigeon'/],
     [["--transports", ","], {}, /invalid transports/],
     [["--max-payload", "10"], {}, /invalid max payload/],
+    [["--static", "examples/no-such-folder"], {}, /invalid static folder 'examples\/no-such-folder': not a folder/],
+    [["--static", "README.md"], {}, /not a folder/],
   ]) {
     const r = await runFerry(args, env);
     assert.equal(r.code, 2, `${args} ${JSON.stringify(env)}`);

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,6 +193,9 @@ static int set(app_config *cfg, const char *name, const char *v)
     } else if (strcmp(name, "cors-origins") == 0) {
         cfg->cors_origins = *v ? v : NULL;
     } else if (strcmp(name, "static") == 0) {
+        struct stat st;
+        if (*v != '\0' && (stat(v, &st) != 0 || !S_ISDIR(st.st_mode)))
+            return bad("static folder", v, "not a folder");
         cfg->static_root = *v ? v : NULL;
     } else if (strcmp(name, "publish-token") == 0) {
         cfg->publish_token = *v ? v : NULL;
