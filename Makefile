@@ -51,5 +51,16 @@ test: test-build
 conformance: test-build
 	@FERRY_BUILD_DIR=$(TEST_DIR) FERRY_CONFORMANCE_FULL=1 node tests/conformance/run.mjs
 
+# libFuzzer targets (clang, ASan/UBSan) over a copy of each committed seed corpus, FUZZ_SECONDS
+# each; new inputs stay in build-fuzz/corpus/, crashes are written to build-fuzz/.
+FUZZ_SECONDS ?= 60
+fuzz: deps-test
+	cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DFERRY_FUZZ=ON \
+	  -DFERRY_ASAN=ON -DFERRY_UBSAN=ON -DFERRY_BUILD_TESTS=OFF -DFERRY_BUILD_EXAMPLES=OFF
+	cmake --build build-fuzz -j $(JOBS)
+	@for t in build-fuzz/tests/fuzz/fuzz_*; do n=$${t##*/fuzz_}; mkdir -p build-fuzz/corpus/$$n; \
+	  cp -n tests/fuzz/corpus/$$n/* build-fuzz/corpus/$$n/; \
+	  (cd build-fuzz && ../$$t corpus/$$n -max_total_time=$(FUZZ_SECONDS) -max_len=8192) || exit 1; done
+
 clean:
 	rm -rf $(RUN_DIR) $(TEST_DIR)
