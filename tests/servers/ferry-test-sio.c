@@ -33,7 +33,8 @@
  * Every event is printed first.
  *
  * Flags: --port N (0), --path P (/socket.io/), --ping-interval MS, --ping-timeout MS,
- * --connect-timeout MS, --ack-timeout MS, --queue-bytes N, --transports polling,websocket, --max-attachments N,
+ * --connect-timeout MS, --ack-timeout MS, --queue-bytes N, --transports polling,websocket[,sse,short-polling],
+ * --max-attachments N,
  * --suite (port 3000, ping 300/200, connect timeout 1000: the public test suite's settings).
  * SIGTERM or SIGINT closes the server; exit status 0 only if the loop closed clean. */
 #include <signal.h>
@@ -332,6 +333,10 @@ int main(int argc, char **argv)
                 cfg.transports |= FERRY_TRANSPORT_POLLING;
             if (strstr(v, "websocket") != NULL)
                 cfg.transports |= FERRY_TRANSPORT_WEBSOCKET;
+            if (strstr(v, "sse") != NULL)
+                cfg.transports |= FERRY_TRANSPORT_SSE;
+            if (strstr(v, "short-polling") != NULL)
+                cfg.transports |= FERRY_TRANSPORT_SHORT_POLLING;
         } else {
             fprintf(stderr, "ferry-test-sio: unknown flag %s\n", a);
             return 2;
