@@ -17,7 +17,7 @@ let eng; // keep-alive and padding on
 let small; // recycling and a small replay ring
 before(async () => {
   const common = ["--transports", "polling,sse", "--ping-interval", "10000", "--ping-timeout", "5000"];
-  eng = await startEngine([...common, "--sse-keepalive", String(KEEPALIVE), "--sse-padding", String(PADDING)]);
+  eng = await startEngine([...common, "--sse-keepalive", String(KEEPALIVE), "--sse-padding", String(PADDING), "--cors", "http://app.example"]);
   small = await startEngine([...common, "--sse-recycle", String(RECYCLE), "--queue-bytes", String(QUEUE_BYTES)]);
 });
 after(async () => {
@@ -248,4 +248,14 @@ test("an EventSource-style reconnect to the first URL resumes by the Last-Event-
   const other = await sseGet(eng, { sid: c.sid }, { Accept: "text/event-stream", "Last-Event-ID": "AAAAAAAAAAAAAAAAAAAAAA:1" });
   assert.equal(other.status, 400);
   assert.equal(other.body, JSON.stringify({ code: 3, message: "Bad request" }));
+});
+
+test("CORS: an allowed Origin gets its headers on the stream; another Origin is refused", async () => {
+  const ok = await rawStream(eng, { EIO: "4", transport: "sse" }, { Accept: "text/event-stream", Origin: "http://app.example" }, PADDING + 40);
+  assert.equal(ok.status, 200);
+  assert.equal(ok.headers["access-control-allow-origin"], "http://app.example");
+  assert.equal(ok.headers["content-type"], "text/event-stream");
+  const bad = await sseGet(eng, {}, { Accept: "text/event-stream", Origin: "http://evil.example" });
+  assert.equal(bad.status, 403);
+  assert.equal(bad.body, JSON.stringify({ code: 4, message: "Forbidden" }));
 });
