@@ -171,6 +171,12 @@ typedef struct ferry_server_config {
     uint32_t connect_timeout_ms;    /* 45000: a session that joins no namespace is closed */
     uint32_t ack_timeout_ms;        /* 0: default timeout for emits with acks (0 = none) */
     unsigned max_attachments;       /* 10: binary attachments per packet */
+    /* 0: off. Otherwise connection-state recovery (Socket.IO >= 4.6): a socket that lost its
+     * connection may come back within this many ms with the same id and rooms and get the
+     * packets it missed (ferry_socket_recovered()). While on, every event that is neither
+     * volatile nor acked carries an offset string as its last argument, as the reference
+     * server sends it; official clients keep it to resume. */
+    uint32_t recovery_ms;
 } ferry_server_config;
 
 /** Fill cfg with the defaults listed above. */
@@ -532,6 +538,11 @@ FERRY_EXTERN size_t ferry_socket_rooms(const ferry_socket *s, const char **out, 
  * it). Packets queued before are still delivered. Asynchronous: the disconnect callback runs
  * later on the loop, never inside this call. A second call does nothing. */
 FERRY_EXTERN void ferry_socket_disconnect(ferry_socket *s, int close_session);
+
+/** Did the socket come back through connection-state recovery (recovery_ms)? Then it has its
+ * old id and rooms, and the packets it missed were queued before the connection callback. The
+ * per-socket data and callbacks are not kept: set them again in the connection callback. */
+FERRY_EXTERN int ferry_socket_recovered(const ferry_socket *s);
 
 /** Is the socket connected (past its middlewares and not yet disconnecting)? */
 FERRY_EXTERN int ferry_socket_connected(const ferry_socket *s);

@@ -38,4 +38,21 @@ void sio_socket_on_ack(ferry_socket *s, sio_packet *pkt);
 /* Free the sockets still waiting for a middleware (server shutdown). */
 void sio_socket_drop_waiting(ferry_sio *sio);
 
+/* recovery.c: connection-state recovery */
+int sio_recovery_on(const ferry_namespace *nsp);
+/* Encode an event with the next offset as its last argument and log it with its recipients:
+ * the socket only, or the broadcast b. */
+int sio_recovery_encode(ferry_namespace *nsp, const char *event, const cJSON *args,
+                        const ferry_bcast *b, const ferry_socket *only, sio_encoded *out);
+/* A socket lost for a recoverable reason: keep its id, pid and rooms. */
+void sio_recovery_save(ferry_socket *s, ferry_reason reason);
+/* A new socket whose auth holds {pid, offset} of a saved one takes its id: 1, else 0. */
+int sio_recovery_restore(ferry_socket *s);
+/* On connect: rejoin the saved rooms; after the CONNECT reply: queue the missed packets. */
+void sio_recovery_rejoin(ferry_socket *s);
+void sio_recovery_replay(ferry_socket *s);
+/* Forget a restore that will not happen (refused, or the session went away). */
+void sio_recovery_discard(ferry_socket *s);
+void sio_recovery_free(ferry_namespace *nsp);
+
 #endif

@@ -64,6 +64,7 @@ void sio_handlers_free(sio_handlers *h)
 
 static void nsp_free(ferry_namespace *nsp)
 {
+    sio_recovery_free(nsp);
     if (nsp->adapter != NULL)
         nsp->adapter->ops->destroy(nsp->adapter);
     sio_handlers_free(&nsp->handlers);
@@ -94,6 +95,8 @@ static ferry_namespace *nsp_new(ferry_sio *sio, const char *name)
         return NULL;
     nsp->sio = sio;
     ferry_list_init(&nsp->sockets);
+    ferry_list_init(&nsp->log);
+    ferry_list_init(&nsp->saved);
     nsp->name = ferry_mem_strdup(name);
     nsp->adapter = ferry_adapter_local_new(nsp);
     if (nsp->name == NULL || nsp->adapter == NULL) {
@@ -270,7 +273,9 @@ int ferry_bcast_emit(const ferry_bcast *b, const char *event, const cJSON *args)
         return -FERRY_EINVAL;
     /* Encoded once; every recipient's queue shares the buffers. */
     sio_encoded e;
-    int rc = sio_encode_event(b->nsp->name, SIO_NO_ID, event, args, &e);
+    int rc = sio_recovery_on(b->nsp) && !(b->flags & FERRY_BCAST_VOLATILE)
+                 ? sio_recovery_encode(b->nsp, event, args, b, NULL, &e)
+                 : sio_encode_event(b->nsp->name, SIO_NO_ID, event, args, &e);
     if (rc != 0)
         return rc;
     size_t max = b->nsp->sio->srv->cfg.max_payload;

@@ -323,7 +323,7 @@ size_t sio_encoded_size(const sio_encoded *e)
 
 /* The shared core: event (or NULL) is spliced in front of the array data. */
 static int encode(int type, const char *nsp, int64_t id, const char *event, const cJSON *data,
-                  sio_encoded *out)
+                  const char *offset, sio_encoded *out)
 {
     out->n = 0;
     out->bufs = out->inline_bufs;
@@ -379,6 +379,9 @@ static int encode(int type, const char *nsp, int64_t id, const char *event, cons
     size_t jlen = json != NULL ? strlen(json) : 0, evlen = ev != NULL ? strlen(ev) : 0;
     /* With an event: "[" ev ("," args-without-their-"[") or "]". */
     size_t body = event != NULL ? 1 + evlen + (jlen > 2 ? jlen - 1 + 1 : 1) : jlen;
+    size_t offlen = offset != NULL ? strlen(offset) : 0;
+    if (offset != NULL)
+        body += 3 + offlen; /* ,"<offset>" */
     size_t total = (size_t)hn + (nsplen ? nsplen + 1 : 0) + (size_t)idn + body;
     ferry_buf *b = ferry_buf_new(total);
     if (b == NULL)
@@ -395,10 +398,15 @@ static int encode(int type, const char *nsp, int64_t id, const char *event, cons
         memcpy(w, ev, evlen), w += evlen;
         if (jlen > 2) {
             *w++ = ',';
-            memcpy(w, json + 1, jlen - 1), w += jlen - 1;
-        } else {
-            *w++ = ']';
+            memcpy(w, json + 1, jlen - 2), w += jlen - 2;
         }
+        if (offset != NULL) {
+            *w++ = ',';
+            *w++ = '"';
+            memcpy(w, offset, offlen), w += offlen;
+            *w++ = '"';
+        }
+        *w++ = ']';
     } else if (jlen) {
         memcpy(w, json, jlen), w += jlen;
     }
@@ -420,11 +428,17 @@ nomem:
 
 int sio_encode(int type, const char *nsp, int64_t id, const cJSON *data, sio_encoded *out)
 {
-    return encode(type, nsp, id, NULL, data, out);
+    return encode(type, nsp, id, NULL, data, NULL, out);
 }
 
 int sio_encode_event(const char *nsp, int64_t id, const char *event, const cJSON *args,
                      sio_encoded *out)
 {
-    return encode(SIO_EVENT, nsp, id, event, args, out);
+    return encode(SIO_EVENT, nsp, id, event, args, NULL, out);
+}
+
+int sio_encode_event_offset(const char *nsp, const char *event, const cJSON *args,
+                            const char *offset, sio_encoded *out)
+{
+    return encode(SIO_EVENT, nsp, SIO_NO_ID, event, args, offset, out);
 }

@@ -90,6 +90,9 @@ int sio_encode(int type, const char *nsp, int64_t id, const cJSON *data, sio_enc
  * NULL) is borrowed. */
 int sio_encode_event(const char *nsp, int64_t id, const char *event, const cJSON *args,
                      sio_encoded *out);
+/* The same with offset (digits only) appended as a last string argument (recovery). */
+int sio_encode_event_offset(const char *nsp, const char *event, const cJSON *args,
+                            const char *offset, sio_encoded *out);
 /* Total bytes of the encoded packet (for max_payload checks). */
 size_t sio_encoded_size(const sio_encoded *e);
 void sio_encoded_release(sio_encoded *e);

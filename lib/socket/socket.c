@@ -62,6 +62,11 @@ ferry_socket *sio_socket_new(sio_client *c, ferry_namespace *nsp, cJSON *auth)
     ferry_timer_init(&s->defer, on_defer);
     ferry_list_insert_tail(&c->sockets, &s->client_link);
     c->nsockets++;
+    if (sio_recovery_on(nsp) && !sio_recovery_restore(s)) {
+        if (RAND_bytes(rnd, sizeof(rnd)) == 1)
+            ferry_base64url_encode(s->pid, rnd, sizeof(rnd));
+        s->pid[SIO_ID_LEN] = '\0';
+    }
     return s;
 }
 
@@ -89,6 +94,7 @@ void sio_socket_release(ferry_socket *s)
 /* Leave the client without having connected (refused, or the session went away). */
 static void drop(ferry_socket *s)
 {
+    sio_recovery_discard(s);
     s->client->nsockets--;
     ferry_list_remove(&s->client_link);
     s->client = NULL;
@@ -151,7 +157,9 @@ static int emit(ferry_socket *s, const char *event, const cJSON *args, int64_t i
     if (rc != 0)
         return rc;
     sio_encoded e;
-    rc = sio_encode_event(s->nsp->name, id, event, args, &e);
+    rc = sio_recovery_on(s->nsp) && id == SIO_NO_ID && !vol
+             ? sio_recovery_encode(s->nsp, event, args, NULL, s, &e)
+             : sio_encode_event(s->nsp->name, id, event, args, &e);
     if (rc != 0)
         return rc;
     rc = too_big(s, &e) ? -FERRY_ETOOBIG : sio_socket_queue(s, &e, vol);
@@ -374,6 +382,7 @@ static void do_connect(ferry_socket *s)
         ferry_engine_close_session(c->session, FERRY_REASON_TRANSPORT_ERROR, 0);
         return;
     }
+    sio_recovery_rejoin(s);
     s->state = SOCK_CONNECTED;
     ferry_list_insert_tail(&nsp->sockets, &s->nsp_link);
     nsp->nsockets++;
@@ -382,11 +391,14 @@ static void do_connect(ferry_socket *s)
     cJSON *o = cJSON_CreateObject();
     sio_encoded e;
     if (o != NULL && cJSON_AddStringToObject(o, "sid", s->id) != NULL &&
+        (s->pid[0] == '\0' || cJSON_AddStringToObject(o, "pid", s->pid) != NULL) &&
         sio_encode(SIO_CONNECT, nsp->name, SIO_NO_ID, o, &e) == 0) {
         sio_client_send(c, &e);
         sio_encoded_release(&e);
     }
     cJSON_Delete(o);
+    /* What a recovered socket missed goes out before anything the app sends now. */
+    sio_recovery_replay(s);
     if (nsp->on_connection != NULL)
         nsp->on_connection(s, nsp->on_connection_ud);
 }
@@ -467,6 +479,7 @@ void sio_socket_close(ferry_socket *s, ferry_reason reason, int notify)
                        NULL);
     if (s->on_disconnect != NULL)
         s->on_disconnect(s, reason, s->on_disconnect_ud);
+    sio_recovery_save(s, reason); /* with the rooms it has after "disconnecting" */
     s->nsp->adapter->ops->del_all(s->nsp->adapter, s);
     ferry_list_remove(&s->nsp_link);
     s->nsp->nsockets--;
@@ -516,6 +529,11 @@ void ferry_socket_disconnect(ferry_socket *s, int close_session)
     s->state = SOCK_DISCONNECTING;
     s->close_session = close_session != 0;
     ferry_timer_start(wheel_of(s), &s->defer, 0);
+}
+
+int ferry_socket_recovered(const ferry_socket *s)
+{
+    return s->recovered;
 }
 
 int ferry_socket_connected(const ferry_socket *s)

@@ -51,6 +51,12 @@ struct ferry_namespace {
     size_t nsockets;
     ferry_adapter *adapter;
     void *data;
+    /* Connection-state recovery (recovery.c): sent packets and lost sockets. */
+    ferry_list log;
+    size_t nlog;
+    uint64_t next_seq;
+    ferry_list saved;
+    size_t nsaved;
 };
 
 typedef struct ferry_sio {
@@ -130,6 +136,12 @@ struct ferry_socket {
     ferry_list rooms;
     unsigned nrooms;
     uint64_t bcast_mark;
+    /* Connection-state recovery: the private id the client resumes with, and what a restore
+     * found, until the socket connects. */
+    char pid[SIO_ID_LEN + 1];
+    int recovered;
+    struct sio_saved *restore;
+    uint64_t restore_offset;
 };
 
 /* Queue an encoded packet to the socket's session. volatile_: drop it (returning 0) when the

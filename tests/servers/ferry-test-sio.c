@@ -33,8 +33,9 @@
  * Every event is printed first.
  *
  * Flags: --port N (0), --path P (/socket.io/), --ping-interval MS, --ping-timeout MS,
- * --connect-timeout MS, --ack-timeout MS, --queue-bytes N, --transports polling,websocket[,sse,short-polling],
- * --max-attachments N,
+ * --connect-timeout MS, --ack-timeout MS, --queue-bytes N, --recovery MS (connection-state
+ * recovery; "connect" lines then carry "recovered"),
+ * --transports polling,websocket[,sse,short-polling], --max-attachments N,
  * --suite (port 3000, ping 300/200, connect timeout 1000: the public test suite's settings).
  * SIGTERM or SIGINT closes the server; exit status 0 only if the loop closed clean. */
 #include <signal.h>
@@ -213,6 +214,7 @@ static void on_connection(ferry_socket *s, void *ud)
     cJSON_AddStringToObject(o, "sid", ferry_session_id(ferry_socket_session(s)));
     cJSON_AddStringToObject(o, "transport", ferry_session_transport(ferry_socket_session(s)));
     cJSON_AddItemToObject(o, "auth", cJSON_Duplicate(ferry_socket_auth(s), 1));
+    cJSON_AddBoolToObject(o, "recovered", ferry_socket_recovered(s));
     print_json("connect", s, o);
     ferry_socket_on_any(s, on_event, NULL);
     ferry_socket_on_disconnect(s, on_disconnect, NULL);
@@ -323,6 +325,8 @@ int main(int argc, char **argv)
             cfg.connect_timeout_ms = (uint32_t)strtoul(v, NULL, 10);
         else if (strcmp(a, "--ack-timeout") == 0)
             cfg.ack_timeout_ms = (uint32_t)strtoul(v, NULL, 10);
+        else if (strcmp(a, "--recovery") == 0)
+            cfg.recovery_ms = (uint32_t)strtoul(v, NULL, 10);
         else if (strcmp(a, "--queue-bytes") == 0)
             cfg.max_session_queue_bytes = strtoul(v, NULL, 10);
         else if (strcmp(a, "--max-attachments") == 0)
