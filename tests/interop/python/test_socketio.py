@@ -23,6 +23,24 @@ SERVER = os.path.join(BUILD, "tests", "servers", "ferry-test-sio")
 TRANSPORTS = {"polling": ["polling"], "websocket": ["websocket"], "upgrade": None}
 
 
+
+def in_order(sio):
+    """python-engineio 4.x hands every engine message to a new thread (run_async=True), so a
+    binary event's attachment can reach python-socketio before the packet that announces it,
+    which then fails to parse (seen as "invalid literal for int(): b'\\x00'"). Node's client delivers
+    in order; make this one do so too. Only for tests whose
+    handlers just queue what they get: a handler that blocks would block the reader thread."""
+    trigger = sio.eio._trigger_event
+
+    def trigger_in_order(event, *args, **kwargs):
+        if event == "message":
+            kwargs["run_async"] = False
+        return trigger(event, *args, **kwargs)
+
+    sio.eio._trigger_event = trigger_in_order
+    return sio
+
+
 class SioServer:
     """ferry-test-sio with its JSON event lines collected by a reader thread."""
 
@@ -194,6 +212,7 @@ class SocketIOInterop:
 
     def test_binary_mixed_with_json(self):
         sio, inbox = self.client(events=("message-back", "binary"))
+        in_order(sio)
         big = os.urandom(100000)
         sio.emit("message", ("x", b"\x00\x01\xff", {"deep": [b"hi", 5]}, big))
         (_, _, back), = inbox.wait(1)
