@@ -36,6 +36,7 @@
 #include <ferry.h>
 
 #include "common/base64.h"
+#include "shared/test_flags.h"
 #include "engine/engine.h" /* the counters behind /__stats: a test server may look inside */
 
 typedef struct sess_data {
@@ -196,20 +197,6 @@ static void on_signal(uv_signal_t *sig, int signum)
     shutdown_server();
 }
 
-static unsigned parse_transports(const char *list)
-{
-    unsigned bits = 0;
-    if (strstr(list, "polling") != NULL)
-        bits |= FERRY_TRANSPORT_POLLING;
-    if (strstr(list, "websocket") != NULL)
-        bits |= FERRY_TRANSPORT_WEBSOCKET;
-    if (strstr(list, "sse") != NULL)
-        bits |= FERRY_TRANSPORT_SSE;
-    if (strstr(list, "short-polling") != NULL)
-        bits |= FERRY_TRANSPORT_SHORT_POLLING;
-    return bits;
-}
-
 int main(int argc, char **argv)
 {
     ferry_server_config cfg;
@@ -226,43 +213,7 @@ int main(int argc, char **argv)
         i++;
         if (strcmp(a, "--port") == 0)
             port = atoi(v);
-        else if (strcmp(a, "--path") == 0)
-            cfg.path = v;
-        else if (strcmp(a, "--ping-interval") == 0)
-            cfg.ping_interval_ms = (uint32_t)strtoul(v, NULL, 10);
-        else if (strcmp(a, "--ping-timeout") == 0)
-            cfg.ping_timeout_ms = (uint32_t)strtoul(v, NULL, 10);
-        else if (strcmp(a, "--max-payload") == 0)
-            cfg.max_payload = strtoul(v, NULL, 10);
-        else if (strcmp(a, "--max-header-bytes") == 0)
-            cfg.max_header_bytes = strtoul(v, NULL, 10);
-        else if (strcmp(a, "--header-timeout") == 0)
-            cfg.header_timeout_ms = (uint32_t)strtoul(v, NULL, 10);
-        else if (strcmp(a, "--idle-timeout") == 0)
-            cfg.idle_timeout_ms = (uint32_t)strtoul(v, NULL, 10);
-        else if (strcmp(a, "--max-connections") == 0)
-            cfg.max_connections = (uint32_t)strtoul(v, NULL, 10);
-        else if (strcmp(a, "--queue-bytes") == 0)
-            cfg.max_session_queue_bytes = strtoul(v, NULL, 10);
-        else if (strcmp(a, "--transports") == 0)
-            cfg.transports = parse_transports(v);
-        else if (strcmp(a, "--static") == 0)
-            cfg.static_root = v;
-        else if (strcmp(a, "--cors") == 0)
-            cfg.cors_origins = v;
-        else if (strcmp(a, "--short-poll-interval") == 0)
-            cfg.short_poll_interval_ms = (uint32_t)strtoul(v, NULL, 10);
-        else if (strcmp(a, "--sse-keepalive") == 0)
-            cfg.sse_keepalive_ms = (uint32_t)strtoul(v, NULL, 10);
-        else if (strcmp(a, "--sse-padding") == 0)
-            cfg.sse_padding_bytes = strtoul(v, NULL, 10);
-        else if (strcmp(a, "--sse-recycle") == 0)
-            cfg.sse_recycle_bytes = strtoul(v, NULL, 10);
-        else if (strcmp(a, "--ws-deflate") == 0) {
-            /* permessage-deflate on engine WebSockets; v: the size threshold in bytes */
-            cfg.ws_per_message_deflate = 1;
-            cfg.ws_deflate_threshold = strtoul(v, NULL, 10);
-        } else {
+        else if (!test_engine_flag(&cfg, a, v)) {
             fprintf(stderr, "ferry-test-engine: unknown flag %s\n", a);
             return 2;
         }

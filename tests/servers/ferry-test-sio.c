@@ -45,6 +45,8 @@
 
 #include <ferry.h>
 
+#include "shared/test_flags.h"
+
 static uv_loop_t *loop;
 
 static void print_json(const char *event, ferry_socket *s, cJSON *extra)
@@ -315,33 +317,15 @@ int main(int argc, char **argv)
         i++;
         if (strcmp(a, "--port") == 0)
             port = atoi(v);
-        else if (strcmp(a, "--path") == 0)
-            cfg.path = v;
-        else if (strcmp(a, "--ping-interval") == 0)
-            cfg.ping_interval_ms = (uint32_t)strtoul(v, NULL, 10);
-        else if (strcmp(a, "--ping-timeout") == 0)
-            cfg.ping_timeout_ms = (uint32_t)strtoul(v, NULL, 10);
         else if (strcmp(a, "--connect-timeout") == 0)
             cfg.connect_timeout_ms = (uint32_t)strtoul(v, NULL, 10);
         else if (strcmp(a, "--ack-timeout") == 0)
             cfg.ack_timeout_ms = (uint32_t)strtoul(v, NULL, 10);
         else if (strcmp(a, "--recovery") == 0)
             cfg.recovery_ms = (uint32_t)strtoul(v, NULL, 10);
-        else if (strcmp(a, "--queue-bytes") == 0)
-            cfg.max_session_queue_bytes = strtoul(v, NULL, 10);
         else if (strcmp(a, "--max-attachments") == 0)
             cfg.max_attachments = (unsigned)strtoul(v, NULL, 10);
-        else if (strcmp(a, "--transports") == 0) {
-            cfg.transports = 0;
-            if (strstr(v, "polling") != NULL)
-                cfg.transports |= FERRY_TRANSPORT_POLLING;
-            if (strstr(v, "websocket") != NULL)
-                cfg.transports |= FERRY_TRANSPORT_WEBSOCKET;
-            if (strstr(v, "sse") != NULL)
-                cfg.transports |= FERRY_TRANSPORT_SSE;
-            if (strstr(v, "short-polling") != NULL)
-                cfg.transports |= FERRY_TRANSPORT_SHORT_POLLING;
-        } else {
+        else if (!test_engine_flag(&cfg, a, v)) {
             fprintf(stderr, "ferry-test-sio: unknown flag %s\n", a);
             return 2;
         }

@@ -1,0 +1,19 @@
+/* Command-line flags shared by the test servers: the engine settings a Node test sets per
+ * server. Each server handles its own flags and passes the rest here. */
+#ifndef FERRY_TEST_FLAGS_H
+#define FERRY_TEST_FLAGS_H
+
+#include <ferry.h>
+
+/* A comma-separated list of transport names ("polling,websocket,sse,short-polling") as
+ * FERRY_TRANSPORT_* bits; unknown names are ignored. */
+unsigned test_parse_transports(const char *list);
+
+/* Apply flag with its value v to cfg. Returns 1 when the flag is one of the engine flags
+ * (--path --ping-interval --ping-timeout --max-payload --max-header-bytes --header-timeout
+ * --idle-timeout --max-connections --queue-bytes --transports --static --cors
+ * --short-poll-interval --sse-keepalive --sse-padding --sse-recycle --ws-deflate), else 0.
+ * cfg keeps pointers into v (argv). */
+int test_engine_flag(ferry_server_config *cfg, const char *flag, const char *v);
+
+#endif
