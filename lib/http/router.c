@@ -1,4 +1,4 @@
-/* Routing a complete request: the first matching route wins; GET and HEAD fall back to the
+/* Routing a complete request: an exact route, else the first matching prefix route; GET and HEAD fall back to the
  * static folder; anything else is 404. CORS headers and preflights for routes that ask. */
 #include "http/conn.h"
 
@@ -50,21 +50,32 @@ static void preflight(ferry_req *req)
     ferry_req_respond(req, 204, NULL, extra, NULL, 0);
 }
 
+/* An exact path beats a prefix (the engine's /socket.io/ owns everything below it, except
+ * what an app routes exactly, such as /socket.io/socket.io.js); among equals the first added
+ * wins. */
 void ferry_http_route_head(ferry_http *http, ferry_req *req)
 {
+    ferry_route *found = NULL;
     ferry_list *p;
     ferry_list_foreach(p, &http->routes)
     {
         ferry_route *r = ferry_list_entry(p, ferry_route, link);
         if (!route_matches(r, req))
             continue;
-        req->route = r;
-        if (r->flags & FERRY_ROUTE_CORS)
-            req->cors = 1;
-        if (r->head_fn != NULL && strcmp(req->method, "OPTIONS") != 0)
-            r->head_fn(req, r->ud);
-        return;
+        if (!(r->flags & FERRY_ROUTE_PREFIX)) {
+            found = r;
+            break;
+        }
+        if (found == NULL)
+            found = r;
     }
+    if (found == NULL)
+        return;
+    req->route = found;
+    if (found->flags & FERRY_ROUTE_CORS)
+        req->cors = 1;
+    if (found->head_fn != NULL && strcmp(req->method, "OPTIONS") != 0)
+        found->head_fn(req, found->ud);
 }
 
 void ferry_http_dispatch(ferry_http *http, ferry_req *req)

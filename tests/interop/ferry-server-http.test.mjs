@@ -48,6 +48,16 @@ test("serves socket.io-client's browser bundle", async () => {
   const js = await res.text();
   assert.ok(js.length > 10000, "the whole bundle");
   assert.match(js, /Socket\.IO v4/);
+  // Where Node's Socket.IO serves it, inside the engine's path: the same bundle.
+  for (const name of ["socket.io.js", "socket.io.min.js"]) {
+    const alt = await fetch(`${srv.url}/socket.io/${name}`);
+    assert.equal(alt.status, 200, name);
+    assert.equal(await alt.text(), js, name);
+  }
+  // The engine still owns the rest of its path.
+  const eio = await fetch(`${srv.url}/socket.io/?EIO=4&transport=polling`);
+  assert.equal(eio.status, 200);
+  assert.match(await eio.text(), /^0\{"sid"/);
 });
 
 test("publish: good token and body is accepted", async () => {

@@ -42,7 +42,8 @@ static void on_get(ferry_http_req *req, void *ud)
     ferry_http_reply(req, 200, "text/javascript; charset=UTF-8", c->data, c->len);
 }
 
-int clientjs_install(ferry_server *srv, const char *file, clientjs **out, int *found)
+int clientjs_install(ferry_server *srv, const char *engine_path, const char *file, clientjs **out,
+                     int *found)
 {
     clientjs *c = calloc(1, sizeof(*c));
     if (c == NULL)
@@ -59,6 +60,13 @@ int clientjs_install(ferry_server *srv, const char *file, clientjs **out, int *f
     }
     *found = c->data != NULL;
     int rc = ferry_server_route(srv, "GET", CLIENTJS_PATH, on_get, c);
+    static const char *const names[] = {"socket.io.js", "socket.io.min.js"};
+    for (size_t i = 0; rc == 0 && i < sizeof(names) / sizeof(names[0]); i++) {
+        char path[512];
+        int n = snprintf(path, sizeof(path), "%s%s", engine_path, names[i]);
+        rc = n > 0 && (size_t)n < sizeof(path) ? ferry_server_route(srv, "GET", path, on_get, c)
+                                               : -FERRY_EINVAL;
+    }
     if (rc != 0) {
         clientjs_free(c);
         return rc;

@@ -90,7 +90,7 @@ int main(int argc, char **argv)
         rc = publish_install(a.srv, &a.publish);
     }
     if (rc == 0)
-        rc = clientjs_install(a.srv, cfg.client_js, &cj, &found);
+        rc = clientjs_install(a.srv, cfg.path, cfg.client_js, &cj, &found);
     const char *step = "set up";
     if (rc == 0) {
         step = "listen";
