@@ -273,6 +273,8 @@ class SocketIOInterop:
         cs = [self.client(namespaces=[nsp], events=("hello", "multi", "from-a", "not-red"))
               for _ in range(3)]
         (a, ia), (b, ib), (c, ic) = cs
+        for s, _ in cs:
+            in_order(s)  # sync() relies on the broadcast being seen before the ack reply
 
         def sync():
             # A round trip per client: the server queues its reply after any broadcast.
