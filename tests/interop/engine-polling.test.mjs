@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { Socket } from "engine.io-client";
 import { startServer, bin, once } from "../lib/server.mjs";
 import { startEngine } from "../lib/events.mjs";
+import { messages, bytes } from "../lib/client.mjs";
 
 const PING_INTERVAL = 300;
 const PING_TIMEOUT = 200;
@@ -30,23 +31,6 @@ async function open(opts) {
   return { socket, ev };
 }
 
-// Collect n "message" events of the client, in order.
-function messages(socket, n, ms = 5000) {
-  return new Promise((resolve, reject) => {
-    const got = [];
-    const t = setTimeout(() => reject(new Error(`got ${got.length} of ${n} messages`)), ms);
-    socket.on("message", function onMsg(m) {
-      got.push(m);
-      if (got.length === n) {
-        clearTimeout(t);
-        socket.off("message", onMsg);
-        resolve(got);
-      }
-    });
-  });
-}
-
-const bytes = (m) => [...new Uint8Array(m.buffer ? m.buffer.slice(m.byteOffset, m.byteOffset + m.byteLength) : m)];
 
 test("handshake: sid, transport and the server's ping settings", async () => {
   const { socket, ev } = await open();

@@ -4,67 +4,31 @@ publishes over HTTP (urllib) with the bearer token; allowlist refusals reach the
 through its acknowledgement; ferry exits 0 on SIGTERM (no leak under LSan)."""
 import json
 import os
-import re
-import signal
-import subprocess
-import threading
-import time
 import unittest
 import urllib.error
 import urllib.request
 
 import socketio
 
-ROOT = os.environ.get("FERRY_ROOT", os.path.join(os.path.dirname(__file__), "..", "..", ".."))
-BUILD = os.path.join(ROOT, os.environ.get("FERRY_BUILD_DIR", "build-test"))
-FERRY = os.path.join(BUILD, "tools", "ferry", "ferry")
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ferrytest import Inbox, Server, binary  # noqa: E402  (this folder's shared helpers)
+
+FERRY = binary("tools", "ferry", "ferry")
 TOKEN = "py-token"
-
-
-class Inbox:
-    """Events a client received, awaited without sleeping."""
-
-    def __init__(self):
-        self.items = []
-        self.cond = threading.Condition()
-
-    def put(self, item):
-        with self.cond:
-            self.items.append(item)
-            self.cond.notify_all()
-
-    def wait_for(self, pred, timeout=5):
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while not any(pred(i) for i in self.items):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError("not received; got %r" % self.items)
-                self.cond.wait(left)
-            return [i for i in self.items if pred(i)]
 
 
 class FerryServerPython(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        env = dict(os.environ, FERRY_PUBLISH_TOKEN=TOKEN)
-        cls.proc = subprocess.Popen([FERRY, "--port", "0", "--allow-publish", "message,typing"],
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                    env=env)
-        line = cls.proc.stdout.readline()
-        m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
-        if not m:
-            cls.proc.kill()
-            raise RuntimeError("ferry did not start: " + line + cls.proc.stderr.read())
-        cls.url = "http://127.0.0.1:%s" % m.group(1)
+        cls.server = Server(FERRY, "--allow-publish", "message,typing",
+                            env={"FERRY_PUBLISH_TOKEN": TOKEN})
+        cls.url = "http://127.0.0.1:%d" % cls.server.port
 
     @classmethod
     def tearDownClass(cls):
-        cls.proc.send_signal(signal.SIGTERM)
-        code = cls.proc.wait(timeout=10)
-        err = cls.proc.stderr.read()
-        cls.proc.stdout.close()
-        cls.proc.stderr.close()
+        code, err = cls.server.stop()
         if code != 0:
             raise AssertionError("ferry exits cleanly: " + err[-3000:])
 

@@ -8,18 +8,18 @@ python-socketio 5.7 hands no reason to a client's disconnect handler; the reason
 on the server's side, and the client's side checks that its handler ran."""
 import json
 import os
-import re
-import signal
-import subprocess
 import threading
 import time
 import unittest
 
 import socketio
 
-ROOT = os.environ.get("FERRY_ROOT", os.path.join(os.path.dirname(__file__), "..", "..", ".."))
-BUILD = os.path.join(ROOT, os.environ.get("FERRY_BUILD_DIR", "build-test"))
-SERVER = os.path.join(BUILD, "tests", "servers", "ferry-test-sio")
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ferrytest import Inbox, Server, binary  # noqa: E402  (this folder's shared helpers)
+
+SERVER = binary("tests", "servers", "ferry-test-sio")
 TRANSPORTS = {"polling": ["polling"], "websocket": ["websocket"], "upgrade": None}
 
 
@@ -45,14 +45,9 @@ class SioServer:
     """ferry-test-sio with its JSON event lines collected by a reader thread."""
 
     def __init__(self, *args):
-        self.proc = subprocess.Popen([SERVER, "--port", "0", *args], stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
-        line = self.proc.stdout.readline()
-        m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
-        if not m:
-            self.proc.kill()
-            raise RuntimeError("ferry-test-sio did not start: " + line + self.proc.stderr.read())
-        self.url = "http://127.0.0.1:%s" % m.group(1)
+        self.server = Server(SERVER, *args)
+        self.proc = self.server.proc
+        self.url = "http://127.0.0.1:%d" % self.server.port
         self.events = []
         self.taken = set()
         self.cond = threading.Condition()
@@ -81,43 +76,7 @@ class SioServer:
                 self.cond.wait(left)
 
     def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            code = self.proc.wait(timeout=10)
-        finally:
-            self.reader.join(5)
-            err = self.proc.stderr.read()
-            self.proc.stdout.close()
-            self.proc.stderr.close()
-        return code, err
-
-
-class Inbox:
-    """Events a client received, awaited without sleeping."""
-
-    def __init__(self):
-        self.items = []
-        self.cond = threading.Condition()
-
-    def put(self, item):
-        with self.cond:
-            self.items.append(item)
-            self.cond.notify_all()
-
-    def wait(self, n=1, timeout=5):
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while len(self.items) < n:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError("got %d of %d: %r" % (len(self.items), n, self.items))
-                self.cond.wait(left)
-            return list(self.items)
-
-    def take(self):
-        with self.cond:
-            out, self.items = self.items, []
-            return out
+        return self.server.stop(before_close=lambda: self.reader.join(5))
 
 
 class SocketIOInterop:

@@ -3,38 +3,22 @@ echo, permessage-deflate negotiated by the client's default offer, ping/pong, a 
 the limit closed with 1009, and a clean exit of the server (no leak under LSan)."""
 import asyncio
 import os
-import re
-import signal
-import subprocess
 import unittest
 
 import websockets
 
-ROOT = os.environ.get("FERRY_ROOT", os.path.join(os.path.dirname(__file__), "..", "..", ".."))
-BUILD = os.path.join(ROOT, os.environ.get("FERRY_BUILD_DIR", "build-test"))
-WS_ECHO = os.path.join(BUILD, "examples", "ws-echo", "ferry-ws-echo")
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ferrytest import Server, binary  # noqa: E402  (this folder's shared helpers)
+
+WS_ECHO = binary("examples", "ws-echo", "ferry-ws-echo")
 
 
-class WsEcho:
+class WsEcho(Server):
     def __init__(self, *args):
-        self.proc = subprocess.Popen([WS_ECHO, "--port", "0", *args], stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
-        line = self.proc.stdout.readline()
-        m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
-        if not m:
-            self.proc.kill()
-            raise RuntimeError("ws-echo did not start: " + line + self.proc.stderr.read())
-        self.url = "ws://127.0.0.1:%s/" % m.group(1)
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            code = self.proc.wait(timeout=10)
-        finally:
-            err = self.proc.stderr.read()
-            self.proc.stdout.close()
-            self.proc.stderr.close()
-        return code, err
+        super().__init__(WS_ECHO, *args)
+        self.url = "ws://127.0.0.1:%d/" % self.port
 
 
 class WsEchoTest(unittest.TestCase):
