@@ -14,6 +14,14 @@
  * Callbacks: a callback may call any function of this header on the objects it is given,
  * including the close and disconnect functions; the object stays valid until the callback
  * returns and is freed afterwards (ferry defers the free, as Redis does for clients).
+ *
+ * Signals: ferry installs no signal handler. It changes one disposition: ferry_server_new()
+ * sets SIGPIPE to SIG_IGN when, at that moment, SIGPIPE has its default disposition (SIG_DFL),
+ * which would end the process on a write to a connection the peer has reset. Writes then fail
+ * with EPIPE and the connection closes like any other I/O error. A handler or SIG_IGN that the
+ * application installed before is kept as it is; the change is process-wide and is not undone
+ * by ferry_server_close(). An application that restores SIG_DFL later must block SIGPIPE or
+ * handle it itself.
  */
 #ifndef FERRY_H
 #define FERRY_H
@@ -183,7 +191,8 @@ typedef struct ferry_server_config {
 FERRY_EXTERN void ferry_server_config_init(ferry_server_config *cfg);
 
 /** Create a server on loop (borrowed: the loop must outlive the server). cfg may be NULL for
- * the defaults; it is copied. On success *out is the server; nothing listens yet.
+ * the defaults; it is copied. On success *out is the server; nothing listens yet. Makes
+ * SIGPIPE harmless if it has its default disposition (see "Signals" at the top).
  * Returns 0, -FERRY_EINVAL for an invalid setting, or -FERRY_ENOMEM. */
 FERRY_EXTERN int ferry_server_new(uv_loop_t *loop, const ferry_server_config *cfg,
                                   ferry_server **out);

@@ -4,6 +4,7 @@
  * (listeners and remaining connections), then the server's own handles (the wheel timer and
  * the flush prepare); the user's callback runs after the last close callback, and the memory
  * is freed right after it returns. */
+#include <signal.h>
 #include <string.h>
 
 #include "common/assert.h"
@@ -43,6 +44,28 @@ static int valid_config(const ferry_server_config *c)
            c->max_session_queue_bytes > 0;
 }
 
+/* A write to a connection the peer has reset raises SIGPIPE, whose default action ends the
+ * process: one client hanging up during a WebSocket handshake (the 101 in one write, the open
+ * packet in a second that meets the reset) killed every session on the server (issue 9).
+ * libuv writes streams with write()/writev(), which take no MSG_NOSIGNAL, so the only
+ * protection that covers every write is the disposition: ignored, the write returns EPIPE and
+ * the connection closes like any other I/O error. Only the default disposition is changed; a
+ * handler or SIG_IGN the application chose is left as it is (ferry.h, "Signals"). */
+static void make_sigpipe_harmless(void)
+{
+#ifdef SIGPIPE
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) != 0)
+        return;
+    if ((sa.sa_flags & SA_SIGINFO) || sa.sa_handler != SIG_DFL)
+        return;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_IGN;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGPIPE, &sa, NULL);
+#endif
+}
+
 int ferry_server_new(uv_loop_t *loop, const ferry_server_config *cfg, ferry_server **out)
 {
     ferry_server_config defaults;
@@ -52,6 +75,7 @@ int ferry_server_new(uv_loop_t *loop, const ferry_server_config *cfg, ferry_serv
     }
     if (loop == NULL || out == NULL || !valid_config(cfg))
         return -FERRY_EINVAL;
+    make_sigpipe_harmless();
     ferry_server *srv = ferry_mem_calloc(1, sizeof(*srv));
     if (srv == NULL)
         return -FERRY_ENOMEM;

@@ -220,7 +220,6 @@ int main(int argc, char **argv)
     }
     /* Lines reach the test as soon as they are printed. */
     setvbuf(stdout, NULL, _IOLBF, 0);
-    signal(SIGPIPE, SIG_IGN);
     uv_loop_t *loop = uv_default_loop();
     ferry_server *srv;
     int rc = ferry_server_new(loop, &cfg, &srv);

@@ -331,7 +331,6 @@ int main(int argc, char **argv)
         }
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
-    signal(SIGPIPE, SIG_IGN);
     loop = uv_default_loop();
     ferry_server *srv;
     int rc = ferry_server_new(loop, &cfg, &srv);
