@@ -262,13 +262,41 @@ FERRY_EXTERN const char *ferry_session_id(const ferry_session *s);
 /** The current transport: "polling", "websocket", "sse" or "short-polling". Static string. */
 FERRY_EXTERN const char *ferry_session_transport(const ferry_session *s);
 
-/** A query parameter or request header (name case-insensitive) of the handshake request, or
- * NULL. The string lives as long as the session. */
+/* ---- the handshake request (Socket.IO's socket.handshake, at the engine level)
+ *
+ * What the request that opened the session carried, copied when the session was created:
+ * every string below is owned by the session, NUL-terminated, and valid while the session
+ * lives (until its close callback returns). None of these calls allocates. */
+
+/** A query parameter of the handshake request, percent-decoded ('+' as a space), or NULL.
+ * Names match case-sensitively, as Node's URLSearchParams and the reference server's query
+ * do ("EIO" is not "eio"); with a name given twice, the first value. */
 FERRY_EXTERN const char *ferry_session_query(const ferry_session *s, const char *name);
+/** A request header of the handshake request, or NULL. Names match case-insensitively (HTTP);
+ * with a header sent twice, the first one's value (not joined with ", " as Node does). */
 FERRY_EXTERN const char *ferry_session_header(const ferry_session *s, const char *name);
 
-/** The peer address of the handshake request as text ("127.0.0.1"), valid while the session
- * lives. */
+/** The i-th query parameter (from 0, in the order of the URL, repeated names included,
+ * Engine.IO's own EIO, transport, t included): returns its decoded name and stores its value
+ * in *value (value may be NULL), or returns NULL (and *value = NULL) once i is past the last.
+ *   for (size_t i = 0; (name = ferry_session_query_at(s, i, &value)) != NULL; i++) ... */
+FERRY_EXTERN const char *ferry_session_query_at(const ferry_session *s, size_t i,
+                                                const char **value);
+/** The i-th request header, the same way: the name as the client spelled it (Node lowercases
+ * names; compare them with strcasecmp) and its value. */
+FERRY_EXTERN const char *ferry_session_header_at(const ferry_session *s, size_t i,
+                                                 const char **value);
+
+/** The handshake request's target as the client sent it, not decoded: path and query
+ * ("/socket.io/?EIO=4&transport=polling&t=OXy1"), Socket.IO's handshake.url. */
+FERRY_EXTERN const char *ferry_session_url(const ferry_session *s);
+
+/** When the handshake was accepted, in milliseconds since the Unix epoch (wall clock;
+ * Socket.IO's handshake.issued). */
+FERRY_EXTERN uint64_t ferry_session_time(const ferry_session *s);
+
+/** The peer address of the handshake request as text ("127.0.0.1", "::1"; "" if the peer was
+ * already gone), Socket.IO's handshake.address. */
 FERRY_EXTERN const char *ferry_session_remote_addr(const ferry_session *s);
 
 FERRY_EXTERN void ferry_session_set_data(ferry_session *s, void *data);
@@ -294,7 +322,8 @@ FERRY_EXTERN int ferry_server_route(ferry_server *srv, const char *method, const
 
 FERRY_EXTERN const char *ferry_http_req_method(const ferry_http_req *req);
 FERRY_EXTERN const char *ferry_http_req_path(const ferry_http_req *req);
-/** Query parameter (percent-decoded) or header (case-insensitive) value, or NULL. */
+/** Query parameter (percent-decoded, name case-sensitive) or header (name case-insensitive)
+ * value, or NULL. */
 FERRY_EXTERN const char *ferry_http_req_query(const ferry_http_req *req, const char *name);
 FERRY_EXTERN const char *ferry_http_req_header(const ferry_http_req *req, const char *name);
 /** The body and its length; not NUL-terminated. */
@@ -461,13 +490,31 @@ FERRY_EXTERN ferry_session *ferry_socket_session(const ferry_socket *s);
 FERRY_EXTERN void ferry_socket_set_data(ferry_socket *s, void *data);
 FERRY_EXTERN void *ferry_socket_get_data(const ferry_socket *s);
 
-/** Handshake access. The CONNECT payload (Socket.IO's socket.handshake.auth): an object, {}
- * when the client sent none; owned by the socket, valid while it lives, do not modify. */
+/** Handshake access (Socket.IO's socket.handshake). The CONNECT payload (handshake.auth): an
+ * object, {} when the client sent none; owned by the socket, valid while it lives, do not
+ * modify. */
 FERRY_EXTERN const cJSON *ferry_socket_auth(const ferry_socket *s);
-/** A query parameter or header (name case-insensitive) of the Engine.IO handshake request, or
- * NULL; valid while the socket lives. */
+/** A query parameter (name case-sensitive, as ferry_session_query()) or header (name
+ * case-insensitive) of the Engine.IO handshake request of the socket's session, or NULL;
+ * valid while the socket lives. handshake.query[name], handshake.headers[name]. */
 FERRY_EXTERN const char *ferry_socket_query(const ferry_socket *s, const char *name);
 FERRY_EXTERN const char *ferry_socket_header(const ferry_socket *s, const char *name);
+/** Iterate over the query parameters and headers of the handshake request, as
+ * ferry_session_query_at() and ferry_session_header_at() do; strings valid while the socket
+ * lives. */
+FERRY_EXTERN const char *ferry_socket_query_at(const ferry_socket *s, size_t i,
+                                               const char **value);
+FERRY_EXTERN const char *ferry_socket_header_at(const ferry_socket *s, size_t i,
+                                                const char **value);
+/** handshake.url (the engine handshake's raw request target) and handshake.address (the
+ * peer's address as text), as ferry_session_url() and ferry_session_remote_addr(); valid while
+ * the socket lives. */
+FERRY_EXTERN const char *ferry_socket_url(const ferry_socket *s);
+FERRY_EXTERN const char *ferry_socket_address(const ferry_socket *s);
+/** handshake.issued: when the socket's CONNECT arrived (Socket.IO builds the handshake then,
+ * not at the engine handshake), in milliseconds since the Unix epoch. handshake.time is this
+ * as a date string. */
+FERRY_EXTERN uint64_t ferry_socket_time(const ferry_socket *s);
 
 /** Handle event on this socket only (replaces an earlier handler of the same event on this
  * socket; cb NULL removes it). event is copied. Returns 0, -FERRY_EINVAL, -FERRY_ELIMIT (more

@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/utf8.h"
+#include "common/wallclock.h"
 
 /* Queue entries are kept for reuse per server, so that queuing a packet does not call malloc
  * in steady state. */
@@ -55,16 +56,9 @@ void ferry_engine_drop_cache(ferry_server *srv)
 
 static void session_free(ferry_session *s)
 {
-    for (size_t i = 0; i < s->nquery; i++) {
-        ferry_mem_free(s->query[i].name);
-        ferry_mem_free(s->query[i].value);
-    }
-    for (size_t i = 0; i < s->nheaders; i++) {
-        ferry_mem_free(s->headers[i].name);
-        ferry_mem_free(s->headers[i].value);
-    }
-    ferry_mem_free(s->query);
-    ferry_mem_free(s->headers);
+    ferry_kv_free(s->query, s->nquery);
+    ferry_kv_free(s->headers, s->nheaders);
+    ferry_mem_free(s->url);
     ferry_mem_free(s);
 }
 
@@ -488,23 +482,6 @@ int ferry_engine_on_payload(ferry_transport *t, char *data, size_t len)
 
 /* ------------------------------------------------------------------ requests */
 
-static int copy_kv(ferry_kv **dst, size_t *n, const ferry_kv *src, size_t count)
-{
-    if (count == 0)
-        return 0;
-    *dst = ferry_mem_calloc(count, sizeof(ferry_kv));
-    if (*dst == NULL)
-        return -FERRY_ENOMEM;
-    for (size_t i = 0; i < count; i++) {
-        (*dst)[i].name = ferry_mem_strdup(src[i].name);
-        (*dst)[i].value = ferry_mem_strdup(src[i].value);
-        *n = i + 1;
-        if ((*dst)[i].name == NULL || (*dst)[i].value == NULL)
-            return -FERRY_ENOMEM;
-    }
-    return 0;
-}
-
 static ferry_session *session_new(ferry_server *srv, const ferry_transport_ops *ops,
                                   ferry_req *req)
 {
@@ -525,8 +502,10 @@ static ferry_session *session_new(ferry_server *srv, const ferry_transport_ops *
     }
     size_t n = ferry_base64url_encode(s->sid, raw, sizeof(raw));
     s->sid[n] = '\0';
-    if (copy_kv(&s->query, &s->nquery, req->query, req->nquery) != 0 ||
-        copy_kv(&s->headers, &s->nheaders, req->headers, req->nheaders) != 0) {
+    s->url = ferry_mem_strdup(req->url != NULL ? req->url : "");
+    s->time_ms = ferry_wall_ms();
+    if (s->url == NULL || ferry_kv_copy(&s->query, &s->nquery, req->query, req->nquery) != 0 ||
+        ferry_kv_copy(&s->headers, &s->nheaders, req->headers, req->nheaders) != 0) {
         s->state = SESSION_CLOSED;
         session_free(s);
         return NULL;
@@ -814,10 +793,43 @@ const char *ferry_session_transport(const ferry_session *s)
 
 const char *ferry_session_query(const ferry_session *s, const char *name)
 {
+    /* Case-sensitive, as URLSearchParams and the reference server's req._query are. */
     for (size_t i = 0; i < s->nquery; i++)
         if (strcmp(s->query[i].name, name) == 0)
             return s->query[i].value;
     return NULL;
+}
+
+static const char *kv_at(const ferry_kv *kv, size_t n, size_t i, const char **value)
+{
+    if (i >= n) {
+        if (value != NULL)
+            *value = NULL;
+        return NULL;
+    }
+    if (value != NULL)
+        *value = kv[i].value;
+    return kv[i].name;
+}
+
+const char *ferry_session_query_at(const ferry_session *s, size_t i, const char **value)
+{
+    return kv_at(s->query, s->nquery, i, value);
+}
+
+const char *ferry_session_header_at(const ferry_session *s, size_t i, const char **value)
+{
+    return kv_at(s->headers, s->nheaders, i, value);
+}
+
+const char *ferry_session_url(const ferry_session *s)
+{
+    return s->url;
+}
+
+uint64_t ferry_session_time(const ferry_session *s)
+{
+    return s->time_ms;
 }
 
 const char *ferry_session_header(const ferry_session *s, const char *name)

@@ -75,6 +75,8 @@ struct ferry_session {
     uint64_t pong_deadline;     /* loop time by which the pong is due (when awaiting_pong) */
     ferry_timer upgrade_timer;  /* probe deadline; also bounds a graceful close */
     /* The handshake request, kept for the application. */
+    char *url;         /* the raw request target */
+    uint64_t time_ms;  /* wall-clock time of the handshake, ms since the Unix epoch */
     ferry_kv *query;
     size_t nquery;
     ferry_kv *headers;

@@ -161,6 +161,11 @@ void ferry_http_close(ferry_http *http, void (*on_closed)(ferry_http *http));
 void ferry_http_free(ferry_http *http);
 
 /* ---- requests */
+/* Copy count pairs into a new array *dst (*n pairs). On -FERRY_ENOMEM, *dst and *n hold what
+ * was copied so far, for ferry_kv_free(). */
+int ferry_kv_copy(ferry_kv **dst, size_t *n, const ferry_kv *src, size_t count);
+void ferry_kv_free(ferry_kv *kv, size_t n);
+/* Query names match case-sensitively (URLSearchParams), header names case-insensitively. */
 const char *ferry_req_query_get(const ferry_req *req, const char *name);
 const char *ferry_req_header_get(const ferry_req *req, const char *name);
 /* Does the comma-separated header contain token (case-insensitive)? */

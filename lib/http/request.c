@@ -27,6 +27,34 @@ void ferry_req_free(ferry_req *req)
     ferry_mem_free(req);
 }
 
+int ferry_kv_copy(ferry_kv **dst, size_t *n, const ferry_kv *src, size_t count)
+{
+    *dst = NULL;
+    *n = 0;
+    if (count == 0)
+        return 0;
+    *dst = ferry_mem_calloc(count, sizeof(ferry_kv));
+    if (*dst == NULL)
+        return -FERRY_ENOMEM;
+    for (size_t i = 0; i < count; i++) {
+        (*dst)[i].name = ferry_mem_strdup(src[i].name);
+        (*dst)[i].value = ferry_mem_strdup(src[i].value);
+        *n = i + 1; /* what ferry_kv_free() must free, even when this pair failed */
+        if ((*dst)[i].name == NULL || (*dst)[i].value == NULL)
+            return -FERRY_ENOMEM;
+    }
+    return 0;
+}
+
+void ferry_kv_free(ferry_kv *kv, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        ferry_mem_free(kv[i].name);
+        ferry_mem_free(kv[i].value);
+    }
+    ferry_mem_free(kv);
+}
+
 const char *ferry_req_query_get(const ferry_req *req, const char *name)
 {
     for (size_t i = 0; i < req->nquery; i++)

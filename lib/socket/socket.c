@@ -8,6 +8,7 @@
 #include "common/base64.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/wallclock.h"
 #include "socket/internal.h"
 
 /* An emit of ours waiting for the client's ack. */
@@ -53,6 +54,7 @@ ferry_socket *sio_socket_new(sio_client *c, ferry_namespace *nsp, cJSON *auth)
     s->refcnt = 1; /* the membership's */
     s->state = SOCK_MIDDLEWARE;
     s->auth = auth;
+    s->time_ms = ferry_wall_ms();
     s->next_ack_id = 0;
     ferry_list_init(&s->nsp_link);
     ferry_list_init(&s->wait_link);
@@ -616,4 +618,37 @@ const char *ferry_socket_query(const ferry_socket *s, const char *name)
 const char *ferry_socket_header(const ferry_socket *s, const char *name)
 {
     return s->client != NULL ? ferry_session_header(s->client->session, name) : NULL;
+}
+
+const char *ferry_socket_query_at(const ferry_socket *s, size_t i, const char **value)
+{
+    if (s->client != NULL)
+        return ferry_session_query_at(s->client->session, i, value);
+    if (value != NULL)
+        *value = NULL;
+    return NULL;
+}
+
+const char *ferry_socket_header_at(const ferry_socket *s, size_t i, const char **value)
+{
+    if (s->client != NULL)
+        return ferry_session_header_at(s->client->session, i, value);
+    if (value != NULL)
+        *value = NULL;
+    return NULL;
+}
+
+const char *ferry_socket_url(const ferry_socket *s)
+{
+    return s->client != NULL ? ferry_session_url(s->client->session) : "";
+}
+
+const char *ferry_socket_address(const ferry_socket *s)
+{
+    return s->client != NULL ? ferry_session_remote_addr(s->client->session) : "";
+}
+
+uint64_t ferry_socket_time(const ferry_socket *s)
+{
+    return s->time_ms;
 }

@@ -116,6 +116,7 @@ struct ferry_socket {
     unsigned mw_next;
     int close_session;  /* the deferred disconnect closes the whole session */
     cJSON *auth;
+    uint64_t time_ms;   /* when the CONNECT arrived (handshake.issued), wall clock */
     ferry_list client_link;
     ferry_list nsp_link;
     ferry_list wait_link;

@@ -1,0 +1,156 @@
+/* ferry-test-handshake: a Socket.IO server for the tests of what an app learns about a client
+ * before and at its connection: the handshake accessors (socket.handshake) and the admission
+ * hook (allowRequest).
+ *
+ * It prints one JSON object per line on stdout, so that a test awaits the server's view:
+ *   {"event":"connect","id":"...","handshake":{...}}   for every socket of "/": the socket's
+ *       url, query [[name,value]...], headers [[name,value]...], address, time, auth, the
+ *       lookups query_a / query_A / header_x_custom (of names "a", "A", "X-CUSTOM"), and
+ *       "session": the same fields read from its Engine.IO session
+ * The first line is "ferry-test-handshake: listening on http://127.0.0.1:PORT/socket.io/".
+ *
+ * Flags: --port N (0) and the engine flags of shared/test_flags.h.
+ * SIGTERM or SIGINT closes the server; exit status 0 only if the loop closed clean. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ferry.h>
+
+#include "shared/test_flags.h"
+
+static uv_loop_t *loop;
+
+static void print_line(cJSON *o)
+{
+    char *text = cJSON_PrintUnformatted(o);
+    printf("%s\n", text);
+    cJSON_free(text);
+    cJSON_Delete(o);
+}
+
+typedef const char *(*pair_at_fn)(const void *obj, size_t i, const char **value);
+
+static cJSON *pairs(const void *obj, pair_at_fn at)
+{
+    cJSON *list = cJSON_CreateArray();
+    const char *name, *value;
+    for (size_t i = 0; (name = at(obj, i, &value)) != NULL; i++) {
+        cJSON *p = cJSON_CreateArray();
+        cJSON_AddItemToArray(p, cJSON_CreateString(name));
+        cJSON_AddItemToArray(p, cJSON_CreateString(value));
+        cJSON_AddItemToArray(list, p);
+    }
+    return list;
+}
+
+static const char *sock_query_at(const void *o, size_t i, const char **v)
+{
+    return ferry_socket_query_at(o, i, v);
+}
+static const char *sock_header_at(const void *o, size_t i, const char **v)
+{
+    return ferry_socket_header_at(o, i, v);
+}
+static const char *sess_query_at(const void *o, size_t i, const char **v)
+{
+    return ferry_session_query_at(o, i, v);
+}
+static const char *sess_header_at(const void *o, size_t i, const char **v)
+{
+    return ferry_session_header_at(o, i, v);
+}
+
+static void add_string_or_null(cJSON *o, const char *key, const char *v)
+{
+    cJSON_AddItemToObject(o, key, v != NULL ? cJSON_CreateString(v) : cJSON_CreateNull());
+}
+
+static void on_connection(ferry_socket *s, void *ud)
+{
+    (void)ud;
+    ferry_session *es = ferry_socket_session(s);
+    cJSON *hs = cJSON_CreateObject();
+    cJSON_AddStringToObject(hs, "url", ferry_socket_url(s));
+    cJSON_AddItemToObject(hs, "query", pairs(s, sock_query_at));
+    cJSON_AddItemToObject(hs, "headers", pairs(s, sock_header_at));
+    cJSON_AddStringToObject(hs, "address", ferry_socket_address(s));
+    cJSON_AddNumberToObject(hs, "time", (double)ferry_socket_time(s));
+    cJSON_AddItemToObject(hs, "auth", cJSON_Duplicate(ferry_socket_auth(s), 1));
+    add_string_or_null(hs, "query_a", ferry_socket_query(s, "a"));
+    add_string_or_null(hs, "query_A", ferry_socket_query(s, "A"));
+    add_string_or_null(hs, "header_x_custom", ferry_socket_header(s, "X-CUSTOM"));
+    cJSON *sess = cJSON_CreateObject();
+    cJSON_AddStringToObject(sess, "url", ferry_session_url(es));
+    cJSON_AddItemToObject(sess, "query", pairs(es, sess_query_at));
+    cJSON_AddItemToObject(sess, "headers", pairs(es, sess_header_at));
+    cJSON_AddStringToObject(sess, "address", ferry_session_remote_addr(es));
+    cJSON_AddNumberToObject(sess, "time", (double)ferry_session_time(es));
+    add_string_or_null(sess, "query_a", ferry_session_query(es, "a"));
+    add_string_or_null(sess, "query_A", ferry_session_query(es, "A"));
+    add_string_or_null(sess, "header_x_custom", ferry_session_header(es, "x-custom"));
+    cJSON_AddItemToObject(hs, "session", sess);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "event", "connect");
+    cJSON_AddStringToObject(o, "id", ferry_socket_id(s));
+    cJSON_AddItemToObject(o, "handshake", hs);
+    print_line(o);
+}
+
+typedef struct sigs {
+    uv_signal_t term, intr;
+    ferry_server *srv;
+} sigs;
+
+static void on_signal(uv_signal_t *sig, int signum)
+{
+    (void)signum;
+    sigs *g = sig->data;
+    ferry_server_close(g->srv, NULL, NULL);
+    uv_close((uv_handle_t *)&g->term, NULL);
+    uv_close((uv_handle_t *)&g->intr, NULL);
+}
+
+int main(int argc, char **argv)
+{
+    ferry_server_config cfg;
+    ferry_server_config_init(&cfg);
+    int port = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (v == NULL) {
+            fprintf(stderr, "ferry-test-handshake: %s needs a value\n", a);
+            return 2;
+        }
+        i++;
+        if (strcmp(a, "--port") == 0)
+            port = atoi(v);
+        else if (!test_engine_flag(&cfg, a, v)) {
+            fprintf(stderr, "ferry-test-handshake: unknown flag %s\n", a);
+            return 2;
+        }
+    }
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    loop = uv_default_loop();
+    ferry_server *srv;
+    int rc = ferry_server_new(loop, &cfg, &srv);
+    if (rc == 0)
+        rc = ferry_server_listen(srv, "127.0.0.1", port);
+    if (rc != 0) {
+        fprintf(stderr, "ferry-test-handshake: %s\n", ferry_strerror(rc));
+        return 1;
+    }
+    ferry_namespace_on_connection(ferry_of(srv, "/"), on_connection, NULL);
+    sigs g = {.srv = srv};
+    uv_signal_init(loop, &g.term);
+    uv_signal_init(loop, &g.intr);
+    g.term.data = g.intr.data = &g;
+    uv_signal_start_oneshot(&g.term, on_signal, SIGTERM);
+    uv_signal_start_oneshot(&g.intr, on_signal, SIGINT);
+    printf("ferry-test-handshake: listening on http://127.0.0.1:%d%s\n", ferry_server_port(srv),
+           cfg.path != NULL ? cfg.path : "/socket.io/");
+    uv_run(loop, UV_RUN_DEFAULT);
+    return uv_loop_close(loop) == 0 ? 0 : 1;
+}
