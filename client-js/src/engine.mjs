@@ -1,0 +1,565 @@
+// The Engine.IO v4 client: one session over polling, short-polling, SSE (fetch streaming) or
+// WebSocket; probe upgrades; ferry's extensions (docs/protocol.md) when the server lists them:
+// client pings for health, attach to switch transports without ending the session (messages
+// numbered and resent), and reports of every decision. See docs/client.md for the ladder.
+import { Emitter } from "./emitter.mjs";
+
+const SEP = "\x1e";
+// Better transports rank higher.
+export const RANK = { "short-polling": 0, polling: 1, sse: 2, websocket: 3 };
+const G = globalThis;
+const now = () => Date.now();
+const KEY = "ferry:transport:";
+
+const u8 = (d) => (d instanceof ArrayBuffer ? new Uint8Array(d) : new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+export const b64e = (d) => {
+  const u = u8(d);
+  let s = "";
+  for (let i = 0; i < u.length; i += 0x8000) s += String.fromCharCode.apply(null, u.subarray(i, i + 0x8000));
+  return btoa(s);
+};
+export const b64d = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0)).buffer;
+const isText = (d) => d == null || typeof d === "string";
+// "<type><data>" or "b<base64>" (the polling form) to {type, data}.
+export const decodeText = (s) => (s[0] === "b" ? { type: 4, data: b64d(s.slice(1)) } : { type: +s[0], data: s.slice(1) });
+export const encodeText = (p) => (isText(p.data) ? p.type + (p.data || "") : "b" + b64e(p.data));
+
+class Transport {
+  constructor(e, name, q) {
+    this.e = e;
+    this.name = name;
+    this.q = q; // extra query: sid, rx
+  }
+  url(ws) {
+    return this.e.url(this.name, this.q, ws);
+  }
+  pkt(p) {
+    if (!this.dead) this.e._packet(this, p);
+  }
+  opened() {
+    if (!this.dead && !this.up) (this.up = 1), this.e._topen(this);
+  }
+  fail(reason, info = {}) {
+    if (this.dead) return;
+    this.stop();
+    this.e._tdown(this, reason, info);
+  }
+  idle() {
+    return !this.busy;
+  }
+}
+
+// Long-polling, and short-polling (GETs answered at once, one every shortPollInterval).
+class Polling extends Transport {
+  open() {
+    this.poll();
+  }
+  fetch(url, o = {}) {
+    this.ac ||= new AbortController();
+    return this.e.fetch(url, { cache: "no-store", credentials: this.e.o.withCredentials ? "include" : "same-origin", signal: this.ac.signal, ...o });
+  }
+  async poll() {
+    while (!this.dead && !this.paused) {
+      const t0 = now();
+      let r, body;
+      this.getting = 1;
+      try {
+        r = await this.fetch(this.url());
+        body = await r.text();
+      } catch (err) {
+        r = { status: 0 };
+      }
+      this.getting = 0;
+      if (this.dead) return;
+      const held = now() - t0;
+      if (r.status !== 200) return this.fail(this.name === "polling" ? "poll-cut" : "poll-error", { status: r.status, held, body, retry: r.headers?.get("retry-after") });
+      this.opened();
+      this.e._held(this, held);
+      for (const s of body.split(SEP)) this.pkt(decodeText(s));
+      this._idle();
+      if (this.name === "short-polling" && !this.dead && !this.paused)
+        await new Promise((f) => (this.nap = setTimeout(f, body.length >= (this.e.hs?.maxPayload || 1e6) * 0.9 ? 0 : this.e.hs?.shortPollInterval || 1000), (this.wake = f)));
+    }
+  }
+  send(ps) {
+    this.busy = 1;
+    this.fetch(this.url(), { method: "POST", body: ps.map(encodeText).join(SEP), headers: { "content-type": "text/plain;charset=UTF-8" } })
+      .then((r) => r.status === 200 ? r.text() : Promise.reject(r.status))
+      .then(() => ((this.busy = 0), this._idle(), this.e._drain(this)), (s) => this.fail("post-error", { status: s }));
+  }
+  // Stop polling (an upgrade): cb once the held GET and the POST are done.
+  pause(cb) {
+    this.paused = 1;
+    this.onIdle = cb;
+    clearTimeout(this.nap);
+    this.wake?.();
+    this._idle();
+  }
+  _idle() {
+    if (this.onIdle && !this.getting && !this.busy) this.onIdle(), (this.onIdle = null);
+  }
+  stop() {
+    this.dead = 1;
+    clearTimeout(this.nap);
+    this.ac?.abort();
+  }
+}
+
+// Server-Sent Events read with fetch streaming (so a buffered stream is seen, and Node works);
+// upstream is POST as in polling.
+class SSE extends Polling {
+  open() {
+    this.stream();
+  }
+  async stream() {
+    const h = { accept: "text/event-stream" };
+    if (this.last != null) h["last-event-id"] = this.last;
+    let r;
+    try {
+      r = await this.e.fetch(this.url(), { cache: "no-store", credentials: this.e.o.withCredentials ? "include" : "same-origin", headers: h, signal: (this.sac = new AbortController()).signal });
+    } catch {
+      r = { status: 0 };
+    }
+    if (this.dead) return;
+    if (r.status !== 200) return this.fail("sse-refused", { status: r.status });
+    this.opened();
+    const rd = r.body.getReader();
+    const dec = new TextDecoder();
+    let buf = "",
+      data = null,
+      id = null;
+    try {
+      for (;;) {
+        const { value, done } = await rd.read();
+        if (done || this.dead) break;
+        buf += dec.decode(value, { stream: true });
+        let i;
+        while ((i = buf.indexOf("\n")) >= 0) {
+          let l = buf.slice(0, i);
+          buf = buf.slice(i + 1);
+          if (l.endsWith("\r")) l = l.slice(0, -1);
+          this.e._alive(this);
+          if (l === "") {
+            if (data != null) {
+              if (id != null) this.last = id;
+              this.pkt(data[0] === "x" ? decodeText(dec.decode(b64d(data.slice(1)))) : decodeText(data));
+            }
+            data = id = null;
+          } else if (l.startsWith("data:")) data = (data == null ? "" : data + "\n") + l.slice(l[5] === " " ? 6 : 5);
+          else if (l.startsWith("id:")) id = l.slice(l[3] === " " ? 4 : 3);
+        }
+      }
+    } catch {}
+    // A recycled or broken stream: resume after the last id (docs/protocol.md 3.4).
+    if (!this.dead) this.e._streamEnd(this);
+  }
+  stop() {
+    super.stop();
+    this.sac?.abort();
+  }
+}
+
+class WS extends Transport {
+  open() {
+    const W = this.e.o.WebSocket || G.WebSocket;
+    let ws;
+    try {
+      ws = this.ws = new W(this.url(1));
+    } catch {
+      return setTimeout(() => this.fail("ws-refused"));
+    }
+    ws.binaryType = "arraybuffer";
+    ws.onopen = () => this.opened();
+    ws.onmessage = (m) => {
+      this.e._alive(this);
+      this.pkt(typeof m.data === "string" ? decodeText(m.data) : { type: 4, data: m.data });
+    };
+    ws.onclose = () => this.fail(this.up ? "ws-closed" : "ws-refused");
+    ws.onerror = () => {};
+  }
+  send(ps) {
+    for (const p of ps) this.ws.send(isText(p.data) ? p.type + (p.data || "") : p.data);
+    setTimeout(() => this.e._drain(this));
+  }
+  pause(cb) {
+    cb();
+  }
+  stop() {
+    this.dead = 1;
+    const ws = this.ws;
+    if (ws) {
+      ws.onopen = ws.onmessage = ws.onclose = null;
+      try {
+        ws.close();
+      } catch {}
+    }
+  }
+}
+
+const T = { polling: Polling, "short-polling": Polling, sse: SSE, websocket: WS };
+
+// Options: path, query, transports (allowed, in the order tried at the start), upgrade, ext,
+// WebSocket (a constructor, e.g. npm ws in Node), fetch, storage, withCredentials, remember
+// (ms a winner is remembered; 0: never), rememberTimeout, probeTimeout, pingEvery, muteAfter,
+// reprobe (first re-probe delay), cutsToShort.
+export class Engine extends Emitter {
+  constructor(uri, o = {}) {
+    super();
+    const d = {
+      path: "/engine.io",
+      transports: ["polling", "websocket", "sse", "short-polling"],
+      upgrade: true,
+      ext: true,
+      remember: 864e5,
+      rememberTimeout: 3000,
+      probeTimeout: 3000,
+      pingEvery: 2000,
+      muteAfter: 4000,
+      reprobe: 5000,
+      cutsToShort: 2,
+    };
+    for (const k in o) if (o[k] !== undefined) d[k] = o[k];
+    this.o = o = d;
+    const u = new URL(uri, G.location?.href);
+    let p = o.path.replace(/\/$/, "") + "/";
+    this.base = u.origin + p;
+    this.key = KEY + this.base;
+    this.fetch = o.fetch || ((...a) => G.fetch(...a));
+    this.store = o.storage !== undefined ? o.storage : G.localStorage;
+    this.readyState = "opening";
+    this.wq = []; // packets waiting for the transport
+    this.sent = []; // messages sent and not yet acknowledged by a client-ping answer (ext)
+    this.tx = this.rx = 0;
+    this.bad = {}; // transport -> {until, n}: a failed transport is re-probed after a backoff
+    this.cuts = 0;
+    this.pid = 0;
+    this.open();
+  }
+
+  url(name, q = {}, ws) {
+    const s = new URLSearchParams({ ...this.o.query, EIO: 4, transport: name });
+    if (this.sid) s.set("sid", this.sid);
+    else if (this.o.ext) s.set("ferry", 1);
+    for (const k in q) s.set(k, q[k]);
+    return (ws ? this.base.replace(/^http/, "ws") : this.base) + "?" + s;
+  }
+
+  // ------------------------------------------------------------ the first transport
+  open() {
+    const a = this.o.transports;
+    const m = this.recall();
+    this.mem = a.length > 1 && m && a.includes(m.t) ? m : null;
+    this.t0 = now();
+    this.go(this.mem ? m.t : a[0], this.mem ? m.why : a.length === 1 ? "forced" : this.o.why || "start");
+  }
+  go(name, why) {
+    this.why = why;
+    const t = (this.transport = this.mk(name));
+    // A remembered transport that does not open in time: forget it, start over on polling.
+    if (this.mem && name !== "polling") this.fb = setTimeout(() => this.fallback(t.up ? (name === "sse" ? "sse-buffered" : "ws-mute") : "probe-timeout"), this.o.rememberTimeout);
+    t.open();
+  }
+  fallback(reason) {
+    clearTimeout(this.fb);
+    this.forget();
+    this.mem = null;
+    this.transport.stop();
+    this.fell = reason;
+    this.go(this.o.transports.includes("polling") ? "polling" : this.o.transports[0], reason);
+  }
+  mk(name, q) {
+    return new T[name](this, name, q);
+  }
+
+  recall() {
+    try {
+      const m = JSON.parse(this.store?.getItem(this.key));
+      return m && m.exp > now() ? m : null;
+    } catch {}
+  }
+  remember(t, why) {
+    try {
+      if (this.o.remember) this.store?.setItem(this.key, JSON.stringify({ t, why, exp: now() + this.o.remember }));
+    } catch {}
+  }
+  forget() {
+    try {
+      this.store?.removeItem(this.key);
+    } catch {}
+  }
+
+  // ------------------------------------------------------------ packets in
+  _packet(t, p) {
+    if (this.readyState === "closed") return;
+    if (t !== this.transport && t !== this.old) {
+      if (t === this.probe && p.type === 3 && p.data === "probe") this._probed(t);
+      return;
+    }
+    this._alive(t);
+    switch (p.type) {
+      case 0:
+        return this._open(t, JSON.parse(p.data));
+      case 1:
+        return this._close("transport close");
+      case 2:
+        this.hb();
+        return this.write({ type: 3, data: p.data });
+      case 3:
+        if (p.data[0] === "c") this._pong(p.data);
+        return;
+      case 4:
+        this.rx++;
+        return this.fire("message", p.data);
+    }
+  }
+
+  _open(t, hs) {
+    clearTimeout(this.fb);
+    this.hs = hs;
+    this.sid = hs.sid;
+    this.ext = (this.o.ext && hs.ext) || [];
+    this.readyState = "open";
+    this.hb();
+    this.fire("open", hs);
+    this.switched("", t.name, this.fell || this.why);
+    this.flush();
+    this.climb(10);
+  }
+
+  // Heartbeat: the session is lost after pingInterval + pingTimeout (+ the short-poll interval)
+  // without a packet. A hidden tab's timers fire late: what counts is the time since the last
+  // packet, checked again when the timer finally runs, with one grace period while hidden.
+  hb() {
+    const h = this.hs;
+    if (!h) return;
+    const lim = h.pingInterval + h.pingTimeout + (h.shortPollInterval || 0);
+    clearTimeout(this.hbt);
+    this.hbt = setTimeout(() => {
+      const idle = now() - this.last;
+      if (idle < lim) return this.hb();
+      if (G.document?.hidden && !this.grace) return (this.grace = 1), this.ping(), this.hb();
+      this._close("ping timeout");
+    }, lim);
+  }
+  _alive(t) {
+    if (t === this.transport || t === this.old) (this.last = now()), (this.grace = 0);
+  }
+
+  // ------------------------------------------------------------ packets out
+  send(data) {
+    this.write({ type: 4, data });
+  }
+  write(p) {
+    if (this.readyState === "closed") return;
+    if (typeof Blob !== "undefined" && p.data instanceof Blob) {
+      const b = p.data;
+      p.data = null;
+      p.wait = b.arrayBuffer().then((d) => ((p.data = d), (p.wait = null), this.flush()));
+    }
+    this.wq.push(p);
+    this.flush();
+  }
+  flush() {
+    const t = this.transport;
+    if (this.readyState !== "open" || !t.up || t.busy || t.paused || this.hold || !this.wq.length) return;
+    let n = 0;
+    while (n < this.wq.length && !this.wq[n].wait) n++;
+    if (!n) return;
+    const ps = this.wq.splice(0, n);
+    for (const p of ps) if (p.type === 4 && this.ext.includes("resume")) this.sent.push(((p.n = ++this.tx), p));
+    t.send(ps);
+  }
+  _drain(t) {
+    if (t === this.transport) this.flush(), this.fire("drain");
+  }
+
+  // ------------------------------------------------------------ client pings (ext "ping")
+  ping() {
+    if (!this.ext.includes("ping") || this.pinging || this.readyState !== "open") return;
+    this.pinging = { id: ++this.pid, at: now(), t: this.transport };
+    this.write({ type: 2, data: "c" + this.pid + ":" + this.rx });
+  }
+  _pong(d) {
+    const [id, srx] = d.slice(1).split(":").map(Number);
+    const p = this.pinging;
+    if (!p || p.id !== id) return;
+    this.pinging = null;
+    const ms = now() - p.at;
+    this.rtt = this.rtt ? (this.rtt * 3 + ms) / 4 : ms;
+    this.sent = this.sent.filter((m) => m.n > srx);
+    if (this.hold) {
+      // After an attach: resend every message the server has not taken, then go on.
+      this.hold = 0;
+      const re = this.sent.map((m) => ({ type: 4, data: m.data }));
+      this.sent = [];
+      this.tx = srx;
+      this.wq.unshift(...re);
+      this.flush();
+    }
+  }
+  // How long a client ping may wait for its answer before the transport counts as mute.
+  deadline() {
+    return this.o.muteAfter + 3 * (this.rtt || 0) + (this.transport.name === "short-polling" ? this.hs.shortPollInterval || 1000 : 0);
+  }
+  health() {
+    clearTimeout(this.ht);
+    if (!this.ext.includes("ping") || this.readyState !== "open") return;
+    const t = this.transport;
+    const p = this.pinging;
+    if (p && p.t === t && now() - p.at > this.deadline()) {
+      const r = t.name === "websocket" ? "ws-mute" : t.name === "sse" ? "sse-mute" : "poll-mute";
+      if (t.name !== "short-polling") return this.attach(t.name === "polling" ? "short-polling" : "polling", r);
+    }
+    if (!p || p.t !== t) this.pinging = null, this.ping();
+    this.ht = setTimeout(() => this.health(), RANK[t.name] > 1 ? this.o.pingEvery : 4 * this.o.pingEvery);
+  }
+
+  // ------------------------------------------------------------ switching
+  switched(from, to, reason, ms = now() - this.t0) {
+    this.t0 = now();
+    const ev = { from, to, reason, ms };
+    if (this.ext.includes("report")) this.write({ type: 6, data: JSON.stringify(ev) });
+    this.fire("transport", ev);
+    this.health();
+  }
+
+  // Attach (ext "resume"): move the session to another transport without a probe.
+  attach(name, reason) {
+    const old = this.transport;
+    old.stop();
+    this.backoff(old.name);
+    if (!this.ext.includes("resume")) return this._close("transport error");
+    this.t0 = now();
+    // The unsent queue goes back in front of the messages to resend after the answer.
+    this.hold = 1;
+    this.pinging = null;
+    const t = (this.transport = this.mk(name, { rx: this.rx }));
+    t.attaching = reason;
+    this.remember(name, reason);
+    t.open();
+  }
+  _topen(t) {
+    if (t === this.probe) return t.send([{ type: 2, data: "probe" }]);
+    if (t !== this.transport) return;
+    if (t.attaching) {
+      // Nothing upstream but a client ping until its answer (docs/protocol.md, attach).
+      const q = this.wq;
+      this.wq = [];
+      this.hold = 0;
+      this.ping();
+      this.hold = 1;
+      this.wq.push(...q);
+      const r = t.attaching;
+      t.attaching = 0;
+      return this.switched(this.from || "", t.name, r);
+    }
+    this.flush();
+  }
+  _held(t, ms) {
+    if (t === this.transport && t.name === "polling" && this.hs && ms > this.hs.pingInterval / 2) this.cuts = 0;
+  }
+  _streamEnd(t) {
+    if (t === this.probe) return t.fail("sse-refused");
+    if (t !== this.transport || this.readyState !== "open") return t === this.old ? (this.old = null) : 0;
+    t.q = {}; // a recycled stream resumes by Last-Event-ID (docs/protocol.md 3.4)
+    t.stream();
+  }
+  _tdown(t, reason, info) {
+    if (t === this.probe) return this._probeFail(t, reason);
+    if (t === this.old) return (this.old = null);
+    if (t !== this.transport) return;
+    if (this.readyState === "opening") {
+      clearTimeout(this.fb);
+      if (this.mem) return this.fallback(reason);
+      return this._close("transport error", info);
+    }
+    if (reason === "poll-cut" && info.status !== 400) {
+      this.cuts++;
+      this.from = t.name;
+      const short = this.cuts >= this.o.cutsToShort && this.o.transports.includes("short-polling");
+      if (short) this.remember("short-polling", "poll-cut");
+      if (this.ext.includes("resume")) return this.attach(short ? "short-polling" : "polling", "poll-cut");
+      return this._close("transport error", { cut: short });
+    }
+    if (this.readyState === "open" && info.status !== 400) {
+      this.from = t.name;
+      return this.attach(t.name === "short-polling" ? t.name : "polling", reason);
+    }
+    this._close("transport error", info);
+  }
+
+  // ------------------------------------------------------------ probes and promotion
+  backoff(name) {
+    const b = (this.bad[name] ||= { n: 0 });
+    b.until = now() + Math.min(this.o.reprobe * 2 ** b.n++, 3e5);
+  }
+  // Probe, one at a time (the server holds one probe per session), the better transports in
+  // order, after `ms`.
+  climb(ms) {
+    clearTimeout(this.ct);
+    if (!this.o.upgrade || this.readyState !== "open") return;
+    const cur = this.transport;
+    const ups = this.ext.length ? ["websocket", "sse"] : this.hs.upgrades || [];
+    const next = ups.filter((n) => this.o.transports.includes(n) && RANK[n] > RANK[cur.name] && (this.ext.length || RANK[cur.name] < 2));
+    if (!next.length) return;
+    const ready = next.find((n) => !(this.bad[n]?.until > now()));
+    if (!ready) return (this.ct = setTimeout(() => this.climb(0), Math.min(...next.map((n) => this.bad[n].until)) - now() + 10));
+    this.ct = setTimeout(() => {
+      if (this.probe || this.hold || cur !== this.transport) return this.climb(1000);
+      const t = (this.probe = this.mk(ready, {}));
+      t.started = now();
+      t.timer = setTimeout(() => t.fail(t.up ? (ready === "sse" ? "sse-buffered" : "ws-mute") : "probe-timeout"), this.o.probeTimeout);
+      t.open();
+    }, ms);
+  }
+  _probeFail(t, reason) {
+    clearTimeout(t.timer);
+    this.probe = null;
+    if (reason === "sse-refused" || reason === "post-error") reason = t.name === "sse" ? "sse-refused" : reason;
+    this.backoff(t.name);
+    this.fire("probe", { to: t.name, ok: false, reason });
+    if (this.ext.includes("report")) this.write({ type: 6, data: JSON.stringify({ from: this.transport.name, to: this.transport.name, reason, ms: now() - t.started }) });
+    if (this.recall()?.t === t.name) this.forget();
+    this.climb(0);
+  }
+  _probed(t) {
+    clearTimeout(t.timer);
+    const cur = this.transport;
+    cur.pause(() => {
+      if (t.dead || this.transport !== cur) return;
+      this.probe = null;
+      this.bad[t.name] = null;
+      t.send([{ type: 5 }]);
+      // Packets already on their way on the old transport are still taken until it ends.
+      this.old = RANK[cur.name] > 1 ? cur : null;
+      if (!this.old) cur.stop();
+      else setTimeout(() => this.old === cur && (cur.stop(), (this.old = null)), 2000);
+      this.transport = t;
+      this.t0 = t.started;
+      this.remember(t.name, "remembered");
+      this.switched(cur.name, t.name, "promoted");
+      this.flush();
+      this.climb(0);
+    });
+  }
+
+  // ------------------------------------------------------------ closing
+  close() {
+    if (this.readyState === "closed") return;
+    const t = this.transport;
+    if (this.readyState === "open" && t.up) {
+      this.wq.length = 0;
+      try {
+        t.send([{ type: 1 }]);
+      } catch {}
+    }
+    this._close("forced close");
+  }
+  _close(reason, info) {
+    if (this.readyState === "closed") return;
+    this.readyState = "closed";
+    for (const x of [this.transport, this.probe, this.old]) x && setTimeout(() => x.stop(), x === this.transport && reason === "forced close" ? 500 : 0);
+    for (const k of ["fb", "hbt", "ht", "ct"]) clearTimeout(this[k]);
+    this.fire("close", reason, info);
+  }
+}

@@ -1,0 +1,318 @@
+// The Socket.IO v5 client on the engine: packets (with binary attachments), namespaces,
+// acknowledgements, reconnection with backoff, connection-state recovery, offline buffer.
+import { Emitter } from "./emitter.mjs";
+import { Engine } from "./engine.mjs";
+
+const G = globalThis;
+const RESERVED = new Set(["connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener", "transport"]);
+const isBin = (d) => d instanceof ArrayBuffer || ArrayBuffer.isView(d) || (typeof Blob !== "undefined" && d instanceof Blob);
+const isObj = (d) => d && typeof d === "object";
+
+// Binary values out of the data, in order, as {_placeholder, num} (Socket.IO v5).
+function cut(d, bufs) {
+  if (isBin(d)) return { _placeholder: true, num: bufs.push(d) - 1 };
+  if (Array.isArray(d)) return d.map((x) => cut(x, bufs));
+  if (isObj(d) && !(d.toJSON instanceof Function)) {
+    const o = {};
+    for (const k in d) if (Object.hasOwn(d, k)) o[k] = cut(d[k], bufs);
+    return o;
+  }
+  return d;
+}
+function paste(d, bufs) {
+  if (isObj(d)) {
+    if (d._placeholder === true) {
+      if (!(d.num in bufs)) throw 0;
+      return bufs[d.num];
+    }
+    for (const k in d) d[k] = paste(d[k], bufs);
+  }
+  return d;
+}
+
+export function encode(p) {
+  const bufs = [];
+  const data = p.data === undefined ? undefined : cut(p.data, bufs);
+  let s = "" + (p.type + (bufs.length && p.type > 1 ? 3 : 0));
+  if (bufs.length) s += bufs.length + "-";
+  if (p.nsp && p.nsp !== "/") s += p.nsp + ",";
+  if (p.id != null) s += p.id;
+  if (data !== undefined) s += JSON.stringify(data);
+  return [s, ...bufs];
+}
+
+export function decode(s) {
+  const m = /^([0-6])(?:(\d+)-)?(?:(\/[^,]*),?)?(\d+)?([\s\S]*)$/.exec(s);
+  if (!m || !m[2] !== (m[1] < 5)) throw new Error("parse error");
+  const p = { type: +m[1], nsp: m[3] || "/", att: +m[2] || 0 };
+  if (m[4]) p.id = +m[4];
+  if (m[5]) p.data = JSON.parse(m[5]);
+  const t = p.type;
+  const ok = t === 0 || t === 4 ? p.data === undefined || isObj(p.data) : t === 1 ? p.data === undefined : Array.isArray(p.data) && (t === 3 || t === 6 || p.data.length > 0);
+  if (!ok) throw new Error("parse error");
+  return p;
+}
+
+export class Manager extends Emitter {
+  constructor(uri, o = {}) {
+    super();
+    this.uri = uri;
+    this.o = o = { path: "/socket.io", reconnection: true, reconnectionAttempts: Infinity, reconnectionDelay: 1000, reconnectionDelayMax: 5000, timeout: 20000, ...o };
+    this.nsps = {};
+    this.subs = {};
+    this.attempts = 0;
+    this.state = "closed";
+    const on = (w, e, f) => w?.addEventListener?.(e, f);
+    on(G, "online", () => this.rt && (clearTimeout(this.rt), (this.rt = 0), this.open("network-online")));
+    on(G.document, "visibilitychange", () => G.document.hidden || this.engine?.ping());
+    if (o.autoConnect !== false) this.open();
+  }
+  open(why) {
+    if (this.state !== "closed") return;
+    this.skip = 0;
+    this.state = "opening";
+    this.pend = null;
+    const e = (this.engine = new Engine(this.uri, { ...this.o, why }));
+    e.on("open", () => {
+      clearTimeout(this.ot);
+      this.state = "open";
+      if (this.attempts) this.fire("reconnect", this.attempts);
+      this.attempts = 0;
+      this.fire("open");
+      for (const n in this.nsps) this.nsps[n].active && this.nsps[n].onopen();
+    });
+    e.on("message", (d) => this.ondata(d));
+    e.on("close", (r, info) => e === this.engine && this.onclose(r, info));
+    e.on("transport", (ev) => {
+      this.fire("transport", ev);
+      for (const n in this.nsps) this.nsps[n].fire("transport", ev);
+    });
+    if (this.o.timeout !== false)
+      this.ot = setTimeout(() => {
+        if (this.state === "opening") e._close("timeout");
+      }, this.o.timeout);
+    this.fire("open_attempt");
+    return this;
+  }
+  connect(fn) {
+    return this.open(), this;
+  }
+  ondata(d) {
+    try {
+      if (this.pend) {
+        if (typeof d === "string") throw 0;
+        const p = this.pend;
+        p.bufs.push(d);
+        if (p.bufs.length < p.att) return;
+        this.pend = null;
+        p.data = paste(p.data, p.bufs);
+        return this.nsps[p.nsp]?.onpacket(p);
+      }
+      if (typeof d !== "string") throw 0;
+      const p = decode(d);
+      if (p.att) return (p.bufs = []), (this.pend = p);
+      this.nsps[p.nsp]?.onpacket(p);
+    } catch {
+      this.engine._close("parse error");
+    }
+  }
+  packet(p) {
+    for (const x of encode(p)) this.engine.send(x);
+  }
+  onclose(reason, info = {}) {
+    clearTimeout(this.ot);
+    const was = this.state;
+    this.state = "closed";
+    for (const n in this.nsps) {
+      const s = this.nsps[n];
+      if (s.connected) s.onclose(reason);
+      else if (was === "opening" && s.active) s.fire("connect_error", Object.assign(new Error(reason === "timeout" ? "timeout" : this.o.transports?.[0] === "websocket" ? "websocket error" : "xhr poll error"), { description: info.status, type: "TransportError" }));
+    }
+    this.fire("close", reason);
+    if (this.skip || !this.o.reconnection) return;
+    if (this.attempts >= this.o.reconnectionAttempts) return this.fire("reconnect_failed");
+    // Full jitter: a random delay up to the exponential bound; a server's Retry-After wins.
+    let d = Math.random() * Math.min(this.o.reconnectionDelayMax, this.o.reconnectionDelay * 2 ** this.attempts);
+    if (info.retry > 0) d = Math.max(d, info.retry * 1000);
+    this.attempts++;
+    this.rt = setTimeout(() => {
+      this.rt = 0;
+      this.fire("reconnect_attempt", this.attempts);
+      this.open(G.navigator?.onLine === false ? "reconnect" : "reconnect");
+    }, G.navigator?.onLine === false ? Math.max(d, 30000) : d);
+  }
+  socket(nsp, o) {
+    return this.nsps[nsp] || new Socket(this, nsp, o);
+  }
+  close() {
+    this.skip = 1;
+    clearTimeout(this.rt);
+    this.rt = 0;
+    if (this.engine && this.state !== "closed") this.engine.close();
+    else this.state = "closed";
+  }
+  disconnect() {
+    this.close();
+  }
+}
+
+export class Socket extends Emitter {
+  constructor(io, nsp, o = {}) {
+    super();
+    this.io = io;
+    this.nsp = nsp;
+    this.auth = o.auth;
+    this.max = o.maxBuffer ?? 1000; // emits kept while disconnected
+    this.ids = 0;
+    this.acks = {};
+    this.sendBuffer = [];
+    this.recvBuffer = [];
+    this.any = [];
+    this.flags = {};
+    this.connected = false;
+    this.recovered = false;
+    if (io.o.autoConnect !== false) this.connect();
+  }
+  get disconnected() {
+    return !this.connected;
+  }
+  get active() {
+    return this.io.nsps[this.nsp] === this;
+  }
+  connect() {
+    if (this.connected) return this;
+    this.io.nsps[this.nsp] = this;
+    if (this.io.state === "open") this.onopen();
+    else this.io.open();
+    return this;
+  }
+  open() {
+    return this.connect();
+  }
+  onopen() {
+    const send = (a) => this.packet({ type: 0, data: this._pid ? { pid: this._pid, offset: this._off, ...a } : a });
+    typeof this.auth === "function" ? this.auth(send) : send(this.auth);
+  }
+  packet(p) {
+    p.nsp = this.nsp;
+    this.io.packet(p);
+  }
+  send(...a) {
+    return this.emit("message", ...a);
+  }
+  emit(ev, ...args) {
+    if (RESERVED.has(ev)) throw new Error(`"${ev}" is a reserved event name`);
+    const f = this.flags;
+    this.flags = {};
+    const p = { type: 2, data: [ev, ...args] };
+    if (typeof args[args.length - 1] === "function") {
+      const id = (p.id = this.ids++);
+      const cb = p.data.pop();
+      const ms = f.timeout ?? this.io.o.ackTimeout;
+      if (ms === undefined) this.acks[id] = cb;
+      else {
+        const t = setTimeout(() => {
+          delete this.acks[id];
+          this.sendBuffer = this.sendBuffer.filter((q) => q !== p);
+          cb.call(this, new Error("operation has timed out"));
+        }, ms);
+        this.acks[id] = (...a) => (clearTimeout(t), cb.call(this, null, ...a));
+      }
+    }
+    if (this.connected) this.packet(p);
+    else if (!f.volatile) {
+      this.sendBuffer.push(p);
+      if (this.sendBuffer.length > this.max) this.sendBuffer.shift();
+    }
+    return this;
+  }
+  emitWithAck(ev, ...args) {
+    const e = this.flags.timeout !== undefined || this.io.o.ackTimeout !== undefined;
+    return new Promise((res, rej) => this.emit(ev, ...args, e ? (err, r) => (err ? rej(err) : res(r)) : res));
+  }
+  timeout(ms) {
+    this.flags.timeout = ms;
+    return this;
+  }
+  get volatile() {
+    this.flags.volatile = true;
+    return this;
+  }
+  onAny(f) {
+    this.any.push(f);
+    return this;
+  }
+  prependAny(f) {
+    this.any.unshift(f);
+    return this;
+  }
+  offAny(f) {
+    this.any = f ? this.any.filter((g) => g !== f) : [];
+    return this;
+  }
+  listenersAny() {
+    return this.any.slice();
+  }
+  onpacket(p) {
+    switch (p.type) {
+      case 0:
+        if (p.data?.sid) return this.onconnect(p.data.sid, p.data.pid);
+        return this.fire("connect_error", new Error("It seems you are trying to reach a Socket.IO server in v2.x with a v3.x client, but they are not compatible"));
+      case 2:
+      case 5: {
+        const a = p.data;
+        if (p.id != null) {
+          let done = 0;
+          a.push((...r) => done++ || this.packet({ type: 3, id: p.id, data: r }));
+        }
+        return this.connected ? this.event(a) : this.recvBuffer.push(a);
+      }
+      case 3:
+      case 6: {
+        const f = this.acks[p.id];
+        if (f) delete this.acks[p.id], f.apply(this, p.data);
+        return;
+      }
+      case 1:
+        this.destroy();
+        return this.onclose("io server disconnect");
+      case 4:
+        this.destroy();
+        return this.fire("connect_error", Object.assign(new Error(p.data?.message), { data: p.data?.data }));
+    }
+  }
+  event(a) {
+    for (const f of this.any.slice()) f.apply(this, a);
+    this.fire(...a);
+    if (this._pid && typeof a[a.length - 1] === "string") this._off = a[a.length - 1];
+  }
+  onconnect(id, pid) {
+    this.id = id;
+    this.recovered = !!pid && this._pid === pid;
+    this._pid = pid;
+    this.connected = true;
+    for (const a of this.recvBuffer.splice(0)) this.event(a);
+    for (const p of this.sendBuffer.splice(0)) this.packet(p);
+    this.fire("connect");
+  }
+  onclose(reason) {
+    if (!this.connected) return;
+    this.connected = false;
+    delete this.id;
+    this.fire("disconnect", reason);
+  }
+  destroy() {
+    if (this.active) delete this.io.nsps[this.nsp];
+    if (!Object.keys(this.io.nsps).length) this.io.close();
+  }
+  disconnect() {
+    if (this.connected) this.packet({ type: 1 });
+    const was = this.connected;
+    this.destroy();
+    if (was) this.onclose("io client disconnect");
+    return this;
+  }
+  close() {
+    return this.disconnect();
+  }
+}
