@@ -70,7 +70,10 @@ static int start_frame(ws_parser *p)
         if (len >> 63)
             return WS_CLOSE_PROTOCOL; /* the most significant bit must be 0 */
     }
-    memcpy(p->mask, h + pos, 4);
+    if (p->from_server)
+        memset(p->mask, 0, 4);
+    else
+        memcpy(p->mask, h + pos, 4);
     p->remaining = len;
     p->offset = 0;
     if (is_control(p->opcode)) {
@@ -151,16 +154,18 @@ int ws_parser_execute(ws_parser *p, char *data, size_t len, size_t *consumed)
             }
             if (p->hdr_len == 2) {
                 unsigned l7 = b & 0x7F;
-                if (!(b & 0x80)) {
-                    rc = WS_CLOSE_PROTOCOL; /* a client must mask every frame */
+                if (!(b & 0x80) != !!p->from_server) {
+                    /* A client must mask every frame, a server none (RFC 6455 5.1). */
+                    rc = WS_CLOSE_PROTOCOL;
                     break;
                 }
                 if (is_control(p->hdr[0] & 0x0F) && l7 > WS_MAX_CONTROL) {
                     rc = WS_CLOSE_PROTOCOL;
                     break;
                 }
-                p->hdr_need = (uint8_t)(2 + (l7 == 126 ? 2 : l7 == 127 ? 8 : 0) + 4);
-                continue;
+                p->hdr_need =
+                    (uint8_t)(2 + (l7 == 126 ? 2 : l7 == 127 ? 8 : 0) + (p->from_server ? 0 : 4));
+                /* An unmasked header of 2 bytes is already whole: go on to start the frame. */
             }
             if (p->hdr_len < p->hdr_need)
                 continue;
@@ -181,7 +186,8 @@ int ws_parser_execute(ws_parser *p, char *data, size_t len, size_t *consumed)
         if (n > p->remaining)
             n = (size_t)p->remaining;
         char *chunk = data + i;
-        unmask(p, chunk, n);
+        if (!p->from_server)
+            unmask(p, chunk, n);
         i += n;
         p->remaining -= n;
         if (is_control(p->opcode)) {

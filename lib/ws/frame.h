@@ -77,6 +77,7 @@ typedef struct ws_parser {
     uint64_t max_message;   /* payload bytes of one message on the wire */
     uint32_t max_fragments; /* frames of one message */
     int allow_rsv1;         /* permessage-deflate was negotiated */
+    int from_server;        /* client side (tools/ferry-bench): frames must come unmasked */
     int error;              /* the close code that failed the parse, or 0 */
     const ws_parser_callbacks *cb;
     void *ud;

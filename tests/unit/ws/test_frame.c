@@ -230,6 +230,45 @@ static void stays_failed(void **state)
     assert_int_equal(s.data_bytes, 0);
 }
 
+/* from_server (ferry-bench's client side): unmasked server frames at 7/16-bit lengths, byte by
+ * byte too; a masked frame from a server is 1002. */
+static void server_frames_client_side(void **state)
+{
+    static char payload[300];
+    memset(payload, 'x', sizeof(payload));
+    payload[0] = 'a';
+    payload[299] = 'z';
+    static const size_t lens[] = {0, 5, 125, 126, 300};
+    for (size_t k = 0; k < sizeof(lens) / sizeof(lens[0]); k++) {
+        uint8_t buf[320];
+        size_t h = ws_frame_header(buf, 1, 0, WS_OP_TEXT, lens[k]);
+        memcpy(buf + h, payload, lens[k]);
+        for (size_t step = 1; step <= h + lens[k]; step += h + lens[k] - 1) {
+            ws_parser p;
+            seen s = {0};
+            ws_parser_init(&p, &cbs, &s, 1000, 10);
+            p.from_server = 1;
+            int rc = 0;
+            for (size_t i = 0; i < h + lens[k] && rc == 0; i += step) {
+                size_t n = h + lens[k] - i < step ? h + lens[k] - i : step, used;
+                rc = ws_parser_execute(&p, (char *)buf + i, n, &used);
+            }
+            assert_int_equal(rc, 0);
+            assert_int_equal(s.data_bytes, lens[k]);
+            assert_int_equal(s.fins, 1);
+            if (lens[k] == 300)
+                assert_true(s.first == 'a' && s.last == 'z');
+        }
+    }
+    ws_parser p;
+    seen s = {0};
+    ws_parser_init(&p, &cbs, &s, 1000, 10);
+    p.from_server = 1;
+    char masked[] = {(char)0x81, (char)0x81, 1, 2, 3, 4, 'x'};
+    size_t used;
+    assert_int_equal(ws_parser_execute(&p, masked, sizeof(masked), &used), WS_CLOSE_PROTOCOL);
+}
+
 static void close_codes(void **state)
 {
     static const unsigned valid[] = {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011,
@@ -254,6 +293,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(fragment_limit_exact_and_over),
     cmocka_unit_test(stays_failed),
     cmocka_unit_test(close_codes),
+    cmocka_unit_test(server_frames_client_side),
 };
 
 FERRY_TEST_MAIN(tests)
