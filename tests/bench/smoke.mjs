@@ -1,0 +1,109 @@
+// ferry-bench against tools/ferry: each mode (connect, echo, broadcast, wire) on each transport
+// (websocket, polling, sse, short-polling), small and short; the JSON figures must be present
+// and make sense (every message sent came back, every publish reached every receiver, the wire
+// counts requests only where there are requests). Also: bad flags exit 2 with a message, and
+// a non-loopback address is refused. Usage: node smoke.mjs <ferry-bench> <ferry>
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { startServer } from "../lib/server.mjs";
+
+const [bench, ferry] = process.argv.slice(2);
+const all = ["websocket", "polling", "sse", "short-polling"];
+const dir = mkdtempSync(path.join(tmpdir(), "ferry-bench-smoke-"));
+
+function run(args, timeoutMs = 60000) {
+  return new Promise((resolve, reject) => {
+    const p = spawn(bench, args, { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    p.stdout.on("data", (d) => (out += d));
+    p.stderr.on("data", (d) => (err += d));
+    const t = setTimeout(() => {
+      p.kill("SIGKILL");
+      reject(new Error(`ferry-bench ${args.join(" ")} did not end in ${timeoutMs} ms`));
+    }, timeoutMs);
+    p.on("exit", (code) => {
+      clearTimeout(t);
+      resolve({ code, out, err });
+    });
+  });
+}
+
+let n = 0;
+async function bench1(port, pid, transport, mode, extra) {
+  const json = path.join(dir, `r${n++}.json`);
+  const args = ["--port", String(port), "--transport", transport, "--mode", mode, "--pid",
+    String(pid), "--poll-interval", "20", "--timeout", "60", "--json", json, ...extra];
+  const r = await run(args);
+  assert.equal(r.code, 0, `ferry-bench ${args.join(" ")} exited ${r.code}:\n${r.out}${r.err}`);
+  const j = JSON.parse(readFileSync(json, "utf8"));
+  assert.equal(j.ok, true, JSON.stringify(j));
+  assert.equal(j.mode, mode);
+  assert.equal(j.transport, transport);
+  assert.equal(j.ready, j.sessions, "sessions opened (broadcast: the receivers and the sender)");
+  assert.ok(j.connect.rate_per_s > 0);
+  assert.ok(j.connect.handshake.p50_us > 0);
+  assert.ok(j.connect.server_rss_after_kb > 0, "server memory read from /proc");
+  assert.ok(r.out.includes("connections per second"), "the human table");
+  return j;
+}
+
+const suite = await startServer(ferry, ["--suite", "--port", "0", "--ping-interval", "25000",
+  "--ping-timeout", "20000", "--transports", all.join(",")]);
+const relay = await startServer(ferry, ["--port", "0", "--allow-publish", "*",
+  "--publish-rate", "0", "--no-presence", "--transports", all.join(",")]);
+try {
+  for (const t of all) {
+    const c = await bench1(suite.port, suite.proc.pid, t, "connect", ["-n", "5", "--hold", "0.2"]);
+    assert.equal(c.ready, 5);
+    assert.equal(typeof c.connect.server_kb_per_session, "number");
+    assert.ok(c.connect.server_wakeups_per_s >= 0);
+
+    const e = await bench1(suite.port, suite.proc.pid, t, "echo",
+      ["-n", "3", "--inflight", "2", "--duration", "0.5"]);
+    assert.ok(e.echo.sent > 0);
+    assert.equal(e.echo.received, e.echo.sent, "every message came back");
+    assert.equal(e.echo.round_trip.count, e.echo.received);
+    assert.ok(e.echo.round_trip.p50_us > 0 && e.echo.round_trip.p99_us >= e.echo.round_trip.p50_us);
+    assert.ok(e.echo.messages_per_s > 0);
+    assert.ok(e.echo.server_cpu_us_per_message > 0);
+
+    const b = await bench1(relay.port, relay.proc.pid, t, "broadcast",
+      ["-n", "3", "--duration", "0.5"]);
+    assert.equal(b.broadcast.receivers, 3);
+    assert.ok(b.broadcast.sent > 0);
+    assert.equal(b.broadcast.received, b.broadcast.sent * 3, "every receiver got every publish");
+    assert.equal(b.broadcast.completed, b.broadcast.sent);
+    assert.ok(b.broadcast.deliveries_per_s > 0);
+
+    const w = await bench1(suite.port, suite.proc.pid, t, "wire", ["--messages", "10"]);
+    assert.equal(w.echo.sent, 10);
+    assert.equal(w.echo.received, 10);
+    assert.ok(w.wire.up_bytes_per_message >= 32 && w.wire.down_bytes_per_message >= 32);
+    if (t === "websocket") assert.equal(w.wire.requests_per_message, 0);
+    else assert.ok(w.wire.requests_per_message >= 1, JSON.stringify(w.wire));
+    console.log(`ok ${t}: echo ${e.echo.messages_per_s}/s, broadcast ` +
+      `${b.broadcast.deliveries_per_s}/s, wire ${w.wire.up_bytes_per_message}+` +
+      `${w.wire.down_bytes_per_message} B/message`);
+  }
+
+  const bad = await run(["--transport", "carrier-pigeon"]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.err, /--transport/);
+  const remote = await run(["--host", "192.0.2.1", "--port", "80"]);
+  assert.equal(remote.code, 2);
+  assert.match(remote.err, /loopback/);
+  const refused = await run(["--port", "1", "-n", "1", "--timeout", "10"]);
+  assert.equal(refused.code, 1, "a server that is not there is a failed run");
+  assert.match(refused.out, /failed/);
+} finally {
+  const c1 = await suite.stop();
+  const c2 = await relay.stop();
+  rmSync(dir, { recursive: true, force: true });
+  assert.equal(c1, 0, "ferry --suite exits 0 under the sanitizers");
+  assert.equal(c2, 0, "ferry (relay) exits 0 under the sanitizers");
+}
+console.log("bench.smoke: ok");

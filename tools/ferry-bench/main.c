@@ -1,0 +1,868 @@
+/* ferry-bench: a load generator and meter for any Engine.IO v4 / Socket.IO v5 server (ferry,
+ * Node's socket.io), over websocket, polling, sse or short-polling. `ferry-bench --help` lists
+ * the flags; docs/performance.md explains the figures and how make bench uses them.
+ *
+ * Modes:
+ *   connect    open N sessions (at most --concurrency handshakes at once): rate, handshake
+ *              latency; with --pid the server's memory per session (VmRSS) and CPU per
+ *              connection; then hold them --hold seconds: the server's wake-ups per second.
+ *   echo       N sessions each keep --inflight messages in flight: emit "message" (one string
+ *              argument, --size bytes) and wait for "message-back" with the same argument.
+ *              Round-trip p50/p99/p999, messages per second, server CPU per message.
+ *   broadcast  N receivers and one sender join room "bench" (emit "join" {room}, acked); the
+ *              sender emits "publish" {room, event:"m", data}, every receiver gets "m" data.
+ *              --inflight publishes may wait for their last receiver. Deliveries per second and
+ *              the time until the last receiver has a message.
+ *   wire       echo with one message in flight on one session (by default): bytes on the
+ *              wire per message each direction (HTTP headers included), requests per message.
+ * Every mode is bounded by --duration / --messages and by --timeout; only loopback addresses
+ * unless --allow-remote. The result is a table on stdout, and JSON with --json FILE. */
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "bench.h"
+
+bench B;
+
+static const char usage[] =
+    "usage: ferry-bench [flags]\n"
+    "  --host ADDR          server address, an IP literal (127.0.0.1)\n"
+    "  --port N             server port (8080)\n"
+    "  --path P             Engine.IO path (/socket.io/)\n"
+    "  --transport T        websocket | polling | sse | short-polling (websocket)\n"
+    "  --mode M             connect | echo | broadcast | wire (echo)\n"
+    "  -n, --sessions N     sessions (connect 100, echo 100, broadcast 100 receivers, wire 1)\n"
+    "  --concurrency N      handshakes in progress at once (100)\n"
+    "  --inflight N         echo: messages in flight per session (1); broadcast: publishes\n"
+    "                       not yet delivered to every receiver (4)\n"
+    "  --size N             payload bytes of a message (32)\n"
+    "  --duration S         echo/broadcast run time in seconds (5)\n"
+    "  --messages N         stop after N messages sent (echo/broadcast: none; wire: 100)\n"
+    "  --hold S             connect: keep the sessions open S seconds and count the\n"
+    "                       server's wake-ups (0)\n"
+    "  --timeout S          hard bound of the whole run (120)\n"
+    "  --poll-interval MS   short-polling: GET interval (the server's shortPollInterval)\n"
+    "  --pid PID            the server's process: memory per session and CPU per message\n"
+    "  --ferry              ask for ferry's extensions (ferry=1) on polling/websocket too\n"
+    "  --browser-headers    add the headers a browser sends to every HTTP request\n"
+    "  --json FILE          also write the result as JSON (- for stdout)\n"
+    "  --label TEXT         copied into the JSON (e.g. ferry or node)\n"
+    "  --allow-remote       allow a non-loopback server address\n";
+
+/* ---------------------------------------------------------------- helpers */
+
+uint64_t now_ns(void)
+{
+    return uv_hrtime();
+}
+
+void sample_add(uint32_t **arr, size_t *n, size_t *cap, uint64_t us)
+{
+    if (*n == *cap) {
+        if (*cap >= (64u << 20))
+            return; /* 256 MB of samples: enough */
+        size_t nc = *cap ? *cap * 2 : 4096;
+        uint32_t *p = realloc(*arr, nc * sizeof(**arr));
+        if (p == NULL)
+            return;
+        *arr = p;
+        *cap = nc;
+    }
+    (*arr)[(*n)++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The q-quantile (0..1) of sorted samples, in microseconds; -1 when there are none. */
+static double quantile(const uint32_t *a, size_t n, double q)
+{
+    if (n == 0)
+        return -1;
+    size_t i = (size_t)ceil(q * (double)n);
+    if (i > 0)
+        i--;
+    if (i >= n)
+        i = n - 1;
+    return a[i];
+}
+
+/* ---------------------------------------------------------------- the server's process */
+
+typedef struct proc_sample {
+    int ok;
+    uint64_t cpu_ns;   /* user + system of every thread, from schedstat */
+    uint64_t rss_kb;   /* VmRSS */
+    uint64_t switches; /* voluntary + involuntary context switches of every thread */
+} proc_sample;
+
+static int read_file(const char *path, char *buf, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    size_t n = fread(buf, 1, cap - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return 0;
+}
+
+static uint64_t status_field(const char *text, const char *key)
+{
+    const char *p = strstr(text, key);
+    return p ? strtoull(p + strlen(key), NULL, 10) : 0;
+}
+
+static proc_sample proc_read(int pid)
+{
+    proc_sample ps = {0};
+    if (pid <= 0)
+        return ps;
+    char path[64], text[4096];
+    snprintf(path, sizeof(path), "/proc/%d/status", pid);
+    if (read_file(path, text, sizeof(text)) != 0)
+        return ps;
+    ps.rss_kb = status_field(text, "VmRSS:");
+    snprintf(path, sizeof(path), "/proc/%d/task", pid);
+    DIR *d = opendir(path);
+    if (d == NULL)
+        return ps;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char p2[128];
+        snprintf(p2, sizeof(p2), "/proc/%d/task/%.20s/schedstat", pid, e->d_name);
+        if (read_file(p2, text, sizeof(text)) == 0)
+            ps.cpu_ns += strtoull(text, NULL, 10);
+        snprintf(p2, sizeof(p2), "/proc/%d/task/%.20s/status", pid, e->d_name);
+        if (read_file(p2, text, sizeof(text)) == 0)
+            ps.switches += status_field(text, "\nvoluntary_ctxt_switches:") +
+                           status_field(text, "nonvoluntary_ctxt_switches:");
+    }
+    closedir(d);
+    ps.ok = 1;
+    return ps;
+}
+
+static uint64_t self_cpu_ns(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000ull +
+           (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000ull;
+}
+
+/* ---------------------------------------------------------------- the run */
+
+enum { PH_CONNECT, PH_JOIN, PH_RUN, PH_DRAIN, PH_HOLD, PH_DONE };
+
+static struct {
+    int phase;
+    unsigned next_start; /* next session to start */
+    unsigned in_handshake;
+    uv_timer_t deadline, phase_timer;
+    uint64_t t0, t_connected, t_run, t_run_end, t_last_recv;
+    proc_sample p_before, p_connected, p_run, p_run_end, p_hold_end;
+    uint64_t self_cpu_run;
+    uint64_t bytes_in0, bytes_out0, requests0;
+    uint64_t bytes_in1, bytes_out1, requests1;
+    unsigned joined;
+    int timed_out;
+    /* broadcast */
+    struct slot {
+        uint64_t seq, t;
+        unsigned count;
+        int used;
+    } *slots;
+    unsigned outstanding;
+    uint64_t next_seq, completed;
+    uint64_t expected_deliveries;
+} R;
+
+static void finish(void);
+static void run_start(void);
+
+static void on_finish_timer(uv_timer_t *t)
+{
+    finish();
+}
+
+static unsigned receivers(void)
+{
+    return B.o.mode == MODE_BROADCAST ? B.n_sess - 1 : B.n_sess;
+}
+
+static void start_more(void)
+{
+    while (R.phase == PH_CONNECT && R.in_handshake < B.o.concurrency &&
+           R.next_start < B.n_sess) {
+        R.in_handshake++;
+        sess_start(&B.s[R.next_start++]);
+    }
+}
+
+static void check_connected(void)
+{
+    if (R.phase != PH_CONNECT || B.ready + B.failed < B.n_sess)
+        return;
+    R.t_connected = now_ns();
+    R.p_connected = proc_read(B.o.pid);
+    if (B.ready == 0 || (B.o.mode != MODE_CONNECT && B.failed > 0)) {
+        finish();
+        return;
+    }
+    if (B.o.mode == MODE_CONNECT) {
+        R.phase = PH_HOLD;
+        uv_timer_start(&R.phase_timer, on_finish_timer, (uint64_t)(B.o.hold_s * 1000), 0);
+        return;
+    }
+    if (B.o.mode == MODE_BROADCAST) {
+        R.phase = PH_JOIN;
+        for (unsigned i = 0; i < B.n_sess; i++) {
+            char pkt[128];
+            sess *s = &B.s[i];
+            int n = snprintf(pkt, sizeof(pkt), "42%u[\"join\",{\"room\":\"bench\"}]", ++s->next_ack);
+            sess_send(s, pkt, (size_t)n);
+        }
+        return;
+    }
+    run_start();
+}
+
+static void on_ready(sess *s)
+{
+    R.in_handshake--;
+    start_more();
+    check_connected();
+}
+
+static void on_dead(sess *s)
+{
+    if (R.phase == PH_CONNECT) {
+        R.in_handshake--;
+        start_more();
+        check_connected();
+    } else if (R.phase == PH_RUN || R.phase == PH_JOIN) {
+        finish(); /* a session lost in the middle invalidates the figures */
+    }
+}
+
+/* ---- echo */
+
+static void echo_send(sess *s)
+{
+    if (B.stopping || s->state != S_READY)
+        return;
+    if (B.o.max_messages && B.sent >= B.o.max_messages) {
+        B.stopping = 1;
+        return;
+    }
+    char stackbuf[2048];
+    size_t cap = (size_t)B.o.size + 96;
+    char *pkt = cap <= sizeof(stackbuf) ? stackbuf : malloc(cap);
+    if (pkt == NULL)
+        return;
+    int n = snprintf(pkt, cap, "42[\"message\",\"%llu:%u:%s\"]",
+                     (unsigned long long)(now_ns() / 1000), s->idx, B.pad);
+    if (n > 0 && (size_t)n < cap) {
+        s->outstanding++;
+        B.sent++;
+        sess_send(s, pkt, (size_t)n);
+    }
+    if (pkt != stackbuf)
+        free(pkt);
+}
+
+static void drain_check(void)
+{
+    if (R.phase != PH_DRAIN)
+        return;
+    if (B.o.mode == MODE_BROADCAST ? R.outstanding == 0 : B.received >= B.sent)
+        finish();
+}
+
+static void echo_event(sess *s, const char *name, size_t nlen, const char *rest, size_t len)
+{
+    if (nlen != 12 || memcmp(name, "message-back", 12) != 0)
+        return;
+    if (len < 3 || rest[0] != ',' || rest[1] != '"')
+        return;
+    uint64_t t = strtoull(rest + 2, NULL, 10);
+    uint64_t now = now_ns();
+    if (R.phase != PH_RUN && R.phase != PH_DRAIN)
+        return;
+    B.received++;
+    R.t_last_recv = now;
+    if (s->outstanding > 0)
+        s->outstanding--;
+    sample_add(&B.rt_lat, &B.rt_n, &B.rt_cap, now / 1000 - t);
+    if (R.phase == PH_RUN)
+        echo_send(s);
+    if (B.stopping && R.phase == PH_RUN && B.received >= B.sent) {
+        R.phase = PH_DRAIN;
+        R.t_run_end = now;
+    }
+    drain_check();
+}
+
+/* ---- broadcast */
+
+static void bc_publish(void)
+{
+    sess *snd = &B.s[0];
+    while (!B.stopping && R.outstanding < B.o.inflight && snd->state == S_READY) {
+        if (B.o.max_messages && B.sent >= B.o.max_messages) {
+            B.stopping = 1;
+            break;
+        }
+        uint64_t seq = R.next_seq++;
+        struct slot *sl = &R.slots[seq % B.o.inflight];
+        if (sl->used)
+            break;
+        sl->used = 1;
+        sl->seq = seq;
+        sl->count = 0;
+        sl->t = now_ns();
+        char stackbuf[2048];
+        size_t cap = (size_t)B.o.size + 160;
+        char *pkt = cap <= sizeof(stackbuf) ? stackbuf : malloc(cap);
+        if (pkt == NULL)
+            return;
+        int n = snprintf(pkt, cap,
+                         "42%u[\"publish\",{\"room\":\"bench\",\"event\":\"m\",\"data\":"
+                         "\"%llu:%llu:%s\"}]",
+                         ++snd->next_ack, (unsigned long long)(sl->t / 1000),
+                         (unsigned long long)seq, B.pad);
+        R.outstanding++;
+        B.sent++;
+        sess_send(snd, pkt, (size_t)n);
+        if (pkt != stackbuf)
+            free(pkt);
+    }
+}
+
+static void bc_event(sess *s, const char *name, size_t nlen, const char *rest, size_t len)
+{
+    if (nlen != 1 || name[0] != 'm' || len < 3 || rest[0] != ',' || rest[1] != '"')
+        return;
+    if (R.phase != PH_RUN && R.phase != PH_DRAIN)
+        return;
+    char *p;
+    uint64_t t = strtoull(rest + 2, &p, 10);
+    if (*p != ':')
+        return;
+    uint64_t seq = strtoull(p + 1, NULL, 10);
+    uint64_t now = now_ns();
+    B.received++;
+    R.t_last_recv = now;
+    struct slot *sl = &R.slots[seq % B.o.inflight];
+    if (!sl->used || sl->seq != seq)
+        return;
+    if (++sl->count < receivers())
+        return;
+    sl->used = 0;
+    R.outstanding--;
+    R.completed++;
+    sample_add(&B.rt_lat, &B.rt_n, &B.rt_cap, now / 1000 - t);
+    if (R.phase == PH_RUN) {
+        bc_publish();
+        if (B.stopping && R.outstanding == 0) {
+            R.phase = PH_DRAIN;
+            R.t_run_end = now;
+        }
+    }
+    drain_check();
+}
+
+static void bc_ack(sess *s, uint32_t id, const char *args, size_t len)
+{
+    if (R.phase != PH_JOIN || s->joined)
+        return;
+    s->joined = 1;
+    if (++R.joined == B.n_sess)
+        run_start();
+}
+
+/* ---- phases */
+
+static void on_run_timer(uv_timer_t *t)
+{
+    if (R.phase != PH_RUN)
+        return;
+    B.stopping = 1;
+    R.phase = PH_DRAIN;
+    R.t_run_end = now_ns();
+    /* What is in flight may arrive for 2 more seconds, then the run ends anyway. */
+    uv_timer_start(&R.phase_timer, on_finish_timer, 2000, 0);
+    drain_check();
+}
+
+static void run_start(void)
+{
+    R.phase = PH_RUN;
+    R.p_run = proc_read(B.o.pid);
+    R.self_cpu_run = self_cpu_ns();
+    R.bytes_in0 = B.bytes_in;
+    R.bytes_out0 = B.bytes_out;
+    R.requests0 = B.requests;
+    R.t_run = now_ns();
+    if (B.o.mode != MODE_WIRE || B.o.max_messages == 0)
+        uv_timer_start(&R.phase_timer, on_run_timer, (uint64_t)(B.o.duration_s * 1000), 0);
+    else
+        uv_timer_start(&R.phase_timer, on_run_timer, (uint64_t)(B.o.timeout_s * 1000), 0);
+    if (B.o.mode == MODE_BROADCAST) {
+        bc_publish();
+        return;
+    }
+    for (unsigned k = 0; k < B.o.inflight; k++)
+        for (unsigned i = 0; i < B.n_sess; i++)
+            echo_send(&B.s[i]);
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+    R.timed_out = 1;
+    if (!B.first_error[0])
+        snprintf(B.first_error, sizeof(B.first_error), "--timeout reached in phase %d",
+                 R.phase);
+    finish();
+}
+
+/* ---------------------------------------------------------------- output */
+
+static double per(double a, double b)
+{
+    return b > 0 ? a / b : 0;
+}
+
+static void put_num(cJSON *o, const char *k, double v)
+{
+    cJSON_AddNumberToObject(o, k, round(v * 1000) / 1000);
+}
+
+static cJSON *lat_json(uint32_t *a, size_t n)
+{
+    if (n > 1)
+        qsort(a, n, sizeof(*a), cmp_u32);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "count", (double)n);
+    put_num(o, "p50_us", quantile(a, n, 0.50));
+    put_num(o, "p99_us", quantile(a, n, 0.99));
+    put_num(o, "p999_us", quantile(a, n, 0.999));
+    put_num(o, "max_us", n ? (double)a[n - 1] : -1.0);
+    return o;
+}
+
+static void print_row(const char *k, const char *fmt_unit, double v)
+{
+    printf("  %-34s %14.2f %s\n", k, v, fmt_unit);
+}
+
+static void report(void)
+{
+    cJSON *o = cJSON_CreateObject();
+    static const char *modes[] = {"connect", "echo", "broadcast", "wire"};
+    cJSON_AddStringToObject(o, "mode", modes[B.o.mode]);
+    cJSON_AddStringToObject(o, "transport", transport_name(B.o.transport));
+    if (B.o.label)
+        cJSON_AddStringToObject(o, "label", B.o.label);
+    cJSON_AddNumberToObject(o, "sessions", B.n_sess);
+    cJSON_AddNumberToObject(o, "size", B.o.size);
+    cJSON_AddNumberToObject(o, "inflight", B.o.inflight);
+    cJSON_AddNumberToObject(o, "ready", B.ready);
+    cJSON_AddNumberToObject(o, "failed", B.failed);
+    cJSON_AddNumberToObject(o, "closed_early", B.closed_early);
+    cJSON_AddBoolToObject(o, "ok", !R.timed_out && B.failed == 0 && B.closed_early == 0);
+    if (B.first_error[0])
+        cJSON_AddStringToObject(o, "error", B.first_error);
+
+    printf("ferry-bench %s over %s: %u sessions (%u ready, %u failed, %u lost)%s%s\n",
+           modes[B.o.mode], transport_name(B.o.transport), B.n_sess, B.ready, B.failed,
+           B.closed_early, B.first_error[0] ? "; first error: " : "", B.first_error);
+
+    double connect_s = (double)(R.t_connected - R.t0) / 1e9;
+    cJSON *c = cJSON_AddObjectToObject(o, "connect");
+    put_num(c, "seconds", connect_s);
+    put_num(c, "rate_per_s", per(B.ready, connect_s));
+    cJSON_AddItemToObject(c, "handshake", lat_json(B.hs_lat, B.hs_n));
+    print_row("connections per second", "/s", per(B.ready, connect_s));
+    print_row("handshake p50", "us", quantile(B.hs_lat, B.hs_n, 0.5));
+    print_row("handshake p99", "us", quantile(B.hs_lat, B.hs_n, 0.99));
+    if (R.p_before.ok && R.p_connected.ok && B.ready > 0) {
+        double kb = per((double)R.p_connected.rss_kb - (double)R.p_before.rss_kb, B.ready);
+        double cpu = per((double)(R.p_connected.cpu_ns - R.p_before.cpu_ns) / 1000, B.ready);
+        put_num(c, "server_rss_before_kb", (double)R.p_before.rss_kb);
+        put_num(c, "server_rss_after_kb", (double)R.p_connected.rss_kb);
+        put_num(c, "server_kb_per_session", kb);
+        put_num(c, "server_cpu_us_per_connection", cpu);
+        print_row("server memory per session", "KB", kb);
+        print_row("server CPU per connection", "us", cpu);
+    }
+    if (B.o.mode == MODE_CONNECT && R.p_hold_end.ok && B.o.hold_s > 0) {
+        double secs = (double)(R.t_run_end - R.t_connected) / 1e9;
+        double w = per((double)(R.p_hold_end.switches - R.p_connected.switches), secs);
+        double cpu = per((double)(R.p_hold_end.cpu_ns - R.p_connected.cpu_ns) / 1e6, secs);
+        put_num(c, "hold_seconds", secs);
+        put_num(c, "server_wakeups_per_s", w);
+        put_num(c, "server_idle_cpu_ms_per_s", cpu);
+        print_row("server wake-ups while idle", "/s", w);
+        print_row("server CPU while idle", "ms/s", cpu);
+    }
+
+    if (B.o.mode != MODE_CONNECT && R.t_run) {
+        uint64_t end = R.t_run_end ? R.t_run_end : now_ns();
+        double secs = (double)(end - R.t_run) / 1e9;
+        cJSON *r = cJSON_AddObjectToObject(o, B.o.mode == MODE_BROADCAST ? "broadcast" : "echo");
+        put_num(r, "seconds", secs);
+        cJSON_AddNumberToObject(r, "sent", (double)B.sent);
+        cJSON_AddNumberToObject(r, "received", (double)B.received);
+        double cpu_ns = R.p_run_end.ok ? (double)(R.p_run_end.cpu_ns - R.p_run.cpu_ns) : 0;
+        double self = (double)(self_cpu_ns() - R.self_cpu_run);
+        if (B.o.mode == MODE_BROADCAST) {
+            cJSON_AddNumberToObject(r, "receivers", receivers());
+            cJSON_AddNumberToObject(r, "completed", (double)R.completed);
+            cJSON_AddNumberToObject(r, "expected_deliveries", (double)(B.sent * receivers()));
+            put_num(r, "deliveries_per_s", per((double)B.received, secs));
+            cJSON_AddItemToObject(r, "last_receiver", lat_json(B.rt_lat, B.rt_n));
+            print_row("publishes", "", (double)B.sent);
+            print_row("deliveries", "", (double)B.received);
+            print_row("deliveries per second", "/s", per((double)B.received, secs));
+            print_row("time to last receiver p50", "us", quantile(B.rt_lat, B.rt_n, 0.5));
+            print_row("time to last receiver p99", "us", quantile(B.rt_lat, B.rt_n, 0.99));
+            if (R.p_run_end.ok) {
+                put_num(r, "server_cpu_us_per_delivery", per(cpu_ns / 1000, (double)B.received));
+                print_row("server CPU per delivery", "us", per(cpu_ns / 1000, (double)B.received));
+            }
+        } else {
+            put_num(r, "messages_per_s", per((double)B.received, secs));
+            cJSON_AddItemToObject(r, "round_trip", lat_json(B.rt_lat, B.rt_n));
+            print_row("messages sent", "", (double)B.sent);
+            print_row("messages received", "", (double)B.received);
+            print_row("messages per second", "/s", per((double)B.received, secs));
+            print_row("round trip p50", "us", quantile(B.rt_lat, B.rt_n, 0.5));
+            print_row("round trip p99", "us", quantile(B.rt_lat, B.rt_n, 0.99));
+            print_row("round trip p999", "us", quantile(B.rt_lat, B.rt_n, 0.999));
+            if (R.p_run_end.ok) {
+                put_num(r, "server_cpu_us_per_message", per(cpu_ns / 1000, (double)B.received));
+                print_row("server CPU per message", "us", per(cpu_ns / 1000, (double)B.received));
+            }
+        }
+        put_num(r, "client_cpu_us_per_message", per(self / 1000, (double)B.received));
+        if (R.p_run_end.ok)
+            put_num(r, "server_cpu_s", cpu_ns / 1e9);
+        /* The wire: both directions, HTTP headers included, per message (echo: one message
+         * each way; broadcast: per delivery). */
+        double msgs = (double)B.received;
+        cJSON *w = cJSON_AddObjectToObject(o, "wire");
+        double up = (double)(R.bytes_out1 - R.bytes_out0), down = (double)(R.bytes_in1 - R.bytes_in0);
+        double reqs = (double)(R.requests1 - R.requests0);
+        cJSON_AddNumberToObject(w, "messages", msgs);
+        cJSON_AddNumberToObject(w, "bytes_up", up);
+        cJSON_AddNumberToObject(w, "bytes_down", down);
+        cJSON_AddNumberToObject(w, "requests", reqs);
+        put_num(w, "up_bytes_per_message", per(up, msgs));
+        put_num(w, "down_bytes_per_message", per(down, msgs));
+        put_num(w, "requests_per_message", per(reqs, msgs));
+        put_num(w, "payload_bytes", B.o.size);
+        print_row("wire: bytes up per message", "B", per(up, msgs));
+        print_row("wire: bytes down per message", "B", per(down, msgs));
+        print_row("wire: HTTP requests per message", "", per(reqs, msgs));
+    }
+
+    if (B.o.json_path != NULL) {
+        char *text = cJSON_Print(o);
+        if (strcmp(B.o.json_path, "-") == 0) {
+            printf("%s\n", text);
+        } else {
+            FILE *f = fopen(B.o.json_path, "w");
+            if (f == NULL) {
+                fprintf(stderr, "ferry-bench: cannot write %s: %s\n", B.o.json_path,
+                        strerror(errno));
+            } else {
+                fprintf(f, "%s\n", text);
+                fclose(f);
+            }
+        }
+        cJSON_free(text);
+    }
+    cJSON_Delete(o);
+}
+
+static void finish(void)
+{
+    if (R.phase == PH_DONE)
+        return;
+    int phase = R.phase;
+    R.phase = PH_DONE;
+    uint64_t now = now_ns();
+    if (!R.t_connected)
+        R.t_connected = now;
+    if (phase == PH_HOLD) {
+        R.t_run_end = now;
+        R.p_hold_end = proc_read(B.o.pid);
+    }
+    if (R.t_run) {
+        if (!R.t_run_end)
+            R.t_run_end = now;
+        /* When every reply came, the run ends with the last one. */
+        if (phase == PH_DRAIN && R.t_last_recv > R.t_run_end)
+            R.t_run_end = R.t_last_recv;
+        R.p_run_end = proc_read(B.o.pid);
+        R.bytes_in1 = B.bytes_in;
+        R.bytes_out1 = B.bytes_out;
+        R.requests1 = B.requests;
+    }
+    B.finishing = 1;
+    report();
+    fflush(stdout);
+    for (unsigned i = 0; i < B.n_sess; i++) {
+        if (B.s[i].state != S_IDLE) {
+            B.s[i].state = S_DEAD;
+            sess_close(&B.s[i]);
+        }
+    }
+    uv_close((uv_handle_t *)&R.deadline, NULL);
+    uv_close((uv_handle_t *)&R.phase_timer, NULL);
+}
+
+/* ---------------------------------------------------------------- flags */
+
+static int parse_uint(const char *flag, const char *v, unsigned long long max,
+                      unsigned long long *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (errno || *end || end == v || x > max || v[0] == '-') {
+        fprintf(stderr, "ferry-bench: %s wants a whole number up to %llu, not '%s'\n", flag, max,
+                v);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+static int parse_seconds(const char *flag, const char *v, double max, double *out)
+{
+    char *end;
+    double x = strtod(v, &end);
+    if (*end || end == v || !(x >= 0 && x <= max)) {
+        fprintf(stderr, "ferry-bench: %s wants seconds from 0 to %g, not '%s'\n", flag, max, v);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+static int is_loopback(const struct sockaddr_storage *a)
+{
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)a;
+        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    }
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)a;
+    static const unsigned char one[16] = {[15] = 1};
+    return memcmp(&in6->sin6_addr, one, 16) == 0;
+}
+
+static int parse_flags(int argc, char **argv)
+{
+    bench_opts *o = &B.o;
+    o->host = "127.0.0.1";
+    o->port = 8080;
+    o->path = "/socket.io/";
+    o->transport = TR_WEBSOCKET;
+    o->mode = MODE_ECHO;
+    o->concurrency = 100;
+    o->size = 32;
+    o->duration_s = 5;
+    o->timeout_s = 120;
+    unsigned long long n_sess = 0, inflight = 0, messages = 0, v;
+    int have_messages = 0, allow_remote = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(usage, stdout);
+            return 1;
+        }
+        if (strcmp(a, "--ferry") == 0) {
+            o->ferry_ext = 1;
+            continue;
+        }
+        if (strcmp(a, "--browser-headers") == 0) {
+            o->browser_headers = 1;
+            continue;
+        }
+        if (strcmp(a, "--allow-remote") == 0) {
+            allow_remote = 1;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "ferry-bench: unknown flag or missing value: '%s' (see --help)\n", a);
+            return -1;
+        }
+        const char *val = argv[++i];
+        int rc = 0;
+        if (strcmp(a, "--host") == 0) {
+            o->host = val;
+        } else if (strcmp(a, "--port") == 0) {
+            rc = parse_uint(a, val, 65535, &v);
+            o->port = (int)v;
+        } else if (strcmp(a, "--path") == 0) {
+            o->path = val;
+            if (val[0] != '/' || strlen(val) > 200 || strpbrk(val, " \r\n?#")) {
+                fprintf(stderr, "ferry-bench: --path must start with / (at most 200 bytes)\n");
+                return -1;
+            }
+        } else if (strcmp(a, "--transport") == 0) {
+            int t = -1;
+            for (int k = 0; k < 4; k++)
+                if (strcmp(val, transport_name(k)) == 0)
+                    t = k;
+            if (t < 0) {
+                fprintf(stderr, "ferry-bench: --transport: websocket, polling, sse or "
+                                "short-polling, not '%s'\n",
+                        val);
+                return -1;
+            }
+            o->transport = t;
+        } else if (strcmp(a, "--mode") == 0) {
+            static const char *modes[] = {"connect", "echo", "broadcast", "wire"};
+            int m = -1;
+            for (int k = 0; k < 4; k++)
+                if (strcmp(val, modes[k]) == 0)
+                    m = k;
+            if (m < 0) {
+                fprintf(stderr, "ferry-bench: --mode: connect, echo, broadcast or wire, not '%s'\n",
+                        val);
+                return -1;
+            }
+            o->mode = m;
+        } else if (strcmp(a, "-n") == 0 || strcmp(a, "--sessions") == 0) {
+            rc = parse_uint(a, val, 1000000, &n_sess);
+        } else if (strcmp(a, "--concurrency") == 0) {
+            rc = parse_uint(a, val, 100000, &v);
+            o->concurrency = (unsigned)v;
+        } else if (strcmp(a, "--inflight") == 0) {
+            rc = parse_uint(a, val, 100000, &inflight);
+        } else if (strcmp(a, "--size") == 0) {
+            rc = parse_uint(a, val, 1 << 20, &v);
+            o->size = (unsigned)v;
+        } else if (strcmp(a, "--duration") == 0) {
+            rc = parse_seconds(a, val, 3600, &o->duration_s);
+        } else if (strcmp(a, "--hold") == 0) {
+            rc = parse_seconds(a, val, 3600, &o->hold_s);
+        } else if (strcmp(a, "--timeout") == 0) {
+            rc = parse_seconds(a, val, 86400, &o->timeout_s);
+        } else if (strcmp(a, "--messages") == 0) {
+            rc = parse_uint(a, val, 1ull << 40, &messages);
+            have_messages = 1;
+        } else if (strcmp(a, "--poll-interval") == 0) {
+            rc = parse_uint(a, val, 600000, &v);
+            o->poll_interval_ms = (unsigned)v;
+        } else if (strcmp(a, "--pid") == 0) {
+            rc = parse_uint(a, val, 1u << 30, &v);
+            o->pid = (int)v;
+        } else if (strcmp(a, "--json") == 0) {
+            o->json_path = val;
+        } else if (strcmp(a, "--label") == 0) {
+            o->label = val;
+        } else {
+            fprintf(stderr, "ferry-bench: unknown flag '%s' (see --help)\n", a);
+            return -1;
+        }
+        if (rc != 0)
+            return -1;
+    }
+    if (o->concurrency == 0)
+        o->concurrency = 1;
+    if (n_sess == 0)
+        n_sess = o->mode == MODE_WIRE ? 1 : 100;
+    if (inflight == 0)
+        inflight = o->mode == MODE_BROADCAST ? 4 : 1;
+    o->sessions = (unsigned)n_sess;
+    o->inflight = (unsigned)inflight;
+    o->max_messages = have_messages ? messages : o->mode == MODE_WIRE ? 100 : 0;
+    if (o->mode == MODE_WIRE)
+        o->duration_s = o->timeout_s;
+
+    int rc = uv_ip4_addr(o->host, o->port, (struct sockaddr_in *)&B.addr);
+    if (rc != 0)
+        rc = uv_ip6_addr(o->host, o->port, (struct sockaddr_in6 *)&B.addr);
+    if (rc != 0) {
+        fprintf(stderr, "ferry-bench: --host takes an IP address such as 127.0.0.1, not '%s'\n",
+                o->host);
+        return -1;
+    }
+    if (!allow_remote && !is_loopback(&B.addr)) {
+        fprintf(stderr, "ferry-bench: %s is not a loopback address; pass --allow-remote to load "
+                        "a server on another machine\n",
+                o->host);
+        return -1;
+    }
+    int v6 = strchr(o->host, ':') != NULL;
+    snprintf(B.hostport, sizeof(B.hostport), "%s%s%s:%d", v6 ? "[" : "", o->host, v6 ? "]" : "",
+             o->port);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    int rc = parse_flags(argc, argv);
+    if (rc != 0)
+        return rc > 0 ? 0 : 2;
+    srand((unsigned)(time(NULL) ^ getpid()));
+    B.loop = uv_default_loop();
+    B.n_sess = B.o.sessions + (B.o.mode == MODE_BROADCAST ? 1 : 0);
+    B.s = calloc(B.n_sess, sizeof(*B.s));
+    B.pad = malloc((size_t)B.o.size + 1);
+    if (B.o.mode == MODE_BROADCAST)
+        R.slots = calloc(B.o.inflight, sizeof(*R.slots));
+    if (B.s == NULL || B.pad == NULL || (B.o.mode == MODE_BROADCAST && R.slots == NULL)) {
+        fprintf(stderr, "ferry-bench: out of memory\n");
+        return 1;
+    }
+    memset(B.pad, 'x', B.o.size);
+    B.pad[B.o.size] = '\0';
+    for (unsigned i = 0; i < B.n_sess; i++)
+        B.s[i].idx = i;
+    B.on_ready = on_ready;
+    B.on_dead = on_dead;
+    B.on_event = B.o.mode == MODE_BROADCAST ? bc_event : echo_event;
+    B.on_ack = bc_ack;
+
+    uv_timer_init(B.loop, &R.deadline);
+    uv_timer_init(B.loop, &R.phase_timer);
+    uv_timer_start(&R.deadline, on_deadline, (uint64_t)(B.o.timeout_s * 1000), 0);
+    R.p_before = proc_read(B.o.pid);
+    if (B.o.pid && !R.p_before.ok)
+        fprintf(stderr, "ferry-bench: cannot read /proc/%d: no server figures\n", B.o.pid);
+    R.t0 = now_ns();
+    R.phase = PH_CONNECT;
+    start_more();
+
+    uv_run(B.loop, UV_RUN_DEFAULT);
+    int ok = !R.timed_out && B.failed == 0 && B.closed_early == 0 && B.ready == B.n_sess;
+    for (unsigned i = 0; i < B.n_sess; i++)
+        ferry_vec_free(&B.s[i].outq);
+    free(B.s);
+    free(B.pad);
+    free(R.slots);
+    free(B.hs_lat);
+    free(B.rt_lat);
+    uv_loop_close(B.loop);
+    return ok ? 0 : 1;
+}
