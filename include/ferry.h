@@ -160,6 +160,10 @@ typedef struct ferry_server_config {
     uint32_t idle_timeout_ms;       /* 5000: a keep-alive connection with no new request this
                                        long after its last answer is closed */
     uint32_t max_connections;       /* 10000: further connections are accepted and closed */
+    uint32_t tls_handshake_timeout_ms; /* 10000: a TLS handshake must complete within this
+                                          (listeners of ferry_server_listen_tls()) */
+    uint32_t max_tls_handshakes;    /* 256: TLS handshakes in flight at once; a connection
+                                       beyond is accepted and closed at once */
     const char *static_root;        /* NULL: a folder served for GET paths outside the engine */
     /* Comma-separated allowed origins for CORS and for the Origin check on every transport,
      * or "*" for any. NULL (the default): no CORS headers and no Origin check. */
@@ -216,6 +220,86 @@ FERRY_EXTERN int ferry_server_close(ferry_server *srv, ferry_close_cb cb, void *
 FERRY_EXTERN void ferry_server_set_data(ferry_server *srv, void *data);
 FERRY_EXTERN void *ferry_server_get_data(const ferry_server *srv);
 FERRY_EXTERN uv_loop_t *ferry_server_loop(const ferry_server *srv);
+
+/* ------------------------------------------------------------------ TLS (https, wss)
+ *
+ * A ferry_tls holds certificates and settings; a listener made with ferry_server_listen_tls()
+ * speaks TLS on every connection it accepts, below HTTP, so every transport and every
+ * ferry_ws_route() works over it unchanged. The TLS work runs on the loop through OpenSSL
+ * memory BIOs: no call blocks. ALPN offers exactly "http/1.1" (a client that offers ALPN
+ * without it is refused, RFC 7301). A client speaking plain HTTP to a TLS port gets a 400 in
+ * plain text and is closed. Bounds: ferry_server_config.tls_handshake_timeout_ms and
+ * max_tls_handshakes.
+ *
+ * Lifetime: ferry_tls is reference-counted. ferry_tls_new() gives the caller one reference; a
+ * listener takes its own, and so does every connection set up from it, so the caller may
+ * release its reference as soon as it has given the object to the server. Building one
+ * (ferry_tls_new(), ferry_tls_add_cert()) reads files and touches no loop: do it before
+ * uv_run() or on a worker thread (uv_queue_work()), never on a running loop, and then hand
+ * it to the server on the loop's thread (ferry_server_set_tls() for a reload).
+ */
+typedef struct ferry_tls ferry_tls;
+
+enum {
+    FERRY_TLS_1_2 = 0x0303, /* TLS 1.2 and 1.3 (the default) */
+    FERRY_TLS_1_3 = 0x0304, /* TLS 1.3 only */
+};
+
+/** TLS settings. Fill with ferry_tls_config_init(); the strings are copied by ferry_tls_new(). */
+typedef struct ferry_tls_config {
+    int min_version;          /* FERRY_TLS_1_2; TLS 1.3 is preferred whenever the client has it */
+    /* TLS 1.2 cipher list in OpenSSL's syntax; NULL: ECDHE with AES-GCM or ChaCha20-Poly1305
+     * only (forward secrecy, AEAD). */
+    const char *ciphers;
+    /* TLS 1.3 suites in OpenSSL's syntax; NULL: OpenSSL's default (AES-GCM, ChaCha20). */
+    const char *ciphersuites;
+} ferry_tls_config;
+
+/** Fill cfg with the defaults above. */
+FERRY_EXTERN void ferry_tls_config_init(ferry_tls_config *cfg);
+
+/** A new TLS context without certificates (add at least one with ferry_tls_add_cert()). cfg
+ * may be NULL for the defaults. *out holds the caller's reference. Returns 0, -FERRY_EINVAL
+ * (a bad version or a cipher list OpenSSL rejects; the reason is logged) or -FERRY_ENOMEM. */
+FERRY_EXTERN int ferry_tls_new(const ferry_tls_config *cfg, ferry_tls **out);
+
+/** Add a certificate: cert_file is a PEM chain (the server's certificate first, then its
+ * intermediates), key_file its PEM private key (unencrypted). The first certificate added is
+ * the default; a client whose SNI name matches a later certificate's names (subjectAltName
+ * DNS entries, wildcards included, or its CN when there are none) gets that one. The files
+ * are read during the call (blocking file I/O: see "Lifetime" above). Returns 0, -FERRY_EIO (a
+ * file cannot be read or holds no PEM certificate or key), -FERRY_EINVAL (the key does not
+ * match the certificate, or a NULL argument), -FERRY_EBUSY (tls is already used by a server:
+ * build a new one and ferry_server_set_tls() it) or -FERRY_ENOMEM. OpenSSL's reason is
+ * logged at the error level. */
+FERRY_EXTERN int ferry_tls_add_cert(ferry_tls *tls, const char *cert_file, const char *key_file);
+
+/** Drop the caller's reference; the object is freed when its last listener and connection
+ * are gone. NULL is ignored. */
+FERRY_EXTERN void ferry_tls_release(ferry_tls *tls);
+
+/** Listen like ferry_server_listen(), with TLS on every connection from tls (retained by the
+ * listener). Returns the errors of ferry_server_listen(), and -FERRY_EINVAL when tls holds no
+ * certificate. */
+FERRY_EXTERN int ferry_server_listen_tls(ferry_server *srv, const char *addr, int port,
+                                         ferry_tls *tls);
+
+/** Listen for plain HTTP on addr:port and answer every request with 308 Permanent Redirect
+ * to https://HOST:https_port/TARGET (HOST from the request's Host header, without its port;
+ * ":443" is left out). For an http port beside a TLS one; to serve on the http port instead,
+ * use ferry_server_listen(). Returns the errors of ferry_server_listen(). */
+FERRY_EXTERN int ferry_server_listen_redirect(ferry_server *srv, const char *addr, int port,
+                                              int https_port);
+
+/** Certificate reload: every listener of srv that uses old uses tls from now on (retained;
+ * old's listener references are dropped). Connections already open keep the certificate they
+ * started with, so no session is dropped. Returns the number of listeners changed (0 when
+ * none used old), or -FERRY_EINVAL when tls holds no certificate. */
+FERRY_EXTERN int ferry_server_set_tls(ferry_server *srv, ferry_tls *old, ferry_tls *tls);
+
+/** The port of the index-th listener, in the order they were added (0 is
+ * ferry_server_port()), or -1 when there is none. */
+FERRY_EXTERN int ferry_server_listener_port(const ferry_server *srv, unsigned index);
 
 /* ------------------------------------------------------------------ Engine.IO sessions
  *

@@ -7,6 +7,7 @@
  *           [--deflate-threshold N] compress replies of at least N bytes (default 0: all)
  *           [--max-message BYTES]  largest message accepted (default 16 MiB), then 1009
  *           [--max-fragments N]    most frames per message (default 65536), then 1009
+ *           [--tls-cert FILE --tls-key FILE]  serve wss:// (PEM chain and key; docs/tls.md)
  *
  * It prints "ws-echo: listening on http://127.0.0.1:PORT" once ready and exits 0 on SIGTERM or
  * SIGINT. */
@@ -50,10 +51,15 @@ int main(int argc, char **argv)
     ferry_ws_config_init(&wcfg);
     wcfg.deflate_threshold = 0;
     int port = 9001;
+    const char *cert = NULL, *key = NULL;
     for (int i = 1; i < argc; i++) {
         unsigned long long v;
         if (strcmp(argv[i], "--deflate") == 0) {
             wcfg.per_message_deflate = 1;
+        } else if (i + 1 < argc && strcmp(argv[i], "--tls-cert") == 0) {
+            cert = argv[++i];
+        } else if (i + 1 < argc && strcmp(argv[i], "--tls-key") == 0) {
+            key = argv[++i];
         } else if (i + 1 < argc && parse_size(argv[i + 1], &v)) {
             if (strcmp(argv[i], "--port") == 0 && v <= 65535)
                 port = (int)v;
@@ -70,6 +76,21 @@ int main(int argc, char **argv)
             return usage();
         }
     }
+    /* TLS: the certificate is read before the loop runs; the listener keeps its own
+     * reference, so ours goes at once. */
+    ferry_tls *tls = NULL;
+    if ((cert != NULL) != (key != NULL))
+        return usage();
+    if (cert != NULL) {
+        int trc = ferry_tls_new(NULL, &tls);
+        if (trc == 0)
+            trc = ferry_tls_add_cert(tls, cert, key);
+        if (trc != 0) {
+            fprintf(stderr, "ws-echo: %s: %s\n", cert, ferry_strerror(trc));
+            ferry_tls_release(tls);
+            return 1;
+        }
+    }
     ferry_server_config cfg;
     ferry_server_config_init(&cfg);
     cfg.path = "/engine.io/"; /* the WebSocket route below takes "/" */
@@ -79,7 +100,9 @@ int main(int argc, char **argv)
     if (rc == 0)
         rc = ferry_ws_route(srv, "/", &wcfg, &cb, NULL);
     if (rc == 0)
-        rc = ferry_server_listen(srv, "127.0.0.1", port);
+        rc = tls ? ferry_server_listen_tls(srv, "127.0.0.1", port, tls)
+                 : ferry_server_listen(srv, "127.0.0.1", port);
+    ferry_tls_release(tls);
     if (rc != 0) {
         fprintf(stderr, "ws-echo: %s\n", ferry_strerror(rc));
         return 1;
@@ -88,7 +111,8 @@ int main(int argc, char **argv)
         uv_signal_init(loop, &sigs[i]);
         uv_signal_start_oneshot(&sigs[i], on_signal, i == 0 ? SIGTERM : SIGINT);
     }
-    printf("ws-echo: listening on http://127.0.0.1:%d\n", ferry_server_port(srv));
+    printf("ws-echo: listening on %s://127.0.0.1:%d\n", cert ? "https" : "http",
+           ferry_server_port(srv));
     fflush(stdout);
     uv_run(loop, UV_RUN_DEFAULT);
     return uv_loop_close(loop) == 0 ? 0 : 1;

@@ -28,6 +28,8 @@ void ferry_server_config_init(ferry_server_config *cfg)
     cfg->header_timeout_ms = 10000;
     cfg->idle_timeout_ms = 5000;
     cfg->max_connections = 10000;
+    cfg->tls_handshake_timeout_ms = 10000;
+    cfg->max_tls_handshakes = 256;
     cfg->sse_keepalive_ms = 15000;
     cfg->sse_recycle_bytes = 4u * 1024 * 1024;
     cfg->ws_deflate_threshold = 1024;
@@ -94,6 +96,8 @@ int ferry_server_new(uv_loop_t *loop, const ferry_server_config *cfg, ferry_serv
         .header_timeout_ms = cfg->header_timeout_ms,
         .idle_timeout_ms = cfg->idle_timeout_ms,
         .max_connections = cfg->max_connections,
+        .tls_handshake_timeout_ms = cfg->tls_handshake_timeout_ms,
+        .max_tls_handshakes = cfg->max_tls_handshakes,
     };
     ferry_list_init(&srv->dirty);
     uv_timer_init(loop, &srv->wheel_timer);
@@ -131,6 +135,37 @@ int ferry_server_listen(ferry_server *srv, const char *addr, int port)
 int ferry_server_port(const ferry_server *srv)
 {
     return ferry_http_port(&srv->http);
+}
+
+int ferry_server_listen_tls(ferry_server *srv, const char *addr, int port, ferry_tls *tls)
+{
+    if (srv->closing)
+        return -FERRY_ECLOSED;
+    if (tls == NULL)
+        return -FERRY_EINVAL;
+    int rc = ferry_http_listen_ex(&srv->http, addr, port, tls, 0);
+    if (rc == 0)
+        FERRY_LOG(FERRY_LOG_INFO, "server", NULL, "listening on %s:%d (TLS)", addr, port);
+    return rc;
+}
+
+int ferry_server_listen_redirect(ferry_server *srv, const char *addr, int port, int https_port)
+{
+    if (srv->closing)
+        return -FERRY_ECLOSED;
+    if (https_port <= 0 || https_port > 65535)
+        return -FERRY_EINVAL;
+    return ferry_http_listen_ex(&srv->http, addr, port, NULL, https_port);
+}
+
+int ferry_server_set_tls(ferry_server *srv, ferry_tls *old, ferry_tls *tls)
+{
+    return ferry_http_set_tls(&srv->http, old, tls);
+}
+
+int ferry_server_listener_port(const ferry_server *srv, unsigned index)
+{
+    return ferry_http_listener_port(&srv->http, index);
 }
 
 int ferry_server_route(ferry_server *srv, const char *method, const char *path, ferry_http_cb cb,

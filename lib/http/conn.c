@@ -2,11 +2,15 @@
  * responses, and close, with the limits of ferry_http_limits applied where bytes come in. */
 #include "http/conn.h"
 
+#include <stdio.h>
 #include <string.h>
+
+#include <openssl/err.h>
 
 #include "common/assert.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "http/tls.h"
 
 /* Bytes read but not parsed beyond one maximal request: enough for a pipelined follower.
  * Past it, reading pauses until the current request is answered. */
@@ -17,7 +21,36 @@
 
 static const llhttp_settings_t *parser_settings(void);
 static void process(ferry_conn *c);
+static void defer_process(ferry_conn *c);
 static void on_close(uv_handle_t *h);
+static int raw_write(ferry_conn *c, const ferry_slice *s, size_t n);
+
+/* ------------------------------------------------------------------ TLS state
+ *
+ * TLS lives inside the connection (h2o's way): ciphertext read from the socket goes into an
+ * OpenSSL memory BIO, plaintext comes out into c->in where llhttp or the taker reads it as on
+ * a plain connection; ferry_conn_write() encrypts into the other memory BIO and writes the
+ * ciphertext with uv_write. Nothing above this file knows. No OpenSSL call touches a socket,
+ * so none can block: every step runs when libuv says bytes came or may go. */
+typedef struct conn_tls {
+    SSL *ssl;
+    BIO *rbio;      /* network -> OpenSSL (owned by ssl) */
+    BIO *wbio;      /* OpenSSL -> network (owned by ssl) */
+    ferry_tls *ctx; /* retained: the SNI callback reads it during the handshake */
+    unsigned handshaking : 1;
+    unsigned first : 1;       /* nothing read yet: a plain HTTP client shows at its first byte */
+    unsigned done : 1;        /* fatal error or close_notify sent: no more SSL calls */
+    unsigned peer_closed : 1; /* the client sent close_notify */
+    unsigned stalled : 1;     /* the last pull stopped because c->in was full */
+} conn_tls;
+
+/* Ciphertext read at once (the first half of http->tls_scratch), and plaintext gathered for
+ * one SSL_write (the second half; small slices such as a WebSocket frame header would
+ * otherwise each cost a record). */
+#define TLS_READ (64 * 1024)
+#define TLS_STAGE (64 * 1024)
+/* A slice this large is encrypted where it is, not gathered. */
+#define TLS_DIRECT (4 * 1024)
 
 /* ------------------------------------------------------------------ timers */
 
@@ -53,14 +86,257 @@ static void on_timer(ferry_timer *t)
     case CONN_TIMER_LINGER:
         ferry_conn_abort(c);
         break;
+    case CONN_TIMER_HANDSHAKE:
+        c->http->stats.tls_timeouts++;
+        FERRY_LOG(FERRY_LOG_INFO, "tls", NULL, "handshake timeout: closing connection");
+        c->tls->done = 1;
+        ferry_conn_abort(c);
+        break;
     case CONN_TIMER_NONE:
         break;
     }
 }
 
+/* ------------------------------------------------------------------ TLS */
+
+static int tls_setup(ferry_conn *c, ferry_tls *tls)
+{
+    conn_tls *t = ferry_mem_calloc(1, sizeof(*t));
+    if (t == NULL)
+        return -FERRY_ENOMEM;
+    t->ssl = SSL_new(ferry_tls_default_ctx(tls));
+    t->rbio = BIO_new(BIO_s_mem());
+    t->wbio = BIO_new(BIO_s_mem());
+    if (t->ssl == NULL || t->rbio == NULL || t->wbio == NULL) {
+        SSL_free(t->ssl);
+        BIO_free(t->rbio);
+        BIO_free(t->wbio);
+        ferry_mem_free(t);
+        return -FERRY_ENOMEM;
+    }
+    /* An empty BIO means "wait for more", not end of stream. */
+    BIO_set_mem_eof_return(t->rbio, -1);
+    BIO_set_mem_eof_return(t->wbio, -1);
+    SSL_set_bio(t->ssl, t->rbio, t->wbio);
+    SSL_set_accept_state(t->ssl);
+    t->ctx = ferry_tls_retain(tls);
+    t->handshaking = 1;
+    t->first = 1;
+    c->tls = t;
+    c->http->tls_handshaking++;
+    return 0;
+}
+
+static void tls_free(ferry_conn *c)
+{
+    conn_tls *t = c->tls;
+    if (t == NULL)
+        return;
+    SSL_free(t->ssl);
+    ferry_tls_release(t->ctx);
+    ferry_mem_free(t);
+    c->tls = NULL;
+}
+
+/* Bytes OpenSSL holds that c->in has not seen: undecrypted records or decrypted plaintext. */
+static int tls_buffered(const ferry_conn *c)
+{
+    return BIO_ctrl_pending(c->tls->rbio) > 0 || SSL_pending(c->tls->ssl) > 0;
+}
+
+/* Write what OpenSSL produced (handshake messages, records, alerts) to the socket. */
+static int tls_flush(ferry_conn *c)
+{
+    size_t pending = BIO_ctrl_pending(c->tls->wbio);
+    if (pending == 0)
+        return 0;
+    ferry_buf *b = ferry_buf_new(pending);
+    if (b == NULL) {
+        ferry_conn_abort(c);
+        return -FERRY_ENOMEM;
+    }
+    int got = BIO_read(c->tls->wbio, b->data, (int)pending);
+    b->len = got > 0 ? (size_t)got : 0;
+    ferry_slice sl = {b->data, b->len, b};
+    int rc = raw_write(c, &sl, 1);
+    ferry_buf_release(b);
+    return rc;
+}
+
+/* A fatal TLS error: send the alert OpenSSL queued (it tells the client why), then close. */
+static void tls_fail(ferry_conn *c, const char *what, int err)
+{
+    conn_tls *t = c->tls;
+    char why[200];
+    if (err == SSL_ERROR_SSL)
+        ferry_tls_error_text(why, sizeof(why));
+    else
+        snprintf(why, sizeof(why), "SSL error %d", err);
+    ERR_clear_error();
+    if (t->handshaking)
+        c->http->stats.tls_failed++;
+    FERRY_LOG(FERRY_LOG_INFO, "tls", NULL, "%s failed: %s", what, why);
+    t->done = 1;
+    tls_flush(c);
+    ferry_conn_close(c);
+}
+
+static void tls_handshake_done(ferry_conn *c)
+{
+    c->tls->handshaking = 0;
+    c->http->tls_handshaking--;
+    c->http->stats.tls_handshakes++;
+    /* From here on the connection is a plain one: a first request must come in time. */
+    set_timer(c, CONN_TIMER_HEADER, c->http->limits.header_timeout_ms);
+}
+
+/* A client that speaks plain HTTP to the TLS port gets told so in plain text (nginx does the
+ * same), then the connection closes. */
+static void tls_plain_http(ferry_conn *c)
+{
+    static const char body[] = "This port speaks TLS: use https:// (or wss://).\n";
+    char msg[256];
+    int n = snprintf(msg, sizeof(msg),
+                     "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n"
+                     "Content-Type: text/plain; charset=UTF-8\r\nContent-Length: %zu\r\n\r\n%s",
+                     sizeof(body) - 1, body);
+    c->http->stats.tls_plain_http++;
+    c->tls->done = 1;
+    FERRY_LOG(FERRY_LOG_INFO, "tls", NULL, "plain HTTP on a TLS port: 400");
+    ferry_buf *b = n > 0 && (size_t)n < sizeof(msg) ? ferry_buf_from(msg, (size_t)n) : NULL;
+    if (b != NULL) {
+        ferry_slice sl = {b->data, b->len, b};
+        raw_write(c, &sl, 1);
+        ferry_buf_release(b);
+    }
+    ferry_conn_close(c);
+}
+
+static size_t input_limit(const ferry_conn *c);
+
+static void start_reading(ferry_conn *c);
+
+/* Move what OpenSSL has into c->in: the handshake first, then plaintext while there is room.
+ * Returns the plaintext bytes added, or -1 when the connection was closed. */
+static long tls_pull(ferry_conn *c)
+{
+    conn_tls *t = c->tls;
+    t->stalled = 0;
+    if (t->done)
+        return 0;
+    ERR_clear_error();
+    if (t->handshaking) {
+        int rc = SSL_do_handshake(t->ssl);
+        if (rc != 1) {
+            int err = SSL_get_error(t->ssl, rc);
+            if (err == SSL_ERROR_WANT_READ)
+                return tls_flush(c) == 0 ? 0 : -1;
+            tls_fail(c, "handshake", err);
+            return -1;
+        }
+        tls_handshake_done(c);
+    }
+    long total = 0;
+    while (!c->read_paused && !t->peer_closed) {
+        size_t limit = input_limit(c);
+        if (c->in.len >= limit) {
+            /* Full: stop reading the socket; the records wait in the BIO, bounded by what one
+             * read brought, until the input is consumed. */
+            t->stalled = 1;
+            if (c->reading) {
+                uv_read_stop((uv_stream_t *)&c->tcp);
+                c->reading = 0;
+            }
+            break;
+        }
+        size_t want = limit - c->in.len < READ_CHUNK ? limit - c->in.len : READ_CHUNK;
+        if (ferry_vec_reserve(&c->in, want, limit) != 0) {
+            ferry_conn_abort(c);
+            return -1;
+        }
+        int n = SSL_read(t->ssl, c->in.base + c->in.len, (int)want);
+        if (n > 0) {
+            c->in.len += (size_t)n;
+            total += n;
+            continue;
+        }
+        int err = SSL_get_error(t->ssl, n);
+        if (err == SSL_ERROR_WANT_READ)
+            break;
+        if (err == SSL_ERROR_ZERO_RETURN) {
+            t->peer_closed = 1;
+            break;
+        }
+        tls_fail(c, "read", err);
+        return -1;
+    }
+    /* Reading may produce output too: TLS 1.3 session tickets, a KeyUpdate answer. */
+    return tls_flush(c) == 0 ? total : -1;
+}
+
+/* Ciphertext arrived: into the read BIO, then through the pump. */
+static void tls_on_read(ferry_conn *c, const char *data, size_t n)
+{
+    conn_tls *t = c->tls;
+    if (t->first) {
+        t->first = 0;
+        /* A TLS record starts with its type (22 for a handshake); a letter starts a method. */
+        if (data[0] >= 'A' && data[0] <= 'Z') {
+            tls_plain_http(c);
+            return;
+        }
+    }
+    if (BIO_write(t->rbio, data, (int)n) != (int)n) {
+        t->done = 1;
+        ferry_conn_abort(c);
+        return;
+    }
+    process(c);
+}
+
+/* Encrypt the slices into as few records as fit, then write the ciphertext in one uv_write.
+ * Under TLS each connection encrypts its own copy: a shared broadcast payload is read, not
+ * copied, when it is large, and gathered with its neighbours when it is small. */
+static int tls_write(ferry_conn *c, const ferry_slice *s, size_t n)
+{
+    conn_tls *t = c->tls;
+    if (c->state == CONN_CLOSING || t->done || t->handshaking)
+        return -FERRY_ECLOSED;
+    char *stage = c->http->tls_scratch + TLS_READ;
+    size_t fill = 0;
+    int ok = 1;
+    ERR_clear_error();
+    for (size_t i = 0; i < n && ok; i++) {
+        const char *p = s[i].base;
+        size_t len = s[i].len;
+        if (len == 0)
+            continue;
+        if (len >= TLS_DIRECT || fill + len > TLS_STAGE) {
+            if (fill > 0)
+                ok = SSL_write(t->ssl, stage, (int)fill) == (int)fill;
+            fill = 0;
+        }
+        if (!ok)
+            break;
+        if (len >= TLS_DIRECT) {
+            ok = SSL_write(t->ssl, p, (int)len) == (int)len;
+        } else {
+            memcpy(stage + fill, p, len);
+            fill += len;
+        }
+    }
+    if (ok && fill > 0)
+        ok = SSL_write(t->ssl, stage, (int)fill) == (int)fill;
+    if (!ok) {
+        tls_fail(c, "write", SSL_ERROR_SSL);
+        return -FERRY_ECLOSED;
+    }
+    return tls_flush(c);
+}
+
 /* ------------------------------------------------------------------ accept */
 
-void ferry_conn_accept(ferry_http *http, uv_stream_t *server)
+void ferry_conn_accept(ferry_http *http, uv_stream_t *server, ferry_tls *tls, int redirect_port)
 {
     ferry_conn *c = ferry_mem_calloc(1, sizeof(*c));
     if (c == NULL) {
@@ -91,10 +367,31 @@ void ferry_conn_accept(ferry_http *http, uv_stream_t *server)
         ferry_conn_abort(c);
         return;
     }
+    c->redirect_port = redirect_port;
+    if (tls != NULL) {
+        /* Handshakes cost CPU: a flood of them is refused at the door, as max_connections. */
+        if (http->limits.max_tls_handshakes &&
+            http->tls_handshaking >= http->limits.max_tls_handshakes) {
+            http->stats.tls_refused_busy++;
+            FERRY_LOG(FERRY_LOG_WARN, "tls", NULL,
+                      "max_tls_handshakes (%u) in flight: closing a new connection",
+                      http->limits.max_tls_handshakes);
+            ferry_conn_abort(c);
+            return;
+        }
+        if (tls_setup(c, tls) != 0) {
+            FERRY_LOG(FERRY_LOG_ERROR, "tls", NULL, "out of memory accepting a connection");
+            ferry_conn_abort(c);
+            return;
+        }
+    }
     uv_tcp_nodelay(&c->tcp, 1);
     llhttp_init(&c->parser, HTTP_REQUEST, parser_settings());
     c->parser.data = c;
-    set_timer(c, CONN_TIMER_HEADER, http->limits.header_timeout_ms);
+    if (c->tls != NULL)
+        set_timer(c, CONN_TIMER_HANDSHAKE, http->limits.tls_handshake_timeout_ms);
+    else
+        set_timer(c, CONN_TIMER_HEADER, http->limits.header_timeout_ms);
     ferry_conn_resume_reading(c);
 }
 
@@ -111,6 +408,13 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     ferry_conn *c = h->data;
     (void)suggested;
+    if (c->tls != NULL) {
+        /* Ciphertext goes into the read BIO within on_read: one buffer serves every TLS
+         * connection (libuv calls alloc and read back to back for one stream). */
+        buf->base = c->http->tls_scratch;
+        buf->len = TLS_READ;
+        return;
+    }
     size_t want = READ_CHUNK;
     size_t limit = input_limit(c);
     if (c->in.len + want > limit)
@@ -145,8 +449,18 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread == 0)
         return;
+    if (c->tls != NULL) {
+        tls_on_read(c, buf->base, (size_t)nread);
+        return;
+    }
     c->in.len += (size_t)nread;
     process(c);
+}
+
+static void start_reading(ferry_conn *c)
+{
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+        c->reading = 1;
 }
 
 void ferry_conn_resume_reading(ferry_conn *c)
@@ -154,8 +468,15 @@ void ferry_conn_resume_reading(ferry_conn *c)
     if (c->state == CONN_CLOSING || c->reading)
         return;
     c->read_paused = 0;
-    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
-        c->reading = 1;
+    if (c->tls != NULL) {
+        /* Plaintext may wait inside OpenSSL (the pull stopped when the input was full): pull
+         * it on the next turn; read the socket only while there is room for more. */
+        if (tls_buffered(c))
+            defer_process(c);
+        if (c->in.len >= input_limit(c))
+            return;
+    }
+    start_reading(c);
 }
 
 void ferry_conn_pause_reading(ferry_conn *c)
@@ -342,7 +663,8 @@ static int head_complete(ferry_conn *c)
     ferry_req *r = c->req;
     /* The route hears of the request first, so that a holder (a polling POST) is told through
      * its abort callback when the request is then refused: a 413 closes its session. */
-    ferry_http_route_head(c->http, r);
+    if (c->redirect_port == 0)
+        ferry_http_route_head(c->http, r);
     if (c->state == CONN_CLOSING)
         return -1;
     /* A declared body over the limit is refused before it is sent. */
@@ -461,7 +783,7 @@ static void feed_taken(ferry_conn *c)
     }
 }
 
-static void process(ferry_conn *c)
+static void process_input(ferry_conn *c)
 {
     if (c->in_process)
         return; /* the outer call continues with what arrived */
@@ -511,7 +833,10 @@ static void process(ferry_conn *c)
         ferry_req *r = c->req;
         c->waiting = 1;
         c->http->stats.requests++;
-        ferry_http_dispatch(c->http, r);
+        if (c->redirect_port != 0)
+            ferry_http_redirect(r, c->redirect_port);
+        else
+            ferry_http_dispatch(c->http, r);
     }
     c->in_process = 0;
     if (c->state == CONN_TAKEN) {
@@ -520,6 +845,37 @@ static void process(ferry_conn *c)
     }
     if (c->state == CONN_HTTP && !c->reading && !c->eof && !c->read_paused)
         ferry_conn_resume_reading(c);
+}
+
+static void process(ferry_conn *c)
+{
+    if (c->tls == NULL) {
+        process_input(c);
+        return;
+    }
+    if (c->in_process)
+        return;
+    conn_tls *t = c->tls;
+    for (;;) {
+        long got = tls_pull(c);
+        if (got < 0 || c->state == CONN_CLOSING)
+            return;
+        process_input(c);
+        if (c->state == CONN_CLOSING)
+            return;
+        if (t->peer_closed) {
+            /* close_notify: the end of the stream, as a plain EOF. */
+            c->eof = 1;
+            ferry_conn_close(c);
+            return;
+        }
+        /* Go on while plaintext came, or the input was full and has room again. */
+        if (got == 0 && !(t->stalled && c->in.len < input_limit(c)))
+            break;
+    }
+    /* Reading stopped for lack of room: start again now that there is some. */
+    if (!c->reading && !c->read_paused && !c->eof && c->in.len < input_limit(c))
+        start_reading(c);
 }
 
 void ferry_conn_process_deferred(ferry_http *http)
@@ -725,6 +1081,14 @@ static void on_write(uv_write_t *wr, int status)
 
 int ferry_conn_write(ferry_conn *c, const ferry_slice *s, size_t n)
 {
+    if (c->tls != NULL)
+        return tls_write(c, s, n);
+    return raw_write(c, s, n);
+}
+
+/* The bytes as they go on the wire: plaintext, or ciphertext from tls_flush(). */
+static int raw_write(ferry_conn *c, const ferry_slice *s, size_t n)
+{
     if (c->state == CONN_CLOSING)
         return -FERRY_ECLOSED;
     if (n == 0)
@@ -779,6 +1143,10 @@ static void begin_close(ferry_conn *c)
     c->state = CONN_CLOSING;
     set_timer(c, CONN_TIMER_NONE, 0);
     ferry_list_remove(&c->deferred);
+    if (c->tls != NULL && c->tls->handshaking) {
+        c->tls->handshaking = 0;
+        c->http->tls_handshaking--;
+    }
     if (c->reading) {
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->reading = 0;
@@ -804,6 +1172,18 @@ void ferry_conn_close(ferry_conn *c)
 {
     if (c->state == CONN_CLOSING)
         return;
+    conn_tls *t = c->tls;
+    if (t != NULL && !t->handshaking && !t->done) {
+        /* close_notify, so that the client can tell our end from a cut (RFC 8446 6.1); its
+         * answer is not awaited. */
+        t->done = 1;
+        ERR_clear_error();
+        SSL_shutdown(t->ssl);
+        ERR_clear_error();
+        tls_flush(c);
+        if (c->state == CONN_CLOSING)
+            return; /* the write failed: aborted */
+    }
     begin_close(c);
     if (c->nwrites > 0) {
         c->shutdown.data = c;
@@ -836,6 +1216,7 @@ static void on_close(uv_handle_t *h)
     ferry_vec_free(&c->url);
     ferry_vec_free(&c->field);
     ferry_vec_free(&c->value);
+    tls_free(c);
     ferry_mem_free(c);
     http->nconns--;
     http->open_handles--;

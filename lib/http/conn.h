@@ -15,6 +15,7 @@ typedef enum conn_timer_kind {
     CONN_TIMER_HEADER, /* a request must arrive whole */
     CONN_TIMER_IDLE,   /* keep-alive: a next request must start */
     CONN_TIMER_LINGER, /* closing: pending writes get this long */
+    CONN_TIMER_HANDSHAKE, /* TLS: the handshake must complete */
 } conn_timer_kind;
 
 struct ferry_conn {
@@ -49,15 +50,21 @@ struct ferry_conn {
     /* The owner after a take. */
     const ferry_conn_handler *handler;
     void *handler_ud;
+    /* TLS (conn.c): NULL on a plain connection. */
+    struct conn_tls *tls;
+    int redirect_port; /* a redirect listener's connection: every request gets a 308 */
 };
 
-void ferry_conn_accept(ferry_http *http, uv_stream_t *server);
+/* Accept from server; with tls, the connection speaks TLS (see ferry_http_listen_ex). */
+void ferry_conn_accept(ferry_http *http, uv_stream_t *server, ferry_tls *tls, int redirect_port);
 /* Parse buffered input again once the current request was answered (from the loop). */
 void ferry_conn_process_deferred(ferry_http *http);
 /* The router: pick the route once the headers are complete (and tell it), then call it
  * when the request is complete. */
 void ferry_http_route_head(ferry_http *http, ferry_req *req);
 void ferry_http_dispatch(ferry_http *http, ferry_req *req);
+/* Answer 308 to https://HOST:https_port/TARGET (a redirect listener). */
+void ferry_http_redirect(ferry_req *req, int https_port);
 void ferry_req_free(ferry_req *req);
 /* Serve a GET/HEAD from the static root; answers 404 when there is no such file. */
 void ferry_static_serve(ferry_req *req);

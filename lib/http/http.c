@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "http/tls.h"
+
 #include "common/assert.h"
 #include "common/log.h"
 #include "common/mem.h"
@@ -91,6 +93,7 @@ static void on_listener_close(uv_handle_t *h)
     ferry_listener *l = h->data;
     ferry_http *http = l->http;
     ferry_list_remove(&l->link);
+    ferry_tls_release(l->tls);
     ferry_mem_free(l);
     http->open_handles--;
     maybe_closed(http);
@@ -109,10 +112,19 @@ static void on_connection(uv_stream_t *server, int status)
         FERRY_LOG(FERRY_LOG_WARN, "http", NULL, "accept: %s", uv_strerror(status));
         return;
     }
-    ferry_conn_accept(l->http, server);
+    ferry_conn_accept(l->http, server, l->tls, l->redirect_port);
 }
 
 int ferry_http_listen(ferry_http *http, const char *addr, int port)
+{
+    return ferry_http_listen_ex(http, addr, port, NULL, 0);
+}
+
+/* Ciphertext read at once, and plaintext gathered for one SSL_write: 64 KiB each. */
+#define TLS_SCRATCH (2 * 64 * 1024)
+
+int ferry_http_listen_ex(ferry_http *http, const char *addr, int port, ferry_tls *tls,
+                         int redirect_port)
 {
     struct sockaddr_storage ss;
     if (port < 0 || port > 65535 || addr == NULL)
@@ -120,10 +132,22 @@ int ferry_http_listen(ferry_http *http, const char *addr, int port)
     if (uv_ip4_addr(addr, port, (struct sockaddr_in *)&ss) != 0 &&
         uv_ip6_addr(addr, port, (struct sockaddr_in6 *)&ss) != 0)
         return -FERRY_EINVAL;
+    if (redirect_port < 0 || redirect_port > 65535 || (tls && ferry_tls_default_ctx(tls) == NULL))
+        return -FERRY_EINVAL;
+    if (tls != NULL && http->tls_scratch == NULL) {
+        http->tls_scratch = ferry_mem_alloc(TLS_SCRATCH);
+        if (http->tls_scratch == NULL)
+            return -FERRY_ENOMEM;
+    }
     ferry_listener *l = ferry_mem_calloc(1, sizeof(*l));
     if (l == NULL)
         return -FERRY_ENOMEM;
     l->http = http;
+    l->redirect_port = redirect_port;
+    if (tls != NULL) {
+        atomic_store(&tls->in_use, 1);
+        l->tls = ferry_tls_retain(tls);
+    }
     uv_tcp_init(http->loop, &l->tcp);
     l->tcp.data = l;
     ferry_list_insert_tail(&http->listeners, &l->link);
@@ -143,6 +167,40 @@ int ferry_http_listen(ferry_http *http, const char *addr, int port)
     l->port = -1;
     listener_close(l);
     return rc;
+}
+
+int ferry_http_set_tls(ferry_http *http, ferry_tls *old, ferry_tls *tls)
+{
+    if (tls == NULL || ferry_tls_default_ctx(tls) == NULL)
+        return -FERRY_EINVAL;
+    int n = 0;
+    ferry_list *p;
+    ferry_list_foreach(p, &http->listeners)
+    {
+        ferry_listener *l = ferry_list_entry(p, ferry_listener, link);
+        if (l->tls != old || old == NULL)
+            continue;
+        atomic_store(&tls->in_use, 1);
+        l->tls = ferry_tls_retain(tls);
+        ferry_tls_release(old); /* open connections hold their own reference */
+        n++;
+    }
+    return n;
+}
+
+int ferry_http_listener_port(const ferry_http *http, unsigned index)
+{
+    const ferry_list *p;
+    unsigned i = 0;
+    ferry_list_foreach(p, &http->listeners)
+    {
+        const ferry_listener *l = ferry_list_entry(p, ferry_listener, link);
+        if (l->port <= 0)
+            continue; /* a listen that failed, still closing */
+        if (i++ == index)
+            return l->port;
+    }
+    return -1;
 }
 
 int ferry_http_port(const ferry_http *http)
@@ -200,6 +258,8 @@ void ferry_http_free(ferry_http *http)
     http->cors_origins = NULL;
     ferry_mem_free(http->static_root);
     http->static_root = NULL;
+    ferry_mem_free(http->tls_scratch);
+    http->tls_scratch = NULL;
 }
 
 int ferry_http_add_route(ferry_http *http, const char *method, const char *path, unsigned flags,

@@ -65,6 +65,8 @@ typedef struct ferry_http_limits {
     uint32_t header_timeout_ms;
     uint32_t idle_timeout_ms;
     uint32_t max_connections;
+    uint32_t tls_handshake_timeout_ms;
+    uint32_t max_tls_handshakes;
 } ferry_http_limits;
 
 /* Counters, read by the metrics and by tests. */
@@ -76,6 +78,11 @@ typedef struct ferry_http_stats {
     uint64_t header_too_large;   /* 431 */
     uint64_t body_too_large;     /* 413 */
     uint64_t timeouts;           /* header or idle timeouts */
+    uint64_t tls_handshakes;     /* completed */
+    uint64_t tls_failed;         /* handshakes that failed (bad or garbage ClientHello, ALPN) */
+    uint64_t tls_timeouts;       /* handshakes over tls_handshake_timeout_ms */
+    uint64_t tls_refused_busy;   /* connections closed at once: max_tls_handshakes reached */
+    uint64_t tls_plain_http;     /* plain HTTP requests on a TLS port (answered 400) */
 } ferry_http_stats;
 
 typedef struct ferry_listener {
@@ -83,6 +90,8 @@ typedef struct ferry_listener {
     uv_tcp_t tcp;
     ferry_http *http;
     int port;
+    ferry_tls *tls;    /* NULL: plain TCP; else retained */
+    int redirect_port; /* 0, or answer everything with a redirect to https on this port */
 } ferry_listener;
 
 struct ferry_http {
@@ -104,6 +113,10 @@ struct ferry_http {
     /* Called when the last listener and connection have closed after ferry_http_close(). */
     void (*on_closed)(ferry_http *http);
     ferry_http_stats stats;
+    /* TLS: handshakes in flight, and scratch space shared by the TLS connections (used only
+     * within one call: ciphertext just read, plaintext gathered for one SSL_write). */
+    uint32_t tls_handshaking;
+    char *tls_scratch;
 };
 
 /* Called when a taken connection reads bytes, may write again, or closes. */
@@ -146,6 +159,13 @@ int ferry_http_init(ferry_http *http, uv_loop_t *loop, ferry_wheel *wheel,
                     const ferry_http_limits *limits, const char *static_root,
                     const char *cors_origins, int cors_credentials);
 int ferry_http_listen(ferry_http *http, const char *addr, int port);
+/* The same with TLS (tls retained), or answering every request with a redirect to https on
+ * redirect_port (tls NULL, redirect_port > 0). */
+int ferry_http_listen_ex(ferry_http *http, const char *addr, int port, ferry_tls *tls,
+                         int redirect_port);
+/* Replace old with tls on the listeners that use old; returns how many. */
+int ferry_http_set_tls(ferry_http *http, ferry_tls *old, ferry_tls *tls);
+int ferry_http_listener_port(const ferry_http *http, unsigned index);
 int ferry_http_port(const ferry_http *http);
 int ferry_http_add_route(ferry_http *http, const char *method, const char *path, unsigned flags,
                          ferry_route_fn fn, ferry_route_head_fn head_fn, void *ud);

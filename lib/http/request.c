@@ -189,6 +189,8 @@ const char *ferry_http_status_text(int status)
         return "Moved Permanently";
     case 304:
         return "Not Modified";
+    case 308:
+        return "Permanent Redirect";
     case 400:
         return "Bad Request";
     case 401:

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/mem.h"
+
 static int route_matches(const ferry_route *r, const ferry_req *req)
 {
     if ((r->flags & FERRY_ROUTE_UPGRADE) && !req->upgrade)
@@ -96,4 +98,54 @@ void ferry_http_dispatch(ferry_http *http, ferry_req *req)
     }
     static const char msg[] = "Not Found\n";
     ferry_req_respond_text(req, 404, "text/plain; charset=UTF-8", msg, sizeof(msg) - 1);
+}
+
+/* A redirect listener: the same host and target on https. The host comes from the request
+ * (without its port) and is checked to be a plain host name or address literal, so that a
+ * crafted Host cannot make the Location point somewhere odd. */
+void ferry_http_redirect(ferry_req *req, int https_port)
+{
+    const char *host = ferry_req_header_get(req, "host");
+    size_t hlen = 0;
+    if (host != NULL) {
+        if (host[0] == '[') {
+            const char *end = strchr(host, ']');
+            hlen = end ? (size_t)(end - host) + 1 : 0;
+        } else {
+            hlen = strcspn(host, ":");
+        }
+        for (size_t i = 0; i < hlen; i++) {
+            char ch = host[i];
+            if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == '.' || ch == '-' || ch == '[' || ch == ']' ||
+                  ch == ':')) {
+                hlen = 0;
+                break;
+            }
+        }
+        if (hlen > 255)
+            hlen = 0;
+    }
+    if (hlen == 0) {
+        static const char msg[] = "This port redirects to https: a Host header is needed.\n";
+        ferry_req_respond_text(req, 400, "text/plain; charset=UTF-8", msg, sizeof(msg) - 1);
+        return;
+    }
+    size_t cap = strlen(req->url) + hlen + 64;
+    char *loc = ferry_mem_alloc(cap);
+    if (loc == NULL) {
+        ferry_req_respond_text(req, 503, NULL, NULL, 0);
+        return;
+    }
+    char port[16] = "";
+    if (https_port != 443)
+        snprintf(port, sizeof(port), ":%d", https_port);
+    int n = snprintf(loc, cap, "Location: https://%.*s%s%s\r\n", (int)hlen, host, port, req->url);
+    if (n < 0 || (size_t)n >= cap) {
+        ferry_mem_free(loc);
+        ferry_req_respond_text(req, 503, NULL, NULL, 0);
+        return;
+    }
+    ferry_req_respond(req, 308, NULL, loc, NULL, 0);
+    ferry_mem_free(loc);
 }

@@ -10,9 +10,11 @@
 //   c.on("close", (reason) => ...);       // "server close", "transport error", "client close"
 //
 // Options: transport ("polling" | "short-polling" | "sse" | "websocket"), stallPongs (never
-// answer pings: a stalled client), query (extra query parameters).
+// answer pings: a stalled client), query (extra query parameters), ca (PEM of the CA that
+// signed an https server's certificate).
 import { EventEmitter } from "node:events";
 import http from "node:http";
+import https from "node:https";
 import { StringDecoder } from "node:string_decoder";
 import WebSocket from "ws";
 
@@ -82,9 +84,12 @@ export class EventStreamParser {
   }
 }
 
-function request(url, { method = "GET", headers = {}, body } = {}) {
+// http or https by the URL; ca is ignored on http.
+const httpFor = (url) => (url.startsWith("https:") ? https : http);
+
+function request(url, { method = "GET", headers = {}, body, ca } = {}) {
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { method, headers, agent: false }, (res) => {
+    const req = httpFor(url).request(url, { method, headers, agent: false, ca }, (res) => {
       const chunks = [];
       res.on("data", (d) => chunks.push(d));
       res.on("end", () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString("utf8") }));
@@ -96,8 +101,9 @@ function request(url, { method = "GET", headers = {}, body } = {}) {
 }
 
 export class ExtClient extends EventEmitter {
-  constructor(base, { transport = "polling", stallPongs = false, query = {} } = {}) {
+  constructor(base, { transport = "polling", stallPongs = false, query = {}, ca } = {}) {
     super();
+    this.ca = ca;
     this.base = base;
     this.transport = transport;
     this.stallPongs = stallPongs;
@@ -165,7 +171,7 @@ export class ExtClient extends EventEmitter {
     const name = this.transport;
     while (this.state !== "closed" && this.transport === name && !this.paused) {
       let res;
-      this.getting = request(this.url(name));
+      this.getting = request(this.url(name), { ca: this.ca });
       try {
         res = await this.getting;
       } catch (e) {
@@ -213,7 +219,7 @@ export class ExtClient extends EventEmitter {
 
   async post(transport, body) {
     try {
-      return await request(this.url(transport), { method: "POST", headers: { "Content-Type": "text/plain;charset=UTF-8" }, body });
+      return await request(this.url(transport), { method: "POST", headers: { "Content-Type": "text/plain;charset=UTF-8" }, body, ca: this.ca });
     } catch {
       return { status: 0 };
     }
@@ -238,7 +244,7 @@ export class ExtClient extends EventEmitter {
     if (this.lastEventId !== null && !onProbe) headers["Last-Event-ID"] = this.lastEventId;
     const url = handshake ? this.url("sse") : this.url("sse");
     return new Promise((resolve) => {
-      const req = http.get(url, { headers, agent: false }, (res) => {
+      const req = httpFor(url).get(url, { headers, agent: false, ca: this.ca }, (res) => {
         resolve(res.statusCode);
         if (res.statusCode !== 200) {
           res.resume();
@@ -283,7 +289,7 @@ export class ExtClient extends EventEmitter {
 
   openWs(probe) {
     const u = this.url("websocket").replace(/^http/, "ws");
-    const ws = new WebSocket(u);
+    const ws = new WebSocket(u, this.ca ? { ca: this.ca } : undefined);
     this.ws = ws;
     ws.on("message", (d, isBinary) => {
       if (isBinary) this.onPacket({ type: 4, data: Buffer.from(d) }, "websocket");

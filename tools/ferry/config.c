@@ -36,6 +36,21 @@ static const char usage[] =
     "                         /vendor/socket.io.min.js (FERRY_CLIENT_JS, default: found in\n"
     "                         node_modules/socket.io-client/dist/)\n"
     "  --log-level LEVEL      error, warn, info or debug (FERRY_LOG_LEVEL, default warn)\n"
+    "  --tls-cert FILE        PEM certificate chain: --port speaks TLS (https, wss)\n"
+    "                         (FERRY_TLS_CERT; repeat the flag, or commas in the variable,\n"
+    "                         for more certificates chosen by SNI; the first is the default)\n"
+    "  --tls-key FILE         PEM private key of each --tls-cert, in the same order\n"
+    "                         (FERRY_TLS_KEY). SIGHUP reloads certificates and keys\n"
+    "  --tls-min-version V    1.2 or 1.3 (FERRY_TLS_MIN_VERSION, default 1.2)\n"
+    "  --tls-ciphers LIST     TLS 1.2 cipher list, OpenSSL syntax (FERRY_TLS_CIPHERS,\n"
+    "                         default: ECDHE with AES-GCM or ChaCha20-Poly1305)\n"
+    "  --tls-handshake-timeout MS  a TLS handshake must end within this\n"
+    "                         (FERRY_TLS_HANDSHAKE_TIMEOUT, default 10000)\n"
+    "  --tls-max-handshakes N TLS handshakes in flight; more connections are closed at once\n"
+    "                         (FERRY_TLS_MAX_HANDSHAKES, default 256)\n"
+    "  --http-port N          with TLS, also listen for plain HTTP on N (FERRY_HTTP_PORT)\n"
+    "  --http-mode MODE       redirect: the http port answers 308 to https (default);\n"
+    "                         serve: it serves everything as the TLS port (FERRY_HTTP_MODE)\n"
     "  --suite                the server the socket.io-protocol test suite expects:\n"
     "                         port 3000, ping 300/200, namespaces / and /custom\n"
     "  --help, --version\n";
@@ -166,6 +181,39 @@ static int check_path(const char *s)
     return 0;
 }
 
+/* A certificate (which 0) or key (which 1) file. From the environment, v is a comma-separated
+ * list; a flag names one file and may be repeated, and the first flag replaces the variable's
+ * list. */
+static int add_tls_file(app_config *cfg, int which, const char *v)
+{
+    const char **list = which == 0 ? cfg->tls_cert : cfg->tls_key;
+    size_t *n = which == 0 ? &cfg->ntls_cert : &cfg->ntls_key;
+    const char *what = which == 0 ? "TLS certificate" : "TLS key";
+    if (v == cfg->tls_env_buf[which] || !cfg->tls_flag_seen[which]) {
+        /* The variable, or the first flag: start the list afresh. */
+        *n = 0;
+    }
+    if (v == cfg->tls_env_buf[which]) {
+        char *save = NULL;
+        for (char *tok = strtok_r(cfg->tls_env_buf[which], ",", &save); tok != NULL;
+             tok = strtok_r(NULL, ",", &save)) {
+            if (*tok == '\0')
+                continue;
+            if (*n == APP_TLS_MAX)
+                return bad(what, tok, "more than 16 certificates");
+            list[(*n)++] = tok;
+        }
+        return 0;
+    }
+    cfg->tls_flag_seen[which] = 1;
+    if (*v == '\0')
+        return bad(what, v, "empty file name");
+    if (*n == APP_TLS_MAX)
+        return bad(what, v, "more than 16 certificates");
+    list[(*n)++] = v;
+    return 0;
+}
+
 /* One setting by its flag name (without "--"); shared by flags and variables. */
 static int set(app_config *cfg, const char *name, const char *v)
 {
@@ -216,6 +264,36 @@ static int set(app_config *cfg, const char *name, const char *v)
         return parse_bool("FERRY_PRESENCE", v, &cfg->presence);
     } else if (strcmp(name, "log-level") == 0) {
         return parse_level(v, &cfg->log_level);
+    } else if (strcmp(name, "tls-cert") == 0 || strcmp(name, "tls-key") == 0) {
+        return add_tls_file(cfg, name[4] == 'c' ? 0 : 1, v);
+    } else if (strcmp(name, "tls-min-version") == 0) {
+        if (strcmp(v, "1.2") == 0)
+            cfg->tls_min_version = FERRY_TLS_1_2;
+        else if (strcmp(v, "1.3") == 0)
+            cfg->tls_min_version = FERRY_TLS_1_3;
+        else
+            return bad("TLS minimum version", v, "use 1.2 or 1.3");
+    } else if (strcmp(name, "tls-ciphers") == 0) {
+        cfg->tls_ciphers = *v ? v : NULL;
+    } else if (strcmp(name, "tls-handshake-timeout") == 0) {
+        return parse_u32("TLS handshake timeout", v, 1, 3600000, &cfg->tls_handshake_timeout_ms);
+    } else if (strcmp(name, "tls-max-handshakes") == 0) {
+        return parse_u32("TLS handshakes in flight", v, 1, 1000000, &cfg->tls_max_handshakes);
+    } else if (strcmp(name, "http-port") == 0) {
+        if (*v == '\0') {
+            cfg->http_port = -1;
+            return 0;
+        }
+        if (parse_u32("http port", v, 0, 65535, &u) != 0)
+            return -1;
+        cfg->http_port = (int)u;
+    } else if (strcmp(name, "http-mode") == 0) {
+        if (strcmp(v, "redirect") == 0)
+            cfg->http_redirect = 1;
+        else if (strcmp(v, "serve") == 0)
+            cfg->http_redirect = 0;
+        else
+            return bad("http mode", v, "use redirect or serve");
     } else {
         return 1; /* not a setting with a value */
     }
@@ -243,6 +321,14 @@ static const struct {
     {"FERRY_PUBLISH_RATE", "publish-rate"},
     {"FERRY_PRESENCE", "presence"},
     {"FERRY_LOG_LEVEL", "log-level"},
+    {"FERRY_TLS_CERT", "tls-cert"},
+    {"FERRY_TLS_KEY", "tls-key"},
+    {"FERRY_TLS_MIN_VERSION", "tls-min-version"},
+    {"FERRY_TLS_CIPHERS", "tls-ciphers"},
+    {"FERRY_TLS_HANDSHAKE_TIMEOUT", "tls-handshake-timeout"},
+    {"FERRY_TLS_MAX_HANDSHAKES", "tls-max-handshakes"},
+    {"FERRY_HTTP_PORT", "http-port"},
+    {"FERRY_HTTP_MODE", "http-mode"},
 };
 
 int app_config_parse(app_config *cfg, int argc, char **argv)
@@ -258,6 +344,11 @@ int app_config_parse(app_config *cfg, int argc, char **argv)
     cfg->publish_rate = 50;
     cfg->presence = 1;
     cfg->log_level = FERRY_LOG_WARN;
+    cfg->tls_min_version = FERRY_TLS_1_2;
+    cfg->tls_handshake_timeout_ms = 10000;
+    cfg->tls_max_handshakes = 256;
+    cfg->http_port = -1;
+    cfg->http_redirect = 1;
     parse_list("--allow-join", "*", &cfg->allow_join);
 
     /* --suite changes the defaults, so it is applied before anything else. */
@@ -271,6 +362,18 @@ int app_config_parse(app_config *cfg, int argc, char **argv)
 
     for (size_t i = 0; i < sizeof(env_names) / sizeof(env_names[0]); i++) {
         const char *v = getenv(env_names[i].env);
+        if (v != NULL && strncmp(env_names[i].env, "FERRY_TLS_", 10) == 0 &&
+            (strcmp(env_names[i].name, "tls-cert") == 0 ||
+             strcmp(env_names[i].name, "tls-key") == 0)) {
+            /* A list of files: split in a copy of our own. */
+            char *buf = cfg->tls_env_buf[env_names[i].name[4] == 'c' ? 0 : 1];
+            if (strlen(v) >= sizeof(cfg->tls_env_buf[0])) {
+                fprintf(stderr, "ferry: %s is too long\n", env_names[i].env);
+                return -1;
+            }
+            strcpy(buf, v);
+            v = buf;
+        }
         if (v != NULL && set(cfg, env_names[i].name, v) < 0) {
             fprintf(stderr, "ferry: (from the environment variable %s)\n", env_names[i].env);
             return -1;
@@ -325,6 +428,18 @@ int app_config_parse(app_config *cfg, int argc, char **argv)
         }
         if (set(cfg, name, v) != 0)
             return -1;
+    }
+    if (cfg->ntls_cert != cfg->ntls_key) {
+        fprintf(stderr,
+                "ferry: %zu TLS certificate(s) but %zu key(s): give one --tls-key per "
+                "--tls-cert, in the same order (see ferry --help)\n",
+                cfg->ntls_cert, cfg->ntls_key);
+        return -1;
+    }
+    if (cfg->http_port >= 0 && cfg->ntls_cert == 0) {
+        fprintf(stderr, "ferry: --http-port is for a second, plain port beside TLS: give "
+                        "--tls-cert and --tls-key, or use --port alone (see ferry --help)\n");
+        return -1;
     }
     return 0;
 }

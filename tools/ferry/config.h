@@ -13,6 +13,7 @@
  * prefix pattern; "*" alone matches anything. */
 #define APP_LIST_MAX 64
 #define APP_NAME_MAX 128
+#define APP_TLS_MAX 16 /* certificates (SNI) */
 
 typedef struct app_list {
     char buf[4096];
@@ -39,6 +40,19 @@ typedef struct app_config {
     int presence;          /* 1: tell rooms who joins and leaves */
     int suite;             /* 1: the socket.io-protocol test suite's server */
     ferry_log_level log_level; /* warn */
+    /* TLS: with certificates, --port speaks TLS (https, wss). The first pair is the default
+     * certificate, the others are chosen by SNI. */
+    const char *tls_cert[APP_TLS_MAX];
+    const char *tls_key[APP_TLS_MAX];
+    size_t ntls_cert, ntls_key;
+    int tls_min_version;      /* FERRY_TLS_1_2 */
+    const char *tls_ciphers;  /* NULL: the library's default */
+    uint32_t tls_handshake_timeout_ms; /* 10000 */
+    uint32_t tls_max_handshakes;       /* 256 in flight */
+    int http_port;            /* -1: none; else also listen for plain HTTP on this port */
+    int http_redirect;        /* 1: the http port redirects to https; 0: it serves */
+    char tls_env_buf[2][4096]; /* FERRY_TLS_CERT / FERRY_TLS_KEY split into names */
+    int tls_flag_seen[2];      /* a --tls-cert / --tls-key flag replaced the variable's list */
 } app_config;
 
 /* Parse env and argv into cfg. Returns 0 to run, 1 when --help or --version was printed

@@ -1,7 +1,9 @@
 /* ferry: the standalone server. Serves a static folder and socket.io-client's bundle, relays
  * events between Socket.IO clients in rooms within the limits of its allowlists, and takes
  * publishes from any backend over HTTP. `ferry --help` lists the flags; docs/server.md explains
- * them. SIGTERM or SIGINT closes every session and exits 0. */
+ * them. SIGTERM or SIGINT closes every session and exits 0. With --tls-cert/--tls-key the port
+ * speaks TLS, and SIGHUP reloads the certificates (read on a worker thread, then swapped in on
+ * the loop; open sessions keep going). */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,9 +20,100 @@ typedef struct app {
     ferry_server *srv;
     uv_signal_t sigterm;
     uv_signal_t sigint;
+    uv_signal_t sighup;
     publish_ctx publish;
     int closing;
+    /* TLS */
+    const app_config *cfg;
+    ferry_tls *tls;      /* in use on the TLS listener (our reference) */
+    uv_work_t reload;    /* loading certificates off the loop */
+    ferry_tls *reloaded; /* the worker's result */
+    int reload_rc;
+    int reloading;    /* a load is on a worker thread */
+    int reload_again; /* SIGHUP came during it: load once more afterwards */
+    int has_sighup;
 } app;
+
+/* Read the certificates and keys of cfg into a new TLS context. Touches no loop: runs before
+ * uv_run and on a worker thread for SIGHUP. */
+static int load_tls(const app_config *cfg, ferry_tls **out)
+{
+    ferry_tls_config tc;
+    ferry_tls_config_init(&tc);
+    tc.min_version = cfg->tls_min_version;
+    tc.ciphers = cfg->tls_ciphers;
+    ferry_tls *tls = NULL;
+    int rc = ferry_tls_new(&tc, &tls);
+    if (rc != 0)
+        fprintf(stderr, "ferry: cannot set up TLS: %s\n", ferry_strerror(rc));
+    for (size_t i = 0; rc == 0 && i < cfg->ntls_cert; i++) {
+        rc = ferry_tls_add_cert(tls, cfg->tls_cert[i], cfg->tls_key[i]);
+        if (rc != 0)
+            fprintf(stderr, "ferry: cannot use the certificate %s with the key %s: %s\n",
+                    cfg->tls_cert[i], cfg->tls_key[i], ferry_strerror(rc));
+    }
+    if (rc != 0) {
+        ferry_tls_release(tls);
+        return rc;
+    }
+    *out = tls;
+    return 0;
+}
+
+static void reload_work(uv_work_t *w)
+{
+    app *a = w->data;
+    a->reloaded = NULL;
+    a->reload_rc = load_tls(a->cfg, &a->reloaded);
+}
+
+static void start_reload(app *a);
+
+static void reload_done(uv_work_t *w, int status)
+{
+    app *a = w->data;
+    a->reloading = 0;
+    ferry_tls *fresh = a->reloaded;
+    a->reloaded = NULL;
+    if (status != 0 || a->reload_rc != 0) {
+        fprintf(stderr, "ferry: SIGHUP: reload failed (%s): the certificates in use stay\n",
+                ferry_strerror(status != 0 ? status : a->reload_rc));
+    } else if (!a->closing) {
+        int n = ferry_server_set_tls(a->srv, a->tls, fresh);
+        if (n >= 0) {
+            ferry_tls_release(a->tls);
+            a->tls = fresh;
+            fresh = NULL;
+            fprintf(stderr, "ferry: SIGHUP: certificates reloaded (%zu)\n", a->cfg->ntls_cert);
+        } else {
+            fprintf(stderr, "ferry: SIGHUP: reload failed (%s)\n", ferry_strerror(n));
+        }
+    }
+    ferry_tls_release(fresh);
+    if (a->reload_again && !a->closing) {
+        a->reload_again = 0;
+        start_reload(a);
+    }
+}
+
+static void start_reload(app *a)
+{
+    if (a->reloading) {
+        a->reload_again = 1;
+        return;
+    }
+    a->reload.data = a;
+    if (uv_queue_work(a->sighup.loop, &a->reload, reload_work, reload_done) == 0)
+        a->reloading = 1;
+}
+
+static void on_sighup(uv_signal_t *sig, int signum)
+{
+    (void)signum;
+    app *a = sig->data;
+    if (!a->closing)
+        start_reload(a);
+}
 
 static void on_closed(ferry_server *srv, void *ud)
 {
@@ -41,12 +134,15 @@ static void on_signal(uv_signal_t *sig, int signum)
         uv_close((uv_handle_t *)&a->sigterm, NULL);
     if (!uv_is_closing((uv_handle_t *)&a->sigint))
         uv_close((uv_handle_t *)&a->sigint, NULL);
+    if (a->has_sighup && !uv_is_closing((uv_handle_t *)&a->sighup))
+        uv_close((uv_handle_t *)&a->sighup, NULL);
 }
 
-static void print_url(const app_config *cfg, int port, const char *what)
+static void print_url(const app_config *cfg, int port, const char *what, int tls)
 {
     int v6 = strchr(cfg->host, ':') != NULL;
-    printf("ferry: %s http://%s%s%s:%d", what, v6 ? "[" : "", cfg->host, v6 ? "]" : "", port);
+    printf("ferry: %s %s://%s%s%s:%d", what, tls ? "https" : "http", v6 ? "[" : "", cfg->host,
+           v6 ? "]" : "", port);
 }
 
 int main(int argc, char **argv)
@@ -67,11 +163,18 @@ int main(int argc, char **argv)
         sc.transports = cfg.transports;
     sc.static_root = cfg.static_root;
     sc.cors_origins = cfg.cors_origins;
+    sc.tls_handshake_timeout_ms = cfg.tls_handshake_timeout_ms;
+    sc.max_tls_handshakes = cfg.tls_max_handshakes;
     if (cfg.suite)
         sc.connect_timeout_ms = 1000;
 
     uv_loop_t *loop = uv_default_loop();
     app a = {0};
+    a.cfg = &cfg;
+    int tls = cfg.ntls_cert > 0;
+    /* Certificates are read before the loop runs (and on a worker thread for SIGHUP). */
+    if (tls && load_tls(&cfg, &a.tls) != 0)
+        return 1;
     relay *r = NULL;
     clientjs *cj = NULL;
     int found = 0;
@@ -92,9 +195,21 @@ int main(int argc, char **argv)
     if (rc == 0)
         rc = clientjs_install(a.srv, cfg.path, cfg.client_js, &cj, &found);
     const char *step = "set up";
+    int http_port = -1;
     if (rc == 0) {
         step = "listen";
-        rc = ferry_server_listen(a.srv, cfg.host, cfg.port);
+        rc = tls ? ferry_server_listen_tls(a.srv, cfg.host, cfg.port, a.tls)
+                 : ferry_server_listen(a.srv, cfg.host, cfg.port);
+    }
+    if (rc == 0 && tls && cfg.http_port >= 0) {
+        int https_port = ferry_server_port(a.srv);
+        rc = cfg.http_redirect
+                 ? ferry_server_listen_redirect(a.srv, cfg.host, cfg.http_port, https_port)
+                 : ferry_server_listen(a.srv, cfg.host, cfg.http_port);
+        if (rc == 0)
+            http_port = ferry_server_listener_port(a.srv, 1);
+        else
+            cfg.port = cfg.http_port; /* for the message below */
     }
     if (rc != 0) {
         fprintf(stderr, "ferry: cannot %s on %s:%d: %s%s\n", step, cfg.host, cfg.port,
@@ -106,6 +221,7 @@ int main(int argc, char **argv)
         uv_run(loop, UV_RUN_DEFAULT);
         relay_free(r);
         clientjs_free(cj);
+        ferry_tls_release(a.tls);
         uv_loop_close(loop);
         return 1;
     }
@@ -120,12 +236,24 @@ int main(int argc, char **argv)
     a.sigterm.data = a.sigint.data = &a;
     uv_signal_start_oneshot(&a.sigterm, on_signal, SIGTERM);
     uv_signal_start_oneshot(&a.sigint, on_signal, SIGINT);
+    if (tls) {
+        uv_signal_init(loop, &a.sighup);
+        a.sighup.data = &a;
+        uv_signal_start(&a.sighup, on_sighup, SIGHUP);
+        a.has_sighup = 1;
+    }
 
     int port = ferry_server_port(a.srv);
-    print_url(&cfg, port, "listening on");
+    print_url(&cfg, port, "listening on", tls);
     printf(" (Socket.IO path %s)\n", cfg.path);
+    if (http_port >= 0) {
+        print_url(&cfg, http_port, "listening on", 0);
+        printf(cfg.http_redirect ? " (redirects to https on port %d)\n"
+                                 : " (plain HTTP, serving as port %d does)\n",
+               port);
+    }
     if (cfg.static_root != NULL) {
-        print_url(&cfg, port, "open");
+        print_url(&cfg, port, "open", tls);
         printf("/ in a browser (files from %s)\n", cfg.static_root);
     }
     if (cfg.suite)
@@ -137,5 +265,6 @@ int main(int argc, char **argv)
     uv_run(loop, UV_RUN_DEFAULT);
     relay_free(r);
     clientjs_free(cj);
+    ferry_tls_release(a.tls);
     return uv_loop_close(loop) == 0 ? 0 : 1;
 }
