@@ -24,7 +24,7 @@ class Server:
                                      stderr=subprocess.PIPE, text=True,
                                      env=dict(os.environ, **(env or {})))
         line = self.proc.stdout.readline()
-        m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+        m = re.search(r"listening on https?://127\.0\.0\.1:(\d+)", line)
         if not m:
             self.proc.kill()
             raise RuntimeError(os.path.basename(path) + " did not start: " + line +
