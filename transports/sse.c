@@ -25,6 +25,7 @@
 #include "common/base64.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/strbuf.h"
 #include "engine/engine.h"
 #include "transports/upstream.h"
 
@@ -208,16 +209,20 @@ static int write_events(sse *e, ferry_buf *const *pkts, const uint64_t *ids, siz
         }
         forms[nf++] = f;
         char *h = heads->data + off;
-        int hl;
+        ferry_strbuf sb;
+        ferry_strbuf_init(&sb, h, ID_LINE_MAX);
         if (ids[i] == 0)
-            hl = snprintf(h, ID_LINE_MAX, "data: ");
+            ferry_strbuf_puts(&sb, "data: ");
         else if (e->qualified)
-            hl = snprintf(h, ID_LINE_MAX, "id: %s:%llu\ndata: ", ferry_engine_sid(&e->super),
-                          (unsigned long long)ids[i]);
+            ferry_strbuf_printf(&sb, "id: %s:%llu\ndata: ", ferry_engine_sid(&e->super),
+                                (unsigned long long)ids[i]);
         else
-            hl = snprintf(h, ID_LINE_MAX, "id: %llu\ndata: ", (unsigned long long)ids[i]);
-        off += (size_t)hl;
-        sl[ns++] = (ferry_slice){h, (size_t)hl, heads};
+            ferry_strbuf_printf(&sb, "id: %llu\ndata: ", (unsigned long long)ids[i]);
+        if ((rc = ferry_strbuf_error(&sb)) != 0)
+            break;
+        size_t hl = sb.len;
+        off += hl;
+        sl[ns++] = (ferry_slice){h, hl, heads};
         sl[ns++] = (ferry_slice){f->data, f->len, f};
         sl[ns++] = (ferry_slice){"\n\n", 2, NULL};
         e->sent_close = !(pkts[i]->flags & FERRY_BUF_BINARY) && pkts[i]->len == 1 &&
@@ -301,36 +306,39 @@ static int accepts_event_stream(const ferry_req *req)
 static int attach(sse *e, ferry_req *req)
 {
     const ferry_server_config *cfg = ferry_engine_config(&e->super);
-    char cors[1024];
-    size_t corslen = req->cors ? ferry_http_cors_headers(req, cors, sizeof(cors)) : 0;
+    static const char fixed[] = "HTTP/1.1 200 OK\r\n"
+                                "Content-Type: text/event-stream\r\n"
+                                "Cache-Control: no-cache, no-transform\r\n"
+                                "X-Accel-Buffering: no\r\n"
+                                "Connection: close\r\n";
+    /* EventSource's reconnection delay after a recycled or broken stream (browsers default
+     * to seconds), then a blank line: the prelude dispatches no event. */
+    static const char retry[] = "retry: 1000\n\n";
     size_t pad = cfg->sse_padding_bytes;
-    ferry_buf *head = ferry_buf_new(512 + corslen + pad + 32);
+    /* Every piece counted: the head, CORS (the Origin echoed whole), the blank line, the
+     * padding comment ":" pad spaces "\n", the retry line and the NUL. */
+    size_t cap = sizeof(fixed) + ferry_http_cors_size(req) + 2 + pad + 2 + sizeof(retry);
+    ferry_buf *head = ferry_buf_new(cap);
     if (head == NULL) {
         ferry_req_respond_text(req, 503, NULL, NULL, 0);
         return -FERRY_ENOMEM;
     }
-    int n = snprintf(head->data, 512,
-                     "HTTP/1.1 200 OK\r\n"
-                     "Content-Type: text/event-stream\r\n"
-                     "Cache-Control: no-cache, no-transform\r\n"
-                     "X-Accel-Buffering: no\r\n"
-                     "Connection: close\r\n"
-                     "%.*s\r\n",
-                     (int)corslen, cors);
-    size_t len = (size_t)n;
+    ferry_strbuf sb;
+    ferry_strbuf_init(&sb, head->data, cap);
+    ferry_strbuf_puts(&sb, fixed);
+    ferry_http_cors_append(req, &sb);
+    ferry_strbuf_puts(&sb, "\r\n");
     if (pad > 0) {
         /* A comment of pad spaces: proxies that buffer the first bytes let the events by. */
-        head->data[len++] = ':';
-        memset(head->data + len, ' ', pad);
-        len += pad;
-        head->data[len++] = '\n';
+        ferry_strbuf_puts(&sb, ":");
+        ferry_strbuf_fill(&sb, ' ', pad);
+        ferry_strbuf_puts(&sb, "\n");
     }
-    /* EventSource's reconnection delay after a recycled or broken stream (browsers default
-     * to seconds), then a blank line: the prelude dispatches no event. */
-    static const char retry[] = "retry: 1000\n\n";
-    memcpy(head->data + len, retry, sizeof(retry) - 1);
-    len += sizeof(retry) - 1;
-    head->len = len;
+    ferry_strbuf_puts(&sb, retry);
+    /* A head that does not fit would be a bug in cap, never bytes past what was written (an
+     * Origin over ~330 bytes used to send uninitialised heap: issue 9). */
+    FERRY_ASSERT(ferry_strbuf_error(&sb) == 0);
+    head->len = sb.len;
     int qualified = ferry_req_query_get(req, "sid") == NULL;
     ferry_conn *c = ferry_req_take_conn(req, &stream_handler, e);
     if (c == NULL) {

@@ -158,8 +158,9 @@ static void wt_on_request(ferry_transport *t, ferry_req *req)
     }
     char head[512];
     size_t n = ws_handshake_response(&hs, head, sizeof(head) - 2);
-    memcpy(head + n, "\x88\x00", 2); /* a close frame without a code, as ws.close() sends */
-    ferry_buf *b = ferry_buf_from(head, n + 2);
+    if (n > 0)
+        memcpy(head + n, "\x88\x00", 2); /* a close frame without a code, as ws.close() sends */
+    ferry_buf *b = n > 0 ? ferry_buf_from(head, n + 2) : NULL;
     ferry_conn *c = b ? ferry_req_take_conn(req, &dup_handler, NULL) : NULL;
     if (b == NULL) {
         ferry_req_respond_text(req, 503, NULL, NULL, 0);

@@ -13,6 +13,7 @@
 #include "common/base64.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/strbuf.h"
 #include "common/utf8.h"
 #include "common/wallclock.h"
 
@@ -527,9 +528,14 @@ static int transport_enabled(const ferry_server *srv, const ferry_transport_ops 
 static ferry_buf *open_packet(ferry_session *s)
 {
     ferry_server *srv = s->server;
-    char upgrades[256] = "";
-    size_t u = 0;
+    /* The sid, the transport names and five numbers: far below 512 bytes; a longer one (a new
+     * key added without growing this) fails the handshake with 503 instead of being cut. */
+    char json[512];
+    ferry_strbuf sb;
+    ferry_strbuf_init(&sb, json, sizeof(json));
+    ferry_strbuf_printf(&sb, "{\"sid\":\"%s\",\"upgrades\":[", s->sid);
     const ferry_transport_ops *cur = s->transport->ops;
+    int first = 1;
     if (srv->cfg.allow_upgrades && (cur->flags & FERRY_TR_UPGRADABLE)) {
         for (size_t i = 0; ferry_transports[i] != NULL; i++) {
             const ferry_transport_ops *o = ferry_transports[i];
@@ -537,21 +543,18 @@ static ferry_buf *open_packet(ferry_session *s)
                 continue;
             if ((o->flags & FERRY_TR_EXTENSION) && !s->extensions)
                 continue;
-            u += (size_t)snprintf(upgrades + u, sizeof(upgrades) - u, "%s\"%s\"", u ? "," : "",
-                                  o->name);
+            ferry_strbuf_printf(&sb, "%s\"%s\"", first ? "" : ",", o->name);
+            first = 0;
         }
     }
-    char json[512];
-    int n = snprintf(json, sizeof(json),
-                     "{\"sid\":\"%s\",\"upgrades\":[%s],\"pingInterval\":%u,\"pingTimeout\":%u,"
-                     "\"maxPayload\":%zu",
-                     s->sid, upgrades, srv->cfg.ping_interval_ms, srv->cfg.ping_timeout_ms,
-                     srv->cfg.max_payload);
+    ferry_strbuf_printf(&sb, "],\"pingInterval\":%u,\"pingTimeout\":%u,\"maxPayload\":%zu",
+                        srv->cfg.ping_interval_ms, srv->cfg.ping_timeout_ms, srv->cfg.max_payload);
     if (s->extensions)
-        n += snprintf(json + n, sizeof(json) - (size_t)n, ",\"shortPollInterval\":%u",
-                      srv->cfg.short_poll_interval_ms);
-    n += snprintf(json + n, sizeof(json) - (size_t)n, "}");
-    return eio_packet_new(EIO_OPEN, json, (size_t)n);
+        ferry_strbuf_printf(&sb, ",\"shortPollInterval\":%u", srv->cfg.short_poll_interval_ms);
+    ferry_strbuf_puts(&sb, "}");
+    if (ferry_strbuf_error(&sb) != 0)
+        return NULL;
+    return eio_packet_new(EIO_OPEN, json, sb.len);
 }
 
 static void reject(ferry_server *srv, ferry_req *req, int code)

@@ -755,10 +755,12 @@ static void reject(ferry_conn *c, int status)
     FERRY_LOG(FERRY_LOG_INFO, "http", NULL, "bad request: %d %s (%s)", status,
               ferry_http_status_text(status), llhttp_get_error_reason(&c->parser));
     char head[160];
-    int n = snprintf(head, sizeof(head),
-                     "HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", status,
-                     ferry_http_status_text(status));
-    ferry_buf *b = ferry_buf_from(head, (size_t)n);
+    ferry_strbuf sb;
+    ferry_strbuf_init(&sb, head, sizeof(head));
+    ferry_strbuf_printf(&sb, "HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+                        status, ferry_http_status_text(status));
+    FERRY_ASSERT(ferry_strbuf_error(&sb) == 0); /* status texts are short and fixed */
+    ferry_buf *b = ferry_buf_from(head, sb.len);
     if (b != NULL) {
         ferry_slice s = {b->data, b->len, b};
         ferry_conn_write(c, &s, 1);
@@ -952,21 +954,35 @@ int ferry_req_respond(ferry_req *req, int status, const char *content_type,
     for (size_t i = 0; i < nbody; i++)
         blen += body[i].len;
     int keep = req->keep_alive && !c->http->closing && !c->http->draining && !req->upgrade;
-    char cors[1024];
-    size_t corslen = req->cors ? ferry_http_cors_headers(req, cors, sizeof(cors)) : 0;
-    size_t extralen = extra_headers ? strlen(extra_headers) : 0;
-    size_t cap = 200 + (content_type ? strlen(content_type) : 0) + corslen + extralen;
+    const char *reason = ferry_http_status_text(status);
+    /* 128 holds the fixed pieces: status line without its reason, the header names, a 20-digit
+     * length, "Connection: keep-alive", the blank line and the NUL. */
+    size_t cap = 128 + strlen(reason) + (content_type ? strlen(content_type) : 0) +
+                 ferry_http_cors_size(req) + (extra_headers ? strlen(extra_headers) : 0);
     ferry_buf *head = ferry_buf_new(cap);
     int rc = -FERRY_ENOMEM;
     if (head != NULL) {
-        int n = snprintf(head->data, cap,
-                         "HTTP/1.1 %d %s\r\n%s%s%sContent-Length: %zu\r\n%s%.*s%s\r\n", status,
-                         ferry_http_status_text(status), content_type ? "Content-Type: " : "",
-                         content_type ? content_type : "", content_type ? "\r\n" : "", blen,
-                         keep ? (req->http_minor == 0 ? "Connection: keep-alive\r\n" : "")
-                              : "Connection: close\r\n",
-                         (int)corslen, cors, extra_headers ? extra_headers : "");
-        head->len = (size_t)n < cap ? (size_t)n : cap - 1;
+        ferry_strbuf sb;
+        ferry_strbuf_init(&sb, head->data, cap);
+        ferry_strbuf_printf(&sb, "HTTP/1.1 %d %s\r\n", status, reason);
+        if (content_type != NULL) {
+            ferry_strbuf_puts(&sb, "Content-Type: ");
+            ferry_strbuf_puts(&sb, content_type);
+            ferry_strbuf_puts(&sb, "\r\n");
+        }
+        ferry_strbuf_printf(&sb, "Content-Length: %zu\r\n", blen);
+        if (!keep)
+            ferry_strbuf_puts(&sb, "Connection: close\r\n");
+        else if (req->http_minor == 0)
+            ferry_strbuf_puts(&sb, "Connection: keep-alive\r\n");
+        ferry_http_cors_append(req, &sb);
+        if (extra_headers != NULL)
+            ferry_strbuf_puts(&sb, extra_headers);
+        ferry_strbuf_puts(&sb, "\r\n");
+        /* cap counts every piece; a head that does not fit would be a bug here, never a
+         * truncated head on the wire. */
+        FERRY_ASSERT(ferry_strbuf_error(&sb) == 0);
+        head->len = sb.len;
         ferry_slice sl[9];
         size_t ns = 0;
         sl[ns++] = (ferry_slice){head->data, head->len, head};

@@ -23,6 +23,7 @@
 
 #include "common/buf.h"
 #include "common/list.h"
+#include "common/strbuf.h"
 #include "common/timerwheel.h"
 #include "ferry.h"
 
@@ -216,9 +217,12 @@ int ferry_req_respond_error(ferry_req *req, int code);
 /* Hold the request: abort fires if its connection closes first. */
 void ferry_req_hold(ferry_req *req, void (*on_abort)(ferry_req *req, void *ud), void *ud);
 
-/* CORS response headers for req into out (always NUL-terminated); returns the length. For a
- * transport that writes its own response head on a taken connection (SSE). */
-size_t ferry_http_cors_headers(const ferry_req *req, char *out, size_t outlen);
+/* The CORS response headers for req (none unless its route asked for CORS and the Origin is
+ * allowed): ferry_http_cors_size() is their exact length, ferry_http_cors_append() adds them to
+ * sb. The Origin is echoed whole, however long (it is bounded by max_header_bytes). For every
+ * response head, including a transport's own on a taken connection (SSE). */
+size_t ferry_http_cors_size(const ferry_req *req);
+void ferry_http_cors_append(const ferry_req *req, ferry_strbuf *sb);
 
 /* Take the connection away from HTTP: for a streaming response or a protocol upgrade. The
  * request is freed. Bytes already read past the request are delivered to h->on_data before

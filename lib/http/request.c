@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/assert.h"
 #include "common/mem.h"
 
 void ferry_req_free(ferry_req *req)
@@ -132,9 +133,11 @@ int ferry_req_respond_error(ferry_req *req, int code)
     if (code < 0 || code > 5)
         code = 3;
     char body[96];
-    int n = snprintf(body, sizeof(body), "{\"code\":%d,\"message\":\"%s\"}", code, messages[code]);
-    return ferry_req_respond_text(req, code == 4 ? 403 : 400, "application/json", body,
-                                  (size_t)n);
+    ferry_strbuf sb;
+    ferry_strbuf_init(&sb, body, sizeof(body));
+    ferry_strbuf_printf(&sb, "{\"code\":%d,\"message\":\"%s\"}", code, messages[code]);
+    FERRY_ASSERT(ferry_strbuf_error(&sb) == 0); /* the messages are fixed and short */
+    return ferry_req_respond_text(req, code == 4 ? 403 : 400, "application/json", body, sb.len);
 }
 
 long ferry_url_decode(char *s, size_t len, int plus)

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/assert.h"
 #include "common/mem.h"
 
 static int route_matches(const ferry_route *r, const ferry_req *req)
@@ -21,35 +22,61 @@ static int route_matches(const ferry_route *r, const ferry_req *req)
     return strcmp(req->path, r->path) == 0;
 }
 
-size_t ferry_http_cors_headers(const ferry_req *req, char *out, size_t outlen)
+static const char cors_credentials[] = "Access-Control-Allow-Credentials: true\r\n";
+
+static const char *cors_origin(const ferry_req *req)
 {
     const ferry_http *http = req->conn->http;
-    const char *origin = ferry_req_header_get(req, "origin");
-    out[0] = '\0';
-    if (http->cors_origins == NULL || origin == NULL || !ferry_req_origin_allowed(req))
-        return 0;
-    int n = snprintf(out, outlen, "Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n%s", origin,
-                     http->cors_credentials ? "Access-Control-Allow-Credentials: true\r\n" : "");
-    if (n < 0 || (size_t)n >= outlen) {
-        out[0] = '\0';
-        return 0;
-    }
-    return (size_t)n;
+    if (!req->cors || http->cors_origins == NULL || !ferry_req_origin_allowed(req))
+        return NULL;
+    return ferry_req_header_get(req, "origin");
 }
 
-/* Answer an OPTIONS preflight as the cors package does for Socket.IO: 204. */
+size_t ferry_http_cors_size(const ferry_req *req)
+{
+    const char *origin = cors_origin(req);
+    if (origin == NULL)
+        return 0;
+    return sizeof("Access-Control-Allow-Origin: \r\nVary: Origin\r\n") - 1 + strlen(origin) +
+           (req->conn->http->cors_credentials ? sizeof(cors_credentials) - 1 : 0);
+}
+
+void ferry_http_cors_append(const ferry_req *req, ferry_strbuf *sb)
+{
+    const char *origin = cors_origin(req);
+    if (origin == NULL)
+        return;
+    ferry_strbuf_puts(sb, "Access-Control-Allow-Origin: ");
+    ferry_strbuf_puts(sb, origin);
+    ferry_strbuf_puts(sb, "\r\nVary: Origin\r\n");
+    if (req->conn->http->cors_credentials)
+        ferry_strbuf_puts(sb, cors_credentials);
+}
+
+/* Answer an OPTIONS preflight as the cors package does for Socket.IO: 204. The requested
+ * headers are echoed whole (a long list used to be dropped, failing the preflight). */
 static void preflight(ferry_req *req)
 {
-    char extra[512];
+    static const char methods[] = "Access-Control-Allow-Methods: GET,HEAD,PUT,PATCH,POST,DELETE\r\n";
+    static const char allow[] = "Access-Control-Allow-Headers: ";
     const char *want = ferry_req_header_get(req, "access-control-request-headers");
-    int n = snprintf(extra, sizeof(extra),
-                     "Access-Control-Allow-Methods: GET,HEAD,PUT,PATCH,POST,DELETE\r\n"
-                     "%s%s%s",
-                     want ? "Access-Control-Allow-Headers: " : "", want ? want : "",
-                     want ? "\r\n" : "");
-    if (n < 0 || (size_t)n >= sizeof(extra))
-        extra[0] = '\0';
+    size_t cap = sizeof(methods) + sizeof(allow) + (want ? strlen(want) : 0) + 2;
+    char *extra = ferry_mem_alloc(cap);
+    if (extra == NULL) {
+        ferry_req_respond_text(req, 503, NULL, NULL, 0);
+        return;
+    }
+    ferry_strbuf sb;
+    ferry_strbuf_init(&sb, extra, cap);
+    ferry_strbuf_puts(&sb, methods);
+    if (want != NULL) {
+        ferry_strbuf_puts(&sb, allow);
+        ferry_strbuf_puts(&sb, want);
+        ferry_strbuf_puts(&sb, "\r\n");
+    }
+    FERRY_ASSERT(ferry_strbuf_error(&sb) == 0); /* cap counts every piece */
     ferry_req_respond(req, 204, NULL, extra, NULL, 0);
+    ferry_mem_free(extra);
 }
 
 /* An exact path beats a prefix (the engine's /socket.io/ owns everything below it, except

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <string.h>
 
+#include "common/assert.h"
 #include "common/log.h"
 #include "common/mem.h"
 
@@ -108,9 +109,20 @@ static void finish(static_job *job, int status)
             ferry_req_respond(req, 200, mime_of(job->file), "Cache-Control: no-cache\r\n", &s,
                               1);
         } else if (status == 301) {
-            char loc[2048];
-            snprintf(loc, sizeof(loc), "Location: %s/\r\n", req->path);
-            ferry_req_respond(req, 301, NULL, loc, NULL, 0);
+            /* The path is echoed whole (it is bounded by max_header_bytes): a 2048-byte buffer
+             * used to cut a long one and its CRLF, leaving the head unterminated. */
+            size_t cap = sizeof("Location: /\r\n") + strlen(req->path);
+            char *loc = ferry_mem_alloc(cap);
+            if (loc == NULL) {
+                ferry_req_respond_text(req, 503, NULL, NULL, 0);
+            } else {
+                ferry_strbuf sb;
+                ferry_strbuf_init(&sb, loc, cap);
+                ferry_strbuf_printf(&sb, "Location: %s/\r\n", req->path);
+                FERRY_ASSERT(ferry_strbuf_error(&sb) == 0);
+                ferry_req_respond(req, 301, NULL, loc, NULL, 0);
+                ferry_mem_free(loc);
+            }
         } else {
             static const char nf[] = "Not Found\n";
             ferry_req_respond_text(req, status, "text/plain; charset=UTF-8",
@@ -219,7 +231,12 @@ void ferry_static_serve(ferry_req *req)
         ferry_req_respond_text(req, 503, NULL, NULL, 0);
         return;
     }
-    snprintf(file, len, "%s%s%s", root, req->path, dir ? "index.html" : "");
+    ferry_strbuf sb;
+    ferry_strbuf_init(&sb, file, len);
+    ferry_strbuf_puts(&sb, root);
+    ferry_strbuf_puts(&sb, req->path);
+    ferry_strbuf_puts(&sb, dir ? "index.html" : "");
+    FERRY_ASSERT(ferry_strbuf_error(&sb) == 0); /* len counts the three pieces */
     job->file = file;
     job->req = req;
     job->redirect_dir = !dir;

@@ -5,7 +5,9 @@
 #include <string.h>
 
 #include "common/base64.h"
+#include "common/assert.h"
 #include "common/mem.h"
+#include "common/strbuf.h"
 #include "engine/packet.h"
 
 static const char *const reserved[] = {"connect",       "connect_error", "disconnect",
@@ -370,12 +372,21 @@ static int encode(int type, const char *nsp, int64_t id, const char *event, cons
             goto nomem;
     }
     char head[64];
-    int hn = snprintf(head, sizeof(head), "4%d", type);
+    ferry_strbuf hb;
+    ferry_strbuf_init(&hb, head, sizeof(head));
+    ferry_strbuf_printf(&hb, "4%d", type);
     if (type == SIO_BINARY_EVENT || type == SIO_BINARY_ACK)
-        hn += snprintf(head + hn, sizeof(head) - (size_t)hn, "%u-", nbin);
+        ferry_strbuf_printf(&hb, "%u-", nbin);
+    FERRY_ASSERT(ferry_strbuf_error(&hb) == 0); /* two numbers: at most 14 bytes */
+    size_t hn = hb.len;
     size_t nsplen = strcmp(nsp, "/") == 0 ? 0 : strlen(nsp);
     char idbuf[24];
-    int idn = id >= 0 ? snprintf(idbuf, sizeof(idbuf), "%lld", (long long)id) : 0;
+    ferry_strbuf ib;
+    ferry_strbuf_init(&ib, idbuf, sizeof(idbuf));
+    if (id >= 0)
+        ferry_strbuf_printf(&ib, "%lld", (long long)id);
+    FERRY_ASSERT(ferry_strbuf_error(&ib) == 0); /* at most 19 digits */
+    size_t idn = ib.len;
     size_t jlen = json != NULL ? strlen(json) : 0, evlen = ev != NULL ? strlen(ev) : 0;
     /* With an event: "[" ev ("," args-without-their-"[") or "]". */
     size_t body = event != NULL ? 1 + evlen + (jlen > 2 ? jlen - 1 + 1 : 1) : jlen;

@@ -5,6 +5,7 @@
 #include <strings.h>
 
 #include "common/mem.h"
+#include "common/strbuf.h"
 #include "ferry.h"
 
 /* ------------------------------------------------------------------ negotiation */
@@ -118,18 +119,18 @@ int ws_deflate_negotiate(const char *header, ws_deflate_params *params, char *an
         params->client_no_context_takeover = o.cnt;
         params->server_max_window_bits = o.smwb ? o.smwb : 15;
         params->client_max_window_bits = o.cmwb < 0 ? 0 : o.cmwb ? o.cmwb : 15;
-        int len = snprintf(answer, answer_cap, "permessage-deflate%s%s",
-                           o.snt ? "; server_no_context_takeover" : "",
-                           o.cnt ? "; client_no_context_takeover" : "");
-        if (o.smwb && len >= 0 && (size_t)len < answer_cap)
-            len += snprintf(answer + len, answer_cap - (size_t)len, "; server_max_window_bits=%d",
-                            o.smwb);
-        if (o.cmwb > 0 && len >= 0 && (size_t)len < answer_cap)
-            len += snprintf(answer + len, answer_cap - (size_t)len, "; client_max_window_bits=%d",
-                            o.cmwb);
-        if (len < 0 || (size_t)len >= answer_cap)
-            return 0;
-        return 1;
+        ferry_strbuf sb;
+        ferry_strbuf_init(&sb, answer, answer_cap);
+        ferry_strbuf_puts(&sb, "permessage-deflate");
+        if (o.snt)
+            ferry_strbuf_puts(&sb, "; server_no_context_takeover");
+        if (o.cnt)
+            ferry_strbuf_puts(&sb, "; client_no_context_takeover");
+        if (o.smwb)
+            ferry_strbuf_printf(&sb, "; server_max_window_bits=%d", o.smwb);
+        if (o.cmwb > 0)
+            ferry_strbuf_printf(&sb, "; client_max_window_bits=%d", o.cmwb);
+        return ferry_strbuf_error(&sb) == 0;
     }
     return 0;
 }

@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "common/base64.h"
+#include "common/strbuf.h"
 
 static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
@@ -49,10 +50,14 @@ int ws_handshake_check(const ferry_req *req, int offer_deflate, ws_handshake *hs
         return -1;
     }
     char buf[64];
-    int n = snprintf(buf, sizeof(buf), "%s%s", key, ws_guid);
+    ferry_strbuf sb;
+    ferry_strbuf_init(&sb, buf, sizeof(buf));
+    ferry_strbuf_puts(&sb, key); /* 24 characters: key_valid() */
+    ferry_strbuf_puts(&sb, ws_guid);
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
-    if (EVP_Digest(buf, (size_t)n, md, &mdlen, EVP_sha1(), NULL) != 1 || mdlen != 20) {
+    if (ferry_strbuf_error(&sb) != 0 ||
+        EVP_Digest(buf, sb.len, md, &mdlen, EVP_sha1(), NULL) != 1 || mdlen != 20) {
         *why = "WebSocket handshake: internal error";
         return -1;
     }
@@ -69,9 +74,12 @@ int ws_handshake_check(const ferry_req *req, int offer_deflate, ws_handshake *hs
 
 void ws_handshake_reject(ferry_req *req, const char *why)
 {
-    char body[160];
-    int n = snprintf(body, sizeof(body), "%s\n", why);
-    ferry_buf *b = ferry_buf_from(body, (size_t)n);
+    size_t n = strlen(why);
+    ferry_buf *b = ferry_buf_new(n + 1);
+    if (b != NULL) {
+        memcpy(b->data, why, n);
+        b->data[n] = '\n';
+    }
     ferry_slice s = {b ? b->data : "", b ? b->len : 0, b};
     /* A failed handshake ends the connection (Connection: close), as the reference does. */
     req->keep_alive = 0;
@@ -82,10 +90,17 @@ void ws_handshake_reject(ferry_req *req, const char *why)
 
 size_t ws_handshake_response(const ws_handshake *hs, char *out, size_t cap)
 {
-    int n = snprintf(out, cap,
-                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                     "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s%s%s\r\n",
-                     hs->accept, hs->deflate ? "Sec-WebSocket-Extensions: " : "",
-                     hs->deflate ? hs->extensions : "", hs->deflate ? "\r\n" : "");
-    return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
+    ferry_strbuf sb;
+    ferry_strbuf_init(&sb, out, cap);
+    ferry_strbuf_puts(&sb, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                           "Connection: Upgrade\r\nSec-WebSocket-Accept: ");
+    ferry_strbuf_puts(&sb, hs->accept);
+    ferry_strbuf_puts(&sb, "\r\n");
+    if (hs->deflate) {
+        ferry_strbuf_puts(&sb, "Sec-WebSocket-Extensions: ");
+        ferry_strbuf_puts(&sb, hs->extensions);
+        ferry_strbuf_puts(&sb, "\r\n");
+    }
+    ferry_strbuf_puts(&sb, "\r\n");
+    return ferry_strbuf_error(&sb) == 0 ? sb.len : 0;
 }

@@ -25,7 +25,8 @@ int ws_handshake_check(const ferry_req *req, int offer_deflate, ws_handshake *hs
  * close the connection. The request is freed. */
 void ws_handshake_reject(ferry_req *req, const char *why);
 
-/* The 101 answer's bytes for hs into out (NUL-terminated); returns the length. */
+/* The 101 answer's bytes for hs into out (NUL-terminated); returns the length, or 0 when they
+ * do not fit in cap (nothing partial is returned). */
 size_t ws_handshake_response(const ws_handshake *hs, char *out, size_t cap);
 
 #endif

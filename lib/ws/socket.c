@@ -149,7 +149,7 @@ int ws_socket_accept(ws_socket *w, ferry_req *req, ws_handshake *hs, ferry_wheel
     }
     char head[512];
     size_t n = ws_handshake_response(hs, head, sizeof(head));
-    ferry_buf *b = ferry_buf_from(head, n);
+    ferry_buf *b = n > 0 ? ferry_buf_from(head, n) : NULL;
     if (b == NULL) {
         ferry_req_respond_text(req, 503, NULL, NULL, 0);
         ws_stream_free(&w->stream);

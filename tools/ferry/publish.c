@@ -22,10 +22,15 @@ static void reply_error(ferry_http_req *req, int status, const char *code, const
     cJSON_AddStringToObject(o, "error", code);
     cJSON_AddStringToObject(o, "message", msg);
     int n = 0;
-    if (!cJSON_PrintPreallocated(o, body, sizeof(body), 0))
+    if (!cJSON_PrintPreallocated(o, body, sizeof(body), 0)) {
+        /* code is one of this file's short constants; checked all the same (never a length
+         * past what was written). */
         n = snprintf(body, sizeof(body), "{\"ok\":false,\"error\":\"%s\"}", code);
-    else
+        if (n < 0 || (size_t)n >= sizeof(body))
+            n = snprintf(body, sizeof(body), "{\"ok\":false}");
+    } else {
         n = (int)strlen(body);
+    }
     cJSON_Delete(o);
     ferry_http_reply(req, status, "application/json", body, (size_t)n);
 }
@@ -93,7 +98,7 @@ static void on_publish(ferry_http_req *req, void *ud)
     }
     char ok[64];
     int n = snprintf(ok, sizeof(ok), "{\"ok\":true,\"recipients\":%d}", rc);
-    ferry_http_reply(req, 200, "application/json", ok, (size_t)n);
+    ferry_http_reply(req, 200, "application/json", ok, n > 0 && (size_t)n < sizeof(ok) ? (size_t)n : 0);
 }
 
 int publish_install(ferry_server *srv, publish_ctx *ctx)
