@@ -9,7 +9,7 @@ PORT ?= 8080
 RUN_DIR := build
 TEST_DIR := build-test
 
-.PHONY: all build run test deps-build deps-run deps-test test-build conformance fuzz clean
+.PHONY: all build run test deps-build deps-run deps-test test-build conformance fuzz clean bench
 
 all: build
 
@@ -61,6 +61,11 @@ fuzz: deps-test
 	@for t in build-fuzz/tests/fuzz/fuzz_*; do n=$${t##*/fuzz_}; mkdir -p build-fuzz/corpus/$$n; \
 	  cp -n tests/fuzz/corpus/$$n/* build-fuzz/corpus/$$n/; \
 	  (cd build-fuzz && ../$$t corpus/$$n -max_total_time=$(FUZZ_SECONDS) -max_len=8192) || exit 1; done
+
+# ferry against Node's socket.io, alternating, on every transport both offer (tools/ferry-bench):
+# writes docs/performance.md and docs/performance.svg; BENCH_FLAGS=--quick for a quick check.
+bench: deps-run build
+	@node tools/ferry-bench/make-bench.mjs --build $(RUN_DIR) $(BENCH_FLAGS)
 
 clean:
 	rm -rf $(RUN_DIR) $(TEST_DIR)

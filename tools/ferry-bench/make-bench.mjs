@@ -1,0 +1,504 @@
+// make bench: the same loads against ferry (tools/ferry) and Node's socket.io 4.8
+// (tools/ferry-bench/node-server.mjs), alternating in one run, on every transport both offer,
+// measured by tools/ferry-bench; writes docs/performance.md and its chart docs/performance.svg,
+// and the raw figures to <build>/bench/results.json.
+//
+//   node tools/ferry-bench/make-bench.mjs [--build build] [--reps 3] [--quick] [--out docs]
+//
+// Each repetition runs every load once on each server, in alternating order (ferry first in odd
+// repetitions, Node first in even ones), each on a freshly started server process, so slow drift
+// of a shared machine hits both alike. A ratio is taken per repetition (the two runs next to each
+// other) and the table shows the median with the spread (min-max). --quick: small sizes, one
+// repetition (a check that the pipeline works; its figures mean nothing).
+import { spawn, execFileSync } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+
+const root = path.resolve(import.meta.dirname, "../..");
+const argv = process.argv.slice(2);
+const opt = (name, def) => {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : def;
+};
+const quick = argv.includes("--quick");
+const buildDir = path.resolve(root, opt("--build", "build"));
+const reps = Number(opt("--reps", quick ? 1 : 3));
+const outDir = path.resolve(root, opt("--out", "docs"));
+const benchBin = path.join(buildDir, "tools/ferry-bench/ferry-bench");
+const ferryBin = path.join(buildDir, "tools/ferry/ferry");
+const nodeServer = path.join(root, "tools/ferry-bench/node-server.mjs");
+const resDir = path.join(buildDir, "bench");
+mkdirSync(resDir, { recursive: true });
+const started = Date.now();
+const budgetMs = 14 * 60 * 1000; // make bench must stay under 15 minutes
+const q = (a, b) => (quick ? a : b);
+
+const all = "polling,websocket,sse,short-polling";
+const servers = {
+  "ferry-suite": [ferryBin, "--suite", "--port", "0", "--ping-interval", "25000", "--ping-timeout",
+    "20000", "--transports", all],
+  "ferry-relay": [ferryBin, "--port", "0", "--allow-publish", "*", "--publish-rate", "0",
+    "--no-presence", "--transports", all],
+  node: [process.execPath, nodeServer, "--port", "0"],
+};
+
+// What is measured. ferry: which tools/ferry mode serves the load. metrics: [key, JSON path,
+// unit, better ("higher" | "lower"), target] where target is {ratio: r} (ferry/node must be
+// <= r for lower-is-better, >= r for higher) or {abs: v} (ferry's own figure).
+const loads = [
+  { id: "ws-echo", short: "WebSocket echo", title: `WebSocket echo, ${q(10, 100)} sessions, 32 B`, transport: "websocket",
+    mode: "echo", ferry: "ferry-suite", args: ["-n", q("10", "100"), "--duration", q("1", "5")],
+    metrics: [
+      ["server CPU per message", "echo.server_cpu_us_per_message", "µs", "lower", { ratio: 1 / 3 }],
+      ["messages/s", "echo.messages_per_s", "/s", "higher"],
+      ["round trip p50", "echo.round_trip.p50_us", "µs", "lower"],
+      ["round trip p99", "echo.round_trip.p99_us", "µs", "lower"],
+    ] },
+  { id: "poll-echo", short: "polling echo", title: `long-polling echo, ${q(10, 100)} sessions, 32 B`, transport: "polling",
+    mode: "echo", ferry: "ferry-suite", args: ["-n", q("10", "100"), "--duration", q("1", "5")],
+    metrics: [
+      ["messages/s", "echo.messages_per_s", "/s", "higher", { ratio: 5 }],
+      ["server CPU per message", "echo.server_cpu_us_per_message", "µs", "lower"],
+      ["round trip p50", "echo.round_trip.p50_us", "µs", "lower"],
+      ["round trip p99", "echo.round_trip.p99_us", "µs", "lower"],
+    ] },
+  { id: "ws-bcast", short: "WebSocket broadcast", title: `broadcast, ${q(50, 1000)} WebSocket clients in a room, 32 B`,
+    transport: "websocket", mode: "broadcast", ferry: "ferry-relay",
+    args: ["-n", q("50", "1000"), "--inflight", "8", "--duration", q("1", "5"), "--concurrency", "200"],
+    metrics: [
+      ["deliveries/s", "broadcast.deliveries_per_s", "/s", "higher", { abs: 2.5e6 }],
+      ["server CPU per delivery", "broadcast.server_cpu_us_per_delivery", "µs", "lower"],
+      ["time to last receiver p50", "broadcast.last_receiver.p50_us", "µs", "lower"],
+    ] },
+  { id: "poll-bcast", short: "polling broadcast", title: `broadcast, ${q(20, 100)} long-polling clients in a room, 32 B`,
+    transport: "polling", mode: "broadcast", ferry: "ferry-relay",
+    args: ["-n", q("20", "100"), "--inflight", "8", "--duration", q("1", "5")],
+    metrics: [
+      ["deliveries/s", "broadcast.deliveries_per_s", "/s", "higher"],
+      ["server CPU per delivery", "broadcast.server_cpu_us_per_delivery", "µs", "lower"],
+    ] },
+  { id: "ws-idle", short: "idle WebSocket", title: `${q(500, 10000)} idle WebSocket sessions`, transport: "websocket",
+    mode: "connect", ferry: "ferry-relay",
+    args: ["-n", q("500", "10000"), "--concurrency", "200", "--hold", q("1", "3")],
+    metrics: [
+      ["memory per session", "connect.server_kb_per_session", "KB", "lower", { abs: 3 }],
+      ["server CPU per connection", "connect.server_cpu_us_per_connection", "µs", "lower", { ratio: 1 / 3 }],
+      ["connections/s", "connect.rate_per_s", "/s", "higher"],
+      ["wake-ups/s while idle", "connect.server_wakeups_per_s", "/s", "lower"],
+    ] },
+  { id: "poll-idle", short: "idle polling", title: `${q(500, 4000)} idle long-polling sessions`, transport: "polling",
+    mode: "connect", ferry: "ferry-relay",
+    args: ["-n", q("500", "4000"), "--concurrency", "200", "--hold", q("1", "3")],
+    metrics: [
+      ["memory per session", "connect.server_kb_per_session", "KB", "lower", { abs: 4 }],
+      ["server CPU per connection", "connect.server_cpu_us_per_connection", "µs", "lower"],
+      ["wake-ups/s while idle", "connect.server_wakeups_per_s", "/s", "lower"],
+    ] },
+  { id: "sse-echo", short: "SSE echo", title: `SSE echo, ${q(10, 100)} sessions, 32 B (ferry only)`, transport: "sse",
+    mode: "echo", ferry: "ferry-suite", args: ["-n", q("10", "100"), "--duration", q("1", "5")],
+    metrics: [
+      ["messages/s", "echo.messages_per_s", "/s", "higher"],
+      ["server CPU per message", "echo.server_cpu_us_per_message", "µs", "lower"],
+      ["round trip p50", "echo.round_trip.p50_us", "µs", "lower"],
+    ] },
+  { id: "short-echo", short: "short-polling echo", title: `short-polling echo, ${q(10, 100)} sessions, 32 B, 1 s interval (ferry only)`,
+    transport: "short-polling", mode: "echo", ferry: "ferry-suite",
+    args: ["-n", q("10", "100"), "--duration", q("2", "5"), "--inflight", "4"],
+    metrics: [
+      ["messages/s", "echo.messages_per_s", "/s", "higher"],
+      ["round trip p50", "echo.round_trip.p50_us", "µs", "lower"],
+    ] },
+];
+const transports = ["websocket", "polling", "sse", "short-polling"];
+
+function get(obj, dotted) {
+  return dotted.split(".").reduce((o, k) => (o == null ? undefined : o[k]), obj);
+}
+
+function startServer(kind) {
+  const [cmd, ...args] = servers[kind];
+  return new Promise((resolve, reject) => {
+    const proc = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], cwd: root });
+    let out = "";
+    let err = "";
+    const t = setTimeout(() => reject(new Error(`${kind} did not start: ${err}`)), 15000);
+    proc.stderr.on("data", (d) => (err += d));
+    proc.stdout.on("data", (d) => {
+      out += d;
+      const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(out);
+      if (m) {
+        clearTimeout(t);
+        resolve({ port: Number(m[1]), proc, stop: () => stopServer(proc) });
+      }
+    });
+    proc.on("exit", (code) => {
+      clearTimeout(t);
+      reject(new Error(`${kind} exited with ${code}: ${err}`));
+    });
+  });
+}
+
+function stopServer(proc) {
+  return new Promise((resolve) => {
+    if (proc.exitCode !== null) return resolve(proc.exitCode);
+    const t = setTimeout(() => proc.kill("SIGKILL"), 10000);
+    proc.on("exit", (code) => {
+      clearTimeout(t);
+      resolve(code);
+    });
+    proc.kill("SIGTERM");
+  });
+}
+
+let runNo = 0;
+function bench(port, pid, args, label) {
+  const json = path.join(resDir, `run-${runNo++}.json`);
+  const full = ["--port", String(port), "--pid", String(pid), "--json", json, "--label", label,
+    "--timeout", "120", ...args];
+  return new Promise((resolve) => {
+    const p = spawn(benchBin, full, { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    p.stdout.on("data", (d) => (out += d));
+    p.stderr.on("data", (d) => (out += d));
+    p.on("exit", (code) => {
+      let j = null;
+      try {
+        j = JSON.parse(readFileSync(json, "utf8"));
+      } catch {
+        j = null;
+      }
+      resolve({ code, json: j, out, args: full });
+    });
+  });
+}
+
+async function runOn(kind, args, label) {
+  const srv = await startServer(kind);
+  try {
+    return await bench(srv.port, srv.proc.pid, args, label);
+  } finally {
+    await srv.stop();
+  }
+}
+
+// Does Node's socket.io offer this transport? (One session, one message.)
+async function nodeOffers(transport) {
+  if (transport === "websocket" || transport === "polling") return true;
+  const r = await runOn("node", ["--transport", transport, "--mode", "wire", "--messages", "1"], "node");
+  return r.code === 0;
+}
+
+const results = []; // {load, server, rep, json, code}
+function log(s) {
+  process.stdout.write(`[${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s] ${s}\n`);
+}
+
+const loadBefore = os.loadavg();
+const nodeHas = {};
+for (const t of transports) nodeHas[t] = await nodeOffers(t);
+log(`Node's socket.io offers: ${transports.filter((t) => nodeHas[t]).join(", ")}`);
+
+for (let rep = 0; rep < reps; rep++) {
+  for (const L of loads) {
+    if (Date.now() - started > budgetMs) {
+      log(`time budget reached: repetition ${rep + 1} of ${L.id} skipped`);
+      continue;
+    }
+    const sides = [["ferry", L.ferry]];
+    if (nodeHas[L.transport]) sides.push(["node", "node"]);
+    if (rep % 2 === 1) sides.reverse();
+    for (const [label, kind] of sides) {
+      const args = ["--transport", L.transport, "--mode", L.mode, ...L.args];
+      const r = await runOn(kind, args, label);
+      results.push({ load: L.id, server: label, rep, code: r.code, json: r.json });
+      const m = L.metrics[0];
+      const v = r.json ? get(r.json, m[1]) : undefined;
+      log(`rep ${rep + 1} ${L.id} ${label}: ${m[0]} ${v === undefined ? "-" : fmt(v)} ${m[2]}` +
+        (r.code === 0 ? "" : `  (exit ${r.code}: ${r.json?.error ?? r.out.split("\n")[0]})`));
+    }
+  }
+}
+
+// The wire: one session, one message in flight, 100 messages (short-polling GETs every 100 ms:
+// with a message always in flight every GET carries one answer, whatever the interval).
+const wire = [];
+for (const headers of [false, true]) {
+  for (const t of transports) {
+    for (const [label, kind] of [["ferry", "ferry-suite"], ["node", "node"]]) {
+      if (label === "node" && !nodeHas[t]) continue;
+      const args = ["--transport", t, "--mode", "wire", "--messages", q("20", "100"),
+        "--poll-interval", "100", ...(headers ? ["--browser-headers"] : [])];
+      const r = await runOn(kind, args, label);
+      wire.push({ transport: t, server: label, browser: headers, code: r.code, json: r.json });
+    }
+  }
+}
+log("wire cost measured");
+const loadAfter = os.loadavg();
+
+writeFileSync(path.join(resDir, "results.json"), JSON.stringify({ results, wire }, null, 1));
+
+// ---------------------------------------------------------------- the figures
+
+function median(a) {
+  const s = [...a].sort((x, y) => x - y);
+  if (s.length === 0) return NaN;
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+function fmt(v) {
+  if (v === undefined || v === null || Number.isNaN(v)) return "–";
+  const a = Math.abs(v);
+  if (a >= 1e6) return `${(v / 1e6).toFixed(2)}M`;
+  if (a >= 1e4) return `${(v / 1e3).toFixed(1)}k`;
+  if (a >= 100) return v.toFixed(0);
+  if (a >= 10) return v.toFixed(1);
+  return v.toFixed(2);
+}
+
+function spread(vals) {
+  if (vals.length === 0) return "–";
+  const med = median(vals);
+  if (vals.length === 1) return fmt(med);
+  return `${fmt(med)} (${fmt(Math.min(...vals))}–${fmt(Math.max(...vals))})`;
+}
+
+const rows = []; // for the chart and the targets
+const tables = [];
+for (const L of loads) {
+  const ok = (srv) => results.filter((r) => r.load === L.id && r.server === srv && r.code === 0 && r.json);
+  const f = ok("ferry");
+  const n = ok("node");
+  const failed = results.filter((r) => r.load === L.id && r.code !== 0);
+  let t = `### ${L.title}\n\n`;
+  t += nodeHas[L.transport]
+    ? "| figure | ferry: median (min–max) | Node socket.io: median (min–max) | ferry / Node, per repetition: median (min–max) | target |\n|---|---|---|---|---|\n"
+    : "| figure | ferry: median (min–max) |\n|---|---|\n";
+  for (const [name, key, unit, better, target] of L.metrics) {
+    const fv = f.map((r) => get(r.json, key)).filter((v) => typeof v === "number");
+    const nv = n.map((r) => get(r.json, key)).filter((v) => typeof v === "number");
+    if (!nodeHas[L.transport]) {
+      t += `| ${name} (${unit}) | ${spread(fv)} |\n`;
+      continue;
+    }
+    // Paired ratios: the two runs of the same repetition.
+    const ratios = [];
+    for (let rep = 0; rep < reps; rep++) {
+      const a = f.find((r) => r.rep === rep);
+      const b = n.find((r) => r.rep === rep);
+      const x = a && get(a.json, key);
+      const y = b && get(b.json, key);
+      if (typeof x === "number" && typeof y === "number" && y > 0) ratios.push(x / y);
+    }
+    const ratio = median(ratios);
+    let tgt = "";
+    let met = null;
+    if (target?.ratio !== undefined) {
+      const want = target.ratio;
+      met = better === "lower" ? ratio <= want : ratio >= want;
+      tgt = `${better === "lower" ? "≤" : "≥"} ${want < 1 ? `1/${Math.round(1 / want)}` : want}× Node: ` +
+        (Number.isNaN(ratio) ? "not measured" : met ? "**met**" : "not met");
+    } else if (target?.abs !== undefined) {
+      const v = median(fv);
+      met = better === "lower" ? v <= target.abs : v >= target.abs;
+      tgt = `${better === "lower" ? "≤" : "≥"} ${fmt(target.abs)} ${unit}: ` +
+        (Number.isNaN(v) ? "not measured" : met ? "**met**" : `not met (${fmt(v)})`);
+    }
+    t += `| ${name} (${unit}) | ${spread(fv)} | ${spread(nv)} | ${ratios.length ? spread(ratios) + "×" : "–"} | ${tgt} |\n`;
+    if (ratios.length) {
+      rows.push({ load: L.title, short: L.short, name, better, ratio, ratios, target, met });
+    }
+  }
+  if (failed.length) {
+    t += `\nRuns that failed and are left out: ${failed.map((r) => `${r.server} rep ${r.rep + 1} ` +
+      `(${r.json?.error ?? `exit ${r.code}`})`).join("; ")}.\n`;
+  }
+  tables.push(t);
+}
+
+// ---------------------------------------------------------------- the chart (SVG by hand)
+
+function chart() {
+  // One bar per compared figure: how many times better ferry is than Node (log scale),
+  // ferry/Node for rates, Node/ferry for costs; a tick where the target is.
+  const bars = rows.filter((r) => Number.isFinite(r.ratio) && r.ratio > 0);
+  const W = 900;
+  const rowH = 26;
+  const left = 380;
+  const top = 50;
+  const H = top + bars.length * rowH + 50;
+  const maxX = 100; // 100x at the right edge
+  const x = (v) => Math.round(10 * (left + (Math.log10(Math.max(v, 0.1)) + 1) / (Math.log10(maxX) + 1) * (W - left - 20))) / 10;
+  const esc = (s) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;");
+  let s = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">\n`;
+  s += `<rect width="${W}" height="${H}" fill="#fff"/>\n`;
+  s += `<text x="${W / 2}" y="20" text-anchor="middle" font-size="15" font-weight="bold">ferry against Node's socket.io 4.8: times better (log scale, median of paired runs)</text>\n`;
+  for (const v of [0.1, 0.3, 1, 3, 10, 30, 100]) {
+    s += `<line x1="${x(v)}" y1="${top - 8}" x2="${x(v)}" y2="${H - 40}" stroke="${v === 1 ? "#444" : "#ddd"}"/>\n`;
+    s += `<text x="${x(v)}" y="${H - 25}" text-anchor="middle">${v}×</text>\n`;
+  }
+  s += `<text x="${x(1) + 4}" y="${top - 12}" fill="#444">← Node better | ferry better →</text>\n`;
+  bars.forEach((b, i) => {
+    const y = top + i * rowH;
+    const adv = b.better === "lower" ? 1 / b.ratio : b.ratio;
+    const lo = Math.min(...b.ratios.map((r) => (b.better === "lower" ? 1 / r : r)));
+    const hi = Math.max(...b.ratios.map((r) => (b.better === "lower" ? 1 / r : r)));
+    const color = b.met === false ? "#d9822b" : "#2b7bd9";
+    s += `<text x="${left - 8}" y="${y + 15}" text-anchor="end">${esc(`${b.short}: ${b.name}`)}</text>\n`;
+    s += `<rect x="${Math.min(x(1), x(adv))}" y="${y + 4}" width="${Math.abs(x(adv) - x(1)).toFixed(1)}" height="${rowH - 10}" fill="${color}"/>\n`;
+    s += `<line x1="${x(lo)}" y1="${y + rowH / 2}" x2="${x(hi)}" y2="${y + rowH / 2}" stroke="#000"/>\n`;
+    s += `<text x="${Math.max(x(adv), x(1)) + 6}" y="${y + 15}">${fmt(adv)}×</text>\n`;
+    if (b.target?.ratio !== undefined) {
+      const want = b.better === "lower" ? 1 / b.target.ratio : b.target.ratio;
+      s += `<line x1="${x(want)}" y1="${y + 1}" x2="${x(want)}" y2="${y + rowH - 3}" stroke="#c00" stroke-width="3"/>\n`;
+    }
+  });
+  s += `<text x="10" y="${H - 8}" fill="#555">Blue: no target or target met; orange: target (red tick) not met. Whiskers: min–max over repetitions.</text>\n`;
+  s += `</svg>\n`;
+  return s;
+}
+
+// ---------------------------------------------------------------- the wire table
+
+function wireTable(browser) {
+  let t = "| transport | server | bytes up per message | bytes down per message | bytes per message, both ways | HTTP requests per message |\n|---|---|---|---|---|---|\n";
+  for (const w of wire.filter((x) => x.browser === browser)) {
+    const j = w.json?.wire;
+    if (w.code !== 0 || !j) {
+      t += `| ${w.transport} | ${w.server} | failed | | | |\n`;
+      continue;
+    }
+    t += `| ${w.transport} | ${w.server === "ferry" ? "ferry" : "Node socket.io"} | ${fmt(j.up_bytes_per_message)} | ${fmt(j.down_bytes_per_message)} | ${fmt(j.up_bytes_per_message + j.down_bytes_per_message)} | ${fmt(j.requests_per_message)} |\n`;
+  }
+  return t;
+}
+
+// ---------------------------------------------------------------- the machine
+
+function cpuModel() {
+  const m = /model name\s*:\s*(.*)/.exec(readFileSync("/proc/cpuinfo", "utf8"));
+  return m ? m[1] : os.cpus()[0]?.model ?? "unknown";
+}
+function ferryVersion() {
+  try {
+    return execFileSync(ferryBin, ["--version"]).toString().trim();
+  } catch {
+    return "ferry";
+  }
+}
+function gitRev() {
+  try {
+    return execFileSync("git", ["-C", root, "rev-parse", "--short", "HEAD"]).toString().trim();
+  } catch {
+    return "?";
+  }
+}
+function buildType() {
+  try {
+    const m = /CMAKE_BUILD_TYPE:STRING=(.*)/.exec(readFileSync(path.join(buildDir, "CMakeCache.txt"), "utf8"));
+    return m ? m[1] : "?";
+  } catch {
+    return "?";
+  }
+}
+const sioVersion = JSON.parse(readFileSync(path.join(root, "node_modules/socket.io/package.json"), "utf8")).version;
+const shared = loadBefore[0] > 0.5 || loadAfter[0] > 1.5;
+const minutes = ((Date.now() - started) / 60000).toFixed(1);
+
+const svgName = "performance.svg";
+writeFileSync(path.join(outDir, svgName), chart());
+
+const targetLines = rows.filter((r) => r.target).map((r) =>
+  `- ${r.load}: ${r.name}, ferry/Node ${fmt(r.ratio)}× — ${r.met ? "met" : "not met"}`);
+
+const md = `# Performance
+
+Generated by \`make bench\` (tools/ferry-bench/make-bench.mjs) on ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC
+from ferry ${gitRev()} (${ferryVersion()}, ${buildType()} build) against Node's socket.io ${sioVersion}
+(Node ${process.version}). Do not edit by hand: run \`make bench\` again. The whole run took
+${minutes} minutes${quick ? " (--quick: small sizes, one repetition; the figures mean nothing)" : ""}.
+
+## The machine
+
+| | |
+|---|---|
+| CPUs (nproc) | ${os.cpus().length} × ${cpuModel()} |
+| memory | ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB |
+| kernel | ${os.type()} ${os.release()} |
+| load average (1 min) before / after | ${loadBefore[0].toFixed(2)} / ${loadAfter[0].toFixed(2)} |
+
+${shared ? `**The machine was shared while this ran**: other processes used the same ${os.cpus().length} cores (load
+average ${loadBefore[0].toFixed(1)} before, ${loadAfter[0].toFixed(1)} after). Absolute figures are lower and noisier than on an
+idle machine; the ratios, taken between two runs next to each other in time, hold up better.
+` : "The machine was otherwise idle (load average below 0.5 before the run)."}
+
+## Method
+
+- Servers: ferry's standalone server (\`tools/ferry\`, ${buildType()}) and
+  \`tools/ferry-bench/node-server.mjs\` (socket.io ${sioVersion} on Node's http server). Echo loads
+  use \`ferry --suite\` ("message" answered by "message-back" with the same arguments);
+  broadcast and connection loads use ferry's relay (\`--allow-publish '*' --publish-rate 0
+  --no-presence\`: "join" {room}, "publish" {room, event, data} to the others in the room).
+  node-server.mjs does both the same way on the wire. Both run with the Engine.IO defaults
+  (pingInterval 25000, pingTimeout 20000, maxPayload 1 MB, no permessage-deflate), one process,
+  one thread of JavaScript or one libuv loop.
+- Load: \`tools/ferry-bench\` (C, libuv, one thread), on the same machine over loopback. Every
+  run starts a fresh server process and ends it afterwards.
+- Repetitions: ${reps}. In each, every load runs on ferry and on Node one right after the other,
+  alternating which goes first. Tables give the median over repetitions with (min–max); the
+  ratio ferry/Node is taken per repetition from the two neighbouring runs, then its median and
+  spread are shown. A run that failed is left out and named under its table.
+- Server CPU is the user+system time of every thread of the server process (from
+  /proc/PID/task/*/schedstat) during the measured phase, divided by the messages; memory per
+  session is the growth of VmRSS from before the first connection to after the last,
+  divided by the sessions; wake-ups are the server's context switches per second while the
+  sessions sit idle (after they connected).
+- Echo: every session keeps one message in flight (emit, wait for the answer, emit again)
+  for 5 s. Broadcast: one sender publishes, 8 publishes at most not yet delivered to every
+  receiver; a delivery is one receiver getting one publish.
+- ferry-bench's own CPU shares the cores: at these rates the client costs about as much as
+  ferry per message, so ferry's rates are bounded by the client as well as by ferry; the
+  CPU-per-message figures are not.
+
+## Results
+
+![ferry against Node's socket.io](${svgName})
+
+${tables.join("\n")}
+### Targets of issue 13
+
+${targetLines.join("\n") || "- (not measured in this run)"}
+
+## Bytes on the wire per message
+
+One session, one 32-byte message in flight at a time (emitted, echoed back), ${q(20, 100)} messages;
+every byte both ways on every TCP connection of the session during the messages, HTTP headers
+included. "Up" is client to server (the emit), "down" is server to client (the echo). Polling
+costs a POST (the emit) and a GET (the answer) per message; SSE a POST; WebSocket none.
+
+With the minimal headers ferry-bench sends (Host, Content-Type, Content-Length):
+
+${wireTable(false)}
+With the headers a browser adds to every request (\`--browser-headers\`: User-Agent, Accept,
+Accept-Encoding, Accept-Language, Origin, Referer, Sec-Fetch-*; no cookies):
+
+${wireTable(true)}
+So the seed articles' "871 bytes per polled message against 2 for WebSocket" comes out, measured
+here, as the figures above: WebSocket frames add 2 bytes (server to client) and 6 bytes (client
+to server, masked) to the Engine.IO/Socket.IO packet, while every polled message pays for full
+HTTP requests and responses, and more with a browser's headers.
+
+## Raw figures
+
+\`${path.relative(root, resDir)}/results.json\` holds every run's JSON from ferry-bench; \`ferry-bench --help\`
+lists what one run can measure. To measure by hand:
+
+\`\`\`sh
+build/tools/ferry/ferry --suite --port 3000 --ping-interval 25000 --ping-timeout 20000 &
+build/tools/ferry-bench/ferry-bench --port 3000 --transport polling --mode echo -n 100 --pid $!
+\`\`\`
+`;
+writeFileSync(path.join(outDir, "performance.md"), md);
+log(`wrote ${path.relative(root, path.join(outDir, "performance.md"))} and ${svgName} in ${minutes} min`);
