@@ -241,3 +241,29 @@ test("bad TLS settings stop tools/ferry with one clear line", () => {
     assert.match(r.stderr, re, args.join(" "));
   }
 });
+
+test("SIGTERM with handshakes in flight and TLS sessions open: clients told, exit 0", async () => {
+  const srv = await startServer(FERRY, ["--port", "0", "--tls-cert", main.cert, "--tls-key",
+    main.key]);
+  const hello = await captureClientHello();
+  const idle = [];
+  for (const bytes of [Buffer.alloc(0), hello.subarray(0, 30)]) {
+    const s = net.connect(srv.port, "127.0.0.1", () => bytes.length && s.write(bytes));
+    s.on("error", () => {});
+    idle.push(once(s, "close", 15000));
+  }
+  const clients = [];
+  for (const transports of [["websocket"], ["polling"]]) {
+    const s = io(`https://localhost:${srv.port}`, { forceNew: true, reconnection: false,
+      transports, ca: pki.caPem });
+    await once(s, "connect", 10000);
+    clients.push([s, once(s, "disconnect", 15000)]);
+  }
+  assert.equal(await srv.stop(), 0, "exits 0: no leak with TLS state in every phase");
+  await Promise.all(idle);
+  // Each client hears the end (polling's reason is "transport error" on a plain server too).
+  for (const [s, gone] of clients) {
+    assert.match(String(await gone), /transport (close|error)/);
+    s.disconnect();
+  }
+});
