@@ -311,6 +311,7 @@ function proxyRequest(req, res) {
     let held = [];
     let heldBytes = 0;
     let bodyBytes = 0;
+    let lastByte = null;
     const release = () => {
       if (held.length === 0) return;
       const chunks = held;
@@ -334,6 +335,12 @@ function proxyRequest(req, res) {
         held.push(chunk);
         heldBytes += chunk.length;
         if (heldBytes >= bufferBytes) release();
+      } else if (drop?.phase === "at") {
+        // Still in flight when the drop timer fires: its last byte is held back until more
+        // comes, so the client never sees a complete body.
+        const all = lastByte ? Buffer.concat([lastByte, chunk]) : chunk;
+        lastByte = all.subarray(all.length - 1);
+        if (all.length > 1) downPipe.push(all.subarray(0, -1), (p) => res.destroyed || res.write(p));
       } else {
         downPipe.push(chunk, (p) => res.destroyed || res.write(p));
       }
