@@ -144,6 +144,22 @@ static int tls_buffered(const ferry_conn *c)
     return BIO_ctrl_pending(c->tls->rbio) > 0 || SSL_pending(c->tls->ssl) > 0;
 }
 
+/* A memory BIO keeps the largest size it ever held: a connection that once carried a 10 MB
+ * message would keep 10 MB for its life. Past this size an emptied BIO is replaced. */
+#define TLS_BIO_KEEP (32 * 1024)
+
+static BIO *bio_trimmed(BIO *b)
+{
+    BUF_MEM *m = NULL;
+    if (BIO_ctrl_pending(b) != 0 || BIO_get_mem_ptr(b, &m) != 1 || m == NULL ||
+        m->max <= TLS_BIO_KEEP)
+        return NULL;
+    BIO *fresh = BIO_new(BIO_s_mem());
+    if (fresh != NULL)
+        BIO_set_mem_eof_return(fresh, -1);
+    return fresh; /* NULL when out of memory: the large one stays, which is only a waste */
+}
+
 /* Write what OpenSSL produced (handshake messages, records, alerts) to the socket. */
 static int tls_flush(ferry_conn *c)
 {
@@ -157,6 +173,11 @@ static int tls_flush(ferry_conn *c)
     }
     int got = BIO_read(c->tls->wbio, b->data, (int)pending);
     b->len = got > 0 ? (size_t)got : 0;
+    BIO *fresh = bio_trimmed(c->tls->wbio);
+    if (fresh != NULL) {
+        SSL_set0_wbio(c->tls->ssl, fresh); /* frees the old one */
+        c->tls->wbio = fresh;
+    }
     ferry_slice sl = {b->data, b->len, b};
     int rc = raw_write(c, &sl, 1);
     ferry_buf_release(b);
@@ -269,6 +290,11 @@ static long tls_pull(ferry_conn *c)
         }
         tls_fail(c, "read", err);
         return -1;
+    }
+    BIO *fresh = bio_trimmed(t->rbio);
+    if (fresh != NULL) {
+        SSL_set0_rbio(t->ssl, fresh); /* frees the old one */
+        t->rbio = fresh;
     }
     /* Reading may produce output too: TLS 1.3 session tickets, a KeyUpdate answer. */
     return tls_flush(c) == 0 ? total : -1;
