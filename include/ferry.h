@@ -189,6 +189,12 @@ typedef struct ferry_server_config {
      * volatile nor acked carries an offset string as its last argument, as the reference
      * server sends it; official clients keep it to resume. */
     uint32_t recovery_ms;
+
+    /* Admission (ferry_server_on_admission(); unused without a hook) */
+    uint32_t admission_timeout_ms;  /* 10000: a handshake undecided this long is answered 403
+                                       {"code":4,"message":"Admission timed out"} */
+    uint32_t max_pending_admissions; /* 1024: handshakes waiting for a decision at once; one
+                                       more is answered 503 without asking the app */
 } ferry_server_config;
 
 /** Fill cfg with the defaults listed above. */
@@ -386,6 +392,85 @@ FERRY_EXTERN const char *ferry_session_remote_addr(const ferry_session *s);
 FERRY_EXTERN void ferry_session_set_data(ferry_session *s, void *data);
 FERRY_EXTERN void *ferry_session_get_data(const ferry_session *s);
 FERRY_EXTERN ferry_server *ferry_session_server(const ferry_session *s);
+
+/* ------------------------------------------------------------------ admission (allowRequest)
+ *
+ * Let the app accept or refuse each Engine.IO handshake before a session exists, now or later
+ * (Socket.IO's allowRequest: check a token against a service, rate-limit an address, ...).
+ *
+ * The hook is asked once per handshake request (a request without a sid that passed the
+ * protocol checks: known and enabled transport, allowed Origin, GET, EIO=4), on every
+ * transport, and never for a session's later requests (polls, POSTs, probes, upgrades), as in
+ * the reference server. Until the app decides, the request is held: nothing is written to the
+ * client; a WebSocket handshake gets no 101 and an SSE request no stream before the decision.
+ *
+ *   ferry_admission_allow():  the handshake goes on as it would have without a hook (it can
+ *                             still fail as any handshake can, e.g. a bad WebSocket upgrade).
+ *   ferry_admission_refuse(): the client gets HTTP 403 {"code":4,"message":"<message>"}
+ *                             (Engine.IO's Forbidden; "Forbidden" when message is NULL), on
+ *                             every transport. Official clients report it as connect_error.
+ *
+ * The handle: the app gets it in the admission callback and must answer it exactly once, with
+ * allow or refuse, inside the callback or later on the loop's thread. Until then it and every
+ * string it gives stay valid, whatever happens meanwhile; the answer frees it. If the client
+ * hung up, the decision timed out (admission_timeout_ms) or the server closed before the
+ * answer, the client is already gone or answered (403 "Admission timed out", or 503 while the
+ * server shuts down) and the late answer only frees the handle, returning -FERRY_ECLOSED or
+ * -FERRY_ETIMEDOUT. ferry_admission_waiting() tells whether the answer still matters. An
+ * unanswered handle is leaked (LeakSanitizer reports it), even after the server is freed.
+ *
+ * Bounds: at most max_pending_admissions handshakes wait for a decision at once (a client
+ * that hangs up stops counting at once); further ones are answered 503 without calling the
+ * hook. Each waiting handshake holds a copy of its request (at most max_header_bytes).
+ */
+typedef struct ferry_admission ferry_admission;
+
+/** A handshake asks to be admitted. Read the request with the accessors below; answer with
+ * ferry_admission_allow() or ferry_admission_refuse(), now or later. Called on the loop, never
+ * inside a call of this header. */
+typedef void (*ferry_admission_cb)(ferry_admission *a, void *user_data);
+
+/** Install the admission hook (cb NULL removes it: later handshakes are admitted at once;
+ * those waiting still need their answer). Works for the engine and the Socket.IO level.
+ * Returns 0, or -FERRY_ECLOSED when the server is closing. */
+FERRY_EXTERN int ferry_server_on_admission(ferry_server *srv, ferry_admission_cb cb,
+                                           void *user_data);
+
+/** Admit the handshake and free a. Returns 0 (the handshake went ahead: the session callback
+ * has run by the time this returns when the handshake succeeded), -FERRY_ECLOSED (the client
+ * left or the server closed first) or -FERRY_ETIMEDOUT (the client was already refused). */
+FERRY_EXTERN int ferry_admission_allow(ferry_admission *a);
+
+/** Refuse the handshake with HTTP 403 {"code":4,"message":message} and free a. message
+ * (NULL: "Forbidden") is copied and JSON-escaped; over 512 bytes or not UTF-8, the client gets
+ * "Forbidden" and the call returns -FERRY_EINVAL (a is freed all the same). Otherwise returns
+ * 0, -FERRY_ECLOSED or -FERRY_ETIMEDOUT as ferry_admission_allow(). */
+FERRY_EXTERN int ferry_admission_refuse(ferry_admission *a, const char *message);
+
+/** 1 while the client still waits for this decision; 0 once it left, timed out or the server
+ * closed (the answer then only frees a). */
+FERRY_EXTERN int ferry_admission_waiting(const ferry_admission *a);
+
+/** The request, as the ferry_session_* accessors of the same names give it for a session
+ * (query names case-sensitive, header names case-insensitive; see there). Every string is
+ * owned by a and valid until the answer. */
+FERRY_EXTERN const char *ferry_admission_url(const ferry_admission *a);
+FERRY_EXTERN const char *ferry_admission_query(const ferry_admission *a, const char *name);
+FERRY_EXTERN const char *ferry_admission_header(const ferry_admission *a, const char *name);
+FERRY_EXTERN const char *ferry_admission_query_at(const ferry_admission *a, size_t i,
+                                                  const char **value);
+FERRY_EXTERN const char *ferry_admission_header_at(const ferry_admission *a, size_t i,
+                                                   const char **value);
+/** The peer address as text ("127.0.0.1"). */
+FERRY_EXTERN const char *ferry_admission_remote_addr(const ferry_admission *a);
+/** The transport asked for: "polling", "websocket", "sse" or "short-polling" (static). */
+FERRY_EXTERN const char *ferry_admission_transport(const ferry_admission *a);
+/** When the request arrived, in milliseconds since the Unix epoch. */
+FERRY_EXTERN uint64_t ferry_admission_time(const ferry_admission *a);
+/** The server, or NULL once it has closed. */
+FERRY_EXTERN ferry_server *ferry_admission_server(const ferry_admission *a);
+FERRY_EXTERN void ferry_admission_set_data(ferry_admission *a, void *data);
+FERRY_EXTERN void *ferry_admission_get_data(const ferry_admission *a);
 
 /* ------------------------------------------------------------------ plain HTTP routes
  *

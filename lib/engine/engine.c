@@ -702,7 +702,7 @@ void ferry_engine_on_request(ferry_req *req, void *ud)
         return;
     }
     if (s == NULL) {
-        handshake(srv, ops, req);
+        ferry_admission_begin(srv, ops, req); /* then ferry_engine_handshake() */
         return;
     }
     ferry_transport *cur = s->transport;
@@ -732,6 +732,11 @@ void ferry_engine_on_request(ferry_req *req, void *ud)
         return;
     }
     reject(srv, req, 3);
+}
+
+void ferry_engine_handshake(ferry_server *srv, const ferry_transport_ops *ops, ferry_req *req)
+{
+    handshake(srv, ops, req);
 }
 
 ferry_session *ferry_engine_lookup(ferry_server *srv, const char *sid)
@@ -797,32 +802,22 @@ const char *ferry_session_transport(const ferry_session *s)
 const char *ferry_session_query(const ferry_session *s, const char *name)
 {
     /* Case-sensitive, as URLSearchParams and the reference server's req._query are. */
-    for (size_t i = 0; i < s->nquery; i++)
-        if (strcmp(s->query[i].name, name) == 0)
-            return s->query[i].value;
-    return NULL;
+    return ferry_kv_find(s->query, s->nquery, name, 0);
 }
 
-static const char *kv_at(const ferry_kv *kv, size_t n, size_t i, const char **value)
+const char *ferry_session_header(const ferry_session *s, const char *name)
 {
-    if (i >= n) {
-        if (value != NULL)
-            *value = NULL;
-        return NULL;
-    }
-    if (value != NULL)
-        *value = kv[i].value;
-    return kv[i].name;
+    return ferry_kv_find(s->headers, s->nheaders, name, 1);
 }
 
 const char *ferry_session_query_at(const ferry_session *s, size_t i, const char **value)
 {
-    return kv_at(s->query, s->nquery, i, value);
+    return ferry_kv_at(s->query, s->nquery, i, value);
 }
 
 const char *ferry_session_header_at(const ferry_session *s, size_t i, const char **value)
 {
-    return kv_at(s->headers, s->nheaders, i, value);
+    return ferry_kv_at(s->headers, s->nheaders, i, value);
 }
 
 const char *ferry_session_url(const ferry_session *s)
@@ -833,14 +828,6 @@ const char *ferry_session_url(const ferry_session *s)
 uint64_t ferry_session_time(const ferry_session *s)
 {
     return s->time_ms;
-}
-
-const char *ferry_session_header(const ferry_session *s, const char *name)
-{
-    for (size_t i = 0; i < s->nheaders; i++)
-        if (strcasecmp(s->headers[i].name, name) == 0)
-            return s->headers[i].value;
-    return NULL;
 }
 
 const char *ferry_session_remote_addr(const ferry_session *s)

@@ -106,6 +106,11 @@ struct ferry_server {
     ferry_session_table sessions;
     ferry_session_cb on_session;
     void *on_session_ud;
+    /* Admission (admission.c): the hook, and the handshakes waiting for its decision. */
+    ferry_admission_cb on_admission;
+    void *on_admission_ud;
+    ferry_list admissions;
+    uint32_t nadmissions;
     struct ferry_sio *sio;
     void (*sio_free)(ferry_server *srv); /* frees sio once the server is closed */
     ferry_engine_stats stats;
@@ -129,6 +134,14 @@ void ferry_engine_close_session(ferry_session *s, ferry_reason reason, int grace
 /* The engine route (GET/POST/upgrade on cfg.path). */
 void ferry_engine_on_request(ferry_req *req, void *ud);
 void ferry_engine_on_request_head(ferry_req *req, void *ud);
+/* Open a session for an admitted handshake request (no sid) on transport ops. */
+void ferry_engine_handshake(ferry_server *srv, const ferry_transport_ops *ops, ferry_req *req);
+/* ---- admission (admission.c) */
+/* Ask the app about a handshake request, or hand it to ferry_engine_handshake() at once when
+ * there is no hook. */
+void ferry_admission_begin(ferry_server *srv, const ferry_transport_ops *ops, ferry_req *req);
+/* The server closes: answer every waiting handshake 503 and detach the handles. */
+void ferry_admission_cancel_all(ferry_server *srv);
 /* Close every session (server shutdown). */
 void ferry_engine_close_all(ferry_server *srv, ferry_reason reason);
 void ferry_engine_flush_all(ferry_server *srv);

@@ -35,6 +35,8 @@ void ferry_server_config_init(ferry_server_config *cfg)
     cfg->ws_deflate_threshold = 1024;
     cfg->connect_timeout_ms = 45000;
     cfg->max_attachments = 10;
+    cfg->admission_timeout_ms = 10000;
+    cfg->max_pending_admissions = 1024;
 }
 
 static int valid_config(const ferry_server_config *c)
@@ -100,6 +102,7 @@ int ferry_server_new(uv_loop_t *loop, const ferry_server_config *cfg, ferry_serv
         .max_tls_handshakes = cfg->max_tls_handshakes,
     };
     ferry_list_init(&srv->dirty);
+    ferry_list_init(&srv->admissions);
     uv_timer_init(loop, &srv->wheel_timer);
     srv->wheel_timer.data = &srv->wheel;
     ferry_wheel_init(&srv->wheel, &srv->wheel_timer);
@@ -221,6 +224,7 @@ int ferry_server_close(ferry_server *srv, ferry_close_cb cb, void *user_data)
     /* Answers written while shutting down (a held poll's close packet) end their
      * connection: Connection: close. */
     srv->http.draining = 1;
+    ferry_admission_cancel_all(srv);
     ferry_engine_close_all(srv, FERRY_REASON_SERVER_SHUTTING_DOWN);
     ferry_http_close(&srv->http, on_http_closed);
     return 0;

@@ -186,6 +186,10 @@ void ferry_http_free(ferry_http *http);
  * was copied so far, for ferry_kv_free(). */
 int ferry_kv_copy(ferry_kv **dst, size_t *n, const ferry_kv *src, size_t count);
 void ferry_kv_free(ferry_kv *kv, size_t n);
+/* The value of the first pair named name (nocase: compared case-insensitively), or NULL. */
+const char *ferry_kv_find(const ferry_kv *kv, size_t n, const char *name, int nocase);
+/* The name of pair i and its value in *value (value may be NULL); NULL past the end. */
+const char *ferry_kv_at(const ferry_kv *kv, size_t n, size_t i, const char **value);
 /* Query names match case-sensitively (URLSearchParams), header names case-insensitively. */
 const char *ferry_req_query_get(const ferry_req *req, const char *name);
 const char *ferry_req_header_get(const ferry_req *req, const char *name);

@@ -56,20 +56,29 @@ void ferry_kv_free(ferry_kv *kv, size_t n)
     ferry_mem_free(kv);
 }
 
+const char *ferry_kv_find(const ferry_kv *kv, size_t n, const char *name, int nocase)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((nocase ? strcasecmp(kv[i].name, name) : strcmp(kv[i].name, name)) == 0)
+            return kv[i].value;
+    return NULL;
+}
+
+const char *ferry_kv_at(const ferry_kv *kv, size_t n, size_t i, const char **value)
+{
+    if (value != NULL)
+        *value = i < n ? kv[i].value : NULL;
+    return i < n ? kv[i].name : NULL;
+}
+
 const char *ferry_req_query_get(const ferry_req *req, const char *name)
 {
-    for (size_t i = 0; i < req->nquery; i++)
-        if (strcmp(req->query[i].name, name) == 0)
-            return req->query[i].value;
-    return NULL;
+    return ferry_kv_find(req->query, req->nquery, name, 0);
 }
 
 const char *ferry_req_header_get(const ferry_req *req, const char *name)
 {
-    for (size_t i = 0; i < req->nheaders; i++)
-        if (strcasecmp(req->headers[i].name, name) == 0)
-            return req->headers[i].value;
-    return NULL;
+    return ferry_kv_find(req->headers, req->nheaders, name, 1);
 }
 
 int ferry_req_header_has_token(const ferry_req *req, const char *name, const char *token)

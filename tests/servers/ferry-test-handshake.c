@@ -7,9 +7,20 @@
  *       url, query [[name,value]...], headers [[name,value]...], address, time, auth, the
  *       lookups query_a / query_A / header_x_custom (of names "a", "A", "X-CUSTOM"), and
  *       "session": the same fields read from its Engine.IO session
+ *   {"event":"admission","transport":"...","url":"...","address":"...","time":N,
+ *    "query":[[name,value]...],"headers":[[name,value]...],"admit":"...","token":"...",
+ *    "header_x_token":"..."}                             the hook was asked (--admission)
+ *   {"event":"admission-answer","admit":"...","url":"...","rc":"ok"|"closed"|"timedout"|
+ *    "inval","waiting":true|false}                     the app answered (waiting: before it)
  * The first line is "ferry-test-handshake: listening on http://127.0.0.1:PORT/socket.io/".
  *
- * Flags: --port N (0) and the engine flags of shared/test_flags.h.
+ * With --admission, the hook decides by the handshake's query: admit=yes (or none) admits at
+ * once, admit=no refuses at once with the query's msg (none: NULL, the default message),
+ * admit=later / later-no admit / refuse after delay ms (query delay, default 100),
+ * admit=hold admits after delay ms whatever happened meanwhile (the client may be gone).
+ *
+ * Flags: --port N (0), --admission 1, --admission-timeout MS, --max-pending-admissions N, and
+ * the engine flags of shared/test_flags.h.
  * SIGTERM or SIGINT closes the server; exit status 0 only if the loop closed clean. */
 #include <signal.h>
 #include <stdio.h>
@@ -98,6 +109,94 @@ static void on_connection(ferry_socket *s, void *ud)
     print_line(o);
 }
 
+/* ------------------------------------------------------------------ admission */
+
+typedef struct decision {
+    uv_timer_t timer;
+    ferry_admission *a;
+    int refuse;
+    char admit[32];
+} decision;
+
+static const char *rc_name(int rc)
+{
+    return rc == 0                  ? "ok"
+           : rc == -FERRY_ECLOSED   ? "closed"
+           : rc == -FERRY_ETIMEDOUT ? "timedout"
+           : rc == -FERRY_EINVAL    ? "inval"
+                                    : ferry_strerror(rc);
+}
+
+static const char *adm_query_at(const void *o, size_t i, const char **v)
+{
+    return ferry_admission_query_at(o, i, v);
+}
+static const char *adm_header_at(const void *o, size_t i, const char **v)
+{
+    return ferry_admission_header_at(o, i, v);
+}
+
+/* Answer a, printing what the answer returned. a is freed by the answer: read it first. */
+static void answer(ferry_admission *a, const char *admit, int refuse)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "event", "admission-answer");
+    cJSON_AddStringToObject(o, "admit", admit);
+    cJSON_AddStringToObject(o, "url", ferry_admission_url(a));
+    cJSON_AddBoolToObject(o, "waiting", ferry_admission_waiting(a));
+    int rc = refuse ? ferry_admission_refuse(a, ferry_admission_query(a, "msg"))
+                    : ferry_admission_allow(a);
+    cJSON_AddStringToObject(o, "rc", rc_name(rc));
+    print_line(o);
+}
+
+static void decision_free(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void on_decision(uv_timer_t *t)
+{
+    decision *d = t->data;
+    answer(d->a, d->admit, d->refuse);
+    uv_close((uv_handle_t *)&d->timer, decision_free);
+}
+
+static void on_admission(ferry_admission *a, void *ud)
+{
+    (void)ud;
+    const char *admit = ferry_admission_query(a, "admit");
+    if (admit == NULL)
+        admit = "yes";
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "event", "admission");
+    cJSON_AddStringToObject(o, "transport", ferry_admission_transport(a));
+    cJSON_AddStringToObject(o, "url", ferry_admission_url(a));
+    cJSON_AddStringToObject(o, "address", ferry_admission_remote_addr(a));
+    cJSON_AddNumberToObject(o, "time", (double)ferry_admission_time(a));
+    cJSON_AddItemToObject(o, "query", pairs(a, adm_query_at));
+    cJSON_AddItemToObject(o, "headers", pairs(a, adm_header_at));
+    cJSON_AddStringToObject(o, "admit", admit);
+    add_string_or_null(o, "token", ferry_admission_query(a, "token"));
+    add_string_or_null(o, "header_x_token", ferry_admission_header(a, "X-TOKEN"));
+    cJSON_AddBoolToObject(o, "server", ferry_admission_server(a) != NULL);
+    print_line(o);
+    if (strcmp(admit, "yes") == 0 || strcmp(admit, "no") == 0) {
+        answer(a, admit, admit[0] == 'n');
+        return;
+    }
+    const char *delay = ferry_admission_query(a, "delay");
+    decision *d = calloc(1, sizeof(*d));
+    d->a = a;
+    d->refuse = strcmp(admit, "later-no") == 0;
+    snprintf(d->admit, sizeof(d->admit), "%s", admit);
+    uv_timer_init(loop, &d->timer);
+    d->timer.data = d;
+    uv_timer_start(&d->timer, on_decision, delay != NULL ? strtoull(delay, NULL, 10) : 100, 0);
+}
+
+/* ------------------------------------------------------------------ main */
+
 typedef struct sigs {
     uv_signal_t term, intr;
     ferry_server *srv;
@@ -117,6 +216,7 @@ int main(int argc, char **argv)
     ferry_server_config cfg;
     ferry_server_config_init(&cfg);
     int port = 0;
+    int admission = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -127,6 +227,12 @@ int main(int argc, char **argv)
         i++;
         if (strcmp(a, "--port") == 0)
             port = atoi(v);
+        else if (strcmp(a, "--admission") == 0)
+            admission = atoi(v);
+        else if (strcmp(a, "--admission-timeout") == 0)
+            cfg.admission_timeout_ms = (uint32_t)strtoul(v, NULL, 10);
+        else if (strcmp(a, "--max-pending-admissions") == 0)
+            cfg.max_pending_admissions = (uint32_t)strtoul(v, NULL, 10);
         else if (!test_engine_flag(&cfg, a, v)) {
             fprintf(stderr, "ferry-test-handshake: unknown flag %s\n", a);
             return 2;
@@ -143,6 +249,8 @@ int main(int argc, char **argv)
         return 1;
     }
     ferry_namespace_on_connection(ferry_of(srv, "/"), on_connection, NULL);
+    if (admission)
+        ferry_server_on_admission(srv, on_admission, NULL);
     sigs g = {.srv = srv};
     uv_signal_init(loop, &g.term);
     uv_signal_init(loop, &g.intr);
