@@ -151,6 +151,9 @@ static SSL_CTX *new_ctx(ferry_tls *tls)
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
     /* Idle connections give their record buffers back: thousands of quiet WebSockets. */
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    /* Resumption through stateless tickets only: no server-side session cache, whose memory
+     * grows with every client and whose periodic flush walks it all on the loop. */
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_alpn_select_cb(ctx, on_alpn, NULL);
     SSL_CTX_set_tlsext_servername_callback(ctx, on_servername);
     SSL_CTX_set_tlsext_servername_arg(ctx, tls);
