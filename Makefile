@@ -2,14 +2,15 @@
 #   make run    build and start the standalone server with the chat demo on 127.0.0.1:8080
 #   make test   build with sanitizers and run every test; ends with the runner's summary line
 # Also: make build, make conformance (the whole WebSocket conformance run), make bench,
-#       make fuzz, make clean.
+#       make bench-tls, make fuzz, make clean.
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 PORT ?= 8080
 RUN_DIR := build
 TEST_DIR := build-test
 
-.PHONY: all build run test deps-build deps-run deps-test test-build conformance fuzz clean bench
+.PHONY: all build run test deps-build deps-run deps-test test-build conformance fuzz clean bench \
+	bench-tls
 
 all: build
 
@@ -66,6 +67,10 @@ fuzz: deps-test
 # writes docs/performance.md and docs/performance.svg; BENCH_FLAGS=--quick for a quick check.
 bench: deps-run build
 	@node tools/ferry-bench/make-bench.mjs --build $(RUN_DIR) $(BENCH_FLAGS)
+
+# What TLS costs (wss against ws, examples/ws-echo): the TLS section of docs/performance.md.
+bench-tls: deps-run build
+	@node tools/tls-cost/tls-cost.mjs --build $(RUN_DIR) --write docs/performance.md
 
 clean:
 	rm -rf $(RUN_DIR) $(TEST_DIR)

@@ -500,5 +500,15 @@ build/tools/ferry/ferry --suite --port 3000 --ping-interval 25000 --ping-timeout
 build/tools/ferry-bench/ferry-bench --port 3000 --transport polling --mode echo -n 100 --pid $!
 \`\`\`
 `;
-writeFileSync(path.join(outDir, "performance.md"), md);
+// The "## TLS" section is written by tools/tls-cost/tls-cost.mjs --write (wss against ws):
+// kept as it is when the rest is regenerated.
+let tlsSection = "";
+try {
+  const m = /\n## TLS\n[\s\S]*?(?=\n## |$)/.exec(readFileSync(path.join(outDir, "performance.md"), "utf8"));
+  if (m) tlsSection = m[0];
+} catch {
+  // no earlier file
+}
+writeFileSync(path.join(outDir, "performance.md"),
+  tlsSection ? md.replace("\n## Raw figures", `${tlsSection}\n## Raw figures`) : md);
 log(`wrote ${path.relative(root, path.join(outDir, "performance.md"))} and ${svgName} in ${minutes} min`);
