@@ -3,6 +3,7 @@
 # one summary line. A suite that fails does not stop the others; the exit status is 0 only when
 # every test of every suite passed.
 #   suites: unit (ctest), interop (node --test), python (official python-socketio client),
+#           client (client-js unit tests: fake transports and timers, bundle size),
 #           browser (headless Chromium), e2e (nginx, hostile proxy),
 #           conformance (WebSocket conformance client against examples/ws-echo, trimmed sizes;
 #           `make conformance` runs the sizes whole)
@@ -14,7 +15,7 @@ export FERRY_ROOT="$PWD"
 # Leaks fail the run: servers are stopped with SIGTERM and must exit 0 under LeakSanitizer.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=23}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
-suites="${FERRY_SUITES:-unit interop python browser e2e conformance}"
+suites="${FERRY_SUITES:-unit client interop python browser e2e conformance}"
 log_dir="$FERRY_BUILD_DIR/test-logs"
 mkdir -p "$log_dir"
 
@@ -60,6 +61,7 @@ for s in $suites; do
     record unit $((all - fail)) "$fail"
     ;;
   interop) run_node_suite interop tests/interop ;;
+  client) run_node_suite client tests/client ;;
   browser) run_node_suite browser tests/browser ;;
   e2e) run_node_suite e2e tests/e2e ;;
   conformance)

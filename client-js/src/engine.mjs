@@ -10,6 +10,7 @@ export const RANK = { "short-polling": 0, polling: 1, sse: 2, websocket: 3 };
 const G = globalThis;
 const now = () => Date.now();
 const KEY = "ferry:transport:";
+const CUTS = {};
 
 const u8 = (d) => (d instanceof ArrayBuffer ? new Uint8Array(d) : new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
 export const b64e = (d) => {
@@ -37,7 +38,8 @@ class Transport {
     if (!this.dead) this.e._packet(this, p);
   }
   opened() {
-    if (!this.dead && !this.up) (this.up = 1), this.e._topen(this);
+    // The attach request carried rx; later requests of this transport do not.
+    if (!this.dead && !this.up) (this.up = 1), (this.q = {}), this.e._topen(this);
   }
   fail(reason, info = {}) {
     if (this.dead) return;
@@ -77,8 +79,10 @@ class Polling extends Transport {
       this.e._held(this, held);
       for (const s of body.split(SEP)) this.pkt(decodeText(s));
       this._idle();
-      if (this.name === "short-polling" && !this.dead && !this.paused)
-        await new Promise((f) => (this.nap = setTimeout(f, body.length >= (this.e.hs?.maxPayload || 1e6) * 0.9 ? 0 : this.e.hs?.shortPollInterval || 1000), (this.wake = f)));
+      // Short-polling waits between GETs; so does long-polling while a probe is out (the
+      // server then answers every GET at once with a noop until the upgrade ends).
+      const ms = this.name[0] === "s" ? (body.length >= (this.e.hs?.maxPayload || 1e6) * 0.9 ? 0 : this.e.hs?.shortPollInterval || 1000) : body === "6" && this.e.probe ? 250 : -1;
+      if (ms >= 0 && !this.dead && !this.paused) await new Promise((f) => ((this.nap = setTimeout(f, ms)), (this.wake = f)));
     }
   }
   send(ps) {
@@ -166,7 +170,7 @@ class WS extends Transport {
     try {
       ws = this.ws = new W(this.url(1));
     } catch {
-      return setTimeout(() => this.fail("ws-refused"));
+      return setTimeout(() => this.fail("ws-refused"), 0);
     }
     ws.binaryType = "arraybuffer";
     ws.onopen = () => this.opened();
@@ -179,7 +183,7 @@ class WS extends Transport {
   }
   send(ps) {
     for (const p of ps) this.ws.send(isText(p.data) ? p.type + (p.data || "") : p.data);
-    setTimeout(() => this.e._drain(this));
+    setTimeout(() => this.e._drain(this), 0);
   }
   pause(cb) {
     cb();
@@ -231,7 +235,7 @@ export class Engine extends Emitter {
     this.sent = []; // messages sent and not yet acknowledged by a client-ping answer (ext)
     this.tx = this.rx = 0;
     this.bad = {}; // transport -> {until, n}: a failed transport is re-probed after a backoff
-    this.cuts = 0;
+    this.fails = 0;
     this.pid = 0;
     this.open();
   }
@@ -250,7 +254,7 @@ export class Engine extends Emitter {
     const m = this.recall();
     this.mem = a.length > 1 && m && a.includes(m.t) ? m : null;
     this.t0 = now();
-    this.go(this.mem ? m.t : a[0], this.mem ? m.why : a.length === 1 ? "forced" : this.o.why || "start");
+    this.go(this.mem ? m.t : a[0], this.mem ? m.why : this.o.why || (a.length === 1 ? "forced" : "start"));
   }
   go(name, why) {
     this.why = why;
@@ -382,7 +386,8 @@ export class Engine extends Emitter {
   _pong(d) {
     const [id, srx] = d.slice(1).split(":").map(Number);
     const p = this.pinging;
-    if (!p || p.id !== id) return;
+    // One answer may stand for several pings (docs/protocol.md 7): an older id is stale.
+    if (!p || id < p.id) return;
     this.pinging = null;
     const ms = now() - p.at;
     this.rtt = this.rtt ? (this.rtt * 3 + ms) / 4 : ms;
@@ -395,6 +400,7 @@ export class Engine extends Emitter {
       this.tx = srx;
       this.wq.unshift(...re);
       this.flush();
+      this.climb(0);
     }
   }
   // How long a client ping may wait for its answer before the transport counts as mute.
@@ -430,6 +436,7 @@ export class Engine extends Emitter {
     this.backoff(old.name);
     if (!this.ext.includes("resume")) return this._close("transport error");
     this.t0 = now();
+    this.from = old.name;
     // The unsent queue goes back in front of the messages to resend after the answer.
     this.hold = 1;
     this.pinging = null;
@@ -437,10 +444,14 @@ export class Engine extends Emitter {
     t.attaching = reason;
     this.remember(name, reason);
     t.open();
+    // A held attach GET shows nothing until the server has something to say: after a second
+    // it has surely arrived, so the client ping may follow it.
+    if (name === "polling") setTimeout(() => t.opened(), 1000);
   }
   _topen(t) {
     if (t === this.probe) return t.send([{ type: 2, data: "probe" }]);
     if (t !== this.transport) return;
+    this.fails = 0;
     if (t.attaching) {
       // Nothing upstream but a client ping until its answer (docs/protocol.md, attach).
       const q = this.wq;
@@ -456,7 +467,7 @@ export class Engine extends Emitter {
     this.flush();
   }
   _held(t, ms) {
-    if (t === this.transport && t.name === "polling" && this.hs && ms > this.hs.pingInterval / 2) this.cuts = 0;
+    if (t === this.transport && t.name === "polling" && this.hs && ms > this.hs.pingInterval / 2) CUTS[this.key] = 0;
   }
   _streamEnd(t) {
     if (t === this.probe) return t.fail("sse-refused");
@@ -467,26 +478,26 @@ export class Engine extends Emitter {
   _tdown(t, reason, info) {
     if (t === this.probe) return this._probeFail(t, reason);
     if (t === this.old) return (this.old = null);
-    if (t !== this.transport) return;
+    if (t !== this.transport || this.readyState === "closed") return;
     if (this.readyState === "opening") {
       clearTimeout(this.fb);
-      if (this.mem) return this.fallback(reason);
-      return this._close("transport error", info);
+      return this.mem ? this.fallback(reason) : this._close("transport error", info);
     }
-    if (reason === "poll-cut" && info.status !== 400) {
-      this.cuts++;
-      this.from = t.name;
-      const short = this.cuts >= this.o.cutsToShort && this.o.transports.includes("short-polling");
-      if (short) this.remember("short-polling", "poll-cut");
-      if (this.ext.includes("resume")) return this.attach(short ? "short-polling" : "polling", "poll-cut");
-      return this._close("transport error", { cut: short });
+    let to = t.name === "short-polling" ? t.name : "polling";
+    if (reason === "poll-cut") {
+      // Held polls cut again and again (counted across sessions): short-polling from now on.
+      if ((CUTS[this.key] = (CUTS[this.key] || 0) + 1) >= this.o.cutsToShort && this.o.transports.includes("short-polling")) {
+        to = "short-polling";
+        this.remember(to, reason);
+      }
     }
-    if (this.readyState === "open" && info.status !== 400) {
-      this.from = t.name;
-      return this.attach(t.name === "short-polling" ? t.name : "polling", reason);
-    }
-    this._close("transport error", info);
+    // 400: the session is gone (unknown sid, attach refused); a transport that never came up
+    // three times in a row: the network is down. Either way a new session, after the backoff.
+    if (info.status === 400 || !this.ext.includes("resume") || (!t.up && ++this.fails > 2)) return this._close("transport error", info);
+    this.hold = 1;
+    this.ct2 = setTimeout(() => this.attach(to, reason), t.up ? 0 : 500 * this.fails);
   }
+
 
   // ------------------------------------------------------------ probes and promotion
   backoff(name) {
@@ -533,7 +544,7 @@ export class Engine extends Emitter {
       // Packets already on their way on the old transport are still taken until it ends.
       this.old = RANK[cur.name] > 1 ? cur : null;
       if (!this.old) cur.stop();
-      else setTimeout(() => this.old === cur && (cur.stop(), (this.old = null)), 2000);
+      else setTimeout(() => this.old === cur && (cur.stop(), (this.old = null)), 1e4);
       this.transport = t;
       this.t0 = t.started;
       this.remember(t.name, "remembered");
@@ -558,8 +569,9 @@ export class Engine extends Emitter {
   _close(reason, info) {
     if (this.readyState === "closed") return;
     this.readyState = "closed";
-    for (const x of [this.transport, this.probe, this.old]) x && setTimeout(() => x.stop(), x === this.transport && reason === "forced close" ? 500 : 0);
-    for (const k of ["fb", "hbt", "ht", "ct"]) clearTimeout(this[k]);
+    // Transports take nothing more; the close packet's POST gets a moment to leave.
+    for (const x of [this.transport, this.probe, this.old]) x && ((x.dead = 1), setTimeout(() => x.stop(), x === this.transport && reason === "forced close" ? 500 : 0));
+    for (const k of ["fb", "hbt", "ht", "ct", "ct2"]) clearTimeout(this[k]);
     this.fire("close", reason, info);
   }
 }

@@ -47,7 +47,7 @@ export class WebSocket extends EventTarget {
     if (this.readyState > 1) return;
     this.readyState = 2;
     this._e.close();
-    setTimeout(() => this._ev("close", { code: code ?? 1005, reason, wasClean: true }, 3));
+    setTimeout(() => this._ev("close", { code: code ?? 1005, reason, wasClean: true }, 3), 0);
   }
 }
 S.forEach((k, i) => (WebSocket[k] = WebSocket.prototype[k] = i));

@@ -13,7 +13,7 @@ function cut(d, bufs) {
   if (isBin(d)) return { _placeholder: true, num: bufs.push(d) - 1 };
   if (Array.isArray(d)) return d.map((x) => cut(x, bufs));
   if (isObj(d) && !(d.toJSON instanceof Function)) {
-    const o = {};
+    const o = Object.create(null); // a "__proto__" key stays a key
     for (const k in d) if (Object.hasOwn(d, k)) o[k] = cut(d[k], bufs);
     return o;
   }
@@ -25,7 +25,10 @@ function paste(d, bufs) {
       if (!(d.num in bufs)) throw 0;
       return bufs[d.num];
     }
-    for (const k in d) d[k] = paste(d[k], bufs);
+    for (const k in d) {
+      const v = paste(d[k], bufs);
+      if (v !== d[k]) d[k] = v;
+    }
   }
   return d;
 }
@@ -48,7 +51,7 @@ export function decode(s) {
   if (m[4]) p.id = +m[4];
   if (m[5]) p.data = JSON.parse(m[5]);
   const t = p.type;
-  const ok = t === 0 || t === 4 ? p.data === undefined || isObj(p.data) : t === 1 ? p.data === undefined : Array.isArray(p.data) && (t === 3 || t === 6 || p.data.length > 0);
+  const ok = t === 0 || t === 4 ? p.data === undefined || (isObj(p.data) && !Array.isArray(p.data)) : t === 1 ? p.data === undefined : Array.isArray(p.data) && (t === 3 || t === 6 || p.data.length > 0);
   if (!ok) throw new Error("parse error");
   return p;
 }
