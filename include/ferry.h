@@ -162,8 +162,9 @@ typedef struct ferry_server_config {
     uint32_t max_connections;       /* 10000: further connections are accepted and closed */
     uint32_t tls_handshake_timeout_ms; /* 10000: a TLS handshake must complete within this
                                           (listeners of ferry_server_listen_tls()) */
-    uint32_t max_tls_handshakes;    /* 256: TLS handshakes in flight at once; a connection
-                                       beyond is accepted and closed at once */
+    uint32_t max_tls_handshakes;    /* 256: TLS handshakes in flight at once, counted from a
+                                       connection's first byte to the handshake's end; a
+                                       connection that starts one beyond is closed */
     const char *static_root;        /* NULL: a folder served for GET paths outside the engine */
     /* Comma-separated allowed origins for CORS and for the Origin check on every transport,
      * or "*" for any. NULL (the default): no CORS headers and no Origin check. */

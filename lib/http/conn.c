@@ -37,7 +37,8 @@ typedef struct conn_tls {
     BIO *rbio;      /* network -> OpenSSL (owned by ssl) */
     BIO *wbio;      /* OpenSSL -> network (owned by ssl) */
     ferry_tls *ctx; /* retained: the SNI callback reads it during the handshake */
-    unsigned handshaking : 1;
+    unsigned handshaking : 1; /* the handshake has not completed */
+    unsigned counted : 1;     /* in http->tls_handshaking: it started (bytes came) */
     unsigned first : 1;       /* nothing read yet: a plain HTTP client shows at its first byte */
     unsigned done : 1;        /* fatal error or close_notify sent: no more SSL calls */
     unsigned peer_closed : 1; /* the client sent close_notify */
@@ -123,7 +124,6 @@ static int tls_setup(ferry_conn *c, ferry_tls *tls)
     t->handshaking = 1;
     t->first = 1;
     c->tls = t;
-    c->http->tls_handshaking++;
     return 0;
 }
 
@@ -202,10 +202,18 @@ static void tls_fail(ferry_conn *c, const char *what, int err)
     ferry_conn_close(c);
 }
 
+static void tls_uncount(ferry_conn *c)
+{
+    if (c->tls != NULL && c->tls->counted) {
+        c->tls->counted = 0;
+        c->http->tls_handshaking--;
+    }
+}
+
 static void tls_handshake_done(ferry_conn *c)
 {
     c->tls->handshaking = 0;
-    c->http->tls_handshaking--;
+    tls_uncount(c);
     c->http->stats.tls_handshakes++;
     /* From here on the connection is a plain one: a first request must come in time. */
     set_timer(c, CONN_TIMER_HEADER, c->http->limits.header_timeout_ms);
@@ -311,6 +319,22 @@ static void tls_on_read(ferry_conn *c, const char *data, size_t n)
             tls_plain_http(c);
             return;
         }
+        /* A handshake starts: the CPU and memory it takes are bounded by max_tls_handshakes.
+         * Counted from the first byte, not from the accept, so that idle connections (bounded
+         * by max_connections and the handshake timeout) cannot keep real clients out. */
+        ferry_http *http = c->http;
+        if (http->limits.max_tls_handshakes &&
+            http->tls_handshaking >= http->limits.max_tls_handshakes) {
+            http->stats.tls_refused_busy++;
+            FERRY_LOG(FERRY_LOG_WARN, "tls", NULL,
+                      "max_tls_handshakes (%u) in flight: closing a connection",
+                      http->limits.max_tls_handshakes);
+            t->done = 1;
+            ferry_conn_abort(c);
+            return;
+        }
+        t->counted = 1;
+        http->tls_handshaking++;
     }
     if (BIO_write(t->rbio, data, (int)n) != (int)n) {
         t->done = 1;
@@ -395,16 +419,6 @@ void ferry_conn_accept(ferry_http *http, uv_stream_t *server, ferry_tls *tls, in
     }
     c->redirect_port = redirect_port;
     if (tls != NULL) {
-        /* Handshakes cost CPU: a flood of them is refused at the door, as max_connections. */
-        if (http->limits.max_tls_handshakes &&
-            http->tls_handshaking >= http->limits.max_tls_handshakes) {
-            http->stats.tls_refused_busy++;
-            FERRY_LOG(FERRY_LOG_WARN, "tls", NULL,
-                      "max_tls_handshakes (%u) in flight: closing a new connection",
-                      http->limits.max_tls_handshakes);
-            ferry_conn_abort(c);
-            return;
-        }
         if (tls_setup(c, tls) != 0) {
             FERRY_LOG(FERRY_LOG_ERROR, "tls", NULL, "out of memory accepting a connection");
             ferry_conn_abort(c);
@@ -1185,10 +1199,7 @@ static void begin_close(ferry_conn *c)
     c->state = CONN_CLOSING;
     set_timer(c, CONN_TIMER_NONE, 0);
     ferry_list_remove(&c->deferred);
-    if (c->tls != NULL && c->tls->handshaking) {
-        c->tls->handshaking = 0;
-        c->http->tls_handshaking--;
-    }
+    tls_uncount(c);
     if (c->reading) {
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->reading = 0;
