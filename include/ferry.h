@@ -193,9 +193,11 @@ typedef struct ferry_server_config {
 
     /* Admission (ferry_server_on_admission(); unused without a hook) */
     uint32_t admission_timeout_ms;  /* 10000: a handshake undecided this long is answered 403
-                                       {"code":4,"message":"Admission timed out"} */
+                                       {"code":4,"message":"Admission timed out"}; 0: no
+                                       deadline (max_pending_admissions still bounds) */
     uint32_t max_pending_admissions; /* 1024: handshakes waiting for a decision at once; one
-                                       more is answered 503 without asking the app */
+                                       more is answered 503 {"code":4,"message":"Too many
+                                       handshakes pending"} without asking the app */
 } ferry_server_config;
 
 /** Fill cfg with the defaults listed above. */

@@ -5,6 +5,7 @@
  * allocation of an admitted handshake failing once. Each case ends with the loop closed clean;
  * LeakSanitizer checks at exit that every handle was freed. */
 #include "loop_harness.h"
+#include "failmalloc.h"
 
 #include "engine/engine.h"
 
@@ -261,40 +262,6 @@ static void server_closed_then_late_answer(void **state)
 
 /* ---- every allocation of an admitted handshake fails once (nghttp2's failmalloc) */
 
-static long countdown = -1; /* allocations left before one fails; -1: never */
-static int failed;
-
-static int should_fail(void)
-{
-    if (countdown < 0)
-        return 0;
-    if (countdown-- == 0) {
-        failed = 1;
-        return 1;
-    }
-    return 0;
-}
-
-static void *t_malloc(size_t n)
-{
-    return should_fail() ? NULL : malloc(n);
-}
-
-static void *t_realloc(void *p, size_t n)
-{
-    return should_fail() ? NULL : realloc(p, n);
-}
-
-static void *t_calloc(size_t a, size_t b)
-{
-    return should_fail() ? NULL : calloc(a, b);
-}
-
-static void t_free(void *p)
-{
-    free(p);
-}
-
 typedef struct wait_ctx {
     h_client *c;
     int asked;
@@ -310,7 +277,7 @@ static int asked_or_answered(void *ud)
 static void every_allocation_fails_once(void **state)
 {
     (void)state;
-    assert_int_equal(ferry_set_allocator(t_malloc, t_realloc, t_calloc, t_free), 0);
+    assert_int_equal(failmalloc_install(), 0);
     /* A connection whose read buffer cannot be allocated waits, as one whose input is full
      * does, until the header timeout ends it (408): keep that short here. */
     header_timeout_ms = 200;
@@ -325,8 +292,8 @@ static void every_allocation_fails_once(void **state)
             W.mode = later ? HOLD : ALLOW_NOW;
             W.held = NULL;
             h_client *c = hc_connect(h);
-            failed = 0;
-            countdown = n;
+            failmalloc_failed = 0;
+            failmalloc_countdown = n;
             hc_sends(c, HS);
             h_response r;
             wait_ctx w = {c, W.asked + 1};
@@ -334,17 +301,17 @@ static void every_allocation_fails_once(void **state)
                 ferry_admission_allow(W.held);
             uint64_t t0 = h_now(h);
             int status = hc_response(c, &r, 3000);
-            countdown = -1;
+            failmalloc_countdown = -1;
             /* Admitted, or refused cleanly: 503, 408 (no read buffer), or closed. */
             assert_true(status == 200 || status == 503 || status == 408 || status == 0);
             assert_true(status != 0 || c->eof);
             assert_true(h_now(h) - t0 < 2000);
-            if (!failed)
+            if (!failmalloc_failed)
                 assert_int_equal(status, 200);
             hc_close(c);
         }
         h_stop(h);
-        if (!failed)
+        if (!failmalloc_failed)
             break;
     }
     assert_true(runs > 10); /* the exchange does allocate: failures were injected */

@@ -3,44 +3,11 @@
  * error (or success) and, checked by LeakSanitizer at exit, free everything it took. cJSON
  * allocates through ferry's allocator too (ferry_set_allocator installs its hooks). */
 #include "ferry_test.h"
+#include "failmalloc.h"
 
 #include <stdlib.h>
 
 #include "socket/packet.h"
-
-static long countdown = -1; /* allocations left before one fails; -1: never */
-static int failed;
-
-static int should_fail(void)
-{
-    if (countdown < 0)
-        return 0;
-    if (countdown-- == 0) {
-        failed = 1;
-        return 1;
-    }
-    return 0;
-}
-
-static void *t_malloc(size_t n)
-{
-    return should_fail() ? NULL : malloc(n);
-}
-
-static void *t_realloc(void *p, size_t n)
-{
-    return should_fail() ? NULL : realloc(p, n);
-}
-
-static void *t_calloc(size_t a, size_t b)
-{
-    return should_fail() ? NULL : calloc(a, b);
-}
-
-static void t_free(void *p)
-{
-    free(p);
-}
 
 static const unsigned char bytes[] = {1, 2, 3, 4, 5, 6};
 
@@ -90,19 +57,19 @@ static int exchange(void)
 static void every_allocation_fails_once(void **state)
 {
     (void)state;
-    assert_int_equal(ferry_set_allocator(t_malloc, t_realloc, t_calloc, t_free), 0);
+    assert_int_equal(failmalloc_install(), 0);
     int runs = 0;
     for (long n = 0; n < 10000; n++) {
-        countdown = n;
-        failed = 0;
+        failmalloc_countdown = n;
+        failmalloc_failed = 0;
         int ok = exchange();
         runs++;
-        if (!failed) {
+        if (!failmalloc_failed) {
             assert_true(ok); /* no failure injected: it must have worked */
             break;
         }
     }
-    countdown = -1;
+    failmalloc_countdown = -1;
     assert_true(runs > 10); /* the exchange does allocate: the loop really injected failures */
 }
 
