@@ -254,6 +254,8 @@ export class Engine extends Emitter {
     const m = this.recall();
     this.mem = a.length > 1 && m && a.includes(m.t) ? m : null;
     this.t0 = now();
+    // Held polls were cut again and again (this page, any session): short-polling first.
+    if (!this.mem && CUTS[this.key] >= this.o.cutsToShort && a.includes("short-polling")) return (this.mem = { t: "short-polling" }), this.go("short-polling", "poll-cut");
     this.go(this.mem ? m.t : a[0], this.mem ? m.why : this.o.why || (a.length === 1 ? "forced" : "start"));
   }
   go(name, why) {
@@ -493,7 +495,7 @@ export class Engine extends Emitter {
     }
     // 400: the session is gone (unknown sid, attach refused); a transport that never came up
     // three times in a row: the network is down. Either way a new session, after the backoff.
-    if (info.status === 400 || !this.ext.includes("resume") || (!t.up && ++this.fails > 2)) return this._close("transport error", info);
+    if (info.status === 400 || !this.ext.includes("resume") || (!t.up && ++this.fails > 2)) return this._close(reason === "ws-closed" ? "transport close" : "transport error", info);
     this.hold = 1;
     this.ct2 = setTimeout(() => this.attach(to, reason), t.up ? 0 : 500 * this.fails);
   }
