@@ -7,7 +7,13 @@ import assert from "node:assert/strict";
 import { Engine } from "../../client-js/src/engine.mjs";
 import { FakeServer } from "./fake-server.mjs";
 
-beforeEach(() => mock.timers.enable({ apis: ["setTimeout", "Date"], now: 1e12 }));
+// Each test on its own origin: cut polls are counted per page and origin.
+let origin;
+let n = 0;
+beforeEach(() => {
+  mock.timers.enable({ apis: ["setTimeout", "Date"], now: 1e12 });
+  origin = `http://ferry${++n}.test/`;
+});
 afterEach(() => mock.timers.reset());
 
 const settle = () => new Promise((r) => setImmediate(r));
@@ -31,7 +37,7 @@ function memStore() {
 }
 
 function client(srv, o = {}) {
-  const e = new Engine("http://ferry.test/", { fetch: srv.fetch, WebSocket: srv.WebSocket, storage: null, ...o });
+  const e = new Engine(origin, { fetch: srv.fetch, WebSocket: srv.WebSocket, storage: null, ...o });
   const c = { e, switches: [], got: [], closed: null };
   e.on("transport", (ev) => c.switches.push(`${ev.from || "-"}>${ev.to}:${ev.reason}`));
   e.on("message", (m) => c.got.push(m));
@@ -216,7 +222,7 @@ test("the winner is remembered per origin and used first on the next start (reme
 test("a remembered transport that does not open falls back to polling within 3 s", async () => {
   const srv = new FakeServer();
   const storage = memStore();
-  storage.setItem("ferry:transport:http://ferry.test/engine.io/", JSON.stringify({ t: "websocket", why: "remembered", exp: Date.now() + 1e6 }));
+  storage.setItem(`ferry:transport:${origin}engine.io/`, JSON.stringify({ t: "websocket", why: "remembered", exp: Date.now() + 1e6 }));
   srv.f.wsMute = true;
   const c = client(srv, { storage });
   const t0 = Date.now();
