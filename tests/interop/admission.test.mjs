@@ -9,7 +9,7 @@
 import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
 import { io } from "socket.io-client";
-import { startHandshakeServer } from "./socketio-handshake.test.mjs";
+import { startHandshakeServer } from "../lib/handshake-server.mjs";
 import { rawConnect } from "../lib/rawhttp.mjs";
 
 function waitEvent(socket, name, ms = 10000) {
@@ -196,6 +196,21 @@ describe("admission hook", () => {
       assert.equal(adm.transport, t);
     });
   }
+
+  test("socket.io-client gives up over websocket while the app decides: the late answer returns ECLOSED", async () => {
+    const socket = io(srv.url, {
+      transports: ["websocket"],
+      forceNew: true,
+      reconnection: false,
+      query: { admit: "hold", delay: "500", token: "sio-gone" },
+    });
+    const adm = await srv.next((e) => e.event === "admission" && e.token === "sio-gone", 10000);
+    // Closing a WebSocket that is still connecting aborts its request: the client hangs up.
+    socket.disconnect();
+    const ans = await srv.next((e) => e.event === "admission-answer" && e.url === adm.url, 10000);
+    assert.deepEqual([ans.rc, ans.waiting], ["closed", false]);
+    assert.equal(srv.events.events.filter((e) => e.event === "connect").some((e) => e.id === socket.id), false);
+  });
 
   for (const t of ["polling", "websocket", "sse"]) {
     test(`client gone while the app decides (${t}): the late answer returns ECLOSED`, async () => {

@@ -5,16 +5,8 @@
 import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
 import { io } from "socket.io-client";
-import { startServer, bin } from "../lib/server.mjs";
-import { EventLog } from "../lib/events.mjs";
 import { MODES } from "../lib/sio.mjs";
-
-export async function startHandshakeServer(args = []) {
-  const srv = await startServer(bin("tests/servers/ferry-test-handshake"), ["--port", "0", ...args]);
-  srv.events = new EventLog(srv.proc.stdout, srv.stdout());
-  srv.next = srv.events.next.bind(srv.events);
-  return srv;
-}
+import { startHandshakeServer } from "../lib/handshake-server.mjs";
 
 function waitEvent(socket, name, ms = 10000) {
   return new Promise((resolve, reject) => {
