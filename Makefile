@@ -2,7 +2,8 @@
 #   make run    build and start the standalone server with the chat demo on 127.0.0.1:8080
 #   make test   build with sanitizers and run every test; ends with the runner's summary line
 # Also: make build, make conformance (the whole WebSocket conformance run), make bench,
-#       make bench-tls, make fuzz, make clean.
+#       make bench-tls, make lab (every hostile-network scenario at full length ->
+#       docs/hostile-networks.md), make fuzz, make clean.
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 PORT ?= 8080
@@ -10,7 +11,7 @@ RUN_DIR := build
 TEST_DIR := build-test
 
 .PHONY: all build run test deps-build deps-run deps-test test-build conformance fuzz clean bench \
-	bench-tls
+	bench-tls lab
 
 all: build
 
@@ -51,6 +52,13 @@ test: test-build
 
 conformance: test-build
 	@FERRY_BUILD_DIR=$(TEST_DIR) FERRY_CONFORMANCE_FULL=1 node tests/conformance/run.mjs
+
+# ferry's client through every hostile network of tests/lab/harness.mjs (ferry-proxy faults,
+# nginx setups, combinations), in Chromium and Node, LAB_SECONDS each; writes the generated
+# table to docs/hostile-networks.md and fails if any message was lost, duplicated or reordered.
+LAB_SECONDS ?= 15
+lab: test-build
+	@FERRY_BUILD_DIR=$(TEST_DIR) node tests/lab/lab.mjs --seconds $(LAB_SECONDS)
 
 # libFuzzer targets (clang, ASan/UBSan) over a copy of each committed seed corpus, FUZZ_SECONDS
 # each; new inputs stay in build-fuzz/corpus/, crashes are written to build-fuzz/.

@@ -30,6 +30,8 @@
 //       --max-body BYTES     a request body larger than BYTES gets 413 (the server never sees
 //                            it); a response body larger than BYTES is replaced by 413 when its
 //                            length is known, else cut at BYTES
+//       --max-response-body BYTES  the response limit alone, when it differs from --max-body
+//                            (0: no limit on responses)
 //       --buffer BYTES       hold each response body until BYTES arrived or it ended
 //                            (buffering proxies, antivirus): breaks streams
 //       --max-response-ms MS  cut a response still open after MS (proxies that limit request
@@ -64,6 +66,7 @@ try {
     bandwidth: { type: "string", default: "0" },
     "gateway-errors": { type: "string", default: "0" },
     "max-body": { type: "string", default: "0" },
+    "max-response-body": { type: "string" },
     buffer: { type: "string", default: "0" },
     "max-response-ms": { type: "string", default: "0" },
     latency: { type: "string", default: "0" },
@@ -97,6 +100,7 @@ const idleMs = whole("idle-timeout");
 const dropWithinMs = whole("drop-within");
 const bandwidth = whole("bandwidth");
 const maxBody = whole("max-body");
+const maxResponseBody = opt["max-response-body"] === undefined ? maxBody : whole("max-response-body");
 const dropRate = fraction("drop");
 const errorRate = fraction("gateway-errors");
 const wsCloseAfter = Number(opt["ws-close-after"]);
@@ -294,7 +298,7 @@ function proxyRequest(req, res) {
       return dropNow();
     }
     const rlen = Number(ur.headers["content-length"] ?? -1);
-    if (maxBody > 0 && rlen > maxBody) {
+    if (maxResponseBody > 0 && rlen > maxResponseBody) {
       stats.tooLarge++;
       faults.add("413-response");
       ur.resume();
@@ -324,7 +328,7 @@ function proxyRequest(req, res) {
     ur.on("data", (chunk) => {
       stats.bytesDown += chunk.length;
       bodyBytes += chunk.length;
-      if (maxBody > 0 && bodyBytes > maxBody) {
+      if (maxResponseBody > 0 && bodyBytes > maxResponseBody) {
         stats.tooLarge++;
         faults.add("413-response-cut");
         done();

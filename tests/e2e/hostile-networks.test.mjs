@@ -1,0 +1,37 @@
+// The scenario table of docs/hostile-networks.md, trimmed for make test: every scenario of
+// tests/lab/harness.mjs (each ferry-proxy fault, the three nginx setups, three combinations),
+// ferry's client in headless Chromium and in Node exchanging numbered messages both ways for a
+// few seconds while the fault acts. A scenario fails when any message is lost, duplicated or
+// reordered in either direction, and the failure says which and how many. `make lab` runs the
+// same at full length and writes the doc. FERRY_LAB_SECONDS changes the exchange time.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import { chromium } from "playwright-core";
+import { SCENARIOS, buildStatic, runScenario, describeFailure } from "../lab/harness.mjs";
+
+const SECONDS = Number(process.env.FERRY_LAB_SECONDS || 3);
+let browser, staticDir;
+
+before(async () => {
+  staticDir = buildStatic();
+  browser = await chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
+  });
+});
+after(async () => {
+  await browser?.close();
+  if (staticDir) fs.rmSync(staticDir, { recursive: true, force: true });
+});
+
+for (const sc of SCENARIOS) {
+  test(`hostile network "${sc.id}": ${sc.title}; nothing lost, duplicated or reordered`, async () => {
+    const { rows, notes } = await runScenario(sc, { browser, staticDir, seconds: SECONDS, drainMs: 6000 });
+    assert.equal(rows.length, 2, `both clients ran (${notes.join("; ")})`);
+    const bad = rows.filter((r) => !r.ok).map((r) => describeFailure(sc, r));
+    assert.deepEqual(bad, [], `${sc.id} cannot reach zero loss:\n  ${bad.join("\n  ")}`);
+    assert.deepEqual(notes, [], "no page error, clean server exit");
+  });
+}

@@ -1,0 +1,225 @@
+// The hostile-network lab: every scenario of SCENARIOS puts a bad network (tools/ferry-proxy
+// faults, Debian's nginx setups, or both) between tools/ferry and two clients — ferry's client
+// in headless Chromium and in Node (npm ws injected for WebSocket) — which exchange
+// sequence-numbered messages both ways for a bounded time while the fault acts.
+//
+// Upstream: each client publishes {n} to its own room every 100 ms; an observer connected to
+// ferry directly (no proxy in between) records what arrives. Downstream: a backend publishes {n}
+// to each room every 100 ms over HTTP (POST /api/publish, directly); each client records what
+// arrives. After the exchange the senders stop and the lab waits (bounded) for stragglers, then
+// counts per direction: messages lost, duplicated, and out of order. Each must be 0.
+//
+// Used by tests/e2e/hostile-networks.test.mjs (trimmed, in make test) and tests/lab/lab.mjs
+// (make lab, writes docs/hostile-networks.md).
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { execFileSync } from "node:child_process";
+import WS from "ws";
+import { io as officialIo } from "socket.io-client";
+import { startServer, bin, root } from "../lib/server.mjs";
+import { startProxy } from "../lib/proxy.mjs";
+import { startNginx } from "../lib/nginx.mjs";
+import { startLabClient } from "./lab-client.mjs";
+
+// Each scenario: id, title, what it reproduces (prose for the doc), the network (proxy: flags of
+// tools/ferry-proxy; nginx: a template of tests/e2e/nginx/; both: the proxy in front of nginx),
+// and the transport the best client should end on there.
+export const SCENARIOS = [
+  { id: "clean", title: "Nothing in the way", proxy: [], best: "websocket",
+    prose: "A plain pass-through proxy. The baseline: the client should climb to WebSocket within a probe round trip and lose nothing." },
+  { id: "ws-refused", title: "WebSocket refused (403)", proxy: ["--websocket", "refuse"], best: "sse",
+    prose: "A corporate proxy that answers every Upgrade request with 403. The WebSocket probe fails at once; SSE is the best transport left." },
+  { id: "ws-stripped", title: "Upgrade headers stripped", proxy: ["--websocket", "strip"], best: "sse",
+    prose: "A proxy that drops the hop-by-hop Upgrade and Connection headers (nginx without the two proxy_set_header lines): the upgrade request reaches the server as a plain GET, which refuses it, and no WebSocket ever opens." },
+  { id: "ws-mute", title: "WebSocket accepted, then mute", proxy: ["--websocket", "mute"], best: "sse",
+    prose: "The 101 goes through and then no frame does, in either direction (a proxy that inspects and stalls). Only a client that checks that data really flows notices." },
+  { id: "ws-mute-down", title: "WebSocket mute downstream only", proxy: ["--websocket", "mute-down"], best: "sse",
+    prose: "The 101 and the client's frames go through; the server's frames never arrive. The server believes the connection is fine; only the client can tell." },
+  { id: "ws-closed-after", title: "WebSocket closed after 3 s", proxy: ["--ws-close-after", "3"], best: "websocket",
+    prose: "A load balancer with a connection lifetime: every accepted WebSocket is closed 3 s after its 101. The client has to come back without losing what was in flight." },
+  { id: "idle-timeout", title: "Idle connections cut after 2 s", proxy: ["--idle-timeout", "2000"], best: "websocket",
+    prose: "A NAT box or proxy that closes any connection on which nothing moved for 2 s: held long-polls and quiet streams die unless something flows more often." },
+  { id: "drops", title: "5% of connections dropped mid-flight", proxy: ["--drop", "0.05", "--seed", "42"], best: "websocket",
+    prose: "A flaky path: one request or WebSocket in twenty dies at a random moment (before reaching the server, after the server answered, or mid-stream). Seeded, so a failure replays with the same seed." },
+  { id: "bandwidth", title: "20 kB/s link", proxy: ["--bandwidth", "20000"], best: "websocket",
+    prose: "A slow link shared by every connection of the page, 20 kB/s each way: handshakes and probes take longer, nothing should be lost." },
+  { id: "latency", title: "300 ms round trip", proxy: ["--latency", "150"], best: "websocket",
+    prose: "150 ms added to every chunk each way. Deadlines derived from the measured round trip must not mistake a slow path for a mute one." },
+  { id: "gateway-errors", title: "5% of requests get 502/504", proxy: ["--gateway-errors", "0.05", "--seed", "42"], best: "websocket",
+    prose: "An overloaded gateway answers one request in twenty with 502 Bad Gateway or 504 Gateway Timeout without passing it on." },
+  { id: "max-body", title: "Request bodies over 4 kB refused (413)", proxy: ["--max-body", "4096", "--max-response-body", "0"], best: "websocket",
+    prose: "A proxy with a small request body limit (nginx's client_max_body_size set low): any request body over 4 kB gets 413 and never reaches the server. Small messages pass; a batched polling POST must stay under it." },
+  { id: "buffered", title: "Responses buffered (64 kB)", proxy: ["--buffer", "65536"], best: "websocket",
+    prose: "A buffering proxy or antivirus that holds each response body until 64 kB arrived or it ended: polling still works, an SSE stream shows nothing." },
+  { id: "cut-long", title: "Responses cut after 2 s", proxy: ["--max-response-ms", "2000"], best: "websocket",
+    prose: "A proxy that limits request duration: any response still open after 2 s is cut. Held long-polls die again and again; short-polling survives." },
+  { id: "nginx-good", title: "nginx, correct reverse proxy", nginx: "good", best: "websocket",
+    prose: "Debian's nginx configured as docs recommend (tests/e2e/nginx/good.conf.in): HTTP/1.1, Upgrade and Connection passed on, no buffering, long read timeout." },
+  { id: "nginx-naive", title: "nginx as first deployed", nginx: "naive", best: "sse",
+    prose: "A bare proxy_pass (tests/e2e/nginx/naive.conf.in): HTTP/1.0 upstream, no Upgrade header (WebSocket never opens), proxy_buffering on (ferry's X-Accel-Buffering: no lets SSE through live)." },
+  { id: "nginx-short-timeout", title: "nginx, 3 s proxy_read_timeout", nginx: "short-timeout", best: "websocket",
+    prose: "A correct nginx with proxy_read_timeout 3s (tests/e2e/nginx/short-timeout.conf.in): held long-polls get 504 and streams or WebSockets silent for 3 s are closed." },
+  { id: "corporate", title: "Combination: stripped upgrade + buffering", proxy: ["--websocket", "strip", "--buffer", "65536"], best: "polling",
+    prose: "The typical corporate path: no WebSocket (upgrade stripped) and every response buffered, so SSE is useless too. Long-polling is the best transport that works." },
+  { id: "mobile", title: "Combination: drops + gateway errors + slow link + latency",
+    proxy: ["--drop", "0.03", "--gateway-errors", "0.03", "--bandwidth", "50000", "--latency", "100", "--seed", "7"], best: "websocket",
+    prose: "A bad mobile network: 3% of connections dropped mid-flight, 3% of requests answered 502/504, 50 kB/s, 200 ms round trip." },
+  { id: "nginx-naive-mute", title: "Combination: mute-downstream proxy before a first-deploy nginx",
+    proxy: ["--websocket", "mute-down", "--idle-timeout", "4000"], nginx: "naive", best: "sse",
+    prose: "ferry-proxy (WebSocket mute downstream, 4 s idle timeout) in front of the bare nginx: no WebSocket at all, idle connections cut, buffering nginx behind." },
+];
+
+// Builds the browser side once: ferry's client bundle, socket.io-client's ESM bundle, the page.
+export function buildStatic() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ferry-lab-"));
+  execFileSync(process.execPath, [path.join(root, "client-js/build.mjs"), dir], { stdio: "inherit" });
+  fs.copyFileSync(path.join(root, "node_modules/socket.io-client/dist/socket.io.esm.min.js"), path.join(dir, "official.mjs"));
+  fs.copyFileSync(path.join(root, "tests/lab/lab-client.mjs"), path.join(dir, "lab-client.mjs"));
+  fs.copyFileSync(path.join(root, "tests/lab/lab.html"), path.join(dir, "lab.html"));
+  return dir;
+}
+
+const TOKEN = "lab-token";
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function until(pred, ms, step = 50) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await pred()) return true;
+    await sleep(step);
+  }
+  return pred();
+}
+
+// Lost, duplicated and out-of-order messages of 1..expected in got (arrival order).
+export function countSeq(expected, got) {
+  const seen = new Set();
+  let dup = 0, ooo = 0, max = 0;
+  for (const n of got) {
+    if (seen.has(n)) dup++;
+    else seen.add(n);
+    if (n < max) ooo++;
+    max = Math.max(max, n);
+  }
+  let lost = 0;
+  for (let i = 1; i <= expected; i++) if (!seen.has(i)) lost++;
+  return { sent: expected, lost, dup, ooo };
+}
+
+// Runs one scenario. clients: which of "browser", "node" take part; lib: "ferry" (default) or
+// "official" (socket.io-client, for comparison). Returns {scenario, rows:[per client], notes}.
+export async function runScenario(sc, { browser, staticDir, seconds = 5, drainMs = 8000, joinMs = 15000,
+  clients = ["browser", "node"], lib = process.env.FERRY_LAB_LIB || "ferry", log = () => {} }) {
+  const notes = [];
+  const srv = await startServer(bin("tools/ferry/ferry"), ["--host", "127.0.0.1", "--port", "0",
+    "--transports", "polling,websocket,sse,short-polling", "--static", staticDir,
+    "--allow-publish", "seq", "--publish-token", TOKEN, "--publish-rate", "0", "--no-presence"]);
+  let ngx = null, proxy = null, observer = null, ctx = null, node = null;
+  const stopAll = async () => {
+    try { node?.close(); } catch {}
+    try { observer?.disconnect(); } catch {}
+    await ctx?.close().catch(() => {});
+    if (proxy) await proxy.stop().catch((e) => notes.push(`proxy: ${e.message}`));
+    if (ngx) await ngx.stop();
+    const code = await srv.stop();
+    if (code !== 0) notes.push(`tools/ferry exited with ${code} (leak or sanitizer report)`);
+  };
+  try {
+    let front = srv.url;
+    if (sc.nginx) front = (ngx = await startNginx(sc.nginx, front)).url;
+    if (sc.proxy) front = (proxy = await startProxy(front, ["--quiet", ...sc.proxy])).url;
+
+    // The observer: official client, straight to ferry over WebSocket, in every room.
+    const rooms = { browser: "lab-b", node: "lab-n" };
+    const up = { "lab-b": [], "lab-n": [] };
+    observer = officialIo(srv.url, { transports: ["websocket"], auth: { name: "observer" }, reconnection: false });
+    observer.on("seq", (data, meta) => meta?.from && up[meta.room]?.push(data.n));
+    await new Promise((resolve, reject) => {
+      observer.once("connect", resolve);
+      observer.once("connect_error", reject);
+    });
+    for (const room of Object.values(rooms)) await observer.emitWithAck("join", { room });
+
+    const handles = {};
+    if (clients.includes("browser")) {
+      ctx = await browser.newContext();
+      const page = await ctx.newPage();
+      page.on("pageerror", (e) => notes.push(`browser: ${e.message}`));
+      await page.goto(`${front}/lab.html?name=browser&room=${rooms.browser}&lib=${lib}`, { timeout: 20000 });
+      handles.browser = {
+        stats: () => page.evaluate(() => window.lab?.result() ?? null).catch(() => null),
+        stop: () => page.evaluate(() => window.lab?.stop()).catch(() => {}),
+      };
+    }
+    if (clients.includes("node")) {
+      const ferry = lib === "ferry" ? await import("../../client-js/src/index.mjs") : null;
+      node = startLabClient(ferry ? ferry.io : officialIo, front, {
+        name: "node", room: rooms.node, official: !ferry,
+        opts: ferry ? { WebSocket: WS, storage: null, forceNew: true } : { forceNew: true },
+      });
+      handles.node = { stats: async () => node.result(), stop: async () => node.stop() };
+    }
+    const names = Object.keys(handles);
+    const joined = await until(async () => {
+      for (const n of names) if ((await handles[n].stats())?.joinedMs == null) return false;
+      return true;
+    }, joinMs, 100);
+    if (!joined) notes.push(`not every client joined within ${joinMs} ms`);
+
+    // The exchange: the backend publishes to each room every 100 ms while the clients publish.
+    const published = { "lab-b": 0, "lab-n": 0 };
+    const end = Date.now() + seconds * 1000;
+    while (Date.now() < end) {
+      const t = Date.now();
+      for (const n of names) {
+        const room = rooms[n];
+        const res = await fetch(`${srv.url}/api/publish`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+          body: JSON.stringify({ room, event: "seq", data: { n: published[room] + 1 } }),
+        });
+        await res.arrayBuffer();
+        if (res.status === 200) published[room]++;
+        else notes.push(`publish answered ${res.status}`);
+      }
+      await sleep(Math.max(0, 100 - (Date.now() - t)));
+    }
+    for (const n of names) await handles[n].stop();
+    // Drain: wait (bounded) until everything sent arrived somewhere.
+    const complete = async () => {
+      for (const n of names) {
+        const s = await handles[n].stats();
+        if (!s) return false;
+        if (countSeq(s.sent, up[rooms[n]]).lost || countSeq(published[rooms[n]], s.got).lost) return false;
+      }
+      return true;
+    };
+    await until(complete, drainMs, 100);
+
+    const rows = [];
+    for (const n of names) {
+      const s = (await handles[n].stats()) ?? { sent: 0, got: [], joinedMs: null, transport: null, bestMs: null,
+        switches: [], disconnects: [], errors: ["the client never started (page did not load?)"] };
+      const upc = countSeq(s.sent, up[rooms[n]]);
+      const downc = countSeq(published[rooms[n]], s.got);
+      const ok = s.joinedMs != null && upc.sent > 0 && downc.sent > 0 &&
+        !upc.lost && !upc.dup && !upc.ooo && !downc.lost && !downc.dup && !downc.ooo;
+      rows.push({ client: n, lib, transport: s.transport, firstMessageMs: s.joinedMs, bestMs: s.bestMs,
+        switches: s.switches, disconnects: s.disconnects, errors: s.errors.slice(0, 5), up: upc, down: downc, ok });
+    }
+    log(`${sc.id}: ${rows.map((r) => `${r.client} ${r.transport} ${r.ok ? "ok" : "FAIL"}`).join(", ")}`);
+    return { scenario: sc, rows, notes };
+  } finally {
+    await stopAll();
+  }
+}
+
+// One line of a client's result that says what went wrong, for test failures.
+export function describeFailure(sc, r) {
+  const d = (x) => `sent ${x.sent}, lost ${x.lost}, duplicated ${x.dup}, out of order ${x.ooo}`;
+  return `${sc.id} / ${r.client} (${r.lib}): on ${r.transport}; up: ${d(r.up)}; down: ${d(r.down)}; ` +
+    `switches: ${r.switches.map((s) => `${s.from || "-"}->${s.to} ${s.reason}@${s.atMs}`).join(", ") || "none"}; ` +
+    `disconnects: ${r.disconnects.map((x) => `${x.reason}@${x.atMs}`).join(", ") || "none"}` +
+    (r.errors.length ? `; errors: ${r.errors.join("; ")}` : "");
+}

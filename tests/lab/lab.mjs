@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+// make lab: runs every scenario of tests/lab/harness.mjs at full length and writes the table to
+// docs/hostile-networks.md (generated: edit tests/lab/, never the doc). Exits 1 when any
+// scenario lost, duplicated or reordered a message.
+//
+//   node tests/lab/lab.mjs [--seconds N] [--only id,id] [--out FILE] [--lib ferry|official]
+import fs from "node:fs";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { chromium } from "playwright-core";
+import { root } from "../lib/server.mjs";
+import { SCENARIOS, buildStatic, runScenario } from "./harness.mjs";
+import { renderDoc } from "./doc.mjs";
+
+const { values: opt } = parseArgs({
+  options: {
+    seconds: { type: "string", default: "15" },
+    only: { type: "string" },
+    out: { type: "string", default: path.join(root, "docs/hostile-networks.md") },
+    lib: { type: "string", default: process.env.FERRY_LAB_LIB || "ferry" },
+  },
+});
+const only = opt.only ? new Set(opt.only.split(",")) : null;
+const list = SCENARIOS.filter((s) => !only || only.has(s.id));
+const staticDir = buildStatic();
+export const BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"];
+const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: BROWSER_ARGS });
+const results = [];
+const started = Date.now();
+try {
+  for (const sc of list)
+    results.push(await runScenario(sc, { browser, staticDir, seconds: Number(opt.seconds), lib: opt.lib,
+      log: (l) => process.stdout.write(`lab: ${l}\n`) }));
+} finally {
+  await browser.close();
+  fs.rmSync(staticDir, { recursive: true, force: true });
+}
+const doc = renderDoc(results, { seconds: Number(opt.seconds), lib: opt.lib, ms: Date.now() - started });
+fs.writeFileSync(opt.out, doc);
+const bad = results.flatMap((r) => r.rows.filter((x) => !x.ok).map((x) => `${r.scenario.id}/${x.client}`));
+process.stdout.write(`lab: wrote ${path.relative(process.cwd(), opt.out)}; ${results.length} scenarios, ` +
+  `${bad.length ? `FAILED: ${bad.join(", ")}` : "all with nothing lost, duplicated or reordered"}\n`);
+process.exit(bad.length ? 1 : 0);
