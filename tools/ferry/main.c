@@ -11,6 +11,7 @@
 #include <ferry.h>
 
 #include "clientjs.h"
+#include "diagnose.h"
 #include "config.h"
 #include "publish.h"
 #include "relay.h"
@@ -194,6 +195,9 @@ int main(int argc, char **argv)
     }
     if (rc == 0)
         rc = clientjs_install(a.srv, cfg.path, cfg.client_js, &cj, &found);
+    diagnose *diag = NULL;
+    if (rc == 0)
+        rc = diagnose_install(a.srv, &diag);
     const char *step = "set up";
     int http_port = -1;
     if (rc == 0) {
@@ -221,6 +225,7 @@ int main(int argc, char **argv)
         uv_run(loop, UV_RUN_DEFAULT);
         relay_free(r);
         clientjs_free(cj);
+        diagnose_free(diag);
         ferry_tls_release(a.tls);
         uv_loop_close(loop);
         return 1;
@@ -265,6 +270,7 @@ int main(int argc, char **argv)
     uv_run(loop, UV_RUN_DEFAULT);
     relay_free(r);
     clientjs_free(cj);
+    diagnose_free(diag);
     ferry_tls_release(a.tls);
     return uv_loop_close(loop) == 0 ? 0 : 1;
 }
