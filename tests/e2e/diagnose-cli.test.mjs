@@ -51,3 +51,18 @@ test("no server at the URL: exit 1 and says so; bad arguments: exit 2", async ()
   assert.equal((await run(["not a url"])).code, 2);
   assert.equal((await run(["http://127.0.0.1:1", "--wait", "0"])).code, 2);
 });
+
+test("the page's helper route: records whether an upgrade came with its headers; bad ids get 400", async () => {
+  const ask = async (id) => (await fetch(`${srv.url}/ferry/diagnose/seen?id=${id}&ask=1`)).json();
+  assert.deepEqual(await ask("never-sent"), { seen: false, upgrade: false });
+  assert.equal((await fetch(`${srv.url}/ferry/diagnose/seen?id=plain-1`)).status, 200);
+  assert.deepEqual(await ask("plain-1"), { seen: true, upgrade: false });
+  for (const bad of ["", "a%20b", "x".repeat(41), "%00"])
+    assert.equal((await fetch(`${srv.url}/ferry/diagnose/seen?id=${bad}`)).status, 400, `id "${bad}"`);
+  const page = await fetch(`${srv.url}/ferry/diagnose`);
+  assert.equal(page.status, 200);
+  assert.match(page.headers.get("content-type"), /^text\/html/);
+  assert.match(await page.text(), /What does the network between you and this server do\?/);
+  const js = await fetch(`${srv.url}/ferry/diagnose/checks.mjs`);
+  assert.match(js.headers.get("content-type"), /^text\/javascript/);
+});
