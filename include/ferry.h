@@ -310,6 +310,11 @@ FERRY_EXTERN int ferry_server_set_tls(ferry_server *srv, ferry_tls *old, ferry_t
  * ferry_server_port()), or -1 when there is none. */
 FERRY_EXTERN int ferry_server_listener_port(const ferry_server *srv, unsigned index);
 
+/** 1 when the session's handshake request came over TLS, else 0 (Socket.IO's
+ * handshake.secure). With a plain port that serves beside the TLS one, an app can refuse
+ * sessions that are not secure here. */
+FERRY_EXTERN int ferry_session_secure(const ferry_session *s);
+
 /* ------------------------------------------------------------------ Engine.IO sessions
  *
  * The engine level: one ferry_session per Engine.IO connection, whatever its transport.

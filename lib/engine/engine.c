@@ -512,6 +512,7 @@ static ferry_session *session_new(ferry_server *srv, const ferry_transport_ops *
         return NULL;
     }
     ferry_req_remote_addr(req, s->remote_addr, sizeof(s->remote_addr));
+    s->secure = ferry_req_is_tls(req);
     const char *ext = ferry_req_query_get(req, "ferry");
     /* Opening on an extension transport is asking for the extensions too. */
     s->extensions = (ext != NULL && strcmp(ext, "1") == 0) || (ops->flags & FERRY_TR_EXTENSION);
@@ -833,6 +834,11 @@ uint64_t ferry_session_time(const ferry_session *s)
 const char *ferry_session_remote_addr(const ferry_session *s)
 {
     return s->remote_addr;
+}
+
+int ferry_session_secure(const ferry_session *s)
+{
+    return s->secure;
 }
 
 void ferry_session_set_data(ferry_session *s, void *data)

@@ -82,6 +82,7 @@ struct ferry_session {
     ferry_kv *headers;
     size_t nheaders;
     char remote_addr[48];
+    int secure;     /* the handshake came over TLS */
     int extensions; /* the client asked for ferry's extensions (ferry=1) */
     /* The application side (engine level or the Socket.IO layer). */
     ferry_message_cb on_message;

@@ -971,6 +971,11 @@ static void request_done(ferry_conn *c)
 
 /* ------------------------------------------------------------------ requests */
 
+int ferry_req_is_tls(const ferry_req *req)
+{
+    return req->conn != NULL && req->conn->tls != NULL;
+}
+
 void ferry_req_hold(ferry_req *req, void (*on_abort)(ferry_req *req, void *ud), void *ud)
 {
     req->on_abort = on_abort;

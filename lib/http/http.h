@@ -198,6 +198,8 @@ int ferry_req_header_has_token(const ferry_req *req, const char *name, const cha
 /* Is the request's Origin allowed by the server's allowlist? (1 when there is no Origin
  * header or no allowlist.) */
 int ferry_req_origin_allowed(const ferry_req *req);
+/* Did the request come over TLS? */
+int ferry_req_is_tls(const ferry_req *req);
 /* The peer address as text into out (at least 46 bytes). */
 void ferry_req_remote_addr(const ferry_req *req, char *out, size_t outlen);
 

@@ -370,6 +370,41 @@ static void max_tls_handshakes_at_limit_and_one_over(void **state)
     drop_pki();
 }
 
+static void on_session_secure(ferry_session *s, void *ud)
+{
+    *(int *)ud = ferry_session_secure(s) ? 1 : -1;
+}
+
+/* Socket.IO's handshake.secure: 1 for a session opened over TLS, 0 over plain HTTP. */
+static void session_secure(void **state)
+{
+    (void)state;
+    make_pki();
+    ferry_server_config cfg;
+    ferry_server_config_init(&cfg);
+    h_server *h = start_tls(&cfg);
+    assert_int_equal(ferry_server_listen(h->srv, "127.0.0.1", 0), 0);
+    int seen = 0;
+    assert_int_equal(ferry_server_on_session(h->srv, on_session_secure, &seen), 0);
+    static const char open_req[] = "GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\n"
+                                   "Host: localhost\r\n\r\n";
+    tlsc *t = tlsc_new(h, NULL, 0, 0);
+    assert_true(tlsc_handshake(t));
+    char out[4096];
+    assert_true(tlsc_request(t, open_req, out, sizeof(out)) > 0);
+    assert_non_null(strstr(out, "HTTP/1.1 200 OK"));
+    assert_int_equal(seen, 1);
+    tlsc_free(t);
+    /* The same over the plain listener. */
+    seen = 0;
+    h->port = ferry_server_listener_port(h->srv, 1);
+    h_response r;
+    assert_int_equal(h_request(h, open_req, &r), 200);
+    assert_int_equal(seen, -1);
+    h_stop(h);
+    drop_pki();
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(api_errors_and_ownership),
     cmocka_unit_test(handshake_and_request_byte_by_byte),
@@ -377,6 +412,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(plain_http_on_tls_port),
     cmocka_unit_test(handshake_timeout),
     cmocka_unit_test(max_tls_handshakes_at_limit_and_one_over),
+    cmocka_unit_test(session_secure),
 };
 
 FERRY_TEST_MAIN(tests)
