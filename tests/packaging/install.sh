@@ -2,9 +2,10 @@
 # install.sh SOURCE_DIR WORK_DIR: cmake --install ferry into WORK_DIR/prefix from a plain Debug
 # build (no sanitizers, no tests or examples), then build examples/echo out of the tree with
 # `pkg-config --static` (libferry.a, and everything it needs from ferry.pc) and with CMake's
-# find_package(ferry), run each and check that it answers an Engine.IO handshake, then stops on
-# SIGTERM with status 0. The prefix is not the configured one (/usr/local), so ferry.pc and
-# ferryConfig.cmake must find their files from where they lie.
+# find_package(ferry) (and a third time against libferry.so through plain pkg-config), run each
+# and check that it answers an Engine.IO handshake, then stops on SIGTERM with status 0. The
+# prefix is not the configured one (/usr/local), so ferry.pc and ferryConfig.cmake must find
+# their files from where they lie.
 set -euo pipefail
 src=$(cd "$1" && pwd)
 work=$2
@@ -61,6 +62,16 @@ cc -o "$work/echo-pkgconfig" "$src/examples/echo/echo.c" $cflags $libs_static >>
   fail "linking examples/echo against libferry.a with pkg-config --static"
 if ldd "$work/echo-pkgconfig" | grep -q libferry; then fail "echo-pkgconfig links libferry.so"; fi
 serve_check "$work/echo-pkgconfig" echo-pkgconfig
+
+step "examples/echo with pkg-config, against libferry.so"
+[ "$(pkg-config --modversion ferry)" = "$(sed -n 's/^project(ferry VERSION \([0-9.]*\).*/\1/p' "$src/CMakeLists.txt")" ] ||
+  fail "pkg-config --modversion ferry is not the project's version"
+# shellcheck disable=SC2086
+cc -o "$work/echo-shared" "$src/examples/echo/echo.c" $cflags $(pkg-config --libs ferry) \
+  >> "$log" 2>&1 || fail "linking examples/echo against libferry.so with pkg-config"
+LD_LIBRARY_PATH="$(pkg-config --variable=libdir ferry)" ldd "$work/echo-shared" | grep -q "libferry.so.0 => $work/prefix" ||
+  fail "echo-shared does not load the installed libferry.so.0"
+LD_LIBRARY_PATH="$(pkg-config --variable=libdir ferry)" serve_check "$work/echo-shared" echo-shared
 
 step "examples/echo with CMake find_package(ferry)"
 cmake -S "$src/examples/echo" -B "$work/echo-cmake" -DCMAKE_PREFIX_PATH="$work/prefix" \

@@ -11,9 +11,10 @@
 
 #define HS "GET /engine.io/?EIO=4&transport=polling&k=v HTTP/1.1\r\nHost: x\r\nX-Token: t1\r\n\r\n"
 
-typedef enum mode { ALLOW_NOW, REFUSE_NOW, HOLD } mode;
+typedef enum mode { ALLOW_NOW, REFUSE_NOW, HOLD, CLOSE_THEN_ALLOW } mode;
 
 typedef struct world {
+    h_server *h;
     mode mode;
     const char *message;
     int asked;
@@ -45,6 +46,15 @@ static void on_admission(ferry_admission *a, void *ud)
     case HOLD:
         W.held = a;
         break;
+    case CLOSE_THEN_ALLOW:
+        /* The server closes from inside the callback: the handshake is answered 503 at once,
+         * and the answer that follows, still inside the callback, only frees the handle. */
+        assert_int_equal(ferry_server_close(ferry_admission_server(a), h_on_server_closed, W.h),
+                         0);
+        assert_false(ferry_admission_waiting(a));
+        assert_null(ferry_admission_server(a));
+        W.answer_rc = ferry_admission_allow(a);
+        break;
     }
 }
 
@@ -70,6 +80,7 @@ static h_server *start(uint32_t timeout_ms, uint32_t max_pending)
     if (header_timeout_ms)
         cfg.header_timeout_ms = header_timeout_ms;
     h_server *h = h_start(&cfg);
+    W.h = h;
     assert_int_equal(ferry_server_on_admission(h->srv, on_admission, NULL), 0);
     assert_int_equal(ferry_server_on_session(h->srv, on_session, NULL), 0);
     return h;
@@ -260,6 +271,26 @@ static void server_closed_then_late_answer(void **state)
     free(h);
 }
 
+static void server_closed_inside_the_callback(void **state)
+{
+    (void)state;
+    h_server *h = start(0, 0);
+    W.mode = CLOSE_THEN_ALLOW;
+    h_client *c = hc_connect(h);
+    hc_sends(c, HS);
+    h_response r;
+    assert_int_equal(hc_response(c, &r, 3000), 503);
+    assert_int_equal(W.asked, 1);
+    assert_int_equal(W.answer_rc, -FERRY_ECLOSED);
+    assert_int_equal(W.opened, 0);
+    assert_true(h_run_until(h, h_cond_flag, &h->closed, 5000));
+    hc_close(c);
+    uv_close((uv_handle_t *)&h->tick, NULL);
+    uv_run(&h->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&h->loop), 0);
+    free(h);
+}
+
 /* ---- every allocation of an admitted handshake fails once (nghttp2's failmalloc) */
 
 typedef struct wait_ctx {
@@ -325,6 +356,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(deadline_then_late_answer),
     cmocka_unit_test(bound_answers_503_without_asking),
     cmocka_unit_test(server_closed_then_late_answer),
+    cmocka_unit_test(server_closed_inside_the_callback),
     cmocka_unit_test(every_allocation_fails_once),
 };
 
