@@ -475,6 +475,9 @@ FERRY_EXTERN const char *ferry_admission_remote_addr(const ferry_admission *a);
 FERRY_EXTERN const char *ferry_admission_transport(const ferry_admission *a);
 /** When the request arrived, in milliseconds since the Unix epoch. */
 FERRY_EXTERN uint64_t ferry_admission_time(const ferry_admission *a);
+/** 1 when the request came over TLS (see ferry_session_secure()): refuse plain-port handshakes
+ * here, before any session exists. */
+FERRY_EXTERN int ferry_admission_secure(const ferry_admission *a);
 /** The server, or NULL once it has closed. */
 FERRY_EXTERN ferry_server *ferry_admission_server(const ferry_admission *a);
 FERRY_EXTERN void ferry_admission_set_data(ferry_admission *a, void *data);
@@ -692,6 +695,9 @@ FERRY_EXTERN const char *ferry_socket_address(const ferry_socket *s);
  * not at the engine handshake), in milliseconds since the Unix epoch. handshake.time is this
  * as a date string. */
 FERRY_EXTERN uint64_t ferry_socket_time(const ferry_socket *s);
+/** handshake.secure: 1 when the socket's Engine.IO handshake came over TLS
+ * (ferry_session_secure()). */
+FERRY_EXTERN int ferry_socket_secure(const ferry_socket *s);
 
 /** Handle event on this socket only (replaces an earlier handler of the same event on this
  * socket; cb NULL removes it). event is copied. Returns 0, -FERRY_EINVAL, -FERRY_ELIMIT (more

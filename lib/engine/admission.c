@@ -45,6 +45,7 @@ struct ferry_admission {
     size_t nheaders;
     char remote_addr[48];
     uint64_t time_ms;
+    int secure; /* the request came over TLS */
     void *data;
 };
 
@@ -118,6 +119,7 @@ static int copy_request(ferry_admission *a, const ferry_req *req)
         return -FERRY_ENOMEM;
     ferry_req_remote_addr(req, a->remote_addr, sizeof(a->remote_addr));
     a->time_ms = ferry_wall_ms();
+    a->secure = ferry_req_is_tls(req);
     return 0;
 }
 
@@ -262,6 +264,11 @@ const char *ferry_admission_transport(const ferry_admission *a)
 uint64_t ferry_admission_time(const ferry_admission *a)
 {
     return a->time_ms;
+}
+
+int ferry_admission_secure(const ferry_admission *a)
+{
+    return a->secure;
 }
 
 ferry_server *ferry_admission_server(const ferry_admission *a)

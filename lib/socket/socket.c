@@ -648,6 +648,11 @@ const char *ferry_socket_address(const ferry_socket *s)
     return s->client != NULL ? ferry_session_remote_addr(s->client->session) : "";
 }
 
+int ferry_socket_secure(const ferry_socket *s)
+{
+    return s->client != NULL ? ferry_session_secure(s->client->session) : 0;
+}
+
 uint64_t ferry_socket_time(const ferry_socket *s)
 {
     return s->time_ms;

@@ -61,6 +61,7 @@ describe("admission hook", () => {
         assert.equal(adm.transport, mode);
         assert.match(adm.url, new RegExp(`^/socket\\.io/\\?.*transport=${mode}(&|$)`));
         assert.equal(adm.address, "127.0.0.1");
+        assert.equal(adm.secure, false);
         assert.equal(adm.header_x_token, "h1");
         assert.ok(adm.query.some(([n, v]) => n === "token" && v === `tok-${mode}`));
         assert.ok(adm.headers.some(([n, v]) => n.toLowerCase() === "x-token" && v === "h1"));

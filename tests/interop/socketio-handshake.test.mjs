@@ -1,12 +1,14 @@
 // socket.handshake in C: the official socket.io-client sends a query, extra headers and an
 // auth payload; tests/servers/ferry-test-handshake prints every field ferry.h gives for the
-// socket (url, query and headers by iteration and by name, address, time, auth) and for its
-// Engine.IO session, and the test checks each against what the client sent.
+// socket (url, query and headers by iteration and by name, address, time, auth, secure) and
+// for its Engine.IO session, and the test checks each against what the client sent; over TLS,
+// secure is true for the admission hook, the session and the socket.
 import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
 import { io } from "socket.io-client";
 import { MODES } from "../lib/sio.mjs";
 import { startHandshakeServer } from "../lib/handshake-server.mjs";
+import { makePki } from "../lib/tls.mjs";
 
 function waitEvent(socket, name, ms = 10000) {
   return new Promise((resolve, reject) => {
@@ -72,6 +74,7 @@ describe("socket.handshake through ferry.h", () => {
         assert.equal(hs.header_x_custom, "v1", "header lookup ignores case");
 
         assert.equal(hs.address, "127.0.0.1");
+        assert.equal(hs.secure, false, "plain HTTP: handshake.secure is false");
         assert.ok(hs.time >= before - 1000 && hs.time <= after + 1000, `time ${hs.time} in [${before}, ${after}]`);
         assert.deepEqual(hs.auth, { token: "abc", n: 2, nested: { ok: true } });
 
@@ -81,6 +84,7 @@ describe("socket.handshake through ferry.h", () => {
         assert.deepEqual(es.query, hs.query);
         assert.deepEqual(es.headers, hs.headers);
         assert.equal(es.address, hs.address);
+        assert.equal(es.secure, false);
         assert.equal(es.query_a, "1");
         assert.equal(es.query_A, "2");
         assert.equal(es.header_x_custom, "v1");
@@ -104,4 +108,41 @@ describe("socket.handshake through ferry.h", () => {
       socket.disconnect();
     }
   });
+});
+
+describe("handshake.secure over TLS", () => {
+  let srv;
+  let pki;
+  before(async () => {
+    pki = makePki();
+    const { cert, key } = pki.issue("localhost", "DNS:localhost,IP:127.0.0.1");
+    srv = await startHandshakeServer(["--tls-cert", cert, "--tls-key", key, "--admission", "1"]);
+  });
+  after(async () => {
+    assert.equal(await srv.stop(), 0, "the TLS test server exits cleanly");
+    pki.cleanup();
+  });
+
+  for (const mode of ["polling", "websocket"]) {
+    test(`secure is true for the admission, the session and the socket over ${mode}`, async () => {
+      const socket = io(`https://127.0.0.1:${srv.port}`, {
+        ...MODES[mode],
+        ca: pki.caPem,
+        forceNew: true,
+        reconnection: false,
+        query: { token: `tls-${mode}` },
+      });
+      try {
+        await waitEvent(socket, "connect");
+        const adm = await srv.next((e) => e.event === "admission" && e.token === `tls-${mode}`);
+        assert.equal(adm.secure, true, "ferry_admission_secure()");
+        const ev = await srv.next((e) => e.event === "connect" && e.id === socket.id, 10000);
+        assert.equal(ev.handshake.secure, true, "ferry_socket_secure()");
+        assert.equal(ev.handshake.session.secure, true, "ferry_session_secure()");
+        assert.deepEqual(pairValue(ev.handshake.query, "token"), [`tls-${mode}`]);
+      } finally {
+        socket.disconnect();
+      }
+    });
+  }
 });

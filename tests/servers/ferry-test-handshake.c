@@ -19,7 +19,7 @@
  * admit=later / later-no admit / refuse after delay ms (query delay, default 100),
  * admit=hold admits after delay ms whatever happened meanwhile (the client may be gone).
  *
- * Flags: --port N (0), --admission 1, --admission-timeout MS, --max-pending-admissions N, and
+ * Flags: --port N (0), --tls-cert PEM --tls-key KEY (listen with TLS), --admission 1, --admission-timeout MS, --max-pending-admissions N, and
  * the engine flags of shared/test_flags.h.
  * SIGTERM or SIGINT closes the server; exit status 0 only if the loop closed clean. */
 #include <signal.h>
@@ -88,6 +88,7 @@ static void on_connection(ferry_socket *s, void *ud)
     cJSON_AddItemToObject(hs, "headers", pairs(s, sock_header_at));
     cJSON_AddStringToObject(hs, "address", ferry_socket_address(s));
     cJSON_AddNumberToObject(hs, "time", (double)ferry_socket_time(s));
+    cJSON_AddBoolToObject(hs, "secure", ferry_socket_secure(s));
     cJSON_AddItemToObject(hs, "auth", cJSON_Duplicate(ferry_socket_auth(s), 1));
     add_string_or_null(hs, "query_a", ferry_socket_query(s, "a"));
     add_string_or_null(hs, "query_A", ferry_socket_query(s, "A"));
@@ -98,6 +99,7 @@ static void on_connection(ferry_socket *s, void *ud)
     cJSON_AddItemToObject(sess, "headers", pairs(es, sess_header_at));
     cJSON_AddStringToObject(sess, "address", ferry_session_remote_addr(es));
     cJSON_AddNumberToObject(sess, "time", (double)ferry_session_time(es));
+    cJSON_AddBoolToObject(sess, "secure", ferry_session_secure(es));
     add_string_or_null(sess, "query_a", ferry_session_query(es, "a"));
     add_string_or_null(sess, "query_A", ferry_session_query(es, "A"));
     add_string_or_null(sess, "header_x_custom", ferry_session_header(es, "x-custom"));
@@ -174,6 +176,7 @@ static void on_admission(ferry_admission *a, void *ud)
     cJSON_AddStringToObject(o, "url", ferry_admission_url(a));
     cJSON_AddStringToObject(o, "address", ferry_admission_remote_addr(a));
     cJSON_AddNumberToObject(o, "time", (double)ferry_admission_time(a));
+    cJSON_AddBoolToObject(o, "secure", ferry_admission_secure(a));
     cJSON_AddItemToObject(o, "query", pairs(a, adm_query_at));
     cJSON_AddItemToObject(o, "headers", pairs(a, adm_header_at));
     cJSON_AddStringToObject(o, "admit", admit);
@@ -217,6 +220,7 @@ int main(int argc, char **argv)
     ferry_server_config_init(&cfg);
     int port = 0;
     int admission = 0;
+    const char *tls_cert = NULL, *tls_key = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -227,6 +231,10 @@ int main(int argc, char **argv)
         i++;
         if (strcmp(a, "--port") == 0)
             port = atoi(v);
+        else if (strcmp(a, "--tls-cert") == 0)
+            tls_cert = v;
+        else if (strcmp(a, "--tls-key") == 0)
+            tls_key = v;
         else if (strcmp(a, "--admission") == 0)
             admission = atoi(v);
         else if (strcmp(a, "--admission-timeout") == 0)
@@ -242,8 +250,17 @@ int main(int argc, char **argv)
     loop = uv_default_loop();
     ferry_server *srv;
     int rc = ferry_server_new(loop, &cfg, &srv);
-    if (rc == 0)
+    ferry_tls *tls = NULL;
+    if (rc == 0 && tls_cert != NULL) {
+        rc = ferry_tls_new(NULL, &tls);
+        if (rc == 0)
+            rc = ferry_tls_add_cert(tls, tls_cert, tls_key);
+        if (rc == 0)
+            rc = ferry_server_listen_tls(srv, "127.0.0.1", port, tls);
+        ferry_tls_release(tls); /* the listener holds its own reference */
+    } else if (rc == 0) {
         rc = ferry_server_listen(srv, "127.0.0.1", port);
+    }
     if (rc != 0) {
         fprintf(stderr, "ferry-test-handshake: %s\n", ferry_strerror(rc));
         return 1;
@@ -257,7 +274,8 @@ int main(int argc, char **argv)
     g.term.data = g.intr.data = &g;
     uv_signal_start_oneshot(&g.term, on_signal, SIGTERM);
     uv_signal_start_oneshot(&g.intr, on_signal, SIGINT);
-    printf("ferry-test-handshake: listening on http://127.0.0.1:%d%s\n", ferry_server_port(srv),
+    printf("ferry-test-handshake: listening on %s://127.0.0.1:%d%s\n",
+           tls_cert != NULL ? "https" : "http", ferry_server_port(srv),
            cfg.path != NULL ? cfg.path : "/socket.io/");
     uv_run(loop, UV_RUN_DEFAULT);
     return uv_loop_close(loop) == 0 ? 0 : 1;
