@@ -24,6 +24,9 @@ static const char usage[] =
     "  --static DIR           serve this folder at / (FERRY_STATIC)\n"
     "  --publish-token TOKEN  bearer token for POST /api/publish (FERRY_PUBLISH_TOKEN);\n"
     "                         without it the endpoint answers 403\n"
+    "  --client-token TOKEN   clients must show it to connect: ?token=TOKEN in the URL or\n"
+    "                         'Authorization: Bearer TOKEN' (FERRY_CLIENT_TOKEN); others\n"
+    "                         get 403 {\"code\":4,\"message\":\"Invalid client token\"}\n"
     "  --allow-publish LIST   events clients may publish, e.g. message,typing or *\n"
     "                         (FERRY_ALLOW_PUBLISH, default: none)\n"
     "  --allow-join LIST      rooms clients may join: names, prefixes like team-*, or *\n"
@@ -248,6 +251,8 @@ static int set(app_config *cfg, const char *name, const char *v)
         cfg->static_root = *v ? v : NULL;
     } else if (strcmp(name, "publish-token") == 0) {
         cfg->publish_token = *v ? v : NULL;
+    } else if (strcmp(name, "client-token") == 0) {
+        cfg->client_token = *v ? v : NULL;
     } else if (strcmp(name, "client-js") == 0) {
         cfg->client_js = *v ? v : NULL;
     } else if (strcmp(name, "allow-publish") == 0) {
@@ -315,6 +320,7 @@ static const struct {
     {"FERRY_CORS_ORIGINS", "cors-origins"},
     {"FERRY_STATIC", "static"},
     {"FERRY_PUBLISH_TOKEN", "publish-token"},
+    {"FERRY_CLIENT_TOKEN", "client-token"},
     {"FERRY_CLIENT_JS", "client-js"},
     {"FERRY_ALLOW_PUBLISH", "allow-publish"},
     {"FERRY_ALLOW_JOIN", "allow-join"},

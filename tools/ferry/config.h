@@ -32,6 +32,8 @@ typedef struct app_config {
     const char *cors_origins;  /* NULL: no CORS */
     const char *static_root;   /* NULL: no static files */
     const char *publish_token; /* NULL: POST /api/publish refuses every request */
+    const char *client_token;  /* NULL: any client may connect; else its Engine.IO handshake
+                                  must carry it (admit.c) */
     const char *client_js;     /* NULL: look for socket.io-client's bundle in node_modules */
     app_list allow_publish;    /* events clients may publish; empty: none */
     app_list allow_join;       /* rooms clients may join; default "*" */

@@ -13,6 +13,7 @@
 #include "clientjs.h"
 #include "diagnose.h"
 #include "config.h"
+#include "admit.h"
 #include "publish.h"
 #include "relay.h"
 #include "suite.h"
@@ -193,6 +194,8 @@ int main(int argc, char **argv)
         a.publish.relay = r;
         rc = publish_install(a.srv, &a.publish);
     }
+    if (rc == 0)
+        rc = admit_install(a.srv, &cfg);
     if (rc == 0)
         rc = clientjs_install(a.srv, cfg.path, cfg.client_js, &cj, &found);
     diagnose *diag = NULL;

@@ -35,16 +35,22 @@ static void reply_error(ferry_http_req *req, int status, const char *code, const
     ferry_http_reply(req, status, "application/json", body, (size_t)n);
 }
 
-static int token_ok(const char *auth, const char *token)
+int app_token_equal(const char *given, const char *token)
 {
-    static const char scheme[] = "Bearer ";
-    if (auth == NULL || strncasecmp(auth, scheme, sizeof(scheme) - 1) != 0)
+    if (given == NULL)
         return 0;
-    const char *given = auth + sizeof(scheme) - 1;
     size_t glen = strlen(given), tlen = strlen(token);
     /* Compare over the token's length whatever the guess's length. */
     int same = CRYPTO_memcmp(given, token, glen < tlen ? glen : tlen) == 0;
     return same && glen == tlen;
+}
+
+int app_bearer_ok(const char *auth, const char *token)
+{
+    static const char scheme[] = "Bearer ";
+    if (auth == NULL || strncasecmp(auth, scheme, sizeof(scheme) - 1) != 0)
+        return 0;
+    return app_token_equal(auth + sizeof(scheme) - 1, token);
 }
 
 static void on_publish(ferry_http_req *req, void *ud)
@@ -55,7 +61,7 @@ static void on_publish(ferry_http_req *req, void *ud)
                     "publishing over HTTP is off: start ferry with --publish-token");
         return;
     }
-    if (!token_ok(ferry_http_req_header(req, "authorization"), c->cfg->publish_token)) {
+    if (!app_bearer_ok(ferry_http_req_header(req, "authorization"), c->cfg->publish_token)) {
         reply_error(req, 401, "unauthorized", "missing or wrong 'Authorization: Bearer' token");
         return;
     }
