@@ -109,6 +109,24 @@ function speed() {
   }
 }
 
+// Idle connections: n WebSockets opened, one echo each, then the growth of the server's RSS.
+async function idleRss(pid, url, opts, n = 500) {
+  const rss = () => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"))[1]);
+  const r0 = rss();
+  const conns = [];
+  for (let i = 0; i < n; i += 50)
+    conns.push(...await Promise.all(Array.from({ length: Math.min(50, n - i) }, () =>
+      new Promise((res, rej) => {
+        const ws = new WebSocket(url, opts);
+        ws.on("open", () => res(ws));
+        ws.on("error", rej);
+      }))));
+  await Promise.all(conns.map((ws) => new Promise((res) => (ws.once("message", res), ws.send("hi")))));
+  const kib = (rss() - r0) / n;
+  await Promise.all(conns.map((ws) => new Promise((res) => (ws.on("close", res), ws.close()))));
+  return kib;
+}
+
 const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
 
 async function main() {
@@ -135,7 +153,8 @@ async function main() {
       const srv = await start(args);
       const url = `${args.length ? "wss" : "ws"}://localhost:${srv.port}/`;
       const opts = args.length ? { ca: pki.caPem } : {};
-      const r = (res[name] ||= { setupUs: [], setupRate: [], echo32: [], echo4k: [], rate32: [] });
+      const r = (res[name] ||= { setupUs: [], setupRate: [], echo32: [], echo4k: [], rate32: [], idle: [] });
+      r.idle.push(await idleRss(srv.p.pid, url, opts));
       await setups(url, opts, 50); // warm-up
       let c = cpuNs(srv.p.pid);
       let t = process.hrtime.bigint();
@@ -160,7 +179,7 @@ async function main() {
     const ratio = (k) => (median(r[k]) / median(ws[k])).toFixed(2);
     return `| ${name} | ${f(median(r.setupUs))} (${ratio("setupUs")}×) | ${median(r.setupRate).toFixed(0)} | ` +
       `${f(median(r.echo32))} (${ratio("echo32")}×) | ${f(median(r.echo4k))} (${ratio("echo4k")}×) | ` +
-      `${median(r.rate32).toFixed(0)} |`;
+      `${median(r.rate32).toFixed(0)} | ${median(r.idle).toFixed(1)} |`;
   };
   const load = os.loadavg()[0].toFixed(1);
   const rev = (() => {
@@ -184,8 +203,8 @@ async function main() {
     `${REPS} repetition${REPS > 1 ? "s" : ""} (median; modes alternated), ${os.cpus().length} × ${os.cpus()[0].model.split(" ").slice(0, 2).join(" ")}, ` +
     `load average ${load} (a shared machine), examples/ws-echo from ${path.relative(root, build)}, OpenSSL ` +
     `${execFileSync("openssl", ["version"]).toString().split(" ")[1]}, Node ${process.version} client (ws) on the same cores.\n`);
-  console.log("| server | CPU per connection set-up, µs (vs ws) | set-ups/s (client-bound) | CPU per echoed 32 B message, µs (vs ws) | CPU per echoed 4 KiB message, µs (vs ws) | echoes/s, 32 B (client-bound) |");
-  console.log("|---|---|---|---|---|---|");
+  console.log("| server | CPU per connection set-up, µs (vs ws) | set-ups/s (client-bound) | CPU per echoed 32 B message, µs (vs ws) | CPU per echoed 4 KiB message, µs (vs ws) | echoes/s, 32 B (client-bound) | memory per idle connection, KiB |");
+  console.log("|---|---|---|---|---|---|---|");
   for (const [name] of modes) console.log(row(name));
   out("");
   const r = (name, k) => median(res[name][k]) / median(ws[k]);
@@ -197,7 +216,8 @@ async function main() {
   out(`signature alone explains (\`openssl speed\` here: ${sp}): the rest is OpenSSL 3.0's`);
   out("handshake machinery. Prefer ECDSA certificates and long-lived connections: once open, a wss");
   out(`message costs the server ${Math.min(...msgRatios).toFixed(2)}–${Math.max(...msgRatios).toFixed(2)}× a ws message (each connection encrypts its`);
-  out("own copy; small frames are gathered into one record).");
+  out("own copy; small frames are gathered into one record). Memory per idle connection is the");
+  out("growth of the server's RSS over 500 open WebSockets that each echoed one message.");
   out("Re-measure: `make bench-tls` (or `node tools/tls-cost/tls-cost.mjs --build DIR --write");
   out("docs/performance.md` on any optimised build).");
   const text = lines.join("\n") + "\n";
