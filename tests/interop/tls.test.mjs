@@ -230,3 +230,27 @@ test("a plain WebSocket route (examples/ws-echo) over wss: text, binary, 1 MB, a
     assert.equal(await echo.stop(), 0);
   }
 });
+
+test("--tls-min-version 1.3 refuses TLS 1.2; --tls-ciphers narrows the TLS 1.2 list", async () => {
+  const s13 = await startServer(bin("tools/ferry/ferry"), ["--port", "0", "--tls-cert", main.cert,
+    "--tls-key", main.key, "--tls-min-version", "1.3"]);
+  try {
+    const old = await sClient(s13.port, ["-tls1_2"]);
+    assert.match(old, /Cipher is \(NONE\)/, old);
+    const ok = await sClient(s13.port, ["-tls1_3", "-CAfile", pki.ca, "-servername", "localhost"]);
+    assert.match(ok, /New, TLSv1\.3, Cipher is/, ok);
+  } finally {
+    assert.equal(await s13.stop(), 0);
+  }
+  const one = "ECDHE-ECDSA-CHACHA20-POLY1305";
+  const sc = await startServer(bin("tools/ferry/ferry"), ["--port", "0", "--tls-cert", main.cert,
+    "--tls-key", main.key, "--tls-ciphers", one]);
+  try {
+    const got = await sClient(sc.port, ["-tls1_2", "-CAfile", pki.ca]);
+    assert.match(got, new RegExp(`Cipher is ${one}`), got);
+    const other = await sClient(sc.port, ["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"]);
+    assert.match(other, /Cipher is \(NONE\)/, other);
+  } finally {
+    assert.equal(await sc.stop(), 0);
+  }
+});
