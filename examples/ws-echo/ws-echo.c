@@ -1,5 +1,6 @@
 /* A plain WebSocket echo server (RFC 6455, no Engine.IO): every text and binary message comes
- * back unchanged on ws://127.0.0.1:PORT/. The target of the conformance client
+ * back unchanged on ws://127.0.0.1:PORT/ (and on Engine.IO sessions at /engine.io/, every transport,
+ * for client-js's WebSocket shim). The target of the conformance client
  * (tests/conformance/run.mjs) and of the python3-websockets test.
  *
  *   ferry-ws-echo [--port N]             listen on 127.0.0.1:N (default 9001; 0 picks a free port)
@@ -19,6 +20,18 @@
 static void on_message(ferry_ws *ws, const char *data, size_t len, int binary, void *ud)
 {
     ferry_ws_send(ws, data, len, binary); /* copied: data may go once this returns */
+}
+
+/* The same echo on Engine.IO sessions at /engine.io/ (every transport), so that one page can
+ * compare a native WebSocket on "/" with client-js's WebSocket shim on an Engine.IO session. */
+static void on_session_message(ferry_session *s, const char *data, size_t len, int binary, void *ud)
+{
+    ferry_session_send(s, data, len, binary);
+}
+
+static void on_session(ferry_session *s, void *ud)
+{
+    ferry_session_on_message(s, on_session_message, NULL);
 }
 
 static ferry_server *srv;
@@ -94,11 +107,14 @@ int main(int argc, char **argv)
     ferry_server_config cfg;
     ferry_server_config_init(&cfg);
     cfg.path = "/engine.io/"; /* the WebSocket route below takes "/" */
+    cfg.transports = FERRY_TRANSPORT_ALL;
     uv_loop_t *loop = uv_default_loop();
     ferry_ws_callbacks cb = {.on_message = on_message};
     int rc = ferry_server_new(loop, &cfg, &srv);
     if (rc == 0)
         rc = ferry_ws_route(srv, "/", &wcfg, &cb, NULL);
+    if (rc == 0)
+        ferry_server_on_session(srv, on_session, NULL);
     if (rc == 0)
         rc = tls ? ferry_server_listen_tls(srv, "127.0.0.1", port, tls)
                  : ferry_server_listen(srv, "127.0.0.1", port);
