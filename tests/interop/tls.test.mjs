@@ -254,3 +254,33 @@ test("--tls-min-version 1.3 refuses TLS 1.2; --tls-ciphers narrows the TLS 1.2 l
     assert.equal(await sc.stop(), 0);
   }
 });
+
+test("a broadcast over TLS: 60 clients (wss and https polling) get every publish whole and in order", async () => {
+  const clients = [];
+  try {
+    for (let i = 0; i < 60; i++)
+      clients.push(io(srv.url, { forceNew: true, reconnection: false, ca: pki.caPem,
+        transports: i % 5 === 0 ? ["polling"] : ["websocket"] }));
+    sockets.push(...clients);
+    await Promise.all(clients.map((s) => once(s, "connect", 30000)));
+    for (const s of clients) assert.equal((await call(s, "join", { room: "bcast" })).ok, true);
+    const N = 20;
+    const big = "é".repeat(6000); // each publish spans records: encrypted per session
+    const got = clients.map(() => []);
+    const all = new Promise((resolve) => clients.forEach((s, i) => s.on("message", (d) => {
+      got[i].push(d.n);
+      if (got.every((g, k) => k === 0 || g.length === N)) resolve();
+    })));
+    for (let n = 0; n < N; n++)
+      assert.deepEqual(await call(clients[0], "publish", { room: "bcast", event: "message",
+        data: { n, big } }), { ok: true });
+    let timer;
+    await Promise.race([all, new Promise((_, rej) => {
+      timer = setTimeout(() => rej(new Error(`got ${got.map((g) => g.length)}`)), 60000);
+    })]).finally(() => clearTimeout(timer));
+    const want = Array.from({ length: N }, (_, k) => k);
+    for (let i = 1; i < clients.length; i++) assert.deepEqual(got[i], want, `client ${i}`);
+  } finally {
+    for (const s of clients) s.disconnect();
+  }
+});
