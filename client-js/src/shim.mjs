@@ -21,7 +21,7 @@ export class WebSocket extends EventTarget {
     e.on("open", () => this._ev("open", {}, 1));
     e.on("message", (d) => this.readyState === 1 && this._ev("message", { data: typeof d === "string" || this.binaryType !== "blob" ? d : new Blob([d]) }));
     e.on("close", (r) => {
-      if (this.readyState === 3) return;
+      if (this.readyState > 1) return; // close() reports its own end
       const clean = r === "transport close";
       if (!clean) this._ev("error", {});
       this._ev("close", { code: clean ? 1000 : 1006, reason: "", wasClean: clean }, 3);
@@ -47,7 +47,8 @@ export class WebSocket extends EventTarget {
     if (this.readyState > 1) return;
     this.readyState = 2;
     this._e.close();
-    setTimeout(() => this._ev("close", { code: code ?? 1005, reason, wasClean: true }, 3), 0);
+    // As a browser reports a server that answers the close frame with the code alone.
+    setTimeout(() => this._ev("close", { code: code ?? 1005, reason: "", wasClean: true }, 3), 0);
   }
 }
 S.forEach((k, i) => (WebSocket[k] = WebSocket.prototype[k] = i));
