@@ -1,16 +1,17 @@
 // The scenario table of docs/hostile-networks.md, trimmed for make test: every scenario of
 // tests/lab/harness.mjs (each ferry-proxy fault, the three nginx setups, three combinations),
-// ferry's client in headless Chromium and in Node exchanging numbered messages both ways for a
-// few seconds while the fault acts. A scenario fails when any message is lost, duplicated or
-// reordered in either direction, and the failure says which and how many. `make lab` runs the
-// same at full length and writes the doc. FERRY_LAB_SECONDS changes the exchange time.
+// ferry's client in headless Chromium and in Node exchanging numbered messages both ways for
+// 5.5 s (one 2 s burst of messages, one 3.5 s quiet period) while the fault acts. A scenario
+// fails when any message is lost, duplicated or reordered in either direction, and the failure
+// says which and how many. `make lab` runs the same at full length and writes the doc.
+// FERRY_LAB_SECONDS changes the exchange time.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import { chromium } from "playwright-core";
 import { SCENARIOS, buildStatic, runScenario, describeFailure } from "../lab/harness.mjs";
 
-const SECONDS = Number(process.env.FERRY_LAB_SECONDS || 3);
+const SECONDS = Number(process.env.FERRY_LAB_SECONDS || 5.5);
 let browser, staticDir;
 
 before(async () => {

@@ -15,7 +15,9 @@ export function renderDoc(results, { seconds, lib, ms }) {
   L.push(`injected for WebSocket. For ${seconds} s, each client publishes a numbered message every 100 ms to`);
   L.push("its own room (an observer connected to ferry directly records them: **up**) while a backend");
   L.push("publishes a numbered message every 100 ms to that room over HTTP (the client records them:");
-  L.push("**down**). Then the senders stop and the lab waits up to 8 s for stragglers. The faults come from");
+  L.push("**down**). Traffic comes in bursts: 2 s of messages, then 3.5 s of silence both ways, so that idle");
+  L.push("and read timeouts get their chance. Then the senders stop and the lab waits up to 8 s for");
+  L.push("stragglers. The faults come from");
   L.push("`tools/ferry-proxy` (see its header for every flag) and from Debian's nginx with the configs in");
   L.push("`tests/e2e/nginx/`.");
   L.push("");
@@ -23,7 +25,8 @@ export function renderDoc(results, { seconds, lib, ms }) {
   L.push("(time from `io()` to the acknowledgement of the client's first message, the room join); when the");
   L.push("final transport was reached; every switch with its reason code (the client's `transport` event;");
   L.push("docs/client.md lists the codes); and per direction *sent / lost / duplicated / out of order*,");
-  L.push("which must all be 0. `make test` runs the same scenarios trimmed (tests/e2e/hostile-networks.test.mjs)");
+  L.push("which must all be 0; and what the fault did meanwhile (ferry-proxy's counters, nginx's error");
+  L.push("statuses), so a fault that never acted is visible. `make test` runs the same scenarios trimmed (tests/e2e/hostile-networks.test.mjs)");
   L.push("and fails on any loss, duplicate or reorder.");
   L.push("");
   const failed = results.flatMap((r) => r.rows.filter((x) => !x.ok).map((x) => `${r.scenario.id} (${x.client})`));
@@ -31,16 +34,17 @@ export function renderDoc(results, { seconds, lib, ms }) {
     `${results.length} scenarios in ${Math.round(ms / 1000)} s. ` +
     (failed.length ? `**FAILED: ${failed.join(", ")}.**` : "**Every scenario: nothing lost, duplicated or reordered.**"));
   L.push("");
-  L.push("| Scenario | Client | Transport (best) | First message | Best at | Switches | Up sent / lost / dup / ooo | Down sent / lost / dup / ooo | Result |");
-  L.push("|---|---|---|---|---|---|---|---|---|");
-  for (const { scenario: sc, rows, notes } of results) {
+  L.push("| Scenario | Client | Transport (best) | First message | Best at | Switches | Up sent / lost / dup / ooo | Down sent / lost / dup / ooo | Fault acted | Result |");
+  L.push("|---|---|---|---|---|---|---|---|---|---|");
+  for (const { scenario: sc, rows, notes, acted = [] } of results) {
+    const act = acted.length ? acted.join("<br>") : "—";
     for (const r of rows) {
       const t = `${r.transport ?? "none"}${r.transport === sc.best ? "" : ` (${sc.best})`}`;
       const res = r.ok ? "pass" : "**FAIL**";
       L.push(`| [${sc.title}](#${sc.id}) | ${r.client} | ${t} | ${fmtMs(r.firstMessageMs)} | ${fmtMs(r.bestMs)} | ` +
-        `${fmtSwitches(r.switches)} | ${fmtDir(r.up)} | ${fmtDir(r.down)} | ${res} |`);
+        `${fmtSwitches(r.switches)} | ${fmtDir(r.up)} | ${fmtDir(r.down)} | ${r.client === rows[0].client ? act : "(same run)"} | ${res} |`);
     }
-    if (rows.length === 0) L.push(`| [${sc.title}](#${sc.id}) | — | — | — | — | — | — | — | **FAIL**: ${notes.join("; ")} |`);
+    if (rows.length === 0) L.push(`| [${sc.title}](#${sc.id}) | — | — | — | — | — | — | — | — | **FAIL**: ${notes.join("; ")} |`);
   }
   L.push("");
   L.push("## The scenarios");

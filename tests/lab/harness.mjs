@@ -20,7 +20,7 @@ import { io as officialIo } from "socket.io-client";
 import { startServer, bin, root } from "../lib/server.mjs";
 import { startProxy } from "../lib/proxy.mjs";
 import { startNginx } from "../lib/nginx.mjs";
-import { startLabClient } from "./lab-client.mjs";
+import { startLabClient, quiet } from "./lab-client.mjs";
 
 // Each scenario: id, title, what it reproduces (prose for the doc), the network (proxy: flags of
 // tools/ferry-proxy; nginx: a template of tests/e2e/nginx/; both: the proxy in front of nginx),
@@ -40,8 +40,8 @@ export const SCENARIOS = [
     prose: "A load balancer with a connection lifetime: every accepted WebSocket is closed 3 s after its 101. The client has to come back without losing what was in flight." },
   { id: "idle-timeout", title: "Idle connections cut after 2 s", proxy: ["--idle-timeout", "2000"], best: "websocket",
     prose: "A NAT box or proxy that closes any connection on which nothing moved for 2 s: held long-polls and quiet streams die unless something flows more often." },
-  { id: "drops", title: "5% of connections dropped mid-flight", proxy: ["--drop", "0.05", "--seed", "42"], best: "websocket",
-    prose: "A flaky path: one request or WebSocket in twenty dies at a random moment (before reaching the server, after the server answered, or mid-stream). Seeded, so a failure replays with the same seed." },
+  { id: "drops", title: "20% of connections dropped mid-flight", proxy: ["--drop", "0.2", "--drop-within", "8000", "--seed", "42"], best: "websocket",
+    prose: "A flaky path: one request or WebSocket in five dies at a random moment within 8 s (before reaching the server, after the server answered, or mid-stream). Seeded, so a failure replays with the same seed (the order of requests still varies from run to run)." },
   { id: "bandwidth", title: "20 kB/s link", proxy: ["--bandwidth", "20000"], best: "websocket",
     prose: "A slow link shared by every connection of the page, 20 kB/s each way: handshakes and probes take longer, nothing should be lost." },
   { id: "latency", title: "300 ms round trip", proxy: ["--latency", "150"], best: "websocket",
@@ -63,8 +63,8 @@ export const SCENARIOS = [
   { id: "corporate", title: "Combination: stripped upgrade + buffering", proxy: ["--websocket", "strip", "--buffer", "65536"], best: "polling",
     prose: "The typical corporate path: no WebSocket (upgrade stripped) and every response buffered, so SSE is useless too. Long-polling is the best transport that works." },
   { id: "mobile", title: "Combination: drops + gateway errors + slow link + latency",
-    proxy: ["--drop", "0.03", "--gateway-errors", "0.03", "--bandwidth", "50000", "--latency", "100", "--seed", "7"], best: "websocket",
-    prose: "A bad mobile network: 3% of connections dropped mid-flight, 3% of requests answered 502/504, 50 kB/s, 200 ms round trip." },
+    proxy: ["--drop", "0.05", "--drop-within", "8000", "--gateway-errors", "0.03", "--bandwidth", "50000", "--latency", "100", "--seed", "7"], best: "websocket",
+    prose: "A bad mobile network: 5% of connections dropped within 8 s, 3% of requests answered 502/504, 50 kB/s, 200 ms round trip." },
   { id: "nginx-naive-mute", title: "Combination: mute-downstream proxy before a first-deploy nginx",
     proxy: ["--websocket", "mute-down", "--idle-timeout", "4000"], nginx: "naive", best: "sse",
     prose: "ferry-proxy (WebSocket mute downstream, 4 s idle timeout) in front of the bare nginx: no WebSocket at all, idle connections cut, buffering nginx behind." },
@@ -112,16 +112,28 @@ export function countSeq(expected, got) {
 export async function runScenario(sc, { browser, staticDir, seconds = 5, drainMs = 8000, joinMs = 15000,
   clients = ["browser", "node"], lib = process.env.FERRY_LAB_LIB || "ferry", log = () => {} }) {
   const notes = [];
+  const acted = []; // what the faults did: ferry-proxy's counters, nginx's error statuses
   const srv = await startServer(bin("tools/ferry/ferry"), ["--host", "127.0.0.1", "--port", "0",
     "--transports", "polling,websocket,sse,short-polling", "--static", staticDir,
     "--allow-publish", "seq", "--publish-token", TOKEN, "--publish-rate", "0", "--no-presence"]);
-  let ngx = null, proxy = null, observer = null, ctx = null, node = null;
+  let ngx = null, proxy = null, observer = null, ctx = null, node = null, stopped = false;
   const stopAll = async () => {
     try { node?.close(); } catch {}
     try { observer?.disconnect(); } catch {}
     await ctx?.close().catch(() => {});
-    if (proxy) await proxy.stop().catch((e) => notes.push(`proxy: ${e.message}`));
-    if (ngx) await ngx.stop();
+    if (proxy) {
+      const st = await proxy.stop().catch((e) => (notes.push(`proxy: ${e.message}`), null));
+      for (const [k, v] of Object.entries(st ?? {}))
+        if (v && !["requests", "upgrades", "bytesUp", "bytesDown"].includes(k)) acted.push(`${k} ${v}`);
+    }
+    if (ngx) {
+      const codes = {};
+      for (const m of ngx.accessLog().matchAll(/" (\d{3}) /g)) if (!["200", "101", "404"].includes(m[1])) codes[m[1]] = (codes[m[1]] ?? 0) + 1;
+      for (const [c, n] of Object.entries(codes)) acted.push(`nginx ${c} ×${n}`);
+      const timeouts = (ngx.errorLog().match(/upstream timed out/g) ?? []).length;
+      if (timeouts) acted.push(`nginx read timeouts ${timeouts}`);
+      await ngx.stop();
+    }
     const code = await srv.stop();
     if (code !== 0) notes.push(`tools/ferry exited with ${code} (leak or sanitizer report)`);
   };
@@ -150,6 +162,7 @@ export async function runScenario(sc, { browser, staticDir, seconds = 5, drainMs
       handles.browser = {
         stats: () => page.evaluate(() => window.lab?.result() ?? null).catch(() => null),
         stop: () => page.evaluate(() => window.lab?.stop()).catch(() => {}),
+        setEpoch: (t) => page.evaluate((e) => window.lab?.setEpoch(e), t).catch(() => {}),
       };
     }
     if (clients.includes("node")) {
@@ -158,7 +171,7 @@ export async function runScenario(sc, { browser, staticDir, seconds = 5, drainMs
         name: "node", room: rooms.node, official: !ferry,
         opts: ferry ? { WebSocket: WS, storage: null, forceNew: true } : { forceNew: true },
       });
-      handles.node = { stats: async () => node.result(), stop: async () => node.stop() };
+      handles.node = { stats: async () => node.result(), stop: async () => node.stop(), setEpoch: async (t) => node.setEpoch(t) };
     }
     const names = Object.keys(handles);
     const joined = await until(async () => {
@@ -169,9 +182,16 @@ export async function runScenario(sc, { browser, staticDir, seconds = 5, drainMs
 
     // The exchange: the backend publishes to each room every 100 ms while the clients publish.
     const published = { "lab-b": 0, "lab-n": 0 };
-    const end = Date.now() + seconds * 1000;
+    // The exchange starts with a burst, so a run of BURST_MS + QUIET_MS holds a whole quiet period.
+    const epoch = Date.now();
+    for (const n of names) await handles[n].setEpoch(epoch);
+    const end = epoch + seconds * 1000;
     while (Date.now() < end) {
       const t = Date.now();
+      if (quiet(t, epoch)) {
+        await sleep(100);
+        continue;
+      }
       for (const n of names) {
         const room = rooms[n];
         const res = await fetch(`${srv.url}/api/publish`, {
@@ -209,9 +229,11 @@ export async function runScenario(sc, { browser, staticDir, seconds = 5, drainMs
         switches: s.switches, disconnects: s.disconnects, errors: s.errors.slice(0, 5), up: upc, down: downc, ok });
     }
     log(`${sc.id}: ${rows.map((r) => `${r.client} ${r.transport} ${r.ok ? "ok" : "FAIL"}`).join(", ")}`);
-    return { scenario: sc, rows, notes };
-  } finally {
     await stopAll();
+    stopped = true;
+    return { scenario: sc, rows, notes, acted };
+  } finally {
+    if (!stopped) await stopAll();
   }
 }
 

@@ -8,6 +8,14 @@
 //   const c = startLabClient(io, url, { name: "browser", room: "lab-b", everyMs: 100, opts });
 // official: the library is socket.io-client (no transport event; its upgrade counts as a switch).
 //   ...; c.stop(); await drained; const r = c.result();
+// Traffic comes in bursts: BURST_MS of messages, then QUIET_MS of silence in both directions,
+// counted on the wall clock from an epoch the harness sets when the exchange starts (so the
+// backend and every client fall silent together), long enough for idle and read timeouts to
+// act. Before the epoch is set, a joined client sends without pause.
+export const BURST_MS = 2000;
+export const QUIET_MS = 3500;
+export const quiet = (t, epoch) => epoch > 0 && (t - epoch) % (BURST_MS + QUIET_MS) >= BURST_MS;
+
 export function startLabClient(io, url, { name, room, everyMs = 100, official = false, opts = {} }) {
   const now = () => (globalThis.performance ?? Date).now();
   const t0 = now();
@@ -51,14 +59,18 @@ export function startLabClient(io, url, { name, room, everyMs = 100, official = 
     r.got.push(data.n);
   });
   let sending = true;
+  let epoch = 0;
   const tick = setInterval(() => {
-    if (!sending || r.joinedMs === null) return;
+    if (!sending || r.joinedMs === null || quiet(Date.now(), epoch)) return;
     r.sent++;
     socket.emit("publish", { room, event: "seq", data: { n: r.sent } });
   }, everyMs);
   return {
     socket,
     stats: r,
+    setEpoch(t) {
+      epoch = t;
+    },
     stop() {
       sending = false;
       clearInterval(tick);
