@@ -56,7 +56,7 @@ conformance: test-build
 # ferry's client through every hostile network of tests/lab/harness.mjs (ferry-proxy faults,
 # nginx setups, combinations), in Chromium and Node, LAB_SECONDS each; writes the generated
 # table to docs/hostile-networks.md and fails if any message was lost, duplicated or reordered.
-LAB_SECONDS ?= 15
+LAB_SECONDS ?= 16.5
 lab: test-build
 	@FERRY_BUILD_DIR=$(TEST_DIR) node tests/lab/lab.mjs --seconds $(LAB_SECONDS)
 

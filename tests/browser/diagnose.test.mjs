@@ -65,7 +65,7 @@ test("behind a buffering proxy that also cuts long responses: buffered streams a
   await proxy.stop();
   assert.match(r.text, /^WebSocket works/m);
   assert.match(r.text, /^Streams are buffered/m);
-  assert.match(r.text, /^Held requests are cut after 2\.\d s/m);
-  assert.match(r.text, /^Silent connections are cut after about 2\.\d s/m);
+  assert.match(r.text, /^Held requests are cut after [23]\.\d s/m);
+  assert.match(r.text, /^Silent connections are cut after about [23]\.\d s/m);
   assert.match(r.choice, /ferry's client will use websocket/);
 });

@@ -14,7 +14,7 @@ import { renderDoc } from "./doc.mjs";
 
 const { values: opt } = parseArgs({
   options: {
-    seconds: { type: "string", default: "15" },
+    seconds: { type: "string", default: "16.5" },
     only: { type: "string" },
     out: { type: "string", default: path.join(root, "docs/hostile-networks.md") },
     lib: { type: "string", default: process.env.FERRY_LAB_LIB || "ferry" },
