@@ -236,8 +236,9 @@ FERRY_EXTERN uv_loop_t *ferry_server_loop(const ferry_server *srv);
  * speaks TLS on every connection it accepts, below HTTP, so every transport and every
  * ferry_ws_route() works over it unchanged. The TLS work runs on the loop through OpenSSL
  * memory BIOs: no call blocks. ALPN offers exactly "http/1.1" (a client that offers ALPN
- * without it is refused, RFC 7301). A client speaking plain HTTP to a TLS port gets a 400 in
- * plain text and is closed. Bounds: ferry_server_config.tls_handshake_timeout_ms and
+ * without it is refused, RFC 7301). A client speaking plain HTTP to a TLS port is answered in
+ * plain text and closed: 308 to the same URL over https when its request head came whole in
+ * its first packet with a sane Host, else 400. Bounds: ferry_server_config.tls_handshake_timeout_ms and
  * max_tls_handshakes.
  *
  * Lifetime: ferry_tls is reference-counted. ferry_tls_new() gives the caller one reference; a

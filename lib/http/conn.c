@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/err.h>
 
@@ -221,19 +222,69 @@ static void tls_handshake_done(ferry_conn *c)
     set_timer(c, CONN_TIMER_HEADER, c->http->limits.header_timeout_ms);
 }
 
-/* A client that speaks plain HTTP to the TLS port gets told so in plain text (nginx does the
- * same), then the connection closes. */
-static void tls_plain_http(ferry_conn *c)
+/* Where a plain HTTP request belongs: "Location: https://HOST/TARGET\r\n" into out, from the
+ * request's own Host (its port is this TLS port) and target, when the whole head came in the
+ * first read and both look sane; 0 otherwise. */
+static int plain_http_location(const char *d, size_t n, char *out, size_t cap)
+{
+    const char *end = memmem(d, n, "\r\n\r\n", 4);
+    if (end == NULL)
+        return 0;
+    const char *eol = memmem(d, (size_t)(end - d) + 2, "\r\n", 2);
+    const char *sp1 = memchr(d, ' ', (size_t)(eol - d));
+    const char *t = sp1 ? sp1 + 1 : NULL;
+    const char *sp2 = t ? memchr(t, ' ', (size_t)(eol - t)) : NULL;
+    if (sp2 == NULL || *t != '/' || sp2 - t > 2048)
+        return 0;
+    for (const char *q = t; q < sp2; q++)
+        if ((unsigned char)*q <= 0x20 || (unsigned char)*q >= 0x7f)
+            return 0;
+    const char *host = NULL;
+    size_t hlen = 0;
+    for (const char *p = eol; p < end && host == NULL;) {
+        const char *line = p + 2;
+        const char *le = memmem(line, (size_t)(end + 2 - line), "\r\n", 2);
+        if (le == NULL)
+            break;
+        if (le - line > 5 && strncasecmp(line, "host:", 5) == 0) {
+            host = line + 5;
+            while (host < le && (*host == ' ' || *host == '\t'))
+                host++;
+            hlen = (size_t)(le - host);
+            while (hlen > 0 && (host[hlen - 1] == ' ' || host[hlen - 1] == '\t'))
+                hlen--;
+        }
+        p = le;
+    }
+    if (host == NULL || !ferry_http_host_ok(host, hlen))
+        return 0;
+    int k = snprintf(out, cap, "Location: https://%.*s%.*s\r\n", (int)hlen, host,
+                     (int)(sp2 - t), t);
+    return k > 0 && (size_t)k < cap;
+}
+
+/* A client that speaks plain HTTP to the TLS port (http://host:tlsport/ typed in a browser):
+ * sent to the same URL over https (308) when its head came whole in the first read, else told
+ * in plain text (400, as nginx does); the connection closes either way. */
+static void tls_plain_http(ferry_conn *c, const char *data, size_t len)
 {
     static const char body[] = "This port speaks TLS: use https:// (or wss://).\n";
-    char msg[256];
-    int n = snprintf(msg, sizeof(msg),
+    char loc[2400];
+    char msg[2800];
+    int n;
+    if (plain_http_location(data, len, loc, sizeof(loc)))
+        n = snprintf(msg, sizeof(msg),
+                     "HTTP/1.1 308 Permanent Redirect\r\nConnection: close\r\n%s"
+                     "Content-Length: 0\r\n\r\n",
+                     loc);
+    else
+        n = snprintf(msg, sizeof(msg),
                      "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n"
                      "Content-Type: text/plain; charset=UTF-8\r\nContent-Length: %zu\r\n\r\n%s",
                      sizeof(body) - 1, body);
     c->http->stats.tls_plain_http++;
     c->tls->done = 1;
-    FERRY_LOG(FERRY_LOG_INFO, "tls", NULL, "plain HTTP on a TLS port: 400");
+    FERRY_LOG(FERRY_LOG_INFO, "tls", NULL, "plain HTTP on a TLS port: %.3s", msg + 9);
     ferry_buf *b = n > 0 && (size_t)n < sizeof(msg) ? ferry_buf_from(msg, (size_t)n) : NULL;
     if (b != NULL) {
         ferry_slice sl = {b->data, b->len, b};
@@ -318,7 +369,7 @@ static void tls_on_read(ferry_conn *c, const char *data, size_t n)
         t->first = 0;
         /* A TLS record starts with its type (22 for a handshake); a letter starts a method. */
         if (data[0] >= 'A' && data[0] <= 'Z') {
-            tls_plain_http(c);
+            tls_plain_http(c, data, n);
             return;
         }
         /* A handshake starts: the CPU and memory it takes are bounded by max_tls_handshakes.

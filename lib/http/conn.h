@@ -63,6 +63,8 @@ void ferry_conn_process_deferred(ferry_http *http);
  * when the request is complete. */
 void ferry_http_route_head(ferry_http *http, ferry_req *req);
 void ferry_http_dispatch(ferry_http *http, ferry_req *req);
+/* Is host[0..len) a plain host name or address literal, with an optional port? */
+int ferry_http_host_ok(const char *host, size_t len);
 /* Answer 308 to https://HOST:https_port/TARGET (a redirect listener). */
 void ferry_http_redirect(ferry_req *req, int https_port);
 void ferry_req_free(ferry_req *req);

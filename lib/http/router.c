@@ -130,6 +130,19 @@ void ferry_http_dispatch(ferry_http *http, ferry_req *req)
 /* A redirect listener: the same host and target on https. The host comes from the request
  * (without its port) and is checked to be a plain host name or address literal, so that a
  * crafted Host cannot make the Location point somewhere odd. */
+int ferry_http_host_ok(const char *host, size_t len)
+{
+    if (len == 0 || len > 255)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        char ch = host[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '.' || ch == '-' || ch == '[' || ch == ']' || ch == ':'))
+            return 0;
+    }
+    return 1;
+}
+
 void ferry_http_redirect(ferry_req *req, int https_port)
 {
     const char *host = ferry_req_header_get(req, "host");
@@ -141,16 +154,7 @@ void ferry_http_redirect(ferry_req *req, int https_port)
         } else {
             hlen = strcspn(host, ":");
         }
-        for (size_t i = 0; i < hlen; i++) {
-            char ch = host[i];
-            if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                  (ch >= '0' && ch <= '9') || ch == '.' || ch == '-' || ch == '[' || ch == ']' ||
-                  ch == ':')) {
-                hlen = 0;
-                break;
-            }
-        }
-        if (hlen > 255)
+        if (!ferry_http_host_ok(host, hlen))
             hlen = 0;
     }
     if (hlen == 0) {

@@ -147,10 +147,14 @@ function rawHttp(port, text) {
   });
 }
 
-test("plain HTTP on the TLS port: a 400 that says so, then close", async () => {
-  const out = await rawHttp(srv.port, "GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n\r\n");
-  assert.match(out, /^HTTP\/1\.1 400 Bad Request\r\n/);
-  assert.match(out, /use https:\/\//);
+test("plain HTTP on the TLS port: sent to the same URL over https, or told; then closed", async () => {
+  const target = "/socket.io/?EIO=4&transport=polling";
+  const out = await rawHttp(srv.port, `GET ${target} HTTP/1.1\r\nHost: localhost:${srv.port}\r\n\r\n`);
+  assert.match(out, /^HTTP\/1\.1 308 Permanent Redirect\r\n/);
+  assert.ok(out.includes(`\r\nLocation: https://localhost:${srv.port}${target}\r\n`), out);
+  const noHost = await rawHttp(srv.port, "GET / HTTP/1.0\r\n\r\n");
+  assert.match(noHost, /^HTTP\/1\.1 400 Bad Request\r\n/);
+  assert.match(noHost, /use https:\/\//);
 });
 
 test("the http port redirects to https (308, same host and target)", async () => {

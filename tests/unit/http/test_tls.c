@@ -306,8 +306,26 @@ static void plain_http_on_tls_port(void **state)
     ferry_server_config_init(&cfg);
     h_server *h = start_tls(&cfg);
     h_response r;
-    assert_int_equal(h_request(h, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", &r), 400);
-    assert_non_null(strstr(r.body, "use https://"));
+    /* A whole head: sent to the same URL over https (the Host's port is this one). */
+    assert_int_equal(h_request(h, "GET /a?b=c HTTP/1.1\r\nhost:  localhost:8443 \r\n\r\n", &r),
+                     308);
+    assert_non_null(strstr(r.head, "\r\nLocation: https://localhost:8443/a?b=c"));
+    /* No Host, a Host that is no host name, a target that is not a path, a head cut in two:
+     * told in plain text. */
+    static const char *const bad[] = {
+        "GET / HTTP/1.0\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\"b\r\n\r\n",
+        "GET http://x/ HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: x\r\n",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        h_client *c = hc_connect(h);
+        hc_sends(c, bad[i]);
+        assert_int_equal(hc_response(c, &r, 3000), 400);
+        assert_non_null(strstr(r.body, "use https://"));
+        assert_true(hc_wait_eof(c, 3000));
+        hc_close(c);
+    }
     h_stop(h);
     drop_pki();
 }
