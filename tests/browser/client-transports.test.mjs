@@ -55,7 +55,8 @@ async function start(page, room, opts) {
   await page.evaluate(async ({ room, opts }) => {
     window.log = { sw: [], got: [] };
     const s = (window.s = ferry.io(location.origin, { auth: { name: "browser" }, ...opts }));
-    s.on("transport", (e) => log.sw.push(`${e.from || "-"}>${e.to}:${e.reason}`));
+    log.at = {};
+    s.on("transport", (e) => (log.sw.push(`${e.from || "-"}>${e.to}:${e.reason}`), (log.at[e.reason] = Date.now())));
     s.on("message", (d) => log.got.push(d.seq));
     s.on("connect", () => s.emit("join", { room }));
     await new Promise((res, rej) => (s.once("connect", res), s.once("connect_error", rej)));
@@ -101,7 +102,7 @@ async function exchange(page, peer, room, n, { gapMs = 50, during = async () => 
   assert.deepEqual(peer.got.filter((x) => x.startsWith(`b${tag}-`)), want("b"), "browser to server: none lost, duplicated or reordered");
 }
 
-async function scenario(name, { proxyArgs, toggle, opts = {}, want, during, across = true }) {
+async function scenario(name, { proxyArgs, toggle, opts = {}, want, during, across = true, check }) {
   let px = null;
   if (proxyArgs) px = await startProxy(srv.url, [...proxyArgs, "--quiet"]);
   if (toggle) px = await startToggleProxy(srv.port);
@@ -112,7 +113,7 @@ async function scenario(name, { proxyArgs, toggle, opts = {}, want, during, acro
     const ext = await p.page.evaluate(() => s.io.engine.ext.includes("resume"));
     // Across the switches, unless a session has to end on the way (a server without the
     // resume extension cannot keep it): then only once the transport is reached.
-    if (across && (ext || !toggle)) await exchange(p.page, peer, room, 60, { during: during && ((i) => during(i, px)), tag: "a" });
+    if (across && (ext || !toggle)) await exchange(p.page, peer, room, 60, { gapMs: toggle ? 150 : 50, during: during && ((i) => during(i, px)), tag: "a" });
     else if (toggle && !ext) return "skip";
     const t0 = Date.now();
     while ((await transportOf(p.page)) !== want && Date.now() - t0 < WAIT) await new Promise((r) => setTimeout(r, 100));
@@ -122,6 +123,7 @@ async function scenario(name, { proxyArgs, toggle, opts = {}, want, during, acro
     assert.ok((await p.page.evaluate((room) => s.emitWithAck("join", { room }), room)).ok);
     await exchange(p.page, peer, room, 30, { tag: "z" });
     assert.deepEqual(p.errors, [], "no script errors");
+    await check?.(p.page);
     return await switchesOf(p.page);
   } finally {
     await p.context.close();
@@ -146,17 +148,22 @@ test("WebSocket refused by the proxy: ends on sse", async () => {
   assert.deepEqual(sw, ["->polling:start", "polling>sse:promoted"]);
 });
 
-test("WebSocket accepted, then mute: demoted within 10 s without ending the session", async (t) => {
+test("WebSocket accepted, then mute: demoted within 10 s without ending the session, then up to sse", async (t) => {
   let mutedAt = 0;
   const sw = await scenario("ws-mute", {
     toggle: true,
-    want: "polling",
+    want: "sse", // the re-probe finds WebSocket still mute and SSE working
     during: async (i, px) => {
       if (i === 15) (px.state.mute = true), (mutedAt = Date.now());
     },
+    check: async (page) => {
+      const at = await page.evaluate(() => log.at["ws-mute"]);
+      assert.ok(at - mutedAt <= 10000, `left the mute WebSocket after ${at - mutedAt} ms`);
+      assert.equal(await page.evaluate(() => s.io.engine.sid === s.io.engine.hs.sid && s.connected), true);
+    },
   });
   if (sw === "skip") return t.skip("the server does not offer the session-resume extension yet");
-  assert.ok(sw.includes("websocket>polling:ws-mute"), sw.join(" "));
+  assert.deepEqual(sw, ["->polling:start", "polling>websocket:promoted", "websocket>polling:ws-mute", "polling>sse:promoted"]);
 });
 
 test("SSE buffered by the proxy (and WebSocket refused): stays on long-polling", async () => {
