@@ -1,10 +1,15 @@
-/* A hashed timer wheel driven by one uv_timer_t (h2o timerwheel.h's idea; DESIGN.md: "not one
- * libuv timer per session"). Entries are embedded in their owners, linking and unlinking are
+/* A hierarchical timer wheel driven by one uv_timer_t (h2o timerwheel.h's idea; DESIGN.md: "not
+ * one libuv timer per session"). Entries are embedded in their owners, linking and unlinking are
  * O(1), and an entry needs no close step. Resolution is one millisecond, libuv's clock unit.
  *
- * Each slot holds the entries whose expiry falls on its tick modulo the wheel size; an entry
- * due in a later revolution waits in its slot and is skipped until its time comes. The libuv
- * timer is armed only for the next non-empty slot, so an idle wheel never wakes the loop. */
+ * Two levels of FERRY_WHEEL_SLOTS slots: level 0 holds the entries due in the current block of
+ * 4096 ticks (one per millisecond), level 1 the entries of later blocks (one slot per block,
+ * 4.096 s each, 4.7 hours a revolution; entries further away wait in their slot for their
+ * revolution). When the cursor enters a block, that block's level-1 slot is moved down. The
+ * libuv timer is armed only for the next busy level-0 tick, or else for the start of the next
+ * busy block: an idle server with 10,000 sessions whose heartbeats are 25 s away sleeps until
+ * the first one is due (a single level wheel woke every millisecond, because every slot held
+ * some entry of a later revolution). */
 #ifndef FERRY_COMMON_TIMERWHEEL_H
 #define FERRY_COMMON_TIMERWHEEL_H
 
@@ -13,7 +18,8 @@
 
 #include "common/list.h"
 
-#define FERRY_WHEEL_SLOTS 4096 /* 4.096 s per revolution at 1 ms a tick */
+#define FERRY_WHEEL_BITS 12
+#define FERRY_WHEEL_SLOTS (1u << FERRY_WHEEL_BITS) /* 4.096 s per block at 1 ms a tick */
 
 typedef struct ferry_timer ferry_timer;
 typedef void (*ferry_timer_cb)(ferry_timer *t);
@@ -28,10 +34,11 @@ typedef struct ferry_wheel {
     uv_timer_t *handle; /* borrowed: owned and closed by the server */
     uint64_t cursor;    /* last tick processed */
     uint64_t armed_at;  /* tick the libuv timer is set for, or UINT64_MAX */
-    size_t count;
-    int running;        /* inside ferry_wheel_run: re-arm once at its end */
-    uint64_t bitmap[FERRY_WHEEL_SLOTS / 64];
-    ferry_list slots[FERRY_WHEEL_SLOTS];
+    size_t count;       /* armed entries, both levels */
+    size_t count0;      /* of which in level 0 */
+    int running;        /* inside ferry_wheel_on_uv_timer: re-arm once at its end */
+    uint64_t bitmap[2][FERRY_WHEEL_SLOTS / 64];
+    ferry_list slots[2][FERRY_WHEEL_SLOTS];
 } ferry_wheel;
 
 /* handle must be initialised (uv_timer_init) and its data pointer set to the wheel. */

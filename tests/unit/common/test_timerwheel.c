@@ -1,6 +1,7 @@
 /* lib/common/timerwheel.c on a real loop: entries fire in deadline order and never early,
  * stop and restart work from inside callbacks, an entry a revolution (4.096 s) or more away
- * waits its turn, and an idle wheel leaves the loop free to end. */
+ * waits its turn, entries cross block boundaries (level 1 to level 0), far entries let the
+ * loop sleep, and an idle wheel leaves the loop free to end. */
 #include "ferry_test.h"
 
 #include <stdlib.h>
@@ -130,7 +131,55 @@ static void beyond_one_revolution(void **state)
     teardown_wheel();
 }
 
+/* Entries on both sides of a block boundary (4.096 s): moved down from level 1 and fired in
+ * order, never early. */
+static void across_blocks(void **state)
+{
+    (void)state;
+    setup_wheel();
+    for (int i = 0; i < N; i++)
+        start(i, (uint64_t)((i * 113) % 4500 + 1));
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(nfired, N);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(ents[i].fired, 1);
+        assert_true(ents[i].fired_at >= ents[i].due);
+        assert_true(ents[i].fired_at <= ents[i].due + 150);
+    }
+    for (int k = 1; k < N; k++)
+        assert_true(ents[order[k - 1]].due <= ents[order[k]].due);
+    teardown_wheel();
+}
+
+/* Many entries far away (heartbeats 10-11 s ahead): the libuv timer sleeps at least until the
+ * block of the first one begins, instead of waking for every slot that holds an entry. */
+static void far_entries_let_the_loop_sleep(void **state)
+{
+    (void)state;
+    setup_wheel();
+    static ferry_timer far[2000];
+    for (int i = 0; i < 2000; i++) {
+        ferry_timer_init(&far[i], on_fire);
+        ferry_timer_start(wheel, &far[i], 10000 + (uint64_t)i / 2);
+    }
+    assert_true(uv_is_active((uv_handle_t *)&handle));
+    assert_true(uv_timer_get_due_in(&handle) >= 10000 - FERRY_WHEEL_SLOTS);
+    /* A near entry still fires on time, and the wheel sleeps again afterwards. */
+    start(0, 10);
+    assert_true(uv_timer_get_due_in(&handle) <= 10);
+    while (!ents[0].fired)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_true(ents[0].fired_at >= ents[0].due && ents[0].fired_at <= ents[0].due + 150);
+    assert_true(uv_timer_get_due_in(&handle) >= 10000 - FERRY_WHEEL_SLOTS - 200);
+    for (int i = 0; i < 2000; i++)
+        ferry_timer_stop(wheel, &far[i]);
+    assert_int_equal(nfired, 1);
+    teardown_wheel();
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(across_blocks),
+    cmocka_unit_test(far_entries_let_the_loop_sleep),
     cmocka_unit_test(fire_in_order_never_early),
     cmocka_unit_test(stop_and_restart_inside_callbacks),
     cmocka_unit_test(beyond_one_revolution),
