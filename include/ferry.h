@@ -159,7 +159,10 @@ typedef struct ferry_server_config {
                                        send one within this; otherwise 408 and close */
     uint32_t idle_timeout_ms;       /* 5000: a keep-alive connection with no new request this
                                        long after its last answer is closed */
-    uint32_t max_connections;       /* 10000: further connections are accepted and closed */
+    uint32_t max_connections;       /* the descriptor limit (soft RLIMIT_NOFILE, read by
+                                       ferry_server_config_init) less 32, at most 1000000;
+                                       further connections are accepted, closed and logged
+                                       (warn); 0: no limit */
     uint32_t tls_handshake_timeout_ms; /* 10000: a TLS handshake must complete within this
                                           (listeners of ferry_server_listen_tls()) */
     uint32_t max_tls_handshakes;    /* 256: TLS handshakes in flight at once, counted from a

@@ -6,11 +6,29 @@
  * is freed right after it returns. */
 #include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "common/assert.h"
 #include "common/log.h"
 #include "common/mem.h"
 #include "engine/engine.h"
+
+/* Descriptors kept for what is not a client connection: listeners, the loop's epoll, signal
+ * and async pipes, libuv's EMFILE reserve, log files, static files being served. */
+#define FD_RESERVE 32
+
+/* As many connections as the process's descriptor limit (soft RLIMIT_NOFILE) allows, so that
+ * max_connections says no (with a log line) before accept() runs out of descriptors (libuv then
+ * closes new connections without telling anyone). */
+static uint32_t default_max_connections(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return 1000000;
+    if (rl.rlim_cur <= 2 * FD_RESERVE)
+        return (uint32_t)(rl.rlim_cur / 2);
+    return rl.rlim_cur - FD_RESERVE > 1000000 ? 1000000 : (uint32_t)(rl.rlim_cur - FD_RESERVE);
+}
 
 void ferry_server_config_init(ferry_server_config *cfg)
 {
@@ -27,7 +45,7 @@ void ferry_server_config_init(ferry_server_config *cfg)
     cfg->max_header_bytes = 16384;
     cfg->header_timeout_ms = 10000;
     cfg->idle_timeout_ms = 5000;
-    cfg->max_connections = 10000;
+    cfg->max_connections = default_max_connections();
     cfg->tls_handshake_timeout_ms = 10000;
     cfg->max_tls_handshakes = 256;
     cfg->sse_keepalive_ms = 15000;

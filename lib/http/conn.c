@@ -465,8 +465,16 @@ void ferry_conn_accept(ferry_http *http, uv_stream_t *server, ferry_tls *tls, in
     http->stats.accepted++;
     if (http->closing || (http->limits.max_connections && http->nconns > http->limits.max_connections)) {
         http->stats.refused_over_limit++;
-        FERRY_LOG(FERRY_LOG_WARN, "http", NULL, "max_connections (%u) reached: closing a new one",
-                  http->limits.max_connections);
+        /* One line a second at most: a client retrying in a loop must not flood the log. */
+        uint64_t now = uv_now(http->loop);
+        if (http->limit_logged_ms == 0 || now - http->limit_logged_ms >= 1000) {
+            http->limit_logged_ms = now;
+            FERRY_LOG(FERRY_LOG_WARN, "http", NULL,
+                      "max_connections (%u) reached: closing new connections (%llu so far); "
+                      "raise the descriptor limit (ulimit -n) or max_connections",
+                      http->limits.max_connections,
+                      (unsigned long long)http->stats.refused_over_limit);
+        }
         ferry_conn_abort(c);
         return;
     }

@@ -114,6 +114,7 @@ struct ferry_http {
     /* Called when the last listener and connection have closed after ferry_http_close(). */
     void (*on_closed)(ferry_http *http);
     ferry_http_stats stats;
+    uint64_t limit_logged_ms; /* loop time of the last "max_connections reached" line */
     /* TLS: handshakes in flight, and scratch space shared by the TLS connections (used only
      * within one call: ciphertext just read, plaintext gathered for one SSL_write). */
     uint32_t tls_handshaking;
