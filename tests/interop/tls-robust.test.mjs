@@ -227,6 +227,19 @@ test("SIGHUP reloads the certificates: open sessions go on, new connections get 
   }
 });
 
+test("without TLS, SIGHUP is ignored (one line), not the end of the server", async () => {
+  const srv = await startServer(FERRY, ["--port", "0"]);
+  try {
+    srv.proc.kill("SIGHUP");
+    await waitFor(srv.stderr, /SIGHUP: nothing to reload/);
+    const res = await fetch(`http://127.0.0.1:${srv.port}/socket.io/?EIO=4&transport=polling`);
+    assert.equal(res.status, 200, "still serving");
+    await res.text();
+  } finally {
+    assert.equal(await srv.stop(), 0);
+  }
+});
+
 test("FERRY_TLS_CERT / FERRY_TLS_KEY, with commas for SNI certificates", async () => {
   const srv = await startServer(FERRY, ["--port", "0"], {
     env: { FERRY_TLS_CERT: `${main.cert},${other.cert}`, FERRY_TLS_KEY: `${main.key},${other.key}` } });

@@ -113,7 +113,9 @@ static void on_sighup(uv_signal_t *sig, int signum)
 {
     (void)signum;
     app *a = sig->data;
-    if (!a->closing)
+    if (a->tls == NULL)
+        fprintf(stderr, "ferry: SIGHUP: nothing to reload (no --tls-cert), going on\n");
+    else if (!a->closing)
         start_reload(a);
 }
 
@@ -244,12 +246,12 @@ int main(int argc, char **argv)
     a.sigterm.data = a.sigint.data = &a;
     uv_signal_start_oneshot(&a.sigterm, on_signal, SIGTERM);
     uv_signal_start_oneshot(&a.sigint, on_signal, SIGINT);
-    if (tls) {
-        uv_signal_init(loop, &a.sighup);
-        a.sighup.data = &a;
-        uv_signal_start(&a.sighup, on_sighup, SIGHUP);
-        a.has_sighup = 1;
-    }
+    /* SIGHUP reloads the certificates; without TLS it is ignored rather than ending the server
+     * (its default action), so that one habit works for both. */
+    uv_signal_init(loop, &a.sighup);
+    a.sighup.data = &a;
+    uv_signal_start(&a.sighup, on_sighup, SIGHUP);
+    a.has_sighup = 1;
 
     int port = ferry_server_port(a.srv);
     print_url(&cfg, port, "listening on", tls);
