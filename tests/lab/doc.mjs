@@ -47,6 +47,21 @@ export function renderDoc(results, { seconds, lib, ms }) {
     if (rows.length === 0) L.push(`| [${sc.title}](#${sc.id}) | — | — | — | — | — | — | — | — | **FAIL**: ${notes.join("; ")} |`);
   }
   L.push("");
+  L.push("## Reproducing one by hand");
+  L.push("");
+  L.push("Start a server and put the proxy of a scenario in front of it, then open the chat or the");
+  L.push("diagnosis page through the proxy (or point `node tools/ferry-diagnose.mjs` at it):");
+  L.push("");
+  L.push("```sh");
+  L.push("build/tools/ferry/ferry --port 8080 --transports polling,websocket,sse,short-polling --static examples/chat &");
+  L.push("node tools/ferry-proxy/ferry-proxy.mjs --target http://127.0.0.1:8080 --listen 127.0.0.1:8081 --websocket strip");
+  L.push("# open http://127.0.0.1:8081/ and http://127.0.0.1:8081/ferry/diagnose");
+  L.push("```");
+  L.push("");
+  L.push("ferry-proxy prints one line per request naming the faults that acted, and its seed: pass");
+  L.push("`--seed N` again to replay the same random drops and gateway errors. `make lab LAB_SECONDS=60`");
+  L.push("runs every scenario longer; `node tests/lab/lab.mjs --only drops,mobile` runs some of them.");
+  L.push("");
   L.push("## The scenarios");
   L.push("");
   for (const { scenario: sc, rows, notes } of results) {
