@@ -146,7 +146,7 @@ class SSE extends Polling {
           if (l === "") {
             if (data != null) {
               if (id != null) this.last = id;
-              this.pkt(data[0] === "x" ? decodeText(dec.decode(b64d(data.slice(1)))) : decodeText(data));
+              this.pkt(data[0] === "x" ? decodeText(new TextDecoder().decode(b64d(data.slice(1)))) : decodeText(data)); // not dec: its state belongs to the stream
             }
             data = id = null;
           } else if (l.startsWith("data:")) data = (data == null ? "" : data + "\n") + l.slice(l[5] === " " ? 6 : 5);
