@@ -61,7 +61,8 @@ lab: test-build
 	@FERRY_BUILD_DIR=$(TEST_DIR) node tests/lab/lab.mjs --seconds $(LAB_SECONDS)
 
 # libFuzzer targets (clang, ASan/UBSan) over a copy of each committed seed corpus, FUZZ_SECONDS
-# each; new inputs stay in build-fuzz/corpus/, crashes are written to build-fuzz/.
+# each (with tests/fuzz/<target>.dict when there is one); new inputs stay in build-fuzz/corpus/,
+# crashes are written to build-fuzz/.
 FUZZ_SECONDS ?= 60
 fuzz: deps-test
 	cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DFERRY_FUZZ=ON \
@@ -69,7 +70,8 @@ fuzz: deps-test
 	cmake --build build-fuzz -j $(JOBS)
 	@for t in build-fuzz/tests/fuzz/fuzz_*; do n=$${t##*/fuzz_}; mkdir -p build-fuzz/corpus/$$n; \
 	  cp -n tests/fuzz/corpus/$$n/* build-fuzz/corpus/$$n/; \
-	  (cd build-fuzz && ../$$t corpus/$$n -max_total_time=$(FUZZ_SECONDS) -max_len=8192) || exit 1; done
+	  d=; [ -f tests/fuzz/$$n.dict ] && d=-dict=../tests/fuzz/$$n.dict; \
+	  (cd build-fuzz && ../$$t corpus/$$n $$d -max_total_time=$(FUZZ_SECONDS) -max_len=8192) || exit 1; done
 
 # ferry against Node's socket.io, alternating, on every transport both offer (tools/ferry-bench):
 # writes docs/performance.md and docs/performance.svg; BENCH_FLAGS=--quick for a quick check.
