@@ -46,6 +46,9 @@ struct ferry_conn {
     /* Writes in flight. */
     size_t pending_bytes;
     unsigned nwrites;
+    /* Bytes went out by uv_try_write: closing must still shut down (FIN after them) rather
+     * than close at once, as it does after a uv_write. */
+    unsigned wrote_now : 1;
     uv_shutdown_t shutdown;
     /* The owner after a take. */
     const ferry_conn_handler *handler;
