@@ -1,0 +1,338 @@
+// Attacks on tools/ferry, each performed on loopback while a well-behaved client on other
+// connections keeps exchanging messages (issue 17). Each checks that the server stays within
+// its bounds (RSS from /proc/PID/status, descriptors counted in /proc/PID/fd), that the
+// attacker gets what docs/security.md says, and that the good client sees no error: no
+// disconnect, every publish acknowledged within 5 s and delivered once, in order.
+//
+// tools/ferry runs as users run it, with its defaults except short pings (1.5 s + 1.5 s, so
+// abandoned sessions end within the test) and an Origin allowlist. Its HTTP header timeout is
+// the default 10 s: the slow and idle connection tests take about 11 s each.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import net from "node:net";
+import zlib from "node:zlib";
+import { io } from "socket.io-client";
+import WebSocket from "ws";
+import { startServer, bin } from "../lib/server.mjs";
+import { rawConnect, rawRequest } from "../lib/rawhttp.mjs";
+
+const GOOD_ORIGIN = "http://good.example";
+let srv;
+
+before(async () => {
+  srv = await startServer(bin("tools/ferry/ferry"), ["--port", "0", "--allow-publish", "message",
+    "--ping-interval", "1500", "--ping-timeout", "1500", "--cors-origins", GOOD_ORIGIN,
+    "--transports", "polling,websocket,sse,short-polling", "--max-rooms", "16"]);
+});
+after(async () => {
+  assert.equal(await srv.stop(), 0, "ferry exits 0 on SIGTERM (no leak, no sanitizer report)");
+});
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function usage() {
+  const status = fs.readFileSync(`/proc/${srv.proc.pid}/status`, "utf8");
+  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)[1]);
+  return { rssMb: rssKb / 1024, fds: fs.readdirSync(`/proc/${srv.proc.pid}/fd`).length };
+}
+
+// Wait until cond() holds, checking every 100 ms, for at most ms.
+async function until(cond, ms, what) {
+  const end = Date.now() + ms;
+  while (!cond() && Date.now() < end) await sleep(100);
+  assert.ok(cond(), `${what} within ${ms} ms`);
+}
+
+// Two official clients in a room of their own (one on WebSocket, one on polling): ann publishes
+// a counter every 100 ms with an ack, bob records. stop() asserts nothing went wrong.
+async function goodClient() {
+  const room = `good-${Math.random().toString(36).slice(2)}`;
+  const mk = (name, transports) => io(srv.url, { forceNew: true, reconnection: false, auth: { name }, transports });
+  const ann = mk("ann", ["websocket"]);
+  const bob = mk("bob", ["polling"]);
+  const errors = [];
+  const got = [];
+  for (const s of [ann, bob]) {
+    s.on("disconnect", (r) => errors.push(`${s.auth.name} disconnect: ${r}`));
+    s.on("connect_error", (e) => errors.push(`${s.auth.name} connect_error: ${e.message}`));
+  }
+  bob.on("message", (d) => got.push(d.n));
+  await Promise.all([ann, bob].map((s) => new Promise((r) => s.once("connect", r))));
+  for (const s of [ann, bob]) assert.equal((await s.timeout(5000).emitWithAck("join", { room })).ok, true);
+  let n = 0;
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      try {
+        const r = await ann.timeout(5000).emitWithAck("publish", { room, event: "message", data: { n: n + 1 } });
+        assert.deepEqual(r, { ok: true });
+        n++;
+      } catch (e) {
+        errors.push(`publish ${n + 1}: ${e.message}`);
+        return;
+      }
+      await sleep(100);
+    }
+  })();
+  return {
+    async stop(minRounds = 3) {
+      running = false;
+      await loop;
+      await until(() => got.length >= n || errors.length > 0, 5000, "bob has every message");
+      for (const s of [ann, bob]) s.off("disconnect").disconnect();
+      assert.deepEqual(errors, [], "the good client saw no error");
+      assert.deepEqual(got, Array.from({ length: n }, (_, i) => i + 1), "every message once, in order");
+      assert.ok(n >= minRounds, `the good client kept exchanging (${n} rounds)`);
+      return n;
+    },
+  };
+}
+
+// Run attack() while the good client exchanges; check the bounds meanwhile and after.
+async function underAttack(name, attack, { rssMb = 150, fds = 100 } = {}) {
+  await until(() => usage().fds < 64, 15000, "the server is back to few descriptors before " + name);
+  const base = usage();
+  const good = await goodClient();
+  let peak = { ...base };
+  const meter = setInterval(() => {
+    const u = usage();
+    peak = { rssMb: Math.max(peak.rssMb, u.rssMb), fds: Math.max(peak.fds, u.fds) };
+  }, 100);
+  try {
+    await attack();
+    await sleep(1000); // the good client goes on a while after the attack, too
+  } finally {
+    clearInterval(meter);
+  }
+  const rounds = await good.stop();
+  const end = usage();
+  console.log(`# ${name}: rss ${base.rssMb.toFixed(0)} -> peak ${peak.rssMb.toFixed(0)} MB, fds ${base.fds} -> peak ${peak.fds}, good rounds ${rounds}`);
+  assert.ok(peak.rssMb - base.rssMb < rssMb, `RSS grew by less than ${rssMb} MB (${(peak.rssMb - base.rssMb).toFixed(1)})`);
+  assert.ok(peak.fds - base.fds <= fds, `at most ${fds} more descriptors (${peak.fds - base.fds})`);
+  return { base, peak, end };
+}
+
+async function handshake(transport = "polling", headers = {}) {
+  const r = await fetch(`${srv.url}/socket.io/?EIO=4&transport=${transport}`, { headers });
+  const t = await r.text();
+  return JSON.parse(t.slice(t.indexOf("{"))).sid;
+}
+
+// A raw Engine.IO WebSocket session joined to the Socket.IO namespace "/".
+async function rawSocket(opts = {}) {
+  const ws = new WebSocket(`ws://127.0.0.1:${srv.port}/socket.io/?EIO=4&transport=websocket`, opts);
+  const msgs = [];
+  ws.on("message", (d, bin) => msgs.push(bin ? d : d.toString()));
+  ws.on("error", () => {});
+  const closed = new Promise((r) => ws.on("close", (code) => r(code)));
+  await new Promise((r, j) => (ws.once("open", r), ws.once("error", j)));
+  ws.send("40");
+  await until(() => msgs.some((m) => typeof m === "string" && m.startsWith("40")), 5000, "CONNECT answered");
+  return { ws, msgs, closed };
+}
+
+test("slowloris: heads and bodies a byte at a time are cut at the header timeout (408)", async () => {
+  await underAttack("slowloris", async () => {
+    const conns = [];
+    for (let i = 0; i < 40; i++) {
+      const c = await rawConnect(srv.port);
+      const body = i % 2 === 1;
+      c.write(body ? "POST /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n4" : "GET / HTTP/1.1\r\nHost: x\r\n");
+      conns.push(c);
+    }
+    const t0 = Date.now();
+    const drip = setInterval(() => {
+      for (const c of conns) if (!c.ended) c.sock.write(c === conns[0] || conns.indexOf(c) % 2 === 0 ? "X" : "a");
+    }, 500);
+    try {
+      await until(() => conns.every((c) => c.ended), 16000, "every slow connection closed");
+    } finally {
+      clearInterval(drip);
+    }
+    const took = Math.max(...conns.map((c) => c.endedAt)) - t0;
+    assert.ok(took >= 8000 && took < 15000, `closed at the 10 s header timeout (${took} ms)`);
+    for (const c of conns) assert.match(c.buf.toString(), /^HTTP\/1\.1 408 /, "each got 408");
+  });
+});
+
+test("1000 half-open connections that never send: bounded, closed at the header timeout", async () => {
+  await underAttack("half-open", async () => {
+    const socks = [];
+    for (let i = 0; i < 1000; i++) {
+      const s = net.connect(srv.port, "127.0.0.1");
+      s.on("error", () => {});
+      s.ended = false;
+      s.on("close", () => (s.ended = true));
+      s.resume(); // read, so that the server's close is seen
+      socks.push(s);
+      if (i % 100 === 99) await sleep(20);
+    }
+    await until(() => usage().fds > 900, 10000, "the server holds the connections");
+    await until(() => socks.every((s) => s.ended), 20000, "every idle connection closed by the server");
+    await until(() => usage().fds < 80, 5000, "descriptors released");
+  }, { fds: 1100 });
+});
+
+test("a flood of handshakes, pings and probes: sessions abandoned in a loop end by ping timeout", async () => {
+  const { base } = await underAttack("handshake flood", async () => {
+    // 600 polling handshakes, 50 at a time, each session abandoned.
+    for (let i = 0; i < 600; i += 50)
+      await Promise.all(Array.from({ length: 50 }, () => handshake()));
+    // A WebSocket session that floods pongs, noops and probes as fast as it can.
+    const { ws, closed } = await rawSocket();
+    for (let i = 0; i < 20000; i++) ws.send(i % 3 === 0 ? "3" : i % 3 === 1 ? "6" : "2probe");
+    // SSE and short-polling handshakes, abandoned too.
+    for (let i = 0; i < 100; i++) {
+      const c = await rawConnect(srv.port);
+      c.write("GET /socket.io/?EIO=4&transport=sse HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n");
+      await c.response().catch(() => {});
+      c.destroy();
+    }
+    ws.terminate();
+    await closed;
+  }, { fds: 200 });
+  // The abandoned sessions end by ping timeout (1.5 + 1.5 s): memory and descriptors settle.
+  await sleep(4000);
+  const u = usage();
+  assert.ok(u.fds <= base.fds + 5, `descriptors back to ${base.fds} (now ${u.fds})`);
+});
+
+test("a client that never reads: its queue bound closes its session; the server stays bounded", async () => {
+  await underAttack("never reads", async () => {
+    // A raw WebSocket client that joins a room and then stops reading.
+    const { ws, closed } = await rawSocket();
+    ws.send('420["join",{"room":"sink"}]');
+    await sleep(300);
+    ws._socket.pause();
+    const pub = io(srv.url, { forceNew: true, reconnection: false, transports: ["websocket"] });
+    await new Promise((r) => pub.once("connect", r));
+    await pub.timeout(5000).emitWithAck("join", { room: "sink" });
+    const big = "x".repeat(400000);
+    // 40 publishes of 400 kB: 16 MB for the sink, over its 8 MiB queue bound.
+    let acked = 0;
+    for (let i = 0; i < 40; i++) {
+      const r = await pub.timeout(5000).emitWithAck("publish", { room: "sink", event: "message", data: big }).catch((e) => ({ err: e.message }));
+      if (r.ok) acked++;
+      await sleep(25); // under the publish rate limit
+    }
+    pub.disconnect();
+    assert.ok(acked > 20, `publishes accepted (${acked})`);
+    ws._socket.resume();
+    const code = await Promise.race([closed, sleep(10000).then(() => "open")]);
+    assert.notEqual(code, "open", "the sink's connection was closed by the server");
+  }, { rssMb: 250 });
+});
+
+test("oversized and deeply nested JSON in events: the sender's session ends, nobody else's", async () => {
+  await underAttack("json bombs", async () => {
+    // Nested 100000 deep: a parse error.
+    const a = await rawSocket();
+    a.ws.send('42["message",' + "[".repeat(100000) + "]".repeat(100000) + "]");
+    const ca = await Promise.race([a.closed, sleep(5000).then(() => "open")]);
+    assert.notEqual(ca, "open", "nested JSON closed the session");
+    // Over max_payload (1 MB): WebSocket close 1009.
+    const b = await rawSocket();
+    b.ws.send('42["message","' + "y".repeat(1100000) + '"]');
+    assert.equal(await Promise.race([b.closed, sleep(5000).then(() => "open")]), 1009, "1009 Message Too Big");
+    // The same over polling: a POST over max_payload gets 413.
+    const sid = await handshake();
+    const r = await fetch(`${srv.url}/socket.io/?EIO=4&transport=polling&sid=${sid}`, { method: "POST", body: "4" + "z".repeat(1100000) });
+    assert.equal(r.status, 413);
+  });
+});
+
+test("binary attachment bombs: placeholders without attachments, huge counts", async () => {
+  await underAttack("attachment bombs", async () => {
+    for (const pkt of ['4599999999-["message",{"_placeholder":true,"num":0}]', '4511-["message",1]',
+      '451-["message",{"_placeholder":true,"num":7}]', '451-["message",{"_placeholder":true,"num":0}]']) {
+      const s = await rawSocket();
+      s.ws.send(pkt);
+      // Attachments that never come, or more than max_attachments (10), or a placeholder
+      // pointing past them: none may be held without bound. Send plenty of binary frames.
+      for (let i = 0; i < 50; i++) s.ws.send(Buffer.alloc(1000));
+      const code = await Promise.race([s.closed, sleep(4000).then(() => "open")]);
+      console.log(`# attachment bomb ${pkt.slice(0, 14)}: ${code}, answers ${JSON.stringify(s.msgs.filter((m) => typeof m === "string" && m !== "2").slice(1))}`);
+      // Each ends the sender's session (a close without a status, 1005), holding nothing.
+      assert.notEqual(code, "open", `${pkt.slice(0, 14)}... closed the session`);
+    }
+  });
+});
+
+test("decompression bomb on permessage-deflate: refused (tools/ferry does not negotiate it)", async () => {
+  await underAttack("deflate bomb", async () => {
+    const ws = new WebSocket(`ws://127.0.0.1:${srv.port}/socket.io/?EIO=4&transport=websocket`, { perMessageDeflate: true });
+    ws.on("error", () => {});
+    const closed = new Promise((r) => ws.on("close", (code) => r(code)));
+    await new Promise((r) => ws.once("open", r));
+    assert.equal(ws.extensions, "", "no extension agreed");
+    // A raw frame with RSV1 set carrying 50 MB of zeros deflated: not agreed, so 1002.
+    const z = zlib.deflateRawSync(Buffer.alloc(50e6), { level: 9 });
+    const payload = z.subarray(0, z.length);
+    const mask = Buffer.from([1, 2, 3, 4]);
+    const head = payload.length < 65536 ? Buffer.from([0xc1, 0x80 | 126, payload.length >> 8, payload.length & 255]) : null;
+    assert.ok(head, `the bomb fits a short frame (${payload.length} bytes)`);
+    const masked = Buffer.from(payload.map((b, i) => b ^ mask[i & 3]));
+    ws._socket.write(Buffer.concat([head, mask, masked]));
+    assert.equal(await Promise.race([closed, sleep(5000).then(() => "open")]), 1002, "1002 protocol error");
+  });
+});
+
+test("many namespaces and rooms on one socket: bounded by the allowlists and --max-rooms", async () => {
+  await underAttack("namespaces and rooms", async () => {
+    const s = await rawSocket();
+    for (let i = 0; i < 2000; i++) s.ws.send(`40/ns${i},`);
+    for (let i = 0; i < 2000; i++) s.ws.send(`42${i}["join",{"room":"r${i}"}]`);
+    await until(() => s.msgs.filter((m) => typeof m === "string" && /^43\d+/.test(m)).length >= 2000 || s.ws.readyState !== 1, 20000, "joins answered");
+    const answers = s.msgs.filter((m) => typeof m === "string" && /^43\d+/.test(m));
+    const ok = answers.filter((m) => m.includes('"ok":true')).length;
+    assert.ok(ok <= 16, `at most 16 rooms joined (${ok})`);
+    const nsErr = s.msgs.filter((m) => typeof m === "string" && m.startsWith("44/ns")).length;
+    assert.ok(nsErr > 0 || s.ws.readyState !== 1, "unknown namespaces refused");
+    s.ws.terminate();
+  });
+});
+
+test("a second poll or stream on one session: 400 and the session ends; the good client is untouched", async () => {
+  await underAttack("second poll", async () => {
+    const sid = await handshake();
+    const url = `${srv.url}/socket.io/?EIO=4&transport=polling&sid=${sid}`;
+    const first = fetch(url).then((r) => r.status);
+    await sleep(200);
+    const second = await fetch(url);
+    assert.equal(second.status, 400, "the overlapping poll is refused");
+    assert.equal(await first, 200, "the held poll is answered (close)");
+    const after = await fetch(url);
+    assert.equal(after.status, 400, "the session is gone");
+    // SSE: a second stream without Last-Event-ID on a session whose stream is attached.
+    const c = await rawConnect(srv.port);
+    c.write("GET /socket.io/?EIO=4&transport=sse HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n");
+    await until(() => /"sid":"([^"]+)"/.test(c.buf.toString()), 5000, "SSE handshake");
+    const ssid = /"sid":"([^"]+)"/.exec(c.buf.toString())[1];
+    const r2 = await rawRequest(srv.port, `GET /socket.io/?EIO=4&transport=sse&sid=${ssid} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n`);
+    assert.equal(r2.status, 400, "the second stream is refused");
+    assert.ok(!c.ended, "the first stream goes on");
+    c.destroy();
+  });
+});
+
+test("requests on another session's sid from a different Origin: 403, the victim goes on", async () => {
+  await underAttack("foreign origin", async () => {
+    const victim = io(srv.url, { forceNew: true, reconnection: false, transports: ["polling"], extraHeaders: { origin: GOOD_ORIGIN } });
+    const errs = [];
+    victim.on("disconnect", (r) => errs.push(r));
+    await new Promise((r) => victim.once("connect", r));
+    const sid = victim.io.engine.id;
+    const url = `${srv.url}/socket.io/?EIO=4&transport=polling&sid=${sid}`;
+    const evil = { origin: "http://evil.example" };
+    assert.equal((await fetch(url, { headers: evil })).status, 403, "GET poll from a foreign Origin");
+    assert.equal((await fetch(url, { method: "POST", headers: evil, body: "1" })).status, 403, "POST from a foreign Origin");
+    const r = await rawRequest(srv.port, `GET /socket.io/?EIO=4&transport=websocket&sid=${sid} HTTP/1.1\r\nHost: x\r\nOrigin: http://evil.example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+    assert.equal(r.status, 403, "WebSocket upgrade from a foreign Origin");
+    const s = await rawRequest(srv.port, `GET /socket.io/?EIO=4&transport=sse&sid=${sid} HTTP/1.1\r\nHost: x\r\nOrigin: http://evil.example\r\nAccept: text/event-stream\r\n\r\n`);
+    assert.equal(s.status, 403, "SSE stream from a foreign Origin");
+    assert.equal((await victim.timeout(5000).emitWithAck("join", { room: "v" })).ok, true, "the victim still works");
+    assert.deepEqual(errs, []);
+    victim.disconnect();
+  });
+});
