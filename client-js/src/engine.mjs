@@ -56,21 +56,28 @@ class Polling extends Transport {
   open() {
     this.poll();
   }
-  fetch(url, o = {}) {
-    this.ac ||= new AbortController();
-    return this.e.fetch(url, { cache: "no-store", credentials: this.e.o.withCredentials ? "include" : "same-origin", signal: this.ac.signal, ...o });
+  // One request, its body read within ms (a proxy may stall a response before its last byte):
+  // resolves {status, body, headers}, or status 0 on a network error or the time limit.
+  async fetch(url, o = {}, ms) {
+    const ac = new AbortController();
+    const t = setTimeout(() => ac.abort(), ms || this.e.hs?.pingInterval + 1e4 || 3e4);
+    (this.acs ||= new Set()).add(ac);
+    try {
+      const r = await this.e.fetch(url, { cache: "no-store", credentials: this.e.o.withCredentials ? "include" : "same-origin", signal: ac.signal, ...o });
+      return { status: r.status, headers: r.headers, body: await r.text() };
+    } catch {
+      return { status: 0 };
+    } finally {
+      clearTimeout(t);
+      this.acs.delete(ac);
+    }
   }
   async poll() {
     while (!this.dead && !this.paused) {
       const t0 = now();
-      let r, body;
       this.getting = 1;
-      try {
-        r = await this.fetch(this.url());
-        body = await r.text();
-      } catch (err) {
-        r = { status: 0 };
-      }
+      const r = await this.fetch(this.url(), {}, this.name[0] === "s" || !this.up ? this.e.o.requestTimeout : 0);
+      const body = r.body;
       this.getting = 0;
       if (this.dead) return;
       const held = now() - t0;
@@ -87,9 +94,9 @@ class Polling extends Transport {
   }
   send(ps) {
     this.busy = 1;
-    this.fetch(this.url(), { method: "POST", body: ps.map(encodeText).join(SEP), headers: { "content-type": "text/plain;charset=UTF-8" } })
-      .then((r) => r.status === 200 ? r.text() : Promise.reject(r.status))
-      .then(() => ((this.busy = 0), this._idle(), this.e._drain(this)), (s) => this.fail("post-error", { status: s }));
+    this.fetch(this.url(), { method: "POST", body: ps.map(encodeText).join(SEP), headers: { "content-type": "text/plain;charset=UTF-8" } }, this.e.o.requestTimeout).then((r) =>
+      r.status === 200 ? ((this.busy = 0), this._idle(), this.e._drain(this)) : this.fail("post-error", { status: r.status }),
+    );
   }
   // Stop polling (an upgrade): cb once the held GET and the POST are done.
   pause(cb) {
@@ -105,7 +112,7 @@ class Polling extends Transport {
   stop() {
     this.dead = 1;
     clearTimeout(this.nap);
-    this.ac?.abort();
+    this.acs?.forEach((a) => a.abort());
   }
 }
 
@@ -221,6 +228,7 @@ export class Engine extends Emitter {
       muteAfter: 4000,
       reprobe: 5000,
       cutsToShort: 2,
+      requestTimeout: 1e4,
     };
     for (const k in o) if (o[k] !== undefined) d[k] = o[k];
     this.o = o = d;
@@ -414,12 +422,12 @@ export class Engine extends Emitter {
     if (!this.ext.includes("ping") || this.readyState !== "open") return;
     const t = this.transport;
     const p = this.pinging;
-    if (p && p.t === t && now() - p.at > this.deadline()) {
-      const r = t.name === "websocket" ? "ws-mute" : t.name === "sse" ? "sse-mute" : "poll-mute";
-      if (t.name !== "short-polling") return this.attach(t.name === "polling" ? "short-polling" : "polling", r);
-    }
+    // An answer overdue: leave the transport (short-polling, the bottom, is attached again:
+    // that also asks the server for everything it sent since rx).
+    if (p && p.t === t && now() - p.at > this.deadline())
+      return this.attach(RANK[t.name] > 1 ? "polling" : "short-polling", t.name === "websocket" ? "ws-mute" : t.name === "sse" ? "sse-mute" : "poll-mute");
     if (!p || p.t !== t) this.pinging = null, this.ping();
-    this.ht = setTimeout(() => this.health(), RANK[t.name] > 1 ? this.o.pingEvery : 4 * this.o.pingEvery);
+    this.ht = setTimeout(() => this.health(), RANK[t.name] > 1 || this.hold ? this.o.pingEvery : 4 * this.o.pingEvery);
   }
 
   // ------------------------------------------------------------ switching
@@ -574,6 +582,8 @@ export class Engine extends Emitter {
     // Transports take nothing more; the close packet's POST gets a moment to leave.
     for (const x of [this.transport, this.probe, this.old]) x && ((x.dead = 1), setTimeout(() => x.stop(), x === this.transport && reason === "forced close" ? 500 : 0));
     for (const k of ["fb", "hbt", "ht", "ct", "ct2"]) clearTimeout(this[k]);
-    this.fire("close", reason, info);
+    // Messages never handed to a transport were surely not taken: the layer above may send
+    // them on its next session (those in flight may or may not have been).
+    this.fire("close", reason, info, this.wq.filter((p) => p.type === 4 && p.data != null).map((p) => p.data));
   }
 }

@@ -85,7 +85,7 @@ export class Manager extends Emitter {
       for (const n in this.nsps) this.nsps[n].active && this.nsps[n].onopen();
     });
     e.on("message", (d) => this.ondata(d));
-    e.on("close", (r, info) => e === this.engine && this.onclose(r, info));
+    e.on("close", (r, info, left) => e === this.engine && this.onclose(r, info, left));
     e.on("transport", (ev) => {
       this.fire("transport", ev);
       for (const n in this.nsps) this.nsps[n].fire("transport", ev);
@@ -122,10 +122,23 @@ export class Manager extends Emitter {
   packet(p) {
     for (const x of encode(p)) this.engine.send(x);
   }
-  onclose(reason, info = {}) {
+  onclose(reason, info = {}, left = []) {
     clearTimeout(this.ot);
     const was = this.state;
     this.state = "closed";
+    // Events the dead session never sent go out first on the next one (acks and the rest
+    // belong to the old session). A head is followed by its binary attachments.
+    for (let i = 0; i < left.length; i++) {
+      let p;
+      try {
+        p = decode(left[i]);
+      } catch {
+        continue;
+      }
+      const raw = left.slice(i, i + 1 + p.att);
+      i += p.att;
+      if (p.type === 2 || p.type === 5) this.nsps[p.nsp]?.sendBuffer.push({ raw });
+    }
     for (const n in this.nsps) {
       const s = this.nsps[n];
       if (s.connected) s.onclose(reason);
@@ -198,7 +211,8 @@ export class Socket extends Emitter {
   }
   packet(p) {
     p.nsp = this.nsp;
-    this.io.packet(p);
+    if (p.raw) for (const x of p.raw) this.io.engine.send(x);
+    else this.io.packet(p);
   }
   send(...a) {
     return this.emit("message", ...a);
