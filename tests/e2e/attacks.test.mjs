@@ -46,11 +46,11 @@ async function until(cond, ms, what) {
 
 // Two official clients in a room of their own (one on WebSocket, one on polling): ann publishes
 // a counter every 100 ms with an ack, bob records. stop() asserts nothing went wrong.
-async function goodClient() {
+async function goodClient(transports = [["websocket"], ["polling"]]) {
   const room = `good-${Math.random().toString(36).slice(2)}`;
   const mk = (name, transports) => io(srv.url, { forceNew: true, reconnection: false, auth: { name }, transports });
-  const ann = mk("ann", ["websocket"]);
-  const bob = mk("bob", ["polling"]);
+  const ann = mk("ann", transports[0]);
+  const bob = mk("bob", transports[1]);
   const errors = [];
   const got = [];
   for (const s of [ann, bob]) {
@@ -90,10 +90,10 @@ async function goodClient() {
 }
 
 // Run attack() while the good client exchanges; check the bounds meanwhile and after.
-async function underAttack(name, attack, { rssMb = 150, fds = 100 } = {}) {
+async function underAttack(name, attack, { rssMb = 150, fds = 100, good: goodTransports } = {}) {
   await until(() => usage().fds < 64, 15000, "the server is back to few descriptors before " + name);
   const base = usage();
-  const good = await goodClient();
+  const good = await goodClient(goodTransports);
   let peak = { ...base };
   const meter = setInterval(() => {
     const u = usage();
@@ -335,4 +335,86 @@ test("requests on another session's sid from a different Origin: 403, the victim
     assert.deepEqual(errs, []);
     victim.disconnect();
   });
+});
+
+test("connections over max_connections (ulimit -n 128: 96) are closed at once; the server keeps its descriptors", async () => {
+  // tools/ferry as a user starts it under a low descriptor limit: max_connections defaults to
+  // that limit less 32. The good clients are on WebSocket: while the server is full, a polling
+  // client's next new connection would be refused like any other.
+  const main = srv;
+  srv = await startServer("/bin/sh", ["-c", 'ulimit -n 128 && exec "$0" "$@"', bin("tools/ferry/ferry"),
+    "--port", "0", "--allow-publish", "message"]);
+  try {
+    await underAttack("max connections", async () => {
+      const socks = [];
+      for (let i = 0; i < 300; i++) {
+        const s = net.connect(srv.port, "127.0.0.1");
+        s.on("error", () => {});
+        s.got = "";
+        s.ended = false;
+        s.on("data", (d) => (s.got += d));
+        s.on("close", () => (s.ended = true));
+        s.write("GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n\r\n");
+        socks.push(s);
+        if (i % 50 === 49) await sleep(50);
+      }
+      await until(() => socks.filter((s) => s.ended || s.got.includes("\r\n\r\n")).length === 300, 15000, "every connection answered or closed");
+      const answered = socks.filter((s) => s.got.startsWith("HTTP/1.1 200")).length;
+      const refused = socks.filter((s) => s.ended && s.got === "").length;
+      console.log(`# max connections: ${answered} answered, ${refused} closed without an answer, server fds ${usage().fds}`);
+      assert.ok(answered > 0 && answered <= 96, `at most max_connections served (${answered})`);
+      assert.ok(refused >= 300 - 96, `the rest closed at once (${refused})`);
+      assert.ok(usage().fds <= 128, "within the descriptor limit");
+      for (const s of socks) s.destroy();
+    }, { fds: 128, good: [["websocket"], ["websocket"]] });
+  } finally {
+    assert.equal(await srv.stop(), 0);
+    srv = main;
+  }
+});
+
+test("a deflate bomb with permessage-deflate on (examples/ws-echo --deflate): close 1009, memory bounded", async () => {
+  const main = srv;
+  srv = await startServer(bin("examples/ws-echo/ferry-ws-echo"), ["--port", "0", "--deflate", "--max-message", "1000000"]);
+  try {
+    const base = usage();
+    // A well-behaved compressed echo client on its own connection.
+    const good = new WebSocket(`ws://127.0.0.1:${srv.port}/`, { perMessageDeflate: true });
+    const echoes = [];
+    const goodErr = [];
+    good.on("message", (d) => echoes.push(d.toString()));
+    good.on("close", (c) => goodErr.push(`closed ${c}`));
+    good.on("error", (e) => goodErr.push(e.message));
+    await new Promise((r) => good.once("open", r));
+    assert.match(good.extensions, /permessage-deflate/);
+    let sent = 0;
+    const loop = setInterval(() => good.send(`hello ${++sent} ${"z".repeat(2000)}`), 50);
+    let peak = base.rssMb;
+    const meter = setInterval(() => (peak = Math.max(peak, usage().rssMb)), 50);
+    try {
+      for (const size of [50e6, 200e6]) {
+        const bomb = new WebSocket(`ws://127.0.0.1:${srv.port}/`, { perMessageDeflate: true });
+        bomb.on("error", () => {});
+        const closed = new Promise((r) => bomb.on("close", (c) => r(c)));
+        await new Promise((r) => bomb.once("open", r));
+        assert.match(bomb.extensions, /permessage-deflate/);
+        // ws compresses it: 50 MB (then 200 MB) of zeros in about 50 kB (200 kB) on the wire.
+        bomb.send(Buffer.alloc(size));
+        assert.equal(await Promise.race([closed, sleep(20000).then(() => "open")]), 1009, `the ${size / 1e6} MB bomb gets 1009`);
+      }
+      await sleep(500);
+    } finally {
+      clearInterval(loop);
+      clearInterval(meter);
+    }
+    await until(() => echoes.length === sent, 5000, "every echo back");
+    assert.deepEqual(goodErr, [], "the good client saw no error");
+    echoes.forEach((e, i) => assert.ok(e.startsWith(`hello ${i + 1} `)));
+    console.log(`# deflate bomb (extension on): rss ${base.rssMb.toFixed(0)} -> peak ${peak.toFixed(0)} MB, ${sent} echoes`);
+    assert.ok(peak - base.rssMb < 60, `RSS grew by less than 60 MB (${(peak - base.rssMb).toFixed(1)})`);
+    good.close();
+  } finally {
+    assert.equal(await srv.stop(), 0);
+    srv = main;
+  }
 });
