@@ -160,3 +160,35 @@ test("SSE reader: a hostile stream after the handshake never throws into the pag
     process.off("unhandledRejection", onRej);
   }
 });
+
+// Found by this file: a polling body the engine cannot decode (a handshake that is not JSON,
+// bad base64 after "b") throws out of Polling.poll(): an unhandled rejection in the page, and the
+// poll loop stops, so the engine sits "open" and deaf until its heartbeat gives up (45 s with
+// the defaults). The fix belongs to client-js (the client engineer): catch the decode and end
+// the transport with a reason of docs/client.md. Marked todo until then; it fails today.
+test("polling: a hostile body after the handshake never throws into the page", { todo: "client-js Polling.poll() lets decode errors escape (issue 17 finding)" }, async () => {
+  const unhandled = [];
+  const onRej = (r) => unhandled.push(String(r));
+  process.on("unhandledRejection", onRej);
+  try {
+    for (const bad of ["0garbage", "b!!!", "4ok\x1e0{"]) {
+      let n = 0;
+      const fetch = async (url, init = {}) => {
+        if ((init.method || "GET") === "POST") return { status: 200, text: async () => "ok", headers: { get: () => null } };
+        n++;
+        if (n > 2) return new Promise((_, j) => init.signal?.addEventListener("abort", () => j(Object.assign(new Error("aborted"), { name: "AbortError" }))));
+        return { status: 200, text: async () => (n === 1 ? HS : bad), headers: { get: () => null } };
+      };
+      const e = new Engine("http://x.test/", { transports: ["polling"], fetch, storage: null, upgrade: false });
+      for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r));
+      const polling = n > 2;
+      const state = e.readyState;
+      e.close();
+      assert.ok(polling || state === "closed", `after ${JSON.stringify(bad)} the engine polls again or closes`);
+    }
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(unhandled, [], "no rejection escaped the engine");
+  } finally {
+    process.off("unhandledRejection", onRej);
+  }
+});
