@@ -55,10 +55,11 @@ conformance: test-build
 
 # ferry's client through every hostile network of tests/lab/harness.mjs (ferry-proxy faults,
 # nginx setups, combinations), in Chromium and Node, LAB_SECONDS each; writes the generated
-# table to docs/hostile-networks.md and fails if any message was lost, duplicated or reordered.
+# table to docs/hostile-networks.md (with socket.io-client through the same networks, for
+# comparison) and fails if ferry's client lost, duplicated or reordered any message.
 LAB_SECONDS ?= 16.5
 lab: test-build
-	@FERRY_BUILD_DIR=$(TEST_DIR) node tests/lab/lab.mjs --seconds $(LAB_SECONDS)
+	@FERRY_BUILD_DIR=$(TEST_DIR) node tests/lab/lab.mjs --seconds $(LAB_SECONDS) --compare
 
 # libFuzzer targets (clang, ASan/UBSan) over a copy of each committed seed corpus, FUZZ_SECONDS
 # each (with tests/fuzz/<target>.dict when there is one); new inputs stay in build-fuzz/corpus/,

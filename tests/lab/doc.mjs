@@ -4,7 +4,7 @@ const fmtDir = (x) => `${x.sent} / ${x.lost} / ${x.dup} / ${x.ooo}`;
 const fmtSwitches = (sw) =>
   sw.length ? sw.map((s) => `${s.from || "start"}→${s.to} \`${s.reason}\` ${fmtMs(s.atMs)}`).join("<br>") : "none";
 
-export function renderDoc(results, { seconds, lib, ms }) {
+export function renderDoc(results, { seconds, lib, ms, comparison = [] }) {
   const L = [];
   L.push("# Hostile networks: ferry's client through every bad proxy");
   L.push("");
@@ -47,6 +47,21 @@ export function renderDoc(results, { seconds, lib, ms }) {
     if (rows.length === 0) L.push(`| [${sc.title}](#${sc.id}) | — | — | — | — | — | — | — | — | **FAIL**: ${notes.join("; ")} |`);
   }
   L.push("");
+  if (comparison.length) {
+    L.push("## For comparison: the official socket.io-client through the same networks");
+    L.push("");
+    L.push("The same scenarios and the same exchange with socket.io-client 4.8 (polling, then an upgrade to");
+    L.push("WebSocket; it has no SSE, no short-polling and no `transport` event: its upgrade counts as the one");
+    L.push("switch). This table does not fail the run; it shows what ferry's client is measured against.");
+    L.push("");
+    L.push("| Scenario | Client | Transport | Switches | Up sent / lost / dup / ooo | Down sent / lost / dup / ooo | Result |");
+    L.push("|---|---|---|---|---|---|---|");
+    for (const { scenario: sc, rows } of comparison)
+      for (const r of rows)
+        L.push(`| [${sc.title}](#${sc.id}) | ${r.client} | ${r.transport ?? "none"} | ${fmtSwitches(r.switches)} | ` +
+          `${fmtDir(r.up)} | ${fmtDir(r.down)} | ${r.ok ? "pass" : "**FAIL**"} |`);
+    L.push("");
+  }
   L.push("## Reproducing one by hand");
   L.push("");
   L.push("Start a server and put the proxy of a scenario in front of it, then open the chat or the");

@@ -3,7 +3,10 @@
 // docs/hostile-networks.md (generated: edit tests/lab/, never the doc). Exits 1 when any
 // scenario lost, duplicated or reordered a message.
 //
-//   node tests/lab/lab.mjs [--seconds N] [--only id,id] [--out FILE] [--lib ferry|official]
+//   node tests/lab/lab.mjs [--seconds N] [--only id,id] [--out FILE] [--lib ferry|official] [--compare]
+//
+// --compare also runs every scenario with the official socket.io-client and adds its table to
+// the doc, for comparison (its failures do not change the exit status).
 import fs from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
@@ -18,6 +21,7 @@ const { values: opt } = parseArgs({
     only: { type: "string" },
     out: { type: "string", default: path.join(root, "docs/hostile-networks.md") },
     lib: { type: "string", default: process.env.FERRY_LAB_LIB || "ferry" },
+    compare: { type: "boolean", default: false },
   },
 });
 const only = opt.only ? new Set(opt.only.split(",")) : null;
@@ -27,16 +31,21 @@ export const BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--d
   "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"];
 const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: BROWSER_ARGS });
 const results = [];
+const comparison = [];
 const started = Date.now();
 try {
   for (const sc of list)
     results.push(await runScenario(sc, { browser, staticDir, seconds: Number(opt.seconds), lib: opt.lib,
       log: (l) => process.stdout.write(`lab: ${l}\n`) }));
+  if (opt.compare)
+    for (const sc of list)
+      comparison.push(await runScenario(sc, { browser, staticDir, seconds: Number(opt.seconds), lib: "official",
+        log: (l) => process.stdout.write(`lab (socket.io-client): ${l}\n`) }));
 } finally {
   await browser.close();
   fs.rmSync(staticDir, { recursive: true, force: true });
 }
-const doc = renderDoc(results, { seconds: Number(opt.seconds), lib: opt.lib, ms: Date.now() - started });
+const doc = renderDoc(results, { seconds: Number(opt.seconds), lib: opt.lib, ms: Date.now() - started, comparison });
 fs.writeFileSync(opt.out, doc);
 const bad = results.flatMap((r) => r.rows.filter((x) => !x.ok).map((x) => `${r.scenario.id}/${x.client}`));
 process.stdout.write(`lab: wrote ${path.relative(process.cwd(), opt.out)}; ${results.length} scenarios, ` +
