@@ -277,3 +277,24 @@ test("binary messages both ways on every transport", async () => {
     srv.close();
   }
 });
+
+test("a hidden tab's timers that fire late in a burst do not declare the server dead; a visible one's do", async () => {
+  for (const hidden of [true, false]) {
+    globalThis.document = { hidden };
+    try {
+      const srv = new FakeServer();
+      const c = client(srv, { transports: ["polling"] });
+      await until(() => c.e.readyState === "open", 5000, "open");
+      // 60 s of timers at once, as a throttled background tab runs them: the heartbeat's
+      // deadline (46 s) comes before the server's ping (sent at 25 s) was read.
+      mock.timers.tick(60000);
+      await run(2000);
+      if (hidden) assert.equal(c.closed, null, "hidden: one grace period, then the ping that came counts");
+      else assert.equal(c.closed, "ping timeout");
+      c.e.close();
+      srv.close();
+    } finally {
+      delete globalThis.document;
+    }
+  }
+});
