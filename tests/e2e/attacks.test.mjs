@@ -199,29 +199,40 @@ test("a flood of handshakes, pings and probes: sessions abandoned in a loop end 
 });
 
 test("a client that never reads: its queue bound closes its session; the server stays bounded", async () => {
-  await underAttack("never reads", async () => {
-    // A raw WebSocket client that joins a room and then stops reading.
-    const { ws, closed } = await rawSocket();
-    ws.send('420["join",{"room":"sink"}]');
-    await sleep(300);
-    ws._socket.pause();
-    const pub = io(srv.url, { forceNew: true, reconnection: false, transports: ["websocket"] });
-    await new Promise((r) => pub.once("connect", r));
-    await pub.timeout(5000).emitWithAck("join", { room: "sink" });
-    const big = "x".repeat(400000);
-    // 40 publishes of 400 kB: 16 MB for the sink, over its 8 MiB queue bound.
-    let acked = 0;
-    for (let i = 0; i < 40; i++) {
-      const r = await pub.timeout(5000).emitWithAck("publish", { room: "sink", event: "message", data: big }).catch((e) => ({ err: e.message }));
-      if (r.ok) acked++;
-      await sleep(25); // under the publish rate limit
-    }
-    pub.disconnect();
-    assert.ok(acked > 20, `publishes accepted (${acked})`);
-    ws._socket.resume();
-    const code = await Promise.race([closed, sleep(10000).then(() => "open")]);
-    assert.notEqual(code, "open", "the sink's connection was closed by the server");
-  }, { rssMb: 250 });
+  // On a server of its own with the default pings (25 s + 20 s), so that the queue bound, not
+  // the ping timeout of a client that cannot read pings, is what ends the session.
+  const main = srv;
+  srv = await startServer(bin("tools/ferry/ferry"), ["--port", "0", "--allow-publish", "message"]);
+  try {
+    await underAttack("never reads", async () => {
+      // A raw WebSocket client that joins a room and then stops reading.
+      const { ws, closed } = await rawSocket();
+      ws.send('420["join",{"room":"sink"}]');
+      await sleep(300);
+      ws._socket.pause();
+      const pub = io(srv.url, { forceNew: true, reconnection: false, transports: ["websocket"] });
+      await new Promise((r) => pub.once("connect", r));
+      await pub.timeout(5000).emitWithAck("join", { room: "sink" });
+      const big = "x".repeat(900000);
+      // 20 publishes of 900 kB: 18 MB for the sink,
+      // over its 8 MiB queue bound plus what the socket buffers hold.
+      let acked = 0;
+      for (let i = 0; i < 20; i++) {
+        const r = await pub.timeout(5000).emitWithAck("publish", { room: "sink", event: "message", data: big }).catch((e) => ({ err: e.message }));
+        if (r.ok) acked++;
+        await sleep(25); // under the publish rate limit
+      }
+      pub.disconnect();
+      assert.ok(acked >= 10, `publishes accepted (${acked})`);
+      ws._socket.resume();
+      const code = await Promise.race([closed, sleep(10000).then(() => "open")]);
+      assert.notEqual(code, "open", "the sink's connection was closed by the server");
+      assert.match(srv.stderr(), /send queue over 8388608 bytes: closing/, "closed for its queue (not its ping timeout), and logged");
+    }, { rssMb: 250 });
+  } finally {
+    assert.equal(await srv.stop(), 0);
+    srv = main;
+  }
 });
 
 test("oversized and deeply nested JSON in events: the sender's session ends, nobody else's", async () => {
