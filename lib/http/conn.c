@@ -884,6 +884,11 @@ static void feed_taken(ferry_conn *c)
             return;
         ferry_vec_consume(&c->in, n);
     }
+    /* All of it taken: give the 64 KB input buffer back until the next read needs one, so
+     * that an idle WebSocket or SSE connection holds no buffer (on_alloc reserves it again).
+     * Not under TLS, whose reads fill c->in from OpenSSL. */
+    if (c->state == CONN_TAKEN && c->in.len == 0 && c->tls == NULL)
+        ferry_vec_free(&c->in);
 }
 
 static void process_input(ferry_conn *c)
@@ -1158,6 +1163,12 @@ ferry_conn *ferry_req_take_conn(ferry_req *req, const ferry_conn_handler *h, voi
     c->state = CONN_TAKEN;
     c->handler = h;
     c->handler_ud = ud;
+    /* No more HTTP heads on this connection: the head's accumulators (2 KB each once used)
+     * go now rather than with the connection. A freed vector is an empty one, so a parser
+     * callback still to come would only allocate again. */
+    ferry_vec_free(&c->url);
+    ferry_vec_free(&c->field);
+    ferry_vec_free(&c->value);
     set_timer(c, CONN_TIMER_NONE, 0);
     /* Bytes after the request (a WebSocket client's first frames) are delivered once the
      * taker has returned and set itself up. */
