@@ -443,6 +443,9 @@ export class Engine extends Emitter {
   attach(name, reason) {
     const old = this.transport;
     old.stop();
+    // The server abandons a probe in progress on an attach (docs/protocol.md 6.2).
+    const p = this.probe;
+    if (p) clearTimeout(p.timer), p.stop(), (this.probe = null), this.climb(this.o.reprobe);
     this.backoff(old.name);
     if (!this.ext.includes("resume")) return this._close("transport error");
     this.t0 = now();
