@@ -853,7 +853,8 @@ typedef struct ferry_ws ferry_ws;
 /** Limits and options of a WebSocket route. Fill with ferry_ws_config_init(). */
 typedef struct ferry_ws_config {
     size_t max_message;       /* 16 MiB: bytes of one received message (after inflating) */
-    uint32_t max_fragments;   /* 65536: frames of one received message */
+    uint32_t max_fragments;   /* 65536: non-empty frames of one received message (empty
+                               * frames carry no payload and are not counted) */
     int per_message_deflate;  /* 0: accept the client's permessage-deflate offer when 1 */
     size_t deflate_threshold; /* 1024: messages shorter than this are sent uncompressed */
 } ferry_ws_config;

@@ -90,7 +90,11 @@ static int start_frame(ws_parser *p)
     uint64_t max = p->max_message;
     if (p->msg_compressed)
         max += (max >> 3) + 1024;
-    if (++p->msg_frames > p->max_fragments || len > max || p->msg_bytes > max - len)
+    /* max_fragments bounds the pieces a message's payload arrives in (a callback, a UTF-8 feed
+     * and an append each). An empty frame adds none of that: it costs its 6 header bytes of
+     * input, as a ping does, and is not counted, so a message of exactly max_fragments pieces
+     * plus the empty final frame some clients add is whole (issue 9). */
+    if ((len > 0 && ++p->msg_frames > p->max_fragments) || len > max || p->msg_bytes > max - len)
         return WS_CLOSE_TOO_BIG;
     p->msg_bytes += len;
     return 0;

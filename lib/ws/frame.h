@@ -75,7 +75,7 @@ typedef struct ws_parser {
     char ctrl[WS_MAX_CONTROL];
     /* Limits and settings. */
     uint64_t max_message;   /* payload bytes of one message on the wire */
-    uint32_t max_fragments; /* frames of one message */
+    uint32_t max_fragments; /* non-empty frames of one message (empty ones are not counted) */
     int allow_rsv1;         /* permessage-deflate was negotiated */
     int from_server;        /* client side (tools/ferry-bench): frames must come unmasked */
     int error;              /* the close code that failed the parse, or 0 */

@@ -216,6 +216,47 @@ static void fragment_limit_exact_and_over(void **state)
     assert_int_equal(parse(buf, len, 0, &s, 100, 2), WS_CLOSE_TOO_BIG);
 }
 
+/* Empty frames carry no payload and are not counted (issue 9): exactly the limit of non-empty
+ * fragments plus an empty final frame (as Autobahn's client sends) is a whole message; many
+ * empty frames around them too; one more non-empty fragment is 1009. */
+static void fragment_limit_ignores_empty_frames(void **state)
+{
+    uint8_t buf[512];
+    seen s;
+    size_t len = client_frame(buf, 0, 0, 0, WS_OP_TEXT, "a", 1);
+    len = client_frame(buf, len, 0, 0, WS_OP_CONT, "b", 1);
+    len = client_frame(buf, len, 0, 0, WS_OP_CONT, "c", 1);
+    len = client_frame(buf, len, 1, 0, WS_OP_CONT, "", 0);
+    assert_int_equal(parse(buf, len, 0, &s, 100, 3), 0);
+    assert_int_equal(s.fins, 1);
+    assert_int_equal(s.data_bytes, 3);
+    assert_int_equal(parse(buf, len, (size_t)-1, &s, 100, 3), 0);
+    /* An empty first frame and empty continuations between the pieces. */
+    len = client_frame(buf, 0, 0, 0, WS_OP_BINARY, "", 0);
+    for (int i = 0; i < 20; i++)
+        len = client_frame(buf, len, 0, 0, WS_OP_CONT, "", 0);
+    len = client_frame(buf, len, 0, 0, WS_OP_CONT, "x", 1);
+    len = client_frame(buf, len, 0, 0, WS_OP_CONT, "", 0);
+    len = client_frame(buf, len, 1, 0, WS_OP_CONT, "y", 1);
+    assert_int_equal(parse(buf, len, 0, &s, 100, 2), 0);
+    assert_int_equal(s.fins, 1);
+    assert_int_equal(s.data_bytes, 2);
+    /* limit + 1 non-empty: refused at the header of the extra piece. */
+    len = client_frame(buf, 0, 0, 0, WS_OP_TEXT, "a", 1);
+    len = client_frame(buf, len, 0, 0, WS_OP_CONT, "", 0);
+    len = client_frame(buf, len, 0, 0, WS_OP_CONT, "b", 1);
+    len = client_frame(buf, len, 0, 0, WS_OP_CONT, "c", 1);
+    len = client_frame(buf, len, 1, 0, WS_OP_CONT, "d", 1);
+    assert_int_equal(parse(buf, len, 0, &s, 100, 3), WS_CLOSE_TOO_BIG);
+    assert_int_equal(s.data_bytes, 3);
+    /* A message of empty frames only is whole at any limit. */
+    len = client_frame(buf, 0, 0, 0, WS_OP_TEXT, "", 0);
+    len = client_frame(buf, len, 0, 0, WS_OP_CONT, "", 0);
+    len = client_frame(buf, len, 1, 0, WS_OP_CONT, "", 0);
+    assert_int_equal(parse(buf, len, 0, &s, 100, 1), 0);
+    assert_int_equal(s.fins, 1);
+}
+
 static void stays_failed(void **state)
 {
     ws_parser p;
@@ -291,6 +332,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(msb_of_64bit_length_is_1002),
     cmocka_unit_test(message_limit_exact_and_over),
     cmocka_unit_test(fragment_limit_exact_and_over),
+    cmocka_unit_test(fragment_limit_ignores_empty_frames),
     cmocka_unit_test(stays_failed),
     cmocka_unit_test(close_codes),
     cmocka_unit_test(server_frames_client_side),
