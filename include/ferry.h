@@ -193,6 +193,11 @@ typedef struct ferry_server_config {
      * volatile nor acked carries an offset string as its last argument, as the reference
      * server sends it; official clients keep it to resume. */
     uint32_t recovery_ms;
+    /* 16 MiB: while recovery is on, the packets kept per namespace for replay are bounded in
+     * bytes (encoded packets, attachments and recipient lists) as well as in count (10000);
+     * the oldest are dropped first. A client whose offset was dropped connects as a new
+     * socket, as with the reference server. 0 keeps none. */
+    size_t recovery_max_bytes;
 
     /* Admission (ferry_server_on_admission(); unused without a hook) */
     uint32_t admission_timeout_ms;  /* 10000: a handshake undecided this long is answered 403

@@ -255,10 +255,13 @@ void ferry_engine_close_session(ferry_session *s, ferry_reason reason, int grace
 {
     if (s->state == SESSION_CLOSED)
         return;
-    if (s->state == SESSION_OPEN && graceful && s->transport != NULL) {
+    /* A graceful close sends the close packet first. When it cannot be queued (out of
+     * memory) the session closes at once instead, rather than waiting for a packet that will
+     * never go out (issue 9). */
+    if (s->state == SESSION_OPEN && graceful && s->transport != NULL &&
+        queue_simple(s, EIO_CLOSE, NULL) == 0) {
         s->state = SESSION_CLOSING;
         s->close_reason = reason;
-        queue_simple(s, EIO_CLOSE, NULL);
         /* A polling client may never come back for the close packet: bound the wait. */
         ferry_timer_start(&s->server->wheel, &s->upgrade_timer, s->server->cfg.ping_timeout_ms);
         ferry_timer_stop(&s->server->wheel, &s->heartbeat);
@@ -331,7 +334,13 @@ static void on_heartbeat(ferry_timer *tm)
         ferry_engine_close_session(s, FERRY_REASON_PING_TIMEOUT, 0);
         return;
     }
-    queue_simple(s, EIO_PING, NULL);
+    if (queue_simple(s, EIO_PING, NULL) != 0) {
+        /* Out of memory: a ping that never goes out would end in a ping timeout anyway;
+         * close now, with the cause in the log (issue 9). */
+        FERRY_LOG(FERRY_LOG_WARN, "engine", s->sid, "cannot queue a ping (out of memory): closing");
+        ferry_engine_close_session(s, FERRY_REASON_TRANSPORT_ERROR, 0);
+        return;
+    }
     s->awaiting_pong = 1;
     uint64_t deadline = srv->cfg.ping_timeout_ms;
     /* A client that fetches at an interval sees the ping only at its next fetch. */
@@ -590,10 +599,13 @@ static void handshake(ferry_server *srv, const ferry_transport_ops *ops, ferry_r
         ferry_session_release(s); /* the table's: it was never inserted (a refused WebSocket) */
         return;
     }
-    ferry_session_table_insert(&srv->sessions, s);
+    /* A session missing from the table could never be found by its sid: its client would
+     * hold an id that every later request gets "Session ID unknown" for. */
+    int inserted = ferry_session_table_insert(&srv->sessions, s) == 0;
     srv->stats.sessions_opened++;
-    ferry_buf *open = open_packet(s);
+    ferry_buf *open = inserted ? open_packet(s) : NULL;
     if (open == NULL || queue_packet(s, open) != 0) {
+        FERRY_LOG(FERRY_LOG_WARN, "engine", s->sid, "handshake: out of memory");
         ferry_buf_release(open);
         ferry_engine_close_session(s, FERRY_REASON_TRANSPORT_ERROR, 0);
         ferry_session_release(s);

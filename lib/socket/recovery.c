@@ -9,7 +9,9 @@
  * rooms). A CONNECT whose auth carries {pid, offset} that match a record and a logged offset
  * restores the socket and replays every later logged packet that was meant for it.
  *
- * Both lists are bounded in count (oldest dropped first) and pruned by age as packets come. */
+ * Both lists are bounded in count (oldest dropped first) and pruned by age as packets come;
+ * the log is bounded in bytes too (recovery_max_bytes): 10000 packets at max_payload would
+ * otherwise pin gigabytes (issue 9). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -24,6 +26,7 @@ typedef struct sio_logged {
     ferry_list link;
     uint64_t seq;
     uint64_t at;
+    size_t bytes; /* counted in nsp->log_bytes */
     sio_encoded enc;
     char exclude[SIO_ID_LEN + 1]; /* "" for none */
     uint8_t nto, nexcept;
@@ -55,6 +58,7 @@ static void logged_free(ferry_namespace *nsp, sio_logged *l)
 {
     ferry_list_remove(&l->link);
     nsp->nlog--;
+    nsp->log_bytes -= l->bytes;
     sio_encoded_release(&l->enc);
     free_rooms(l->rooms, (size_t)l->nto + l->nexcept);
     ferry_mem_free(l);
@@ -72,9 +76,10 @@ static void saved_free(ferry_namespace *nsp, sio_saved *sv)
 static void prune(ferry_namespace *nsp)
 {
     uint64_t now = now_ms(nsp), window = nsp->sio->srv->cfg.recovery_ms;
+    size_t max_bytes = nsp->sio->srv->cfg.recovery_max_bytes;
     while (!ferry_list_empty(&nsp->log)) {
         sio_logged *l = ferry_list_entry(nsp->log.next, sio_logged, link);
-        if (nsp->nlog <= LOG_MAX && l->at + window > now)
+        if (nsp->nlog <= LOG_MAX && nsp->log_bytes <= max_bytes && l->at + window > now)
             break;
         logged_free(nsp, l);
     }
@@ -156,10 +161,18 @@ int sio_recovery_encode(ferry_namespace *nsp, const char *event, const cJSON *ar
         ferry_mem_free(l);
         return 0;
     }
-    for (size_t i = 0; i < out->n; i++)
+    l->bytes = sizeof(*l) + n * sizeof(char *);
+    for (size_t i = 0; i < n; i++)
+        l->bytes += strlen(rooms[i]) + 1;
+    for (size_t i = 0; i < out->n; i++) {
         l->enc.bufs[i] = ferry_buf_retain(out->bufs[i]);
+        l->bytes += sizeof(ferry_buf) + out->bufs[i]->len;
+    }
     ferry_list_insert_tail(&nsp->log, &l->link);
     nsp->nlog++;
+    nsp->log_bytes += l->bytes;
+    /* Over the byte bound now: the oldest go (this one too when it alone is over). */
+    prune(nsp);
     return 0;
 }
 

@@ -54,6 +54,7 @@ struct ferry_namespace {
     /* Connection-state recovery (recovery.c): sent packets and lost sockets. */
     ferry_list log;
     size_t nlog;
+    size_t log_bytes; /* what the logged packets pin: their encoded bytes and rooms */
     uint64_t next_seq;
     ferry_list saved;
     size_t nsaved;
