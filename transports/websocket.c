@@ -187,10 +187,13 @@ static void wt_flush(ferry_transport *t)
     }
     ferry_buf *pkts[MAX_BATCH];
     ws_msg msgs[MAX_BATCH];
+    /* A failed write closes the connection inside the send, and its close frees w: held
+     * until the release below (the one lifetime rule, DESIGN.md). */
+    ws_socket_hold(&w->sock);
     while (ws_socket_pending(&w->sock) < WRITE_HIGH_WATER) {
         size_t n = ferry_engine_take(t, pkts, MAX_BATCH, WRITE_HIGH_WATER);
         if (n == 0)
-            return;
+            break;
         for (size_t i = 0; i < n; i++)
             msgs[i] = (ws_msg){pkts[i]->data, pkts[i]->len, pkts[i],
                                (pkts[i]->flags & FERRY_BUF_BINARY) != 0};
@@ -198,10 +201,19 @@ static void wt_flush(ferry_transport *t)
         int rc = ws_socket_send(&w->sock, msgs, n);
         for (size_t i = 0; i < n; i++)
             ferry_buf_release(pkts[i]);
-        if (rc != 0 || w->reported)
-            return;
+        if (rc != 0) {
+            /* The packets taken are lost (no memory to frame them): a session with a hole
+             * in its stream must not go on. 1011 ends it; the engine hears a transport error
+             * (issue 9: the open packet was dropped this way and the client waited). */
+            if (!w->reported)
+                ws_socket_fail(&w->sock, WS_CLOSE_INTERNAL);
+            break;
+        }
+        if (w->reported)
+            break;
     }
     /* More is queued: on_drain asks the engine for another flush. */
+    ws_socket_release(&w->sock); /* may free w */
 }
 
 static int wt_send_now(ferry_transport *t, ferry_buf *pkt)

@@ -444,7 +444,9 @@ void ferry_conn_accept(ferry_http *http, uv_stream_t *server, ferry_tls *tls, in
     ferry_conn *c = ferry_mem_calloc(1, sizeof(*c));
     if (c == NULL) {
         FERRY_LOG(FERRY_LOG_ERROR, "http", NULL, "out of memory accepting a connection");
-        return; /* the connection stays in the backlog and is retried on the next event */
+        /* It cannot stay where it is: libuv stops watching the listener until it is taken. */
+        ferry_http_refuse(http, server);
+        return;
     }
     if (uv_tcp_init(http->loop, &c->tcp) != 0) {
         ferry_mem_free(c);
@@ -520,7 +522,9 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     size_t limit = input_limit(c);
     if (c->in.len + want > limit)
         want = limit > c->in.len ? limit - c->in.len : 0;
-    if (want == 0 || ferry_vec_reserve(&c->in, want, limit) != 0) {
+    int rc = want == 0 ? -FERRY_ETOOBIG : ferry_vec_reserve(&c->in, want, limit);
+    if (rc != 0) {
+        c->in_nomem = rc == -FERRY_ENOMEM;
         buf->base = NULL;
         buf->len = 0; /* libuv reports UV_ENOBUFS */
         return;
@@ -533,6 +537,15 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     ferry_conn *c = s->data;
     (void)buf;
+    if (nread == UV_ENOBUFS && c->in_nomem) {
+        /* No memory for this connection's input: nothing will resume the read, so the
+         * connection ends now rather than hang until a timeout (issue 9). */
+        FERRY_LOG(FERRY_LOG_WARN, "http", NULL, "out of memory reading: closing a connection");
+        uv_read_stop(s);
+        c->reading = 0;
+        ferry_conn_close(c);
+        return;
+    }
     if (nread == UV_ENOBUFS) {
         /* The input is full: stop until the current request has been answered. */
         uv_read_stop(s);
@@ -1233,8 +1246,11 @@ static int raw_write(ferry_conn *c, const ferry_slice *s, size_t n)
         return 0;
     uv_buf_t small[16];
     uv_buf_t *bufs = n <= 16 ? small : ferry_mem_alloc(n * sizeof(uv_buf_t));
-    if (bufs == NULL)
+    if (bufs == NULL) {
+        FERRY_LOG(FERRY_LOG_WARN, "http", NULL, "out of memory writing: closing a connection");
+        ferry_conn_abort(c); /* as below: these bytes would be a hole in the stream */
         return -FERRY_ENOMEM;
+    }
     for (size_t i = 0; i < n; i++)
         bufs[i] = uv_buf_init((char *)s[i].base, (unsigned)s[i].len);
     /* Most writes fit in the socket buffer: write them now, in one writev, without a request,
@@ -1269,10 +1285,11 @@ static int raw_write(ferry_conn *c, const ferry_slice *s, size_t n)
     if (w == NULL) {
         if (bufs != small)
             ferry_mem_free(bufs);
-        if (first > 0) {
-            ferry_conn_abort(c); /* part of a message went out: the stream cannot go on */
-            return -FERRY_ECLOSED;
-        }
+        /* Bytes that cannot be queued leave a hole in the stream (or cut a message that
+         * partly went out): everything after them would be misread (a 101 lost, then frames
+         * taken for HTTP). The connection ends, as when uv_write fails below (issue 9). */
+        FERRY_LOG(FERRY_LOG_WARN, "http", NULL, "out of memory writing: closing a connection");
+        ferry_conn_abort(c);
         return -FERRY_ENOMEM;
     }
     w->bytes = 0;

@@ -30,6 +30,7 @@ struct ferry_conn {
     unsigned waiting : 1; /* req was dispatched and is not answered yet */
     unsigned in_process : 1;
     unsigned reading : 1;
+    unsigned in_nomem : 1;    /* the input buffer could not grow: out of memory, not full */
     unsigned read_paused : 1; /* the taker paused reading */
     unsigned eof : 1;
     ferry_timer timer;

@@ -105,6 +105,46 @@ static void listener_close(ferry_listener *l)
         uv_close((uv_handle_t *)&l->tcp, on_listener_close);
 }
 
+static void refuse_now(ferry_http *http, ferry_listener *l);
+
+static void on_refuse_close(uv_handle_t *h)
+{
+    ferry_http *http = h->data;
+    http->refusing = 0;
+    http->open_handles--;
+    /* A listener that met an allocation failure meanwhile still holds its connection. */
+    ferry_list *p;
+    ferry_list_foreach(p, &http->listeners)
+    {
+        ferry_listener *l = ferry_list_entry(p, ferry_listener, link);
+        if (l->refuse_owed && !http->refusing) {
+            l->refuse_owed = 0;
+            refuse_now(http, l);
+        }
+    }
+    maybe_closed(http);
+}
+
+static void refuse_now(ferry_http *http, ferry_listener *l)
+{
+    uv_tcp_init(http->loop, &http->refuse);
+    http->refuse.data = http;
+    http->refusing = 1;
+    http->open_handles++;
+    http->stats.refused_nomem++;
+    uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)&http->refuse);
+    uv_close((uv_handle_t *)&http->refuse, on_refuse_close);
+}
+
+void ferry_http_refuse(ferry_http *http, uv_stream_t *server)
+{
+    ferry_listener *l = server->data;
+    if (http->refusing)
+        l->refuse_owed = 1; /* taken when the handle is free again (on_refuse_close) */
+    else
+        refuse_now(http, l);
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
     ferry_listener *l = server->data;

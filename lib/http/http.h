@@ -74,6 +74,7 @@ typedef struct ferry_http_limits {
 typedef struct ferry_http_stats {
     uint64_t accepted;
     uint64_t refused_over_limit; /* connections closed at once: max_connections reached */
+    uint64_t refused_nomem;      /* connections closed at once: no memory to take them */
     uint64_t requests;
     uint64_t bad_requests;       /* 400 from the parser */
     uint64_t header_too_large;   /* 431 */
@@ -93,6 +94,7 @@ typedef struct ferry_listener {
     int port;
     ferry_tls *tls;    /* NULL: plain TCP; else retained */
     int redirect_port; /* 0, or answer everything with a redirect to https on this port */
+    int refuse_owed;   /* a connection it holds could not be refused yet (ferry_http_refuse) */
 } ferry_listener;
 
 struct ferry_http {
@@ -119,7 +121,16 @@ struct ferry_http {
      * within one call: ciphertext just read, plaintext gathered for one SSL_write). */
     uint32_t tls_handshaking;
     char *tls_scratch;
+    /* Refusing a connection there is no memory for (ferry_http_refuse): open while closing. */
+    uv_tcp_t refuse;
+    int refusing;
 };
+
+/* Out of memory for a connection server has accepted: take it and close it at once, without
+ * allocating. libuv accepts the socket before its connection callback and stops watching the
+ * listener until uv_accept() takes it, so a connection left there stops the server from
+ * accepting anything ever again. */
+void ferry_http_refuse(ferry_http *http, uv_stream_t *server);
 
 /* Called when a taken connection reads bytes, may write again, or closes. */
 typedef struct ferry_conn_handler {

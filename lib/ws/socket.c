@@ -197,7 +197,8 @@ void ws_socket_close(ws_socket *w, int code, const char *reason)
     if (w->conn != NULL && w->stream.state == WS_STREAM_OPEN) {
         w->code = code ? code : WS_CLOSE_NO_STATUS;
         ws_stream_close(&w->stream, code, reason);
-        ferry_timer_start(w->wheel, &w->timer, CLOSE_WAIT_MS);
+        if (w->stream.state == WS_STREAM_CLOSE_SENT)
+            ferry_timer_start(w->wheel, &w->timer, CLOSE_WAIT_MS);
     }
     leave(w);
 }

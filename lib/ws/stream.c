@@ -259,6 +259,12 @@ int ws_stream_close(ws_stream *s, int code, const char *reason)
     if (s->state != WS_STREAM_OPEN)
         return -FERRY_ECLOSED;
     s->state = WS_STREAM_CLOSE_SENT;
-    send_close(s, code, reason);
+    int rc = send_close(s, code, reason);
+    if (rc != 0) {
+        /* No close frame went out (out of memory, or the connection failed): there is no
+         * answer to wait for, so the stream ends now rather than at the close timeout. */
+        end(s, WS_CLOSE_ABNORMAL);
+        return rc;
+    }
     return 0;
 }
