@@ -307,6 +307,67 @@ done:
     return ok;
 }
 
+/* ------------------------------------------------------------------ control packets */
+
+static int closes;
+static ferry_reason close_reason;
+static ferry_session *opened;
+
+static void on_ctl_close(ferry_session *s, ferry_reason reason, void *ud)
+{
+    (void)s, (void)ud;
+    closes++;
+    close_reason = reason;
+    opened = NULL;
+}
+
+static void on_ctl_session(ferry_session *s, void *ud)
+{
+    (void)ud;
+    opened = s;
+    ferry_session_on_close(s, on_ctl_close, NULL);
+}
+
+static int cond_closed(void *ud)
+{
+    (void)ud;
+    return closes > 0;
+}
+
+/* A ping or close packet that cannot be queued closes the session at once (issue 9): it was
+ * dropped silently, and the session lingered until its ping timeout (or, for a graceful
+ * close, until the bound on the close), its client none the wiser. */
+static void control_packets_without_memory(void **state)
+{
+    (void)state;
+    assert_int_equal(ferry_set_allocator(t_malloc, t_realloc, t_calloc, t_free), 0);
+    for (int graceful = 0; graceful < 2; graceful++) {
+        ferry_server_config cfg;
+        ferry_server_config_init(&cfg);
+        cfg.path = "/engine.io/";
+        cfg.ping_interval_ms = graceful ? 60000 : 100;
+        cfg.ping_timeout_ms = 10000; /* far beyond the waits below */
+        h_server *h = h_start(&cfg);
+        assert_int_equal(ferry_server_on_session(h->srv, on_ctl_session, NULL), 0);
+        closes = 0;
+        h_response r;
+        assert_int_equal(request(h, "GET", "transport=polling", NULL, &r), 200);
+        assert_non_null(opened);
+        uint64_t t0 = h_now(h);
+        countdown = 0; /* the next allocation fails: the ping's, or the close packet's */
+        if (graceful)
+            ferry_session_close(opened); /* graceful: a close packet first */
+        assert_true(h_run_until(h, cond_closed, NULL, 3000));
+        countdown = -1;
+        assert_true(failed);
+        assert_int_equal(closes, 1);
+        assert_int_equal(close_reason,
+                         graceful ? FERRY_REASON_FORCED_CLOSE : FERRY_REASON_TRANSPORT_ERROR);
+        assert_true(h_now(h) - t0 < 3000);
+        h_stop(h);
+    }
+}
+
 /* ------------------------------------------------------------------ the runs */
 
 static void fail_every_allocation(int (*cycle)(h_server *h))
@@ -361,6 +422,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(nomem_cycle_polling),
     cmocka_unit_test(nomem_cycle_websocket),
     cmocka_unit_test(nomem_cycle_sse),
+    cmocka_unit_test(control_packets_without_memory),
 };
 
 FERRY_TEST_MAIN(tests)
