@@ -34,8 +34,24 @@ class Transport {
   url(ws) {
     return this.e.url(this.name, this.q, ws);
   }
+  // Text to packets, or the session ends with "parse error" (a body no server would send).
+  dec(s) {
+    try {
+      return decodeText(s);
+    } catch {
+      this.e._close("parse error");
+    }
+  }
+  // An app handler that throws is reported without stopping the transport's loop.
   pkt(p) {
-    if (!this.dead) this.e._packet(this, p);
+    if (!this.dead && p)
+      try {
+        this.e._packet(this, p);
+      } catch (err) {
+        setTimeout(() => {
+          throw err;
+        }, 0);
+      }
   }
   opened() {
     // The attach request carried rx; later requests of this transport do not.
@@ -84,7 +100,7 @@ class Polling extends Transport {
       if (r.status !== 200) return this.fail(this.name === "polling" ? "poll-cut" : "poll-error", { status: r.status, held, body, retry: r.headers?.get("retry-after") });
       this.opened();
       this.e._held(this, held);
-      for (const s of body.split(SEP)) this.pkt(decodeText(s));
+      for (const s of body.split(SEP)) this.pkt(this.dec(s));
       this._idle();
       // Short-polling waits between GETs; so does long-polling while a probe is out (the
       // server then answers every GET at once with a noop until the upgrade ends).
@@ -153,7 +169,14 @@ class SSE extends Polling {
           if (l === "") {
             if (data != null) {
               if (id != null) this.last = id;
-              this.pkt(data[0] === "x" ? decodeText(new TextDecoder().decode(b64d(data.slice(1)))) : decodeText(data)); // not dec: its state belongs to the stream
+              let x = data;
+              try {
+                // Its own decoder: the stream's holds the state of a chunk cut mid-character.
+                if (x[0] === "x") x = new TextDecoder().decode(b64d(x.slice(1)));
+              } catch {
+                return this.e._close("parse error");
+              }
+              this.pkt(this.dec(x));
             }
             data = id = null;
           } else if (l.startsWith("data:")) data = (data == null ? "" : data + "\n") + l.slice(l[5] === " " ? 6 : 5);
@@ -183,7 +206,7 @@ class WS extends Transport {
     ws.onopen = () => this.opened();
     ws.onmessage = (m) => {
       this.e._alive(this);
-      this.pkt(typeof m.data === "string" ? decodeText(m.data) : { type: 4, data: m.data });
+      this.pkt(typeof m.data === "string" ? this.dec(m.data) : { type: 4, data: m.data });
     };
     ws.onclose = () => this.fail(this.up ? "ws-closed" : "ws-refused");
     ws.onerror = () => {};
@@ -312,7 +335,12 @@ export class Engine extends Emitter {
     this._alive(t);
     switch (p.type) {
       case 0:
-        return this._open(t, JSON.parse(p.data));
+        if (this.hs) return; // one open per session
+        try {
+          return this._open(t, JSON.parse(p.data));
+        } catch {
+          return this._close("parse error");
+        }
       case 1:
         return this._close("transport close");
       case 2:

@@ -162,11 +162,10 @@ test("SSE reader: a hostile stream after the handshake never throws into the pag
 });
 
 // Found by this file: a polling body the engine cannot decode (a handshake that is not JSON,
-// bad base64 after "b") throws out of Polling.poll(): an unhandled rejection in the page, and the
-// poll loop stops, so the engine sits "open" and deaf until its heartbeat gives up (45 s with
-// the defaults). The fix belongs to client-js (the client engineer): catch the decode and end
-// the transport with a reason of docs/client.md. Marked todo until then; it fails today.
-test("polling: a hostile body after the handshake never throws into the page", { todo: "client-js Polling.poll() lets decode errors escape (issue 17 finding)" }, async () => {
+// bad base64 after "b") threw out of Polling.poll(): an unhandled rejection in the page, and the
+// poll loop stopped, so the engine sat "open" and deaf until its heartbeat gave up. Now such a
+// body ends the session with "parse error" (as Engine.IO clients do), on every transport.
+test("polling: a hostile body after the handshake never throws into the page", async () => {
   const unhandled = [];
   const onRej = (r) => unhandled.push(String(r));
   process.on("unhandledRejection", onRej);
