@@ -492,6 +492,29 @@ FERRY_EXTERN ferry_server *ferry_admission_server(const ferry_admission *a);
 FERRY_EXTERN void ferry_admission_set_data(ferry_admission *a, void *data);
 FERRY_EXTERN void *ferry_admission_get_data(const ferry_admission *a);
 
+/* ------------------------------------------------------------------ transport reports
+ *
+ * ferry's browser client tells the server why it chose or left a transport (docs/protocol.md
+ * "Reports"): the first choice, a demotion (a WebSocket that went mute, a buffered stream),
+ * a promotion. Operators see why clients fall back. Each report is also logged at INFO.
+ */
+
+/** A client of ferry's extensions reported a transport decision. from and to are transport
+ * names ("websocket", "sse", "polling", "short-polling"; from is "" for the first choice);
+ * reason is a code such as "ws-mute" or "promoted" ([a-z0-9-], 1 to 32 bytes; docs/client.md
+ * lists them); ms is how long the decision took in milliseconds, or -1 when the client did not
+ * say. All strings are valid only during the call. s is the reporting session (its transport
+ * may already be the new one, or not yet). Called on the loop while ferry handles the client's
+ * packet, never inside a ferry call of the app; malformed reports and those over 30 per
+ * session per minute never reach it. */
+typedef void (*ferry_transport_report_cb)(ferry_session *s, const char *from, const char *to,
+                                          const char *reason, int64_t ms, void *user_data);
+
+/** Call cb for every transport report of every session of srv (at the engine or the Socket.IO
+ * level); cb NULL stops the calls. Replaces the previous callback. */
+FERRY_EXTERN void ferry_server_on_transport_report(ferry_server *srv, ferry_transport_report_cb cb,
+                                                   void *user_data);
+
 /* ------------------------------------------------------------------ plain HTTP routes
  *
  * For small endpoints beside the engine (tools/ferry's POST /api/publish, health checks).

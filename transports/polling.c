@@ -94,7 +94,7 @@ static void on_get_abort(ferry_req *req, void *ud)
     (void)req;
     p->get = NULL;
     if (!p->closed)
-        ferry_engine_close_session(p->super.session, FERRY_REASON_TRANSPORT_ERROR, 0);
+        ferry_engine_on_transport_lost(&p->super);
 }
 
 static void pl_flush(ferry_transport *t)
@@ -110,7 +110,7 @@ static void pl_flush(ferry_transport *t)
     ferry_buf *pkts[MAX_BATCH];
     /* One response carries at most about maxPayload bytes (always at least one packet); the
      * rest waits for the next poll, which the client sends at once. */
-    size_t n = ferry_engine_take(t, pkts, MAX_BATCH, ferry_engine_config(t)->max_payload);
+    size_t n = ferry_engine_take(t, pkts, NULL, MAX_BATCH, ferry_engine_config(t)->max_payload);
     if (n == 0) {
         /* Long-polling holds the GET until something is queued; short-polling never does. */
         if (t->ops == &ferry_short_polling_ops)

@@ -7,13 +7,14 @@
  * that form holds CR, LF or NUL (which an EventSource would rewrite), "x" + base64 of it.
  * Upstream is a POST with a polling payload, exactly as polling (transports/upstream.c).
  *
- * Event ids count the session's packets from 1 ("<sid>:<n>" on a stream opened without a sid:
- * a browser's EventSource reconnects to its first URL, and its Last-Event-ID must name the
- * session, see request_sid). Sent packets stay in a replay ring (bounded by
- * max_session_queue_bytes) until a later stream's Last-Event-ID says they arrived: a client
- * whose stream broke, or was recycled after sse_recycle_bytes, reconnects with the last id it
- * saw and gets the rest. While no stream is attached, packets wait in the engine's queue and
- * the heartbeat decides whether the client is still there.
+ * Event ids are the engine's downstream packet numbers ("<sid>:<n>" on a stream opened without
+ * a sid: a browser's EventSource reconnects to its first URL, and its Last-Event-ID must name
+ * the session, see request_sid). Sent packets stay in the engine's replay buffer (one per
+ * session, for every transport, bounded with the queue by max_session_queue_bytes) until a
+ * later stream's Last-Event-ID or a client ping says they arrived: a client whose stream
+ * broke, or was recycled after sse_recycle_bytes, reconnects with the last id it saw and gets
+ * the rest. While no stream is attached, packets wait in the engine's queue and the heartbeat
+ * decides whether the client is still there.
  *
  * Lifetime: the transport hears its stream's on_close; it frees itself once the engine was
  * told it closed (reported) and no stream is attached. Closing a stream ourselves clears its
@@ -31,7 +32,6 @@
 
 #define MAX_BATCH 64
 #define WRITE_HIGH_WATER (1024 * 1024)
-#define RING_MAX 65536 /* packets kept for replay, besides the byte bound */
 #define ID_LINE_MAX 64 /* "id: " + sid + ":" + 20 digits + "\ndata: " */
 
 extern const ferry_transport_ops ferry_sse_ops;
@@ -42,10 +42,6 @@ typedef struct sse {
     ferry_upstream up;
     ferry_timer keepalive;
     size_t stream_bytes; /* written on the current stream, for recycling */
-    /* The replay ring: packets with ids first_id .. next_id - 1, oldest at ring[head]. */
-    ferry_buf **ring;
-    size_t cap, head, count, ring_bytes;
-    uint64_t first_id;
     unsigned reported : 1; /* ferry_engine_on_transport_closed was called */
     unsigned busy : 1;     /* inside a call that may close us: free later */
     unsigned dead : 1;
@@ -60,9 +56,6 @@ static void sse_free(sse *e)
 {
     ferry_session *s = e->super.session;
     ferry_timer_stop(&s->server->wheel, &e->keepalive);
-    for (size_t i = 0; i < e->count; i++)
-        ferry_buf_release(e->ring[(e->head + i) % e->cap]);
-    ferry_mem_free(e->ring);
     ferry_mem_free(e);
     ferry_session_release(s);
 }
@@ -80,7 +73,6 @@ static ferry_transport *sse_create(ferry_session *s)
         return NULL;
     e->super.ops = &ferry_sse_ops;
     e->super.session = s;
-    e->first_id = 1;
     ferry_timer_init(&e->keepalive, on_keepalive);
     ferry_upstream_init(&e->up, &e->super, "sse");
     ferry_session_retain(s);
@@ -92,54 +84,9 @@ static void sse_destroy(ferry_transport *t)
     sse_free((sse *)t);
 }
 
-static uint64_t next_id(const sse *e)
-{
-    return e->first_id + e->count;
-}
-
 static int is_current(const sse *e)
 {
     return e->super.session->transport == &e->super;
-}
-
-/* ------------------------------------------------------------------ the replay ring */
-
-static void ring_drop_oldest(sse *e)
-{
-    ferry_buf *b = e->ring[e->head];
-    e->ring_bytes -= b->len;
-    ferry_buf_release(b);
-    e->head = (e->head + 1) % e->cap;
-    e->count--;
-    e->first_id++;
-}
-
-/* Keep pkt (the reference moves in) as event next_id; the oldest go past the bounds. */
-static int ring_push(sse *e, ferry_buf *pkt)
-{
-    const ferry_server_config *cfg = ferry_engine_config(&e->super);
-    if (e->count == e->cap) {
-        if (e->cap >= RING_MAX) {
-            ring_drop_oldest(e);
-        } else {
-            size_t ncap = e->cap ? e->cap * 2 : 16;
-            ferry_buf **n = ferry_mem_alloc(ncap * sizeof(*n));
-            if (n == NULL)
-                return -FERRY_ENOMEM;
-            for (size_t i = 0; i < e->count; i++)
-                n[i] = e->ring[(e->head + i) % e->cap];
-            ferry_mem_free(e->ring);
-            e->ring = n;
-            e->cap = ncap;
-            e->head = 0;
-        }
-    }
-    e->ring[(e->head + e->count) % e->cap] = pkt;
-    e->count++;
-    e->ring_bytes += pkt->len;
-    while (e->count > 1 && e->ring_bytes > cfg->max_session_queue_bytes)
-        ring_drop_oldest(e);
-    return 0;
 }
 
 /* ------------------------------------------------------------------ writing events */
@@ -383,6 +330,12 @@ static int last_event_id(const ferry_req *req, const char *sid, uint64_t *id)
     return 0;
 }
 
+/* A stream request that resumes by itself: it says where (Last-Event-ID). */
+static int sse_resumes(const ferry_req *req)
+{
+    return ferry_req_header_get(req, "last-event-id") != NULL;
+}
+
 /* The engine asks which session a request without a sid query names. */
 static int sse_request_sid(const ferry_req *req, char *out)
 {
@@ -395,23 +348,35 @@ static int sse_request_sid(const ferry_req *req, char *out)
     return 1;
 }
 
-/* Replay what the ring holds after the client's last id. */
-static int replay(sse *e)
-{
+/* Replay what the engine holds after the client's last id, in batches. */
+typedef struct replay_batch {
+    sse *e;
     ferry_buf *pkts[MAX_BATCH];
     uint64_t ids[MAX_BATCH];
-    size_t i = 0;
-    while (i < e->count) {
-        size_t n = 0;
-        for (; n < MAX_BATCH && i < e->count; n++, i++) {
-            pkts[n] = e->ring[(e->head + i) % e->cap];
-            ids[n] = e->first_id + i;
-        }
-        int rc = write_events(e, pkts, ids, n);
-        if (rc != 0)
-            return rc;
-    }
-    return 0;
+    size_t n;
+} replay_batch;
+
+static int replay_one(void *ud, ferry_buf *pkt, uint64_t seq)
+{
+    replay_batch *b = ud;
+    b->pkts[b->n] = pkt; /* borrowed: the engine holds it while we write (the writer retains) */
+    b->ids[b->n++] = seq;
+    if (b->n < MAX_BATCH)
+        return 0;
+    int rc = write_events(b->e, b->pkts, b->ids, b->n);
+    b->n = 0;
+    return rc;
+}
+
+static int replay(sse *e)
+{
+    replay_batch b;
+    b.e = e;
+    b.n = 0;
+    int rc = ferry_engine_replay(&e->super, replay_one, &b);
+    if (rc == 0 && b.n > 0)
+        rc = write_events(e, b.pkts, b.ids, b.n);
+    return rc;
 }
 
 /* A GET for a session already on SSE: a new stream, resuming after Last-Event-ID. */
@@ -419,7 +384,7 @@ static void on_get(sse *e, ferry_req *req)
 {
     ferry_session *s = e->super.session;
     uint64_t last;
-    if (!accepts_event_stream(req) || last_event_id(req, s->sid, &last) != 0 || last >= next_id(e)) {
+    if (!accepts_event_stream(req) || last_event_id(req, s->sid, &last) != 0) {
         FERRY_LOG(FERRY_LOG_INFO, "sse", s->sid, "bad stream request (Accept, Last-Event-ID)");
         ferry_req_respond_error(req, 3);
         return;
@@ -430,18 +395,24 @@ static void on_get(sse *e, ferry_req *req)
         ferry_req_respond_error(req, 3);
         return;
     }
-    if (last + 1 < e->first_id) {
-        /* Events after last were dropped from the ring: the stream cannot continue whole. */
+    /* Everything up to last arrived: the engine forgets it. */
+    int rc = ferry_engine_resume(&e->super, last);
+    if (rc == -FERRY_EINVAL) {
+        FERRY_LOG(FERRY_LOG_INFO, "sse", s->sid, "Last-Event-ID %llu not sent yet",
+                  (unsigned long long)last);
+        ferry_req_respond_error(req, 3);
+        return;
+    }
+    if (rc != 0) {
+        /* Messages after last were dropped: the stream cannot continue whole. */
         FERRY_LOG(FERRY_LOG_INFO, "sse", s->sid, "Last-Event-ID %llu too old: closing",
                   (unsigned long long)last);
         ferry_req_respond_error(req, 3);
         ferry_engine_close_session(s, FERRY_REASON_TRANSPORT_ERROR, 0);
         return;
     }
-    /* Everything up to last arrived: forget it. A stream still attached is replaced (the
-     * client lost it, maybe without the server noticing). */
-    while (e->count > 0 && e->first_id <= last)
-        ring_drop_oldest(e);
+    /* A stream still attached is replaced (the client lost it, maybe without the server
+     * noticing). */
     end_stream(e);
     if (attach(e, req) != 0 || replay(e) != 0) {
         end_stream(e);
@@ -509,28 +480,15 @@ static void sse_flush(ferry_transport *t)
     ferry_buf *pkts[MAX_BATCH];
     uint64_t ids[MAX_BATCH];
     while (e->conn != NULL && ferry_conn_pending_bytes(e->conn) < WRITE_HIGH_WATER) {
-        size_t n = ferry_engine_take(t, pkts, MAX_BATCH, WRITE_HIGH_WATER);
+        size_t n = ferry_engine_take(t, pkts, ids, MAX_BATCH, WRITE_HIGH_WATER);
         if (n == 0)
             break;
-        size_t kept = 0;
-        int rc = 0;
-        for (; kept < n; kept++) {
-            ids[kept] = next_id(e);
-            if ((rc = ring_push(e, pkts[kept])) != 0)
-                break;
-        }
-        /* The ring holds the packets now (its references); they are written from there. */
-        if (rc == 0)
-            rc = write_events(e, pkts, ids, n);
-        for (size_t i = kept; i < n; i++)
+        /* The engine keeps the packets for replay; our references end after the write. */
+        int rc = write_events(e, pkts, ids, n);
+        for (size_t i = 0; i < n; i++)
             ferry_buf_release(pkts[i]);
-        if (kept < n) {
-            /* Out of memory: packets were lost, the stream cannot go on whole. */
-            ferry_engine_close_session(t->session, FERRY_REASON_TRANSPORT_ERROR, 0);
-            return;
-        }
         if (rc != 0) {
-            end_stream(e); /* what was taken is in the ring: a resume replays it */
+            end_stream(e); /* what was taken is in the replay buffer: a resume replays it */
             break;
         }
         if (cfg->sse_recycle_bytes > 0 && e->stream_bytes >= cfg->sse_recycle_bytes) {
@@ -591,5 +549,6 @@ const ferry_transport_ops ferry_sse_ops = {
     .send_now = sse_send_now,
     .close = sse_close,
     .request_sid = sse_request_sid,
+    .resumes = sse_resumes,
     .destroy = sse_destroy,
 };

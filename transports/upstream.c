@@ -20,7 +20,7 @@ static void on_post_abort(ferry_req *req, void *ud)
     ferry_upstream *u = ud;
     (void)req;
     u->post = NULL;
-    ferry_engine_close_session(u->t->session, FERRY_REASON_TRANSPORT_ERROR, 0);
+    ferry_engine_on_transport_lost(u->t);
 }
 
 void ferry_upstream_head(ferry_upstream *u, ferry_req *req)
@@ -38,9 +38,25 @@ void ferry_upstream_head(ferry_upstream *u, ferry_req *req)
     ferry_req_hold(req, on_post_abort, u);
 }
 
+/* Marks a POST whose transport closed while its body was still coming: when it completes it
+ * belongs to no transport. (After an attach to the same kind, it would otherwise reach the new
+ * transport and be counted there, after the client's resend.) */
+static void on_stale_abort(ferry_req *req, void *ud)
+{
+    (void)req;
+    (void)ud;
+}
+
 void ferry_upstream_post(ferry_upstream *u, ferry_req *req)
 {
     ferry_session *s = u->t->session;
+    if (req->on_abort == on_stale_abort) {
+        ferry_req_hold(req, NULL, NULL);
+        FERRY_LOG(FERRY_LOG_INFO, u->log, ferry_engine_sid(u->t),
+                  "a POST of a transport the session left: ignored");
+        ferry_req_respond_error(req, 3);
+        return;
+    }
     if (u->post == req) {
         u->post = NULL;
         ferry_req_hold(req, NULL, NULL);
@@ -65,7 +81,7 @@ void ferry_upstream_post(ferry_upstream *u, ferry_req *req)
 void ferry_upstream_drop(ferry_upstream *u)
 {
     if (u->post != NULL) {
-        ferry_req_hold(u->post, NULL, NULL);
+        ferry_req_hold(u->post, on_stale_abort, NULL);
         u->post = NULL;
     }
 }

@@ -191,7 +191,7 @@ static void wt_flush(ferry_transport *t)
      * until the release below (the one lifetime rule, DESIGN.md). */
     ws_socket_hold(&w->sock);
     while (ws_socket_pending(&w->sock) < WRITE_HIGH_WATER) {
-        size_t n = ferry_engine_take(t, pkts, MAX_BATCH, WRITE_HIGH_WATER);
+        size_t n = ferry_engine_take(t, pkts, NULL, MAX_BATCH, WRITE_HIGH_WATER);
         if (n == 0)
             break;
         for (size_t i = 0; i < n; i++)
@@ -236,8 +236,13 @@ static void wt_close(ferry_transport *t, ferry_reason reason)
         return;
     }
     /* The closing handshake; on_close frees us once the connection is gone. Like the
-     * reference (ws.close()), the close frame carries no code. */
-    ws_socket_close(&w->sock, 0, NULL);
+     * reference (ws.close()), the close frame carries no code; but a WebSocket that an
+     * extension session left by an attach (it is neither the session's transport nor its
+     * probe) gets 1000: the session goes on elsewhere. */
+    ferry_session *s = w->super.session;
+    int moved = reason == FERRY_REASON_TRANSPORT_CLOSE && s->transport != NULL &&
+                s->transport != t && s->probe != t;
+    ws_socket_close(&w->sock, moved ? 1000 : 0, NULL);
 }
 
 const ferry_transport_ops ferry_websocket_ops = {

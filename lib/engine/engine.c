@@ -16,10 +16,16 @@
 #include "common/strbuf.h"
 #include "common/utf8.h"
 #include "common/wallclock.h"
+#include <cjson/cJSON.h>
 
 /* Queue entries are kept for reuse per server, so that queuing a packet does not call malloc
  * in steady state. */
 #define QENTRY_CACHE_MAX 4096
+/* Packets a replay buffer holds at most, besides its byte bound (entries cost memory too). */
+#define SENT_MAX 65536
+/* Transport reports taken per session per minute (docs/protocol.md "Reports"). */
+#define REPORTS_PER_MINUTE 30
+#define REPORT_MAX_BYTES 512
 
 static ferry_qentry *qentry_alloc(ferry_server *srv)
 {
@@ -27,9 +33,14 @@ static ferry_qentry *qentry_alloc(ferry_server *srv)
     if (e != NULL) {
         srv->qcache = (ferry_qentry *)e->link.next;
         srv->qcached--;
-        return e;
+    } else {
+        e = ferry_mem_alloc(sizeof(*e));
+        if (e == NULL)
+            return NULL;
     }
-    return ferry_mem_alloc(sizeof(*e));
+    e->msgno = 0;
+    e->seq = 0;
+    return e;
 }
 
 static void qentry_free(ferry_server *srv, ferry_qentry *e)
@@ -95,15 +106,72 @@ static void mark_dirty(ferry_session *s)
         uv_prepare_start(&srv->flush_prepare, on_prepare);
 }
 
-static void drop_queue(ferry_session *s)
+static void drop_list(ferry_session *s, ferry_list *l)
 {
-    while (!ferry_list_empty(&s->queue)) {
-        ferry_qentry *e = ferry_list_entry(s->queue.next, ferry_qentry, link);
+    while (!ferry_list_empty(l)) {
+        ferry_qentry *e = ferry_list_entry(l->next, ferry_qentry, link);
         ferry_list_remove(&e->link);
         ferry_buf_release(e->buf);
         qentry_free(s->server, e);
     }
+}
+
+static void drop_queue(ferry_session *s)
+{
+    drop_list(s, &s->queue);
+    drop_list(s, &s->sent);
     s->queued_bytes = 0;
+    s->sent_bytes = 0;
+    s->nsent = 0;
+    s->cping = NULL;
+}
+
+/* An Engine.IO message (type 4, text or binary): the only packets the extensions number. */
+static int is_message(const ferry_buf *b)
+{
+    return (b->flags & FERRY_BUF_BINARY) || (b->len > 0 && b->data[0] == '0' + EIO_MESSAGE);
+}
+
+/* ---- the replay buffer (extension sessions; docs/protocol.md "Replay buffer") */
+
+/* Drop the oldest sent packet; a message remembers its number, so that a later resume or
+ * attach that needs it is refused as a gap. */
+static void sent_drop_oldest(ferry_session *s)
+{
+    ferry_qentry *e = ferry_list_entry(s->sent.next, ferry_qentry, link);
+    ferry_list_remove(&e->link);
+    if (e->msgno != 0) {
+        s->drop_msg = e->msgno;
+        s->drop_msg_seq = e->seq;
+    }
+    s->sent_bytes -= e->buf->len;
+    s->nsent--;
+    ferry_buf_release(e->buf);
+    qentry_free(s->server, e);
+}
+
+/* One bound for what a session pins: its queue and its replay buffer together stay within
+ * max_session_queue_bytes (the queue alone going over closes the session, see
+ * ferry_engine_queue); the replay buffer gives way first, oldest first. */
+static void sent_bound(ferry_session *s)
+{
+    size_t max = s->server->cfg.max_session_queue_bytes;
+    while (s->nsent > 0 && (s->queued_bytes + s->sent_bytes > max || s->nsent > SENT_MAX)) {
+        s->server->stats.replay_dropped++;
+        sent_drop_oldest(s);
+    }
+}
+
+/* The client has every message up to rx: drop them, and every other packet before the first
+ * message it still lacks (a lost ping is sent again on resume or attach). */
+static void sent_ack(ferry_session *s, uint64_t rx)
+{
+    while (!ferry_list_empty(&s->sent)) {
+        ferry_qentry *e = ferry_list_entry(s->sent.next, ferry_qentry, link);
+        if (e->msgno > rx)
+            break;
+        sent_drop_oldest(s);
+    }
 }
 
 static int queue_packet(ferry_session *s, ferry_buf *pkt)
@@ -112,8 +180,12 @@ static int queue_packet(ferry_session *s, ferry_buf *pkt)
     if (e == NULL)
         return -FERRY_ENOMEM;
     e->buf = ferry_buf_retain(pkt);
+    if (s->extensions && is_message(pkt))
+        e->msgno = ++s->tx_msgs;
     ferry_list_insert_tail(&s->queue, &e->link);
     s->queued_bytes += pkt->len;
+    if (s->nsent > 0)
+        sent_bound(s);
     mark_dirty(s);
     return 0;
 }
@@ -149,7 +221,8 @@ static int queue_simple(ferry_session *s, int type, const char *data)
     return rc;
 }
 
-size_t ferry_engine_take(ferry_transport *t, ferry_buf **out, size_t max, size_t max_bytes)
+size_t ferry_engine_take(ferry_transport *t, ferry_buf **out, uint64_t *seqs, size_t max,
+                         size_t max_bytes)
 {
     ferry_session *s = t->session;
     if (t != s->transport || s->upgrade == UPGRADE_UPGRADING)
@@ -162,15 +235,68 @@ size_t ferry_engine_take(ferry_transport *t, ferry_buf **out, size_t max, size_t
         ferry_list_remove(&e->link);
         bytes += e->buf->len;
         s->queued_bytes -= e->buf->len;
-        out[n++] = e->buf; /* the entry's reference moves to the caller */
-        qentry_free(s->server, e);
+        if (e == s->cping)
+            s->cping = NULL;
+        if (s->extensions) {
+            /* Kept for replay until acknowledged; the caller gets a reference of its own. */
+            e->seq = ++s->out_seq;
+            if (e->msgno > s->tx_sent)
+                s->tx_sent = e->msgno;
+            if (seqs != NULL)
+                seqs[n] = e->seq;
+            out[n++] = ferry_buf_retain(e->buf);
+            ferry_list_insert_tail(&s->sent, &e->link);
+            s->sent_bytes += e->buf->len;
+            s->nsent++;
+        } else {
+            if (seqs != NULL)
+                seqs[n] = 0;
+            out[n++] = e->buf; /* the entry's reference moves to the caller */
+            qentry_free(s->server, e);
+        }
     }
+    if (s->nsent > SENT_MAX)
+        sent_bound(s);
     s->server->stats.packets_out += n;
     /* A graceful close ends once its close packet was taken: the next flush closes the
      * transport instead of waiting for the bound on the close (upgrade_timer). */
     if (s->state == SESSION_CLOSING && n > 0 && ferry_list_empty(&s->queue))
         mark_dirty(s);
     return n;
+}
+
+/* A server ping the client may never have seen (it went out on a transport that failed): ask
+ * again, with a fresh deadline, since the client has just shown it is there. */
+static void reping(ferry_session *s);
+
+int ferry_engine_resume(ferry_transport *t, uint64_t last)
+{
+    ferry_session *s = t->session;
+    if (last > s->out_seq)
+        return -FERRY_EINVAL;
+    if (last < s->drop_msg_seq)
+        return -FERRY_ELIMIT;
+    while (!ferry_list_empty(&s->sent)) {
+        ferry_qentry *e = ferry_list_entry(s->sent.next, ferry_qentry, link);
+        if (e->seq > last)
+            break;
+        sent_drop_oldest(s);
+    }
+    reping(s);
+    return 0;
+}
+
+int ferry_engine_replay(ferry_transport *t, int (*cb)(void *ud, ferry_buf *pkt, uint64_t seq),
+                        void *ud)
+{
+    ferry_session *s = t->session;
+    for (ferry_list *l = s->sent.next; l != &s->sent; l = l->next) {
+        ferry_qentry *e = ferry_list_entry(l, ferry_qentry, link);
+        int rc = cb(ud, e->buf, e->seq);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
 }
 
 int ferry_engine_upgrading(const ferry_transport *t)
@@ -191,12 +317,12 @@ const char *ferry_engine_sid(const ferry_transport *t)
 static void flush_session(ferry_session *s)
 {
     ferry_transport *t = s->transport;
-    if (t == NULL)
-        return;
     if (s->overflowed && s->state == SESSION_OPEN) {
         ferry_engine_close_session(s, FERRY_REASON_QUEUE_FULL, 0);
         return;
     }
+    if (t == NULL)
+        return; /* an extension session between transports */
     t->ops->flush(t);
     /* A graceful close ends once everything, the close packet last, was handed over. */
     if (s->state == SESSION_CLOSING && ferry_list_empty(&s->queue) && s->transport == t)
@@ -298,7 +424,23 @@ void ferry_engine_on_transport_closed(ferry_transport *t, ferry_reason reason)
     s->transport = NULL;
     if (s->state == SESSION_CLOSED)
         return;
+    if (s->state == SESSION_OPEN && s->extensions) {
+        /* The peer's connection went away (the engine closing a session sets CLOSING first).
+         * An extension session waits for the client to attach again; the heartbeat decides
+         * whether it ever does (docs/protocol.md "Losing a transport"). */
+        FERRY_LOG(FERRY_LOG_DEBUG, "engine", s->sid, "%s lost (%s): waiting for an attach",
+                  t->ops->name, ferry_reason_str(reason));
+        return;
+    }
     finalize(s, s->state == SESSION_CLOSING ? s->close_reason : reason);
+}
+
+void ferry_engine_on_transport_lost(ferry_transport *t)
+{
+    ferry_session *s = t->session;
+    if (s->extensions && s->state == SESSION_OPEN && t == s->transport)
+        return; /* the client comes back with a new request or an attach */
+    ferry_engine_close_session(s, FERRY_REASON_TRANSPORT_ERROR, 0);
 }
 
 void ferry_engine_close_all(ferry_server *srv, ferry_reason reason)
@@ -322,6 +464,27 @@ void ferry_engine_close_all(ferry_server *srv, ferry_reason reason)
 
 /* ------------------------------------------------------------------ timers */
 
+/* How long a client may take to answer a ping on its current transport: a client that
+ * fetches at an interval sees the ping only at its next fetch. */
+static uint64_t pong_wait(const ferry_session *s)
+{
+    uint64_t wait = s->server->cfg.ping_timeout_ms;
+    if (s->transport != NULL && (s->transport->ops->flags & FERRY_TR_POLLED))
+        wait += s->server->cfg.short_poll_interval_ms;
+    return wait;
+}
+
+static void reping(ferry_session *s)
+{
+    ferry_server *srv = s->server;
+    if (!s->awaiting_pong || s->state != SESSION_OPEN)
+        return;
+    queue_simple(s, EIO_PING, NULL);
+    uint64_t wait = pong_wait(s);
+    s->pong_deadline = uv_now(srv->loop) + wait;
+    ferry_timer_start(&srv->wheel, &s->heartbeat, wait);
+}
+
 static void on_heartbeat(ferry_timer *tm)
 {
     ferry_session *s = container_of(tm, ferry_session, heartbeat);
@@ -342,10 +505,7 @@ static void on_heartbeat(ferry_timer *tm)
         return;
     }
     s->awaiting_pong = 1;
-    uint64_t deadline = srv->cfg.ping_timeout_ms;
-    /* A client that fetches at an interval sees the ping only at its next fetch. */
-    if (s->transport != NULL && (s->transport->ops->flags & FERRY_TR_POLLED))
-        deadline += srv->cfg.short_poll_interval_ms;
+    uint64_t deadline = pong_wait(s);
     s->pong_deadline = uv_now(srv->loop) + deadline;
     ferry_timer_start(&srv->wheel, &s->heartbeat, deadline);
 }
@@ -397,15 +557,147 @@ static int on_probe_packet(ferry_session *s, ferry_transport *t, int type, const
         s->upgrade = UPGRADE_NONE;
         ferry_timer_stop(&s->server->wheel, &s->upgrade_timer);
         s->server->stats.upgrades++;
-        FERRY_LOG(FERRY_LOG_DEBUG, "engine", s->sid, "upgraded %s -> %s", old->ops->name,
-                  t->ops->name);
-        old->ops->close(old, FERRY_REASON_TRANSPORT_CLOSE);
+        FERRY_LOG(FERRY_LOG_DEBUG, "engine", s->sid, "upgraded %s -> %s",
+                  old ? old->ops->name : "none", t->ops->name);
+        if (old != NULL) /* NULL: an extension session lost it during the probe */
+            old->ops->close(old, FERRY_REASON_TRANSPORT_CLOSE);
         mark_dirty(s); /* what was queued meanwhile goes out on the new transport, in order */
         return 0;
     }
     /* Anything else during a probe aborts the upgrade, as the reference server does. */
     t->ops->close(t, FERRY_REASON_TRANSPORT_ERROR);
     return 0;
+}
+
+/* Parse decimal digits (1..maxdigits) at p[0..len); returns 0 and *out or -1. */
+static int parse_uint(const char *p, size_t len, size_t maxdigits, uint64_t *out)
+{
+    if (len == 0 || len > maxdigits)
+        return -1;
+    uint64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return -1;
+        v = v * 10 + (uint64_t)(p[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+/* A client ping "c<id>:<rx>" (docs/protocol.md "Client pings"): answer "3c<id>:<srx>" in
+ * order with the session's packets, and forget what the client has. At most one answer waits
+ * unsent: a later ping rewrites it. Returns 0, or -FERRY_EPROTO after closing the session. */
+static int client_ping(ferry_session *s, const char *data, size_t len)
+{
+    const char *colon = len > 1 ? memchr(data, ':', len) : NULL;
+    uint64_t id, rx;
+    if (colon == NULL || parse_uint(data + 1, (size_t)(colon - data - 1), 10, &id) != 0 ||
+        parse_uint(colon + 1, len - (size_t)(colon + 1 - data), 19, &rx) != 0 ||
+        rx > s->tx_sent) {
+        s->server->stats.parse_errors++;
+        FERRY_LOG(FERRY_LOG_INFO, "engine", s->sid, "malformed client ping: closing");
+        ferry_engine_close_session(s, FERRY_REASON_PARSE_ERROR, 0);
+        return -FERRY_EPROTO;
+    }
+    if (s->state != SESSION_OPEN)
+        return 0;
+    s->server->stats.client_pings++;
+    sent_ack(s, rx);
+    char ans[48];
+    int n = snprintf(ans, sizeof(ans), "c%llu:%llu", (unsigned long long)id,
+                     (unsigned long long)s->rx_msgs);
+    FERRY_ASSERT(n > 0 && (size_t)n < sizeof(ans));
+    ferry_buf *b = eio_packet_new(EIO_PONG, ans, (size_t)n);
+    if (b == NULL)
+        return 0; /* no answer: the client pings again */
+    if (s->cping != NULL) {
+        s->queued_bytes -= s->cping->buf->len;
+        ferry_buf_release(s->cping->buf);
+        s->cping->buf = b;
+        s->queued_bytes += b->len;
+        mark_dirty(s);
+        return 0;
+    }
+    if (queue_packet(s, b) == 0)
+        s->cping = ferry_list_entry(s->queue.prev, ferry_qentry, link);
+    ferry_buf_release(b);
+    return 0;
+}
+
+static int report_reason_ok(const char *r)
+{
+    size_t n = strlen(r);
+    if (n < 1 || n > 32)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((r[i] >= 'a' && r[i] <= 'z') || (r[i] >= '0' && r[i] <= '9') || r[i] == '-'))
+            return 0;
+    return 1;
+}
+
+/* The registry's name for a reported transport (static), or NULL. */
+static const char *report_transport(const cJSON *v, int allow_empty)
+{
+    if (!cJSON_IsString(v))
+        return NULL;
+    if (allow_empty && v->valuestring[0] == '\0')
+        return "";
+    const ferry_transport_ops *ops = ferry_transport_find(v->valuestring);
+    return ops ? ops->name : NULL;
+}
+
+/* A transport report: a noop "6" whose data is a JSON object (docs/protocol.md "Reports").
+ * Malformed reports and those over the rate are ignored (a DEBUG line and a counter). */
+static void report(ferry_session *s, const char *data, size_t len)
+{
+    ferry_server *srv = s->server;
+    uint64_t now = uv_now(srv->loop);
+    if (s->reports == 0 || now - s->report_window >= 60000) {
+        s->report_window = now;
+        s->reports = 0;
+    }
+    if (s->reports >= REPORTS_PER_MINUTE) {
+        srv->stats.reports_ignored++;
+        FERRY_LOG(FERRY_LOG_DEBUG, "engine", s->sid, "transport report over the rate: ignored");
+        return;
+    }
+    s->reports++;
+    cJSON *j = len <= REPORT_MAX_BYTES ? cJSON_ParseWithLength(data, len) : NULL;
+    const char *from = j ? report_transport(cJSON_GetObjectItemCaseSensitive(j, "from"), 1) : NULL;
+    const char *to = j ? report_transport(cJSON_GetObjectItemCaseSensitive(j, "to"), 0) : NULL;
+    const cJSON *reason = j ? cJSON_GetObjectItemCaseSensitive(j, "reason") : NULL;
+    const cJSON *ms = j ? cJSON_GetObjectItemCaseSensitive(j, "ms") : NULL;
+    int64_t msv = -1;
+    int ok = cJSON_IsObject(j) && from != NULL && to != NULL && cJSON_IsString(reason) &&
+             report_reason_ok(reason->valuestring);
+    if (ok && ms != NULL) {
+        /* An integer of milliseconds, at most a day. */
+        ok = cJSON_IsNumber(ms) && ms->valuedouble >= 0 && ms->valuedouble <= 86400000.0 &&
+             ms->valuedouble == (double)(int64_t)ms->valuedouble;
+        msv = ok ? (int64_t)ms->valuedouble : -1;
+    }
+    if (!ok) {
+        srv->stats.reports_ignored++;
+        FERRY_LOG(FERRY_LOG_DEBUG, "engine", s->sid, "malformed transport report: ignored");
+        cJSON_Delete(j);
+        return;
+    }
+    srv->stats.reports++;
+    char shortsid[9]; /* the log line names the session by its first 8 characters */
+    memcpy(shortsid, s->sid, sizeof(shortsid) - 1);
+    shortsid[sizeof(shortsid) - 1] = '\0';
+    if (msv >= 0)
+        FERRY_LOG(FERRY_LOG_INFO, "engine", shortsid, "transport %s -> %s: %s (%lld ms)",
+                  from[0] ? from : "-", to, reason->valuestring, (long long)msv);
+    else
+        FERRY_LOG(FERRY_LOG_INFO, "engine", shortsid, "transport %s -> %s: %s",
+                  from[0] ? from : "-", to, reason->valuestring);
+    if (srv->on_report != NULL) {
+        ferry_session_retain(s);
+        srv->on_report(s, from, to, reason->valuestring, msv, srv->on_report_ud);
+        ferry_session_release(s);
+    }
+    cJSON_Delete(j);
 }
 
 int ferry_engine_on_packet(ferry_transport *t, int type, const char *data, size_t len,
@@ -421,6 +713,7 @@ int ferry_engine_on_packet(ferry_transport *t, int type, const char *data, size_
         return 0; /* late packets of a transport the session left */
     switch (type) {
     case EIO_MESSAGE:
+        s->rx_msgs++; /* counted positionally for the extensions' client pings */
         if (s->state == SESSION_OPEN)
             deliver_message(s, data, len, binary);
         return 0;
@@ -434,12 +727,18 @@ int ferry_engine_on_packet(ferry_transport *t, int type, const char *data, size_
         ferry_engine_close_session(s, FERRY_REASON_TRANSPORT_CLOSE, 0);
         return -FERRY_ECLOSED;
     case EIO_PING:
+        if (s->extensions && len > 0 && data[0] == 'c')
+            return client_ping(s, data, len);
         /* v4: only the server pings ("invalid heartbeat direction"). */
         FERRY_LOG(FERRY_LOG_INFO, "engine", s->sid, "ping from the client: closing");
         ferry_engine_close_session(s, FERRY_REASON_TRANSPORT_ERROR, 0);
         return -FERRY_EPROTO;
+    case EIO_NOOP:
+        if (s->extensions && len > 0 && s->state == SESSION_OPEN)
+            report(s, data, len);
+        return 0;
     default:
-        return 0; /* open, upgrade and noop from a client carry nothing */
+        return 0; /* open and upgrade from a client carry nothing */
     }
 }
 
@@ -502,6 +801,7 @@ static ferry_session *session_new(ferry_server *srv, const ferry_transport_ops *
     s->refcnt = 1; /* the table's */
     s->state = SESSION_OPEN;
     ferry_list_init(&s->queue);
+    ferry_list_init(&s->sent);
     ferry_list_init(&s->dirty);
     ferry_timer_init(&s->heartbeat, on_heartbeat);
     ferry_timer_init(&s->upgrade_timer, on_upgrade_timer);
@@ -533,6 +833,21 @@ static int transport_enabled(const ferry_server *srv, const ferry_transport_ops 
     return (srv->cfg.transports & ops->bit) != 0;
 }
 
+/* The position of ops in the server's order of preference (the registry's order). */
+static size_t rank(const ferry_transport_ops *ops)
+{
+    size_t i = 0;
+    while (ferry_transports[i] != NULL && ferry_transports[i] != ops)
+        i++;
+    return i;
+}
+
+/* Is a better than b in the server's order? */
+static int better(const ferry_transport_ops *a, const ferry_transport_ops *b)
+{
+    return rank(a) < rank(b);
+}
+
 /* The open packet's JSON: exactly the five keys of the specification, unless the client asked
  * for ferry's extensions (docs/protocol.md). */
 static ferry_buf *open_packet(ferry_session *s)
@@ -546,11 +861,13 @@ static ferry_buf *open_packet(ferry_session *s)
     ferry_strbuf_printf(&sb, "{\"sid\":\"%s\",\"upgrades\":[", s->sid);
     const ferry_transport_ops *cur = s->transport->ops;
     int first = 1;
-    if (srv->cfg.allow_upgrades && (cur->flags & FERRY_TR_UPGRADABLE)) {
+    if (srv->cfg.allow_upgrades && ((cur->flags & FERRY_TR_UPGRADABLE) || s->extensions)) {
         for (size_t i = 0; ferry_transports[i] != NULL; i++) {
             const ferry_transport_ops *o = ferry_transports[i];
             if (!(o->flags & FERRY_TR_PROBE_TARGET) || !transport_enabled(srv, o))
                 continue;
+            if (s->extensions && !better(o, cur))
+                continue; /* the extensions' promotion: only up the server's order */
             if ((o->flags & FERRY_TR_EXTENSION) && !s->extensions)
                 continue;
             ferry_strbuf_printf(&sb, "%s\"%s\"", first ? "" : ",", o->name);
@@ -560,7 +877,8 @@ static ferry_buf *open_packet(ferry_session *s)
     ferry_strbuf_printf(&sb, "],\"pingInterval\":%u,\"pingTimeout\":%u,\"maxPayload\":%zu",
                         srv->cfg.ping_interval_ms, srv->cfg.ping_timeout_ms, srv->cfg.max_payload);
     if (s->extensions)
-        ferry_strbuf_printf(&sb, ",\"shortPollInterval\":%u", srv->cfg.short_poll_interval_ms);
+        ferry_strbuf_printf(&sb, ",\"shortPollInterval\":%u,\"ext\":[\"resume\",\"ping\",\"report\"]",
+                            srv->cfg.short_poll_interval_ms);
     ferry_strbuf_puts(&sb, "}");
     if (ferry_strbuf_error(&sb) != 0)
         return NULL;
@@ -641,6 +959,90 @@ static void probe(ferry_server *srv, ferry_session *s, const ferry_transport_ops
     ferry_timer_start(&srv->wheel, &s->upgrade_timer, srv->cfg.upgrade_timeout_ms);
 }
 
+/* Attach (docs/protocol.md "Attach"): the session moves to a new transport opened by req,
+ * without a probe; the old one is closed without closing the session; every message after
+ * rx goes out again, first, in order. */
+static void attach(ferry_server *srv, ferry_session *s, const ferry_transport_ops *ops,
+                   ferry_req *req, const char *rxs)
+{
+    uint64_t rx;
+    if (parse_uint(rxs, strlen(rxs), 19, &rx) != 0 || rx > s->tx_sent || rx < s->drop_msg ||
+        s->state != SESSION_OPEN) {
+        /* Garbage, more than was sent, or messages after rx no longer held: the session
+         * cannot go on whole. The client starts a new one. */
+        srv->stats.attach_refused++;
+        FERRY_LOG(FERRY_LOG_INFO, "engine", s->sid,
+                  "attach on %s refused (rx %s, sent %llu, held from %llu): closing", ops->name,
+                  rxs, (unsigned long long)s->tx_sent, (unsigned long long)s->drop_msg + 1);
+        reject(srv, req, 3);
+        ferry_engine_close_session(s, FERRY_REASON_TRANSPORT_ERROR, 0);
+        return;
+    }
+    if (s->probe != NULL) {
+        ferry_transport *p = s->probe; /* an upgrade in progress is abandoned */
+        p->ops->close(p, FERRY_REASON_TRANSPORT_CLOSE);
+    }
+    if (s->state != SESSION_OPEN) {
+        reject(srv, req, 1);
+        return;
+    }
+    ferry_transport *t = ops->create(s);
+    if (t == NULL) {
+        ferry_req_respond_text(req, 503, NULL, NULL, 0);
+        return;
+    }
+    ferry_transport *old = s->transport;
+    /* The new transport is the session's before it answers, so that it takes from the
+     * queue; the old one still is if the request is refused. */
+    s->transport = t;
+    int code = ops->open(t, req);
+    if (code != 0) {
+        s->transport = old;
+        reject(srv, req, code);
+        ops->destroy(t);
+        return;
+    }
+    /* Forget what the client has; what it lacks goes back to the head of the queue, in
+     * order, and other packets sent on the old transport are dropped (pings are asked
+     * again below). */
+    sent_ack(s, rx);
+    size_t replayed = 0;
+    while (!ferry_list_empty(&s->sent)) {
+        ferry_qentry *e = ferry_list_entry(s->sent.prev, ferry_qentry, link);
+        ferry_list_remove(&e->link);
+        s->sent_bytes -= e->buf->len;
+        s->nsent--;
+        if (e->msgno == 0) {
+            ferry_buf_release(e->buf);
+            qentry_free(srv, e);
+            continue;
+        }
+        ferry_list_insert_head(&s->queue, &e->link);
+        s->queued_bytes += e->buf->len;
+        replayed++;
+    }
+    /* A noop first: it ends a poll at once, so that every transport tells the client the
+     * attach took before it sends on the new one. */
+    ferry_buf *noop = eio_packet_new(EIO_NOOP, NULL, 0);
+    ferry_qentry *ne = noop ? qentry_alloc(srv) : NULL;
+    if (ne != NULL) {
+        ne->buf = ferry_buf_retain(noop);
+        ferry_list_insert_head(&s->queue, &ne->link);
+        s->queued_bytes += noop->len;
+    }
+    ferry_buf_release(noop);
+    s->upgrade = UPGRADE_NONE;
+    srv->stats.attaches++;
+    FERRY_LOG(FERRY_LOG_INFO, "engine", s->sid, "attached %s -> %s at rx %llu (%zu again)",
+              old ? old->ops->name : "none", ops->name, (unsigned long long)rx, replayed);
+    if (old != NULL)
+        old->ops->close(old, FERRY_REASON_TRANSPORT_CLOSE);
+    if (s->state == SESSION_OPEN && s->transport == t) {
+        reping(s);
+        mark_dirty(s);
+    }
+}
+
 static int pong_overdue(const ferry_session *s)
 {
     return s->state == SESSION_OPEN && s->awaiting_pong &&
@@ -719,8 +1121,25 @@ void ferry_engine_on_request(ferry_req *req, void *ud)
         return;
     }
     ferry_transport *cur = s->transport;
-    if (s->state == SESSION_CLOSED || cur == NULL) {
+    if (s->state == SESSION_CLOSED || (cur == NULL && !s->extensions)) {
         reject(srv, req, 1);
+        return;
+    }
+    /* The extensions' attach: a GET with rx=, on any transport, the current kind too. */
+    const char *rxs = ferry_req_query_get(req, "rx");
+    if (rxs != NULL && ops->resumes != NULL && ops->resumes(req)) {
+        /* A request that resumes its transport by itself (a browser's EventSource
+         * reconnecting to its URL, rx= and all, with Last-Event-ID) is no attach. */
+        rxs = NULL;
+    }
+    if (rxs != NULL && s->extensions && strcmp(req->method, "GET") == 0) {
+        ferry_session_retain(s);
+        attach(srv, s, ops, req, rxs);
+        ferry_session_release(s);
+        return;
+    }
+    if (cur == NULL) {
+        reject(srv, req, 3); /* between transports: only an attach goes on */
         return;
     }
     /* A request for the current transport, or for the one being probed (a second WebSocket:
@@ -734,9 +1153,11 @@ void ferry_engine_on_request(ferry_req *req, void *ud)
         ferry_session_release(s);
         return;
     }
-    /* Another transport for a live session: only a probe from an upgradable one. */
+    /* Another transport for a live session: only a probe from an upgradable one, or on an
+     * extension session from any one to a better one (promotion). */
     if (srv->cfg.allow_upgrades && (ops->flags & FERRY_TR_PROBE_TARGET) &&
-        (cur->ops->flags & FERRY_TR_UPGRADABLE) && s->probe == NULL &&
+        ((cur->ops->flags & FERRY_TR_UPGRADABLE) || (s->extensions && better(ops, cur->ops))) &&
+        (!s->extensions || better(ops, cur->ops)) && s->probe == NULL &&
         s->state == SESSION_OPEN && strcmp(req->method, "GET") == 0 &&
         (!(ops->flags & FERRY_TR_EXTENSION) || s->extensions)) {
         ferry_session_retain(s);
@@ -758,6 +1179,13 @@ ferry_session *ferry_engine_lookup(ferry_server *srv, const char *sid)
 }
 
 /* ------------------------------------------------------------------ public API */
+
+void ferry_server_on_transport_report(ferry_server *srv, ferry_transport_report_cb cb,
+                                      void *user_data)
+{
+    srv->on_report = cb;
+    srv->on_report_ud = user_data;
+}
 
 int ferry_server_on_session(ferry_server *srv, ferry_session_cb cb, void *user_data)
 {

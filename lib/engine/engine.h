@@ -30,10 +30,13 @@ typedef enum upgrade_state {
     UPGRADE_UPGRADING, /* "3probe" sent: the old transport takes nothing, waits for "5" */
 } upgrade_state;
 
-/* A queued packet: the shared encoded buffer, one reference per queue entry. */
+/* A queued packet: the shared encoded buffer, one reference per queue entry. On an extension
+ * session the entry moves to the session's replay buffer (sent) when a transport takes it. */
 typedef struct ferry_qentry {
     ferry_list link;
     ferry_buf *buf;
+    uint64_t msgno; /* extension sessions: the message's number (from 1), 0 for other packets */
+    uint64_t seq;   /* extension sessions: the downstream packet number given when taken */
 } ferry_qentry;
 
 /* Engine counters, read by /metrics and by tests. */
@@ -48,6 +51,13 @@ typedef struct ferry_engine_stats {
     uint64_t queue_overflows;
     uint64_t packets_in;
     uint64_t packets_out;
+    /* ferry's extensions (docs/protocol.md sections 5-9) */
+    uint64_t client_pings;     /* "2c<id>:<rx>" answered */
+    uint64_t attaches;         /* sessions moved by an attach (rx=) */
+    uint64_t attach_refused;   /* attaches answered 400 (gap, rx beyond what was sent) */
+    uint64_t reports;          /* transport reports passed to the app */
+    uint64_t reports_ignored;  /* malformed or over the rate */
+    uint64_t replay_dropped;   /* packets dropped from replay buffers by the byte bound */
 } ferry_engine_stats;
 
 /* A hash table of sessions by sid (chained, power-of-two buckets, grown at load 1). */
@@ -84,6 +94,21 @@ struct ferry_session {
     char remote_addr[48];
     int secure;     /* the handshake came over TLS */
     int extensions; /* the client asked for ferry's extensions (ferry=1) */
+    /* The extensions' state (docs/protocol.md section 5 on): the replay buffer holds what a
+     * transport took and the client has not acknowledged, oldest first. queued_bytes +
+     * sent_bytes never stay above max_session_queue_bytes: the oldest sent leave first. */
+    ferry_list sent;           /* ferry_qentry, in the order taken */
+    size_t sent_bytes;
+    size_t nsent;
+    uint64_t out_seq;          /* downstream packets taken so far (SSE event ids) */
+    uint64_t tx_msgs;          /* server messages numbered so far (at queue time) */
+    uint64_t tx_sent;          /* the highest message number a transport took */
+    uint64_t rx_msgs;          /* client messages taken */
+    uint64_t drop_msg;         /* the highest message number dropped from sent */
+    uint64_t drop_msg_seq;     /* ... and its packet number */
+    ferry_qentry *cping;       /* the still unsent answer to a client ping, or NULL */
+    uint64_t report_window;    /* loop time the current report-rate minute began */
+    unsigned reports;          /* reports taken in that minute */
     /* The application side (engine level or the Socket.IO layer). */
     ferry_message_cb on_message;
     void *on_message_ud;
@@ -112,6 +137,8 @@ struct ferry_server {
     void *on_admission_ud;
     ferry_list admissions;
     uint32_t nadmissions;
+    ferry_transport_report_cb on_report; /* transport reports (docs/protocol.md section 9) */
+    void *on_report_ud;
     struct ferry_sio *sio;
     void (*sio_free)(ferry_server *srv); /* frees sio once the server is closed */
     ferry_engine_stats stats;

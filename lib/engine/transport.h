@@ -53,6 +53,10 @@ typedef struct ferry_transport_ops {
      * reconnects to its first URL, and its Last-Event-ID "<sid>:<n>" names the session). Copies
      * the sid into out (size FERRY_SID_LEN + 1) and returns 1, or returns 0. */
     int (*request_sid)(const ferry_req *req, char *out);
+    /* Optional: does req continue this transport by itself (SSE: it carries Last-Event-ID)?
+     * Then an rx= on it (the extensions' attach) is ignored: a browser's EventSource
+     * reconnects to its first URL, rx= included. */
+    int (*resumes)(const ferry_req *req);
     /* Free a transport whose open() failed (it was never announced to the engine). */
     void (*destroy)(ferry_transport *t);
 } ferry_transport_ops;
@@ -73,6 +77,11 @@ int ferry_engine_on_packet(ferry_transport *t, int type, const char *data, size_
  * modified in place (base64 decoding). Returns 0 or -FERRY_EPROTO (the session is closed with
  * "parse error"). */
 int ferry_engine_on_payload(ferry_transport *t, char *data, size_t len);
+/* A request or connection of t died under it (a held poll or a POST cut): a plain session
+ * closes ("transport error"); an extension session goes on and waits for the client's next
+ * request or attach (the heartbeat decides). t stays the session's transport either way until
+ * the engine closes it. */
+void ferry_engine_on_transport_lost(ferry_transport *t);
 /* The transport can write again after a flush left packets queued. */
 void ferry_engine_on_drain(ferry_transport *t);
 /* t is gone (see the lifetime rule above). reason matters when t is the session's transport:
@@ -82,8 +91,22 @@ void ferry_engine_on_transport_closed(ferry_transport *t, ferry_reason reason);
 /* ---- what a transport asks of the engine */
 
 /* Take up to max queued packets into out[] (the caller owns those references) and stop early
- * once max_bytes would be passed (at least one packet is always taken). Returns the count. */
-size_t ferry_engine_take(ferry_transport *t, ferry_buf **out, size_t max, size_t max_bytes);
+ * once max_bytes would be passed (at least one packet is always taken). seqs (NULL or max
+ * entries) gets each packet's downstream number: consecutive, from 1 for the session's first
+ * packet, across every transport (extension sessions; 0 otherwise). On an extension session
+ * the engine keeps its own reference in the replay buffer until the client acknowledges the
+ * packet. Returns the count. */
+size_t ferry_engine_take(ferry_transport *t, ferry_buf **out, uint64_t *seqs, size_t max,
+                         size_t max_bytes);
+/* A stream transport resumes after the client saw every packet up to number last (SSE's
+ * Last-Event-ID): drops those from the replay buffer. Returns 0; -FERRY_EINVAL when last is
+ * beyond what was sent (nothing changes); -FERRY_ELIMIT when a message after last is no longer
+ * held (a gap: the caller answers 400 and closes the session). */
+int ferry_engine_resume(ferry_transport *t, uint64_t last);
+/* Call cb for every packet of the replay buffer, oldest first, with its number; stops when cb
+ * returns non-zero and returns that. The packets stay in the buffer (cb retains what it keeps). */
+int ferry_engine_replay(ferry_transport *t, int (*cb)(void *ud, ferry_buf *pkt, uint64_t seq),
+                        void *ud);
 /* Is the session between a probe's "2probe" and its "5"? A polling transport then answers its
  * GETs with a noop and takes nothing. */
 int ferry_engine_upgrading(const ferry_transport *t);

@@ -6,6 +6,8 @@
  *   {"event":"message","sid":"...","text":"..."}        a text message
  *   {"event":"message","sid":"...","binary":"AQID"}     a binary message, base64
  *   {"event":"close","sid":"...","reason":"ping timeout"}
+ *   {"event":"report","sid":"...","from":"polling","to":"websocket","reason":"promoted","ms":830}
+ *                                                      a transport report (ms -1: not given)
  * The first line is "ferry-test-engine: listening on http://127.0.0.1:PORT/PATH" (as
  * tests/lib/server.mjs expects); the JSON lines follow.
  *
@@ -164,13 +166,34 @@ static void on_session(ferry_session *s, void *ud)
     printf(",\"transport\":\"%s\"}\n", ferry_session_transport(s));
 }
 
+static void on_report(ferry_session *s, const char *from, const char *to, const char *reason,
+                      int64_t ms, void *ud)
+{
+    print_event("report", s);
+    printf(",\"from\":\"%s\",\"to\":\"%s\",\"reason\":", from, to);
+    json_string(stdout, reason, strlen(reason));
+    printf(",\"ms\":%lld}\n", (long long)ms);
+}
+
 static void on_stats(ferry_http_req *req, void *ud)
 {
     ferry_server *srv = ud;
-    char body[160];
-    int n = snprintf(body, sizeof(body), "{\"requests\":%llu,\"sessions\":%zu,\"connections\":%u}",
+    char body[320];
+    const ferry_engine_stats *st = &srv->stats;
+    /* The most any session pins now: its queue and its replay buffer. */
+    size_t pinned = 0;
+    for (size_t i = 0; i < srv->sessions.nbuckets; i++)
+        for (ferry_session *s = srv->sessions.buckets[i]; s != NULL; s = s->hash_next)
+            if (s->queued_bytes + s->sent_bytes > pinned)
+                pinned = s->queued_bytes + s->sent_bytes;
+    int n = snprintf(body, sizeof(body),
+                     "{\"requests\":%llu,\"sessions\":%zu,\"connections\":%u,"
+                     "\"reports\":%llu,\"reportsIgnored\":%llu,\"attaches\":%llu,"
+                     "\"replayDropped\":%llu,\"pinnedBytes\":%zu}",
                      (unsigned long long)srv->http.stats.requests, srv->sessions.count,
-                     srv->http.nconns);
+                     srv->http.nconns, (unsigned long long)st->reports,
+                     (unsigned long long)st->reports_ignored, (unsigned long long)st->attaches,
+                     (unsigned long long)st->replay_dropped, pinned);
     ferry_http_reply(req, 200, "application/json", body, (size_t)n);
 }
 
@@ -230,6 +253,7 @@ int main(int argc, char **argv)
         return 1;
     }
     ferry_server_on_session(srv, on_session, NULL);
+    ferry_server_on_transport_report(srv, on_report, NULL);
     ferry_server_route(srv, "GET", "/__stats", on_stats, srv);
     sigs g = {.srv = srv};
     uv_signal_init(loop, &g.term);
