@@ -93,7 +93,8 @@ typedef enum ferry_log_level {
 
 /** Receives each log line: the level, the module ("http", "engine", ...), the session id or
  * NULL, and the formatted message without a newline. All pointers are valid only during the
- * call. */
+ * call. The id is whole here; it is a bearer credential, so the default sink (stderr) writes
+ * only its first 6 characters, and a callback that writes logs others can read should too. */
 typedef void (*ferry_log_cb)(ferry_log_level level, const char *module, const char *sid,
                              const char *msg, void *user_data);
 

@@ -31,8 +31,10 @@ void ferry_log_write(ferry_log_level level, const char *module, const char *sid,
         log_cb(level, module, sid, msg, log_ud);
         return;
     }
-    fprintf(stderr, "ferry %s [%s]%s%s %s\n", level_names[level], module, sid ? " sid=" : "",
-            sid ? sid : "", msg);
+    /* A session id is a bearer credential (who has it can poll the session): the default sink
+     * writes its first 6 characters only, enough to follow one session through a log. */
+    fprintf(stderr, "ferry %s [%s]%s%.6s%s %s\n", level_names[level], module, sid ? " sid=" : "",
+            sid ? sid : "", sid ? "..." : "", msg);
 }
 
 void ferry_assert_fail(const char *expr, const char *file, int line)
