@@ -158,7 +158,20 @@ export async function runScenario(sc, { browser, staticDir, seconds = 5, drainMs
       ctx = await browser.newContext();
       const page = await ctx.newPage();
       page.on("pageerror", (e) => notes.push(`browser: ${e.message}`));
-      await page.goto(`${front}/lab.html?name=browser&room=${rooms.browser}&lib=${lib}`, { timeout: 20000 });
+      // The page load itself goes through the fault: like a user, reload a few times.
+      for (let i = 1; ; i++) {
+        try {
+          await page.goto(`${front}/lab.html?name=browser&room=${rooms.browser}&lib=${lib}`, { timeout: 20000 });
+          await page.waitForFunction(() => window.lab, null, { timeout: 10000 });
+          if (i > 1) acted.push(`page loads failed ${i - 1}`);
+          break;
+        } catch (e) {
+          if (i === 5) {
+            notes.push(`the page did not load in 5 attempts: ${e.message.split("\n")[0]}`);
+            break;
+          }
+        }
+      }
       handles.browser = {
         stats: () => page.evaluate(() => window.lab?.result() ?? null).catch(() => null),
         stop: () => page.evaluate(() => window.lab?.stop()).catch(() => {}),
