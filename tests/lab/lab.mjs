@@ -33,21 +33,26 @@ const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", arg
 const results = [];
 const comparison = [];
 const started = Date.now();
+// One scenario that throws is recorded as failed (no rows, the error in its notes); the run goes on.
+async function run(sc, lib, tag) {
+  try {
+    return await runScenario(sc, { browser, staticDir, seconds: Number(opt.seconds), lib,
+      log: (l) => process.stdout.write(`${tag}: ${l}\n`) });
+  } catch (e) {
+    process.stdout.write(`${tag}: ${sc.id}: FAIL (${e.message.split("\n")[0]})\n`);
+    return { scenario: sc, rows: [], notes: [e.message.split("\n")[0]], acted: [] };
+  }
+}
 try {
-  for (const sc of list)
-    results.push(await runScenario(sc, { browser, staticDir, seconds: Number(opt.seconds), lib: opt.lib,
-      log: (l) => process.stdout.write(`lab: ${l}\n`) }));
-  if (opt.compare)
-    for (const sc of list)
-      comparison.push(await runScenario(sc, { browser, staticDir, seconds: Number(opt.seconds), lib: "official",
-        log: (l) => process.stdout.write(`lab (socket.io-client): ${l}\n`) }));
+  for (const sc of list) results.push(await run(sc, opt.lib, "lab"));
+  if (opt.compare) for (const sc of list) comparison.push(await run(sc, "official", "lab (socket.io-client)"));
 } finally {
   await browser.close();
   fs.rmSync(staticDir, { recursive: true, force: true });
 }
 const doc = renderDoc(results, { seconds: Number(opt.seconds), lib: opt.lib, ms: Date.now() - started, comparison });
 fs.writeFileSync(opt.out, doc);
-const bad = results.flatMap((r) => r.rows.filter((x) => !x.ok).map((x) => `${r.scenario.id}/${x.client}`));
+const bad = results.flatMap((r) => (r.rows.length ? r.rows.filter((x) => !x.ok).map((x) => `${r.scenario.id}/${x.client}`) : [r.scenario.id]));
 process.stdout.write(`lab: wrote ${path.relative(process.cwd(), opt.out)}; ${results.length} scenarios, ` +
   `${bad.length ? `FAILED: ${bad.join(", ")}` : "all with nothing lost, duplicated or reordered"}\n`);
 process.exit(bad.length ? 1 : 0);
