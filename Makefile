@@ -15,10 +15,11 @@ TEST_DIR := build-test
 
 all: build
 
+# The build needs node_modules too: CMake bundles client-js with esbuild (FERRY_WITH_CLIENT_JS).
 deps-build:
-	@scripts/deps.sh build
+	@FERRY_NPM=1 scripts/deps.sh build
 
-# make run also needs node_modules: the chat loads socket.io-client's browser bundle from it.
+# make run: the chat also loads socket.io-client's browser bundle from node_modules.
 deps-run:
 	@FERRY_NPM=1 scripts/deps.sh build
 

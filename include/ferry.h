@@ -516,6 +516,21 @@ typedef void (*ferry_transport_report_cb)(ferry_session *s, const char *from, co
 FERRY_EXTERN void ferry_server_on_transport_report(ferry_server *srv, ferry_transport_report_cb cb,
                                                    void *user_data);
 
+/* ------------------------------------------------------------------ ferry's browser client
+ *
+ * The library carries client-js, built at build time (CMake option FERRY_WITH_CLIENT_JS, on by
+ * default), and the pages listed with it.
+ */
+
+/** Serve the built-in client on srv, from memory: `/ferry/ferry.mjs` (an ES module exporting io
+ * and WebSocket), `/ferry/ferry.min.js` (a classic script defining window.ferry), and every
+ * further page of the build's embed list (e.g. `/ferry/diagnose`). Each answers GET with its
+ * content type, `Cache-Control: public, max-age=3600` and a strong ETag (If-None-Match: 304).
+ * Exact routes: they win over the static folder. Call it once, before listening. Returns 0,
+ * -FERRY_EUNSUPPORTED when the library was built without the client, -FERRY_EEXIST when a
+ * path is routed already, or -FERRY_ENOMEM. */
+FERRY_EXTERN int ferry_server_serve_client(ferry_server *srv);
+
 /* ------------------------------------------------------------------ plain HTTP routes
  *
  * For small endpoints beside the engine (tools/ferry's POST /api/publish, health checks).

@@ -19,7 +19,7 @@ static const char usage[] =
     "  --max-payload BYTES    largest HTTP body or WebSocket message (FERRY_MAX_PAYLOAD,\n"
     "                         default 1000000)\n"
     "  --transports LIST      polling,websocket,sse,short-polling (FERRY_TRANSPORTS,\n"
-    "                         default polling,websocket)\n"
+    "                         default all four)\n"
     "  --cors-origins LIST    allowed origins, comma-separated, or * (FERRY_CORS_ORIGINS)\n"
     "  --static DIR           serve this folder at / (FERRY_STATIC)\n"
     "  --publish-token TOKEN  bearer token for POST /api/publish (FERRY_PUBLISH_TOKEN);\n"

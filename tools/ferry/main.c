@@ -163,8 +163,9 @@ int main(int argc, char **argv)
     sc.ping_interval_ms = cfg.ping_interval_ms;
     sc.ping_timeout_ms = cfg.ping_timeout_ms;
     sc.max_payload = cfg.max_payload;
-    if (cfg.transports != 0)
-        sc.transports = cfg.transports;
+    /* All four by default: official clients still get the spec's handshake (the extension
+     * transports are offered only to clients that ask, docs/protocol.md section 1). */
+    sc.transports = cfg.transports != 0 ? cfg.transports : FERRY_TRANSPORT_ALL;
     sc.static_root = cfg.static_root;
     sc.cors_origins = cfg.cors_origins;
     sc.tls_handshake_timeout_ms = cfg.tls_handshake_timeout_ms;
@@ -200,6 +201,14 @@ int main(int argc, char **argv)
         rc = admit_install(a.srv, &cfg);
     if (rc == 0)
         rc = clientjs_install(a.srv, cfg.path, cfg.client_js, &cj, &found);
+    /* ferry's own client at /ferry/ferry.mjs and /ferry/ferry.min.js, from the library. */
+    int own_client = 0;
+    if (rc == 0) {
+        rc = ferry_server_serve_client(a.srv);
+        own_client = rc == 0;
+        if (rc == -FERRY_EUNSUPPORTED)
+            rc = 0; /* built with -DFERRY_WITH_CLIENT_JS=OFF */
+    }
     diagnose *diag = NULL;
     if (rc == 0)
         rc = diagnose_install(a.srv, &diag);
@@ -261,6 +270,10 @@ int main(int argc, char **argv)
         printf(cfg.http_redirect ? " (redirects to https on port %d)\n"
                                  : " (plain HTTP, serving as port %d does)\n",
                port);
+    }
+    if (own_client) {
+        print_url(&cfg, port, "ferry's client at", tls);
+        printf("/ferry/ferry.mjs and /ferry/ferry.min.js\n");
     }
     if (cfg.static_root != NULL) {
         print_url(&cfg, port, "open", tls);
