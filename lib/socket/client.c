@@ -58,6 +58,15 @@ static void protocol_error(sio_client *c, const char *what)
     ferry_engine_close_session(c->session, FERRY_REASON_PARSE_ERROR, 0);
 }
 
+/* Out of memory answering a packet: a CONNECT left unanswered would leave its client waiting
+ * for ever, so the session ends instead (issue 9). */
+static void nomem_close(sio_client *c)
+{
+    FERRY_LOG(FERRY_LOG_WARN, "socket", c->session->sid, "out of memory: closing");
+    c->closing = 1;
+    ferry_engine_close_session(c->session, FERRY_REASON_TRANSPORT_ERROR, 0);
+}
+
 static void on_connect(sio_client *c, sio_packet *pkt)
 {
     ferry_sio *sio = c->sio;
@@ -81,11 +90,14 @@ static void on_connect(sio_client *c, sio_packet *pkt)
     }
     cJSON *auth = pkt->data;
     pkt->data = NULL;
-    if (auth == NULL && (auth = cJSON_CreateObject()) == NULL)
+    if (auth == NULL && (auth = cJSON_CreateObject()) == NULL) {
+        nomem_close(c);
         return;
+    }
     ferry_socket *s = sio_socket_new(c, nsp, auth);
     if (s == NULL) {
         cJSON_Delete(auth);
+        nomem_close(c);
         return;
     }
     sio_socket_retain(s);

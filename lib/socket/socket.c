@@ -322,7 +322,11 @@ void sio_socket_on_event(ferry_socket *s, sio_packet *pkt)
         }
         ack = ferry_mem_alloc(sizeof(*ack));
         if (ack == NULL) {
+            /* The client waits for this ack: dropping the event silently would leave it
+             * waiting (issue 9). The session ends instead. */
             cJSON_Delete(first);
+            s->client->closing = 1;
+            ferry_engine_close_session(s->client->session, FERRY_REASON_TRANSPORT_ERROR, 0);
             return;
         }
         ack->socket = s;
@@ -397,6 +401,13 @@ static void do_connect(ferry_socket *s)
         sio_encode(SIO_CONNECT, nsp->name, SIO_NO_ID, o, &e) == 0) {
         sio_client_send(c, &e);
         sio_encoded_release(&e);
+    } else {
+        /* Out of memory for the CONNECT answer: the client would wait for it for ever. */
+        cJSON_Delete(o);
+        FERRY_LOG(FERRY_LOG_WARN, "socket", c->session->sid, "out of memory connecting: closing");
+        c->closing = 1;
+        ferry_engine_close_session(c->session, FERRY_REASON_TRANSPORT_ERROR, 0);
+        return;
     }
     cJSON_Delete(o);
     /* What a recovered socket missed goes out before anything the app sends now. */
