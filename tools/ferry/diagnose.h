@@ -1,7 +1,8 @@
 /* The diagnosis page of tools/ferry (issue 11): GET /ferry/diagnose serves a page that tries
  * every transport against this server and says in plain words what the network path does
- * (sources in client-js/diagnose/, read once at start-up like the socket.io-client bundle;
- * the same checks run from the command line with tools/ferry-diagnose.mjs).
+ * (sources in client-js/diagnose/, embedded in the library and mounted with the client by
+ * ferry_server_serve_client(); the same checks run from the command line with
+ * tools/ferry-diagnose.mjs).
  *
  * GET /ferry/diagnose/seen?id=ID records that a request with that id reached the server and
  * whether it still carried "Upgrade: websocket" (answered 200, never 101); with &ask=1 it
@@ -18,8 +19,7 @@
 
 typedef struct diagnose diagnose;
 
-/* Read the page files now and route them on srv. Missing files are not an error: the page
- * route then answers 404 with a hint. Returns 0 or a negative ferry error. */
+/* Route the helper on srv. Returns 0 or a negative ferry error. */
 int diagnose_install(ferry_server *srv, diagnose **out);
 void diagnose_free(diagnose *d);
 
