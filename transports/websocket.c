@@ -101,6 +101,8 @@ static void on_close(ws_socket *sock, int code)
      * handshake or a dropped connection is the peer closing. */
     int error = code == WS_CLOSE_PROTOCOL || code == WS_CLOSE_INVALID_DATA ||
                 code == WS_CLOSE_TOO_BIG || code == WS_CLOSE_INTERNAL;
+    /* No close frame: the connection was lost, not ended (an extension session waits). */
+    w->super.lost = code == WS_CLOSE_ABNORMAL;
     report_closed(w, error ? FERRY_REASON_TRANSPORT_ERROR : FERRY_REASON_TRANSPORT_CLOSE);
     wt_free(w);
 }

@@ -19,6 +19,14 @@ function setStatus(on, text) {
   s.textContent = text;
   s.className = "status " + (on ? "on" : "off");
   $("transport").textContent = on && socket ? socket.io.engine.transport.name : "-";
+  if (!on)
+    $("reason").textContent = "";
+}
+
+// ferry's client says which transport it is on and why, at every switch.
+function showTransport(e) {
+  $("transport").textContent = e.to;
+  $("reason").textContent = e.reason ? `(${e.reason})` : "";
 }
 
 function showError(where, text) {
@@ -135,16 +143,19 @@ async function joinAndShow(room) {
 }
 
 function connect() {
-  // Same origin and path as the page: ferry serves both. ?transports=polling (or websocket, or
-  // polling,websocket) picks the transports, to try the chat on each.
+  // Same origin and path as the page: ferry serves both. ?transports=polling (or websocket, sse,
+  // short-polling, or a list) picks the transports, to try the chat on each.
   const opts = { auth: { name: nick } };
   const want = new URLSearchParams(location.search).get("transports");
-  if (want) opts.transports = want.split(",").filter((t) => t === "polling" || t === "websocket");
-  socket = io(opts);
+  const known = ["polling", "websocket", "sse", "short-polling"];
+  if (want) opts.transports = want.split(",").filter((t) => known.includes(t));
+  socket = ferry.io(opts);
+  socket.on("transport", showTransport);
 
   socket.on("connect", async () => {
     setStatus(true, "online");
-    socket.io.engine.on("upgrade", () => setStatus(true, "online"));
+    if (typeof socket.io.engine?.on === "function")
+      socket.io.engine.on("upgrade", () => setStatus(true, "online"));
     // After a reconnect the server knows nothing of our rooms: join them again.
     for (const room of rooms.keys()) await join(room);
     renderMembers();

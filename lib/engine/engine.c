@@ -424,7 +424,7 @@ void ferry_engine_on_transport_closed(ferry_transport *t, ferry_reason reason)
     s->transport = NULL;
     if (s->state == SESSION_CLOSED)
         return;
-    if (s->state == SESSION_OPEN && s->extensions) {
+    if (s->state == SESSION_OPEN && s->extensions && t->lost) {
         /* The peer's connection went away (the engine closing a session sets CLOSING first).
          * An extension session waits for the client to attach again; the heartbeat decides
          * whether it ever does (docs/protocol.md "Losing a transport"). */

@@ -64,6 +64,10 @@ typedef struct ferry_transport_ops {
 struct ferry_transport {
     const ferry_transport_ops *ops;
     ferry_session *session; /* the transport holds a reference */
+    /* Set before reporting the close when the connection ended without the peer saying goodbye
+     * (a WebSocket without a close frame): an extension session then waits for an attach
+     * instead of closing (docs/protocol.md section 6.4). */
+    unsigned lost : 1;
 };
 
 /* ---- calls up into the engine */

@@ -1,6 +1,6 @@
 // The chat demo (examples/chat) in headless Chromium, served by tools/ferry: two pages join a
 // room, one sends, the other sees the message; who-is-online follows joins and leaves; an HTTP
-// publish reaches both pages. socket.io-client's browser bundle comes from ferry itself.
+// publish reaches both pages. ferry's own client (/ferry/ferry.min.js) comes from ferry itself.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
@@ -106,6 +106,9 @@ test("one page on long-polling, the other on WebSocket, same room", async () => 
   const b = await enter("dave", "ops", "?transports=websocket");
   assert.equal(await a.page.textContent("#transport"), "polling");
   assert.equal(await b.page.textContent("#transport"), "websocket");
+  // The badge says why (ferry's client's transport event): a reason code beside the name.
+  for (const p of [a.page, b.page])
+    await p.waitForFunction(() => /^\([a-z0-9-]+\)$/.test(document.querySelector("#reason").textContent), null, WAIT);
   await waitMembers(a.page, ["carol", "dave"]);
   await a.page.fill("#message", "over polling ✓");
   await a.page.click("#send");
