@@ -65,6 +65,9 @@ class Transport {
   idle() {
     return !this.busy;
   }
+  detach() {
+    this.stop();
+  }
 }
 
 // Long-polling, and short-polling (GETs answered at once, one every shortPollInterval).
@@ -219,14 +222,17 @@ class WS extends Transport {
     cb();
   }
   stop() {
+    this.detach();
+    try {
+      this.ws?.close();
+    } catch {}
+  }
+  // Leave without a close frame: on an extension session a close frame ends the session
+  // (docs/protocol.md 6.4), so an attach leaves the old WebSocket to the server to close.
+  detach() {
     this.dead = 1;
     const ws = this.ws;
-    if (ws) {
-      ws.onopen = ws.onmessage = ws.onclose = null;
-      try {
-        ws.close();
-      } catch {}
-    }
+    if (ws) ws.onopen = ws.onmessage = ws.onclose = null;
   }
 }
 
@@ -470,7 +476,8 @@ export class Engine extends Emitter {
   // Attach (ext "resume"): move the session to another transport without a probe.
   attach(name, reason) {
     const old = this.transport;
-    old.stop();
+    old.detach();
+    this.lingering = old; // closed once the attach is answered (a WebSocket: docs/protocol.md 6.4)
     // The server abandons a probe in progress on an attach (docs/protocol.md 6.2).
     const p = this.probe;
     if (p) clearTimeout(p.timer), p.stop(), (this.probe = null), this.climb(this.o.reprobe);
@@ -494,6 +501,8 @@ export class Engine extends Emitter {
     if (t !== this.transport) return;
     this.fails = 0;
     if (t.attaching) {
+      this.lingering?.stop();
+      this.lingering = null;
       // Nothing upstream but a client ping until its answer (docs/protocol.md, attach).
       const q = this.wq;
       this.wq = [];
@@ -611,7 +620,7 @@ export class Engine extends Emitter {
     if (this.readyState === "closed") return;
     this.readyState = "closed";
     // Transports take nothing more; the close packet's POST gets a moment to leave.
-    for (const x of [this.transport, this.probe, this.old]) x && ((x.dead = 1), setTimeout(() => x.stop(), x === this.transport && reason === "forced close" ? 500 : 0));
+    for (const x of [this.transport, this.probe, this.old, this.lingering]) x && ((x.dead = 1), setTimeout(() => x.stop(), x === this.transport && reason === "forced close" ? 500 : 0));
     for (const k of ["fb", "hbt", "ht", "ct", "ct2"]) clearTimeout(this[k]);
     // Messages never handed to a transport were surely not taken: the layer above may send
     // them on its next session (those in flight may or may not have been).
