@@ -86,7 +86,7 @@ class SocketIOInterop:
 
     @classmethod
     def setUpClass(cls):
-        cls.srv = SioServer("--ping-interval", "1000", "--ping-timeout", "1000")
+        cls.srv = SioServer("--ping-interval", "1000", "--ping-timeout", "5000")
 
     @classmethod
     def tearDownClass(cls):
