@@ -3,7 +3,7 @@
 // publish reaches both pages. ferry's own client (/ferry/ferry.min.js) comes from ferry itself.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { chromium } from "playwright-core";
+import { launchChromium } from "../lib/browser.mjs";
 import { startServer, bin } from "../lib/server.mjs";
 
 const TOKEN = "browser-test-token";
@@ -13,11 +13,7 @@ let srv, browser;
 before(async () => {
   srv = await startServer(bin("tools/ferry/ferry"), ["--host", "127.0.0.1", "--port", "0",
     "--static", "examples/chat", "--allow-publish", "message", "--publish-token", TOKEN]);
-  browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
-  });
+  browser = await launchChromium();
 });
 after(async () => {
   await browser?.close();

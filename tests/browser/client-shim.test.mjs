@@ -8,7 +8,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { chromium } from "playwright-core";
+import { launchChromium } from "../lib/browser.mjs";
 import { startServer, bin, root } from "../lib/server.mjs";
 
 let srv, browser, page, bundle;
@@ -19,11 +19,7 @@ before(async () => {
   bundle = readFileSync(path.join(out, "ferry.min.js"), "utf8");
   rmSync(out, { recursive: true, force: true });
   srv = await startServer(bin("examples/ws-echo/ferry-ws-echo"), ["--port", "0"]);
-  browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
-  });
+  browser = await launchChromium();
   page = await browser.newPage();
   // A document of the echo server's own origin (its 404 page will do), with the bundle added.
   await page.goto(`${srv.url}/shim-test`);

@@ -9,7 +9,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { chromium } from "playwright-core";
+import { launchChromium } from "../lib/browser.mjs";
 import WS from "ws";
 import { io } from "../../client-js/src/index.mjs";
 import { startServer, bin, root } from "../lib/server.mjs";
@@ -28,11 +28,7 @@ before(async () => {
   writeFileSync(path.join(out, "client-test.html"), '<!doctype html><meta charset="utf-8"><script src="/ferry.min.js"></script>\n');
   srv = await startServer(bin("tools/ferry/ferry"), ["--host", "127.0.0.1", "--port", "0", "--static", out,
     "--transports", "polling,websocket,sse,short-polling", "--allow-publish", "message", "--publish-rate", "0"]);
-  browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
-  });
+  browser = await launchChromium();
 });
 after(async () => {
   await browser?.close();

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { chromium } from "playwright-core";
+import { launchChromium } from "../lib/browser.mjs";
 import { startEngine } from "../lib/events.mjs";
 
 let eng, browser, dir;
@@ -16,11 +16,7 @@ before(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "ferry-es-"));
   fs.writeFileSync(path.join(dir, "index.html"), "<!doctype html><title>sse</title>");
   eng = await startEngine(["--transports", "polling,sse", "--static", dir, "--sse-recycle", "3000"]);
-  browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync", "--no-first-run"],
-  });
+  browser = await launchChromium();
 });
 after(async () => {
   await browser?.close();

@@ -10,17 +10,14 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { chromium } from "playwright-core";
+import { launchChromium } from "../lib/browser.mjs";
 import { startServer, bin, root } from "../lib/server.mjs";
 import { makePki } from "../lib/tls.mjs";
 
-const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"];
 let pki, srv, browser, home, site;
 
 function launch(homeDir) {
-  return chromium.launch({ executablePath: "/usr/bin/chromium", args: ARGS,
-    env: { ...process.env, HOME: homeDir } });
+  return launchChromium({ env: { ...process.env, HOME: homeDir } });
 }
 
 before(async () => {

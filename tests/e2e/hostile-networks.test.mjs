@@ -8,7 +8,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
-import { chromium } from "playwright-core";
+import { launchChromium } from "../lib/browser.mjs";
 import { SCENARIOS, buildStatic, runScenario, describeFailure } from "../lab/harness.mjs";
 
 const SECONDS = Number(process.env.FERRY_LAB_SECONDS || 5.5);
@@ -16,11 +16,7 @@ let browser, staticDir;
 
 before(async () => {
   staticDir = buildStatic();
-  browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
-  });
+  browser = await launchChromium();
 });
 after(async () => {
   await browser?.close();

@@ -10,7 +10,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { chromium } from "playwright-core";
+import { launchChromium } from "../lib/browser.mjs";
 import { root } from "../lib/server.mjs";
 import { SCENARIOS, buildStatic, runScenario } from "./harness.mjs";
 import { renderDoc } from "./doc.mjs";
@@ -27,9 +27,7 @@ const { values: opt } = parseArgs({
 const only = opt.only ? new Set(opt.only.split(",")) : null;
 const list = SCENARIOS.filter((s) => !only || only.has(s.id));
 const staticDir = buildStatic();
-export const BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"];
-const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: BROWSER_ARGS });
+const browser = await launchChromium();
 const results = [];
 const comparison = [];
 const started = Date.now();
