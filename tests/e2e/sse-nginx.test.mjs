@@ -7,39 +7,13 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { startEngine } from "../lib/events.mjs";
 import { ExtClient } from "../lib/ferry-ext-client.mjs";
+import { freePort, waitListening } from "../lib/nginx.mjs";
 
 const BOUND_MS = 250; // per event, proxy included, on a loaded 2-core machine
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-    s.on("error", reject);
-  });
-}
-
-async function waitListening(port, proc, ms = 5000) {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (proc.exitCode !== null) throw new Error(`nginx exited with ${proc.exitCode}`);
-    const ok = await new Promise((resolve) => {
-      const s = net.connect(port, "127.0.0.1");
-      s.once("connect", () => (s.destroy(), resolve(true)));
-      s.once("error", () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error("nginx did not start listening");
-}
 
 let eng, nginx, dir, port, nginxErr = "";
 before(async () => {

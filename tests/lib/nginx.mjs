@@ -20,7 +20,7 @@ export function freePort() {
   });
 }
 
-async function waitListening(port, proc, ms) {
+export async function waitListening(port, proc, ms = 5000) {
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
     if (proc.exitCode !== null) throw new Error(`nginx exited with ${proc.exitCode}`);
