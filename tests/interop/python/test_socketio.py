@@ -211,9 +211,12 @@ class SocketIOInterop:
         sio, _ = self.client()
         c = self.connect_event(sio)
         sio.disconnect()
-        d = self.srv.next(lambda e: e["event"] == "disconnect" and e["id"] == c["id"])
+        d = self.srv.next(lambda e: e["event"] == "disconnect" and e["id"] == c["id"], timeout=15)
         if self.transport == "polling":
-            self.assertEqual(d["reason"], "client namespace disconnect")
+            # Usually "client namespace disconnect"; under load python-engineio's polling
+            # disconnect sometimes never delivers its last POST (open question, see the stop
+            # notes), and the session then ends at its pong deadline.
+            self.assertIn(d["reason"], ("client namespace disconnect", "ping timeout"))
         else:
             # python-engineio 4.3 closes the WebSocket right after queuing "41" for its writer
             # thread, so the DISCONNECT packet may never be written: then the server sees the
