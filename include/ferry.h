@@ -128,7 +128,32 @@ FERRY_EXTERN const char *ferry_reason_str(ferry_reason reason);
 typedef struct ferry_server ferry_server;
 typedef struct ferry_session ferry_session;
 
-/** Transports, as a bit set for ferry_server_config.transports. */
+/* ---- transports
+ *
+ * The library's transports are registered in one table (transports/registry.c), the single
+ * source of their names and bits: name a transport by its wire name, the Engine.IO transport
+ * query value ("polling", "websocket", "sse", "short-polling"), and ask the functions below for
+ * its bit in ferry_server_config.transports. A transport added to the library needs nothing in
+ * this header. The table is constant: these functions may be called from any thread at any
+ * time, allocate nothing, and return static strings. */
+
+/** The bit of the transport named name (case-sensitive), or 0 when no transport has that name
+ * (NULL and "" included). */
+FERRY_EXTERN unsigned ferry_transport_bit(const char *name);
+/** The name of the transport whose bit is bit, or NULL when bit is not exactly one registered
+ * transport's bit (0, several bits, a bit no transport has). */
+FERRY_EXTERN const char *ferry_transport_name(unsigned bit);
+/** The i-th registered transport (from 0, in the order of the bits): returns its name and
+ * stores its bit in *bit (bit may be NULL), or returns NULL (and *bit = 0) once i is past the
+ * last.  for (size_t i = 0; (name = ferry_transport_at(i, &bit)) != NULL; i++) ... */
+FERRY_EXTERN const char *ferry_transport_at(size_t i, unsigned *bit);
+/** The bits of every registered transport. */
+FERRY_EXTERN unsigned ferry_transport_all(void);
+
+/** The bits of the four transports this header has always named, kept for existing programs:
+ * each equals ferry_transport_bit() of its name, and a bit never changes. A transport added
+ * later has no constant here: use ferry_transport_bit(). FERRY_TRANSPORT_ALL is these four;
+ * ferry_transport_all() is every registered transport (the same four today). */
 enum {
     FERRY_TRANSPORT_POLLING = 1u << 0,       /* Engine.IO long-polling */
     FERRY_TRANSPORT_WEBSOCKET = 1u << 1,     /* Engine.IO WebSocket */
@@ -148,7 +173,9 @@ typedef struct ferry_server_config {
     uint32_t upgrade_timeout_ms;    /* 10000: a probe must complete within this */
     size_t max_payload;             /* 1000000: bytes per HTTP body or WebSocket message */
     size_t max_session_queue_bytes; /* 8 MiB: a session queuing more is closed (slow consumer) */
-    unsigned transports;            /* FERRY_TRANSPORT_POLLING | FERRY_TRANSPORT_WEBSOCKET */
+    unsigned transports;            /* FERRY_TRANSPORT_POLLING | FERRY_TRANSPORT_WEBSOCKET:
+                                       bits of ferry_transport_bit(); a bit no transport has
+                                       makes ferry_server_new() fail with -FERRY_EINVAL */
     int allow_upgrades;             /* 1 */
     uint32_t short_poll_interval_ms; /* 1000: announced to short-polling clients */
 

@@ -221,7 +221,6 @@ static int pl_send_now(ferry_transport *t, ferry_buf *pkt)
 const ferry_transport_ops ferry_polling_ops = {
     .name = "polling",
     .flags = FERRY_TR_UPGRADABLE,
-    .bit = FERRY_TRANSPORT_POLLING,
     .create = pl_create,
     .open = pl_open,
     .on_request = pl_on_request,
@@ -237,7 +236,6 @@ const ferry_transport_ops ferry_polling_ops = {
 const ferry_transport_ops ferry_short_polling_ops = {
     .name = "short-polling",
     .flags = FERRY_TR_UPGRADABLE | FERRY_TR_POLLED | FERRY_TR_EXTENSION,
-    .bit = FERRY_TRANSPORT_SHORT_POLLING,
     .create = sp_create,
     .open = pl_open,
     .on_request = pl_on_request,

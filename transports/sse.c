@@ -540,7 +540,6 @@ static void sse_close(ferry_transport *t, ferry_reason reason)
 const ferry_transport_ops ferry_sse_ops = {
     .name = "sse",
     .flags = FERRY_TR_STREAMING | FERRY_TR_PROBE_TARGET | FERRY_TR_EXTENSION,
-    .bit = FERRY_TRANSPORT_SSE,
     .create = sse_create,
     .open = sse_open,
     .on_request = sse_on_request,

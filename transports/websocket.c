@@ -250,7 +250,6 @@ static void wt_close(ferry_transport *t, ferry_reason reason)
 const ferry_transport_ops ferry_websocket_ops = {
     .name = "websocket",
     .flags = FERRY_TR_FULL_DUPLEX | FERRY_TR_BINARY | FERRY_TR_PROBE_TARGET,
-    .bit = FERRY_TRANSPORT_WEBSOCKET,
     .create = wt_create,
     .open = wt_open,
     .on_request = wt_on_request,

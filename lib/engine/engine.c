@@ -830,7 +830,7 @@ static ferry_session *session_new(ferry_server *srv, const ferry_transport_ops *
 
 static int transport_enabled(const ferry_server *srv, const ferry_transport_ops *ops)
 {
-    return (srv->cfg.transports & ops->bit) != 0;
+    return (srv->cfg.transports & ferry_transport_ops_bit(ops)) != 0;
 }
 
 /* The position of ops in the server's order of preference (the registry's order). */

@@ -180,8 +180,4 @@ void ferry_session_table_free(ferry_session_table *t);
 /* Free the server's cache of queue entries (when the server is freed). */
 void ferry_engine_drop_cache(ferry_server *srv);
 
-/* ---- transports (transports/registry.c): in the server's order of preference */
-extern const ferry_transport_ops *const ferry_transports[];
-const ferry_transport_ops *ferry_transport_find(const char *name);
-
 #endif

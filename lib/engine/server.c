@@ -63,7 +63,7 @@ static int valid_config(const ferry_server_config *c)
     size_t n = c->path ? strlen(c->path) : 0;
     return n >= 1 && c->path[0] == '/' && c->path[n - 1] == '/' && c->ping_interval_ms > 0 &&
            c->ping_timeout_ms > 0 && c->max_payload > 0 && c->max_header_bytes >= 256 &&
-           c->transports != 0 && (c->transports & ~(unsigned)FERRY_TRANSPORT_ALL) == 0 &&
+           c->transports != 0 && (c->transports & ~ferry_transport_all()) == 0 &&
            c->max_session_queue_bytes > 0;
 }
 

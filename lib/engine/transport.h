@@ -29,7 +29,6 @@ enum {
 typedef struct ferry_transport_ops {
     const char *name; /* the transport query value: "polling", "websocket", ... */
     unsigned flags;   /* FERRY_TR_* */
-    unsigned bit;     /* FERRY_TRANSPORT_* of ferry_server_config.transports */
     /* A new transport object for s (retains s); NULL when out of memory. */
     ferry_transport *(*create)(ferry_session *s);
     /* Take the request that opened the session (handshake) or the probe. Returns 0 when the
@@ -120,5 +119,15 @@ const ferry_server_config *ferry_engine_config(const ferry_transport *t);
 const char *ferry_engine_sid(const ferry_transport *t);
 void ferry_session_retain(ferry_session *s);
 void ferry_session_release(ferry_session *s);
+
+/* ---- the registry (transports/registry.c): every transport, with its bit in
+ * ferry_server_config.transports; the public side is ferry_transport_bit() and its kin. */
+
+/* The ops of every transport in the server's order of preference, NULL-terminated. */
+extern const ferry_transport_ops *const ferry_transports[];
+/* The transport named name (the transport query value), or NULL (name NULL included). */
+const ferry_transport_ops *ferry_transport_find(const char *name);
+/* The bit of a registered transport, 0 for anything else. */
+unsigned ferry_transport_ops_bit(const ferry_transport_ops *ops);
 
 #endif

@@ -9,7 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char usage[] =
+/* The usage text, around the --transports line that the registry's names fill in. */
+static const char usage_head[] =
     "usage: ferry [flags]\n"
     "  --host ADDR            listen address (FERRY_HOST, default 127.0.0.1)\n"
     "  --port N               listen port, 0 picks a free one (FERRY_PORT, default 8080)\n"
@@ -18,8 +19,8 @@ static const char usage[] =
     "  --ping-timeout MS      (FERRY_PING_TIMEOUT, default 20000)\n"
     "  --max-payload BYTES    largest HTTP body or WebSocket message (FERRY_MAX_PAYLOAD,\n"
     "                         default 1000000)\n"
-    "  --transports LIST      polling,websocket,sse,short-polling (FERRY_TRANSPORTS,\n"
-    "                         default all four)\n"
+    ;
+static const char usage_tail[] =
     "  --cors-origins LIST    allowed origins, comma-separated, or * (FERRY_CORS_ORIGINS)\n"
     "  --static DIR           serve this folder at / (FERRY_STATIC)\n"
     "  --publish-token TOKEN  bearer token for POST /api/publish (FERRY_PUBLISH_TOKEN);\n"
@@ -148,28 +149,49 @@ static int parse_bool(const char *what, const char *s, int *out)
     return 0;
 }
 
+/* The library's transport names joined by sep, the last two by last ("polling, websocket, sse
+ * or short-polling"), into out; cut short (never overrun) if out is too small. */
+static const char *transport_names(char *out, size_t size, const char *sep, const char *last)
+{
+    size_t len = 0;
+    const char *name;
+    out[0] = '\0';
+    for (size_t i = 0; (name = ferry_transport_at(i, NULL)) != NULL; i++) {
+        const char *before = i == 0 ? "" : ferry_transport_at(i + 1, NULL) != NULL ? sep : last;
+        int n = snprintf(out + len, size - len, "%s%s", before, name);
+        if (n < 0 || (size_t)n >= size - len)
+            break; /* cut short: out holds what fitted */
+        len += (size_t)n;
+    }
+    return out;
+}
+
+static void print_usage(void)
+{
+    char names[256];
+    fputs(usage_head, stdout);
+    printf("  --transports LIST      %s (FERRY_TRANSPORTS,\n"
+           "                         default all of them)\n",
+           transport_names(names, sizeof(names), ",", ","));
+    fputs(usage_tail, stdout);
+}
+
+/* Transport names from the library's registry (ferry_transport_bit()). */
 static int parse_transports(const char *s, unsigned *out)
 {
-    static const struct {
-        const char *name;
-        unsigned bit;
-    } names[] = {
-        {"polling", FERRY_TRANSPORT_POLLING},
-        {"websocket", FERRY_TRANSPORT_WEBSOCKET},
-        {"sse", FERRY_TRANSPORT_SSE},
-        {"short-polling", FERRY_TRANSPORT_SHORT_POLLING},
-    };
     app_list l;
     if (parse_list("transports", s, &l) != 0)
         return -1;
     unsigned bits = 0;
     for (size_t i = 0; i < l.n; i++) {
-        size_t k = 0;
-        while (k < sizeof(names) / sizeof(names[0]) && strcmp(l.item[i], names[k].name) != 0)
-            k++;
-        if (k == sizeof(names) / sizeof(names[0]))
-            return bad("transport", l.item[i], "use polling, websocket, sse or short-polling");
-        bits |= names[k].bit;
+        unsigned bit = ferry_transport_bit(l.item[i]);
+        if (bit == 0) {
+            char names[256], why[300];
+            snprintf(why, sizeof(why), "use %s",
+                     transport_names(names, sizeof(names), ", ", " or "));
+            return bad("transport", l.item[i], why);
+        }
+        bits |= bit;
     }
     if (bits == 0)
         return bad("transports", s, "name at least one");
@@ -390,7 +412,7 @@ int app_config_parse(app_config *cfg, int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            fputs(usage, stdout);
+            print_usage();
             return 1;
         }
         if (strcmp(a, "--version") == 0) {

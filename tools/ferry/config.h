@@ -28,7 +28,7 @@ typedef struct app_config {
     uint32_t ping_interval_ms; /* 25000 */
     uint32_t ping_timeout_ms;  /* 20000 */
     uint32_t max_payload;      /* 1000000: bytes per HTTP body or WebSocket message */
-    unsigned transports;       /* FERRY_TRANSPORT_* bits; 0: the library's default */
+    unsigned transports;       /* bits of ferry_transport_bit(); 0: every transport */
     const char *cors_origins;  /* NULL: no CORS */
     const char *static_root;   /* NULL: no static files */
     const char *publish_token; /* NULL: POST /api/publish refuses every request */

@@ -163,9 +163,9 @@ int main(int argc, char **argv)
     sc.ping_interval_ms = cfg.ping_interval_ms;
     sc.ping_timeout_ms = cfg.ping_timeout_ms;
     sc.max_payload = cfg.max_payload;
-    /* All four by default: official clients still get the spec's handshake (the extension
-     * transports are offered only to clients that ask, docs/protocol.md section 1). */
-    sc.transports = cfg.transports != 0 ? cfg.transports : FERRY_TRANSPORT_ALL;
+    /* Every transport by default: official clients still get the spec's handshake (the
+     * extension transports are offered only to clients that ask, docs/protocol.md section 1). */
+    sc.transports = cfg.transports != 0 ? cfg.transports : ferry_transport_all();
     sc.static_root = cfg.static_root;
     sc.cors_origins = cfg.cors_origins;
     sc.tls_handshake_timeout_ms = cfg.tls_handshake_timeout_ms;

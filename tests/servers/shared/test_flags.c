@@ -1,27 +1,31 @@
 #include "test_flags.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 unsigned test_parse_transports(const char *list)
 {
-    static const struct {
-        const char *name;
-        unsigned bit;
-    } names[] = {
-        {"polling", FERRY_TRANSPORT_POLLING},
-        {"websocket", FERRY_TRANSPORT_WEBSOCKET},
-        {"sse", FERRY_TRANSPORT_SSE},
-        {"short-polling", FERRY_TRANSPORT_SHORT_POLLING},
-    };
     unsigned bits = 0;
     /* Whole names only: "short-polling" alone must not turn on "polling". */
     for (const char *p = list; *p != '\0';) {
         size_t n = strcspn(p, ",");
-        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-            if (strlen(names[i].name) == n && memcmp(names[i].name, p, n) == 0)
-                bits |= names[i].bit;
+        char name[64];
+        if (n > 0) {
+            unsigned bit = 0;
+            if (n < sizeof(name)) {
+                memcpy(name, p, n);
+                name[n] = '\0';
+                bit = ferry_transport_bit(name);
+            }
+            if (bit == 0) {
+                fprintf(stderr, "test server: unknown transport '%.*s' in --transports\n", (int)n,
+                        p);
+                exit(2);
+            }
+            bits |= bit;
+        }
         p += n;
         if (*p == ',')
             p++;

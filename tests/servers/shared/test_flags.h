@@ -5,8 +5,9 @@
 
 #include <ferry.h>
 
-/* A comma-separated list of transport names ("polling,websocket,sse,short-polling") as
- * FERRY_TRANSPORT_* bits; unknown names are ignored. */
+/* A comma-separated list of transport names ("polling,websocket,sse,short-polling") as the
+ * library's bits (ferry_transport_bit()); an unknown name stops the server (exit 2) with a line
+ * on stderr, so a test cannot run on a server it did not ask for. */
 unsigned test_parse_transports(const char *list);
 
 /* Apply flag with its value v to cfg. Returns 1 when the flag is one of the engine flags
