@@ -1,0 +1,76 @@
+/* transports/polling.c (long-polling) as a client sees it, on the loop harness with a raw client
+ * (tr_util.h): the happy path, a close of the session or of the whole server from inside every
+ * callback the transport leads to (open, message, close), handshake heads at and over
+ * max_header_bytes and a long Origin, and allocation failure. Under ASan/UBSan every run must end
+ * with no leak and a clean loop. */
+#include "tr_util.h"
+
+static const tr_driver *const D = &tr_polling;
+
+static void close_session_in_open(void **state)
+{
+    (void)state;
+    tr_close_in_open(D, ACT_CLOSE_SESSION);
+}
+
+static void close_server_in_open(void **state)
+{
+    (void)state;
+    tr_close_in_open(D, ACT_CLOSE_SERVER);
+}
+
+static void close_session_in_message(void **state)
+{
+    (void)state;
+    tr_close_in_message(D, ACT_CLOSE_SESSION);
+}
+
+static void close_server_in_message(void **state)
+{
+    (void)state;
+    tr_close_in_message(D, ACT_CLOSE_SERVER);
+}
+
+static void close_session_in_close(void **state)
+{
+    (void)state;
+    tr_close_in_close(D, ACT_CLOSE_SESSION);
+}
+
+static void close_server_in_close(void **state)
+{
+    (void)state;
+    tr_close_in_close(D, ACT_CLOSE_SERVER);
+}
+
+static void long_headers(void **state)
+{
+    (void)state;
+    tr_long_headers(D);
+}
+
+static void echo_and_close(void **state)
+{
+    (void)state;
+    tr_echo_and_close(D, "[\"websocket\"]", "bAQI=");
+}
+
+static void nomem(void **state)
+{
+    (void)state;
+    tr_nomem(D);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(echo_and_close),
+    cmocka_unit_test(close_session_in_open),
+    cmocka_unit_test(close_server_in_open),
+    cmocka_unit_test(close_session_in_message),
+    cmocka_unit_test(close_server_in_message),
+    cmocka_unit_test(close_session_in_close),
+    cmocka_unit_test(close_server_in_close),
+    cmocka_unit_test(long_headers),
+    cmocka_unit_test(nomem),
+};
+
+FERRY_TEST_MAIN(tests)
