@@ -177,7 +177,9 @@ typedef struct ferry_server_config {
                                        bits of ferry_transport_bit(); a bit no transport has
                                        makes ferry_server_new() fail with -FERRY_EINVAL */
     int allow_upgrades;             /* 1 */
-    uint32_t short_poll_interval_ms; /* 1000: announced to short-polling clients */
+    uint32_t short_poll_interval_ms; /* 1000: announced to short-polling clients (an engine
+                                        setting: every extension session's open packet
+                                        carries it, docs/protocol.md) */
 
     /* HTTP */
     size_t max_header_bytes;        /* 16384: request line, header lines and the blank line,
@@ -202,14 +204,14 @@ typedef struct ferry_server_config {
     const char *cors_origins;
     int cors_credentials;           /* 0: send Access-Control-Allow-Credentials: true when 1 */
 
-    /* Server-Sent Events (ferry extension) */
-    uint32_t sse_keepalive_ms;      /* 15000: comment line interval, below common proxy idle */
-    size_t sse_padding_bytes;       /* 0: a comment prelude for proxies buffering the start */
-    size_t sse_recycle_bytes;       /* 4 MiB: end the stream after this much; client resumes */
-
-    /* WebSocket */
-    int ws_per_message_deflate;     /* 0: permessage-deflate for engine WebSockets */
-    size_t ws_deflate_threshold;    /* 1024: messages below this are sent uncompressed */
+    /* Kept for existing programs: the first values of transport options (see "transport
+     * options" below), taken by ferry_server_new(); new code sets the options instead.
+     * ferry_server_new() fails with -FERRY_EINVAL when one is outside its option's range. */
+    uint32_t sse_keepalive_ms;      /* 15000: option "sse" "keepalive_ms" */
+    size_t sse_padding_bytes;       /* 0: option "sse" "padding_bytes" (at most 65536) */
+    size_t sse_recycle_bytes;       /* 4 MiB: option "sse" "recycle_bytes" */
+    int ws_per_message_deflate;     /* 0: option "websocket" "per_message_deflate" */
+    size_t ws_deflate_threshold;    /* 1024: option "websocket" "deflate_threshold" */
 
     /* Socket.IO */
     uint32_t connect_timeout_ms;    /* 45000: a session that joins no namespace is closed */
@@ -265,6 +267,48 @@ FERRY_EXTERN int ferry_server_close(ferry_server *srv, ferry_close_cb cb, void *
 FERRY_EXTERN void ferry_server_set_data(ferry_server *srv, void *data);
 FERRY_EXTERN void *ferry_server_get_data(const ferry_server *srv);
 FERRY_EXTERN uv_loop_t *ferry_server_loop(const ferry_server *srv);
+
+/* ---- transport options
+ *
+ * A setting that belongs to one transport lives with that transport, not in
+ * ferry_server_config: a whole number named by the transport and the option, set on the server
+ * between ferry_server_new() and its first listener, and then fixed for the server's life. A
+ * transport added to the library brings its options with it; this header does not change.
+ * The library's transports have these (default; range):
+ *
+ *   "websocket" "per_message_deflate"  0; 0 or 1: accept a client's permessage-deflate offer
+ *                                      (RFC 7692) on engine WebSockets
+ *               "deflate_threshold"    1024; any: messages shorter than this many bytes are
+ *                                      sent uncompressed
+ *   "sse"       "keepalive_ms"         15000; up to 2^32-1: a comment line this often, below
+ *                                      common proxy idle timeouts; 0: none
+ *               "padding_bytes"        0; up to 65536: a comment prelude of this many spaces
+ *                                      for proxies that buffer the start of a response
+ *               "recycle_bytes"        4194304; any: end a stream after this many bytes (the
+ *                                      client resumes with Last-Event-ID); 0: never
+ *
+ * "polling" and "short-polling" have none (the short-polling interval is an engine setting,
+ * ferry_server_config.short_poll_interval_ms). ferry_server_new() starts each option from the
+ * ferry_server_config field that held it before (listed there), so programs that fill those
+ * fields keep working; an option call made afterwards wins. */
+
+/** Set option of transport on srv to value. transport and option are read during the call
+ * only. Call it after ferry_server_new() and before the server's first listener
+ * (ferry_server_listen(), ferry_server_listen_tls(), ferry_server_listen_redirect()); the
+ * value then holds for every session of the server. Returns 0; -FERRY_ENOTFOUND when no
+ * transport has that name or it has no option of that name (NULL included); -FERRY_EINVAL for
+ * srv NULL or a value outside the option's range (the option keeps its value); -FERRY_EBUSY
+ * once the server listens or is closing (nothing changes). */
+FERRY_EXTERN int ferry_server_transport_option(ferry_server *srv, const char *transport,
+                                               const char *option, uint64_t value);
+/** Store the current value of transport's option on srv in *value. Returns 0,
+ * -FERRY_ENOTFOUND, or -FERRY_EINVAL (srv or value NULL). Any time while srv lives. */
+FERRY_EXTERN int ferry_server_transport_option_get(const ferry_server *srv, const char *transport,
+                                                   const char *option, uint64_t *value);
+/** The name of transport's i-th option (from 0, in the transport's order), or NULL once i is
+ * past the last or when no transport is named transport. Static; any thread, any time.
+ *   for (size_t i = 0; (opt = ferry_transport_option_at("sse", i)) != NULL; i++) ... */
+FERRY_EXTERN const char *ferry_transport_option_at(const char *transport, size_t i);
 
 /* ------------------------------------------------------------------ TLS (https, wss)
  *

@@ -88,3 +88,51 @@ unsigned ferry_transport_all(void)
         all |= bits[i];
     return all;
 }
+
+/* ------------------------------------------------------------------ options */
+
+static size_t noptions(const ferry_transport_ops *ops)
+{
+    size_t n = 0;
+    while (ops->options != NULL && ops->options[n].name != NULL)
+        n++;
+    return n;
+}
+
+size_t ferry_transport_option_count(void)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < COUNT; i++)
+        n += noptions(ferry_transports[i]);
+    return n;
+}
+
+size_t ferry_transport_option_slot(const ferry_transport_ops *ops, size_t i)
+{
+    size_t base = 0;
+    for (size_t k = 0; k < COUNT && ferry_transports[k] != ops; k++)
+        base += noptions(ferry_transports[k]);
+    return base + i;
+}
+
+const ferry_transport_option *ferry_transport_option_find(const ferry_transport_ops *ops,
+                                                          const char *name, size_t *index)
+{
+    if (ops == NULL || name == NULL || ops->options == NULL)
+        return NULL;
+    for (size_t i = 0; ops->options[i].name != NULL; i++)
+        if (strcmp(ops->options[i].name, name) == 0) {
+            if (index != NULL)
+                *index = i;
+            return &ops->options[i];
+        }
+    return NULL;
+}
+
+const char *ferry_transport_option_at(const char *transport, size_t i)
+{
+    const ferry_transport_ops *ops = ferry_transport_find(transport);
+    if (ops == NULL || i >= noptions(ops))
+        return NULL;
+    return ops->options[i].name;
+}

@@ -19,6 +19,8 @@
  * Lifetime: the transport hears its stream's on_close; it frees itself once the engine was
  * told it closed (reported) and no stream is attached. Closing a stream ourselves clears its
  * handler first, so a conn never calls back into a freed transport. */
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -116,11 +118,27 @@ static ferry_buf *event_form(ferry_buf *pkt)
     return x;
 }
 
+/* The transport's options (ferry_server_transport_option(srv, "sse", ...)). */
+enum { OPT_KEEPALIVE_MS, OPT_PADDING_BYTES, OPT_RECYCLE_BYTES };
+static const ferry_transport_option options[] = {
+    /* a comment line this often, below common proxy idle timeouts; 0: none */
+    [OPT_KEEPALIVE_MS] = {"keepalive_ms", 15000, 0, UINT32_MAX, FERRY_OPT_CFG_U32,
+                          offsetof(ferry_server_config, sse_keepalive_ms)},
+    /* a comment prelude of this many spaces, for proxies that buffer a response's start */
+    [OPT_PADDING_BYTES] = {"padding_bytes", 0, 0, 65536, FERRY_OPT_CFG_SIZE,
+                           offsetof(ferry_server_config, sse_padding_bytes)},
+    /* end a stream after this many bytes (the client resumes with Last-Event-ID); 0: never */
+    [OPT_RECYCLE_BYTES] = {"recycle_bytes", 4u * 1024 * 1024, 0, SIZE_MAX, FERRY_OPT_CFG_SIZE,
+                           offsetof(ferry_server_config, sse_recycle_bytes)},
+    {NULL, 0, 0, 0, 0, 0},
+};
+
 static void keepalive_restart(sse *e)
 {
     ferry_server *srv = e->super.session->server;
-    if (srv->cfg.sse_keepalive_ms > 0)
-        ferry_timer_start(&srv->wheel, &e->keepalive, srv->cfg.sse_keepalive_ms);
+    uint64_t ms = ferry_engine_option(&e->super, OPT_KEEPALIVE_MS);
+    if (ms > 0)
+        ferry_timer_start(&srv->wheel, &e->keepalive, ms);
 }
 
 static void end_stream(sse *e);
@@ -252,7 +270,6 @@ static int accepts_event_stream(const ferry_req *req)
  * taken either way. */
 static int attach(sse *e, ferry_req *req)
 {
-    const ferry_server_config *cfg = ferry_engine_config(&e->super);
     static const char fixed[] = "HTTP/1.1 200 OK\r\n"
                                 "Content-Type: text/event-stream\r\n"
                                 "Cache-Control: no-cache, no-transform\r\n"
@@ -261,7 +278,7 @@ static int attach(sse *e, ferry_req *req)
     /* EventSource's reconnection delay after a recycled or broken stream (browsers default
      * to seconds), then a blank line: the prelude dispatches no event. */
     static const char retry[] = "retry: 1000\n\n";
-    size_t pad = cfg->sse_padding_bytes;
+    size_t pad = (size_t)ferry_engine_option(&e->super, OPT_PADDING_BYTES);
     /* Every piece counted: the head, CORS (the Origin echoed whole), the blank line, the
      * padding comment ":" pad spaces "\n", the retry line and the NUL. */
     size_t cap = sizeof(fixed) + ferry_http_cors_size(req) + 2 + pad + 2 + sizeof(retry);
@@ -476,7 +493,7 @@ static void sse_flush(ferry_transport *t)
             sse_close(t, FERRY_REASON_TRANSPORT_ERROR);
         return;
     }
-    const ferry_server_config *cfg = ferry_engine_config(t);
+    uint64_t recycle = ferry_engine_option(t, OPT_RECYCLE_BYTES);
     ferry_buf *pkts[MAX_BATCH];
     uint64_t ids[MAX_BATCH];
     while (e->conn != NULL && ferry_conn_pending_bytes(e->conn) < WRITE_HIGH_WATER) {
@@ -491,7 +508,7 @@ static void sse_flush(ferry_transport *t)
             end_stream(e); /* what was taken is in the replay buffer: a resume replays it */
             break;
         }
-        if (cfg->sse_recycle_bytes > 0 && e->stream_bytes >= cfg->sse_recycle_bytes) {
+        if (recycle > 0 && e->stream_bytes >= recycle) {
             /* Bounded responses for buffering intermediaries: the client reconnects with
              * Last-Event-ID and the next stream goes on from there. */
             end_stream(e);
@@ -540,6 +557,7 @@ static void sse_close(ferry_transport *t, ferry_reason reason)
 const ferry_transport_ops ferry_sse_ops = {
     .name = "sse",
     .flags = FERRY_TR_STREAMING | FERRY_TR_PROBE_TARGET | FERRY_TR_EXTENSION,
+    .options = options,
     .create = sse_create,
     .open = sse_open,
     .on_request = sse_on_request,

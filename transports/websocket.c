@@ -11,6 +11,8 @@
  * Lifetime: the engine hears ferry_engine_on_transport_closed() once, when the peer goes or
  * when it asked us to close; the object lives on until the connection is gone (ws_socket's
  * on_close), then frees itself and releases its session reference. */
+#include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "common/assert.h"
@@ -111,14 +113,28 @@ static const ws_socket_handler handler = {on_message, on_drain, on_close};
 
 /* ------------------------------------------------------------------ ops */
 
+/* The transport's options (ferry_server_transport_option(srv, "websocket", ...)). */
+enum { OPT_PER_MESSAGE_DEFLATE, OPT_DEFLATE_THRESHOLD };
+static const ferry_transport_option options[] = {
+    /* permessage-deflate (RFC 7692) for engine WebSockets, when the client offers it */
+    [OPT_PER_MESSAGE_DEFLATE] = {"per_message_deflate", 0, 0, 1, FERRY_OPT_CFG_BOOL,
+                                 offsetof(ferry_server_config, ws_per_message_deflate)},
+    /* messages below this many bytes are sent uncompressed */
+    [OPT_DEFLATE_THRESHOLD] = {"deflate_threshold", 1024, 0, SIZE_MAX, FERRY_OPT_CFG_SIZE,
+                               offsetof(ferry_server_config, ws_deflate_threshold)},
+    {NULL, 0, 0, 0, 0, 0},
+};
+
 static int accept_request(ws_transport *w, ferry_req *req)
 {
     const ferry_server_config *cfg = ferry_engine_config(&w->super);
     ws_handshake hs;
     const char *why;
-    if (!req->upgrade || ws_handshake_check(req, cfg->ws_per_message_deflate, &hs, &why) != 0)
+    int deflate = ferry_engine_option(&w->super, OPT_PER_MESSAGE_DEFLATE) != 0;
+    if (!req->upgrade || ws_handshake_check(req, deflate, &hs, &why) != 0)
         return 3; /* "Bad request", answered by the engine with a 400 before any 101 */
-    ws_socket_limits lim = {cfg->max_payload, 65536, cfg->ws_deflate_threshold};
+    ws_socket_limits lim = {cfg->max_payload, 65536,
+                            (size_t)ferry_engine_option(&w->super, OPT_DEFLATE_THRESHOLD)};
     if (ws_socket_accept(&w->sock, req, &hs, &w->super.session->server->wheel, &lim,
                          &handler) != 0)
         return -1; /* the request is gone with its connection */
@@ -250,6 +266,7 @@ static void wt_close(ferry_transport *t, ferry_reason reason)
 const ferry_transport_ops ferry_websocket_ops = {
     .name = "websocket",
     .flags = FERRY_TR_FULL_DUPLEX | FERRY_TR_BINARY | FERRY_TR_PROBE_TARGET,
+    .options = options,
     .create = wt_create,
     .open = wt_open,
     .on_request = wt_on_request,

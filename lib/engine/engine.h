@@ -124,6 +124,8 @@ struct ferry_sio; /* the Socket.IO layer's state (lib/socket) */
 struct ferry_server {
     uv_loop_t *loop;
     ferry_server_config cfg; /* strings point at owned copies */
+    /* Every transport's options (options.c), by ferry_transport_option_slot(). */
+    uint64_t transport_options[FERRY_TRANSPORT_OPTIONS_MAX];
     ferry_http http;
     uv_timer_t wheel_timer;
     ferry_wheel wheel;

@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "engine/engine.h"
+#include "engine/options.h"
 
 /* Descriptors kept for what is not a client connection: listeners, the loop's epoll, signal
  * and async pipes, libuv's EMFILE reserve, log files, static files being served. */
@@ -96,7 +97,9 @@ int ferry_server_new(uv_loop_t *loop, const ferry_server_config *cfg, ferry_serv
         ferry_server_config_init(&defaults);
         cfg = &defaults;
     }
-    if (loop == NULL || out == NULL || !valid_config(cfg))
+    uint64_t options[FERRY_TRANSPORT_OPTIONS_MAX];
+    if (loop == NULL || out == NULL || !valid_config(cfg) ||
+        ferry_transport_options_init(options, cfg) != 0)
         return -FERRY_EINVAL;
     make_sigpipe_harmless();
     ferry_server *srv = ferry_mem_calloc(1, sizeof(*srv));
@@ -104,6 +107,7 @@ int ferry_server_new(uv_loop_t *loop, const ferry_server_config *cfg, ferry_serv
         return -FERRY_ENOMEM;
     srv->loop = loop;
     srv->cfg = *cfg;
+    memcpy(srv->transport_options, options, sizeof(options));
     srv->cfg.path = ferry_mem_strdup(cfg->path);
     srv->cfg.static_root = NULL;
     srv->cfg.cors_origins = NULL;

@@ -26,9 +26,35 @@ enum {
     FERRY_TR_EXTENSION = 1u << 6,   /* not Engine.IO: offered only to clients asking (ferry=1) */
 };
 
+/* A setting of one transport, set by applications with ferry_server_transport_option() and
+ * read by the transport with ferry_engine_option(): a whole number in [min, max], def until
+ * someone sets it. The transport's file defines its table; nothing else lists its settings. */
+typedef struct ferry_transport_option {
+    const char *name; /* lower case with its unit: "keepalive_ms", "padding_bytes" */
+    uint64_t def, min, max;
+    /* Compatibility only: the ferry_server_config field that held the setting before options
+     * existed. ferry_server_new() takes its value as the option's first value, so programs
+     * that fill the field keep working. A new transport leaves both at 0 (none). */
+    unsigned cfg_kind; /* FERRY_OPT_CFG_* */
+    size_t cfg_offset; /* offsetof(ferry_server_config, field) */
+} ferry_transport_option;
+
+enum {
+    FERRY_OPT_CFG_NONE = 0,
+    FERRY_OPT_CFG_U32,  /* uint32_t field */
+    FERRY_OPT_CFG_SIZE, /* size_t field */
+    FERRY_OPT_CFG_BOOL, /* int field: non-zero is 1 */
+};
+
+/* The options of every transport together, per server. */
+#define FERRY_TRANSPORT_OPTIONS_MAX 32
+
 typedef struct ferry_transport_ops {
     const char *name; /* the transport query value: "polling", "websocket", ... */
     unsigned flags;   /* FERRY_TR_* */
+    /* Its settings, ended by an entry whose name is NULL; NULL when it has none. The transport
+     * reads setting i of this table with ferry_engine_option(t, i). */
+    const ferry_transport_option *options;
     /* A new transport object for s (retains s); NULL when out of memory. */
     ferry_transport *(*create)(ferry_session *s);
     /* Take the request that opened the session (handshake) or the probe. Returns 0 when the
@@ -115,6 +141,8 @@ int ferry_engine_replay(ferry_transport *t, int (*cb)(void *ud, ferry_buf *pkt, 
 int ferry_engine_upgrading(const ferry_transport *t);
 /* The server configuration of t's session. */
 const ferry_server_config *ferry_engine_config(const ferry_transport *t);
+/* The value of t's option i (an index into t->ops->options) on t's server. */
+uint64_t ferry_engine_option(const ferry_transport *t, size_t i);
 /* The transport's log prefix: the session id. */
 const char *ferry_engine_sid(const ferry_transport *t);
 void ferry_session_retain(ferry_session *s);
@@ -129,5 +157,13 @@ extern const ferry_transport_ops *const ferry_transports[];
 const ferry_transport_ops *ferry_transport_find(const char *name);
 /* The bit of a registered transport, 0 for anything else. */
 unsigned ferry_transport_ops_bit(const ferry_transport_ops *ops);
+/* Options: every registered transport's options have one slot each in a server's table of
+ * ferry_transport_option_count() values (at most FERRY_TRANSPORT_OPTIONS_MAX); option i of ops
+ * is in slot ferry_transport_option_slot(ops, i). */
+size_t ferry_transport_option_count(void);
+size_t ferry_transport_option_slot(const ferry_transport_ops *ops, size_t i);
+/* The option named name of ops and its index, or NULL (name NULL included). */
+const ferry_transport_option *ferry_transport_option_find(const ferry_transport_ops *ops,
+                                                          const char *name, size_t *index);
 
 #endif

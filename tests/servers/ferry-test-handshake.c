@@ -250,6 +250,8 @@ int main(int argc, char **argv)
     loop = uv_default_loop();
     ferry_server *srv;
     int rc = ferry_server_new(loop, &cfg, &srv);
+    if (rc == 0)
+        rc = test_transport_options(srv);
     ferry_tls *tls = NULL;
     if (rc == 0 && tls_cert != NULL) {
         rc = ferry_tls_new(NULL, &tls);

@@ -337,6 +337,8 @@ int main(int argc, char **argv)
     ferry_server *srv;
     int rc = ferry_server_new(loop, &cfg, &srv);
     if (rc == 0)
+        rc = test_transport_options(srv);
+    if (rc == 0)
         rc = ferry_server_listen(srv, "127.0.0.1", port);
     if (rc != 0) {
         fprintf(stderr, "ferry-test-sio: %s\n", ferry_strerror(rc));

@@ -33,6 +33,47 @@ unsigned test_parse_transports(const char *list)
     return bits;
 }
 
+/* Transport options named by the flags, set once the server exists (test_transport_options()). */
+#define MAX_OPTIONS 16
+static struct {
+    char transport[32];
+    char option[64];
+    uint64_t value;
+} options[MAX_OPTIONS];
+static size_t noptions;
+
+static void add_option(const char *transport, size_t tlen, const char *option, size_t olen,
+                       const char *value)
+{
+    char *end;
+    unsigned long long n = strtoull(value, &end, 10);
+    if (noptions == MAX_OPTIONS || tlen == 0 || tlen >= sizeof(options[0].transport) || olen == 0 ||
+        olen >= sizeof(options[0].option) || *value < '0' || *value > '9' || *end != '\0') {
+        fprintf(stderr, "test server: bad transport option %.*s.%.*s=%s\n", (int)tlen, transport,
+                (int)olen, option, value);
+        exit(2);
+    }
+    memcpy(options[noptions].transport, transport, tlen);
+    options[noptions].transport[tlen] = '\0';
+    memcpy(options[noptions].option, option, olen);
+    options[noptions].option[olen] = '\0';
+    options[noptions++].value = n;
+}
+
+int test_transport_options(ferry_server *srv)
+{
+    for (size_t i = 0; i < noptions; i++) {
+        int rc = ferry_server_transport_option(srv, options[i].transport, options[i].option,
+                                               options[i].value);
+        if (rc != 0) {
+            fprintf(stderr, "test server: transport option %s.%s=%llu: %s\n", options[i].transport,
+                    options[i].option, (unsigned long long)options[i].value, ferry_strerror(rc));
+            return rc;
+        }
+    }
+    return 0;
+}
+
 int test_engine_flag(ferry_server_config *cfg, const char *a, const char *v)
 {
     unsigned long n = strtoul(v, NULL, 10);
@@ -63,15 +104,23 @@ int test_engine_flag(ferry_server_config *cfg, const char *a, const char *v)
     else if (strcmp(a, "--short-poll-interval") == 0)
         cfg->short_poll_interval_ms = (uint32_t)n;
     else if (strcmp(a, "--sse-keepalive") == 0)
-        cfg->sse_keepalive_ms = (uint32_t)n;
+        add_option("sse", 3, "keepalive_ms", 12, v);
     else if (strcmp(a, "--sse-padding") == 0)
-        cfg->sse_padding_bytes = n;
+        add_option("sse", 3, "padding_bytes", 13, v);
     else if (strcmp(a, "--sse-recycle") == 0)
-        cfg->sse_recycle_bytes = n;
+        add_option("sse", 3, "recycle_bytes", 13, v);
     else if (strcmp(a, "--ws-deflate") == 0) {
         /* permessage-deflate on engine WebSockets; v: the size threshold in bytes */
-        cfg->ws_per_message_deflate = 1;
-        cfg->ws_deflate_threshold = n;
+        add_option("websocket", 9, "per_message_deflate", 19, "1");
+        add_option("websocket", 9, "deflate_threshold", 17, v);
+    } else if (strcmp(a, "--transport-option") == 0) {
+        /* TRANSPORT.OPTION=VALUE: any option of any transport, by the registry's names */
+        const char *dot = strchr(v, '.');
+        const char *eq = dot ? strchr(dot, '=') : NULL;
+        if (eq == NULL)
+            add_option(v, 0, "", 0, ""); /* reports the bad flag */
+        else
+            add_option(v, (size_t)(dot - v), dot + 1, (size_t)(eq - dot - 1), eq + 1);
     } else
         return 0;
     return 1;
