@@ -438,7 +438,8 @@ FERRY_EXTERN void ferry_session_close(ferry_session *s);
 /** The Engine.IO session id (NUL-terminated, valid while the session lives). */
 FERRY_EXTERN const char *ferry_session_id(const ferry_session *s);
 
-/** The current transport: "polling", "websocket", "sse" or "short-polling". Static string. */
+/** The current transport's name ("polling", "websocket", "sse", "short-polling": a name of
+ * ferry_transport_at()). Static string. */
 FERRY_EXTERN const char *ferry_session_transport(const ferry_session *s);
 
 /* ---- the handshake request (Socket.IO's socket.handshake, at the engine level)
@@ -552,7 +553,7 @@ FERRY_EXTERN const char *ferry_admission_header_at(const ferry_admission *a, siz
                                                    const char **value);
 /** The peer address as text ("127.0.0.1"). */
 FERRY_EXTERN const char *ferry_admission_remote_addr(const ferry_admission *a);
-/** The transport asked for: "polling", "websocket", "sse" or "short-polling" (static). */
+/** The transport asked for, a name of ferry_transport_at() such as "polling" (static). */
 FERRY_EXTERN const char *ferry_admission_transport(const ferry_admission *a);
 /** When the request arrived, in milliseconds since the Unix epoch. */
 FERRY_EXTERN uint64_t ferry_admission_time(const ferry_admission *a);

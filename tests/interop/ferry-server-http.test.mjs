@@ -159,6 +159,8 @@ test("flags: --help lists every flag, bad values stop with one clear line", asyn
     "--cors-origins", "--static", "--publish-token", "--allow-publish", "--allow-join", "--suite",
     "--transports", "--max-payload", "--max-rooms", "--no-presence", "--client-js", "--log-level"])
     assert.ok(help.out.includes(f), f);
+  // The transport names come from the library's registry, in the order of their bits.
+  assert.match(help.out, /--transports LIST +polling,websocket,sse,short-polling \(FERRY_TRANSPORTS,/);
   for (const [args, env, re] of [
     [["--port", "70000"], {}, /invalid port '70000'/],
     [["--port", "12ab"], {}, /invalid port '12ab'/],
@@ -168,7 +170,8 @@ test("flags: --help lists every flag, bad values stop with one clear line", asyn
     [["--port"], {}, /missing value for '--port'/],
     [[], { FERRY_PORT: "x" }, /FERRY_PORT/],
     [["--log-level", "loud"], {}, /invalid log level/],
-    [["--transports", "polling,carrier-pigeon"], {}, /invalid transport 'carrier-pigeon'/],
+    [["--transports", "polling,carrier-pigeon"], {}, /invalid transport 'carrier-pigeon': use polling, websocket, sse or short-polling \(see ferry --help\)/],
+    [[], { FERRY_TRANSPORTS: "websocket,Polling" }, /invalid transport 'Polling'[^]*FERRY_TRANSPORTS/],
     [["--transports", ","], {}, /invalid transports/],
     [["--max-payload", "10"], {}, /invalid max payload/],
     [["--static", "examples/no-such-folder"], {}, /invalid static folder 'examples\/no-such-folder': not a folder/],
