@@ -483,6 +483,43 @@ FERRY_EXTERN void ferry_session_set_data(ferry_session *s, void *data);
 FERRY_EXTERN void *ferry_session_get_data(const ferry_session *s);
 FERRY_EXTERN ferry_server *ferry_session_server(const ferry_session *s);
 
+/* ---- what a session costs on the wire (counters)
+ *
+ * Every session counts, from its handshake to its end and across upgrades and attaches (the
+ * sum over every transport it used), what really passed where the bytes pass: the HTTP layer
+ * counts request and response heads and bodies as they were read and written (chunked framing
+ * included), and every byte of a connection taken for a WebSocket (frame headers, masks, close
+ * and ping frames) or an SSE stream (the response head, "data:" lines, event ids, keep-alive
+ * comments). Nothing is estimated. Bytes are HTTP bytes, as a plain-HTTP peer sees them: under
+ * TLS, before encryption. A request is counted once it is answered or its connection taken
+ * (a held long-poll when it returns); a request that names no live session (a bad sid, a
+ * refused handshake) is counted nowhere. */
+typedef enum ferry_counter {
+    FERRY_COUNTER_BYTES_IN = 0,     /* bytes received from the client */
+    FERRY_COUNTER_BYTES_OUT,        /* bytes sent to the client */
+    FERRY_COUNTER_REQUESTS,         /* HTTP requests: handshake, polls, POSTs, the WebSocket
+                                       upgrade, SSE stream GETs, probes, refused ones too */
+    FERRY_COUNTER_PACKETS_IN,       /* Engine.IO packets received (messages, pongs, ...) */
+    FERRY_COUNTER_PACKETS_OUT,      /* Engine.IO packets handed to a transport (open, pings,
+                                       messages, noops, close; again when replayed) */
+    FERRY_COUNTER_MESSAGES_IN,      /* Engine.IO messages (type 4) received */
+    FERRY_COUNTER_MESSAGES_OUT,     /* Engine.IO messages handed to a transport */
+    FERRY_COUNTER_MESSAGE_BYTES_IN, /* the data of those messages (what the application sees:
+                                       a Socket.IO packet's text, a binary message's bytes);
+                                       BYTES_IN minus this is what the protocol cost */
+    FERRY_COUNTER_MESSAGE_BYTES_OUT,
+    FERRY_COUNTERS                  /* how many there are; not a counter */
+} ferry_counter;
+
+/** The session's counter which (0 for an unknown one), as it stands now. Valid while the
+ * session lives, its close callback included (an answer to the request that ended the session
+ * is written after that callback). Cheap: a field read. */
+FERRY_EXTERN uint64_t ferry_session_counter(const ferry_session *s, ferry_counter which);
+
+/** The counter's name in snake case ("bytes_in", "message_bytes_out", ...), for logs and
+ * JSON; NULL for an unknown one. Static. */
+FERRY_EXTERN const char *ferry_counter_name(ferry_counter which);
+
 /* ------------------------------------------------------------------ admission (allowRequest)
  *
  * Let the app accept or refuse each Engine.IO handshake before a session exists, now or later
@@ -787,6 +824,9 @@ FERRY_EXTERN ferry_namespace *ferry_socket_namespace(const ferry_socket *s);
 /** The Engine.IO session the socket travels on (shared by the client's other namespaces).
  * Useful for ferry_session_transport(); do not set its callbacks. */
 FERRY_EXTERN ferry_session *ferry_socket_session(const ferry_socket *s);
+/** The counter which of the socket's Engine.IO session (ferry_session_counter()): every
+ * namespace of one client shares it. 0 once the socket has left its client (ferry_socket_session() is NULL). */
+FERRY_EXTERN uint64_t ferry_socket_counter(const ferry_socket *s, ferry_counter which);
 FERRY_EXTERN void ferry_socket_set_data(ferry_socket *s, void *data);
 FERRY_EXTERN void *ferry_socket_get_data(const ferry_socket *s);
 

@@ -235,6 +235,12 @@ size_t ferry_engine_take(ferry_transport *t, ferry_buf **out, uint64_t *seqs, si
         ferry_list_remove(&e->link);
         bytes += e->buf->len;
         s->queued_bytes -= e->buf->len;
+        if (is_message(e->buf)) {
+            s->counters.messages_out++;
+            /* The data: a text message's bytes after its type digit, a binary one whole. */
+            s->counters.message_bytes_out +=
+                e->buf->len - ((e->buf->flags & FERRY_BUF_BINARY) ? 0 : 1);
+        }
         if (e == s->cping)
             s->cping = NULL;
         if (s->extensions) {
@@ -258,6 +264,7 @@ size_t ferry_engine_take(ferry_transport *t, ferry_buf **out, uint64_t *seqs, si
     if (s->nsent > SENT_MAX)
         sent_bound(s);
     s->server->stats.packets_out += n;
+    s->counters.packets_out += n;
     /* A graceful close ends once its close packet was taken: the next flush closes the
      * transport instead of waiting for the bound on the close (upgrade_timer). */
     if (s->state == SESSION_CLOSING && n > 0 && ferry_list_empty(&s->queue))
@@ -707,6 +714,11 @@ int ferry_engine_on_packet(ferry_transport *t, int type, const char *data, size_
     if (s->state == SESSION_CLOSED)
         return -FERRY_ECLOSED;
     s->server->stats.packets_in++;
+    s->counters.packets_in++;
+    if (type == EIO_MESSAGE) {
+        s->counters.messages_in++;
+        s->counters.message_bytes_in += len;
+    }
     if (t == s->probe)
         return on_probe_packet(s, t, type, data, len);
     if (t != s->transport)
@@ -907,9 +919,11 @@ static void handshake(ferry_server *srv, const ferry_transport_ops *ops, ferry_r
     }
     s->transport = t;
     ferry_session_retain(s); /* ours, for the callbacks below */
+    ferry_req_set_meter(req, &s->counters.wire);
     int code = ops->open(t, req);
     if (code != 0) {
         s->transport = NULL;
+        ferry_req_set_meter(req, NULL); /* the session goes before the answer */
         reject(srv, req, code);
         ops->destroy(t);
         s->state = SESSION_CLOSED;
@@ -1120,6 +1134,9 @@ void ferry_engine_on_request(ferry_req *req, void *ud)
         ferry_admission_begin(srv, ops, req); /* then ferry_engine_handshake() */
         return;
     }
+    /* Counted as the session's when answered or taken: whoever holds the request from here
+     * on (a transport) holds the session too. */
+    ferry_req_set_meter(req, &s->counters.wire);
     ferry_transport *cur = s->transport;
     if (s->state == SESSION_CLOSED || (cur == NULL && !s->extensions)) {
         reject(srv, req, 1);
@@ -1289,6 +1306,50 @@ void ferry_session_set_data(ferry_session *s, void *data)
 void *ferry_session_get_data(const ferry_session *s)
 {
     return s->data;
+}
+
+uint64_t ferry_session_counter(const ferry_session *s, ferry_counter which)
+{
+    const ferry_session_counters *c = &s->counters;
+    switch (which) {
+    case FERRY_COUNTER_BYTES_IN:
+        return c->wire.bytes_in;
+    case FERRY_COUNTER_BYTES_OUT:
+        return c->wire.bytes_out;
+    case FERRY_COUNTER_REQUESTS:
+        return c->wire.requests;
+    case FERRY_COUNTER_PACKETS_IN:
+        return c->packets_in;
+    case FERRY_COUNTER_PACKETS_OUT:
+        return c->packets_out;
+    case FERRY_COUNTER_MESSAGES_IN:
+        return c->messages_in;
+    case FERRY_COUNTER_MESSAGES_OUT:
+        return c->messages_out;
+    case FERRY_COUNTER_MESSAGE_BYTES_IN:
+        return c->message_bytes_in;
+    case FERRY_COUNTER_MESSAGE_BYTES_OUT:
+        return c->message_bytes_out;
+    case FERRY_COUNTERS:
+        break;
+    }
+    return 0;
+}
+
+const char *ferry_counter_name(ferry_counter which)
+{
+    static const char *const names[FERRY_COUNTERS] = {
+        [FERRY_COUNTER_BYTES_IN] = "bytes_in",
+        [FERRY_COUNTER_BYTES_OUT] = "bytes_out",
+        [FERRY_COUNTER_REQUESTS] = "requests",
+        [FERRY_COUNTER_PACKETS_IN] = "packets_in",
+        [FERRY_COUNTER_PACKETS_OUT] = "packets_out",
+        [FERRY_COUNTER_MESSAGES_IN] = "messages_in",
+        [FERRY_COUNTER_MESSAGES_OUT] = "messages_out",
+        [FERRY_COUNTER_MESSAGE_BYTES_IN] = "message_bytes_in",
+        [FERRY_COUNTER_MESSAGE_BYTES_OUT] = "message_bytes_out",
+    };
+    return (unsigned)which < FERRY_COUNTERS ? names[which] : NULL;
 }
 
 ferry_server *ferry_session_server(const ferry_session *s)

@@ -60,6 +60,19 @@ typedef struct ferry_engine_stats {
     uint64_t replay_dropped;   /* packets dropped from replay buffers by the byte bound */
 } ferry_engine_stats;
 
+/* A session's counters (ferry_session_counter()): the wire's side is counted by lib/http where
+ * the bytes pass (a meter given to every request of the session, and kept by the connections
+ * its WebSocket and SSE transports take); the engine counts packets and messages. */
+typedef struct ferry_session_counters {
+    ferry_wire_meter wire;
+    uint64_t packets_in;
+    uint64_t packets_out;
+    uint64_t messages_in;
+    uint64_t messages_out;
+    uint64_t message_bytes_in;
+    uint64_t message_bytes_out;
+} ferry_session_counters;
+
 /* A hash table of sessions by sid (chained, power-of-two buckets, grown at load 1). */
 typedef struct ferry_session_table {
     ferry_session **buckets;
@@ -109,6 +122,7 @@ struct ferry_session {
     ferry_qentry *cping;       /* the still unsent answer to a client ping, or NULL */
     uint64_t report_window;    /* loop time the current report-rate minute began */
     unsigned reports;          /* reports taken in that minute */
+    ferry_session_counters counters;
     /* The application side (engine level or the Socket.IO layer). */
     ferry_message_cb on_message;
     void *on_message_ud;

@@ -889,6 +889,8 @@ static void feed_taken(ferry_conn *c)
 {
     while (c->state == CONN_TAKEN && c->in.len > 0 && !c->read_paused) {
         size_t n = c->in.len;
+        if (c->meter != NULL)
+            c->meter->bytes_in += n;
         /* The handler may write, close or pause; the bytes stay ours until it returns. */
         c->in_process = 1;
         c->handler->on_data(c, c->in.base, n, c->handler_ud);
@@ -922,6 +924,8 @@ static void process_input(ferry_conn *c)
                     reject(c, 431);
                     break;
                 }
+            } else {
+                c->body_fed += c->in.len;
             }
             ferry_vec_consume(&c->in, c->in.len);
             break;
@@ -938,6 +942,8 @@ static void process_input(ferry_conn *c)
             c->head_paused = 0;
             size_t head = c->head_fed + used;
             c->head_fed = 0;
+            c->body_fed = 0;
+            c->req->wire_in = head;
             if (head > max_head) {
                 reject(c, 431);
                 break;
@@ -952,6 +958,8 @@ static void process_input(ferry_conn *c)
         }
         c->in_body = 0;
         ferry_req *r = c->req;
+        r->wire_in += c->body_fed + used; /* the body as it came: chunk sizes and all */
+        c->body_fed = 0;
         c->waiting = 1;
         c->http->stats.requests++;
         if (c->redirect_port != 0)
@@ -1060,6 +1068,11 @@ int ferry_req_is_tls(const ferry_req *req)
     return req->conn != NULL && req->conn->tls != NULL;
 }
 
+void ferry_req_set_meter(ferry_req *req, ferry_wire_meter *m)
+{
+    req->meter = m;
+}
+
 void ferry_req_hold(ferry_req *req, void (*on_abort)(ferry_req *req, void *ud), void *ud)
 {
     req->on_abort = on_abort;
@@ -1115,6 +1128,7 @@ int ferry_req_respond(ferry_req *req, int status, const char *content_type,
         ferry_slice sl[9];
         size_t ns = 0;
         sl[ns++] = (ferry_slice){head->data, head->len, head};
+        size_t wire_out = head->len + (req->head ? 0 : blen);
         rc = 0;
         if (!req->head && nbody + 1 > sizeof(sl) / sizeof(sl[0])) {
             /* Many slices: write the head first; ordering is kept by the write queue. */
@@ -1128,6 +1142,11 @@ int ferry_req_respond(ferry_req *req, int status, const char *content_type,
             rc = ferry_conn_write(c, sl, ns);
         }
         ferry_buf_release(head);
+        if (rc == 0 && req->meter != NULL) {
+            req->meter->bytes_in += req->wire_in;
+            req->meter->bytes_out += wire_out;
+            req->meter->requests++;
+        }
     }
     ferry_req_free(req);
     request_done(c);
@@ -1168,12 +1187,19 @@ ferry_conn *ferry_req_take_conn(ferry_req *req, const ferry_conn_handler *h, voi
         return NULL;
     }
     FERRY_ASSERT(c->req == req);
+    ferry_wire_meter *meter = req->meter;
+    size_t wire_in = req->wire_in;
     ferry_req_free(req);
     c->req = NULL;
     c->waiting = 0;
     if (c->state != CONN_HTTP)
         return NULL;
     c->state = CONN_TAKEN;
+    if (meter != NULL) {
+        meter->bytes_in += wire_in;
+        meter->requests++;
+        c->meter = meter; /* the 101 or the stream's head, then every frame or event */
+    }
     c->handler = h;
     c->handler_ud = ud;
     /* No more HTTP heads on this connection: the head's accumulators (2 KB each once used)
@@ -1196,6 +1222,8 @@ void ferry_conn_set_handler(ferry_conn *c, const ferry_conn_handler *h, void *ud
 {
     c->handler = h;
     c->handler_ud = ud;
+    if (h == NULL)
+        c->meter = NULL; /* the owner let go: its meter may go before the connection */
 }
 
 uv_loop_t *ferry_conn_loop(const ferry_conn *c)
@@ -1232,9 +1260,12 @@ static void on_write(uv_write_t *wr, int status)
 
 int ferry_conn_write(ferry_conn *c, const ferry_slice *s, size_t n)
 {
-    if (c->tls != NULL)
-        return tls_write(c, s, n);
-    return raw_write(c, s, n);
+    int rc = c->tls != NULL ? tls_write(c, s, n) : raw_write(c, s, n);
+    if (rc == 0 && c->meter != NULL) {
+        for (size_t i = 0; i < n; i++)
+            c->meter->bytes_out += s[i].len;
+    }
+    return rc;
 }
 
 /* The bytes as they go on the wire: plaintext, or ciphertext from tls_flush(). */
@@ -1328,6 +1359,7 @@ size_t ferry_conn_pending_bytes(const ferry_conn *c)
 static void begin_close(ferry_conn *c)
 {
     c->state = CONN_CLOSING;
+    c->meter = NULL; /* nothing is read or written from here on; the session may go first */
     set_timer(c, CONN_TIMER_NONE, 0);
     ferry_list_remove(&c->deferred);
     tls_uncount(c);

@@ -38,6 +38,7 @@ struct ferry_conn {
     /* Parser accumulators: llhttp may deliver a token in several pieces. */
     size_t header_bytes;  /* lower bound from the tokens (early 431) */
     size_t head_fed;      /* bytes given to llhttp while the current head is incomplete */
+    size_t body_fed;      /* bytes given to llhttp in the current body (framing included) */
     unsigned head_paused : 1; /* llhttp paused at the end of a head (on_headers_complete) */
     unsigned in_body : 1;     /* the head was accepted; its body (maybe empty) is parsed */
     ferry_vec url;
@@ -54,6 +55,7 @@ struct ferry_conn {
     /* The owner after a take. */
     const ferry_conn_handler *handler;
     void *handler_ud;
+    ferry_wire_meter *meter; /* the taken request's meter: every byte read or written */
     /* TLS (conn.c): NULL on a plain connection. */
     struct conn_tls *tls;
     int redirect_port; /* a redirect listener's connection: every request gets a 308 */

@@ -132,6 +132,17 @@ struct ferry_http {
  * accepting anything ever again. */
 void ferry_http_refuse(ferry_http *http, uv_stream_t *server);
 
+/* What one owner's requests and connections cost on the wire (a session's: lib/engine), counted
+ * where the bytes pass: request heads and bodies as they arrived (chunked framing included),
+ * response heads and bodies as written, and every byte read or written on a connection taken
+ * from such a request (WebSocket frames with their headers, an SSE stream with its framing).
+ * HTTP bytes, as a plain-HTTP peer sees them: under TLS, before encryption. */
+typedef struct ferry_wire_meter {
+    uint64_t bytes_in;
+    uint64_t bytes_out;
+    uint64_t requests; /* requests answered or taken */
+} ferry_wire_meter;
+
 /* Called when a taken connection reads bytes, may write again, or closes. */
 typedef struct ferry_conn_handler {
     void (*on_data)(ferry_conn *c, const char *data, size_t len, void *ud);
@@ -165,6 +176,8 @@ struct ferry_http_req {
      * request is answered; the request is freed right after. */
     void (*on_abort)(ferry_req *req, void *ud);
     void *abort_ud;
+    size_t wire_in;          /* the request's bytes as they arrived: head, body, framing */
+    ferry_wire_meter *meter; /* NULL, or where the request is counted (ferry_req_set_meter) */
 };
 
 /* ---- server-wide */
@@ -232,6 +245,12 @@ int ferry_req_respond_text(ferry_req *req, int status, const char *content_type,
 /* Engine.IO error answer: 400 (403 for code 4) with {"code":N,"message":"..."}. */
 int ferry_req_respond_error(ferry_req *req, int code);
 
+/* Count req into m (NULL: nowhere) when it is answered or its connection taken: its own bytes,
+ * the answer's, one request; a connection taken from it goes on counting everything read and
+ * written into m until it closes or its handler is set to NULL. m must stay valid that long
+ * (a session holds its meter; its transports hold the session). */
+void ferry_req_set_meter(ferry_req *req, ferry_wire_meter *m);
+
 /* Hold the request: abort fires if its connection closes first. */
 void ferry_req_hold(ferry_req *req, void (*on_abort)(ferry_req *req, void *ud), void *ud);
 
@@ -257,6 +276,8 @@ size_t ferry_conn_pending_bytes(const ferry_conn *c);
 void ferry_conn_close(ferry_conn *c);
 /* Close at once, dropping what is queued (reset). Idempotent. */
 void ferry_conn_abort(ferry_conn *c);
+/* A NULL h also ends the counting into the meter of the request the connection was taken
+ * from (ferry_req_set_meter): the connection has no owner left. */
 void ferry_conn_set_handler(ferry_conn *c, const ferry_conn_handler *h, void *ud);
 void ferry_conn_pause_reading(ferry_conn *c);
 void ferry_conn_resume_reading(ferry_conn *c);

@@ -606,6 +606,12 @@ ferry_session *ferry_socket_session(const ferry_socket *s)
     return s->client != NULL ? s->client->session : NULL;
 }
 
+uint64_t ferry_socket_counter(const ferry_socket *s, ferry_counter which)
+{
+    ferry_session *session = ferry_socket_session(s);
+    return session != NULL ? ferry_session_counter(session, which) : 0;
+}
+
 void ferry_socket_set_data(ferry_socket *s, void *data)
 {
     s->data = data;
