@@ -66,7 +66,7 @@ async function goodClient(transports = [["websocket"], ["polling"]]) {
     while (running) {
       try {
         const r = await ann.timeout(5000).emitWithAck("publish", { room, event: "message", data: { n: n + 1 } });
-        assert.deepEqual(r, { ok: true });
+        assert.equal(r.ok, true);
         n++;
       } catch (e) {
         errors.push(`publish ${n + 1}: ${e.message}`);

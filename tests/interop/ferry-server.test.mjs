@@ -2,6 +2,7 @@
 // clients within the allowlists, presence, and HTTP publishes reaching the right sockets.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { io } from "socket.io-client";
 import { startServer, bin, once } from "../lib/server.mjs";
 
@@ -74,7 +75,10 @@ for (const transports of [["polling"], ["websocket"], ["polling", "websocket"]])
     assert.equal((await call(c, "join", { room: "r3" })).ok, true);
 
     const data = { text: "héllo ✓", n: [1, 2, { deep: true }] };
-    assert.deepEqual(await call(a, "publish", { room: "r1", event: "message", data }), { ok: true });
+    // "message" is kept in the history (--history-events' default): the answer names its id.
+    const sent = await call(a, "publish", { room: "r1", event: "message", data });
+    assert.deepEqual(Object.keys(sent), ["ok", "id"]);
+    assert.equal(sent.ok, true);
     // A marker in r3, where all three are, published after: once everyone has it, anything
     // from the first publish would have arrived before it (one session delivers in order).
     assert.deepEqual(await call(a, "publish", { room: "r3", event: "typing", data: "mark" }),
@@ -85,7 +89,9 @@ for (const transports of [["polling"], ["websocket"], ["polling", "websocket"]])
     const msgs = only(gb, "message");
     assert.equal(msgs.length, 1, "bob got the message once");
     assert.deepEqual(msgs[0][1], data);
-    assert.deepEqual(msgs[0][2], { room: "r1", from: { id: a.id, name: "ann" } });
+    const { ts, ...meta } = msgs[0][2];
+    assert.deepEqual(meta, { room: "r1", from: { id: a.id, name: "ann" }, id: sent.id });
+    assert.ok(Math.abs(ts - Date.now()) < 60000, "ts is the server's time in ms");
     assert.equal(only(gc, "message").length, 0, "cid is not in r1");
     assert.equal(only(ga, "message").length, 0, "the sender does not get its own publish");
     assert.equal(only(ga, "typing").length, 0);
@@ -253,5 +259,108 @@ test("publish rate: a burst over --publish-rate is refused, the bucket refills",
     a.disconnect();
   } finally {
     assert.equal(await s4.stop(), 0);
+  }
+});
+
+test("history: a joiner gets the room's last --history messages, oldest first, bounded", async () => {
+  const s5 = await startServer(bin("tools/ferry/ferry"), ["--port", "0", "--allow-publish",
+    "message,typing", "--history", "3", "--publish-token", TOKEN]);
+  try {
+    const mk = async (name) => {
+      const c = io(s5.url, { forceNew: true, reconnection: false, auth: { name } });
+      sockets.push(c);
+      await once(c, "connect");
+      return c;
+    };
+    const a = await mk("ann");
+    assert.deepEqual((await call(a, "join", { room: "h1" })).history, [], "empty at first");
+    const ids = [];
+    for (let i = 1; i <= 5; i++)
+      ids.push((await call(a, "publish", { room: "h1", event: "message", data: { text: `m${i}` } })).id);
+    assert.equal(new Set(ids).size, 5, "every id differs");
+    // typing is not a history event: no id, not kept.
+    assert.deepEqual(await call(a, "publish", { room: "h1", event: "typing", data: true }), { ok: true });
+    // A backend's message is kept too, without "from".
+    const res = await fetch(`${s5.url}/api/publish`, { method: "POST",
+      headers: { authorization: `Bearer ${TOKEN}` },
+      body: JSON.stringify({ room: "h1", event: "message", data: { text: "from backend" } }) });
+    assert.equal(res.status, 200);
+    const b = await mk("bob");
+    const j = await call(b, "join", { room: "h1" });
+    assert.deepEqual(j.history.map((h) => h.data.text), ["m4", "m5", "from backend"], "last 3, oldest first");
+    assert.deepEqual(j.history.map((h) => h.id).slice(0, 2), ids.slice(3));
+    assert.deepEqual(j.history[0].from, { id: a.id, name: "ann" });
+    assert.equal(j.history[0].event, "message");
+    assert.equal(j.history[2].from, undefined);
+    assert.ok(j.history.every((h) => typeof h.ts === "number"));
+    // Other rooms have their own history; joining again answers it again.
+    assert.deepEqual((await call(b, "join", { room: "h2" })).history, []);
+    assert.equal((await call(b, "join", { room: "h1" })).history.length, 3);
+
+    // Receipts: bob got m5, ann (its publisher) hears it; unknown ids and strangers are refused.
+    const ga = recorder(a);
+    assert.deepEqual(await call(b, "receipt", { room: "h1", id: ids[4] }), { ok: true });
+    await waitUntil(a, ga, (g) => only(g, "receipt").length === 1);
+    assert.deepEqual(only(ga, "receipt")[0][1], { room: "h1", id: ids[4], by: { id: b.id, name: "bob" } });
+    let r = await call(b, "receipt", { room: "h1", id: ids[0] });
+    assert.equal(r.ok, false);
+    assert.match(r.error, /no message/, "dropped from the history");
+    r = await call(b, "receipt", { room: "h1" });
+    assert.match(r.error, /'id'/);
+    const c = await mk("cid");
+    r = await call(c, "receipt", { room: "h1", id: ids[4] });
+    assert.match(r.error, /not in room/);
+    // A receipt for one's own message is answered but not echoed.
+    assert.deepEqual(await call(a, "receipt", { room: "h1", id: ids[4] }), { ok: true });
+    for (const s of [a, b, c]) s.disconnect();
+  } finally {
+    assert.equal(await s5.stop(), 0);
+  }
+});
+
+test("history: --history-bytes bounds all rooms together; --history 0 turns it off", async () => {
+  const s6 = await startServer(bin("tools/ferry/ferry"), ["--port", "0", "--allow-publish",
+    "chat:*", "--history-events", "chat:*", "--history-bytes", "4096",
+    "--max-rooms", "64", "--publish-rate", "0"]);
+  const s7 = await startServer(bin("tools/ferry/ferry"), ["--port", "0", "--allow-publish",
+    "message"], { env: { FERRY_HISTORY: "0" } });
+  try {
+    const a = io(s6.url, { forceNew: true, reconnection: false, auth: { name: "ann" } });
+    sockets.push(a);
+    await once(a, "connect");
+    // 40 rooms x 2 messages of ~300 bytes: far over 4096 bytes in all.
+    for (let i = 0; i < 40; i++) {
+      await call(a, "join", { room: `b${i}` });
+      for (let k = 0; k < 2; k++)
+        assert.equal((await call(a, "publish", { room: `b${i}`, event: "chat:msg", data: "x".repeat(300) })).ok, true);
+    }
+    let kept = 0;
+    for (let i = 0; i < 40; i++) kept += (await call(a, "join", { room: `b${i}` })).history.length;
+    assert.ok(kept >= 2 && kept <= 12, `${kept} entries kept within 4096 bytes`);
+    const last = (await call(a, "join", { room: "b39" })).history;
+    assert.equal(last.length, 2, "the newest are the ones kept");
+    assert.equal(last[0].event, "chat:msg");
+    assert.equal((await call(a, "join", { room: "b0" })).history.length, 0, "the oldest went first");
+    a.disconnect();
+
+    const z = io(s7.url, { forceNew: true, reconnection: false, auth: { name: "zed" } });
+    sockets.push(z);
+    await once(z, "connect");
+    const j = await call(z, "join", { room: "lobby" });
+    assert.equal(j.ok, true);
+    assert.equal(j.history, undefined, "no history field when off");
+    assert.deepEqual(await call(z, "publish", { room: "lobby", event: "message", data: 1 }), { ok: true });
+    z.disconnect();
+  } finally {
+    assert.equal(await s6.stop(), 0);
+    assert.equal(await s7.stop(), 0);
+  }
+});
+
+test("history flags: bad values stop ferry with one line", async () => {
+  for (const [flag, value] of [["--history", "10001"], ["--history", "x"], ["--history-bytes", "-1"]]) {
+    const p = spawnSync(bin("tools/ferry/ferry"), [flag, value], { encoding: "utf8", timeout: 10000 });
+    assert.equal(p.status, 2, `${flag} ${value}`);
+    assert.match(p.stderr, /invalid history/);
   }
 });

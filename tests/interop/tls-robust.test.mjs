@@ -195,7 +195,7 @@ test("SIGHUP reloads the certificates: open sessions go on, new connections get 
         const got = once(to, "message", 10000);
         const ack = await from.timeout(10000).emitWithAck("publish",
           { room: "hup", event: "message", data: tag });
-        assert.deepEqual(ack, { ok: true });
+        assert.equal(ack.ok, true);
         const v = await got;
         assert.equal(Array.isArray(v) ? v[0] : v, tag);
       }

@@ -57,7 +57,7 @@ for (const [mode, opts] of [["websocket (wss)", { transports: ["websocket"] }],
       const got = once(to, "message", 10000);
       // Large enough for several TLS records, with multi-byte UTF-8.
       const data = { n, text: "héllo ✓ ".repeat(5000) };
-      assert.deepEqual(await call(from, "publish", { room, event: "message", data }), { ok: true });
+      assert.equal((await call(from, "publish", { room, event: "message", data })).ok, true);
       assert.deepEqual((await got)[0] ?? (await got), data);
     }
     assert.equal(a.io.engine.transport.name, opts.transports.at(-1));
@@ -276,8 +276,8 @@ test("a broadcast over TLS: 60 clients (wss and https polling) get every publish
       if (got.every((g, k) => k === 0 || g.length === N)) resolve();
     })));
     for (let n = 0; n < N; n++)
-      assert.deepEqual(await call(clients[0], "publish", { room: "bcast", event: "message",
-        data: { n, big } }), { ok: true });
+      assert.equal((await call(clients[0], "publish", { room: "bcast", event: "message",
+        data: { n, big } })).ok, true);
     let timer;
     await Promise.race([all, new Promise((_, rej) => {
       timer = setTimeout(() => rej(new Error(`got ${got.map((g) => g.length)}`)), 60000);

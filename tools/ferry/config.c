@@ -36,6 +36,12 @@ static const char usage_tail[] =
     "  --publish-rate N       publishes per second one client may make, in bursts of N\n"
     "                         (FERRY_PUBLISH_RATE, default 50; 0: no limit)\n"
     "  --no-presence          do not announce joins and leaves to rooms (FERRY_PRESENCE=0)\n"
+    "  --history N            publishes kept per room and sent to joiners (FERRY_HISTORY,\n"
+    "                         default 50; 0: none)\n"
+    "  --history-events LIST  events kept, e.g. message or chat:* (FERRY_HISTORY_EVENTS,\n"
+    "                         default message)\n"
+    "  --history-bytes BYTES  bound on the history of all rooms together\n"
+    "                         (FERRY_HISTORY_BYTES, default 16777216)\n"
     "  --client-js FILE       socket.io-client browser bundle served at\n"
     "                         /vendor/socket.io.min.js (FERRY_CLIENT_JS, default: found in\n"
     "                         node_modules/socket.io-client/dist/)\n"
@@ -290,6 +296,12 @@ static int set(app_config *cfg, const char *name, const char *v)
         return parse_u32("publish rate", v, 0, 1000000, &cfg->publish_rate);
     } else if (strcmp(name, "presence") == 0) {
         return parse_bool("FERRY_PRESENCE", v, &cfg->presence);
+    } else if (strcmp(name, "history") == 0) {
+        return parse_u32("history", v, 0, 10000, &cfg->history);
+    } else if (strcmp(name, "history-events") == 0) {
+        return parse_list("--history-events", v, &cfg->history_events);
+    } else if (strcmp(name, "history-bytes") == 0) {
+        return parse_u32("history bytes", v, 0, 1u << 30, &cfg->history_bytes);
     } else if (strcmp(name, "log-level") == 0) {
         return parse_level(v, &cfg->log_level);
     } else if (strcmp(name, "tls-cert") == 0 || strcmp(name, "tls-key") == 0) {
@@ -349,6 +361,9 @@ static const struct {
     {"FERRY_MAX_ROOMS", "max-rooms"},
     {"FERRY_PUBLISH_RATE", "publish-rate"},
     {"FERRY_PRESENCE", "presence"},
+    {"FERRY_HISTORY", "history"},
+    {"FERRY_HISTORY_EVENTS", "history-events"},
+    {"FERRY_HISTORY_BYTES", "history-bytes"},
     {"FERRY_LOG_LEVEL", "log-level"},
     {"FERRY_TLS_CERT", "tls-cert"},
     {"FERRY_TLS_KEY", "tls-key"},
@@ -372,6 +387,8 @@ int app_config_parse(app_config *cfg, int argc, char **argv)
     cfg->max_rooms = 16;
     cfg->publish_rate = 50;
     cfg->presence = 1;
+    cfg->history = 50;
+    cfg->history_bytes = 16u << 20;
     cfg->log_level = FERRY_LOG_WARN;
     cfg->tls_min_version = FERRY_TLS_1_2;
     cfg->tls_handshake_timeout_ms = 10000;
@@ -379,6 +396,7 @@ int app_config_parse(app_config *cfg, int argc, char **argv)
     cfg->http_port = -1;
     cfg->http_redirect = 1;
     parse_list("--allow-join", "*", &cfg->allow_join);
+    parse_list("--history-events", "message", &cfg->history_events);
 
     /* --suite changes the defaults, so it is applied before anything else. */
     for (int i = 1; i < argc; i++)

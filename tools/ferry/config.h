@@ -40,6 +40,9 @@ typedef struct app_config {
     unsigned max_rooms;        /* 16: rooms one socket may be in (besides its own) */
     uint32_t publish_rate; /* 50: publishes per second per client (burst as many); 0: no limit */
     int presence;          /* 1: tell rooms who joins and leaves */
+    uint32_t history;          /* 50: publishes kept per room for joiners; 0: none */
+    uint32_t history_bytes;    /* 16 MiB: the history of all rooms together */
+    app_list history_events;   /* events kept in the history; default "message" */
     int suite;             /* 1: the socket.io-protocol test suite's server */
     ferry_log_level log_level; /* warn */
     /* TLS: with certificates, --port speaks TLS (https, wss). The first pair is the default

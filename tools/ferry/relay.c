@@ -6,6 +6,7 @@
  * Everything a client sends is checked before anything happens, and every refusal answers the
  * client's acknowledgement with {ok:false, error:"..."} so that a client never waits. */
 #include "relay.h"
+#include "history.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@ struct relay {
     ferry_server *srv;
     ferry_namespace *nsp;
     const app_config *cfg;
+    history hist; /* recent publishes per room (--history) */
 };
 
 /* Per-socket state, from the connection callback to the disconnect callback. */
@@ -129,6 +131,37 @@ static void presence(relay *r, ferry_socket *from, const char *room, const char 
     cJSON_Delete(args);
 }
 
+/* If ev is one of --history-events: give the publish an id and a time (added to meta, the
+ * last element of out) and keep {id, ts, event, data, from} as the room's newest entry. id
+ * gets the id ("" when not kept). */
+static void keep(relay *r, const char *room, const char *ev, cJSON *out, const char *sender,
+                 char id[HISTORY_ID_MAX])
+{
+    id[0] = '\0';
+    if (r->cfg->history == 0 || !app_list_match(&r->cfg->history_events, ev))
+        return;
+    uv_timeval64_t tv;
+    uv_gettimeofday(&tv);
+    double ts = (double)tv.tv_sec * 1000.0 + (double)(tv.tv_usec / 1000);
+    history_next_id(&r->hist, id);
+    cJSON *meta = cJSON_GetArrayItem(out, 1);
+    cJSON_AddStringToObject(meta, "id", id);
+    cJSON_AddNumberToObject(meta, "ts", ts);
+    cJSON *entry = cJSON_CreateObject();
+    cJSON_AddStringToObject(entry, "id", id);
+    cJSON_AddNumberToObject(entry, "ts", ts);
+    cJSON_AddStringToObject(entry, "event", ev);
+    cJSON_AddItemReferenceToObject(entry, "data", cJSON_GetArrayItem(out, 0));
+    cJSON *from = cJSON_GetObjectItemCaseSensitive(meta, "from");
+    if (from != NULL)
+        cJSON_AddItemReferenceToObject(entry, "from", from);
+    char *json = cJSON_PrintUnformatted(entry);
+    cJSON_Delete(entry); /* references only: out keeps data and from */
+    if (json != NULL)
+        history_add(&r->hist, room, id, sender, json, strlen(json));
+    cJSON_free(json);
+}
+
 /* ---------------------------------------------------------------- client events */
 
 static void on_join(ferry_socket *s, const char *event, cJSON *args, ferry_ack *ack, void *ud)
@@ -165,6 +198,19 @@ static void on_join(ferry_socket *s, const char *event, cJSON *args, ferry_ack *
     for (size_t i = 0; i < total && i < MEMBERS_MAX; i++)
         cJSON_AddItemToArray(list, who(members[i]));
     cJSON_AddNumberToObject(o, "count", (double)total);
+    if (r->cfg->history > 0) {
+        /* Oldest first; every join answers with it, so that a client joining again after a
+         * reconnect can fill what it missed (entries carry ids to drop what it already has). */
+        cJSON *past = cJSON_AddArrayToObject(o, "history");
+        for (const history_entry *e = history_first(&r->hist, room); e != NULL;
+             e = history_entry_next(e)) {
+            size_t len;
+            const char *json = history_entry_json(e, &len);
+            cJSON *item = cJSON_ParseWithLength(json, len);
+            if (item != NULL)
+                cJSON_AddItemToArray(past, item);
+        }
+    }
     answer(ack, o);
 }
 
@@ -235,6 +281,8 @@ static void on_publish(ferry_socket *s, const char *event, cJSON *args, ferry_ac
     cJSON_AddStringToObject(meta, "room", room);
     cJSON_AddItemToObject(meta, "from", who(s));
     cJSON_AddItemToArray(out, meta);
+    char id[HISTORY_ID_MAX] = "";
+    keep(r, room, ev, out, ferry_socket_id(s), id);
     ferry_bcast b;
     ferry_bcast_from(&b, s);
     ferry_bcast_to(&b, room);
@@ -244,12 +292,61 @@ static void on_publish(ferry_socket *s, const char *event, cJSON *args, ferry_ac
         refuse(ack, "cannot publish: %s", ferry_strerror(rc));
         return;
     }
+    cJSON *o = ok_object();
+    if (id[0] != '\0')
+        cJSON_AddStringToObject(o, "id", id);
+    answer(ack, o);
+}
+
+/* receipt {room, id}: the client got message id of room; its publisher hears of it. */
+static void on_receipt(ferry_socket *s, const char *event, cJSON *args, ferry_ack *ack, void *ud)
+{
+    relay *r = ud;
+    const char *why = NULL;
+    const char *room = room_arg(args, ack);
+    if (room == NULL)
+        return;
+    const char *id = arg_string(args, "id", &why);
+    if (id == NULL) {
+        refuse(ack, "'id' must be a string");
+        return;
+    }
+    if (!ferry_socket_in(s, room)) {
+        refuse(ack, "not in room '%s': join it first", room);
+        return;
+    }
+    client *c = ferry_socket_get_data(s);
+    if (c != NULL && !take_token(r, c)) {
+        refuse(ack, "rate limit: at most %u publishes per second", r->cfg->publish_rate);
+        return;
+    }
+    const history_entry *e = history_find(&r->hist, room, id);
+    if (e == NULL) {
+        refuse(ack, "no message '%.64s' in the history of '%s'", id, room);
+        return;
+    }
+    const char *sender = history_entry_sender(e);
+    if (sender[0] != '\0' && strcmp(sender, ferry_socket_id(s)) != 0) {
+        /* To the publisher's own room: with connection-state recovery on, a publisher that is
+         * reconnecting gets it on its return. */
+        cJSON *out = cJSON_CreateArray();
+        cJSON *p = cJSON_CreateObject();
+        cJSON_AddStringToObject(p, "room", room);
+        cJSON_AddStringToObject(p, "id", id);
+        cJSON_AddItemToObject(p, "by", who(s));
+        cJSON_AddItemToArray(out, p);
+        ferry_bcast b;
+        ferry_bcast_init(&b, r->nsp);
+        ferry_bcast_to(&b, sender);
+        ferry_bcast_emit(&b, "receipt", out);
+        cJSON_Delete(out);
+    }
     answer(ack, ok_object());
 }
 
 static void on_any(ferry_socket *s, const char *event, cJSON *args, ferry_ack *ack, void *ud)
 {
-    refuse(ack, "unknown event '%s': use join, leave or publish", event);
+    refuse(ack, "unknown event '%s': use join, leave, publish or receipt", event);
 }
 
 /* ---------------------------------------------------------------- connection life */
@@ -320,6 +417,10 @@ int relay_new(ferry_server *srv, const app_config *cfg, relay **out)
         return -FERRY_ENOMEM;
     r->srv = srv;
     r->cfg = cfg;
+    uv_timeval64_t tv;
+    uv_gettimeofday(&tv);
+    history_init(&r->hist, cfg->history, cfg->history_bytes,
+                 (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000);
     r->nsp = ferry_of(srv, "/");
     int rc = r->nsp ? 0 : -FERRY_ENOMEM;
     if (rc == 0)
@@ -330,6 +431,8 @@ int relay_new(ferry_server *srv, const app_config *cfg, relay **out)
         rc = ferry_namespace_on(r->nsp, "leave", on_leave, r);
     if (rc == 0)
         rc = ferry_namespace_on(r->nsp, "publish", on_publish, r);
+    if (rc == 0)
+        rc = ferry_namespace_on(r->nsp, "receipt", on_receipt, r);
     if (rc != 0) {
         free(r);
         return rc;
@@ -346,6 +449,8 @@ int relay_publish(relay *r, const char *room, const char *event, const cJSON *da
     cJSON *meta = cJSON_CreateObject();
     cJSON_AddStringToObject(meta, "room", room);
     cJSON_AddItemToArray(out, meta);
+    char id[HISTORY_ID_MAX];
+    keep(r, room, event, out, NULL, id);
     ferry_bcast b;
     ferry_bcast_init(&b, r->nsp);
     ferry_bcast_to(&b, room);
@@ -356,5 +461,7 @@ int relay_publish(relay *r, const char *room, const char *event, const cJSON *da
 
 void relay_free(relay *r)
 {
+    if (r != NULL)
+        history_free(&r->hist);
     free(r);
 }

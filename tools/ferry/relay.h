@@ -4,12 +4,16 @@
  *
  * Client → server events (all take an acknowledgement callback, answered with
  * {ok:true,...} or {ok:false,error:"..."}):
- *   join    {room}                 ack {ok, room, members:[{id,name}]}
+ *   join    {room}                 ack {ok, room, members:[{id,name}], count, history:[...]}
  *   leave   {room}                 ack {ok, room}
- *   publish {room, event, data}    ack {ok}; the room (except the sender) gets event(data, meta)
+ *   publish {room, event, data}    ack {ok, id?}; the room (except the sender) gets
+ *                                  event(data, meta); events of --history-events get an id
+ *                                  and are kept in the room's bounded history (history.h)
+ *   receipt {room, id}             ack {ok}; the publisher of message id gets receipt
  * Server → client:
- *   <event>   (data, {room, from:{id,name}} or {room} for HTTP publishes)
+ *   <event>   (data, {room, from:{id,name}, id?, ts?} or {room, id?, ts?} for HTTP publishes)
  *   presence  {room, joined:{id,name}} or {room, left:{id,name}}
+ *   receipt   {room, id, by:{id,name}}
  * A client names itself with the CONNECT auth payload {name:"..."}. */
 #ifndef FERRY_TOOL_RELAY_H
 #define FERRY_TOOL_RELAY_H
