@@ -36,7 +36,7 @@ build: deps-build $(RUN_DIR)/CMakeCache.txt
 # The standalone server with the chat demo; it prints where to open it.
 run: deps-run build
 	@exec $(RUN_DIR)/tools/ferry/ferry --host 127.0.0.1 --port $(PORT) --static examples/chat \
-	  --allow-publish message
+	  --allow-publish message,typing
 
 $(TEST_DIR)/CMakeCache.txt:
 	cmake -S . -B $(TEST_DIR) -DCMAKE_BUILD_TYPE=Debug -DFERRY_ASAN=ON -DFERRY_UBSAN=ON \

@@ -1,10 +1,16 @@
-// The chat demo (examples/chat) in headless Chromium, served by tools/ferry: two pages join a
-// room, one sends, the other sees the message; who-is-online follows joins and leaves; an HTTP
-// publish reaches both pages. ferry's own client (/ferry/ferry.min.js) comes from ferry itself.
+// The chat demo (examples/chat) in headless Chromium, served by tools/ferry as `make run` does:
+// the shared suite of chat-suite.mjs (two users across rooms, history, typing, ticks, unread, an
+// outage; the README's screenshot), then what only tools/ferry offers: an HTTP publish reaching
+// both pages, each transport pinned, a server restart. ferry's own client
+// (/ferry/ferry.min.js) comes from ferry itself.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { launchChromium } from "../lib/browser.mjs";
 import { startServer, bin } from "../lib/server.mjs";
+import { chatSuite, PING_ARGS } from "./chat-suite.mjs";
+
+chatSuite("tools/ferry", "chat", () => startServer(bin("tools/ferry/ferry"), ["--port", "0",
+  "--static", "examples/chat", "--allow-publish", "message,typing", ...PING_ARGS]));
 
 const TOKEN = "browser-test-token";
 const WAIT = { timeout: 10000 };
@@ -127,7 +133,7 @@ test("the server restarts: both pages reconnect, join their rooms again and go o
   await waitMembers(a.page, ["erin", "frank"]);
   assert.equal(await s1.stop(), 0);
   for (const p of [a.page, b.page])
-    await p.waitForFunction(() => document.querySelector("#status").textContent.startsWith("offline"),
+    await p.waitForFunction(() => /^(offline|reconnecting)/.test(document.querySelector("#status").textContent),
       null, WAIT);
   // Same port again: socket.io-client's reconnection finds it.
   s1 = await startServer(bin("tools/ferry/ferry"), args(port));
