@@ -17,7 +17,8 @@
  * Past it, reading pauses until the current request is answered. */
 #define READ_SLACK (64 * 1024)
 #define READ_CHUNK (64 * 1024)
-/* How long a closing connection may take to flush what it has queued. */
+/* How long a closing connection may take to flush what it has queued and then to drop what
+ * the client still sends (lingering close, see on_shutdown). */
 #define LINGER_MS 2000
 
 static const llhttp_settings_t *parser_settings(void);
@@ -1376,12 +1377,40 @@ static void begin_close(ferry_conn *c)
     }
 }
 
+/* Lingering close. Closing a socket whose receive queue still holds bytes makes the kernel
+ * send a reset, which can destroy our last answer (a 413, a WebSocket close 1009) before the
+ * client has read it: exactly the clients that sent too much. So after our FIN has gone out,
+ * the connection reads and drops what the client still sends until it ends its side, bounded
+ * by the linger timer set in ferry_conn_close (as nginx's lingering_close, Apache's
+ * lingering_close). The bytes land in one buffer per server: they are never looked at. */
+static void on_linger_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    ferry_conn *c = h->data;
+    (void)suggested;
+    buf->base = c->http->linger_sink;
+    buf->len = sizeof(c->http->linger_sink);
+}
+
+static void on_linger_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    if (nread < 0 && !uv_is_closing((uv_handle_t *)s))
+        uv_close((uv_handle_t *)s, on_close); /* the client's end (or an error): done */
+}
+
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
     ferry_conn *c = req->data;
-    (void)status;
-    if (!uv_is_closing((uv_handle_t *)&c->tcp))
-        uv_close((uv_handle_t *)&c->tcp, on_close);
+    if (uv_is_closing((uv_handle_t *)&c->tcp))
+        return;
+    /* Linger only when the client may still be sending: not after its end, an error, or
+     * while the server stops (a stop does not wait on clients). */
+    if (status == 0 && !c->eof && !c->http->closing &&
+        uv_read_start((uv_stream_t *)&c->tcp, on_linger_alloc, on_linger_read) == 0) {
+        c->lingering = 1;
+        return;
+    }
+    uv_close((uv_handle_t *)&c->tcp, on_close);
 }
 
 void ferry_conn_close(ferry_conn *c)

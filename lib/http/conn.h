@@ -33,6 +33,7 @@ struct ferry_conn {
     unsigned in_nomem : 1;    /* the input buffer could not grow: out of memory, not full */
     unsigned read_paused : 1; /* the taker paused reading */
     unsigned eof : 1;
+    unsigned lingering : 1; /* closed, FIN sent, dropping what the client still sends */
     ferry_timer timer;
     conn_timer_kind timer_kind;
     /* Parser accumulators: llhttp may deliver a token in several pieces. */

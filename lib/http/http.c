@@ -277,7 +277,10 @@ void ferry_http_close(ferry_http *http, void (*on_closed)(ferry_http *http))
         ferry_conn *c = ferry_list_entry(p, ferry_conn, link);
         if (c->state == CONN_TAKEN && c->handler != NULL && c->handler->on_shutdown != NULL)
             c->handler->on_shutdown(c, c->handler_ud);
-        ferry_conn_close(c);
+        if (c->lingering)
+            ferry_conn_abort(c); /* its answer is out; a stop does not wait on the client */
+        else
+            ferry_conn_close(c);
     }
     uv_idle_stop(&http->idle);
     uv_close((uv_handle_t *)&http->idle, on_idle_close);

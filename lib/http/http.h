@@ -124,6 +124,8 @@ struct ferry_http {
     /* Refusing a connection there is no memory for (ferry_http_refuse): open while closing. */
     uv_tcp_t refuse;
     int refusing;
+    /* Where a lingering close drops what a closing client still sends (conn.c). */
+    char linger_sink[4096];
 };
 
 /* Out of memory for a connection server has accepted: take it and close it at once, without
