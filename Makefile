@@ -3,7 +3,9 @@
 #   make test   build with sanitizers and run every test; ends with the runner's summary line
 # Also: make build, make conformance (the whole WebSocket conformance run), make bench,
 #       make bench-tls, make lab (every hostile-network scenario at full length ->
-#       docs/hostile-networks.md), make fuzz, make clean.
+#       docs/hostile-networks.md), make transport-lab (examples/transport-lab on
+#       127.0.0.1:8090), make screenshots (the examples' README screenshots), make fuzz,
+#       make clean.
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 PORT ?= 8080
@@ -11,7 +13,7 @@ RUN_DIR := build
 TEST_DIR := build-test
 
 .PHONY: all build run test deps-build deps-run deps-test test-build conformance fuzz clean bench \
-	bench-tls lab
+	bench-tls lab transport-lab screenshots
 
 all: build
 
@@ -61,6 +63,19 @@ conformance: test-build
 LAB_SECONDS ?= 16.5
 lab: test-build
 	@FERRY_BUILD_DIR=$(TEST_DIR) node tests/lab/lab.mjs --seconds $(LAB_SECONDS) --compare
+
+# The transport lab (examples/transport-lab): the same stream over each transport side by side,
+# with the server's byte counts; prints the address to open. LAB_PORT=0 picks a free port.
+LAB_PORT ?= 8090
+transport-lab: deps-run build
+	@exec node examples/transport-lab/lab.mjs --build $(RUN_DIR) --port $(LAB_PORT)
+
+# The examples' README screenshots (examples/*/screenshot.png), taken by their browser tests in
+# headless Chromium once each test has checked what the page shows.
+SCREENSHOT_TESTS := tests/browser/transport-lab.test.mjs
+screenshots: test-build
+	@FERRY_BUILD_DIR=$(TEST_DIR) FERRY_SCREENSHOTS=1 node --test --test-concurrency=1 \
+	  $(SCREENSHOT_TESTS)
 
 # libFuzzer targets (clang, ASan/UBSan) over a copy of each committed seed corpus, FUZZ_SECONDS
 # each (with tests/fuzz/<target>.dict when there is one); new inputs stay in build-fuzz/corpus/,

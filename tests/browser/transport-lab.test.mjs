@@ -1,0 +1,168 @@
+// The transport lab (examples/transport-lab) in headless Chromium, started the way its README
+// says (node examples/transport-lab/lab.mjs): the five columns show live figures from the
+// server's counters, plausible ones (WebSocket's bytes per message far below long-polling's),
+// the route control puts a column behind a tools/ferry-proxy fault (100 ms latency: the round
+// trip follows), and the export is well-formed JSON with the same figures. It also takes the
+// screenshot of examples/transport-lab/README.md: into the build folder, or over the committed
+// one with FERRY_SCREENSHOTS=1 (make screenshots, which first lets the charts fill for 30 s),
+// after checking what the page shows.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { launchChromium } from "../lib/browser.mjs";
+import { root, buildDir } from "../lib/server.mjs";
+
+const COLUMNS = ["websocket", "sse", "polling", "short-polling", "auto"];
+const SHOT = process.env.FERRY_SCREENSHOTS === "1"
+  ? path.join(root, "examples/transport-lab/screenshot.png")
+  : path.join(buildDir, "screenshots", "transport-lab.png");
+let lab, browser;
+
+// Start the lab as a user does; resolves once it prints the address to open.
+function startLab() {
+  const proc = spawn(process.execPath, [path.join(root, "examples/transport-lab/lab.mjs"),
+    "--build", buildDir, "--port", "0"], { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  let err = "";
+  proc.stderr.on("data", (d) => (err += d));
+  const exited = new Promise((resolve) => proc.on("exit", (code) => resolve(code ?? 128)));
+  const url = new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`the lab did not start: ${err}`)), 20000);
+    proc.stdout.on("data", (d) => {
+      out += d;
+      const m = /transport-lab: open (http:\/\/127\.0\.0\.1:\d+\/)/.exec(out);
+      if (m) {
+        clearTimeout(t);
+        resolve(m[1]);
+      }
+    });
+    proc.on("exit", (code) => {
+      clearTimeout(t);
+      reject(new Error(`the lab exited with ${code}: ${err}`));
+    });
+  });
+  return { proc, url, exited, stderr: () => err };
+}
+
+before(async () => {
+  lab = startLab();
+  await lab.url;
+  browser = await launchChromium();
+});
+after(async () => {
+  await browser?.close();
+  if (lab.proc.exitCode === null) lab.proc.kill("SIGTERM");
+  const code = await lab.exited;
+  if (code !== 0) console.error(lab.stderr());
+  assert.equal(code, 0, "the lab and its server exit 0 on SIGTERM (no leak, no sanitizer report)");
+});
+
+// The figures of every column as numbers (NaN where the page shows none yet).
+function figures(page) {
+  return page.evaluate(() => Object.fromEntries([...document.querySelectorAll(".col")].map((c) => [
+    c.dataset.column,
+    {
+      ...Object.fromEntries([...c.querySelectorAll("dd")].map((d) =>
+        [d.dataset.fig, d.dataset.value === "" ? NaN : Number(d.dataset.value)])),
+      transport: c.querySelector(".transport")?.textContent,
+      state: c.querySelector(".state").textContent,
+    },
+  ])));
+}
+
+// Wait until every column shows the figures the test reads (bounded: a loaded machine).
+async function waitFigures(page, columns) {
+  await page.waitForFunction((cols) => cols.every((id) => {
+    const c = document.querySelector(`.col[data-column="${id}"]`);
+    return ["rtt-p50", "rtt-p99", "msgs", "bytes-down", "bytes-up", "requests", "wire"]
+      .every((f) => c.querySelector(`dd[data-fig="${f}"]`).dataset.value !== "");
+  }), columns, { timeout: 60000, polling: 250 });
+}
+
+// What the figures must say: every column live and plausible, WebSocket's bytes per message
+// far below long-polling's.
+async function checkFigures(page) {
+  const f = await figures(page);
+  for (const id of COLUMNS) {
+    const c = f[id];
+    assert.equal(c.state, "connected", `${id} is connected`);
+    assert.ok(c["rtt-p50"] > 0 && c["rtt-p50"] < 5000, `${id} round trip p50 ${c["rtt-p50"]}`);
+    assert.ok(c["rtt-p99"] >= c["rtt-p50"], `${id} p99 >= p50`);
+    assert.ok(c.msgs > 5 && c.msgs < 40, `${id} receives the 20-a-second stream: ${c.msgs}/s`);
+    assert.ok(c["bytes-down"] > 0 && c["bytes-up"] > 0, `${id} bytes per message both ways`);
+    assert.ok(c["overhead-down"] >= 0 && c["overhead-down"] < c["bytes-down"], `${id} overhead down`);
+    assert.ok(c.wire > 0, `${id} wire bytes per second`);
+  }
+  for (const id of COLUMNS.slice(0, 4)) assert.equal(f[id].transport, id, `${id} is forced`);
+  const ws = f.websocket, lp = f.polling;
+  // WebSocket frames against HTTP requests with their heads: far fewer bytes per message.
+  assert.ok(ws["bytes-down"] * 3 < lp["bytes-down"], `down: ws ${ws["bytes-down"]} vs polling ${lp["bytes-down"]}`);
+  assert.ok(ws["bytes-up"] * 10 < lp["bytes-up"], `up: ws ${ws["bytes-up"]} vs polling ${lp["bytes-up"]}`);
+  assert.ok(ws["overhead-down"] < 16, `a WebSocket frame costs a few bytes: ${ws["overhead-down"]}`);
+  assert.ok(lp.requests > 300, `long-polling makes requests: ${lp.requests}/min`);
+  assert.ok(ws.requests < 60, `an open WebSocket makes none: ${ws.requests}/min`);
+  assert.ok(f["short-polling"]["rtt-p50"] > ws["rtt-p50"], "short polling waits for its next poll");
+  assert.ok(f.auto["bytes-down"] * 3 < lp["bytes-down"], "the automatic choice costs what WebSocket does");
+}
+
+test("five columns show live figures from the server's counters, the route control and the export work", async () => {
+  const ctx = await browser.newContext({ viewport: { width: 1360, height: 700 }, acceptDownloads: true });
+  const page = await ctx.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
+  await page.goto(await lab.url);
+  await page.locator("#export:not([disabled])").waitFor({ timeout: 20000 });
+  assert.deepEqual(await page.$$eval(".col", (cs) => cs.map((c) => c.dataset.column)), COLUMNS);
+  // Wait for the automatic choice to have climbed to WebSocket too.
+  await waitFigures(page, COLUMNS);
+  await page.waitForFunction(() =>
+    document.querySelector('.col[data-column="auto"] .transport')?.textContent === "websocket",
+  null, { timeout: 30000 });
+  await waitFigures(page, ["auto"]);
+
+  await checkFigures(page);
+  if (process.env.FERRY_SCREENSHOTS === "1") {
+    // For the README: let the charts fill for half a minute, then check the figures again.
+    await page.waitForTimeout(30000);
+    await checkFigures(page);
+  }
+  const text = await page.textContent("body");
+  for (const s of ["ferry transport lab", "WebSocket", "Server-Sent Events", "long-polling",
+    "short polling", "automatic", "wire bytes / msg", "round trip p50", "requests / min"])
+    assert.ok(text.includes(s), `the page shows "${s}"`);
+  assert.deepEqual(errors, [], "no script errors");
+  fs.mkdirSync(path.dirname(SHOT), { recursive: true });
+  await page.screenshot({ path: SHOT, fullPage: true });
+
+  // Behind ferry-proxy's 100 ms latency each way, the WebSocket column's round trip follows.
+  await page.selectOption('.col[data-column="websocket"] select', "latency");
+  await page.waitForFunction(() => {
+    const c = document.querySelector('.col[data-column="websocket"]');
+    const p50 = c.querySelector('dd[data-fig="rtt-p50"]').dataset.value;
+    return c.querySelector(".state").textContent.includes("via proxy: latency") && p50 !== "" &&
+      Number(p50) >= 190 && c.querySelector('dd[data-fig="bytes-down"]').dataset.value !== "";
+  }, null, { timeout: 60000, polling: 250 });
+
+  // Export: a download of well-formed JSON holding the figures of every column.
+  const [download] = await Promise.all([page.waitForEvent("download", { timeout: 10000 }),
+    page.click("#export")]);
+  assert.equal(download.suggestedFilename(), "transport-lab.json");
+  const exported = JSON.parse(fs.readFileSync(await download.path(), "utf8"));
+  assert.equal(exported.lab, "ferry transport lab");
+  assert.deepEqual(exported.columns.map((c) => c.column), COLUMNS);
+  for (const c of exported.columns) {
+    assert.ok(c.rtt_ms.p50 > 0, `${c.column} p50 exported`);
+    assert.ok(c.wire_bytes_per_message.down > 0 && c.wire_bytes_per_message.up > 0);
+    assert.ok(c.counters.bytes_out > 0 && c.counters.messages_out > 0, `${c.column} counters`);
+    assert.ok(Array.isArray(c.series) && c.series.length > 0);
+  }
+  const wsx = exported.columns[0];
+  assert.equal(wsx.route, "latency");
+  assert.ok(wsx.rtt_ms.p50 >= 190, `exported p50 behind latency: ${wsx.rtt_ms.p50}`);
+  assert.equal(exported.columns[4].transport, "websocket");
+  assert.deepEqual(errors, [], "no script errors");
+  await ctx.close();
+});
