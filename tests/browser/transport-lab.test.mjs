@@ -166,3 +166,47 @@ test("five columns show live figures from the server's counters, the route contr
   assert.deepEqual(errors, [], "no script errors");
   await ctx.close();
 });
+
+// Run a program to its end; resolves with its exit code and stderr.
+function run(cmd, args) {
+  return new Promise((resolve) => {
+    const p = spawn(cmd, args, { stdio: ["ignore", "ignore", "pipe"] });
+    let err = "";
+    p.stderr.on("data", (d) => (err += d));
+    const t = setTimeout(() => p.kill("SIGKILL"), 20000);
+    p.on("exit", (code) => {
+      clearTimeout(t);
+      resolve({ code, err });
+    });
+  });
+}
+
+test("bad input: the lab's route endpoint and both programs' flags refuse it clearly", async () => {
+  const base = await lab.url;
+  const post = (body) => fetch(`${base}lab/route`, { method: "POST", body });
+  for (const body of [JSON.stringify({ column: "nope", fault: "direct" }),
+    JSON.stringify({ column: "websocket", fault: "nope" }), "not json", "x".repeat(5000)]) {
+    const res = await post(body);
+    assert.equal(res.status, 400, `refused: ${body.slice(0, 40)}`);
+    assert.ok(typeof (await res.json()).error === "string");
+  }
+  for (const p of ["/../README.md", "/lab.mjs", "/lab-server.c", "/lab/nothing"])
+    assert.equal((await fetch(base + p.slice(1))).status, 404, `only the page's files: ${p}`);
+  const config = await (await fetch(`${base}lab/config`)).json();
+  assert.deepEqual(config.columns, COLUMNS);
+  assert.ok(config.faults.some((f) => f.id === "latency" && f.flags.includes("--latency")));
+
+  const labMjs = path.join(root, "examples/transport-lab/lab.mjs");
+  let r = await run(process.execPath, [labMjs, "--build", buildDir, "--rate", "0"]);
+  assert.equal(r.code, 2);
+  assert.match(r.err, /--rate must be 1 to 200/);
+  r = await run(process.execPath, [labMjs, "--build", path.join(buildDir, "no-such-build")]);
+  assert.equal(r.code, 2);
+  assert.match(r.err, /is not built: run make transport-lab/);
+  const server = path.join(buildDir, "examples/transport-lab/ferry-transport-lab");
+  for (const args of [["--rate", "0"], ["--port", "70000"], ["--bogus", "1"], ["--port"]]) {
+    r = await run(server, args);
+    assert.equal(r.code, 2, `ferry-transport-lab ${args.join(" ")}`);
+    assert.match(r.err, /usage: ferry-transport-lab/);
+  }
+});
