@@ -33,9 +33,18 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # npm packages: only from the lock file; reinstalled when the lock changed.
+# The installed lock is recognised by its checksum, not by file times: a fresh checkout (or a
+# git worktree) has a newer package-lock.json with the same content. A node_modules that is a
+# link into another checkout is never reinstalled through the link (npm ci would empty it).
 if [ "${1:-build}" = test ] || [ -n "${FERRY_NPM:-}" ]; then
-  if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-    echo "deps: npm ci"
-    npm ci --no-audit --no-fund --loglevel=error
+  lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
+  if [ ! -f node_modules/.package-lock.json ] || [ "$(cat node_modules/.ferry-lock-sum 2>/dev/null)" != "$lock_sum" ]; then
+    if [ -L node_modules ]; then
+      echo "deps: node_modules links elsewhere and is not from this package-lock.json: run npm ci where it points" >&2
+    else
+      echo "deps: npm ci"
+      npm ci --no-audit --no-fund --loglevel=error
+      echo "$lock_sum" > node_modules/.ferry-lock-sum
+    fi
   fi
 fi

@@ -277,13 +277,15 @@ test("binary attachment bombs: placeholders without attachments, huge counts", a
 
 test("decompression bomb on permessage-deflate: refused (tools/ferry does not negotiate it)", async () => {
   await underAttack("deflate bomb", async () => {
+    // A raw frame with RSV1 set carrying 50 MB of zeros deflated: not agreed, so 1002. Built
+    // before the connection opens: deflating 50 MB blocks this process for seconds on a loaded
+    // machine, longer than the 3 s ping deadline of a client that cannot answer meanwhile.
+    const z = zlib.deflateRawSync(Buffer.alloc(50e6), { level: 9 });
     const ws = new WebSocket(`ws://127.0.0.1:${srv.port}/socket.io/?EIO=4&transport=websocket`, { perMessageDeflate: true });
     ws.on("error", () => {});
     const closed = new Promise((r) => ws.on("close", (code) => r(code)));
     await new Promise((r) => ws.once("open", r));
     assert.equal(ws.extensions, "", "no extension agreed");
-    // A raw frame with RSV1 set carrying 50 MB of zeros deflated: not agreed, so 1002.
-    const z = zlib.deflateRawSync(Buffer.alloc(50e6), { level: 9 });
     const payload = z.subarray(0, z.length);
     const mask = Buffer.from([1, 2, 3, 4]);
     const head = payload.length < 65536 ? Buffer.from([0xc1, 0x80 | 126, payload.length >> 8, payload.length & 255]) : null;

@@ -113,7 +113,10 @@ test("nginx with a 3 s proxy_read_timeout: a held long-poll gets 504, a silent S
     assert.equal(await once(poll, "close", 15000), "transport error");
     const held = Date.now() - t0;
     assert.ok(held >= 2500 && held < 12000, `held poll cut after ${held} ms`);
-    assert.match(ngx.accessLog(), /"GET \/engine\.io\/\?[^"]*sid=[^"]*" 504 /);
+    // nginx writes its access line after the answer has gone out: wait for it (bounded).
+    const line504 = /"GET \/engine\.io\/\?[^"]*sid=[^"]*" 504 /;
+    for (let i = 0; i < 50 && !line504.test(ngx.accessLog()); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.match(ngx.accessLog(), line504);
 
     // A new SSE session's stream: the open event comes, then nothing for 3 s (heartbeat 20 s),
     // and nginx closes the connection.
