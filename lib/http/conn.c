@@ -25,6 +25,19 @@ static const llhttp_settings_t *parser_settings(void);
 static void process(ferry_conn *c);
 static void defer_process(ferry_conn *c);
 static void on_close(uv_handle_t *h);
+static void conn_free(ferry_conn *c);
+
+/* Around every call out (common/life.h). */
+static void conn_hold(ferry_conn *c)
+{
+    ferry_life_hold(&c->life);
+}
+
+static void conn_unhold(ferry_conn *c)
+{
+    if (ferry_life_drop(&c->life))
+        conn_free(c);
+}
 static int raw_write(ferry_conn *c, const ferry_slice *s, size_t n);
 
 /* ------------------------------------------------------------------ TLS state
@@ -455,6 +468,7 @@ void ferry_conn_accept(ferry_http *http, uv_stream_t *server, ferry_tls *tls, in
     }
     c->http = http;
     c->tcp.data = c;
+    ferry_life_init(&c->life);
     ferry_list_init(&c->deferred);
     ferry_timer_init(&c->timer, on_timer);
     ferry_list_insert_tail(&http->conns, &c->link);
@@ -847,7 +861,9 @@ static void drop_req(ferry_conn *c)
     c->req = NULL;
     c->waiting = 0;
     if (r->on_abort != NULL) {
+        conn_hold(c);
         r->on_abort(r, r->abort_ud);
+        conn_unhold(c);
     } else if (dispatched) {
         /* A handler (a ferry_server_route callback) still owns this request and will answer
          * it later: it is orphaned, not freed, and ferry_http_reply() frees it then with
@@ -893,9 +909,9 @@ static void feed_taken(ferry_conn *c)
         if (c->meter != NULL)
             c->meter->bytes_in += n;
         /* The handler may write, close or pause; the bytes stay ours until it returns. */
-        c->in_process = 1;
+        conn_hold(c);
         c->handler->on_data(c, c->in.base, n, c->handler_ud);
-        c->in_process = 0;
+        conn_unhold(c);
         if (c->state == CONN_CLOSING)
             return;
         ferry_vec_consume(&c->in, n);
@@ -909,9 +925,9 @@ static void feed_taken(ferry_conn *c)
 
 static void process_input(ferry_conn *c)
 {
-    if (c->in_process)
+    if (ferry_life_held(&c->life))
         return; /* the outer call continues with what arrived */
-    c->in_process = 1;
+    conn_hold(c);
     const size_t max_head = c->http->limits.max_header_bytes;
     /* After the head's pause a bodiless request completes without further bytes. */
     while (c->state == CONN_HTTP && !c->waiting && (c->in.len > 0 || c->in_body)) {
@@ -968,7 +984,7 @@ static void process_input(ferry_conn *c)
         else
             ferry_http_dispatch(c->http, r);
     }
-    c->in_process = 0;
+    conn_unhold(c);
     if (c->state == CONN_TAKEN) {
         feed_taken(c);
         return;
@@ -983,7 +999,7 @@ static void process(ferry_conn *c)
         process_input(c);
         return;
     }
-    if (c->in_process)
+    if (ferry_life_held(&c->life))
         return;
     conn_tls *t = c->tls;
     for (;;) {
@@ -1055,7 +1071,7 @@ static void request_done(ferry_conn *c)
      * timeout (on_message_begin). */
     set_timer(c, CONN_TIMER_IDLE, c->http->limits.idle_timeout_ms);
     if (c->in.len > 0) {
-        if (!c->in_process)
+        if (!ferry_life_held(&c->life))
             defer_process(c);
     } else if (!c->reading && !c->eof) {
         ferry_conn_resume_reading(c);
@@ -1212,11 +1228,20 @@ ferry_conn *ferry_req_take_conn(ferry_req *req, const ferry_conn_handler *h, voi
     set_timer(c, CONN_TIMER_NONE, 0);
     /* Bytes after the request (a WebSocket client's first frames) are delivered once the
      * taker has returned and set itself up. */
-    if (c->in.len > 0 && !c->in_process)
+    if (c->in.len > 0 && !ferry_life_held(&c->life))
         defer_process(c);
     if (!c->reading && !c->eof)
         ferry_conn_resume_reading(c);
     return c;
+}
+
+void ferry_conn_shutdown(ferry_conn *c)
+{
+    if (c->state != CONN_TAKEN || c->handler == NULL || c->handler->on_shutdown == NULL)
+        return;
+    conn_hold(c);
+    c->handler->on_shutdown(c, c->handler_ud);
+    conn_unhold(c);
 }
 
 void ferry_conn_set_handler(ferry_conn *c, const ferry_conn_handler *h, void *ud)
@@ -1255,8 +1280,11 @@ static void on_write(uv_write_t *wr, int status)
         ferry_conn_abort(c);
         return;
     }
-    if (c->nwrites == 0 && c->state == CONN_TAKEN && c->handler && c->handler->on_drain)
+    if (c->nwrites == 0 && c->state == CONN_TAKEN && c->handler && c->handler->on_drain) {
+        conn_hold(c);
         c->handler->on_drain(c, c->handler_ud);
+        conn_unhold(c);
+    }
 }
 
 int ferry_conn_write(ferry_conn *c, const ferry_slice *s, size_t n)
@@ -1372,8 +1400,11 @@ static void begin_close(ferry_conn *c)
     if (c->handler != NULL) {
         const ferry_conn_handler *h = c->handler;
         c->handler = NULL;
-        if (h->on_close != NULL)
+        if (h->on_close != NULL) {
+            conn_hold(c);
             h->on_close(c, c->handler_ud);
+            conn_unhold(c);
+        }
     }
 }
 
@@ -1450,9 +1481,18 @@ void ferry_conn_abort(ferry_conn *c)
         uv_close((uv_handle_t *)&c->tcp, on_close);
 }
 
+/* The handle is closed: the connection's own reference goes (common/life.h). libuv never
+ * runs this inside one of our calls out, so this is always the last reference; the rule is
+ * followed all the same. */
 static void on_close(uv_handle_t *h)
 {
     ferry_conn *c = h->data;
+    if (ferry_life_close(&c->life))
+        conn_free(c);
+}
+
+static void conn_free(ferry_conn *c)
+{
     ferry_http *http = c->http;
     ferry_timer_stop(http->wheel, &c->timer);
     ferry_list_remove(&c->link);

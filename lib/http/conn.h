@@ -2,6 +2,7 @@
 #ifndef FERRY_HTTP_CONN_H
 #define FERRY_HTTP_CONN_H
 
+#include "common/life.h"
 #include "http/http.h"
 
 typedef enum conn_state {
@@ -28,7 +29,11 @@ struct ferry_conn {
     ferry_vec in;         /* read but not yet parsed (or not yet given to the taker) */
     ferry_req *req;       /* the request being parsed or waiting for its answer */
     unsigned waiting : 1; /* req was dispatched and is not answered yet */
-    unsigned in_process : 1;
+    /* The one lifetime rule (common/life.h): a reference is held around every call out (a
+     * request dispatched, a taker's on_data/on_drain/on_close, an abort); held, the input is
+     * the caller's and is not parsed again underneath it. Closed in the libuv close
+     * callback, where the last reference frees the connection. */
+    ferry_life life;
     unsigned reading : 1;
     unsigned in_nomem : 1;    /* the input buffer could not grow: out of memory, not full */
     unsigned read_paused : 1; /* the taker paused reading */
@@ -64,6 +69,8 @@ struct ferry_conn {
 
 /* Accept from server; with tls, the connection speaks TLS (see ferry_http_listen_ex). */
 void ferry_conn_accept(ferry_http *http, uv_stream_t *server, ferry_tls *tls, int redirect_port);
+/* The server shuts down: tell a taker (on_shutdown), before the connection is closed. */
+void ferry_conn_shutdown(ferry_conn *c);
 /* Parse buffered input again once the current request was answered (from the loop). */
 void ferry_conn_process_deferred(ferry_http *http);
 /* The router: pick the route once the headers are complete (and tell it), then call it

@@ -275,8 +275,7 @@ void ferry_http_close(ferry_http *http, void (*on_closed)(ferry_http *http))
     for (p = http->conns.next; p != &http->conns; p = next) {
         next = p->next;
         ferry_conn *c = ferry_list_entry(p, ferry_conn, link);
-        if (c->state == CONN_TAKEN && c->handler != NULL && c->handler->on_shutdown != NULL)
-            c->handler->on_shutdown(c, c->handler_ud);
+        ferry_conn_shutdown(c);
         if (c->lingering)
             ferry_conn_abort(c); /* its answer is out; a stop does not wait on the client */
         else
