@@ -146,16 +146,28 @@ static void client_free(sio_client *c)
     ferry_mem_free(c);
 }
 
+void sio_client_hold(sio_client *c)
+{
+    ferry_life_hold(&c->life);
+}
+
+void sio_client_drop(sio_client *c)
+{
+    if (ferry_life_drop(&c->life))
+        client_free(c);
+}
+
 /* The session's close may run inside this callback (a user callback closing the session, a
- * polling transport closing at once): busy keeps c alive until the callback ends. The engine
- * holds a session reference around the call, so c->session stays valid too. */
+ * polling transport closing at once): the reference held around it keeps c allocated until
+ * the callback ends (common/life.h). The engine holds a session reference around the call, so
+ * c->session stays valid too. */
 static void on_message(ferry_session *session, const char *data, size_t len, int binary,
                        void *ud)
 {
     sio_client *c = ud;
-    if (c->closing)
+    if (c->closing || ferry_life_closed(&c->life))
         return;
-    c->busy++;
+    sio_client_hold(c);
     sio_packet pkt;
     int rc = binary ? sio_decode_binary(&c->dec, data, len, &pkt)
                     : sio_decode_text(&c->dec, data, len, &pkt);
@@ -171,8 +183,7 @@ static void on_message(ferry_session *session, const char *data, size_t len, int
         on_packet(c, &pkt);
         sio_packet_clear(&pkt);
     }
-    if (--c->busy == 0 && c->dead)
-        client_free(c);
+    sio_client_drop(c);
 }
 
 static ferry_reason socket_reason(ferry_reason r)
@@ -188,20 +199,27 @@ static void finish_close(sio_client *c, ferry_reason reason)
     ferry_wheel *w = &session->server->wheel;
     ferry_timer_stop(w, &c->connect_timer);
     ferry_timer_stop(w, &c->close_timer);
-    /* Each socket unlinks itself; take them from the head until none is left. */
-    while (!ferry_list_empty(&c->sockets)) {
-        ferry_socket *s = ferry_list_entry(c->sockets.next, ferry_socket, client_link);
+    /* Each socket unlinks itself; take them from the head until none is left but those
+     * inside their own disconnect callback (the session closed from there: ferry_server_close
+     * in a disconnect handler looped here for ever). Those unlink themselves when the callback
+     * returns, holding c until then. */
+    ferry_list *it = c->sockets.next;
+    while (it != &c->sockets) {
+        ferry_socket *s = ferry_list_entry(it, ferry_socket, client_link);
+        if (s->state == SOCK_CLOSING) {
+            it = it->next;
+            continue;
+        }
         if (s->state == SOCK_MIDDLEWARE)
             sio_socket_abandon(s);
         else
             sio_socket_close(s, socket_reason(reason), 0);
+        it = c->sockets.next; /* a close may unlink more than s: start again */
     }
     ferry_list_remove(&c->link);
     ferry_session_release(session);
-    if (c->busy > 0)
-        c->dead = 1;
-    else
-        client_free(c);
+    if (ferry_life_close(&c->life))
+        client_free(c); /* otherwise on_message is on the stack: its drop frees c */
 }
 
 static void on_close_timer(ferry_timer *t)
@@ -283,6 +301,7 @@ void sio_on_session(ferry_session *s, void *ud)
     }
     c->sio = sio;
     c->session = s;
+    ferry_life_init(&c->life);
     ferry_session_retain(s);
     sio_decoder_init(&c->dec, s->server->cfg.max_attachments);
     ferry_list_init(&c->sockets);

@@ -19,6 +19,10 @@ void sio_on_session(ferry_session *s, void *ud);
 int sio_client_send(sio_client *c, const sio_encoded *e);
 /* Finish the closes still deferred (the server is being freed). */
 void sio_client_drop_all(ferry_sio *sio);
+/* Hold c around a call out that may close its session (common/life.h); the drop frees c when
+ * the session's close finished meanwhile. */
+void sio_client_hold(sio_client *c);
+void sio_client_drop(sio_client *c);
 /* Close the session once what is queued now has been handed to the transport. */
 void sio_client_close_after_drain(sio_client *c);
 

@@ -478,6 +478,9 @@ void sio_socket_close(ferry_socket *s, ferry_reason reason, int notify)
     sio_client *c = s->client;
     ferry_timer_stop(wheel_of(s), &s->defer);
     sio_socket_retain(s);
+    /* The disconnect callback may close the session (or the server): c stays allocated until
+     * this socket has left it (the one lifetime rule, common/life.h). */
+    sio_client_hold(c);
     if (notify) {
         sio_encoded e;
         if (sio_encode(SIO_DISCONNECT, s->nsp->name, SIO_NO_ID, NULL, &e) == 0) {
@@ -498,6 +501,7 @@ void sio_socket_close(ferry_socket *s, ferry_reason reason, int notify)
     s->nsp->nsockets--;
     c->nconnected--;
     drop(s);
+    sio_client_drop(c);
     sio_socket_release(s);
 }
 

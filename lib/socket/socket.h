@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "adapter/adapter.h"
+#include "common/life.h"
 #include "common/list.h"
 #include "common/timerwheel.h"
 #include "engine/engine.h"
@@ -87,8 +88,9 @@ typedef struct sio_client {
     int closing;        /* the session is closing: take no more packets */
     ferry_timer close_timer; /* finishes a close deferred by depth */
     ferry_reason close_reason;
-    unsigned busy;      /* inside on_message */
-    int dead;           /* the session closed while busy: free when the callback ends */
+    /* The one lifetime rule (common/life.h): closed when the session's close finished;
+     * on_message holds a reference while it runs. */
+    ferry_life life;
 } sio_client;
 
 typedef enum sock_state {
