@@ -15,7 +15,7 @@
 #include "common/assert.h"
 #include "common/log.h"
 #include "common/mem.h"
-#include "engine/engine.h"
+#include "engine/transport.h"
 #include "transports/upstream.h"
 
 /* Packets per response: bounds the slice array; what is left goes out on the next GET. */

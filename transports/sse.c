@@ -29,7 +29,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/strbuf.h"
-#include "engine/engine.h"
+#include "engine/transport.h"
 #include "transports/upstream.h"
 
 #define MAX_BATCH 64
@@ -57,7 +57,7 @@ static void on_keepalive(ferry_timer *tm);
 static void sse_free(sse *e)
 {
     ferry_session *s = e->super.session;
-    ferry_timer_stop(&s->server->wheel, &e->keepalive);
+    ferry_timer_stop(ferry_engine_wheel_of(&e->super), &e->keepalive);
     ferry_mem_free(e);
     ferry_session_release(s);
 }
@@ -88,7 +88,7 @@ static void sse_destroy(ferry_transport *t)
 
 static int is_current(const sse *e)
 {
-    return e->super.session->transport == &e->super;
+    return ferry_engine_is_current(&e->super);
 }
 
 /* ------------------------------------------------------------------ writing events */
@@ -135,10 +135,9 @@ static const ferry_transport_option options[] = {
 
 static void keepalive_restart(sse *e)
 {
-    ferry_server *srv = e->super.session->server;
     uint64_t ms = ferry_engine_option(&e->super, OPT_KEEPALIVE_MS);
     if (ms > 0)
-        ferry_timer_start(&srv->wheel, &e->keepalive, ms);
+        ferry_timer_start(ferry_engine_wheel_of(&e->super), &e->keepalive, ms);
 }
 
 static void end_stream(sse *e);
@@ -224,7 +223,7 @@ static void on_conn_close(ferry_conn *c, void *ud)
     if (c != e->conn)
         return;
     e->conn = NULL;
-    ferry_timer_stop(&e->super.session->server->wheel, &e->keepalive);
+    ferry_timer_stop(ferry_engine_wheel_of(&e->super), &e->keepalive);
     /* A probe whose stream is gone has failed. The session's own stream may come back with
      * Last-Event-ID: the session lives on until the heartbeat says the client is gone. */
     if (!e->reported && !is_current(e))
@@ -245,7 +244,7 @@ static void end_stream(sse *e)
     if (c == NULL)
         return;
     e->conn = NULL;
-    ferry_timer_stop(&e->super.session->server->wheel, &e->keepalive);
+    ferry_timer_stop(ferry_engine_wheel_of(&e->super), &e->keepalive);
     ferry_conn_set_handler(c, NULL, NULL);
     ferry_conn_close(c);
 }
@@ -401,28 +400,30 @@ static void on_get(sse *e, ferry_req *req)
 {
     ferry_session *s = e->super.session;
     uint64_t last;
-    if (!accepts_event_stream(req) || last_event_id(req, s->sid, &last) != 0) {
-        FERRY_LOG(FERRY_LOG_INFO, "sse", s->sid, "bad stream request (Accept, Last-Event-ID)");
+    if (!accepts_event_stream(req) || last_event_id(req, ferry_session_id(s), &last) != 0) {
+        FERRY_LOG(FERRY_LOG_INFO, "sse", ferry_session_id(s),
+                  "bad stream request (Accept, Last-Event-ID)");
         ferry_req_respond_error(req, 3);
         return;
     }
     if (e->conn != NULL && ferry_req_header_get(req, "last-event-id") == NULL) {
         /* A second stream that does not say where it resumes: refused, the first goes on. */
-        FERRY_LOG(FERRY_LOG_INFO, "sse", s->sid, "a second stream for this session: refused");
+        FERRY_LOG(FERRY_LOG_INFO, "sse", ferry_session_id(s),
+                  "a second stream for this session: refused");
         ferry_req_respond_error(req, 3);
         return;
     }
     /* Everything up to last arrived: the engine forgets it. */
     int rc = ferry_engine_resume(&e->super, last);
     if (rc == -FERRY_EINVAL) {
-        FERRY_LOG(FERRY_LOG_INFO, "sse", s->sid, "Last-Event-ID %llu not sent yet",
+        FERRY_LOG(FERRY_LOG_INFO, "sse", ferry_session_id(s), "Last-Event-ID %llu not sent yet",
                   (unsigned long long)last);
         ferry_req_respond_error(req, 3);
         return;
     }
     if (rc != 0) {
         /* Messages after last were dropped: the stream cannot continue whole. */
-        FERRY_LOG(FERRY_LOG_INFO, "sse", s->sid, "Last-Event-ID %llu too old: closing",
+        FERRY_LOG(FERRY_LOG_INFO, "sse", ferry_session_id(s), "Last-Event-ID %llu too old: closing",
                   (unsigned long long)last);
         ferry_req_respond_error(req, 3);
         ferry_engine_close_session(s, FERRY_REASON_TRANSPORT_ERROR, 0);

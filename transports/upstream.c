@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "engine/engine.h"
+#include "engine/transport.h"
 
 const char ferry_no_store_header[] = "Cache-Control: no-store\r\n";
 

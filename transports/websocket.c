@@ -18,7 +18,7 @@
 #include "common/assert.h"
 #include "common/log.h"
 #include "common/mem.h"
-#include "engine/engine.h"
+#include "engine/transport.h"
 #include "ws/socket.h"
 
 /* Packets framed per write, and the bytes past which flushing waits for the kernel. */
@@ -78,9 +78,9 @@ static void on_message(ws_socket *sock, const char *data, size_t len, int binary
     }
     if (len == 0 || data[0] < '0' || data[0] > '6') {
         ferry_session *s = w->super.session;
-        FERRY_LOG(FERRY_LOG_INFO, "websocket", s->sid, "undecodable packet: closing");
-        s->server->stats.parse_errors++;
-        if (w->super.session->transport == &w->super)
+        FERRY_LOG(FERRY_LOG_INFO, "websocket", ferry_session_id(s), "undecodable packet: closing");
+        ferry_engine_count_parse_error(s);
+        if (ferry_engine_is_current(&w->super))
             ferry_engine_close_session(s, FERRY_REASON_PARSE_ERROR, 0);
         else
             ws_socket_fail(&w->sock, WS_CLOSE_INVALID_DATA);
@@ -135,8 +135,7 @@ static int accept_request(ws_transport *w, ferry_req *req)
         return 3; /* "Bad request", answered by the engine with a 400 before any 101 */
     ws_socket_limits lim = {cfg->max_payload, 65536,
                             (size_t)ferry_engine_option(&w->super, OPT_DEFLATE_THRESHOLD)};
-    if (ws_socket_accept(&w->sock, req, &hs, &w->super.session->server->wheel, &lim,
-                         &handler) != 0)
+    if (ws_socket_accept(&w->sock, req, &hs, ferry_engine_wheel_of(&w->super), &lim, &handler) != 0)
         return -1; /* the request is gone with its connection */
     w->accepted = 1;
     return 0;
@@ -257,9 +256,7 @@ static void wt_close(ferry_transport *t, ferry_reason reason)
      * reference (ws.close()), the close frame carries no code; but a WebSocket that an
      * extension session left by an attach (it is neither the session's transport nor its
      * probe) gets 1000: the session goes on elsewhere. */
-    ferry_session *s = w->super.session;
-    int moved = reason == FERRY_REASON_TRANSPORT_CLOSE && s->transport != NULL &&
-                s->transport != t && s->probe != t;
+    int moved = reason == FERRY_REASON_TRANSPORT_CLOSE && ferry_engine_left_behind(t);
     ws_socket_close(&w->sock, moved ? 1000 : 0, NULL);
 }
 

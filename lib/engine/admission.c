@@ -15,13 +15,13 @@
 #include "common/mem.h"
 #include "common/utf8.h"
 #include "common/wallclock.h"
-#include "engine/engine.h"
+#include "engine/internal.h"
 
 /* Refusal messages are bounded: they go into a response body the client may log. */
 #define MAX_MESSAGE 512
 
 typedef enum adm_state {
-    ADM_WAITING,   /* held; in srv->admissions */
+    ADM_WAITING,   /* held; in eng->admissions */
     ADM_DECIDED,   /* the app answered while the client waited */
     ADM_GONE,      /* the client hung up first */
     ADM_TIMED_OUT, /* answered 403 at the deadline */
@@ -29,9 +29,9 @@ typedef enum adm_state {
 } adm_state;
 
 struct ferry_admission {
-    ferry_list link;   /* in srv->admissions while waiting */
+    ferry_list link;   /* in eng->admissions while waiting */
     ferry_timer timer; /* the decision deadline (admission_timeout_ms) */
-    ferry_server *srv; /* NULL once the server closed */
+    ferry_engine *eng; /* NULL once the server closed */
     ferry_req *req;    /* the held request while waiting, NULL after */
     const ferry_transport_ops *ops;
     adm_state state;
@@ -69,8 +69,8 @@ static ferry_req *detach(ferry_admission *a, adm_state state)
     a->req = NULL;
     a->state = state;
     ferry_list_remove(&a->link);
-    ferry_timer_stop(&a->srv->wheel, &a->timer);
-    a->srv->nadmissions--;
+    ferry_timer_stop(a->eng->wheel, &a->timer);
+    a->eng->nadmissions--;
     if (req != NULL)
         ferry_req_hold(req, NULL, NULL); /* whoever takes it next sets its own abort */
     return req;
@@ -106,7 +106,7 @@ static void on_timeout(ferry_timer *t)
 {
     ferry_admission *a = container_of(t, ferry_admission, timer);
     FERRY_LOG(FERRY_LOG_INFO, "engine", NULL, "admission undecided after %u ms: refused",
-              a->srv->cfg.admission_timeout_ms);
+              a->eng->cfg->admission_timeout_ms);
     ferry_req *req = detach(a, ADM_TIMED_OUT);
     respond_forbidden(req, "Admission timed out");
 }
@@ -123,16 +123,15 @@ static int copy_request(ferry_admission *a, const ferry_req *req)
     return 0;
 }
 
-void ferry_admission_begin(ferry_server *srv, const ferry_transport_ops *ops, ferry_req *req)
+void ferry_admission_begin(ferry_engine *eng, const ferry_transport_ops *ops, ferry_req *req)
 {
-    if (srv->on_admission == NULL) {
-        ferry_engine_handshake(srv, ops, req);
+    if (eng->on_admission == NULL) {
+        ferry_engine_handshake(eng, ops, req);
         return;
     }
-    if (srv->nadmissions >= srv->cfg.max_pending_admissions) {
+    if (eng->nadmissions >= eng->cfg->max_pending_admissions) {
         FERRY_LOG(FERRY_LOG_WARN, "engine", NULL,
-                  "%u handshakes await admission (max_pending_admissions): 503",
-                  srv->nadmissions);
+                  "%u handshakes await admission (max_pending_admissions): 503", eng->nadmissions);
         static const char busy[] = "{\"code\":4,\"message\":\"Too many handshakes pending\"}";
         ferry_req_respond_text(req, 503, "application/json", busy, sizeof(busy) - 1);
         return;
@@ -146,39 +145,39 @@ void ferry_admission_begin(ferry_server *srv, const ferry_transport_ops *ops, fe
         ferry_req_respond_text(req, 503, NULL, NULL, 0);
         return;
     }
-    a->srv = srv;
+    a->eng = eng;
     a->req = req;
     a->ops = ops;
     a->state = ADM_WAITING;
     a->refs = 2; /* the app's until it answers, ours until the callback returns */
-    ferry_list_insert_tail(&srv->admissions, &a->link);
-    srv->nadmissions++;
+    ferry_list_insert_tail(&eng->admissions, &a->link);
+    eng->nadmissions++;
     ferry_req_hold(req, on_abort, a);
     ferry_timer_init(&a->timer, on_timeout);
-    if (srv->cfg.admission_timeout_ms > 0)
-        ferry_timer_start(&srv->wheel, &a->timer, srv->cfg.admission_timeout_ms);
-    srv->on_admission(a, srv->on_admission_ud);
+    if (eng->cfg->admission_timeout_ms > 0)
+        ferry_timer_start(eng->wheel, &a->timer, eng->cfg->admission_timeout_ms);
+    eng->on_admission(a, eng->on_admission_ud);
     release(a);
 }
 
-void ferry_admission_cancel_all(ferry_server *srv)
+void ferry_admission_cancel_all(ferry_engine *eng)
 {
-    while (!ferry_list_empty(&srv->admissions)) {
-        ferry_admission *a = ferry_list_entry(srv->admissions.next, ferry_admission, link);
+    while (!ferry_list_empty(&eng->admissions)) {
+        ferry_admission *a = ferry_list_entry(eng->admissions.next, ferry_admission, link);
         ferry_req *req = detach(a, ADM_CLOSED);
-        a->srv = NULL; /* the server is freed before the app may answer */
+        a->eng = NULL; /* the server is freed before the app may answer */
         ferry_req_respond_text(req, 503, NULL, NULL, 0);
     }
 }
 
 /* ------------------------------------------------------------------ public API */
 
-int ferry_server_on_admission(ferry_server *srv, ferry_admission_cb cb, void *user_data)
+int ferry_engine_on_admission(ferry_engine *eng, ferry_admission_cb cb, void *user_data)
 {
-    if (srv->closing)
+    if (eng->closing)
         return -FERRY_ECLOSED;
-    srv->on_admission = cb;
-    srv->on_admission_ud = user_data;
+    eng->on_admission = cb;
+    eng->on_admission_ud = user_data;
     return 0;
 }
 
@@ -194,9 +193,9 @@ int ferry_admission_allow(ferry_admission *a)
     a->answered = 1;
     int rc = late(a);
     if (a->state == ADM_WAITING) {
-        ferry_server *srv = a->srv;
+        ferry_engine *eng = a->eng;
         ferry_req *req = detach(a, ADM_DECIDED);
-        ferry_engine_handshake(srv, a->ops, req);
+        ferry_engine_handshake(eng, a->ops, req);
         rc = 0;
     }
     release(a);
@@ -273,7 +272,7 @@ int ferry_admission_secure(const ferry_admission *a)
 
 ferry_server *ferry_admission_server(const ferry_admission *a)
 {
-    return a->srv;
+    return a->eng != NULL ? a->eng->owner : NULL;
 }
 
 void ferry_admission_set_data(ferry_admission *a, void *data)

@@ -3,7 +3,7 @@
  *
  * A session is referenced by the table, by each of its transports, and by whoever is inside a
  * callback for it; it is freed when the last reference goes, never while a callback runs. */
-#include "engine/engine.h"
+#include "engine/internal.h"
 
 #include <openssl/rand.h>
 #include <stdio.h>
@@ -27,12 +27,12 @@
 #define REPORTS_PER_MINUTE 30
 #define REPORT_MAX_BYTES 512
 
-static ferry_qentry *qentry_alloc(ferry_server *srv)
+static ferry_qentry *qentry_alloc(ferry_engine *eng)
 {
-    ferry_qentry *e = srv->qcache;
+    ferry_qentry *e = eng->qcache;
     if (e != NULL) {
-        srv->qcache = (ferry_qentry *)e->link.next;
-        srv->qcached--;
+        eng->qcache = (ferry_qentry *)e->link.next;
+        eng->qcached--;
     } else {
         e = ferry_mem_alloc(sizeof(*e));
         if (e == NULL)
@@ -43,25 +43,25 @@ static ferry_qentry *qentry_alloc(ferry_server *srv)
     return e;
 }
 
-static void qentry_free(ferry_server *srv, ferry_qentry *e)
+static void qentry_free(ferry_engine *eng, ferry_qentry *e)
 {
-    if (srv->qcached >= QENTRY_CACHE_MAX) {
+    if (eng->qcached >= QENTRY_CACHE_MAX) {
         ferry_mem_free(e);
         return;
     }
-    e->link.next = (ferry_list *)srv->qcache;
-    srv->qcache = e;
-    srv->qcached++;
+    e->link.next = (ferry_list *)eng->qcache;
+    eng->qcache = e;
+    eng->qcached++;
 }
 
-void ferry_engine_drop_cache(ferry_server *srv)
+void ferry_engine_drop_cache(ferry_engine *eng)
 {
-    while (srv->qcache != NULL) {
-        ferry_qentry *e = srv->qcache;
-        srv->qcache = (ferry_qentry *)e->link.next;
+    while (eng->qcache != NULL) {
+        ferry_qentry *e = eng->qcache;
+        eng->qcache = (ferry_qentry *)e->link.next;
         ferry_mem_free(e);
     }
-    srv->qcached = 0;
+    eng->qcached = 0;
 }
 
 /* ------------------------------------------------------------------ references */
@@ -97,13 +97,13 @@ static void on_prepare(uv_prepare_t *h)
 
 static void mark_dirty(ferry_session *s)
 {
-    ferry_server *srv = s->server;
+    ferry_engine *eng = s->engine;
     if (ferry_list_linked(&s->dirty))
         return;
-    ferry_list_insert_tail(&srv->dirty, &s->dirty);
+    ferry_list_insert_tail(&eng->dirty, &s->dirty);
     /* One flush per loop turn, just before the loop blocks (Redis beforeSleep). */
-    if (!srv->handles_closing)
-        uv_prepare_start(&srv->flush_prepare, on_prepare);
+    if (!eng->handles_closing)
+        uv_prepare_start(&eng->flush_prepare, on_prepare);
 }
 
 static void drop_list(ferry_session *s, ferry_list *l)
@@ -112,7 +112,7 @@ static void drop_list(ferry_session *s, ferry_list *l)
         ferry_qentry *e = ferry_list_entry(l->next, ferry_qentry, link);
         ferry_list_remove(&e->link);
         ferry_buf_release(e->buf);
-        qentry_free(s->server, e);
+        qentry_free(s->engine, e);
     }
 }
 
@@ -147,7 +147,7 @@ static void sent_drop_oldest(ferry_session *s)
     s->sent_bytes -= e->buf->len;
     s->nsent--;
     ferry_buf_release(e->buf);
-    qentry_free(s->server, e);
+    qentry_free(s->engine, e);
 }
 
 /* One bound for what a session pins: its queue and its replay buffer together stay within
@@ -155,9 +155,9 @@ static void sent_drop_oldest(ferry_session *s)
  * ferry_engine_queue); the replay buffer gives way first, oldest first. */
 static void sent_bound(ferry_session *s)
 {
-    size_t max = s->server->cfg.max_session_queue_bytes;
+    size_t max = s->engine->cfg->max_session_queue_bytes;
     while (s->nsent > 0 && (s->queued_bytes + s->sent_bytes > max || s->nsent > SENT_MAX)) {
-        s->server->stats.replay_dropped++;
+        s->engine->stats.replay_dropped++;
         sent_drop_oldest(s);
     }
 }
@@ -176,7 +176,7 @@ static void sent_ack(ferry_session *s, uint64_t rx)
 
 static int queue_packet(ferry_session *s, ferry_buf *pkt)
 {
-    ferry_qentry *e = qentry_alloc(s->server);
+    ferry_qentry *e = qentry_alloc(s->engine);
     if (e == NULL)
         return -FERRY_ENOMEM;
     e->buf = ferry_buf_retain(pkt);
@@ -197,16 +197,16 @@ int ferry_engine_queue(ferry_session *s, ferry_buf *pkt)
     int rc = queue_packet(s, pkt);
     if (rc != 0)
         return rc;
-    if (s->queued_bytes > s->server->cfg.max_session_queue_bytes && !s->overflowed) {
+    if (s->queued_bytes > s->engine->cfg->max_session_queue_bytes && !s->overflowed) {
         /* A slow consumer: close it rather than grow without bound (Redis
          * client-output-buffer-limit). The send itself was accepted; the close happens at the
          * next flush, not inside the caller's send (closeClientOnOutputBufferLimitReached
          * defers too): a caller outside any callback keeps a valid pointer until it returns
          * to the loop. */
         s->overflowed = 1;
-        s->server->stats.queue_overflows++;
+        s->engine->stats.queue_overflows++;
         FERRY_LOG(FERRY_LOG_WARN, "engine", s->sid, "send queue over %zu bytes: closing",
-                  s->server->cfg.max_session_queue_bytes);
+                  s->engine->cfg->max_session_queue_bytes);
     }
     return 0;
 }
@@ -258,12 +258,12 @@ size_t ferry_engine_take(ferry_transport *t, ferry_buf **out, uint64_t *seqs, si
             if (seqs != NULL)
                 seqs[n] = 0;
             out[n++] = e->buf; /* the entry's reference moves to the caller */
-            qentry_free(s->server, e);
+            qentry_free(s->engine, e);
         }
     }
     if (s->nsent > SENT_MAX)
         sent_bound(s);
-    s->server->stats.packets_out += n;
+    s->engine->stats.packets_out += n;
     s->counters.packets_out += n;
     /* A graceful close ends once its close packet was taken: the next flush closes the
      * transport instead of waiting for the bound on the close (upgrade_timer). */
@@ -313,7 +313,7 @@ int ferry_engine_upgrading(const ferry_transport *t)
 
 const ferry_server_config *ferry_engine_config(const ferry_transport *t)
 {
-    return &t->session->server->cfg;
+    return t->session->engine->cfg;
 }
 
 const char *ferry_engine_sid(const ferry_transport *t)
@@ -336,10 +336,10 @@ static void flush_session(ferry_session *s)
         t->ops->close(t, s->close_reason);
 }
 
-void ferry_engine_flush_all(ferry_server *srv)
+void ferry_engine_flush_all(ferry_engine *eng)
 {
     ferry_list local;
-    ferry_list_move(&srv->dirty, &local);
+    ferry_list_move(&eng->dirty, &local);
     while (!ferry_list_empty(&local)) {
         ferry_session *s = ferry_list_entry(local.next, ferry_session, dirty);
         ferry_list_remove(&s->dirty);
@@ -347,8 +347,8 @@ void ferry_engine_flush_all(ferry_server *srv)
         flush_session(s);
         ferry_session_release(s);
     }
-    if (ferry_list_empty(&srv->dirty))
-        uv_prepare_stop(&srv->flush_prepare);
+    if (ferry_list_empty(&eng->dirty))
+        uv_prepare_stop(&eng->flush_prepare);
 }
 
 void ferry_engine_on_drain(ferry_transport *t)
@@ -361,16 +361,16 @@ void ferry_engine_on_drain(ferry_transport *t)
 
 static void finalize(ferry_session *s, ferry_reason reason)
 {
-    ferry_server *srv = s->server;
+    ferry_engine *eng = s->engine;
     if (s->state == SESSION_CLOSED)
         return;
     s->state = SESSION_CLOSED;
-    ferry_timer_stop(&srv->wheel, &s->heartbeat);
-    ferry_timer_stop(&srv->wheel, &s->upgrade_timer);
+    ferry_timer_stop(eng->wheel, &s->heartbeat);
+    ferry_timer_stop(eng->wheel, &s->upgrade_timer);
     ferry_list_remove(&s->dirty);
-    ferry_session_table_remove(&srv->sessions, s);
+    ferry_session_table_remove(&eng->sessions, s);
     drop_queue(s);
-    srv->stats.sessions_closed++;
+    eng->stats.sessions_closed++;
     ferry_session_retain(s);
     if (s->probe != NULL) {
         ferry_transport *p = s->probe;
@@ -396,8 +396,8 @@ void ferry_engine_close_session(ferry_session *s, ferry_reason reason, int grace
         s->state = SESSION_CLOSING;
         s->close_reason = reason;
         /* A polling client may never come back for the close packet: bound the wait. */
-        ferry_timer_start(&s->server->wheel, &s->upgrade_timer, s->server->cfg.ping_timeout_ms);
-        ferry_timer_stop(&s->server->wheel, &s->heartbeat);
+        ferry_timer_start(s->engine->wheel, &s->upgrade_timer, s->engine->cfg->ping_timeout_ms);
+        ferry_timer_stop(s->engine->wheel, &s->heartbeat);
         return;
     }
     if (s->state == SESSION_OPEN)
@@ -418,9 +418,9 @@ void ferry_engine_on_transport_closed(ferry_transport *t, ferry_reason reason)
     if (t == s->probe) {
         s->probe = NULL;
         s->upgrade = UPGRADE_NONE;
-        ferry_timer_stop(&s->server->wheel, &s->upgrade_timer);
+        ferry_timer_stop(s->engine->wheel, &s->upgrade_timer);
         if (s->state == SESSION_OPEN) {
-            s->server->stats.upgrade_failures++;
+            s->engine->stats.upgrade_failures++;
             FERRY_LOG(FERRY_LOG_INFO, "engine", s->sid, "upgrade to %s failed", t->ops->name);
             mark_dirty(s); /* the old transport takes packets again */
         }
@@ -450,13 +450,13 @@ void ferry_engine_on_transport_lost(ferry_transport *t)
     ferry_engine_close_session(s, FERRY_REASON_TRANSPORT_ERROR, 0);
 }
 
-void ferry_engine_close_all(ferry_server *srv, ferry_reason reason)
+void ferry_engine_close_all(ferry_engine *eng, ferry_reason reason)
 {
     /* Closing removes sessions from the table: collect them first. */
     ferry_list all;
     ferry_list_init(&all);
-    for (size_t i = 0; i < srv->sessions.nbuckets; i++)
-        for (ferry_session *s = srv->sessions.buckets[i]; s; s = s->hash_next) {
+    for (size_t i = 0; i < eng->sessions.nbuckets; i++)
+        for (ferry_session *s = eng->sessions.buckets[i]; s; s = s->hash_next) {
             ferry_list_remove(&s->dirty);
             ferry_list_insert_tail(&all, &s->dirty);
             ferry_session_retain(s);
@@ -475,31 +475,31 @@ void ferry_engine_close_all(ferry_server *srv, ferry_reason reason)
  * fetches at an interval sees the ping only at its next fetch. */
 static uint64_t pong_wait(const ferry_session *s)
 {
-    uint64_t wait = s->server->cfg.ping_timeout_ms;
+    uint64_t wait = s->engine->cfg->ping_timeout_ms;
     if (s->transport != NULL && (s->transport->ops->flags & FERRY_TR_POLLED))
-        wait += s->server->cfg.short_poll_interval_ms;
+        wait += s->engine->cfg->short_poll_interval_ms;
     return wait;
 }
 
 static void reping(ferry_session *s)
 {
-    ferry_server *srv = s->server;
+    ferry_engine *eng = s->engine;
     if (!s->awaiting_pong || s->state != SESSION_OPEN)
         return;
     queue_simple(s, EIO_PING, NULL);
     uint64_t wait = pong_wait(s);
-    s->pong_deadline = uv_now(srv->loop) + wait;
-    ferry_timer_start(&srv->wheel, &s->heartbeat, wait);
+    s->pong_deadline = uv_now(eng->loop) + wait;
+    ferry_timer_start(eng->wheel, &s->heartbeat, wait);
 }
 
 static void on_heartbeat(ferry_timer *tm)
 {
     ferry_session *s = container_of(tm, ferry_session, heartbeat);
-    ferry_server *srv = s->server;
+    ferry_engine *eng = s->engine;
     if (s->state != SESSION_OPEN)
         return;
     if (s->awaiting_pong) {
-        srv->stats.ping_timeouts++;
+        eng->stats.ping_timeouts++;
         FERRY_LOG(FERRY_LOG_INFO, "engine", s->sid, "ping timeout");
         ferry_engine_close_session(s, FERRY_REASON_PING_TIMEOUT, 0);
         return;
@@ -513,8 +513,8 @@ static void on_heartbeat(ferry_timer *tm)
     }
     s->awaiting_pong = 1;
     uint64_t deadline = pong_wait(s);
-    s->pong_deadline = uv_now(srv->loop) + deadline;
-    ferry_timer_start(&srv->wheel, &s->heartbeat, deadline);
+    s->pong_deadline = uv_now(eng->loop) + deadline;
+    ferry_timer_start(eng->wheel, &s->heartbeat, deadline);
 }
 
 static void on_upgrade_timer(ferry_timer *tm)
@@ -562,8 +562,8 @@ static int on_probe_packet(ferry_session *s, ferry_transport *t, int type, const
         s->transport = t;
         s->probe = NULL;
         s->upgrade = UPGRADE_NONE;
-        ferry_timer_stop(&s->server->wheel, &s->upgrade_timer);
-        s->server->stats.upgrades++;
+        ferry_timer_stop(s->engine->wheel, &s->upgrade_timer);
+        s->engine->stats.upgrades++;
         FERRY_LOG(FERRY_LOG_DEBUG, "engine", s->sid, "upgraded %s -> %s",
                   old ? old->ops->name : "none", t->ops->name);
         if (old != NULL) /* NULL: an extension session lost it during the probe */
@@ -601,14 +601,14 @@ static int client_ping(ferry_session *s, const char *data, size_t len)
     if (colon == NULL || parse_uint(data + 1, (size_t)(colon - data - 1), 10, &id) != 0 ||
         parse_uint(colon + 1, len - (size_t)(colon + 1 - data), 19, &rx) != 0 ||
         rx > s->tx_sent) {
-        s->server->stats.parse_errors++;
+        s->engine->stats.parse_errors++;
         FERRY_LOG(FERRY_LOG_INFO, "engine", s->sid, "malformed client ping: closing");
         ferry_engine_close_session(s, FERRY_REASON_PARSE_ERROR, 0);
         return -FERRY_EPROTO;
     }
     if (s->state != SESSION_OPEN)
         return 0;
-    s->server->stats.client_pings++;
+    s->engine->stats.client_pings++;
     sent_ack(s, rx);
     char ans[48];
     int n = snprintf(ans, sizeof(ans), "c%llu:%llu", (unsigned long long)id,
@@ -657,14 +657,14 @@ static const char *report_transport(const cJSON *v, int allow_empty)
  * Malformed reports and those over the rate are ignored (a DEBUG line and a counter). */
 static void report(ferry_session *s, const char *data, size_t len)
 {
-    ferry_server *srv = s->server;
-    uint64_t now = uv_now(srv->loop);
+    ferry_engine *eng = s->engine;
+    uint64_t now = uv_now(eng->loop);
     if (s->reports == 0 || now - s->report_window >= 60000) {
         s->report_window = now;
         s->reports = 0;
     }
     if (s->reports >= REPORTS_PER_MINUTE) {
-        srv->stats.reports_ignored++;
+        eng->stats.reports_ignored++;
         FERRY_LOG(FERRY_LOG_DEBUG, "engine", s->sid, "transport report over the rate: ignored");
         return;
     }
@@ -684,12 +684,12 @@ static void report(ferry_session *s, const char *data, size_t len)
         msv = ok ? (int64_t)ms->valuedouble : -1;
     }
     if (!ok) {
-        srv->stats.reports_ignored++;
+        eng->stats.reports_ignored++;
         FERRY_LOG(FERRY_LOG_DEBUG, "engine", s->sid, "malformed transport report: ignored");
         cJSON_Delete(j);
         return;
     }
-    srv->stats.reports++;
+    eng->stats.reports++;
     char shortsid[9]; /* the log line names the session by its first 8 characters */
     memcpy(shortsid, s->sid, sizeof(shortsid) - 1);
     shortsid[sizeof(shortsid) - 1] = '\0';
@@ -699,9 +699,9 @@ static void report(ferry_session *s, const char *data, size_t len)
     else
         FERRY_LOG(FERRY_LOG_INFO, "engine", shortsid, "transport %s -> %s: %s",
                   from[0] ? from : "-", to, reason->valuestring);
-    if (srv->on_report != NULL) {
+    if (eng->on_report != NULL) {
         ferry_session_retain(s);
-        srv->on_report(s, from, to, reason->valuestring, msv, srv->on_report_ud);
+        eng->on_report(s, from, to, reason->valuestring, msv, eng->on_report_ud);
         ferry_session_release(s);
     }
     cJSON_Delete(j);
@@ -713,7 +713,7 @@ int ferry_engine_on_packet(ferry_transport *t, int type, const char *data, size_
     ferry_session *s = t->session;
     if (s->state == SESSION_CLOSED)
         return -FERRY_ECLOSED;
-    s->server->stats.packets_in++;
+    s->engine->stats.packets_in++;
     s->counters.packets_in++;
     if (type == EIO_MESSAGE) {
         s->counters.messages_in++;
@@ -732,7 +732,7 @@ int ferry_engine_on_packet(ferry_transport *t, int type, const char *data, size_
     case EIO_PONG:
         if (s->awaiting_pong && s->state == SESSION_OPEN) {
             s->awaiting_pong = 0;
-            ferry_timer_start(&s->server->wheel, &s->heartbeat, s->server->cfg.ping_interval_ms);
+            ferry_timer_start(s->engine->wheel, &s->heartbeat, s->engine->cfg->ping_interval_ms);
         }
         return 0;
     case EIO_CLOSE:
@@ -784,13 +784,13 @@ int ferry_engine_on_payload(ferry_transport *t, char *data, size_t len)
     payload_ctx ctx = {t, 0, 0};
     eio_payload_decoder d;
     ferry_session_retain(s);
-    eio_payload_decoder_init(&d, s->server->cfg.max_payload, on_payload_packet, &ctx);
+    eio_payload_decoder_init(&d, s->engine->cfg->max_payload, on_payload_packet, &ctx);
     int rc = eio_payload_feed(&d, data, len);
     if (rc == 0)
         rc = eio_payload_finish(&d);
     eio_payload_decoder_free(&d);
     if (rc != 0 && !ctx.closed) {
-        s->server->stats.parse_errors++;
+        s->engine->stats.parse_errors++;
         FERRY_LOG(FERRY_LOG_INFO, "engine", s->sid, "undecodable payload: closing");
         ferry_engine_close_session(s, FERRY_REASON_PARSE_ERROR, 0);
         rc = -FERRY_EPROTO;
@@ -803,13 +803,12 @@ int ferry_engine_on_payload(ferry_transport *t, char *data, size_t len)
 
 /* ------------------------------------------------------------------ requests */
 
-static ferry_session *session_new(ferry_server *srv, const ferry_transport_ops *ops,
-                                  ferry_req *req)
+static ferry_session *session_new(ferry_engine *eng, const ferry_transport_ops *ops, ferry_req *req)
 {
     ferry_session *s = ferry_mem_calloc(1, sizeof(*s));
     if (s == NULL)
         return NULL;
-    s->server = srv;
+    s->engine = eng;
     s->refcnt = 1; /* the table's */
     s->state = SESSION_OPEN;
     ferry_list_init(&s->queue);
@@ -840,9 +839,9 @@ static ferry_session *session_new(ferry_server *srv, const ferry_transport_ops *
     return s;
 }
 
-static int transport_enabled(const ferry_server *srv, const ferry_transport_ops *ops)
+static int transport_enabled(const ferry_engine *eng, const ferry_transport_ops *ops)
 {
-    return (srv->cfg.transports & ferry_transport_ops_bit(ops)) != 0;
+    return (eng->cfg->transports & ferry_transport_ops_bit(ops)) != 0;
 }
 
 /* The position of ops in the server's order of preference (the registry's order). */
@@ -864,7 +863,7 @@ static int better(const ferry_transport_ops *a, const ferry_transport_ops *b)
  * for ferry's extensions (docs/protocol.md). */
 static ferry_buf *open_packet(ferry_session *s)
 {
-    ferry_server *srv = s->server;
+    ferry_engine *eng = s->engine;
     /* The sid, the transport names and five numbers: far below 512 bytes; a longer one (a new
      * key added without growing this) fails the handshake with 503 instead of being cut. */
     char json[512];
@@ -873,10 +872,10 @@ static ferry_buf *open_packet(ferry_session *s)
     ferry_strbuf_printf(&sb, "{\"sid\":\"%s\",\"upgrades\":[", s->sid);
     const ferry_transport_ops *cur = s->transport->ops;
     int first = 1;
-    if (srv->cfg.allow_upgrades && ((cur->flags & FERRY_TR_UPGRADABLE) || s->extensions)) {
+    if (eng->cfg->allow_upgrades && ((cur->flags & FERRY_TR_UPGRADABLE) || s->extensions)) {
         for (size_t i = 0; ferry_transports[i] != NULL; i++) {
             const ferry_transport_ops *o = ferry_transports[i];
-            if (!(o->flags & FERRY_TR_PROBE_TARGET) || !transport_enabled(srv, o))
+            if (!(o->flags & FERRY_TR_PROBE_TARGET) || !transport_enabled(eng, o))
                 continue;
             if (s->extensions && !better(o, cur))
                 continue; /* the extensions' promotion: only up the server's order */
@@ -887,27 +886,29 @@ static ferry_buf *open_packet(ferry_session *s)
         }
     }
     ferry_strbuf_printf(&sb, "],\"pingInterval\":%u,\"pingTimeout\":%u,\"maxPayload\":%zu",
-                        srv->cfg.ping_interval_ms, srv->cfg.ping_timeout_ms, srv->cfg.max_payload);
+                        eng->cfg->ping_interval_ms, eng->cfg->ping_timeout_ms,
+                        eng->cfg->max_payload);
     if (s->extensions)
-        ferry_strbuf_printf(&sb, ",\"shortPollInterval\":%u,\"ext\":[\"resume\",\"ping\",\"report\"]",
-                            srv->cfg.short_poll_interval_ms);
+        ferry_strbuf_printf(&sb,
+                            ",\"shortPollInterval\":%u,\"ext\":[\"resume\",\"ping\",\"report\"]",
+                            eng->cfg->short_poll_interval_ms);
     ferry_strbuf_puts(&sb, "}");
     if (ferry_strbuf_error(&sb) != 0)
         return NULL;
     return eio_packet_new(EIO_OPEN, json, sb.len);
 }
 
-static void reject(ferry_server *srv, ferry_req *req, int code)
+static void reject(ferry_engine *eng, ferry_req *req, int code)
 {
-    srv->stats.bad_requests++;
+    eng->stats.bad_requests++;
     FERRY_LOG(FERRY_LOG_INFO, "engine", NULL, "bad request %s %s: code %d", req->method, req->url,
               code);
     ferry_req_respond_error(req, code);
 }
 
-static void handshake(ferry_server *srv, const ferry_transport_ops *ops, ferry_req *req)
+static void handshake(ferry_engine *eng, const ferry_transport_ops *ops, ferry_req *req)
 {
-    ferry_session *s = session_new(srv, ops, req);
+    ferry_session *s = session_new(eng, ops, req);
     ferry_transport *t = s ? ops->create(s) : NULL;
     if (t == NULL) {
         if (s != NULL) {
@@ -924,7 +925,7 @@ static void handshake(ferry_server *srv, const ferry_transport_ops *ops, ferry_r
     if (code != 0) {
         s->transport = NULL;
         ferry_req_set_meter(req, NULL); /* the session goes before the answer */
-        reject(srv, req, code);
+        reject(eng, req, code);
         ops->destroy(t);
         s->state = SESSION_CLOSED;
         ferry_session_release(s); /* ours */
@@ -933,8 +934,8 @@ static void handshake(ferry_server *srv, const ferry_transport_ops *ops, ferry_r
     }
     /* A session missing from the table could never be found by its sid: its client would
      * hold an id that every later request gets "Session ID unknown" for. */
-    int inserted = ferry_session_table_insert(&srv->sessions, s) == 0;
-    srv->stats.sessions_opened++;
+    int inserted = ferry_session_table_insert(&eng->sessions, s) == 0;
+    eng->stats.sessions_opened++;
     ferry_buf *open = inserted ? open_packet(s) : NULL;
     if (open == NULL || queue_packet(s, open) != 0) {
         FERRY_LOG(FERRY_LOG_WARN, "engine", s->sid, "handshake: out of memory");
@@ -944,15 +945,15 @@ static void handshake(ferry_server *srv, const ferry_transport_ops *ops, ferry_r
         return;
     }
     ferry_buf_release(open);
-    ferry_timer_start(&srv->wheel, &s->heartbeat, srv->cfg.ping_interval_ms);
+    ferry_timer_start(eng->wheel, &s->heartbeat, eng->cfg->ping_interval_ms);
     FERRY_LOG(FERRY_LOG_DEBUG, "engine", s->sid, "open on %s", ops->name);
     s->announced = 1;
-    if (srv->on_session != NULL)
-        srv->on_session(s, srv->on_session_ud);
+    if (eng->on_session != NULL)
+        eng->on_session(s, eng->on_session_ud);
     ferry_session_release(s);
 }
 
-static void probe(ferry_server *srv, ferry_session *s, const ferry_transport_ops *ops,
+static void probe(ferry_engine *eng, ferry_session *s, const ferry_transport_ops *ops,
                   ferry_req *req)
 {
     ferry_transport *t = ops->create(s);
@@ -966,17 +967,17 @@ static void probe(ferry_server *srv, ferry_session *s, const ferry_transport_ops
     if (code != 0) {
         s->probe = NULL;
         s->upgrade = UPGRADE_NONE;
-        reject(srv, req, code);
+        reject(eng, req, code);
         ops->destroy(t);
         return;
     }
-    ferry_timer_start(&srv->wheel, &s->upgrade_timer, srv->cfg.upgrade_timeout_ms);
+    ferry_timer_start(eng->wheel, &s->upgrade_timer, eng->cfg->upgrade_timeout_ms);
 }
 
 /* Attach (docs/protocol.md "Attach"): the session moves to a new transport opened by req,
  * without a probe; the old one is closed without closing the session; every message after
  * rx goes out again, first, in order. */
-static void attach(ferry_server *srv, ferry_session *s, const ferry_transport_ops *ops,
+static void attach(ferry_engine *eng, ferry_session *s, const ferry_transport_ops *ops,
                    ferry_req *req, const char *rxs)
 {
     uint64_t rx;
@@ -984,11 +985,11 @@ static void attach(ferry_server *srv, ferry_session *s, const ferry_transport_op
         s->state != SESSION_OPEN) {
         /* Garbage, more than was sent, or messages after rx no longer held: the session
          * cannot go on whole. The client starts a new one. */
-        srv->stats.attach_refused++;
+        eng->stats.attach_refused++;
         FERRY_LOG(FERRY_LOG_INFO, "engine", s->sid,
                   "attach on %s refused (rx %s, sent %llu, held from %llu): closing", ops->name,
                   rxs, (unsigned long long)s->tx_sent, (unsigned long long)s->drop_msg + 1);
-        reject(srv, req, 3);
+        reject(eng, req, 3);
         ferry_engine_close_session(s, FERRY_REASON_TRANSPORT_ERROR, 0);
         return;
     }
@@ -997,7 +998,7 @@ static void attach(ferry_server *srv, ferry_session *s, const ferry_transport_op
         p->ops->close(p, FERRY_REASON_TRANSPORT_CLOSE);
     }
     if (s->state != SESSION_OPEN) {
-        reject(srv, req, 1);
+        reject(eng, req, 1);
         return;
     }
     ferry_transport *t = ops->create(s);
@@ -1012,7 +1013,7 @@ static void attach(ferry_server *srv, ferry_session *s, const ferry_transport_op
     int code = ops->open(t, req);
     if (code != 0) {
         s->transport = old;
-        reject(srv, req, code);
+        reject(eng, req, code);
         ops->destroy(t);
         return;
     }
@@ -1028,7 +1029,7 @@ static void attach(ferry_server *srv, ferry_session *s, const ferry_transport_op
         s->nsent--;
         if (e->msgno == 0) {
             ferry_buf_release(e->buf);
-            qentry_free(srv, e);
+            qentry_free(eng, e);
             continue;
         }
         ferry_list_insert_head(&s->queue, &e->link);
@@ -1038,7 +1039,7 @@ static void attach(ferry_server *srv, ferry_session *s, const ferry_transport_op
     /* A noop first: it ends a poll at once, so that every transport tells the client the
      * attach took before it sends on the new one. */
     ferry_buf *noop = eio_packet_new(EIO_NOOP, NULL, 0);
-    ferry_qentry *ne = noop ? qentry_alloc(srv) : NULL;
+    ferry_qentry *ne = noop ? qentry_alloc(eng) : NULL;
     if (ne != NULL) {
         ne->buf = ferry_buf_retain(noop);
         ferry_list_insert_head(&s->queue, &ne->link);
@@ -1046,7 +1047,7 @@ static void attach(ferry_server *srv, ferry_session *s, const ferry_transport_op
     }
     ferry_buf_release(noop);
     s->upgrade = UPGRADE_NONE;
-    srv->stats.attaches++;
+    eng->stats.attaches++;
     FERRY_LOG(FERRY_LOG_INFO, "engine", s->sid, "attached %s -> %s at rx %llu (%zu again)",
               old ? old->ops->name : "none", ops->name, (unsigned long long)rx, replayed);
     if (old != NULL)
@@ -1060,17 +1061,17 @@ static void attach(ferry_server *srv, ferry_session *s, const ferry_transport_op
 static int pong_overdue(const ferry_session *s)
 {
     return s->state == SESSION_OPEN && s->awaiting_pong &&
-           uv_now(s->server->loop) >= s->pong_deadline;
+           uv_now(s->engine->loop) >= s->pong_deadline;
 }
 
 /* Which check fails first follows the reference server's verify(): transport, origin, then
  * the sid or, for a handshake, the method and the protocol version. */
-static int validate(ferry_server *srv, ferry_req *req, const ferry_transport_ops **ops_out,
+static int validate(ferry_engine *eng, ferry_req *req, const ferry_transport_ops **ops_out,
                     ferry_session **s_out)
 {
     const char *tname = ferry_req_query_get(req, "transport");
     const ferry_transport_ops *ops = tname ? ferry_transport_find(tname) : NULL;
-    if (ops == NULL || !transport_enabled(srv, ops))
+    if (ops == NULL || !transport_enabled(eng, ops))
         return 0;
     if (!ferry_req_origin_allowed(req))
         return 4;
@@ -1080,13 +1081,13 @@ static int validate(ferry_server *srv, ferry_req *req, const ferry_transport_ops
     if (sid == NULL && ops->request_sid != NULL && ops->request_sid(req, named))
         sid = named;
     if (sid != NULL) {
-        ferry_session *s = ferry_engine_lookup(srv, sid);
+        ferry_session *s = ferry_engine_lookup(eng, sid);
         if (s == NULL)
             return 1;
         if (pong_overdue(s)) {
             /* The wheel fires a little late at times; a request must not slip a pong in
              * after its deadline. The session is gone as if the timer had fired. */
-            srv->stats.ping_timeouts++;
+            eng->stats.ping_timeouts++;
             FERRY_LOG(FERRY_LOG_INFO, "engine", s->sid, "ping timeout (seen on a request)");
             ferry_engine_close_session(s, FERRY_REASON_PING_TIMEOUT, 0);
             return 1;
@@ -1104,10 +1105,10 @@ static int validate(ferry_server *srv, ferry_req *req, const ferry_transport_ops
 
 void ferry_engine_on_request_head(ferry_req *req, void *ud)
 {
-    ferry_server *srv = ud;
+    ferry_engine *eng = ud;
     const ferry_transport_ops *ops = NULL;
     ferry_session *s = NULL;
-    if (srv->closing || validate(srv, req, &ops, &s) >= 0 || s == NULL)
+    if (eng->closing || validate(eng, req, &ops, &s) >= 0 || s == NULL)
         return;
     ferry_transport *t = s->transport;
     if (t != NULL && t->ops != ops)
@@ -1118,20 +1119,20 @@ void ferry_engine_on_request_head(ferry_req *req, void *ud)
 
 void ferry_engine_on_request(ferry_req *req, void *ud)
 {
-    ferry_server *srv = ud;
+    ferry_engine *eng = ud;
     const ferry_transport_ops *ops = NULL;
     ferry_session *s = NULL;
-    if (srv->closing) {
+    if (eng->closing) {
         ferry_req_respond_text(req, 503, NULL, NULL, 0);
         return;
     }
-    int code = validate(srv, req, &ops, &s);
+    int code = validate(eng, req, &ops, &s);
     if (code >= 0) {
-        reject(srv, req, code);
+        reject(eng, req, code);
         return;
     }
     if (s == NULL) {
-        ferry_admission_begin(srv, ops, req); /* then ferry_engine_handshake() */
+        ferry_admission_begin(eng, ops, req); /* then ferry_engine_handshake() */
         return;
     }
     /* Counted as the session's when answered or taken: whoever holds the request from here
@@ -1139,7 +1140,7 @@ void ferry_engine_on_request(ferry_req *req, void *ud)
     ferry_req_set_meter(req, &s->counters.wire);
     ferry_transport *cur = s->transport;
     if (s->state == SESSION_CLOSED || (cur == NULL && !s->extensions)) {
-        reject(srv, req, 1);
+        reject(eng, req, 1);
         return;
     }
     /* The extensions' attach: a GET with rx=, on any transport, the current kind too. */
@@ -1151,12 +1152,12 @@ void ferry_engine_on_request(ferry_req *req, void *ud)
     }
     if (rxs != NULL && s->extensions && strcmp(req->method, "GET") == 0) {
         ferry_session_retain(s);
-        attach(srv, s, ops, req, rxs);
+        attach(eng, s, ops, req, rxs);
         ferry_session_release(s);
         return;
     }
     if (cur == NULL) {
-        reject(srv, req, 3); /* between transports: only an attach goes on */
+        reject(eng, req, 3); /* between transports: only an attach goes on */
         return;
     }
     /* A request for the current transport, or for the one being probed (a second WebSocket:
@@ -1172,46 +1173,29 @@ void ferry_engine_on_request(ferry_req *req, void *ud)
     }
     /* Another transport for a live session: only a probe from an upgradable one, or on an
      * extension session from any one to a better one (promotion). */
-    if (srv->cfg.allow_upgrades && (ops->flags & FERRY_TR_PROBE_TARGET) &&
+    if (eng->cfg->allow_upgrades && (ops->flags & FERRY_TR_PROBE_TARGET) &&
         ((cur->ops->flags & FERRY_TR_UPGRADABLE) || (s->extensions && better(ops, cur->ops))) &&
-        (!s->extensions || better(ops, cur->ops)) && s->probe == NULL &&
-        s->state == SESSION_OPEN && strcmp(req->method, "GET") == 0 &&
-        (!(ops->flags & FERRY_TR_EXTENSION) || s->extensions)) {
+        (!s->extensions || better(ops, cur->ops)) && s->probe == NULL && s->state == SESSION_OPEN &&
+        strcmp(req->method, "GET") == 0 && (!(ops->flags & FERRY_TR_EXTENSION) || s->extensions)) {
         ferry_session_retain(s);
-        probe(srv, s, ops, req);
+        probe(eng, s, ops, req);
         ferry_session_release(s);
         return;
     }
-    reject(srv, req, 3);
+    reject(eng, req, 3);
 }
 
-void ferry_engine_handshake(ferry_server *srv, const ferry_transport_ops *ops, ferry_req *req)
+void ferry_engine_handshake(ferry_engine *eng, const ferry_transport_ops *ops, ferry_req *req)
 {
-    handshake(srv, ops, req);
+    handshake(eng, ops, req);
 }
 
-ferry_session *ferry_engine_lookup(ferry_server *srv, const char *sid)
+ferry_session *ferry_engine_lookup(ferry_engine *eng, const char *sid)
 {
-    return ferry_session_table_get(&srv->sessions, sid);
+    return ferry_session_table_get(&eng->sessions, sid);
 }
 
 /* ------------------------------------------------------------------ public API */
-
-void ferry_server_on_transport_report(ferry_server *srv, ferry_transport_report_cb cb,
-                                      void *user_data)
-{
-    srv->on_report = cb;
-    srv->on_report_ud = user_data;
-}
-
-int ferry_server_on_session(ferry_server *srv, ferry_session_cb cb, void *user_data)
-{
-    if (srv->sio != NULL)
-        return -FERRY_EBUSY;
-    srv->on_session = cb;
-    srv->on_session_ud = user_data;
-    return 0;
-}
 
 void ferry_session_on_message(ferry_session *s, ferry_message_cb cb, void *user_data)
 {
@@ -1229,7 +1213,7 @@ int ferry_session_send(ferry_session *s, const void *data, size_t len, int binar
 {
     if (s->state != SESSION_OPEN || s->overflowed)
         return -FERRY_ECLOSED;
-    if (len > s->server->cfg.max_payload)
+    if (len > s->engine->cfg->max_payload)
         return -FERRY_ETOOBIG;
     if (!binary && !ferry_utf8_valid(data, len))
         return -FERRY_EUTF8;
@@ -1354,5 +1338,138 @@ const char *ferry_counter_name(ferry_counter which)
 
 ferry_server *ferry_session_server(const ferry_session *s)
 {
-    return s->server;
+    return s->engine->owner;
+}
+
+/* ------------------------------------------------------------------ called by the root */
+
+int ferry_engine_new(uv_loop_t *loop, const ferry_server_config *cfg, ferry_wheel *wheel,
+                     ferry_server *owner, ferry_engine **out)
+{
+    ferry_engine *eng = ferry_mem_calloc(1, sizeof(*eng));
+    if (eng == NULL)
+        return -FERRY_ENOMEM;
+    eng->owner = owner;
+    eng->loop = loop;
+    eng->cfg = cfg;
+    if (ferry_transport_options_init(eng->transport_options, cfg) != 0) {
+        ferry_mem_free(eng);
+        return -FERRY_EINVAL; /* ferry_engine_check_config() said no first */
+    }
+    eng->wheel = wheel;
+    ferry_list_init(&eng->dirty);
+    ferry_list_init(&eng->admissions);
+    uv_prepare_init(loop, &eng->flush_prepare);
+    eng->flush_prepare.data = eng;
+    *out = eng;
+    return 0;
+}
+
+void ferry_engine_shutdown(ferry_engine *eng, ferry_reason reason)
+{
+    eng->closing = 1;
+    ferry_admission_cancel_all(eng);
+    ferry_engine_close_all(eng, reason);
+}
+
+void ferry_engine_close_handles(ferry_engine *eng, uv_close_cb cb, void *data)
+{
+    uv_prepare_stop(&eng->flush_prepare);
+    eng->handles_closing = 1;
+    eng->flush_prepare.data = data;
+    uv_close((uv_handle_t *)&eng->flush_prepare, cb);
+}
+
+void ferry_engine_free(ferry_engine *eng)
+{
+    ferry_session_table_free(&eng->sessions);
+    ferry_engine_drop_cache(eng);
+    ferry_mem_free(eng);
+}
+
+void ferry_engine_on_session(ferry_engine *eng, ferry_session_cb cb, void *user_data)
+{
+    eng->on_session = cb;
+    eng->on_session_ud = user_data;
+}
+
+ferry_session_cb ferry_engine_session_hook(const ferry_engine *eng)
+{
+    return eng->on_session;
+}
+
+void ferry_engine_on_report(ferry_engine *eng, ferry_transport_report_cb cb, void *user_data)
+{
+    eng->on_report = cb;
+    eng->on_report_ud = user_data;
+}
+
+const ferry_engine_stats *ferry_engine_get_stats(const ferry_engine *eng)
+{
+    return &eng->stats;
+}
+
+size_t ferry_engine_session_count(const ferry_engine *eng)
+{
+    return eng->sessions.count;
+}
+
+/* ------------------------------------------------------------------ read by upper layers */
+
+uv_loop_t *ferry_engine_loop(const ferry_engine *eng)
+{
+    return eng->loop;
+}
+
+ferry_wheel *ferry_engine_wheel(const ferry_engine *eng)
+{
+    return eng->wheel;
+}
+
+const ferry_server_config *ferry_engine_server_config(const ferry_engine *eng)
+{
+    return eng->cfg;
+}
+
+ferry_engine *ferry_session_engine(const ferry_session *s)
+{
+    return s->engine;
+}
+
+size_t ferry_session_queued_bytes(const ferry_session *s)
+{
+    return s->queued_bytes;
+}
+
+int ferry_session_upgrading(const ferry_session *s)
+{
+    return s->upgrade != UPGRADE_NONE;
+}
+
+int ferry_session_is_open(const ferry_session *s)
+{
+    return s->state == SESSION_OPEN;
+}
+
+void ferry_engine_count_parse_error(ferry_session *s)
+{
+    s->engine->stats.parse_errors++;
+}
+
+/* ------------------------------------------------------------------ read by transports */
+
+ferry_wheel *ferry_engine_wheel_of(const ferry_transport *t)
+{
+    return t->session->engine->wheel;
+}
+
+int ferry_engine_is_current(const ferry_transport *t)
+{
+    return t->session->transport == t;
+}
+
+int ferry_engine_left_behind(const ferry_transport *t)
+{
+    const ferry_session *s = t->session;
+    return s->transport != NULL && s->transport != t && s->probe != t;
 }

@@ -1,43 +1,23 @@
-/* The engine layer: Engine.IO v4 sessions whatever their transport.
+/* The engine as the layers above it see it: the composition root (lib/server) creates and
+ * closes it, the Socket.IO layer (lib/socket) reads and drives sessions through it. Nothing
+ * here exposes the engine's structs (they are in engine/internal.h, private to lib/engine);
+ * transports use engine/transport.h instead.
  *
- * struct ferry_server (the public object) lives here too: it owns the HTTP layer, the timer
- * wheel, the session table and the per-turn flush; the Socket.IO layer hangs its own state
- * off it (sio). */
+ * The engine owns the session table, the queues and their per-turn flush, the heartbeats and
+ * the admissions. It does not own the loop, the timer wheel, the HTTP layer or the
+ * configuration: the server passes them in and outlives the engine's use of them. */
 #ifndef FERRY_ENGINE_ENGINE_H
 #define FERRY_ENGINE_ENGINE_H
 
 #include <stdint.h>
 #include <uv.h>
 
-#include "common/list.h"
+#include "common/buf.h"
 #include "common/timerwheel.h"
-#include "engine/packet.h"
-#include "engine/transport.h"
 #include "http/http.h"
 #include "ferry.h"
 
-#define FERRY_SID_LEN 22 /* 128 random bits as unpadded base64url */
-
-typedef enum session_state {
-    SESSION_OPEN,
-    SESSION_CLOSING, /* a graceful close waits for the queue to drain */
-    SESSION_CLOSED,  /* the close callback has run; waiting for the last reference */
-} session_state;
-
-typedef enum upgrade_state {
-    UPGRADE_NONE,
-    UPGRADE_PROBING,   /* a probe transport exists; no "2probe" yet */
-    UPGRADE_UPGRADING, /* "3probe" sent: the old transport takes nothing, waits for "5" */
-} upgrade_state;
-
-/* A queued packet: the shared encoded buffer, one reference per queue entry. On an extension
- * session the entry moves to the session's replay buffer (sent) when a transport takes it. */
-typedef struct ferry_qentry {
-    ferry_list link;
-    ferry_buf *buf;
-    uint64_t msgno; /* extension sessions: the message's number (from 1), 0 for other packets */
-    uint64_t seq;   /* extension sessions: the downstream packet number given when taken */
-} ferry_qentry;
+typedef struct ferry_engine ferry_engine;
 
 /* Engine counters, read by /metrics and by tests. */
 typedef struct ferry_engine_stats {
@@ -60,140 +40,70 @@ typedef struct ferry_engine_stats {
     uint64_t replay_dropped;   /* packets dropped from replay buffers by the byte bound */
 } ferry_engine_stats;
 
-/* A session's counters (ferry_session_counter()): the wire's side is counted by lib/http where
- * the bytes pass (a meter given to every request of the session, and kept by the connections
- * its WebSocket and SSE transports take); the engine counts packets and messages. */
-typedef struct ferry_session_counters {
-    ferry_wire_meter wire;
-    uint64_t packets_in;
-    uint64_t packets_out;
-    uint64_t messages_in;
-    uint64_t messages_out;
-    uint64_t message_bytes_in;
-    uint64_t message_bytes_out;
-} ferry_session_counters;
+/* ---- the composition root's calls (lib/server) */
 
-/* A hash table of sessions by sid (chained, power-of-two buckets, grown at load 1). */
-typedef struct ferry_session_table {
-    ferry_session **buckets;
-    size_t nbuckets;
-    size_t count;
-} ferry_session_table;
+/* Are the transport options that cfg's old fields set (sse_*, ws_*) in their ranges?
+ * 0 or -FERRY_EINVAL. */
+int ferry_engine_check_config(const ferry_server_config *cfg);
+/* A new engine on loop, for a cfg that passed ferry_engine_check_config(). cfg and wheel are
+ * the server's and must outlive the engine; owner is the public object handed to the
+ * application's callbacks (ferry_session_server(), ...). Returns 0, -FERRY_ENOMEM. */
+int ferry_engine_new(uv_loop_t *loop, const ferry_server_config *cfg, ferry_wheel *wheel,
+                     ferry_server *owner, ferry_engine **out);
+/* Transport options (options.c). */
+/* Is value valid for transport's option? 0, -FERRY_ENOTFOUND (no such transport or option) or
+ * -FERRY_EINVAL (out of range). */
+int ferry_engine_option_check(const char *transport, const char *option, uint64_t value);
+/* Set or read an option of eng's transports; the same errors. */
+int ferry_engine_option_set(ferry_engine *eng, const char *transport, const char *option,
+                            uint64_t value);
+int ferry_engine_option_get(const ferry_engine *eng, const char *transport, const char *option,
+                            uint64_t *value);
+/* The engine route (GET/POST/upgrade on cfg->path); ud is the engine. */
+void ferry_engine_on_request(ferry_req *req, void *ud);
+void ferry_engine_on_request_head(ferry_req *req, void *ud);
+/* The server closes: take no more requests, answer waiting handshakes 503, close every
+ * session with reason. */
+void ferry_engine_shutdown(ferry_engine *eng, ferry_reason reason);
+/* Close the engine's loop handles (one: the flush prepare); cb runs with the handle's data set
+ * to data. Call after the HTTP layer closed. */
+void ferry_engine_close_handles(ferry_engine *eng, uv_close_cb cb, void *data);
+/* Free the engine once its handles are closed. */
+void ferry_engine_free(ferry_engine *eng);
+/* The hooks (ferry.h: ferry_server_on_session, _on_admission, _on_transport_report).
+ * ferry_engine_on_admission returns -FERRY_ECLOSED once the engine shuts down. */
+void ferry_engine_on_session(ferry_engine *eng, ferry_session_cb cb, void *user_data);
+ferry_session_cb ferry_engine_session_hook(const ferry_engine *eng);
+int ferry_engine_on_admission(ferry_engine *eng, ferry_admission_cb cb, void *user_data);
+void ferry_engine_on_report(ferry_engine *eng, ferry_transport_report_cb cb, void *user_data);
+const ferry_engine_stats *ferry_engine_get_stats(const ferry_engine *eng);
+/* Sessions open now. */
+size_t ferry_engine_session_count(const ferry_engine *eng);
 
-struct ferry_session {
-    ferry_server *server;
-    char sid[FERRY_SID_LEN + 1];
-    uint32_t refcnt; /* the table, each transport, each in-flight callback, the socket layer */
-    session_state state;
-    upgrade_state upgrade;
-    ferry_reason close_reason;
-    ferry_session *hash_next;
-    ferry_transport *transport; /* current; NULL once closed */
-    ferry_transport *probe;     /* upgrade candidate */
-    ferry_list queue;           /* ferry_qentry, oldest first */
-    size_t queued_bytes;
-    ferry_list dirty;           /* in server->dirty while a flush is due */
-    ferry_timer heartbeat;      /* next ping, or the pong deadline */
-    int awaiting_pong;
-    uint64_t pong_deadline;     /* loop time by which the pong is due (when awaiting_pong) */
-    ferry_timer upgrade_timer;  /* probe deadline; also bounds a graceful close */
-    /* The handshake request, kept for the application. */
-    char *url;         /* the raw request target */
-    uint64_t time_ms;  /* wall-clock time of the handshake, ms since the Unix epoch */
-    ferry_kv *query;
-    size_t nquery;
-    ferry_kv *headers;
-    size_t nheaders;
-    char remote_addr[48];
-    int secure;     /* the handshake came over TLS */
-    int extensions; /* the client asked for ferry's extensions (ferry=1) */
-    /* The extensions' state (docs/protocol.md section 5 on): the replay buffer holds what a
-     * transport took and the client has not acknowledged, oldest first. queued_bytes +
-     * sent_bytes never stay above max_session_queue_bytes: the oldest sent leave first. */
-    ferry_list sent;           /* ferry_qentry, in the order taken */
-    size_t sent_bytes;
-    size_t nsent;
-    uint64_t out_seq;          /* downstream packets taken so far (SSE event ids) */
-    uint64_t tx_msgs;          /* server messages numbered so far (at queue time) */
-    uint64_t tx_sent;          /* the highest message number a transport took */
-    uint64_t rx_msgs;          /* client messages taken */
-    uint64_t drop_msg;         /* the highest message number dropped from sent */
-    uint64_t drop_msg_seq;     /* ... and its packet number */
-    ferry_qentry *cping;       /* the still unsent answer to a client ping, or NULL */
-    uint64_t report_window;    /* loop time the current report-rate minute began */
-    unsigned reports;          /* reports taken in that minute */
-    ferry_session_counters counters;
-    /* The application side (engine level or the Socket.IO layer). */
-    ferry_message_cb on_message;
-    void *on_message_ud;
-    ferry_session_close_cb on_close;
-    void *on_close_ud;
-    void *data;
-    unsigned announced : 1;
-    unsigned overflowed : 1; /* the queue went over max_session_queue_bytes: closing */
-};
+/* ---- what the layers above read */
+uv_loop_t *ferry_engine_loop(const ferry_engine *eng);
+ferry_wheel *ferry_engine_wheel(const ferry_engine *eng);
+const ferry_server_config *ferry_engine_server_config(const ferry_engine *eng);
+ferry_engine *ferry_session_engine(const ferry_session *s);
+/* Bytes queued for the session and not yet taken by a transport. */
+size_t ferry_session_queued_bytes(const ferry_session *s);
+/* A probe or an upgrade is in progress. */
+int ferry_session_upgrading(const ferry_session *s);
+/* The session is open (not closing or closed). */
+int ferry_session_is_open(const ferry_session *s);
 
-struct ferry_sio; /* the Socket.IO layer's state (lib/socket) */
+/* ---- what they do */
 
-struct ferry_server {
-    uv_loop_t *loop;
-    ferry_server_config cfg; /* strings point at owned copies */
-    /* Every transport's options (options.c), by ferry_transport_option_slot(). */
-    uint64_t transport_options[FERRY_TRANSPORT_OPTIONS_MAX];
-    ferry_http http;
-    uv_timer_t wheel_timer;
-    ferry_wheel wheel;
-    uv_prepare_t flush_prepare;
-    ferry_list dirty;
-    ferry_session_table sessions;
-    ferry_session_cb on_session;
-    void *on_session_ud;
-    /* Admission (admission.c): the hook, and the handshakes waiting for its decision. */
-    ferry_admission_cb on_admission;
-    void *on_admission_ud;
-    ferry_list admissions;
-    uint32_t nadmissions;
-    ferry_transport_report_cb on_report; /* transport reports (docs/protocol.md section 9) */
-    void *on_report_ud;
-    struct ferry_sio *sio;
-    void (*sio_free)(ferry_server *srv); /* frees sio once the server is closed */
-    ferry_engine_stats stats;
-    ferry_qentry *qcache; /* free queue entries, linked through link.next */
-    size_t qcached;
-    void *data;
-    int closing;
-    int handles_closing;   /* the wheel timer and the prepare are being closed */
-    unsigned open_handles; /* wheel timer + prepare, closed last */
-    ferry_close_cb close_cb;
-    void *close_ud;
-};
-
-/* ---- sessions (engine.c) */
-ferry_session *ferry_engine_lookup(ferry_server *srv, const char *sid);
 /* Queue an encoded packet (the queue takes its own reference) and schedule a flush. Returns 0,
  * -FERRY_ECLOSED, or 0 after closing the session when its queue overflowed. */
 int ferry_engine_queue(ferry_session *s, ferry_buf *pkt);
 /* Close with reason: graceful sends queued packets and a close packet first. */
 void ferry_engine_close_session(ferry_session *s, ferry_reason reason, int graceful);
-/* The engine route (GET/POST/upgrade on cfg.path). */
-void ferry_engine_on_request(ferry_req *req, void *ud);
-void ferry_engine_on_request_head(ferry_req *req, void *ud);
-/* Open a session for an admitted handshake request (no sid) on transport ops. */
-void ferry_engine_handshake(ferry_server *srv, const ferry_transport_ops *ops, ferry_req *req);
-/* ---- admission (admission.c) */
-/* Ask the app about a handshake request, or hand it to ferry_engine_handshake() at once when
- * there is no hook. */
-void ferry_admission_begin(ferry_server *srv, const ferry_transport_ops *ops, ferry_req *req);
-/* The server closes: answer every waiting handshake 503 and detach the handles. */
-void ferry_admission_cancel_all(ferry_server *srv);
-/* Close every session (server shutdown). */
-void ferry_engine_close_all(ferry_server *srv, ferry_reason reason);
-void ferry_engine_flush_all(ferry_server *srv);
-int ferry_session_table_insert(ferry_session_table *t, ferry_session *s);
-ferry_session *ferry_session_table_get(const ferry_session_table *t, const char *sid);
-void ferry_session_table_remove(ferry_session_table *t, ferry_session *s);
-void ferry_session_table_free(ferry_session_table *t);
-/* Free the server's cache of queue entries (when the server is freed). */
-void ferry_engine_drop_cache(ferry_server *srv);
+/* Count a packet that did not parse (the caller closes the session as it sees fit). */
+void ferry_engine_count_parse_error(ferry_session *s);
+/* The session's reference count: the table, each transport, each in-flight callback, the
+ * socket layer. */
+void ferry_session_retain(ferry_session *s);
+void ferry_session_release(ferry_session *s);
 
 #endif

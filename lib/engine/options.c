@@ -1,13 +1,14 @@
 /* Transport options on a server (ferry.h, "transport options"): a table of whole numbers, one
  * slot per option of every registered transport (transports/registry.c), filled by
  * ferry_server_new() and changed by ferry_server_transport_option() until the server listens.
- * The transports read them with ferry_engine_option(); which options exist is each transport's
- * own business (its ops table). */
+ * The engine keeps the values (struct ferry_engine); the server (lib/server) sets and reads
+ * them through the calls of engine/engine.h. The transports read them with
+ * ferry_engine_option(); which options exist is each transport's own business (its ops
+ * table). */
 #include <string.h>
 
 #include "common/assert.h"
-#include "engine/engine.h"
-#include "engine/options.h"
+#include "engine/internal.h"
 
 int ferry_transport_options_init(uint64_t *values, const ferry_server_config *cfg)
 {
@@ -39,6 +40,12 @@ int ferry_transport_options_init(uint64_t *values, const ferry_server_config *cf
     return 0;
 }
 
+int ferry_engine_check_config(const ferry_server_config *cfg)
+{
+    uint64_t values[FERRY_TRANSPORT_OPTIONS_MAX];
+    return ferry_transport_options_init(values, cfg);
+}
+
 /* The slot of transport's option, or -FERRY_ENOTFOUND; *o is its description. */
 static int lookup(const char *transport, const char *option, const ferry_transport_option **o,
                   size_t *slot)
@@ -52,39 +59,43 @@ static int lookup(const char *transport, const char *option, const ferry_transpo
     return 0;
 }
 
-int ferry_server_transport_option(ferry_server *srv, const char *transport, const char *option,
-                                  uint64_t value)
+int ferry_engine_option_check(const char *transport, const char *option, uint64_t value)
 {
     const ferry_transport_option *o;
     size_t slot;
-    if (srv == NULL)
-        return -FERRY_EINVAL;
+    int rc = lookup(transport, option, &o, &slot);
+    if (rc != 0)
+        return rc;
+    return value < o->min || value > o->max ? -FERRY_EINVAL : 0;
+}
+
+int ferry_engine_option_set(ferry_engine *eng, const char *transport, const char *option,
+                            uint64_t value)
+{
+    const ferry_transport_option *o;
+    size_t slot;
     int rc = lookup(transport, option, &o, &slot);
     if (rc != 0)
         return rc;
     if (value < o->min || value > o->max)
         return -FERRY_EINVAL;
-    if (srv->closing || !ferry_list_empty(&srv->http.listeners))
-        return -FERRY_EBUSY;
-    srv->transport_options[slot] = value;
+    eng->transport_options[slot] = value;
     return 0;
 }
 
-int ferry_server_transport_option_get(const ferry_server *srv, const char *transport,
-                                      const char *option, uint64_t *value)
+int ferry_engine_option_get(const ferry_engine *eng, const char *transport, const char *option,
+                            uint64_t *value)
 {
     const ferry_transport_option *o;
     size_t slot;
-    if (srv == NULL || value == NULL)
-        return -FERRY_EINVAL;
     int rc = lookup(transport, option, &o, &slot);
     if (rc != 0)
         return rc;
-    *value = srv->transport_options[slot];
+    *value = eng->transport_options[slot];
     return 0;
 }
 
 uint64_t ferry_engine_option(const ferry_transport *t, size_t i)
 {
-    return t->session->server->transport_options[ferry_transport_option_slot(t->ops, i)];
+    return t->session->engine->transport_options[ferry_transport_option_slot(t->ops, i)];
 }

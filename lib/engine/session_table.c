@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "common/mem.h"
-#include "engine/engine.h"
+#include "engine/internal.h"
 
 static size_t hash_sid(const char *sid)
 {

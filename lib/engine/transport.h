@@ -11,10 +11,14 @@
 #define FERRY_ENGINE_TRANSPORT_H
 
 #include "common/buf.h"
+#include "common/timerwheel.h"
+#include "engine/packet.h" /* the Engine.IO packet codec: EIO_* types, payload framing */
 #include "ferry.h"
 #include "http/http.h"
 
 typedef struct ferry_transport ferry_transport;
+
+#define FERRY_SID_LEN 22 /* 128 random bits as unpadded base64url */
 
 enum {
     FERRY_TR_FULL_DUPLEX = 1u << 0, /* one connection carries both directions (WebSocket) */
@@ -145,6 +149,17 @@ const ferry_server_config *ferry_engine_config(const ferry_transport *t);
 uint64_t ferry_engine_option(const ferry_transport *t, size_t i);
 /* The transport's log prefix: the session id. */
 const char *ferry_engine_sid(const ferry_transport *t);
+/* The server's timer wheel (for a transport's own timers). */
+ferry_wheel *ferry_engine_wheel_of(const ferry_transport *t);
+/* Is t the session's transport now? */
+int ferry_engine_is_current(const ferry_transport *t);
+/* Has the session gone on without t: it has another transport and t is not its probe (an
+ * extension session's attach moved it)? */
+int ferry_engine_left_behind(const ferry_transport *t);
+/* Close t's session with reason: graceful sends queued packets and a close packet first. */
+void ferry_engine_close_session(ferry_session *s, ferry_reason reason, int graceful);
+/* Count a packet that did not parse (the caller closes as it sees fit). */
+void ferry_engine_count_parse_error(ferry_session *s);
 void ferry_session_retain(ferry_session *s);
 void ferry_session_release(ferry_session *s);
 

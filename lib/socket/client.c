@@ -52,9 +52,9 @@ static void send_connect_error(sio_client *c, const char *nsp, const char *messa
 
 static void protocol_error(sio_client *c, const char *what)
 {
-    FERRY_LOG(FERRY_LOG_INFO, "socket", c->session->sid, "closing: %s", what);
+    FERRY_LOG(FERRY_LOG_INFO, "socket", ferry_session_id(c->session), "closing: %s", what);
     c->closing = 1;
-    c->session->server->stats.parse_errors++;
+    ferry_engine_count_parse_error(c->session);
     ferry_engine_close_session(c->session, FERRY_REASON_PARSE_ERROR, 0);
 }
 
@@ -62,7 +62,7 @@ static void protocol_error(sio_client *c, const char *what)
  * for ever, so the session ends instead (issue 9). */
 static void nomem_close(sio_client *c)
 {
-    FERRY_LOG(FERRY_LOG_WARN, "socket", c->session->sid, "out of memory: closing");
+    FERRY_LOG(FERRY_LOG_WARN, "socket", ferry_session_id(c->session), "out of memory: closing");
     c->closing = 1;
     ferry_engine_close_session(c->session, FERRY_REASON_TRANSPORT_ERROR, 0);
 }
@@ -196,7 +196,7 @@ static ferry_reason socket_reason(ferry_reason r)
 static void finish_close(sio_client *c, ferry_reason reason)
 {
     ferry_session *session = c->session;
-    ferry_wheel *w = &session->server->wheel;
+    ferry_wheel *w = ferry_engine_wheel(c->sio->engine);
     ferry_timer_stop(w, &c->connect_timer);
     ferry_timer_stop(w, &c->close_timer);
     /* Each socket unlinks itself; take them from the head until none is left but those
@@ -232,10 +232,10 @@ static void on_close(ferry_session *session, ferry_reason reason, void *ud)
 {
     sio_client *c = ud;
     c->closing = 1;
-    ferry_timer_stop(&session->server->wheel, &c->connect_timer);
+    ferry_timer_stop(ferry_engine_wheel(c->sio->engine), &c->connect_timer);
     if (c->sio->depth > 0) {
         c->close_reason = reason;
-        ferry_timer_start(&session->server->wheel, &c->close_timer, 0);
+        ferry_timer_start(ferry_engine_wheel(c->sio->engine), &c->close_timer, 0);
         return;
     }
     finish_close(c, reason);
@@ -260,9 +260,9 @@ void sio_client_drop_all(ferry_sio *sio)
 static void check_drained(sio_client *c)
 {
     ferry_session *s = c->session;
-    uint64_t now = uv_now(s->server->loop);
-    if (s->queued_bytes > 0 && s->state == SESSION_OPEN && now < c->drain_deadline) {
-        ferry_timer_start(&s->server->wheel, &c->connect_timer, DRAIN_CHECK_MS);
+    uint64_t now = uv_now(ferry_engine_loop(c->sio->engine));
+    if (ferry_session_queued_bytes(s) > 0 && ferry_session_is_open(s) && now < c->drain_deadline) {
+        ferry_timer_start(ferry_engine_wheel(c->sio->engine), &c->connect_timer, DRAIN_CHECK_MS);
         return;
     }
     ferry_engine_close_session(s, FERRY_REASON_FORCED_SERVER_CLOSE, 1);
@@ -270,10 +270,11 @@ static void check_drained(sio_client *c)
 
 void sio_client_close_after_drain(sio_client *c)
 {
-    ferry_server *srv = c->session->server;
+    ferry_engine *eng = c->sio->engine;
     c->closing = 1;
-    c->drain_deadline = uv_now(srv->loop) + srv->cfg.ping_timeout_ms;
-    ferry_timer_stop(&srv->wheel, &c->connect_timer);
+    c->drain_deadline =
+        uv_now(ferry_engine_loop(eng)) + ferry_engine_server_config(eng)->ping_timeout_ms;
+    ferry_timer_stop(ferry_engine_wheel(eng), &c->connect_timer);
     check_drained(c);
 }
 
@@ -286,7 +287,8 @@ static void on_connect_timeout(ferry_timer *t)
     }
     if (c->nconnected > 0 || c->closing)
         return;
-    FERRY_LOG(FERRY_LOG_DEBUG, "socket", c->session->sid, "no namespace joined in time");
+    FERRY_LOG(FERRY_LOG_DEBUG, "socket", ferry_session_id(c->session),
+              "no namespace joined in time");
     c->closing = 1;
     ferry_engine_close_session(c->session, FERRY_REASON_FORCED_CLOSE, 0);
 }
@@ -303,13 +305,15 @@ void sio_on_session(ferry_session *s, void *ud)
     c->session = s;
     ferry_life_init(&c->life);
     ferry_session_retain(s);
-    sio_decoder_init(&c->dec, s->server->cfg.max_attachments);
+    sio_decoder_init(&c->dec, ferry_engine_server_config(sio->engine)->max_attachments);
     ferry_list_init(&c->sockets);
     ferry_list_insert_tail(&sio->clients, &c->link);
     ferry_timer_init(&c->connect_timer, on_connect_timeout);
     ferry_timer_init(&c->close_timer, on_close_timer);
-    if (s->server->cfg.connect_timeout_ms > 0)
-        ferry_timer_start(&s->server->wheel, &c->connect_timer, s->server->cfg.connect_timeout_ms);
+    const ferry_server_config *cfg = ferry_engine_server_config(sio->engine);
+    if (cfg->connect_timeout_ms > 0)
+        ferry_timer_start(ferry_engine_wheel(sio->engine), &c->connect_timer,
+                          cfg->connect_timeout_ms);
     ferry_session_on_message(s, on_message, c);
     ferry_session_on_close(s, on_close, c);
 }

@@ -2,10 +2,10 @@
 #ifndef FERRY_SOCKET_INTERNAL_H
 #define FERRY_SOCKET_INTERNAL_H
 
+#include "socket/sio.h"
 #include "socket/socket.h"
 
 /* namespace.c */
-ferry_sio *sio_get(ferry_server *srv);  /* creates the layer on first use; NULL on failure */
 ferry_namespace *sio_nsp_find(ferry_sio *sio, const char *name);
 int sio_handlers_set(sio_handlers *h, const char *event, ferry_event_cb cb, void *ud,
                      size_t max);
@@ -14,7 +14,6 @@ void sio_handlers_free(sio_handlers *h);
 int sio_valid_name(const char *name);
 
 /* client.c */
-void sio_on_session(ferry_session *s, void *ud);
 /* Queue a packet to the client's session; returns 0 or a negative error. */
 int sio_client_send(sio_client *c, const sio_encoded *e);
 /* Finish the closes still deferred (the server is being freed). */

@@ -73,9 +73,8 @@ static void nsp_free(ferry_namespace *nsp)
 }
 
 /* Runs when the server is freed: every session (hence every socket) is gone by then. */
-static void sio_free(ferry_server *srv)
+void sio_free(ferry_sio *sio)
 {
-    ferry_sio *sio = srv->sio;
     /* A close deferred past the wheel's last tick (the server was closing) ends here. */
     sio_client_drop_all(sio);
     sio_socket_drop_waiting(sio);
@@ -85,7 +84,6 @@ static void sio_free(ferry_server *srv)
         nsp_free(n);
     }
     ferry_mem_free(sio);
-    srv->sio = NULL;
 }
 
 static ferry_namespace *nsp_new(ferry_sio *sio, const char *name)
@@ -108,16 +106,13 @@ static ferry_namespace *nsp_new(ferry_sio *sio, const char *name)
     return nsp;
 }
 
-ferry_sio *sio_get(ferry_server *srv)
+ferry_sio *sio_new(ferry_server *owner, ferry_engine *eng)
 {
-    if (srv->sio != NULL)
-        return srv->sio;
-    if (srv->on_session != NULL || srv->closing)
-        return NULL; /* the engine level is in use */
     ferry_sio *sio = ferry_mem_calloc(1, sizeof(*sio));
     if (sio == NULL)
         return NULL;
-    sio->srv = srv;
+    sio->srv = owner;
+    sio->engine = eng;
     ferry_list_init(&sio->clients);
     ferry_list_init(&sio->waiting);
     /* The main namespace always exists, as in Socket.IO. */
@@ -125,10 +120,6 @@ ferry_sio *sio_get(ferry_server *srv)
         ferry_mem_free(sio);
         return NULL;
     }
-    srv->sio = sio;
-    srv->sio_free = sio_free;
-    srv->on_session = sio_on_session;
-    srv->on_session_ud = sio;
     return sio;
 }
 
@@ -140,11 +131,10 @@ ferry_namespace *sio_nsp_find(ferry_sio *sio, const char *name)
     return NULL;
 }
 
-ferry_namespace *ferry_of(ferry_server *srv, const char *name)
+const char *sio_full_name(const char *name, char buf[FERRY_NAME_MAX + 2])
 {
-    if (srv == NULL || !sio_valid_name(name))
+    if (!sio_valid_name(name))
         return NULL;
-    char buf[FERRY_NAME_MAX + 2];
     if (name[0] != '/') {
         buf[0] = '/';
         strcpy(buf + 1, name);
@@ -152,22 +142,19 @@ ferry_namespace *ferry_of(ferry_server *srv, const char *name)
         if (strlen(name) > FERRY_NAME_MAX)
             return NULL;
     }
-    ferry_sio *sio = sio_get(srv);
-    if (sio == NULL)
-        return NULL;
-    ferry_namespace *nsp = sio_nsp_find(sio, name);
-    return nsp != NULL ? nsp : nsp_new(sio, name);
+    return name;
 }
 
-int ferry_server_on_namespace_request(ferry_server *srv, ferry_namespace_request_cb cb,
-                                      void *user_data)
+ferry_namespace *sio_of(ferry_sio *sio, const char *full_name)
 {
-    ferry_sio *sio = sio_get(srv);
-    if (sio == NULL)
-        return srv->on_session != NULL ? -FERRY_EBUSY : -FERRY_ENOMEM;
+    ferry_namespace *nsp = sio_nsp_find(sio, full_name);
+    return nsp != NULL ? nsp : nsp_new(sio, full_name);
+}
+
+void sio_on_namespace_request(ferry_sio *sio, ferry_namespace_request_cb cb, void *user_data)
+{
     sio->on_request = cb;
     sio->on_request_ud = user_data;
-    return 0;
 }
 
 const char *ferry_namespace_name(const ferry_namespace *nsp)
@@ -278,7 +265,7 @@ int ferry_bcast_emit(const ferry_bcast *b, const char *event, const cJSON *args)
                  : sio_encode_event(b->nsp->name, SIO_NO_ID, event, args, &e);
     if (rc != 0)
         return rc;
-    size_t max = b->nsp->sio->srv->cfg.max_payload;
+    size_t max = ferry_engine_server_config(b->nsp->sio->engine)->max_payload;
     for (size_t i = 0; i < e.n; i++)
         if (e.bufs[i]->len > max) {
             sio_encoded_release(&e);

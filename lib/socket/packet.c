@@ -8,7 +8,6 @@
 #include "common/assert.h"
 #include "common/mem.h"
 #include "common/strbuf.h"
-#include "engine/packet.h"
 
 static const char *const reserved[] = {"connect",       "connect_error", "disconnect",
                                        "disconnecting", "newListener",   "removeListener"};

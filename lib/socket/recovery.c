@@ -44,7 +44,7 @@ typedef struct sio_saved {
 
 static uint64_t now_ms(const ferry_namespace *nsp)
 {
-    return uv_now(nsp->sio->srv->loop);
+    return uv_now(ferry_engine_loop(nsp->sio->engine));
 }
 
 static void free_rooms(char **rooms, size_t n)
@@ -75,8 +75,8 @@ static void saved_free(ferry_namespace *nsp, sio_saved *sv)
 /* Drop what is older than the recovery window, and the oldest beyond the count bounds. */
 static void prune(ferry_namespace *nsp)
 {
-    uint64_t now = now_ms(nsp), window = nsp->sio->srv->cfg.recovery_ms;
-    size_t max_bytes = nsp->sio->srv->cfg.recovery_max_bytes;
+    uint64_t now = now_ms(nsp), window = ferry_engine_server_config(nsp->sio->engine)->recovery_ms;
+    size_t max_bytes = ferry_engine_server_config(nsp->sio->engine)->recovery_max_bytes;
     while (!ferry_list_empty(&nsp->log)) {
         sio_logged *l = ferry_list_entry(nsp->log.next, sio_logged, link);
         if (nsp->nlog <= LOG_MAX && nsp->log_bytes <= max_bytes && l->at + window > now)
@@ -101,7 +101,7 @@ void sio_recovery_free(ferry_namespace *nsp)
 
 int sio_recovery_on(const ferry_namespace *nsp)
 {
-    return nsp->sio->srv->cfg.recovery_ms > 0;
+    return ferry_engine_server_config(nsp->sio->engine)->recovery_ms > 0;
 }
 
 static char **copy_rooms(const char *const *src, size_t n)
@@ -198,7 +198,7 @@ void sio_recovery_save(ferry_socket *s, ferry_reason reason)
     sv->nrooms = n;
     memcpy(sv->id, s->id, sizeof(sv->id));
     memcpy(sv->pid, s->pid, sizeof(sv->pid));
-    sv->expires = now_ms(nsp) + nsp->sio->srv->cfg.recovery_ms;
+    sv->expires = now_ms(nsp) + ferry_engine_server_config(nsp->sio->engine)->recovery_ms;
     ferry_list_insert_tail(&nsp->saved, &sv->link);
     nsp->nsaved++;
 }

@@ -30,7 +30,7 @@ struct ferry_ack {
 
 static ferry_wheel *wheel_of(const ferry_socket *s)
 {
-    return &s->nsp->sio->srv->wheel;
+    return ferry_engine_wheel(s->nsp->sio->engine);
 }
 
 /* ------------------------------------------------------------------ lifetime */
@@ -126,7 +126,7 @@ void sio_socket_drop_waiting(ferry_sio *sio)
 int sio_socket_queue(ferry_socket *s, const sio_encoded *e, int volatile_)
 {
     ferry_session *ss = s->client->session;
-    if (volatile_ && (ss->queued_bytes > 0 || ss->upgrade != UPGRADE_NONE))
+    if (volatile_ && (ferry_session_queued_bytes(ss) > 0 || ferry_session_upgrading(ss)))
         return 0; /* the client is behind: a volatile packet is dropped, as documented */
     return sio_client_send(s->client, e);
 }
@@ -146,7 +146,7 @@ static int check_emit(const ferry_socket *s, const char *event, const cJSON *arg
 
 static int too_big(const ferry_socket *s, const sio_encoded *e)
 {
-    size_t max = s->nsp->sio->srv->cfg.max_payload;
+    size_t max = ferry_engine_server_config(s->nsp->sio->engine)->max_payload;
     for (size_t i = 0; i < e->n; i++)
         if (e->bufs[i]->len > max)
             return 1;
@@ -231,7 +231,7 @@ int ferry_socket_emit_ack(ferry_socket *s, const char *event, const cJSON *args,
     ferry_list_insert_tail(&s->out_acks, &a->link);
     s->nout_acks++;
     if (timeout_ms == 0)
-        timeout_ms = s->nsp->sio->srv->cfg.ack_timeout_ms;
+        timeout_ms = ferry_engine_server_config(s->nsp->sio->engine)->ack_timeout_ms;
     if (timeout_ms > 0)
         ferry_timer_start(wheel_of(s), &a->timer, timeout_ms);
     return 0;
@@ -313,7 +313,7 @@ void sio_socket_on_event(ferry_socket *s, sio_packet *pkt)
         if (s->nin_acks >= SIO_MAX_PENDING_ACKS) {
             /* A client piling up acks the app answers slowly (or never): memory would grow
              * without bound, so the session is closed as a flood. */
-            FERRY_LOG(FERRY_LOG_WARN, "socket", s->client->session->sid,
+            FERRY_LOG(FERRY_LOG_WARN, "socket", ferry_session_id(s->client->session),
                       "over %u unanswered acks: closing", SIO_MAX_PENDING_ACKS);
             cJSON_Delete(first);
             s->client->closing = 1;
@@ -404,7 +404,8 @@ static void do_connect(ferry_socket *s)
     } else {
         /* Out of memory for the CONNECT answer: the client would wait for it for ever. */
         cJSON_Delete(o);
-        FERRY_LOG(FERRY_LOG_WARN, "socket", c->session->sid, "out of memory connecting: closing");
+        FERRY_LOG(FERRY_LOG_WARN, "socket", ferry_session_id(c->session),
+                  "out of memory connecting: closing");
         c->closing = 1;
         ferry_engine_close_session(c->session, FERRY_REASON_TRANSPORT_ERROR, 0);
         return;

@@ -14,6 +14,7 @@
 #include "common/list.h"
 #include "common/timerwheel.h"
 #include "engine/engine.h"
+#include "socket/sio.h"
 #include "socket/packet.h"
 
 #define SIO_MAX_MIDDLEWARES 16
@@ -61,8 +62,9 @@ struct ferry_namespace {
     size_t nsaved;
 };
 
-typedef struct ferry_sio {
-    ferry_server *srv;
+struct ferry_sio {
+    ferry_server *srv; /* the owner, handed to callbacks */
+    ferry_engine *engine;
     ferry_namespace *nsps;
     ferry_namespace_request_cb on_request;
     void *on_request_ud;
@@ -73,7 +75,7 @@ typedef struct ferry_sio {
      * polling transport closes at once) must not run callbacks or unlink sockets from rooms
      * under the caller's feet; its close is finished on the next wheel tick instead. */
     unsigned depth;
-} ferry_sio;
+};
 
 typedef struct sio_client {
     ferry_sio *sio;

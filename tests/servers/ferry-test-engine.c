@@ -39,7 +39,8 @@
 
 #include "common/base64.h"
 #include "shared/test_flags.h"
-#include "engine/engine.h" /* the counters behind /__stats: a test server may look inside */
+#include "engine/internal.h" /* the counters behind /__stats: a test server may look inside */
+#include "server/server.h"
 
 typedef struct sess_data {
     int silent;
@@ -179,18 +180,19 @@ static void on_stats(ferry_http_req *req, void *ud)
 {
     ferry_server *srv = ud;
     char body[320];
-    const ferry_engine_stats *st = &srv->stats;
+    const ferry_engine *eng = srv->engine;
+    const ferry_engine_stats *st = &eng->stats;
     /* The most any session pins now: its queue and its replay buffer. */
     size_t pinned = 0;
-    for (size_t i = 0; i < srv->sessions.nbuckets; i++)
-        for (ferry_session *s = srv->sessions.buckets[i]; s != NULL; s = s->hash_next)
+    for (size_t i = 0; i < eng->sessions.nbuckets; i++)
+        for (ferry_session *s = eng->sessions.buckets[i]; s != NULL; s = s->hash_next)
             if (s->queued_bytes + s->sent_bytes > pinned)
                 pinned = s->queued_bytes + s->sent_bytes;
     int n = snprintf(body, sizeof(body),
                      "{\"requests\":%llu,\"sessions\":%zu,\"connections\":%u,"
                      "\"reports\":%llu,\"reportsIgnored\":%llu,\"attaches\":%llu,"
                      "\"replayDropped\":%llu,\"pinnedBytes\":%zu}",
-                     (unsigned long long)srv->http.stats.requests, srv->sessions.count,
+                     (unsigned long long)srv->http.stats.requests, eng->sessions.count,
                      srv->http.nconns, (unsigned long long)st->reports,
                      (unsigned long long)st->reports_ignored, (unsigned long long)st->attaches,
                      (unsigned long long)st->replay_dropped, pinned);

@@ -7,7 +7,8 @@
 #include "loop_harness.h"
 #include "failmalloc.h"
 
-#include "engine/engine.h"
+#include "engine/internal.h"
+#include "server/server.h"
 
 #define HS "GET /engine.io/?EIO=4&transport=polling&k=v HTTP/1.1\r\nHost: x\r\nX-Token: t1\r\n\r\n"
 

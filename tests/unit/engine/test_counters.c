@@ -6,7 +6,7 @@
 
 #include <stdlib.h>
 
-#include "engine/engine.h"
+#include "engine/internal.h"
 #include "ws/frame.h"
 
 #define WAIT 5000

@@ -6,7 +6,8 @@
 
 #include <unistd.h>
 
-#include "engine/engine.h"
+#include "engine/internal.h"
+#include "server/server.h"
 
 #define HS "GET /engine.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n\r\n"
 
@@ -83,7 +84,7 @@ static ferry_session *handshake(h_server *h)
     assert_memory_equal(r.body, "0{\"sid\":\"", 9);
     assert_memory_equal(r.body + 9, W.sid, FERRY_SID_LEN);
     assert_non_null(strstr(r.body, "\"pingInterval\":"));
-    ferry_session *s = ferry_engine_lookup(h->srv, W.sid);
+    ferry_session *s = ferry_engine_lookup(h->srv->engine, W.sid);
     assert_ptr_equal(s, W.last);
     assert_int_equal(s->state, SESSION_OPEN);
     assert_string_equal(ferry_session_transport(s), "polling");
@@ -131,7 +132,7 @@ static void open_echo_and_client_close(void **state)
     assert_int_equal(W.closes, 1);
     assert_int_equal(W.reason, FERRY_REASON_TRANSPORT_CLOSE);
     assert_string_equal(ferry_reason_str(W.reason), "transport close");
-    assert_null(ferry_engine_lookup(h->srv, W.sid));
+    assert_null(ferry_engine_lookup(h->srv->engine, W.sid));
     assert_int_equal(poll_get(h, W.sid, &r), 400);
     assert_string_equal(r.body, "{\"code\":1,\"message\":\"Session ID unknown\"}");
     h_stop(h);
@@ -156,7 +157,7 @@ static void graceful_server_close(void **state)
     int one = 1;
     assert_true(h_run_until(h, closes_at_least, &one, 1000));
     assert_int_equal(W.reason, FERRY_REASON_FORCED_CLOSE);
-    assert_null(ferry_engine_lookup(h->srv, W.sid));
+    assert_null(ferry_engine_lookup(h->srv->engine, W.sid));
     h_stop(h);
     assert_int_equal(W.closes, 1);
 }
@@ -226,7 +227,7 @@ static void pongs_keep_the_session(void **state)
         assert_int_equal(post(h, W.sid, "3", &r), 200);
     }
     assert_int_equal(W.closes, 0);
-    assert_non_null(ferry_engine_lookup(h->srv, W.sid));
+    assert_non_null(ferry_engine_lookup(h->srv->engine, W.sid));
     h_stop(h);
     assert_int_equal(W.closes, 1);
     assert_int_equal(W.reason, FERRY_REASON_SERVER_SHUTTING_DOWN);

@@ -3,7 +3,8 @@
  * timeout, and max_connections. A real server on a private loop, raw TCP clients. */
 #include "loop_harness.h"
 
-#include "engine/engine.h"
+#include "engine/internal.h"
+#include "server/server.h"
 
 #define HEADER_MAX 512
 #define BODY_MAX 1000

@@ -1,4 +1,4 @@
-/* The plain WebSocket API on a real loop (lib/ws/api.c, lib/ws/socket.c): a raw TCP client
+/* The plain WebSocket API on a real loop (lib/server/ws_api.c, lib/ws/socket.c): a raw TCP client
  * drives a ferry_ws route byte for byte, and the callbacks close the socket or the whole server
  * from inside on_message. Each case counts callbacks and ends with uv_loop_close() == 0. */
 #include "loop_harness.h"

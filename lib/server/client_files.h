@@ -1,8 +1,8 @@
 /* Files built into the library (client-js's bundles, pages such as /ferry/diagnose), served by
  * ferry_server_serve_client(). The table is generated at build time by cmake/embed.cmake from
  * the embed list in CMakeLists.txt; it ends with an entry whose path is NULL. */
-#ifndef FERRY_ENGINE_CLIENT_FILES_H
-#define FERRY_ENGINE_CLIENT_FILES_H
+#ifndef FERRY_SERVER_CLIENT_FILES_H
+#define FERRY_SERVER_CLIENT_FILES_H
 
 #include <stddef.h>
 

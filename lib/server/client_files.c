@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include "common/strbuf.h"
-#include "engine/client_files.h"
-#include "engine/engine.h"
+#include "server/client_files.h"
+#include "server/server.h"
 
 /* Browsers and proxies may keep a file an hour; after that (or on reload) they ask again with
  * If-None-Match and get 304 while the build is the same. */

@@ -1,11 +1,13 @@
-/* The public plain-WebSocket API: routes, connections, send and close (ferry.h). */
+/* The public plain-WebSocket API: routes, connections, send and close (ferry.h). It lives in
+ * the composition root because a route belongs to the server (its HTTP layer and its wheel);
+ * lib/ws itself knows nothing of the server or the engine. */
 #include <string.h>
 
 #include "common/assert.h"
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/utf8.h"
-#include "engine/engine.h"
+#include "server/server.h"
 #include "ws/socket.h"
 
 typedef struct ws_route {
@@ -123,8 +125,8 @@ int ferry_ws_send(ferry_ws *ws, const void *data, size_t len, int binary)
 
 int ferry_ws_close(ferry_ws *ws, int code, const char *reason)
 {
-    if (code != 0 && (code < 1000 || code > 4999 || code == 1004 || code == 1005 ||
-                      code == 1006 || code == 1015 || (code > 1014 && code < 3000)))
+    if (code != 0 && (code < 1000 || code > 4999 || code == 1004 || code == 1005 || code == 1006 ||
+                      code == 1015 || (code > 1014 && code < 3000)))
         return -FERRY_EINVAL;
     if (reason != NULL && !ferry_utf8_valid(reason, strlen(reason)))
         return -FERRY_EINVAL;

@@ -1,9 +1,5 @@
-/* The public server object: configuration, listening, routes, and the asynchronous close.
- *
- * Close order: sessions first (their transports close their connections), then the HTTP layer
- * (listeners and remaining connections), then the server's own handles (the wheel timer and
- * the flush prepare); the user's callback runs after the last close callback, and the memory
- * is freed right after it returns. */
+/* The public server object (the composition root, server.h): configuration, listening, routes,
+ * the hooks that reach the engine and the Socket.IO layer, and the asynchronous close. */
 #include <signal.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -11,8 +7,7 @@
 #include "common/assert.h"
 #include "common/log.h"
 #include "common/mem.h"
-#include "engine/engine.h"
-#include "engine/options.h"
+#include "server/server.h"
 
 /* Descriptors kept for what is not a client connection: listeners, the loop's epoll, signal
  * and async pipes, libuv's EMFILE reserve, log files, static files being served. */
@@ -97,9 +92,7 @@ int ferry_server_new(uv_loop_t *loop, const ferry_server_config *cfg, ferry_serv
         ferry_server_config_init(&defaults);
         cfg = &defaults;
     }
-    uint64_t options[FERRY_TRANSPORT_OPTIONS_MAX];
-    if (loop == NULL || out == NULL || !valid_config(cfg) ||
-        ferry_transport_options_init(options, cfg) != 0)
+    if (loop == NULL || out == NULL || !valid_config(cfg) || ferry_engine_check_config(cfg) != 0)
         return -FERRY_EINVAL;
     make_sigpipe_harmless();
     ferry_server *srv = ferry_mem_calloc(1, sizeof(*srv));
@@ -107,7 +100,6 @@ int ferry_server_new(uv_loop_t *loop, const ferry_server_config *cfg, ferry_serv
         return -FERRY_ENOMEM;
     srv->loop = loop;
     srv->cfg = *cfg;
-    memcpy(srv->transport_options, options, sizeof(options));
     srv->cfg.path = ferry_mem_strdup(cfg->path);
     srv->cfg.static_root = NULL;
     srv->cfg.cors_origins = NULL;
@@ -124,8 +116,11 @@ int ferry_server_new(uv_loop_t *loop, const ferry_server_config *cfg, ferry_serv
         .tls_handshake_timeout_ms = cfg->tls_handshake_timeout_ms,
         .max_tls_handshakes = cfg->max_tls_handshakes,
     };
-    ferry_list_init(&srv->dirty);
-    ferry_list_init(&srv->admissions);
+    if (ferry_engine_new(loop, &srv->cfg, &srv->wheel, srv, &srv->engine) != 0) {
+        ferry_mem_free((char *)srv->cfg.path);
+        ferry_mem_free(srv);
+        return -FERRY_ENOMEM;
+    }
     uv_timer_init(loop, &srv->wheel_timer);
     srv->wheel_timer.data = &srv->wheel;
     ferry_wheel_init(&srv->wheel, &srv->wheel_timer);
@@ -134,9 +129,7 @@ int ferry_server_new(uv_loop_t *loop, const ferry_server_config *cfg, ferry_serv
     if (rc == 0)
         rc = ferry_http_add_route(&srv->http, NULL, srv->cfg.path,
                                   FERRY_ROUTE_PREFIX | FERRY_ROUTE_CORS, ferry_engine_on_request,
-                                  ferry_engine_on_request_head, srv);
-    uv_prepare_init(loop, &srv->flush_prepare);
-    srv->flush_prepare.data = srv;
+                                  ferry_engine_on_request_head, srv->engine);
     srv->open_handles = 2;
     if (rc != 0) {
         /* Nothing listens yet: close synchronously-enough through the normal path. */
@@ -205,11 +198,10 @@ int ferry_server_route(ferry_server *srv, const char *method, const char *path, 
 
 static void server_free(ferry_server *srv)
 {
-    if (srv->sio_free != NULL)
-        srv->sio_free(srv);
+    if (srv->sio != NULL)
+        sio_free(srv->sio);
     ferry_http_free(&srv->http);
-    ferry_session_table_free(&srv->sessions);
-    ferry_engine_drop_cache(srv);
+    ferry_engine_free(srv->engine);
     ferry_mem_free((char *)srv->cfg.path);
     ferry_mem_free(srv);
 }
@@ -230,11 +222,9 @@ static void on_http_closed(ferry_http *http)
     ferry_server *srv = container_of(http, ferry_server, http);
     /* Sessions on polling hold no connection; they were closed before the HTTP layer. */
     ferry_wheel_stop(&srv->wheel);
-    uv_prepare_stop(&srv->flush_prepare);
+    ferry_engine_close_handles(srv->engine, on_handle_close, srv);
     srv->wheel_timer.data = srv;
-    srv->handles_closing = 1;
     uv_close((uv_handle_t *)&srv->wheel_timer, on_handle_close);
-    uv_close((uv_handle_t *)&srv->flush_prepare, on_handle_close);
 }
 
 int ferry_server_close(ferry_server *srv, ferry_close_cb cb, void *user_data)
@@ -247,8 +237,7 @@ int ferry_server_close(ferry_server *srv, ferry_close_cb cb, void *user_data)
     /* Answers written while shutting down (a held poll's close packet) end their
      * connection: Connection: close. */
     srv->http.draining = 1;
-    ferry_admission_cancel_all(srv);
-    ferry_engine_close_all(srv, FERRY_REASON_SERVER_SHUTTING_DOWN);
+    ferry_engine_shutdown(srv->engine, FERRY_REASON_SERVER_SHUTTING_DOWN);
     ferry_http_close(&srv->http, on_http_closed);
     return 0;
 }
@@ -266,4 +255,87 @@ void *ferry_server_get_data(const ferry_server *srv)
 uv_loop_t *ferry_server_loop(const ferry_server *srv)
 {
     return srv->loop;
+}
+
+/* ------------------------------------------------------------------ the engine's hooks */
+
+int ferry_server_on_session(ferry_server *srv, ferry_session_cb cb, void *user_data)
+{
+    if (srv->sio != NULL)
+        return -FERRY_EBUSY;
+    ferry_engine_on_session(srv->engine, cb, user_data);
+    return 0;
+}
+
+int ferry_server_on_admission(ferry_server *srv, ferry_admission_cb cb, void *user_data)
+{
+    return ferry_engine_on_admission(srv->engine, cb, user_data);
+}
+
+void ferry_server_on_transport_report(ferry_server *srv, ferry_transport_report_cb cb,
+                                      void *user_data)
+{
+    ferry_engine_on_report(srv->engine, cb, user_data);
+}
+
+/* ------------------------------------------------------------------ the Socket.IO layer */
+
+/* The layer, created on first use and installed as the engine's session hook; NULL when the
+ * application took the engine level (ferry_server_on_session), the server closes, or memory
+ * ran out. */
+static ferry_sio *server_sio(ferry_server *srv)
+{
+    if (srv->sio != NULL)
+        return srv->sio;
+    if (ferry_engine_session_hook(srv->engine) != NULL || srv->closing)
+        return NULL; /* the engine level is in use */
+    ferry_sio *sio = sio_new(srv, srv->engine);
+    if (sio == NULL)
+        return NULL;
+    srv->sio = sio;
+    ferry_engine_on_session(srv->engine, sio_on_session, sio);
+    return sio;
+}
+
+ferry_namespace *ferry_of(ferry_server *srv, const char *name)
+{
+    char buf[FERRY_NAME_MAX + 2];
+    const char *full = sio_full_name(name, buf);
+    if (srv == NULL || full == NULL)
+        return NULL;
+    ferry_sio *sio = server_sio(srv);
+    return sio != NULL ? sio_of(sio, full) : NULL;
+}
+
+int ferry_server_on_namespace_request(ferry_server *srv, ferry_namespace_request_cb cb,
+                                      void *user_data)
+{
+    ferry_sio *sio = server_sio(srv);
+    if (sio == NULL)
+        return ferry_engine_session_hook(srv->engine) != NULL ? -FERRY_EBUSY : -FERRY_ENOMEM;
+    sio_on_namespace_request(sio, cb, user_data);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ transport options */
+
+int ferry_server_transport_option(ferry_server *srv, const char *transport, const char *option,
+                                  uint64_t value)
+{
+    if (srv == NULL)
+        return -FERRY_EINVAL;
+    int rc = ferry_engine_option_check(transport, option, value);
+    if (rc != 0)
+        return rc;
+    if (srv->closing || !ferry_list_empty(&srv->http.listeners))
+        return -FERRY_EBUSY;
+    return ferry_engine_option_set(srv->engine, transport, option, value);
+}
+
+int ferry_server_transport_option_get(const ferry_server *srv, const char *transport,
+                                      const char *option, uint64_t *value)
+{
+    if (srv == NULL || value == NULL)
+        return -FERRY_EINVAL;
+    return ferry_engine_option_get(srv->engine, transport, option, value);
 }

@@ -1,0 +1,167 @@
+/* The engine layer's private header: Engine.IO v4 sessions whatever their transport.
+ *
+ * Only the .c files of lib/engine include this file (scripts/check-includes.sh keeps it so;
+ * unit tests and test servers may look inside). Layers above the engine use engine/engine.h,
+ * transports use engine/transport.h. struct ferry_engine belongs to the composition root
+ * (lib/server), which hands it the loop, the configuration and the timer wheel; the engine owns the
+ * session table, the per-turn flush and the admissions. */
+#ifndef FERRY_ENGINE_INTERNAL_H
+#define FERRY_ENGINE_INTERNAL_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "common/list.h"
+#include "common/timerwheel.h"
+#include "engine/engine.h"
+#include "engine/packet.h"
+#include "engine/transport.h"
+#include "http/http.h"
+#include "ferry.h"
+
+typedef enum session_state {
+    SESSION_OPEN,
+    SESSION_CLOSING, /* a graceful close waits for the queue to drain */
+    SESSION_CLOSED,  /* the close callback has run; waiting for the last reference */
+} session_state;
+
+typedef enum upgrade_state {
+    UPGRADE_NONE,
+    UPGRADE_PROBING,   /* a probe transport exists; no "2probe" yet */
+    UPGRADE_UPGRADING, /* "3probe" sent: the old transport takes nothing, waits for "5" */
+} upgrade_state;
+
+/* A queued packet: the shared encoded buffer, one reference per queue entry. On an extension
+ * session the entry moves to the session's replay buffer (sent) when a transport takes it. */
+typedef struct ferry_qentry {
+    ferry_list link;
+    ferry_buf *buf;
+    uint64_t msgno; /* extension sessions: the message's number (from 1), 0 for other packets */
+    uint64_t seq;   /* extension sessions: the downstream packet number given when taken */
+} ferry_qentry;
+
+/* A session's counters (ferry_session_counter()): the wire's side is counted by lib/http where
+ * the bytes pass (a meter given to every request of the session, and kept by the connections
+ * its WebSocket and SSE transports take); the engine counts packets and messages. */
+typedef struct ferry_session_counters {
+    ferry_wire_meter wire;
+    uint64_t packets_in;
+    uint64_t packets_out;
+    uint64_t messages_in;
+    uint64_t messages_out;
+    uint64_t message_bytes_in;
+    uint64_t message_bytes_out;
+} ferry_session_counters;
+
+/* A hash table of sessions by sid (chained, power-of-two buckets, grown at load 1). */
+typedef struct ferry_session_table {
+    ferry_session **buckets;
+    size_t nbuckets;
+    size_t count;
+} ferry_session_table;
+
+struct ferry_session {
+    ferry_engine *engine;
+    char sid[FERRY_SID_LEN + 1];
+    uint32_t refcnt; /* the table, each transport, each in-flight callback, the socket layer */
+    session_state state;
+    upgrade_state upgrade;
+    ferry_reason close_reason;
+    ferry_session *hash_next;
+    ferry_transport *transport; /* current; NULL once closed */
+    ferry_transport *probe;     /* upgrade candidate */
+    ferry_list queue;           /* ferry_qentry, oldest first */
+    size_t queued_bytes;
+    ferry_list dirty;      /* in engine->dirty while a flush is due */
+    ferry_timer heartbeat; /* next ping, or the pong deadline */
+    int awaiting_pong;
+    uint64_t pong_deadline;    /* loop time by which the pong is due (when awaiting_pong) */
+    ferry_timer upgrade_timer; /* probe deadline; also bounds a graceful close */
+    /* The handshake request, kept for the application. */
+    char *url;        /* the raw request target */
+    uint64_t time_ms; /* wall-clock time of the handshake, ms since the Unix epoch */
+    ferry_kv *query;
+    size_t nquery;
+    ferry_kv *headers;
+    size_t nheaders;
+    char remote_addr[48];
+    int secure;     /* the handshake came over TLS */
+    int extensions; /* the client asked for ferry's extensions (ferry=1) */
+    /* The extensions' state (docs/protocol.md section 5 on): the replay buffer holds what a
+     * transport took and the client has not acknowledged, oldest first. queued_bytes +
+     * sent_bytes never stay above max_session_queue_bytes: the oldest sent leave first. */
+    ferry_list sent; /* ferry_qentry, in the order taken */
+    size_t sent_bytes;
+    size_t nsent;
+    uint64_t out_seq;       /* downstream packets taken so far (SSE event ids) */
+    uint64_t tx_msgs;       /* server messages numbered so far (at queue time) */
+    uint64_t tx_sent;       /* the highest message number a transport took */
+    uint64_t rx_msgs;       /* client messages taken */
+    uint64_t drop_msg;      /* the highest message number dropped from sent */
+    uint64_t drop_msg_seq;  /* ... and its packet number */
+    ferry_qentry *cping;    /* the still unsent answer to a client ping, or NULL */
+    uint64_t report_window; /* loop time the current report-rate minute began */
+    unsigned reports;       /* reports taken in that minute */
+    ferry_session_counters counters;
+    /* The application side (engine level or the Socket.IO layer). */
+    ferry_message_cb on_message;
+    void *on_message_ud;
+    ferry_session_close_cb on_close;
+    void *on_close_ud;
+    void *data;
+    unsigned announced : 1;
+    unsigned overflowed : 1; /* the queue went over max_session_queue_bytes: closing */
+};
+
+struct ferry_engine {
+    ferry_server *owner; /* the public object handed to callbacks (opaque here) */
+    uv_loop_t *loop;
+    const ferry_server_config *cfg; /* the server's copy, alive as long as the engine */
+    /* Every transport's options (options.c), by ferry_transport_option_slot(). */
+    uint64_t transport_options[FERRY_TRANSPORT_OPTIONS_MAX];
+    ferry_wheel *wheel; /* the server's */
+    uv_prepare_t flush_prepare;
+    ferry_list dirty;
+    ferry_session_table sessions;
+    ferry_session_cb on_session;
+    void *on_session_ud;
+    /* Admission (admission.c): the hook, and the handshakes waiting for its decision. */
+    ferry_admission_cb on_admission;
+    void *on_admission_ud;
+    ferry_list admissions;
+    uint32_t nadmissions;
+    ferry_transport_report_cb on_report; /* transport reports (docs/protocol.md section 9) */
+    void *on_report_ud;
+    ferry_engine_stats stats;
+    ferry_qentry *qcache; /* free queue entries, linked through link.next */
+    size_t qcached;
+    int closing;
+    int handles_closing; /* the flush prepare is being closed */
+};
+
+/* ---- sessions (engine.c) */
+ferry_session *ferry_engine_lookup(ferry_engine *eng, const char *sid);
+/* Open a session for an admitted handshake request (no sid) on transport ops. */
+void ferry_engine_handshake(ferry_engine *eng, const ferry_transport_ops *ops, ferry_req *req);
+/* ---- admission (admission.c) */
+/* Ask the app about a handshake request, or hand it to ferry_engine_handshake() at once when
+ * there is no hook. */
+void ferry_admission_begin(ferry_engine *eng, const ferry_transport_ops *ops, ferry_req *req);
+/* The server closes: answer every waiting handshake 503 and detach the handles. */
+void ferry_admission_cancel_all(ferry_engine *eng);
+/* Close every session (server shutdown). */
+void ferry_engine_close_all(ferry_engine *eng, ferry_reason reason);
+void ferry_engine_flush_all(ferry_engine *eng);
+int ferry_session_table_insert(ferry_session_table *t, ferry_session *s);
+ferry_session *ferry_session_table_get(const ferry_session_table *t, const char *sid);
+void ferry_session_table_remove(ferry_session_table *t, ferry_session *s);
+void ferry_session_table_free(ferry_session_table *t);
+/* ---- transport options (options.c) */
+/* Fill values (FERRY_TRANSPORT_OPTIONS_MAX slots) with every transport option's first value:
+ * its default, or the value of the ferry_server_config field it replaces. Returns 0, or
+ * -FERRY_EINVAL when such a field is outside the option's range. */
+int ferry_transport_options_init(uint64_t *values, const ferry_server_config *cfg);
+/* Free the server's cache of queue entries (when the server is freed). */
+void ferry_engine_drop_cache(ferry_engine *eng);
+
+#endif
