@@ -19,7 +19,8 @@
 
 typedef struct ferry_engine ferry_engine;
 
-/* Engine counters, read by /metrics and by tests. */
+/* Engine counters (ferry_engine_get_stats), read by tests and test servers; nothing serves
+ * them yet (metrics: issue 19). */
 typedef struct ferry_engine_stats {
     uint64_t sessions_opened;
     uint64_t sessions_closed;
