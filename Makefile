@@ -4,8 +4,8 @@
 # Also: make build, make conformance (the whole WebSocket conformance run), make bench,
 #       make bench-tls, make lab (every hostile-network scenario at full length ->
 #       docs/hostile-networks.md), make transport-lab (examples/transport-lab on
-#       127.0.0.1:8090), make screenshots (the examples' README screenshots), make fuzz,
-#       make clean.
+#       127.0.0.1:8090), make chat-server (the chat served by the C examples/chat-server),
+#       make screenshots (the examples' README screenshots), make fuzz, make clean.
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 PORT ?= 8080
@@ -13,7 +13,7 @@ RUN_DIR := build
 TEST_DIR := build-test
 
 .PHONY: all build run test deps-build deps-run deps-test test-build conformance fuzz clean bench \
-	bench-tls lab transport-lab screenshots
+	bench-tls lab transport-lab chat-server screenshots
 
 all: build
 
@@ -39,6 +39,11 @@ build: deps-build $(RUN_DIR)/CMakeCache.txt
 run: deps-run build
 	@exec $(RUN_DIR)/tools/ferry/ferry --host 127.0.0.1 --port $(PORT) --static examples/chat \
 	  --allow-publish message,typing
+
+# The chat of examples/chat served by the C program examples/chat-server (the relay's protocol
+# written on ferry's Socket.IO API) instead of tools/ferry.
+chat-server: deps-run build
+	@exec $(RUN_DIR)/examples/chat-server/ferry-chat-server --port $(PORT) --static examples/chat
 
 $(TEST_DIR)/CMakeCache.txt:
 	cmake -S . -B $(TEST_DIR) -DCMAKE_BUILD_TYPE=Debug -DFERRY_ASAN=ON -DFERRY_UBSAN=ON \
@@ -72,7 +77,8 @@ transport-lab: deps-run build
 
 # The examples' README screenshots (examples/*/screenshot.png), taken by their browser tests in
 # headless Chromium once each test has checked what the page shows.
-SCREENSHOT_TESTS := tests/browser/transport-lab.test.mjs
+SCREENSHOT_TESTS := tests/browser/transport-lab.test.mjs tests/browser/chat.test.mjs \
+  tests/browser/chat-server.test.mjs
 screenshots: test-build
 	@FERRY_BUILD_DIR=$(TEST_DIR) FERRY_SCREENSHOTS=1 node --test --test-concurrency=1 \
 	  $(SCREENSHOT_TESTS)

@@ -113,7 +113,7 @@ export function chatSuite(label, name, start) {
   const unread = (page, room) => page.$eval(`#rooms li[data-room="${room}"]`,
     (li) => li.querySelector(".unread")?.textContent ?? "");
 
-  test(`${label}: two users across rooms: history, presence, typing, ticks, unread, an outage`, async () => {
+  test(`${label}: two users across rooms: history, presence, typing, ticks, unread, an outage`, async (t) => {
     // alice is first in the lobby and talks to no one: that is history for bob.
     const a = await enter("alice", "lobby", proxy.url);
     await waitText(a.page, "#status", "online");
@@ -201,6 +201,7 @@ export function chatSuite(label, name, start) {
         throw e;
       });
     assert.ok(await a.page.evaluate(() => window.drops) >= 1, "the session was lost: a real reconnect");
+    t.diagnostic(`after the outage: ${await a.page.textContent("#status")}`); // "(recovered)" or not
     await a.page.waitForFunction(() => document.querySelector('#rooms li[data-room="random"] .unread')
       ?.textContent === "1", null, WAIT); // what she missed in the other room is unread
     await open(b.page, "lobby");

@@ -408,6 +408,12 @@ static void on_connection(ferry_socket *s, void *ud)
     ferry_socket_set_data(s, c);
     ferry_socket_on_disconnect(s, on_disconnect, r);
     ferry_socket_on_any(s, on_any, r);
+    /* Back through connection-state recovery, with its old id and rooms: they heard it leave
+     * when its connection dropped, so they hear it come back. */
+    const char *rooms[256];
+    size_t n = ferry_socket_recovered(s) ? ferry_socket_rooms(s, rooms, 256) : 0;
+    for (size_t i = 1; i < n && i < 256; i++)
+        presence(r, s, rooms[i], "joined");
 }
 
 int relay_new(ferry_server *srv, const app_config *cfg, relay **out)
