@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "common/assert.h"
+#include "common/life.h"
 #include "common/log.h"
 #include "common/mem.h"
 #include "engine/transport.h"
@@ -25,9 +26,9 @@ typedef struct polling {
     ferry_transport super;
     ferry_req *get;       /* the held GET */
     ferry_upstream up;    /* POSTs */
-    unsigned closed : 1;  /* ferry_engine_on_transport_closed was called */
-    unsigned busy : 1;    /* inside on_request: free later */
-    unsigned dead : 1;    /* closed while busy */
+    /* The one lifetime rule (common/life.h): closed once ferry_engine_on_transport_closed was
+     * called; on_request and close hold a reference while they call out. */
+    ferry_life life;
 } polling;
 
 extern const ferry_transport_ops ferry_polling_ops;
@@ -57,6 +58,7 @@ static ferry_transport *create(ferry_session *s, const ferry_transport_ops *ops)
         return NULL;
     p->super.ops = ops;
     p->super.session = s;
+    ferry_life_init(&p->life);
     ferry_upstream_init(&p->up, &p->super, ops->name);
     ferry_session_retain(s);
     return &p->super;
@@ -77,6 +79,12 @@ static void pl_destroy(ferry_transport *t)
     pl_free((polling *)t);
 }
 
+static void pl_drop(polling *p)
+{
+    if (ferry_life_drop(&p->life))
+        pl_free(p);
+}
+
 /* End the held GET with one bare packet ("6" noop, "1" close). */
 static void answer_get_with(polling *p, const char *pkt)
 {
@@ -93,14 +101,14 @@ static void on_get_abort(ferry_req *req, void *ud)
     polling *p = ud;
     (void)req;
     p->get = NULL;
-    if (!p->closed)
+    if (!ferry_life_closed(&p->life))
         ferry_engine_on_transport_lost(&p->super);
 }
 
 static void pl_flush(ferry_transport *t)
 {
     polling *p = (polling *)t;
-    if (p->get == NULL || p->closed)
+    if (p->get == NULL || ferry_life_closed(&p->life))
         return;
     if (ferry_engine_upgrading(t)) {
         /* Let the client finish its upgrade: this poll ends empty. */
@@ -178,37 +186,33 @@ static void pl_close(ferry_transport *t, ferry_reason reason);
 static void pl_on_request(ferry_transport *t, ferry_req *req)
 {
     polling *p = (polling *)t;
-    if (p->closed) {
+    if (ferry_life_closed(&p->life)) {
         ferry_req_respond_error(req, 1);
         return;
     }
-    p->busy = 1;
+    ferry_life_hold(&p->life);
     if (strcmp(req->method, "GET") == 0)
         on_get(p, req);
     else if (strcmp(req->method, "POST") == 0)
         ferry_upstream_post(&p->up, req);
     else
         ferry_req_respond_error(req, 3);
-    p->busy = 0;
-    if (p->dead)
-        pl_free(p);
+    pl_drop(p);
 }
 
 static void pl_close(ferry_transport *t, ferry_reason reason)
 {
     polling *p = (polling *)t;
-    if (p->closed)
+    if (ferry_life_closed(&p->life))
         return;
-    p->closed = 1;
+    ferry_life_hold(&p->life);
+    ferry_life_close(&p->life); /* held: never the last reference here */
     /* The client closed (or upgraded away): its poll ends with a noop. Otherwise the server
      * closes and says so with a close packet (reference polling.ts onClose / doClose). */
     answer_get_with(p, reason == FERRY_REASON_TRANSPORT_CLOSE ? "6" : "1");
     ferry_upstream_drop(&p->up);
     ferry_engine_on_transport_closed(t, reason);
-    if (p->busy)
-        p->dead = 1;
-    else
-        pl_free(p);
+    pl_drop(p); /* frees p unless on_request is on the stack: its drop does */
 }
 
 static int pl_send_now(ferry_transport *t, ferry_buf *pkt)
