@@ -131,7 +131,12 @@ function readStats(c) {
   s.timeout(10000).emit("stats", (err, st) => {
     if (err || gen !== c.gen || !st) return;
     const last = c.stats.at(-1);
-    if (last && last.c.sid !== st.sid) c.stats = []; // a new session: its counters start at 0
+    // A new session starts its counters at 0; a new transport starts its own figures (the
+    // automatic column's polling start does not blur its WebSocket's bytes per message).
+    if (last && (last.c.sid !== st.sid || last.c.transport !== st.transport)) {
+      c.stats = [];
+      c.rtts = [];
+    }
     c.stats.push({ at: performance.now(), c: st });
     c.transport = st.transport;
   });
