@@ -423,6 +423,39 @@ static void session_secure(void **state)
     drop_pki();
 }
 
+static void on_session_keep(ferry_session *s, void *ud)
+{
+    *(ferry_session **)ud = s;
+}
+
+/* The session counters (ferry_session_counter()) count HTTP bytes, as a plain-HTTP peer sees
+ * them: under TLS the plaintext of the request and of the answer, not the records around them. */
+static void counters_count_plaintext(void **state)
+{
+    (void)state;
+    make_pki();
+    ferry_server_config cfg;
+    ferry_server_config_init(&cfg);
+    h_server *h = start_tls(&cfg);
+    ferry_session *s = NULL;
+    assert_int_equal(ferry_server_on_session(h->srv, on_session_keep, &s), 0);
+    static const char open_req[] = "GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\n"
+                                   "Host: localhost\r\n\r\n";
+    tlsc *t = tlsc_new(h, NULL, 0, 0);
+    assert_true(tlsc_handshake(t));
+    char out[4096];
+    size_t n = tlsc_request(t, open_req, out, sizeof(out));
+    assert_non_null(strstr(out, "HTTP/1.1 200 OK"));
+    assert_non_null(s);
+    assert_int_equal(ferry_session_counter(s, FERRY_COUNTER_BYTES_IN), strlen(open_req));
+    assert_int_equal(ferry_session_counter(s, FERRY_COUNTER_BYTES_OUT), n);
+    assert_int_equal(ferry_session_counter(s, FERRY_COUNTER_REQUESTS), 1);
+    assert_true(t->c->len > n); /* the ciphertext the client read: records, handshake */
+    tlsc_free(t);
+    h_stop(h);
+    drop_pki();
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(api_errors_and_ownership),
     cmocka_unit_test(handshake_and_request_byte_by_byte),
@@ -431,6 +464,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(handshake_timeout),
     cmocka_unit_test(max_tls_handshakes_at_limit_and_one_over),
     cmocka_unit_test(session_secure),
+    cmocka_unit_test(counters_count_plaintext),
 };
 
 FERRY_TEST_MAIN(tests)
