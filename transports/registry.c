@@ -17,7 +17,8 @@
     X(ferry_websocket_ops, 1u << 1)                                                                \
     X(ferry_sse_ops, 1u << 2)                                                                      \
     X(ferry_polling_ops, 1u << 0)                                                                  \
-    X(ferry_short_polling_ops, 1u << 3)
+    X(ferry_short_polling_ops, 1u << 3)                                                            \
+    /* end of the list: every line above ends with a backslash */
 
 #define DECLARE(ops, bit) extern const ferry_transport_ops ops;
 FERRY_TRANSPORT_REGISTRY(DECLARE)
