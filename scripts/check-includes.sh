@@ -17,8 +17,8 @@
 #   transports     -> engine/transport.h only, ws, http, common
 #   lib/adapter    -> common
 #   lib/socket     -> engine/engine.h only, adapter, common
-#   lib/server     -> engine/engine.h only, socket/sio.h only, ws, http, common
-#                     (the composition root: nothing includes it)
+#   lib/server     -> engine/engine.h only, socket/sio.h only, adapter, ws, http, common
+#                     (the composition root: it wires every layer, nothing includes it)
 # Private headers: engine/internal.h only from lib/engine; socket/socket.h and
 # socket/internal.h only from lib/socket (plus the exception below).
 set -u
@@ -46,8 +46,8 @@ allowed() {
     adapter) [ "$dir" = common ] ;;
     socket) [ "$hdr" = engine/engine.h ] || [ "$dir" = adapter ] || [ "$dir" = common ] ;;
     server)
-        [ "$hdr" = engine/engine.h ] || [ "$hdr" = socket/sio.h ] || [ "$dir" = ws ] ||
-            [ "$dir" = http ] || [ "$dir" = common ] ;;
+        [ "$hdr" = engine/engine.h ] || [ "$hdr" = socket/sio.h ] || [ "$dir" = adapter ] ||
+            [ "$dir" = ws ] || [ "$dir" = http ] || [ "$dir" = common ] ;;
     *) return 1 ;;
     esac
 }
@@ -178,6 +178,9 @@ self_test() {
     expect_fail engine-up lib/engine/engine.c socket/sio.h "edge engine -> socket/sio.h"
     expect_fail adapter-socket lib/adapter/local.c socket/internal.h "edge adapter -> socket/internal.h"
     expect_fail common-up lib/common/buf.c http/http.h "edge common -> http/http.h"
+    expect_fail root-engine-internal lib/server/server.c engine/internal.h "edge server -> engine/internal.h"
+    expect_fail root-socket-private lib/server/ws_api.c socket/socket.h "edge server -> socket/socket.h"
+    expect_fail root-transport lib/server/server.c engine/transport.h "edge server -> engine/transport.h"
     expect_fail unknown lib/engine/packet.c nowhere/x.h "no such layer"
     expect_fail unqualified lib/http/http.c conn.h "name headers by their folder"
     # A new file in a new layer folder is checked too: its layer has no rules yet.
