@@ -107,7 +107,7 @@ int main(int argc, char **argv)
     ferry_server_config cfg;
     ferry_server_config_init(&cfg);
     cfg.path = "/engine.io/"; /* the WebSocket route below takes "/" */
-    cfg.transports = FERRY_TRANSPORT_ALL;
+    cfg.transports = ferry_transport_all(); /* every transport the library has */
     uv_loop_t *loop = uv_default_loop();
     ferry_ws_callbacks cb = {.on_message = on_message};
     int rc = ferry_server_new(loop, &cfg, &srv);
