@@ -2,7 +2,7 @@
 // says (node examples/transport-lab/lab.mjs): the five columns show live figures from the
 // server's counters, plausible ones (WebSocket's bytes per message far below long-polling's),
 // the route control puts a column behind a tools/ferry-proxy fault (100 ms latency: the round
-// trip follows), and the export is well-formed JSON with the same figures. It also takes the
+// trip follows; WebSocket refused: the automatic choice settles on SSE), and the export is well-formed JSON with the same figures. It also takes the
 // screenshot of examples/transport-lab/README.md: into the build folder, or over the committed
 // one with FERRY_SCREENSHOTS=1 (make screenshots, which first lets the charts fill for 30 s),
 // after checking what the page shows.
@@ -146,6 +146,15 @@ test("five columns show live figures from the server's counters, the route contr
       Number(p50) >= 190 && c.querySelector('dd[data-fig="bytes-down"]').dataset.value !== "";
   }, null, { timeout: 60000, polling: 250 });
 
+  // Behind a proxy that refuses WebSocket, the automatic choice settles on SSE and says why.
+  await page.selectOption('.col[data-column="auto"] select', "ws-refused");
+  await page.waitForFunction(() => {
+    const c = document.querySelector('.col[data-column="auto"]');
+    return c.querySelector(".state").textContent.includes("via proxy: ws-refused") &&
+      c.querySelector(".transport")?.textContent === "sse" &&
+      c.querySelector('dd[data-fig="bytes-down"]').dataset.value !== "";
+  }, null, { timeout: 60000, polling: 250 });
+
   // Export: a download of well-formed JSON holding the figures of every column.
   const [download] = await Promise.all([page.waitForEvent("download", { timeout: 10000 }),
     page.click("#export")]);
@@ -162,8 +171,13 @@ test("five columns show live figures from the server's counters, the route contr
   const wsx = exported.columns[0];
   assert.equal(wsx.route, "latency");
   assert.ok(wsx.rtt_ms.p50 >= 190, `exported p50 behind latency: ${wsx.rtt_ms.p50}`);
-  assert.equal(exported.columns[4].transport, "websocket");
-  assert.deepEqual(errors, [], "no script errors");
+  assert.equal(exported.columns[4].route, "ws-refused");
+  assert.equal(exported.columns[4].transport, "sse");
+  assert.ok(exported.columns[4].transport_changes.some((t) => t.to === "sse"),
+    "the automatic column's transport changes are exported with their reasons");
+  // The browser reports the refused WebSocket on the console: expected behind that proxy.
+  assert.deepEqual(errors.filter((e) => !/WebSocket connection to .* 403/.test(e)), [],
+    "no script errors");
   await ctx.close();
 });
 
