@@ -182,8 +182,12 @@ await new Promise((resolve, reject) => {
   page.listen(Number(opt.port), opt.host, resolve);
 });
 const pageUrl = `http://${opt.host}:${page.address().port}`;
+// The page's origin is the one origin the server lets in (CORS and its Origin check); a page
+// opened as localhost instead of 127.0.0.1 is the same page.
+const origins = [pageUrl];
+if (opt.host === "127.0.0.1") origins.push(`http://localhost:${page.address().port}`);
 server = start(binary, ["--host", opt.host, "--port", "0", "--rate", opt.rate,
-  "--cors-origins", pageUrl], "ferry-transport-lab");
+  "--cors-origins", origins.join(",")], "ferry-transport-lab");
 server.proc.stderr.pipe(process.stderr);
 try {
   serverUrl = await server.ready;
