@@ -60,7 +60,10 @@ libs_static=${libs/-lferry/-l:libferry.a}
 # shellcheck disable=SC2086
 cc -o "$work/echo-pkgconfig" "$src/examples/echo/echo.c" $cflags $libs_static >> "$log" 2>&1 ||
   fail "linking examples/echo against libferry.a with pkg-config --static"
-if ldd "$work/echo-pkgconfig" | grep -q libferry; then fail "echo-pkgconfig links libferry.so"; fi
+# ldd's output is read whole before grep looks at it: `ldd | grep -q` under pipefail fails
+# whenever grep's early exit makes ldd die of SIGPIPE (seen under load).
+deps=$(ldd "$work/echo-pkgconfig")
+case "$deps" in *libferry*) fail "echo-pkgconfig links libferry.so" ;; esac
 serve_check "$work/echo-pkgconfig" echo-pkgconfig
 
 step "examples/echo with pkg-config, against libferry.so"
@@ -69,8 +72,8 @@ step "examples/echo with pkg-config, against libferry.so"
 # shellcheck disable=SC2086
 cc -o "$work/echo-shared" "$src/examples/echo/echo.c" $cflags $(pkg-config --libs ferry) \
   >> "$log" 2>&1 || fail "linking examples/echo against libferry.so with pkg-config"
-LD_LIBRARY_PATH="$(pkg-config --variable=libdir ferry)" ldd "$work/echo-shared" | grep -q "libferry.so.0 => $work/prefix" ||
-  fail "echo-shared does not load the installed libferry.so.0"
+deps=$(LD_LIBRARY_PATH="$(pkg-config --variable=libdir ferry)" ldd "$work/echo-shared")
+case "$deps" in *"libferry.so.0 => $work/prefix"*) ;; *) fail "echo-shared does not load the installed libferry.so.0: $deps" ;; esac
 LD_LIBRARY_PATH="$(pkg-config --variable=libdir ferry)" serve_check "$work/echo-shared" echo-shared
 
 step "examples/echo with CMake find_package(ferry)"
