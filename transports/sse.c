@@ -16,9 +16,10 @@
  * the rest. While no stream is attached, packets wait in the engine's queue and the heartbeat
  * decides whether the client is still there.
  *
- * Lifetime: the transport hears its stream's on_close; it frees itself once the engine was
- * told it closed (reported) and no stream is attached. Closing a stream ourselves clears its
- * handler first, so a conn never calls back into a freed transport. */
+ * Lifetime, by the one rule (common/life.h): the transport's own reference goes when the engine
+ * is told it closed; an attached stream holds one until it ends; every op, stream callback and
+ * timer holds one while it runs. The last drop frees the transport. Closing a stream ourselves
+ * clears its handler first, so a conn never calls back into a freed transport. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -26,6 +27,7 @@
 
 #include "common/assert.h"
 #include "common/base64.h"
+#include "common/life.h"
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/strbuf.h"
@@ -44,9 +46,9 @@ typedef struct sse {
     ferry_upstream up;
     ferry_timer keepalive;
     size_t stream_bytes; /* written on the current stream, for recycling */
-    unsigned reported : 1; /* ferry_engine_on_transport_closed was called */
-    unsigned busy : 1;     /* inside a call that may close us: free later */
-    unsigned dead : 1;
+    /* Closed once ferry_engine_on_transport_closed was called; references: the stream, and
+     * whoever is inside one of our functions. */
+    ferry_life life;
     unsigned sent_close : 1; /* the last packet written was a close packet */
     unsigned qualified : 1;  /* the stream's URL has no sid: ids are "<sid>:<n>" */
 } sse;
@@ -62,10 +64,20 @@ static void sse_free(sse *e)
     ferry_session_release(s);
 }
 
-static void maybe_free(sse *e)
+static void hold(sse *e)
 {
-    if (e->reported && e->conn == NULL && !e->busy)
+    ferry_life_hold(&e->life);
+}
+
+static void unhold(sse *e)
+{
+    if (ferry_life_drop(&e->life))
         sse_free(e);
+}
+
+static int reported(const sse *e)
+{
+    return ferry_life_closed(&e->life);
 }
 
 static ferry_transport *sse_create(ferry_session *s)
@@ -75,6 +87,7 @@ static ferry_transport *sse_create(ferry_session *s)
         return NULL;
     e->super.ops = &ferry_sse_ops;
     e->super.session = s;
+    ferry_life_init(&e->life);
     ferry_timer_init(&e->keepalive, on_keepalive);
     ferry_upstream_init(&e->up, &e->super, "sse");
     ferry_session_retain(s);
@@ -213,8 +226,11 @@ static void on_conn_drain(ferry_conn *c, void *ud)
 {
     sse *e = ud;
     (void)c;
-    if (!e->reported)
-        ferry_engine_on_drain(&e->super);
+    if (reported(e))
+        return;
+    hold(e);
+    ferry_engine_on_drain(&e->super);
+    unhold(e);
 }
 
 static void on_conn_close(ferry_conn *c, void *ud)
@@ -222,13 +238,15 @@ static void on_conn_close(ferry_conn *c, void *ud)
     sse *e = ud;
     if (c != e->conn)
         return;
+    hold(e);
     e->conn = NULL;
     ferry_timer_stop(ferry_engine_wheel_of(&e->super), &e->keepalive);
     /* A probe whose stream is gone has failed. The session's own stream may come back with
      * Last-Event-ID: the session lives on until the heartbeat says the client is gone. */
-    if (!e->reported && !is_current(e))
+    if (!reported(e) && !is_current(e))
         report_closed(e, FERRY_REASON_TRANSPORT_CLOSE);
-    maybe_free(e);
+    unhold(e); /* the stream's */
+    unhold(e);
 }
 
 static const ferry_conn_handler stream_handler = {
@@ -247,16 +265,21 @@ static void end_stream(sse *e)
     ferry_timer_stop(ferry_engine_wheel_of(&e->super), &e->keepalive);
     ferry_conn_set_handler(c, NULL, NULL);
     ferry_conn_close(c);
+    /* The stream's reference. Never the last: whoever ends a stream is inside one of our
+     * functions, holding one. */
+    unhold(e);
 }
 
 static void on_keepalive(ferry_timer *tm)
 {
     sse *e = container_of(tm, sse, keepalive);
-    if (e->conn == NULL || e->reported)
+    if (e->conn == NULL || reported(e))
         return;
     static const ferry_slice ka = {":\n\n", 3, NULL};
+    hold(e);
     if (write_slices(e, &ka, 1) != 0)
         end_stream(e);
+    unhold(e);
 }
 
 static int accepts_event_stream(const ferry_req *req)
@@ -309,6 +332,7 @@ static int attach(sse *e, ferry_req *req)
         return -FERRY_ECLOSED;
     }
     e->conn = c;
+    hold(e); /* the stream's reference, until it ends */
     e->stream_bytes = 0;
     e->qualified = qualified;
     ferry_slice s = {head->data, head->len, head};
@@ -446,11 +470,11 @@ static int sse_open(ferry_transport *t, ferry_req *req)
     sse *e = (sse *)t;
     if (!accepts_event_stream(req) || ferry_req_header_get(req, "last-event-id") != NULL)
         return 3;
-    if (attach(e, req) != 0) {
-        /* The connection died under us: the transport is reported closed at its first
-         * flush (as websocket.c does). */
-        return 0;
-    }
+    /* A connection that dies under the headers: the transport is reported closed at its
+     * first flush (as websocket.c does). */
+    hold(e);
+    attach(e, req);
+    unhold(e);
     return 0;
 }
 
@@ -459,11 +483,11 @@ static void sse_close(ferry_transport *t, ferry_reason reason);
 static void sse_on_request(ferry_transport *t, ferry_req *req)
 {
     sse *e = (sse *)t;
-    if (e->reported) {
+    if (reported(e)) {
         ferry_req_respond_error(req, 1);
         return;
     }
-    e->busy = 1;
+    hold(e);
     if (strcmp(req->method, "GET") == 0) {
         if (is_current(e))
             on_get(e, req);
@@ -474,19 +498,21 @@ static void sse_on_request(ferry_transport *t, ferry_req *req)
     } else {
         ferry_req_respond_error(req, 3);
     }
-    e->busy = 0;
-    maybe_free(e);
+    unhold(e);
 }
 
 static void sse_on_request_head(ferry_transport *t, ferry_req *req)
 {
-    ferry_upstream_head(&((sse *)t)->up, req);
+    sse *e = (sse *)t;
+    hold(e);
+    ferry_upstream_head(&e->up, req);
+    unhold(e);
 }
 
 static void sse_flush(ferry_transport *t)
 {
     sse *e = (sse *)t;
-    if (e->reported)
+    if (reported(e))
         return;
     if (e->conn == NULL) {
         /* A probe whose connection died under the headers. Otherwise: wait for the client. */
@@ -494,6 +520,7 @@ static void sse_flush(ferry_transport *t)
             sse_close(t, FERRY_REASON_TRANSPORT_ERROR);
         return;
     }
+    hold(e);
     uint64_t recycle = ferry_engine_option(t, OPT_RECYCLE_BYTES);
     ferry_buf *pkts[MAX_BATCH];
     uint64_t ids[MAX_BATCH];
@@ -516,22 +543,28 @@ static void sse_flush(ferry_transport *t)
             break;
         }
     }
+    unhold(e);
 }
 
 static int sse_send_now(ferry_transport *t, ferry_buf *pkt)
 {
     sse *e = (sse *)t;
-    if (e->conn == NULL || e->reported)
+    if (e->conn == NULL || reported(e))
         return -FERRY_ECLOSED;
     uint64_t none = 0;
-    return write_events(e, &pkt, &none, 1);
+    hold(e); /* a failed write ends the stream inside it */
+    int rc = write_events(e, &pkt, &none, 1);
+    unhold(e);
+    return rc;
 }
 
+/* The caller holds a reference: the transport's own goes here. */
 static void report_closed(sse *e, ferry_reason reason)
 {
-    if (e->reported)
+    if (reported(e))
         return;
-    e->reported = 1;
+    int last = ferry_life_close(&e->life);
+    FERRY_ASSERT(!last);
     ferry_upstream_drop(&e->up);
     ferry_engine_on_transport_closed(&e->super, reason);
 }
@@ -539,10 +572,9 @@ static void report_closed(sse *e, ferry_reason reason)
 static void sse_close(ferry_transport *t, ferry_reason reason)
 {
     sse *e = (sse *)t;
-    if (e->reported)
+    if (reported(e))
         return;
-    int busy = e->busy;
-    e->busy = 1;
+    hold(e);
     /* The server ends the session: say so on the stream, as a held poll gets "1". */
     if (e->conn != NULL && reason != FERRY_REASON_TRANSPORT_CLOSE && !e->sent_close &&
         is_current(e)) {
@@ -551,8 +583,7 @@ static void sse_close(ferry_transport *t, ferry_reason reason)
     }
     end_stream(e);
     report_closed(e, reason);
-    e->busy = busy;
-    maybe_free(e);
+    unhold(e);
 }
 
 const ferry_transport_ops ferry_sse_ops = {

@@ -12,17 +12,16 @@
  * (a ping flood, an echo it never reads) cannot grow our memory without bound. */
 #define HIGH_WATER (4u * 1024 * 1024)
 
+/* Every ws_socket frame holds a reference (common/life.h)... */
 static void enter(ws_socket *w)
 {
-    w->depth++;
+    ferry_life_hold(&w->life);
 }
 
-/* Leave a ws_socket frame; the outermost one tells the owner that the connection is gone. */
+/* ...and the last one to leave, once the connection is gone, tells the owner. */
 static void leave(ws_socket *w)
 {
-    FERRY_ASSERT(w->depth > 0);
-    if (--w->depth == 0 && w->gone && !w->notified) {
-        w->notified = 1;
+    if (ferry_life_drop(&w->life)) {
         ws_stream_free(&w->stream);
         w->h->on_close(w, w->code); /* the owner may free w here */
     }
@@ -69,7 +68,7 @@ static void on_conn_close(ferry_conn *c, void *ud)
     ws_socket *w = ud;
     enter(w);
     w->conn = NULL;
-    w->gone = 1;
+    ferry_life_close(&w->life); /* the connection's reference: held, never the last here */
     ferry_timer_stop(w->wheel, &w->timer);
     /* Without a closing handshake: 1006, unless we had sent a close (its code stands). */
     if (w->stream.state == WS_STREAM_OPEN)
@@ -138,6 +137,7 @@ int ws_socket_accept(ws_socket *w, ferry_req *req, ws_handshake *hs, ferry_wheel
     memset(w, 0, sizeof(*w));
     w->h = h;
     w->wheel = wheel;
+    ferry_life_init(&w->life); /* the connection's reference, once taken */
     ferry_timer_init(&w->timer, on_close_timeout);
     ws_stream_init(&w->stream, &stream_cb, limits->max_message, limits->max_fragments);
     if (hs->deflate) {
@@ -163,13 +163,11 @@ int ws_socket_accept(ws_socket *w, ferry_req *req, ws_handshake *hs, ferry_wheel
     }
     w->conn = c;
     ferry_slice s = {b->data, b->len, b};
-    w->depth++;
+    enter(w);
     ferry_conn_write(c, &s, 1);
     ferry_buf_release(b);
-    w->depth--;
-    if (w->gone) {
+    if (ferry_life_drop(&w->life)) {
         /* The write failed and closed the connection: the owner frees w without on_close. */
-        w->notified = 1;
         ws_stream_free(&w->stream);
         return -FERRY_ECLOSED;
     }
@@ -193,6 +191,8 @@ size_t ws_socket_pending(const ws_socket *w)
 
 void ws_socket_close(ws_socket *w, int code, const char *reason)
 {
+    if (w->conn == NULL)
+        return; /* gone: on_close ran or is about to */
     enter(w);
     if (w->conn != NULL && w->stream.state == WS_STREAM_OPEN) {
         w->code = code ? code : WS_CLOSE_NO_STATUS;
@@ -205,6 +205,8 @@ void ws_socket_close(ws_socket *w, int code, const char *reason)
 
 void ws_socket_fail(ws_socket *w, int code)
 {
+    if (w->conn == NULL)
+        return;
     enter(w);
     if (w->conn != NULL) {
         if (w->stream.state == WS_STREAM_CLOSED)

@@ -1,15 +1,18 @@
 /* A WebSocket connection on libuv: the message layer (stream.h) bound to a connection that
- * the HTTP layer handed over after the 101. Shared by the plain WebSocket API (api.c) and the
- * Engine.IO transport (transports/websocket.c).
+ * the HTTP layer handed over after the 101. Shared by the plain WebSocket API
+ * (lib/server/ws_api.c) and the Engine.IO transport (transports/websocket.c).
  *
- * Lifetime: the owner embeds a ws_socket and hears on_close exactly once, when the TCP
- * connection is gone; from then on it may free the socket. on_close never runs while ws_socket
- * code is still on the stack: it waits for the outermost ws_socket call (or read callback) to
- * return, as Redis defers freeing a client (STYLE.md smell 4). It can therefore run at the end
- * of ws_socket_send/close/abort when the owner called those outside of any callback. */
+ * Lifetime, by the one rule (common/life.h): the socket is born with one reference, its
+ * connection's, dropped when the connection is gone; every ws_socket call and connection
+ * callback holds a reference while it runs. The last drop is the socket's "free": the owner
+ * hears on_close, exactly once, and may free the socket from then on. So on_close never runs
+ * while ws_socket code is still on the stack (as Redis defers freeing a client, STYLE.md smell
+ * 4); it can run at the end of ws_socket_send/close/fail when the owner called those outside
+ * of any callback. */
 #ifndef FERRY_WS_SOCKET_H
 #define FERRY_WS_SOCKET_H
 
+#include "common/life.h"
 #include "common/timerwheel.h"
 #include "http/http.h"
 #include "ws/handshake.h"
@@ -39,10 +42,10 @@ struct ws_socket {
     ferry_timer timer; /* bounds the wait for the peer's close frame */
     const ws_socket_handler *h;
     int code;
-    unsigned depth;         /* ws_socket frames on the stack */
-    unsigned gone : 1;      /* the connection closed: on_close is due */
-    unsigned notified : 1;  /* on_close was called */
-    unsigned paused : 1;    /* reading stopped until the writes drain */
+    /* The one lifetime rule (common/life.h): closed when the connection is gone; the last
+     * reference runs on_close. */
+    ferry_life life;
+    unsigned paused : 1; /* reading stopped until the writes drain */
 };
 
 /* Take req's connection, write the 101 answer for hs and start reading frames (wheel: the
