@@ -248,6 +248,13 @@ test("publish rate: a burst over --publish-rate is refused, the bucket refills",
     assert.ok(ok >= 5 && ok <= 7, `${ok} accepted`);
     for (const r of answers.filter((r) => !r.ok)) assert.match(r.error, /rate limit: at most 5/);
     assert.equal(answers.slice(0, 5).every((r) => r.ok), true, "the first five pass");
+    // Receipts have a bucket of their own: the empty publish bucket does not stop them, and
+    // a burst of them is bounded the same way.
+    const receipts = await Promise.all(Array.from({ length: 12 }, () =>
+      call(a, "receipt", { room: "lobby", id: answers[0].id })));
+    const rok = receipts.filter((r) => r.ok).length;
+    assert.ok(rok >= 5 && rok <= 7, `${rok} receipts accepted`);
+    for (const r of receipts.filter((r) => !r.ok)) assert.match(r.error, /at most 5 receipts per second/);
     // After a refill interval (200 ms per token at 5/s) one more passes: wait for it by asking.
     let later;
     for (let i = 0; i < 20; i++) {

@@ -26,9 +26,11 @@ struct relay {
 /* Per-socket state, from the connection callback to the disconnect callback. */
 typedef struct client {
     char name[NICK_MAX_CHARS * 4 + 1];
-    /* Token bucket of publishes: publish_rate per second, at most publish_rate saved up. */
-    double tokens;
-    uint64_t refilled_ms;
+    /* Token buckets of publishes ([0]) and receipts ([1], so that a page acknowledging a
+     * join's history cannot starve its own messages): publish_rate per second each, at most
+     * publish_rate saved up. */
+    double tokens[2];
+    uint64_t refilled_ms[2];
 } client;
 
 /* ---------------------------------------------------------------- answers */
@@ -231,20 +233,20 @@ static void on_leave(ferry_socket *s, const char *event, cJSON *args, ferry_ack 
     answer(ack, o);
 }
 
-/* Take one publish from the client's bucket; 0 when it is empty. */
-static int take_token(relay *r, client *c)
+/* Take one token from the client's bucket (0: publishes, 1: receipts); 0 when it is empty. */
+static int take_token(relay *r, client *c, int bucket)
 {
     uint32_t rate = r->cfg->publish_rate;
     if (rate == 0)
         return 1;
     uint64_t now = uv_now(ferry_server_loop(r->srv));
-    c->tokens += (double)(now - c->refilled_ms) * rate / 1000.0;
-    if (c->tokens > rate)
-        c->tokens = rate;
-    c->refilled_ms = now;
-    if (c->tokens < 1.0)
+    c->tokens[bucket] += (double)(now - c->refilled_ms[bucket]) * rate / 1000.0;
+    if (c->tokens[bucket] > rate)
+        c->tokens[bucket] = rate;
+    c->refilled_ms[bucket] = now;
+    if (c->tokens[bucket] < 1.0)
         return 0;
-    c->tokens -= 1.0;
+    c->tokens[bucket] -= 1.0;
     return 1;
 }
 
@@ -269,7 +271,7 @@ static void on_publish(ferry_socket *s, const char *event, cJSON *args, ferry_ac
         return;
     }
     client *c = ferry_socket_get_data(s);
-    if (c != NULL && !take_token(r, c)) {
+    if (c != NULL && !take_token(r, c, 0)) {
         refuse(ack, "rate limit: at most %u publishes per second", r->cfg->publish_rate);
         return;
     }
@@ -316,8 +318,8 @@ static void on_receipt(ferry_socket *s, const char *event, cJSON *args, ferry_ac
         return;
     }
     client *c = ferry_socket_get_data(s);
-    if (c != NULL && !take_token(r, c)) {
-        refuse(ack, "rate limit: at most %u publishes per second", r->cfg->publish_rate);
+    if (c != NULL && !take_token(r, c, 1)) {
+        refuse(ack, "rate limit: at most %u receipts per second", r->cfg->publish_rate);
         return;
     }
     const history_entry *e = history_find(&r->hist, room, id);
@@ -403,8 +405,8 @@ static void on_connection(ferry_socket *s, void *ud)
         return;
     }
     snprintf(c->name, sizeof(c->name), "%s", name);
-    c->tokens = r->cfg->publish_rate;
-    c->refilled_ms = uv_now(ferry_server_loop(r->srv));
+    c->tokens[0] = c->tokens[1] = r->cfg->publish_rate;
+    c->refilled_ms[0] = c->refilled_ms[1] = uv_now(ferry_server_loop(r->srv));
     ferry_socket_set_data(s, c);
     ferry_socket_on_disconnect(s, on_disconnect, r);
     ferry_socket_on_any(s, on_any, r);
