@@ -11,6 +11,7 @@
  * (the unit test tests/unit/engine/test_registry.c fails on a duplicate). */
 #include <string.h>
 
+#include "common/assert.h"
 #include "engine/transport.h"
 
 #define FERRY_TRANSPORT_REGISTRY(X)                                                                \
@@ -110,9 +111,11 @@ size_t ferry_transport_option_count(void)
 
 size_t ferry_transport_option_slot(const ferry_transport_ops *ops, size_t i)
 {
-    size_t base = 0;
-    for (size_t k = 0; k < COUNT && ferry_transports[k] != ops; k++)
+    size_t base = 0, k = 0;
+    for (; k < COUNT && ferry_transports[k] != ops; k++)
         base += noptions(ferry_transports[k]);
+    /* A registered transport's own option: anything else would read another's slot. */
+    FERRY_ASSERT(k < COUNT && i < noptions(ops) && base + i < FERRY_TRANSPORT_OPTIONS_MAX);
     return base + i;
 }
 
