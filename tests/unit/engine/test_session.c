@@ -19,6 +19,7 @@ typedef struct world {
     ferry_session *last; /* valid between its open and its close callback */
     char sid[32];
     int messages;
+    int ping_in_hand; /* the handshake's payload carried the first ping */
     /* What on_message does. */
     int close_in_message;
     int send_after_close_rc;
@@ -84,6 +85,11 @@ static ferry_session *handshake(h_server *h)
     assert_memory_equal(r.body, "0{\"sid\":\"", 9);
     assert_memory_equal(r.body + 9, W.sid, FERRY_SID_LEN);
     assert_non_null(strstr(r.body, "\"pingInterval\":"));
+    /* A loop that ran late (a loaded machine) can fire the first ping before the open packet
+     * goes out; both then share the handshake's payload, as a client may see them. */
+    const char *rest = strchr(r.body, '\x1e');
+    W.ping_in_hand = rest != NULL && strcmp(rest, "\x1e" "2") == 0;
+    assert_true(rest == NULL || W.ping_in_hand); /* nothing else comes with the open packet */
     ferry_session *s = ferry_engine_lookup(h->srv->engine, W.sid);
     assert_ptr_equal(s, W.last);
     assert_int_equal(s->state, SESSION_OPEN);
@@ -109,6 +115,19 @@ static int poll_get(h_server *h, const char *sid, h_response *r)
 static int post(h_server *h, const char *sid, const char *body, h_response *r)
 {
     return h_request(h, req_for("POST", sid, body), r);
+}
+
+/* The next server ping as the client sees it: in the handshake's payload, or in a poll that
+ * is held until the ping. */
+static void next_ping(h_server *h)
+{
+    if (W.ping_in_hand) {
+        W.ping_in_hand = 0;
+        return;
+    }
+    h_response r;
+    assert_int_equal(poll_get(h, W.sid, &r), 200);
+    assert_string_equal(r.body, "2");
 }
 
 static int closes_at_least(void *ud)
@@ -218,12 +237,13 @@ static void ping_timeout(void **state)
 static void pongs_keep_the_session(void **state)
 {
     (void)state;
-    h_server *h = start(100, 1000, 0); /* pings every 100 ms, pongs in time even when loaded */
+    /* Pings every 100 ms; a pong ignored would end the session 2 s after its ping, before
+     * the next poll's 3 s wait ends; a loaded machine answers well within 2 s. */
+    h_server *h = start(100, 2000, 0);
     handshake(h);
     h_response r;
     for (int i = 0; i < 4; i++) {
-        assert_int_equal(poll_get(h, W.sid, &r), 200); /* held until the ping */
-        assert_string_equal(r.body, "2");
+        next_ping(h);
         assert_int_equal(post(h, W.sid, "3", &r), 200);
     }
     assert_int_equal(W.closes, 0);
@@ -240,9 +260,8 @@ static void late_pong_is_refused(void **state)
     (void)state;
     h_server *h = start(100, 1000, 0); /* a deadline the first poll meets even when loaded */
     handshake(h);
+    next_ping(h);
     h_response r;
-    assert_int_equal(poll_get(h, W.sid, &r), 200);
-    assert_string_equal(r.body, "2");
     uv_timer_stop(&h->srv->wheel_timer); /* the wheel is late from here on */
     usleep(1100 * 1000);
     assert_int_equal(post(h, W.sid, "3", &r), 400);
