@@ -9,6 +9,7 @@
 
 #include <stdlib.h>
 
+#include "server/server.h"
 #include "ws/frame.h"
 
 /* ------------------------------------------------------------------ the failing allocator */
@@ -389,6 +390,7 @@ static h_server *start_sio(void)
 static int closes;
 static ferry_reason close_reason;
 static ferry_session *opened;
+static h_server *ctl_h;
 
 static void on_ctl_close(ferry_session *s, ferry_reason reason, void *ud)
 {
@@ -403,6 +405,11 @@ static void on_ctl_session(ferry_session *s, void *ud)
     (void)ud;
     opened = s;
     ferry_session_on_close(s, on_ctl_close, NULL);
+    /* The wheel holds still until the test has armed the failure: a loaded machine can take
+     * longer than pingInterval to finish the handshake, and a ping that fired meanwhile went
+     * out with memory to spare (the session then waited for its 60 s ping timeout). The
+     * heartbeat was armed just before this callback; the wheel is started again below. */
+    uv_timer_stop(&ctl_h->srv->wheel_timer);
 }
 
 static int cond_closed(void *ud)
@@ -425,13 +432,17 @@ static void control_packets_without_memory(void **state)
         cfg.ping_interval_ms = graceful ? 60000 : 100;
         cfg.ping_timeout_ms = 60000; /* far beyond the waits below */
         h_server *h = h_start(&cfg);
+        ctl_h = h;
         assert_int_equal(ferry_server_on_session(h->srv, on_ctl_session, NULL), 0);
         closes = 0;
         h_response r;
         assert_int_equal(request(h, "GET", "transport=polling", NULL, &r), 200);
         assert_non_null(opened);
         uint64_t t0 = h_now(h);
+        failed = 0;
         countdown = 0; /* the next allocation fails: the ping's, or the close packet's */
+        /* The wheel runs again: the ping fires when due (at once if the handshake was slow). */
+        uv_timer_start(&h->srv->wheel_timer, ferry_wheel_on_uv_timer, 0, 0);
         if (graceful)
             ferry_session_close(opened); /* graceful: a close packet first */
         assert_true(h_run_until(h, cond_closed, NULL, 10000)); /* generous: a loaded machine */
