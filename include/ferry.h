@@ -939,9 +939,38 @@ FERRY_EXTERN size_t ferry_socket_rooms(const ferry_socket *s, const char **out, 
 FERRY_EXTERN void ferry_socket_disconnect(ferry_socket *s, int close_session);
 
 /** Did the socket come back through connection-state recovery (recovery_ms)? Then it has its
- * old id and rooms, and the packets it missed were queued before the connection callback. The
- * per-socket data and callbacks are not kept: set them again in the connection callback. */
+ * old id and rooms, and the packets it missed were queued before the connection callback. Its
+ * data pointer is kept when the namespace keeps socket data (ferry_namespace_keep_socket_data(),
+ * below); callbacks are not kept: set them again in the connection callback. */
 FERRY_EXTERN int ferry_socket_recovered(const ferry_socket *s);
+
+/* ---- connection-state recovery per namespace (docs/reliability.md) */
+
+/** Frees a socket's data pointer once no socket can use it any more. */
+typedef void (*ferry_socket_data_release_cb)(ferry_namespace *nsp, void *data, void *user_data);
+
+/** Keep per-socket data across recovery (Socket.IO's socket.data). From this call on, ferry
+ * owns the pointer each socket of nsp holds (ferry_socket_set_data()): when a socket is lost
+ * for a recoverable reason, its data (as it is after the disconnect callback) is kept with its
+ * saved state, and a socket that recovers has it again from its middlewares on. ferry calls
+ * release(nsp, data, user_data) for a pointer no socket will use: after the
+ * disconnect callback of a socket that will not be recovered, when a saved state expires or
+ * is dropped (window, bounds, shutdown: ferry_server_free()), when a socket refused by a
+ * middleware is freed, and for the old pointer when ferry_socket_set_data() replaces a
+ * non-NULL one with another. So the app must not free data in its disconnect callback. release
+ * NULL goes back to the default (data is the app's alone and a recovered socket starts with
+ * NULL). Never NULL data pointers are passed to release. */
+FERRY_EXTERN void ferry_namespace_keep_socket_data(ferry_namespace *nsp,
+                                                   ferry_socket_data_release_cb release,
+                                                   void *user_data);
+
+/** The recovery bounds of one namespace, instead of the server's recovery_ms and
+ * recovery_max_bytes: window_ms (0: recovery off for this namespace; sockets that connect
+ * then get no pid) and max_bytes (the log's byte bound, as recovery_max_bytes). The log of
+ * sent packets is pruned by age (window_ms), bytes and count (10000 packets); a saved socket
+ * expires after window_ms. Applies from the next packet or connection on. */
+FERRY_EXTERN void ferry_namespace_set_recovery(ferry_namespace *nsp, uint32_t window_ms,
+                                               size_t max_bytes);
 
 /** Is the socket connected (past its middlewares and not yet disconnecting)? */
 FERRY_EXTERN int ferry_socket_connected(const ferry_socket *s);

@@ -57,5 +57,9 @@ void sio_recovery_replay(ferry_socket *s);
 /* Forget a restore that will not happen (refused, or the session went away). */
 void sio_recovery_discard(ferry_socket *s);
 void sio_recovery_free(ferry_namespace *nsp);
+/* A packet is being queued to s: note the logged packet it is (socket.c). */
+void sio_recovery_queued(ferry_socket *s, const sio_encoded *e);
+/* Hand data to the namespace's release callback, if it keeps socket data (and data != NULL). */
+void sio_recovery_release_data(ferry_namespace *nsp, void *data);
 
 #endif

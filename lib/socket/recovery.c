@@ -11,11 +11,20 @@
  *
  * Both lists are bounded in count (oldest dropped first) and pruned by age as packets come;
  * the log is bounded in bytes too (recovery_max_bytes): 10000 packets at max_payload would
- * otherwise pin gigabytes (issue 9). */
+ * otherwise pin gigabytes (issue 9). Window and byte bound are per namespace
+ * (ferry_namespace_set_recovery(), the server's by default).
+ *
+ * A recovery that does not happen says why in the CONNECT answer ("notRecovered", issue 14):
+ * "expired" (no saved socket has that pid: lost longer than the window ago, or never known),
+ * "gap" (a packet it missed is no longer in the log), "invalid" (an offset we never gave),
+ * "off" (recovery is off here). A CONNECT with the pid of a socket still connected on another
+ * session (the server has not noticed the old connection's loss yet) takes it over: the old
+ * socket is closed as lost ("transport close"), then recovered. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "common/log.h"
 #include "common/mem.h"
 #include "socket/internal.h"
 
@@ -40,11 +49,44 @@ typedef struct sio_saved {
     char pid[SIO_ID_LEN + 1];
     size_t nrooms;
     char **rooms; /* the socket's rooms; its own id first */
+    void *data;   /* its data pointer, when the namespace keeps socket data */
+    uint64_t last_seq;    /* the highest logged packet queued to it */
+    uint64_t seq_at_loss; /* the namespace's last logged packet when it was lost */
 } sio_saved;
 
 static uint64_t now_ms(const ferry_namespace *nsp)
 {
     return uv_now(ferry_engine_loop(nsp->sio->engine));
+}
+
+static uint64_t window_of(const ferry_namespace *nsp)
+{
+    return nsp->rec_set ? nsp->rec_ms : ferry_engine_server_config(nsp->sio->engine)->recovery_ms;
+}
+
+static size_t max_bytes_of(const ferry_namespace *nsp)
+{
+    return nsp->rec_set ? nsp->rec_max_bytes : ferry_engine_server_config(nsp->sio->engine)->recovery_max_bytes;
+}
+
+void ferry_namespace_set_recovery(ferry_namespace *nsp, uint32_t window_ms, size_t max_bytes)
+{
+    nsp->rec_set = 1;
+    nsp->rec_ms = window_ms;
+    nsp->rec_max_bytes = max_bytes;
+}
+
+void ferry_namespace_keep_socket_data(ferry_namespace *nsp, ferry_socket_data_release_cb release,
+                                      void *user_data)
+{
+    nsp->data_release = release;
+    nsp->data_release_ud = user_data;
+}
+
+void sio_recovery_release_data(ferry_namespace *nsp, void *data)
+{
+    if (data != NULL && nsp->data_release != NULL)
+        nsp->data_release(nsp, data, nsp->data_release_ud);
 }
 
 static void free_rooms(char **rooms, size_t n)
@@ -69,14 +111,16 @@ static void saved_free(ferry_namespace *nsp, sio_saved *sv)
     ferry_list_remove(&sv->link);
     nsp->nsaved--;
     free_rooms(sv->rooms, sv->nrooms);
+    void *data = sv->data;
     ferry_mem_free(sv);
+    sio_recovery_release_data(nsp, data);
 }
 
 /* Drop what is older than the recovery window, and the oldest beyond the count bounds. */
 static void prune(ferry_namespace *nsp)
 {
-    uint64_t now = now_ms(nsp), window = ferry_engine_server_config(nsp->sio->engine)->recovery_ms;
-    size_t max_bytes = ferry_engine_server_config(nsp->sio->engine)->recovery_max_bytes;
+    uint64_t now = now_ms(nsp), window = window_of(nsp);
+    size_t max_bytes = max_bytes_of(nsp);
     while (!ferry_list_empty(&nsp->log)) {
         sio_logged *l = ferry_list_entry(nsp->log.next, sio_logged, link);
         if (nsp->nlog <= LOG_MAX && nsp->log_bytes <= max_bytes && l->at + window > now)
@@ -101,7 +145,18 @@ void sio_recovery_free(ferry_namespace *nsp)
 
 int sio_recovery_on(const ferry_namespace *nsp)
 {
-    return ferry_engine_server_config(nsp->sio->engine)->recovery_ms > 0;
+    return window_of(nsp) > 0;
+}
+
+void sio_recovery_queued(ferry_socket *s, const sio_encoded *e)
+{
+    ferry_namespace *nsp = s->nsp;
+    if (ferry_list_empty(&nsp->log) || e->n == 0)
+        return;
+    /* A broadcast shares its buffers with the log's newest entry. */
+    sio_logged *l = ferry_list_entry(nsp->log.prev, sio_logged, link);
+    if (l->enc.n > 0 && l->enc.bufs[0] == e->bufs[0] && l->seq > s->last_seq)
+        s->last_seq = l->seq;
 }
 
 static char **copy_rooms(const char *const *src, size_t n)
@@ -198,7 +253,13 @@ void sio_recovery_save(ferry_socket *s, ferry_reason reason)
     sv->nrooms = n;
     memcpy(sv->id, s->id, sizeof(sv->id));
     memcpy(sv->pid, s->pid, sizeof(sv->pid));
-    sv->expires = now_ms(nsp) + ferry_engine_server_config(nsp->sio->engine)->recovery_ms;
+    sv->expires = now_ms(nsp) + window_of(nsp);
+    sv->last_seq = s->last_seq;
+    sv->seq_at_loss = nsp->next_seq;
+    if (nsp->data_release != NULL) {
+        sv->data = s->data; /* the socket's now; it is released with the record */
+        s->data = NULL;
+    }
     ferry_list_insert_tail(&nsp->saved, &sv->link);
     nsp->nsaved++;
 }
@@ -226,61 +287,111 @@ static int meant_for(const sio_logged *l, const sio_saved *sv)
     return 0;
 }
 
-/* Parse a decimal offset; 0 when it is not one of ours. */
-static uint64_t parse_offset(const char *s)
+/* Parse a decimal offset into *out; -1 when it is not one. */
+static int parse_offset(const char *s, uint64_t *out)
 {
     uint64_t v = 0;
     if (*s == '\0' || strlen(s) > 19)
-        return 0;
+        return -1;
     for (; *s; s++) {
         if (*s < '0' || *s > '9')
-            return 0;
+            return -1;
         v = v * 10 + (uint64_t)(*s - '0');
     }
-    return v;
+    *out = v;
+    return 0;
+}
+
+/* A socket still connected with this pid on another session: the old connection is lost but
+ * the server has not noticed yet (a cut polling connection waits for the ping timeout). */
+static ferry_socket *live_with_pid(ferry_namespace *nsp, const ferry_socket *s, const char *pid)
+{
+    ferry_list *it;
+    ferry_list_foreach(it, &nsp->sockets)
+    {
+        ferry_socket *o = ferry_list_entry(it, ferry_socket, nsp_link);
+        if (o != s && o->client != s->client && sio_socket_live(o) && strcmp(o->pid, pid) == 0)
+            return o;
+    }
+    return NULL;
+}
+
+static sio_saved *saved_with_pid(ferry_namespace *nsp, const char *pid)
+{
+    ferry_list *it;
+    ferry_list_foreach(it, &nsp->saved)
+    {
+        sio_saved *sv = ferry_list_entry(it, sio_saved, link);
+        if (strcmp(sv->pid, pid) == 0)
+            return sv;
+    }
+    return NULL;
 }
 
 int sio_recovery_restore(ferry_socket *s)
 {
     ferry_namespace *nsp = s->nsp;
-    if (!sio_recovery_on(nsp))
-        return 0;
-    prune(nsp);
     const cJSON *pid = cJSON_GetObjectItemCaseSensitive(s->auth, "pid");
     const cJSON *off = cJSON_GetObjectItemCaseSensitive(s->auth, "offset");
-    if (!cJSON_IsString(pid) || !cJSON_IsString(off))
+    if (!cJSON_IsString(pid))
         return 0;
-    uint64_t offset = parse_offset(off->valuestring);
-    /* The offset must still be in the log (or be its very last packet): otherwise packets
-     * the client missed are gone and it must start afresh, as the reference decides. */
-    if (offset == 0 || offset > nsp->next_seq)
+    if (!sio_recovery_on(nsp)) {
+        s->not_recovered = "off";
         return 0;
-    if (offset < nsp->next_seq) {
-        if (ferry_list_empty(&nsp->log))
-            return 0;
-        sio_logged *first = ferry_list_entry(nsp->log.next, sio_logged, link);
-        if (first->seq > offset + 1)
-            return 0;
     }
-    ferry_list *it;
-    ferry_list_foreach(it, &nsp->saved)
-    {
-        sio_saved *sv = ferry_list_entry(it, sio_saved, link);
-        if (strcmp(sv->pid, pid->valuestring) != 0)
-            continue;
-        if (ferry_namespace_socket(nsp, sv->id) != NULL)
-            return 0; /* that id is in use again */
-        memcpy(s->id, sv->id, sizeof(s->id));
-        memcpy(s->pid, sv->pid, sizeof(s->pid));
-        s->recovered = 1;
-        s->restore = sv;
-        ferry_list_remove(&sv->link);
-        ferry_list_init(&sv->link);
-        nsp->nsaved--;
-        s->restore_offset = offset;
-        return 1;
+    prune(nsp);
+    /* A client that received no event has no offset (the official client then sends none):
+     * it missed everything after 0. */
+    uint64_t offset = 0;
+    if ((off != NULL && (!cJSON_IsString(off) || parse_offset(off->valuestring, &offset) != 0)) ||
+        offset > nsp->next_seq) {
+        s->not_recovered = "invalid";
+        return 0;
     }
-    return 0;
+    sio_saved *sv = saved_with_pid(nsp, pid->valuestring);
+    if (sv == NULL && strlen(pid->valuestring) == SIO_ID_LEN) {
+        ferry_socket *old = live_with_pid(nsp, s, pid->valuestring);
+        if (old != NULL) {
+            FERRY_LOG(FERRY_LOG_INFO, "socket", s->client->session->sid,
+                      "recovering socket %s still connected on another session: closing it",
+                      old->id);
+            sio_socket_close(old, FERRY_REASON_TRANSPORT_CLOSE, 1);
+            sv = saved_with_pid(nsp, pid->valuestring);
+        }
+    }
+    if (sv == NULL) {
+        s->not_recovered = "expired";
+        return 0;
+    }
+    if (ferry_namespace_socket(nsp, sv->id) != NULL) {
+        s->not_recovered = "expired"; /* that id is in use again */
+        return 0;
+    }
+    /* Every packet it missed must still be in the log: those after its offset, or, when it
+     * had every packet queued to it before it was lost (offset >= last_seq), those after the
+     * loss. Otherwise it must start afresh, as the reference decides. */
+    uint64_t need = offset;
+    if (offset >= sv->last_seq && sv->seq_at_loss > need)
+        need = sv->seq_at_loss;
+    if (need < nsp->next_seq) {
+        if (ferry_list_empty(&nsp->log) ||
+            ferry_list_entry(nsp->log.next, sio_logged, link)->seq > need + 1) {
+            s->not_recovered = "gap";
+            return 0;
+        }
+    }
+    memcpy(s->id, sv->id, sizeof(s->id));
+    memcpy(s->pid, sv->pid, sizeof(s->pid));
+    s->recovered = 1;
+    s->restore = sv;
+    s->data = sv->data;
+    sv->data = NULL;
+    s->last_seq = sv->last_seq;
+    ferry_list_remove(&sv->link);
+    ferry_list_init(&sv->link);
+    nsp->nsaved--;
+    s->restore_offset = offset;
+    return 1;
 }
 
 void sio_recovery_rejoin(ferry_socket *s)
@@ -302,9 +413,11 @@ void sio_recovery_replay(ferry_socket *s)
     ferry_list_foreach(it, &s->nsp->log)
     {
         sio_logged *l = ferry_list_entry(it, sio_logged, link);
-        if (l->seq > s->restore_offset && meant_for(l, sv))
+        if (l->seq > s->restore_offset && meant_for(l, sv)) {
+            s->last_seq = l->seq;
             if (sio_socket_queue(s, &l->enc, 0) != 0)
                 break;
+        }
     }
     free_rooms(sv->rooms, sv->nrooms);
     ferry_mem_free(sv);

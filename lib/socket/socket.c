@@ -90,6 +90,7 @@ void sio_socket_release(ferry_socket *s)
     }
     sio_handlers_free(&s->handlers);
     cJSON_Delete(s->auth);
+    sio_recovery_release_data(s->nsp, s->data); /* set after it left (kept socket data) */
     ferry_mem_free(s);
 }
 
@@ -97,6 +98,10 @@ void sio_socket_release(ferry_socket *s)
 static void drop(ferry_socket *s)
 {
     sio_recovery_discard(s);
+    /* Data the namespace keeps and recovery did not take (ferry_namespace_keep_socket_data()). */
+    void *data = s->data;
+    s->data = NULL;
+    sio_recovery_release_data(s->nsp, data);
     s->client->nsockets--;
     ferry_list_remove(&s->client_link);
     s->client = NULL;
@@ -128,6 +133,8 @@ int sio_socket_queue(ferry_socket *s, const sio_encoded *e, int volatile_)
     ferry_session *ss = s->client->session;
     if (volatile_ && (ferry_session_queued_bytes(ss) > 0 || ferry_session_upgrading(ss)))
         return 0; /* the client is behind: a volatile packet is dropped, as documented */
+    if (!volatile_ && sio_recovery_on(s->nsp))
+        sio_recovery_queued(s, e);
     return sio_client_send(s->client, e);
 }
 
@@ -398,6 +405,8 @@ static void do_connect(ferry_socket *s)
     sio_encoded e;
     if (o != NULL && cJSON_AddStringToObject(o, "sid", s->id) != NULL &&
         (s->pid[0] == '\0' || cJSON_AddStringToObject(o, "pid", s->pid) != NULL) &&
+        (s->not_recovered == NULL ||
+         cJSON_AddStringToObject(o, "notRecovered", s->not_recovered) != NULL) &&
         sio_encode(SIO_CONNECT, nsp->name, SIO_NO_ID, o, &e) == 0) {
         sio_client_send(c, &e);
         sio_encoded_release(&e);
@@ -619,7 +628,10 @@ uint64_t ferry_socket_counter(const ferry_socket *s, ferry_counter which)
 
 void ferry_socket_set_data(ferry_socket *s, void *data)
 {
+    void *old = s->data;
     s->data = data;
+    if (old != data)
+        sio_recovery_release_data(s->nsp, old);
 }
 
 void *ferry_socket_get_data(const ferry_socket *s)

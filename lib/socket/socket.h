@@ -60,6 +60,13 @@ struct ferry_namespace {
     uint64_t next_seq;
     ferry_list saved;
     size_t nsaved;
+    /* Per-namespace bounds (ferry_namespace_set_recovery()); rec_set 0: the server's. */
+    int rec_set;
+    uint32_t rec_ms;
+    size_t rec_max_bytes;
+    /* ferry_namespace_keep_socket_data(): NULL, or who frees a socket's data pointer. */
+    ferry_socket_data_release_cb data_release;
+    void *data_release_ud;
 };
 
 struct ferry_sio {
@@ -148,6 +155,8 @@ struct ferry_socket {
     int recovered;
     struct sio_saved *restore;
     uint64_t restore_offset;
+    uint64_t last_seq;          /* the highest logged packet queued to this socket */
+    const char *not_recovered;  /* why a CONNECT asking to recover was not (static) */
 };
 
 /* Queue an encoded packet to the socket's session. volatile_: drop it (returning 0) when the

@@ -171,8 +171,10 @@ test("HTTP publish reaches every socket in the room, and only them", async () =>
   await waitUntil(a, ga, (g) => only(g, "deploy").length === 1);
   await waitUntil(b, gb, (g) => only(g, "deploy").length === 1);
   await waitUntil(c, gc, (g) => only(g, "deploy").length === 1);
-  assert.deepEqual(only(ga, "deploy")[0].slice(1), [{ v: 2 }, { room: "team-x" }]);
-  assert.deepEqual(only(gc, "deploy")[0].slice(1), ["y", { room: "team-y" }]);
+  // Recovery is on by default (--recovery-ms): each relayed event ends with its offset.
+  assert.deepEqual(only(ga, "deploy")[0].slice(1, 3), [{ v: 2 }, { room: "team-x" }]);
+  assert.match(only(ga, "deploy")[0][3], /^\d+$/, "the recovery offset is the last argument");
+  assert.deepEqual(only(gc, "deploy")[0].slice(1, 3), ["y", { room: "team-y" }]);
   // A socket's own room is its id: a backend can address one client.
   res = await post({ room: b.id, event: "private", data: 7 });
   assert.equal(res.status, 200);
@@ -210,7 +212,7 @@ test("environment: no joins at all, presence off, any event; HTTP publish to a s
     });
     assert.deepEqual(await res.json(), { ok: true, recipients: 1 });
     await waitUntil(a, got, (g) => only(g, "hello").length === 1);
-    assert.deepEqual(only(got, "hello")[0].slice(1), [[1, "two"], { room: a.id }]);
+    assert.deepEqual(only(got, "hello")[0].slice(1, 3), [[1, "two"], { room: a.id }]);
     assert.equal(only(got, "presence").length, 0);
     a.disconnect();
   } finally {

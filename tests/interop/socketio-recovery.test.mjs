@@ -78,3 +78,65 @@ test("an unknown pid or offset starts a fresh socket", async () => {
   assert.equal(c.recovered, false);
   a.disconnect();
 });
+
+// Issue 14: per-socket data the app set comes back with the socket; a socket still connected on
+// a session the server has not yet seen die is taken over; a namespace's own window.
+test("the socket's data comes back with it (ferry_namespace_keep_socket_data)", async () => {
+  const a = io(`${srv.url}/kept`, { transports: ["websocket"], forceNew: true, reconnection: false });
+  await connected(a);
+  const id = a.id;
+  assert.equal(await a.timeout(3000).emitWithAck("count"), 1);
+  assert.equal(await a.timeout(3000).emitWithAck("count"), 2);
+  const gone = srv.disconnectOf(id);
+  a.io.engine.close();
+  await gone;
+  a.connect();
+  await connected(a);
+  assert.equal(a.recovered, true);
+  assert.equal(a.id, id);
+  assert.equal(await a.timeout(3000).emitWithAck("count"), 3, "the counter set before the cut");
+  // Leaving on purpose: not recovered, a new counter (the old one is released: no leak at stop).
+  a.disconnect();
+  await srv.disconnectOf(id);
+  a.connect();
+  await connected(a);
+  assert.equal(a.recovered, false);
+  assert.equal(await a.timeout(3000).emitWithAck("count"), 1);
+  a.disconnect();
+});
+
+test("a CONNECT with the pid of a socket still connected elsewhere takes it over", async () => {
+  const a = io(srv.url, { transports: ["websocket"], forceNew: true, reconnection: false });
+  await connected(a);
+  await a.timeout(3000).emitWithAck("join", "room-t");
+  const { _pid: pid, _lastOffset: offset, id } = a;
+  assert.match(pid, /^[A-Za-z0-9_-]{20}$/);
+  const oldGone = new Promise((r) => a.once("disconnect", r));
+  // The same client on a new connection, before the server saw the old one go.
+  const b = io(srv.url, { transports: ["websocket"], forceNew: true, reconnection: false, auth: { pid, offset } });
+  await connected(b);
+  const conn = await srv.next((e) => e.event === "connect" && e.id === b.id && e.auth.pid === pid);
+  assert.equal(conn.recovered, true, "the server recovered it");
+  assert.equal(conn.id, id, "with the old id");
+  assert.equal(await oldGone, "io server disconnect", "the old connection is told it is replaced");
+  const c = io(srv.url, { transports: ["websocket"], forceNew: true, reconnection: false });
+  await connected(c);
+  assert.equal(await c.timeout(3000).emitWithAck("to", "room-t", "x"), 1, "the new one has the room");
+  b.disconnect();
+  c.disconnect();
+});
+
+test("a namespace's own window (ferry_namespace_set_recovery): /short forgets after 300 ms", async () => {
+  const a = io(`${srv.url}/short`, { transports: ["websocket"], forceNew: true, reconnection: false });
+  await connected(a);
+  const id = a.id;
+  const gone = srv.disconnectOf(id);
+  a.io.engine.close();
+  await gone;
+  await new Promise((r) => setTimeout(r, 700));
+  a.connect();
+  await connected(a);
+  assert.equal(a.recovered, false);
+  assert.notEqual(a.id, id);
+  a.disconnect();
+});

@@ -32,6 +32,11 @@
  *   close-session            -> ferry_session_close() of the socket's engine session
  * Every event is printed first.
  *
+ * With recovery on, "/kept" keeps socket data across recovery (ferry_namespace_keep_socket_data,
+ * released with free()): each socket holds a counter that "count" increments and acks with, and
+ * the connect line carries "count"; "/short" has a recovery window of its own, 300 ms
+ * (ferry_namespace_set_recovery). Both behave as "/" otherwise.
+ *
  * Flags: --port N (0), --path P (/socket.io/), --ping-interval MS, --ping-timeout MS,
  * --connect-timeout MS, --ack-timeout MS, --queue-bytes N, --recovery MS (connection-state
  * recovery; "connect" lines then carry "recovered"), --recovery-bytes N (its log's byte bound),
@@ -226,6 +231,35 @@ static void on_connection(ferry_socket *s, void *ud)
     cJSON_Delete(a);
 }
 
+static void release_data(ferry_namespace *nsp, void *data, void *ud)
+{
+    (void)nsp;
+    (void)ud;
+    free(data);
+}
+
+static void on_count(ferry_socket *s, const char *event, cJSON *args, ferry_ack *ack, void *ud)
+{
+    (void)event;
+    (void)args;
+    (void)ud;
+    int *n = ferry_socket_get_data(s);
+    cJSON *a = cJSON_CreateArray();
+    cJSON_AddItemToArray(a, cJSON_CreateNumber(n != NULL ? ++*n : -1));
+    if (ack != NULL)
+        ferry_ack_send(ack, a);
+    cJSON_Delete(a);
+}
+
+static void on_kept_connection(ferry_socket *s, void *ud)
+{
+    int *n = ferry_socket_get_data(s);
+    if (n == NULL && (n = calloc(1, sizeof(*n))) != NULL)
+        ferry_socket_set_data(s, n); /* a new socket; a recovered one has its counter */
+    on_connection(s, ud);
+    ferry_socket_on(s, "count", on_count, NULL);
+}
+
 static void admin_mw(ferry_socket *s, void *ud)
 {
     (void)ud;
@@ -346,6 +380,13 @@ int main(int argc, char **argv)
     }
     setup(ferry_of(srv, "/"));
     setup(ferry_of(srv, "/custom"));
+    ferry_namespace *kept = ferry_of(srv, "/kept");
+    ferry_namespace_on_connection(kept, on_kept_connection, NULL);
+    ferry_namespace_keep_socket_data(kept, release_data, NULL);
+    ferry_namespace *shortw = ferry_of(srv, "/short");
+    setup(shortw);
+    if (cfg.recovery_ms > 0)
+        ferry_namespace_set_recovery(shortw, 300, cfg.recovery_max_bytes);
     ferry_namespace *admin = ferry_of(srv, "/admin");
     setup(admin);
     ferry_namespace_use(admin, admin_mw, NULL);

@@ -45,6 +45,10 @@ static const char usage_tail[] =
     "  --client-js FILE       socket.io-client browser bundle served at\n"
     "                         /vendor/socket.io.min.js (FERRY_CLIENT_JS, default: found in\n"
     "                         node_modules/socket.io-client/dist/)\n"
+    "  --recovery-ms MS       connection-state recovery window: a client that lost its\n"
+    "                         connection and comes back within MS gets its id, rooms and\n"
+    "                         the messages it missed (FERRY_RECOVERY_MS, default 120000;\n"
+    "                         0 turns recovery off; --suite: 0)\n"
     "  --log-level LEVEL      error, warn, info or debug (FERRY_LOG_LEVEL, default warn)\n"
     "  --tls-cert FILE        PEM certificate chain: --port speaks TLS (https, wss)\n"
     "                         (FERRY_TLS_CERT; repeat the flag, or commas in the variable,\n"
@@ -302,6 +306,8 @@ static int set(app_config *cfg, const char *name, const char *v)
         return parse_list("--history-events", v, &cfg->history_events);
     } else if (strcmp(name, "history-bytes") == 0) {
         return parse_u32("history bytes", v, 0, 1u << 30, &cfg->history_bytes);
+    } else if (strcmp(name, "recovery-ms") == 0) {
+        return parse_u32("recovery window", v, 0, 86400000, &cfg->recovery_ms);
     } else if (strcmp(name, "log-level") == 0) {
         return parse_level(v, &cfg->log_level);
     } else if (strcmp(name, "tls-cert") == 0 || strcmp(name, "tls-key") == 0) {
@@ -364,6 +370,7 @@ static const struct {
     {"FERRY_HISTORY", "history"},
     {"FERRY_HISTORY_EVENTS", "history-events"},
     {"FERRY_HISTORY_BYTES", "history-bytes"},
+    {"FERRY_RECOVERY_MS", "recovery-ms"},
     {"FERRY_LOG_LEVEL", "log-level"},
     {"FERRY_TLS_CERT", "tls-cert"},
     {"FERRY_TLS_KEY", "tls-key"},
@@ -389,6 +396,7 @@ int app_config_parse(app_config *cfg, int argc, char **argv)
     cfg->presence = 1;
     cfg->history = 50;
     cfg->history_bytes = 16u << 20;
+    cfg->recovery_ms = 120000;
     cfg->log_level = FERRY_LOG_WARN;
     cfg->tls_min_version = FERRY_TLS_1_2;
     cfg->tls_handshake_timeout_ms = 10000;
@@ -405,6 +413,7 @@ int app_config_parse(app_config *cfg, int argc, char **argv)
             cfg->port = 3000;
             cfg->ping_interval_ms = 300;
             cfg->ping_timeout_ms = 200;
+            cfg->recovery_ms = 0; /* the suite checks events without an offset argument */
         }
 
     for (size_t i = 0; i < sizeof(env_names) / sizeof(env_names[0]); i++) {

@@ -170,6 +170,7 @@ int main(int argc, char **argv)
     sc.cors_origins = cfg.cors_origins;
     sc.tls_handshake_timeout_ms = cfg.tls_handshake_timeout_ms;
     sc.max_tls_handshakes = cfg.tls_max_handshakes;
+    sc.recovery_ms = cfg.recovery_ms;
     if (cfg.suite)
         sc.connect_timeout_ms = 1000;
 
@@ -279,6 +280,11 @@ int main(int argc, char **argv)
         print_url(&cfg, port, "open", tls);
         printf("/ in a browser (files from %s)\n", cfg.static_root);
     }
+    if (cfg.recovery_ms > 0)
+        printf("ferry: connection-state recovery: %u ms (--recovery-ms, 0 turns it off)\n",
+               (unsigned)cfg.recovery_ms);
+    else
+        printf("ferry: connection-state recovery: off (--recovery-ms)\n");
     if (cfg.suite)
         printf("ferry: socket.io-protocol test suite mode: namespaces / and /custom, "
                "ping %u/%u\n",
