@@ -352,7 +352,7 @@ int sio_recovery_restore(ferry_socket *s)
     if (sv == NULL && strlen(pid->valuestring) == SIO_ID_LEN) {
         ferry_socket *old = live_with_pid(nsp, s, pid->valuestring);
         if (old != NULL) {
-            FERRY_LOG(FERRY_LOG_INFO, "socket", s->client->session->sid,
+            FERRY_LOG(FERRY_LOG_INFO, "socket", ferry_session_id(s->client->session),
                       "recovering socket %s still connected on another session: closing it",
                       old->id);
             sio_socket_close(old, FERRY_REASON_TRANSPORT_CLOSE, 1);
