@@ -181,6 +181,7 @@ function compute(c, now) {
 
 function fmt(v, unit) {
   if (!Number.isFinite(v)) return "–";
+  if (v === 0) return unit ? `0 ${unit}` : "0";
   const n = v >= 100 ? Math.round(v).toLocaleString("en-US") : v >= 10 ? v.toFixed(1) : v.toFixed(2);
   return unit ? `${n} ${unit}` : n;
 }

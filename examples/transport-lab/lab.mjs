@@ -100,7 +100,15 @@ let server;
 let serverUrl;
 let closing = false;
 
-async function route(column, faultId) {
+// One route change at a time per column: two quick changes must not leave a proxy behind.
+const pending = new Map(); // column -> the promise of its last change
+function route(column, faultId) {
+  const next = (pending.get(column) ?? Promise.resolve()).then(() => reroute(column, faultId));
+  pending.set(column, next.catch(() => {}));
+  return next;
+}
+
+async function reroute(column, faultId) {
   const fault = FAULTS.find((f) => f.id === faultId);
   if (!COLUMNS.includes(column) || fault === undefined) return null;
   const old = routes.get(column);
@@ -113,7 +121,14 @@ async function route(column, faultId) {
   }
   const proxy = start(process.execPath, [path.join(root, "tools/ferry-proxy/ferry-proxy.mjs"),
     "--target", serverUrl, "--listen", `${opt.host}:0`, "--quiet", ...fault.args], "ferry-proxy");
-  const url = await proxy.ready;
+  const url = await proxy.ready.catch(async (err) => {
+    await stop(proxy);
+    throw err;
+  });
+  if (closing) {
+    await stop(proxy); // the lab stopped while this one started
+    return null;
+  }
   routes.set(column, { fault: faultId, url, proxy });
   return url;
 }
@@ -168,6 +183,7 @@ async function shutdown(signal) {
   if (closing) return;
   closing = true;
   process.stderr.write(`transport-lab: ${signal}, stopping\n`);
+  await Promise.all(pending.values());
   for (const r of routes.values()) if (r.proxy) await stop(r.proxy);
   const code = server ? await stop(server) : 0;
   page.closeAllConnections();

@@ -206,6 +206,18 @@ test("bad input: the lab's route endpoint and both programs' flags refuse it cle
   }
   for (const p of ["/../README.md", "/lab.mjs", "/lab-server.c", "/lab/nothing"])
     assert.equal((await fetch(base + p.slice(1))).status, 404, `only the page's files: ${p}`);
+  // Two changes of one column at once: both answered in order, the first proxy stopped.
+  const [ra, rb] = await Promise.all(["latency", "slow"].map((fault) =>
+    post(JSON.stringify({ column: "short-polling", fault }))));
+  assert.equal(ra.status, 200);
+  assert.equal(rb.status, 200);
+  const [ua, ub] = [(await ra.json()).url, (await rb.json()).url];
+  assert.notEqual(ua, ub);
+  await assert.rejects(fetch(`${ua}/socket.io/?EIO=4&transport=polling`), "the first proxy is gone");
+  assert.equal((await fetch(`${ub}/socket.io/?EIO=4&transport=polling`)).status, 200);
+  const back = await post(JSON.stringify({ column: "short-polling", fault: "direct" }));
+  assert.equal(back.status, 200);
+  await assert.rejects(fetch(`${ub}/socket.io/?EIO=4&transport=polling`), "back to direct: no proxy");
   const config = await (await fetch(`${base}lab/config`)).json();
   assert.deepEqual(config.columns, COLUMNS);
   assert.ok(config.faults.some((f) => f.id === "latency" && f.flags.includes("--latency")));
