@@ -76,16 +76,21 @@ static void session_free(ferry_session *s)
 
 void ferry_session_retain(ferry_session *s)
 {
-    s->refcnt++;
+    ferry_life_hold(&s->life);
 }
 
 void ferry_session_release(ferry_session *s)
 {
-    FERRY_ASSERT(s->refcnt > 0);
-    if (--s->refcnt == 0) {
-        FERRY_ASSERT(s->state == SESSION_CLOSED);
+    if (ferry_life_drop(&s->life))
         session_free(s);
-    }
+}
+
+/* The session is closed: its own reference (the table's) goes. The caller holds one. */
+static void session_closed(ferry_session *s)
+{
+    s->state = SESSION_CLOSED;
+    int last = ferry_life_close(&s->life);
+    FERRY_ASSERT(!last);
 }
 
 /* ------------------------------------------------------------------ queue and flush */
@@ -364,14 +369,14 @@ static void finalize(ferry_session *s, ferry_reason reason)
     ferry_engine *eng = s->engine;
     if (s->state == SESSION_CLOSED)
         return;
-    s->state = SESSION_CLOSED;
+    ferry_session_retain(s); /* ours, for the calls out below */
+    session_closed(s);
     ferry_timer_stop(eng->wheel, &s->heartbeat);
     ferry_timer_stop(eng->wheel, &s->upgrade_timer);
     ferry_list_remove(&s->dirty);
     ferry_session_table_remove(&eng->sessions, s);
     drop_queue(s);
     eng->stats.sessions_closed++;
-    ferry_session_retain(s);
     if (s->probe != NULL) {
         ferry_transport *p = s->probe;
         s->probe = NULL;
@@ -380,8 +385,7 @@ static void finalize(ferry_session *s, ferry_reason reason)
     FERRY_LOG(FERRY_LOG_DEBUG, "engine", s->sid, "closed: %s", ferry_reason_str(reason));
     if (s->announced && s->on_close != NULL)
         s->on_close(s, reason, s->on_close_ud);
-    ferry_session_release(s); /* the callback's */
-    ferry_session_release(s); /* the table's */
+    ferry_session_release(s); /* ours: frees s unless someone else still holds it */
 }
 
 void ferry_engine_close_session(ferry_session *s, ferry_reason reason, int graceful)
@@ -809,7 +813,7 @@ static ferry_session *session_new(ferry_engine *eng, const ferry_transport_ops *
     if (s == NULL)
         return NULL;
     s->engine = eng;
-    s->refcnt = 1; /* the table's */
+    ferry_life_init(&s->life); /* its own: the table's */
     s->state = SESSION_OPEN;
     ferry_list_init(&s->queue);
     ferry_list_init(&s->sent);
@@ -828,7 +832,8 @@ static ferry_session *session_new(ferry_engine *eng, const ferry_transport_ops *
     if (s->url == NULL || ferry_kv_copy(&s->query, &s->nquery, req->query, req->nquery) != 0 ||
         ferry_kv_copy(&s->headers, &s->nheaders, req->headers, req->nheaders) != 0) {
         s->state = SESSION_CLOSED;
-        session_free(s);
+        if (ferry_life_close(&s->life)) /* nobody else holds it yet: the last reference */
+            session_free(s);
         return NULL;
     }
     ferry_req_remote_addr(req, s->remote_addr, sizeof(s->remote_addr));
@@ -913,7 +918,8 @@ static void handshake(ferry_engine *eng, const ferry_transport_ops *ops, ferry_r
     if (t == NULL) {
         if (s != NULL) {
             s->state = SESSION_CLOSED;
-            session_free(s);
+            if (ferry_life_close(&s->life)) /* the last reference: nobody else has it */
+                session_free(s);
         }
         ferry_req_respond_text(req, 503, NULL, NULL, 0);
         return;
@@ -927,9 +933,8 @@ static void handshake(ferry_engine *eng, const ferry_transport_ops *ops, ferry_r
         ferry_req_set_meter(req, NULL); /* the session goes before the answer */
         reject(eng, req, code);
         ops->destroy(t);
-        s->state = SESSION_CLOSED;
+        session_closed(s); /* never inserted (a refused WebSocket) */
         ferry_session_release(s); /* ours */
-        ferry_session_release(s); /* the table's: it was never inserted (a refused WebSocket) */
         return;
     }
     /* A session missing from the table could never be found by its sid: its client would

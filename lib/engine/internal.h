@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "common/life.h"
 #include "common/list.h"
 #include "common/timerwheel.h"
 #include "engine/engine.h"
@@ -63,7 +64,10 @@ typedef struct ferry_session_table {
 struct ferry_session {
     ferry_engine *engine;
     char sid[FERRY_SID_LEN + 1];
-    uint32_t refcnt; /* the table, each transport, each in-flight callback, the socket layer */
+    /* The one lifetime rule (common/life.h): the session's own reference is the table's, given
+     * up when it closes (finalize); each transport, the socket layer and every call out that
+     * may close it hold one more. The last drop frees it. */
+    ferry_life life;
     session_state state;
     upgrade_state upgrade;
     ferry_reason close_reason;
