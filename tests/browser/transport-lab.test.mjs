@@ -107,6 +107,27 @@ async function checkFigures(page) {
   assert.ok(f.auto["bytes-down"] * 3 < lp["bytes-down"], "the automatic choice costs what WebSocket does");
 }
 
+// The README's table of the screenshot's figures, between its two markers.
+function writeReadmeFigures(f) {
+  const file = path.join(root, "examples/transport-lab/README.md");
+  const text = fs.readFileSync(file, "utf8");
+  const begin = "<!-- figures: written by make screenshots -->\n";
+  const end = "<!-- /figures -->";
+  const i = text.indexOf(begin), j = text.indexOf(end);
+  assert.ok(i >= 0 && j > i, "the README has the figures markers");
+  const n = (v) => (v >= 100 ? Math.round(v).toLocaleString("en-US") : v >= 10 ? v.toFixed(1)
+    : v === 0 ? "0" : v.toFixed(2));
+  const rows = [["wire bytes down", "bytes-down"], ["wire bytes up", "bytes-up"],
+    ["overhead down", "overhead-down"], ["overhead up", "overhead-up"],
+    ["requests / min", "requests"], ["round trip p50 (ms)", "rtt-p50"]];
+  const table = [
+    "| per message | WebSocket | SSE | long-polling | short polling | automatic (WebSocket) |",
+    "|---|---|---|---|---|---|",
+    ...rows.map(([label, k]) => `| ${label} | ${COLUMNS.map((c) => n(f[c][k])).join(" | ")} |`),
+  ].join("\n");
+  fs.writeFileSync(file, text.slice(0, i + begin.length) + table + "\n" + text.slice(j));
+}
+
 test("five columns show live figures from the server's counters, the route control and the export work", async () => {
   const ctx = await browser.newContext({ viewport: { width: 1360, height: 700 }, acceptDownloads: true });
   const page = await ctx.newPage();
@@ -135,7 +156,9 @@ test("five columns show live figures from the server's counters, the route contr
     assert.ok(text.includes(s), `the page shows "${s}"`);
   assert.deepEqual(errors, [], "no script errors");
   fs.mkdirSync(path.dirname(SHOT), { recursive: true });
+  const shown = await figures(page);
   await page.screenshot({ path: SHOT, fullPage: true });
+  if (process.env.FERRY_SCREENSHOTS === "1") writeReadmeFigures(shown);
 
   // Behind ferry-proxy's 100 ms latency each way, the WebSocket column's round trip follows.
   await page.selectOption('.col[data-column="websocket"] select', "latency");
