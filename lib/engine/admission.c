@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "common/assert.h"
+#include "common/life.h"
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/utf8.h"
@@ -35,8 +36,9 @@ struct ferry_admission {
     ferry_req *req;    /* the held request while waiting, NULL after */
     const ferry_transport_ops *ops;
     adm_state state;
-    unsigned refs;     /* the app's until its answer, plus ours during the callback */
-    unsigned answered : 1;
+    /* The one lifetime rule (common/life.h): its own reference is the app's, given up by its
+     * answer (closed: answered); the engine holds one around the callback and each answer. */
+    ferry_life life;
     /* The request, copied: the app may read it after the request is gone. */
     char *url;
     ferry_kv *query;
@@ -49,15 +51,18 @@ struct ferry_admission {
     void *data;
 };
 
-static void release(ferry_admission *a)
+static void adm_free(ferry_admission *a)
 {
-    FERRY_ASSERT(a->refs > 0);
-    if (--a->refs > 0)
-        return;
     ferry_kv_free(a->query, a->nquery);
     ferry_kv_free(a->headers, a->nheaders);
     ferry_mem_free(a->url);
     ferry_mem_free(a);
+}
+
+static void release(ferry_admission *a)
+{
+    if (ferry_life_drop(&a->life))
+        adm_free(a);
 }
 
 /* End the wait: the handshake no longer counts against the bound and has no deadline; the
@@ -139,8 +144,9 @@ void ferry_admission_begin(ferry_engine *eng, const ferry_transport_ops *ops, fe
     ferry_admission *a = ferry_mem_calloc(1, sizeof(*a));
     if (a == NULL || copy_request(a, req) != 0) {
         if (a != NULL) {
-            a->refs = 1;
-            release(a);
+            ferry_life_init(&a->life);
+            if (ferry_life_close(&a->life)) /* nobody else has it: the last reference */
+                adm_free(a);
         }
         ferry_req_respond_text(req, 503, NULL, NULL, 0);
         return;
@@ -149,7 +155,8 @@ void ferry_admission_begin(ferry_engine *eng, const ferry_transport_ops *ops, fe
     a->req = req;
     a->ops = ops;
     a->state = ADM_WAITING;
-    a->refs = 2; /* the app's until it answers, ours until the callback returns */
+    ferry_life_init(&a->life); /* the app's, until it answers */
+    ferry_life_hold(&a->life); /* ours, until the callback returns */
     ferry_list_insert_tail(&eng->admissions, &a->link);
     eng->nadmissions++;
     ferry_req_hold(req, on_abort, a);
@@ -158,6 +165,14 @@ void ferry_admission_begin(ferry_engine *eng, const ferry_transport_ops *ops, fe
         ferry_timer_start(eng->wheel, &a->timer, eng->cfg->admission_timeout_ms);
     eng->on_admission(a, eng->on_admission_ud);
     release(a);
+}
+
+/* An answer: the app's reference goes, ours is held until the answer is done. */
+static void answer(ferry_admission *a)
+{
+    FERRY_ASSERT(!ferry_life_closed(&a->life)); /* exactly once */
+    ferry_life_hold(&a->life);
+    ferry_life_close(&a->life);
 }
 
 void ferry_admission_cancel_all(ferry_engine *eng)
@@ -189,8 +204,7 @@ static int late(const ferry_admission *a)
 
 int ferry_admission_allow(ferry_admission *a)
 {
-    FERRY_ASSERT(!a->answered); /* exactly once: a second answer inside the callback */
-    a->answered = 1;
+    answer(a); /* exactly once, even inside the callback */
     int rc = late(a);
     if (a->state == ADM_WAITING) {
         ferry_engine *eng = a->eng;
@@ -204,8 +218,7 @@ int ferry_admission_allow(ferry_admission *a)
 
 int ferry_admission_refuse(ferry_admission *a, const char *message)
 {
-    FERRY_ASSERT(!a->answered);
-    a->answered = 1;
+    answer(a);
     int rc = late(a);
     int bad = message != NULL && (strlen(message) > MAX_MESSAGE ||
                                   !ferry_utf8_valid(message, strlen(message)));

@@ -51,7 +51,7 @@ ferry_socket *sio_socket_new(sio_client *c, ferry_namespace *nsp, cJSON *auth)
     s->id[SIO_ID_LEN] = '\0';
     s->client = c;
     s->nsp = nsp;
-    s->refcnt = 1; /* the membership's */
+    ferry_life_init(&s->life); /* the membership's */
     s->state = SOCK_MIDDLEWARE;
     s->auth = auth;
     s->time_ms = ferry_wall_ms();
@@ -74,14 +74,19 @@ ferry_socket *sio_socket_new(sio_client *c, ferry_namespace *nsp, cJSON *auth)
 
 void sio_socket_retain(ferry_socket *s)
 {
-    s->refcnt++;
+    ferry_life_hold(&s->life);
 }
+
+static void socket_free(ferry_socket *s);
 
 void sio_socket_release(ferry_socket *s)
 {
-    FERRY_ASSERT(s->refcnt > 0);
-    if (--s->refcnt > 0)
-        return;
+    if (ferry_life_drop(&s->life))
+        socket_free(s);
+}
+
+static void socket_free(ferry_socket *s)
+{
     FERRY_ASSERT(s->state == SOCK_GONE);
     while (!ferry_list_empty(&s->in_acks)) {
         ferry_ack *a = ferry_list_entry(s->in_acks.next, ferry_ack, link);
@@ -106,7 +111,8 @@ static void drop(ferry_socket *s)
     ferry_list_remove(&s->client_link);
     s->client = NULL;
     s->state = SOCK_GONE;
-    sio_socket_release(s); /* the membership's */
+    if (ferry_life_close(&s->life)) /* the membership's reference */
+        socket_free(s);
 }
 
 void sio_socket_abandon(ferry_socket *s)

@@ -122,7 +122,9 @@ struct ferry_socket {
     sio_client *client;
     ferry_namespace *nsp;
     char id[SIO_ID_LEN + 1];
-    uint32_t refcnt;
+    /* The one lifetime rule (common/life.h): its own reference is the membership's, given up
+     * when it leaves its client (SOCK_GONE); a waiting middleware and every call out hold one. */
+    ferry_life life;
     sock_state state;
     mw_state mw;
     unsigned mw_next;
