@@ -4,7 +4,7 @@ import { Emitter } from "./emitter.mjs";
 import { Engine } from "./engine.mjs";
 
 const G = globalThis;
-const RESERVED = new Set(["connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener", "transport"]);
+const RESERVED = new Set(["connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener", "transport", "recovery_failed"]);
 const isBin = (d) => d instanceof ArrayBuffer || ArrayBuffer.isView(d) || (typeof Blob !== "undefined" && d instanceof Blob);
 const isObj = (d) => d && typeof d === "object";
 
@@ -273,7 +273,7 @@ export class Socket extends Emitter {
   onpacket(p) {
     switch (p.type) {
       case 0:
-        if (p.data?.sid) return this.onconnect(p.data.sid, p.data.pid);
+        if (p.data?.sid) return this.onconnect(p.data.sid, p.data.pid, p.data.notRecovered);
         return this.fire("connect_error", new Error("It seems you are trying to reach a Socket.IO server in v2.x with a v3.x client, but they are not compatible"));
       case 2:
       case 5: {
@@ -303,10 +303,13 @@ export class Socket extends Emitter {
     this.fire(...a);
     if (this._pid && typeof a[a.length - 1] === "string") this._off = a[a.length - 1];
   }
-  onconnect(id, pid) {
+  onconnect(id, pid, why) {
     this.id = id;
+    const tried = !!this._pid;
     this.recovered = !!pid && this._pid === pid;
     this._pid = pid;
+    // A reconnection that asked to recover and did not: the app must resync (docs/client.md).
+    if (tried && !this.recovered) this.fire("recovery_failed", { reason: typeof why === "string" ? why : pid ? "unknown" : "off" });
     this.connected = true;
     for (const a of this.recvBuffer.splice(0)) this.event(a);
     for (const p of this.sendBuffer.splice(0)) this.packet(p);
