@@ -1,19 +1,20 @@
 // The chat (examples/chat on tools/ferry) through the hostile-network lab's bad networks
-// (tests/lab/harness.mjs SCENARIOS, the tools/ferry-proxy ones): alice's browser goes through
-// the fault, bob's does not; both type a message every 400 ms for a few seconds while the fault
+// (tests/lab/harness.mjs SCENARIOS: tools/ferry-proxy faults, Debian's nginx setups, both):
+// alice's browser goes through the fault, bob's does not; both type a message every 400 ms for a few seconds while the fault
 // acts, and afterwards each page must show every message exactly once, each sender's in the
 // order sent, and alice's must all be taken by the server (no ○ left).
-// make test runs a subset; CHAT_LAB=all runs every ferry-proxy scenario of the lab.
+// make test runs a subset; CHAT_LAB=all runs every scenario of the lab.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { launchChromium } from "../lib/browser.mjs";
 import { startServer, bin } from "../lib/server.mjs";
 import { startProxy } from "../lib/proxy.mjs";
+import { startNginx } from "../lib/nginx.mjs";
 import { SCENARIOS } from "../lab/harness.mjs";
 
 const SUBSET = ["ws-refused", "ws-mute", "drops", "cut-long"];
 const all = process.env.CHAT_LAB === "all";
-const scenarios = SCENARIOS.filter((s) => s.proxy && !s.nginx && (all || SUBSET.includes(s.id)));
+const scenarios = SCENARIOS.filter((s) => all || SUBSET.includes(s.id));
 const SEND_MS = Number(process.env.CHAT_LAB_SECONDS ?? 4) * 1000;
 const WAIT = { timeout: 30000 };
 let browser;
@@ -58,11 +59,14 @@ for (const sc of scenarios) {
   test(`chat through "${sc.title}" (${sc.id}): nothing lost, duplicated or reordered`, async (t) => {
     const srv = await startServer(bin("tools/ferry/ferry"), ["--port", "0", "--static",
       "examples/chat", "--allow-publish", "message,typing", "--publish-rate", "0"]);
-    const proxy = await startProxy(srv.url, sc.proxy);
+    // As the lab builds it: nginx in front of ferry, the proxy in front of both.
+    let front = srv.url, ngx = null, proxy = null;
+    if (sc.nginx) front = (ngx = await startNginx(sc.nginx, front)).url;
+    if (sc.proxy) front = (proxy = await startProxy(front, sc.proxy)).url;
     const ctxA = await browser.newContext();
     const ctxB = await browser.newContext();
     try {
-      const a = await enter(ctxA, proxy.url, "alice");
+      const a = await enter(ctxA, front, "alice");
       const b = await enter(ctxB, srv.url, "bob");
       // Both type while the fault acts: "a1", "b1", "a2", ...
       const sent = { a: [], b: [] };
@@ -96,7 +100,8 @@ for (const sc of scenarios) {
     } finally {
       await ctxA.close();
       await ctxB.close();
-      await proxy.stop().catch(() => {});
+      await proxy?.stop().catch(() => {});
+      await ngx?.stop();
       assert.equal(await srv.stop(), 0);
     }
   });
