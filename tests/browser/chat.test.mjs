@@ -1,6 +1,7 @@
 // The chat demo (examples/chat) in headless Chromium, served by tools/ferry as `make run` does:
 // the shared suite of chat-suite.mjs (two users across rooms, history, typing, ticks, unread, an
-// outage; the README's screenshot), then what only tools/ferry offers: an HTTP publish reaching
+// outage; the README's screenshot), once more without connection-state recovery, then what only
+// tools/ferry offers: an HTTP publish reaching
 // both pages, each transport pinned, a server restart. ferry's own client
 // (/ferry/ferry.min.js) comes from ferry itself.
 import { test, before, after } from "node:test";
@@ -11,6 +12,11 @@ import { chatSuite, PING_ARGS } from "./chat-suite.mjs";
 
 chatSuite("tools/ferry", "chat", () => startServer(bin("tools/ferry/ferry"), ["--port", "0",
   "--static", "examples/chat", "--allow-publish", "message,typing", ...PING_ARGS]));
+// Without connection-state recovery (or after its window): the page joins its rooms again and
+// the relay's history fills the gap.
+chatSuite("tools/ferry --recovery-ms 0", null, () => startServer(bin("tools/ferry/ferry"), ["--port",
+  "0", "--static", "examples/chat", "--allow-publish", "message,typing", "--recovery-ms", "0",
+  ...PING_ARGS]));
 
 const TOKEN = "browser-test-token";
 const WAIT = { timeout: 10000 };
