@@ -1,44 +1,142 @@
-/* The adapter: rooms and broadcast for one namespace, behind a small ops table so that a Redis
- * adapter (several nodes) can replace the local one (Socket.IO's Adapter class).
+/* The adapter: rooms, membership and broadcast for one namespace, behind an ops table so that
+ * a Redis adapter (several nodes, issue 18) is a second implementation of the same interface
+ * (Socket.IO's Adapter class: addAll, del, delAll, broadcast, sockets, socketRooms,
+ * fetchSockets).
  *
- * The socket layer calls it only on the loop. A broadcast never calls user code: it only
- * queues the shared encoded packet to each recipient (STYLE.md smell 5). Membership links are
- * not owning: del_all() runs when a socket leaves, before it is freed. */
+ * Adapter interface
+ * -----------------
+ * Layering. lib/adapter includes lib/common and ferry.h only; it never sees the socket layer's
+ * structs. The socket layer (lib/socket) creates one adapter per namespace through the
+ * ferry_adapter_factory its server was given (the local one unless told otherwise), and hands
+ * it a ferry_adapter_host: one deliver callback and its context. A socket is known to the
+ * adapter by its id (a string, as in Socket.IO) and by an opaque ferry_socket pointer that the
+ * adapter stores and gives back to deliver() and fetch() without ever dereferencing it.
+ *
+ * Ownership. The adapter is the one owner of rooms and membership: which sockets of this node
+ * are in the namespace, which rooms each is in, the room names (copied on add), and whatever
+ * it needs to make a broadcast reach each socket once. The socket layer keeps no room state of
+ * its own; it asks (has, socket_rooms, fetch). Membership is not owning: a socket is a member
+ * from its first add_all() until del_all(), which the socket layer calls before the socket is
+ * freed; the adapter must then forget the pointer. A member may be in no room at all (it left
+ * its own id room) and still receives broadcasts to every socket. destroy() frees everything,
+ * members still present included (their sockets are gone by then).
+ *
+ * Broadcast. The socket layer encodes a packet once; broadcast() hands that same
+ * ferry_adapter_packet (the shared refcounted buffers, never a copy) to deliver() once per
+ * matching local socket: in any of target->rooms (all members when there are none), in none
+ * of target->except, not target->except_sid. Each socket at most once, whatever the number of
+ * matching rooms it is in. broadcast() returns the number of sockets for which deliver()
+ * returned 1: that is the client count Socket.IO's broadcastWithAck reports, and a
+ * broadcast-with-ack would register its ack inside deliver() per socket. A deliver() error
+ * of -FERRY_ENOMEM stops the broadcast and is returned; other errors only skip that socket.
+ * An implementation that spans nodes also forwards the packet (unless FERRY_ADAPTER_LOCAL),
+ * encoded once per node, and delivers what it receives from other nodes locally in the same
+ * way with FERRY_ADAPTER_LOCAL set.
+ *
+ * Callback timing. deliver() and fetch()'s visitor run synchronously inside broadcast() and
+ * fetch(), on the loop, and never later. They may remove members and memberships (del,
+ * del_all: a session that closes during delivery), including the one being visited; the
+ * adapter must stay consistent, must not hand a removed member to deliver() afterwards, and a
+ * socket added during the walk does not receive that broadcast. They must not start another
+ * broadcast or fetch on the same adapter (asserted). Nothing else calls back: add_all, del,
+ * del_all and the queries never call the host.
+ *
+ * Not in the interface yet (issue 18 adds them with the Redis adapter, asynchronous and with
+ * a timeout): queries across nodes (Socket.IO's fetchSockets/serverCount across the cluster),
+ * serverSideEmit, addSockets/delSockets/disconnectSockets from another node, and persisting
+ * recovery sessions. ferry's public API has no broadcast-with-ack and no "local" flag today;
+ * FERRY_ADAPTER_LOCAL exists for the Redis adapter's own use. */
 #ifndef FERRY_ADAPTER_ADAPTER_H
 #define FERRY_ADAPTER_ADAPTER_H
 
 #include <stddef.h>
 
+#include "common/buf.h"
 #include "ferry.h"
 
-struct sio_encoded;
+/* A socket is in at most this many rooms, its own id room included (ferry.h documents 256). */
+#define FERRY_ADAPTER_MAX_ROOMS_PER_SOCKET 256
+
 typedef struct ferry_adapter ferry_adapter;
+
+/* One encoded packet: the Engine.IO message, then its binary attachments, each a refcounted
+ * buffer built once by the socket layer. The adapter passes it on as it is; to keep a buffer
+ * past the call (a queue, a write to Redis), retain it. */
+typedef struct ferry_adapter_packet {
+    ferry_buf *const *bufs;
+    size_t n;
+} ferry_adapter_packet;
+
+enum {
+    FERRY_ADAPTER_VOLATILE = 1u << 0, /* passed to deliver(): drop where the client is behind */
+    FERRY_ADAPTER_LOCAL = 1u << 1,    /* this node only: do not forward to other nodes */
+};
+
+/* The recipients of a broadcast or a fetch (Socket.IO's BroadcastOptions). Every pointer is
+ * borrowed for the duration of the call. */
+typedef struct ferry_adapter_target {
+    const char *const *rooms; /* sockets in any of these; nrooms 0: every member */
+    size_t nrooms;
+    const char *const *except; /* minus sockets in any of these */
+    size_t nexcept;
+    const char *except_sid; /* minus this one socket (socket.broadcast's sender); NULL: none */
+    unsigned flags;         /* FERRY_ADAPTER_* */
+} ferry_adapter_target;
+
+/* What the socket layer gives an adapter: its one way to reach a socket. */
+typedef struct ferry_adapter_host {
+    /* Queue the shared packet to socket s (a member given to add_all()). flags are the
+     * target's. Returns 1 when handed over (or dropped because volatile: it counts as sent),
+     * 0 when s takes no broadcast now (disconnecting), or a negative error. */
+    int (*deliver)(void *ctx, ferry_socket *s, const ferry_adapter_packet *pkt, unsigned flags);
+    void *ctx;
+} ferry_adapter_host;
+
+/* A fetch() visitor: called once per matching socket; a nonzero return stops the walk and is
+ * what fetch() returns. */
+typedef int (*ferry_adapter_visit_cb)(void *ud, ferry_socket *s);
 
 typedef struct ferry_adapter_ops {
     const char *name;
-    /* Add s to room (copied). 0 when done or already in; -FERRY_ELIMIT, -FERRY_ENOMEM. */
-    int (*add)(ferry_adapter *a, ferry_socket *s, const char *room);
-    /* Remove s from room; nothing when it is not in. */
-    void (*del)(ferry_adapter *a, ferry_socket *s, const char *room);
-    /* Remove s from every room (it is leaving the namespace). */
-    void (*del_all)(ferry_adapter *a, ferry_socket *s);
-    int (*has)(ferry_adapter *a, const ferry_socket *s, const char *room);
-    /* The rooms of s into out[0..max); returns the total. */
-    size_t (*socket_rooms)(ferry_adapter *a, const ferry_socket *s, const char **out, size_t max);
-    /* The sockets in room (NULL: every socket of the namespace) into out[0..max); returns the
-     * total. */
-    size_t (*sockets)(ferry_adapter *a, const char *room, ferry_socket **out, size_t max);
-    /* Queue pkt to the recipients b describes, each once. Returns how many, or an error. */
-    int (*broadcast)(ferry_adapter *a, const struct sio_encoded *pkt, const ferry_bcast *b);
+    /* Make socket s, known as sid, a member (if it is not yet) and add it to rooms[0..n)
+     * (names copied; duplicates and rooms it is in already are fine). All or nothing: on
+     * error nothing changed. 0, -FERRY_EINVAL (sid a member with another socket),
+     * -FERRY_ELIMIT (over FERRY_ADAPTER_MAX_ROOMS_PER_SOCKET rooms) or -FERRY_ENOMEM. */
+    int (*add_all)(ferry_adapter *a, ferry_socket *s, const char *sid, const char *const *rooms,
+                   size_t n);
+    /* Remove sid from room; nothing when it is not in. It stays a member. */
+    void (*del)(ferry_adapter *a, const char *sid, const char *room);
+    /* Remove sid from every room and forget it (it leaves the namespace). */
+    void (*del_all)(ferry_adapter *a, const char *sid);
+    /* Is sid in room? */
+    int (*has)(ferry_adapter *a, const char *sid, const char *room);
+    /* The rooms of sid, in the order it joined them, into out[0..max); returns the total.
+     * The strings live until sid leaves the room. */
+    size_t (*socket_rooms)(ferry_adapter *a, const char *sid, const char **out, size_t max);
+    /* Visit this node's sockets that match t (flags ignored), each once, in join order for a
+     * single room. Returns 0 or the visitor's nonzero return. */
+    int (*fetch)(ferry_adapter *a, const ferry_adapter_target *t, ferry_adapter_visit_cb cb,
+                 void *ud);
+    /* Deliver pkt to the sockets t describes (see "Broadcast" above). Returns how many took
+     * it, or -FERRY_ENOMEM. */
+    int (*broadcast)(ferry_adapter *a, const ferry_adapter_packet *pkt,
+                     const ferry_adapter_target *t);
     void (*destroy)(ferry_adapter *a);
 } ferry_adapter_ops;
 
 struct ferry_adapter {
     const ferry_adapter_ops *ops;
-    ferry_namespace *nsp;
 };
 
-/* The in-process adapter (adapter/local.c). NULL when out of memory. */
-ferry_adapter *ferry_adapter_local_new(ferry_namespace *nsp);
+/* Creates the adapter of one namespace. nsp (its name) and host are copied. ud is the
+ * factory's. Returns 0 with *out set, or a negative error (-FERRY_ENOMEM). */
+typedef struct ferry_adapter_factory {
+    const char *name;
+    int (*create)(void *ud, const char *nsp, const ferry_adapter_host *host, ferry_adapter **out);
+    void *ud;
+} ferry_adapter_factory;
+
+/* The in-process adapter (adapter/local.c): every socket of the namespace is on this node. */
+extern const ferry_adapter_factory ferry_adapter_local;
 
 #endif

@@ -99,6 +99,7 @@ int ferry_server_new(uv_loop_t *loop, const ferry_server_config *cfg, ferry_serv
     if (srv == NULL)
         return -FERRY_ENOMEM;
     srv->loop = loop;
+    srv->adapters = &ferry_adapter_local;
     srv->cfg = *cfg;
     srv->cfg.path = ferry_mem_strdup(cfg->path);
     srv->cfg.static_root = NULL;
@@ -289,7 +290,7 @@ static ferry_sio *server_sio(ferry_server *srv)
         return srv->sio;
     if (ferry_engine_session_hook(srv->engine) != NULL || srv->closing)
         return NULL; /* the engine level is in use */
-    ferry_sio *sio = sio_new(srv, srv->engine);
+    ferry_sio *sio = sio_new(srv, srv->engine, srv->adapters);
     if (sio == NULL)
         return NULL;
     srv->sio = sio;
@@ -305,6 +306,16 @@ ferry_namespace *ferry_of(ferry_server *srv, const char *name)
         return NULL;
     ferry_sio *sio = server_sio(srv);
     return sio != NULL ? sio_of(sio, full) : NULL;
+}
+
+int ferry_server_set_adapter(ferry_server *srv, const ferry_adapter_factory *f)
+{
+    if (srv == NULL || f == NULL || f->create == NULL)
+        return -FERRY_EINVAL;
+    if (srv->sio != NULL || ferry_engine_session_hook(srv->engine) != NULL || srv->closing)
+        return -FERRY_EBUSY;
+    srv->adapters = f;
+    return 0;
 }
 
 int ferry_server_on_namespace_request(ferry_server *srv, ferry_namespace_request_cb cb,

@@ -13,6 +13,7 @@
 
 #include <uv.h>
 
+#include "adapter/adapter.h"
 #include "common/timerwheel.h"
 #include "engine/engine.h"
 #include "http/http.h"
@@ -27,11 +28,18 @@ struct ferry_server {
     ferry_wheel wheel;
     ferry_engine *engine;
     ferry_sio *sio; /* the Socket.IO layer, once the application asked for a namespace */
+    const ferry_adapter_factory *adapters; /* makes each namespace's adapter (rooms) */
     void *data;
     int closing;
     unsigned open_handles; /* wheel timer + the engine's prepare, closed last */
     ferry_close_cb close_cb;
     void *close_ud;
 };
+
+/* Make the namespaces' adapters with f (borrowed for the server's life) instead of the local
+ * one: the seam where a Redis adapter (issue 18) plugs in; not public until that issue gives
+ * it a public form. Before the first ferry_of(): 0, -FERRY_EINVAL (f or f->create NULL) or
+ * -FERRY_EBUSY (the Socket.IO layer exists already, or the engine level is in use). */
+int ferry_server_set_adapter(ferry_server *srv, const ferry_adapter_factory *f);
 
 #endif

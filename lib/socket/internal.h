@@ -29,6 +29,9 @@ void sio_client_close_after_drain(sio_client *c);
 ferry_socket *sio_socket_new(sio_client *c, ferry_namespace *nsp, cJSON *auth);
 void sio_socket_retain(ferry_socket *s);
 void sio_socket_release(ferry_socket *s);
+/* Add s to room through the adapter, whatever its state (connecting, a recovery rejoining);
+ * 0, -FERRY_ELIMIT or -FERRY_ENOMEM. */
+int sio_socket_join(ferry_socket *s, const char *room);
 /* Run the namespace's middlewares, then connect (s is referenced by the caller). */
 void sio_socket_start(ferry_socket *s);
 /* The socket leaves: ack callbacks fail, the disconnect callback runs, rooms are left.

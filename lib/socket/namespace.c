@@ -86,6 +86,18 @@ void sio_free(ferry_sio *sio)
     ferry_mem_free(sio);
 }
 
+/* The adapter's one way to a socket: queue the broadcast's shared packet to it. */
+static int deliver(void *ctx, ferry_socket *s, const ferry_adapter_packet *pkt, unsigned flags)
+{
+    (void)ctx;
+    if (!sio_socket_live(s))
+        return 0;
+    /* A view of the broadcaster's buffers: the queue takes its own references. */
+    sio_encoded e = {.n = pkt->n, .bufs = (ferry_buf **)pkt->bufs};
+    int rc = sio_socket_queue(s, &e, (flags & FERRY_ADAPTER_VOLATILE) != 0);
+    return rc == 0 ? 1 : rc;
+}
+
 static ferry_namespace *nsp_new(ferry_sio *sio, const char *name)
 {
     ferry_namespace *nsp = ferry_mem_calloc(1, sizeof(*nsp));
@@ -96,8 +108,9 @@ static ferry_namespace *nsp_new(ferry_sio *sio, const char *name)
     ferry_list_init(&nsp->log);
     ferry_list_init(&nsp->saved);
     nsp->name = ferry_mem_strdup(name);
-    nsp->adapter = ferry_adapter_local_new(nsp);
-    if (nsp->name == NULL || nsp->adapter == NULL) {
+    ferry_adapter_host host = {.deliver = deliver, .ctx = nsp};
+    const ferry_adapter_factory *f = sio->adapter_factory;
+    if (nsp->name == NULL || f->create(f->ud, nsp->name, &host, &nsp->adapter) != 0) {
         nsp_free(nsp);
         return NULL;
     }
@@ -106,13 +119,14 @@ static ferry_namespace *nsp_new(ferry_sio *sio, const char *name)
     return nsp;
 }
 
-ferry_sio *sio_new(ferry_server *owner, ferry_engine *eng)
+ferry_sio *sio_new(ferry_server *owner, ferry_engine *eng, const ferry_adapter_factory *adapters)
 {
     ferry_sio *sio = ferry_mem_calloc(1, sizeof(*sio));
     if (sio == NULL)
         return NULL;
     sio->srv = owner;
     sio->engine = eng;
+    sio->adapter_factory = adapters;
     ferry_list_init(&sio->clients);
     ferry_list_init(&sio->waiting);
     /* The main namespace always exists, as in Socket.IO. */
@@ -199,19 +213,49 @@ int ferry_namespace_on(ferry_namespace *nsp, const char *event, ferry_event_cb c
     return sio_handlers_set(&nsp->handlers, event, cb, user_data, (size_t)-1);
 }
 
+typedef struct collect {
+    ferry_socket **out;
+    size_t max;
+    size_t n;
+    const char *id; /* looking for this socket only */
+} collect;
+
+static int collect_one(void *ud, ferry_socket *s)
+{
+    collect *c = ud;
+    if (!sio_socket_live(s))
+        return 0;
+    if (c->id != NULL) {
+        /* The room named by a socket id could also have been joined by others: check. */
+        if (strcmp(s->id, c->id) != 0)
+            return 0;
+        c->out[0] = s;
+        return 1;
+    }
+    if (c->n < c->max)
+        c->out[c->n] = s;
+    c->n++;
+    return 0;
+}
+
 size_t ferry_namespace_sockets(ferry_namespace *nsp, const char *room, ferry_socket **out,
                                size_t max)
 {
-    return nsp->adapter->ops->sockets(nsp->adapter, room, out, max);
+    collect c = {out, max, 0, NULL};
+    ferry_adapter_target t = {.rooms = &room, .nrooms = room != NULL};
+    nsp->adapter->ops->fetch(nsp->adapter, &t, collect_one, &c);
+    return c.n;
 }
 
 ferry_socket *ferry_namespace_socket(ferry_namespace *nsp, const char *id)
 {
     ferry_socket *s = NULL;
-    if (id == NULL || nsp->adapter->ops->sockets(nsp->adapter, id, &s, 1) == 0)
+    if (id == NULL)
         return NULL;
-    /* The room named by a socket id could also have been joined by others: check. */
-    return strcmp(s->id, id) == 0 ? s : NULL;
+    collect c = {&s, 1, 0, id};
+    ferry_adapter_target t = {.rooms = &id, .nrooms = 1};
+    nsp->adapter->ops->fetch(nsp->adapter, &t, collect_one, &c);
+    return s;
 }
 
 /* ------------------------------------------------------------------ broadcasts */
@@ -271,8 +315,19 @@ int ferry_bcast_emit(const ferry_bcast *b, const char *event, const cJSON *args)
             sio_encoded_release(&e);
             return -FERRY_ETOOBIG;
         }
-    b->nsp->sio->depth++; /* rooms must not change while the adapter walks them */
-    rc = b->nsp->adapter->ops->broadcast(b->nsp->adapter, &e, b);
+    ferry_adapter_target t = {
+        .rooms = b->to,
+        .nrooms = b->nto,
+        .except = b->except,
+        .nexcept = b->nexcept,
+        .except_sid = b->exclude != NULL ? b->exclude->id : NULL,
+        .flags = (b->flags & FERRY_BCAST_VOLATILE) ? FERRY_ADAPTER_VOLATILE : 0,
+    };
+    ferry_adapter_packet pkt = {e.bufs, e.n};
+    /* No user callback runs inside: a session that closes during delivery finishes its close
+     * on the next tick (client.c). */
+    b->nsp->sio->depth++;
+    rc = b->nsp->adapter->ops->broadcast(b->nsp->adapter, &pkt, &t);
     b->nsp->sio->depth--;
     sio_encoded_release(&e);
     return rc;

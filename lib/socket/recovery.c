@@ -400,7 +400,7 @@ void sio_recovery_rejoin(ferry_socket *s)
     if (sv == NULL)
         return;
     for (size_t i = 1; i < sv->nrooms; i++) /* rooms[0] is its own id, joined already */
-        s->nsp->adapter->ops->add(s->nsp->adapter, s, sv->rooms[i]);
+        sio_socket_join(s, sv->rooms[i]);
 }
 
 void sio_recovery_replay(ferry_socket *s)

@@ -5,15 +5,18 @@
 #ifndef FERRY_SOCKET_SIO_H
 #define FERRY_SOCKET_SIO_H
 
+#include "adapter/adapter.h"
 #include "engine/engine.h"
 #include "ferry.h"
 
 typedef struct ferry_sio ferry_sio;
 
 /* The layer on eng, with its main namespace "/"; owner is the server handed to callbacks
- * (ferry_namespace_server(), namespace requests). NULL when out of memory. The caller then
- * installs sio_on_session as eng's session hook with the layer as its user data. */
-ferry_sio *sio_new(ferry_server *owner, ferry_engine *eng);
+ * (ferry_namespace_server(), namespace requests); adapters makes each namespace's adapter
+ * (borrowed for the layer's life; &ferry_adapter_local for one process). NULL when out of
+ * memory. The caller then installs sio_on_session as eng's session hook with the layer as its
+ * user data. */
+ferry_sio *sio_new(ferry_server *owner, ferry_engine *eng, const ferry_adapter_factory *adapters);
 /* The engine's session hook: a new Engine.IO session becomes a Socket.IO client. */
 void sio_on_session(ferry_session *s, void *ud);
 /* Free the layer once the engine closed every session (the server is being freed). */

@@ -60,7 +60,6 @@ ferry_socket *sio_socket_new(sio_client *c, ferry_namespace *nsp, cJSON *auth)
     ferry_list_init(&s->wait_link);
     ferry_list_init(&s->out_acks);
     ferry_list_init(&s->in_acks);
-    ferry_list_init(&s->rooms);
     ferry_timer_init(&s->defer, on_defer);
     ferry_list_insert_tail(&c->sockets, &s->client_link);
     c->nsockets++;
@@ -397,7 +396,7 @@ static void do_connect(ferry_socket *s)
 {
     sio_client *c = s->client;
     ferry_namespace *nsp = s->nsp;
-    if (nsp->adapter->ops->add(nsp->adapter, s, s->id) != 0) {
+    if (sio_socket_join(s, s->id) != 0) {
         ferry_engine_close_session(c->session, FERRY_REASON_TRANSPORT_ERROR, 0);
         return;
     }
@@ -512,7 +511,7 @@ void sio_socket_close(ferry_socket *s, ferry_reason reason, int notify)
     if (s->on_disconnect != NULL)
         s->on_disconnect(s, reason, s->on_disconnect_ud);
     sio_recovery_save(s, reason); /* with the rooms it has after "disconnecting" */
-    s->nsp->adapter->ops->del_all(s->nsp->adapter, s);
+    s->nsp->adapter->ops->del_all(s->nsp->adapter, s->id);
     ferry_list_remove(&s->nsp_link);
     s->nsp->nsockets--;
     c->nconnected--;
@@ -574,7 +573,15 @@ int ferry_socket_connected(const ferry_socket *s)
     return s->state == SOCK_CONNECTED;
 }
 
-/* ------------------------------------------------------------------ rooms and accessors */
+/* ------------------------------------------------------------------ rooms and accessors
+ *
+ * The namespace's adapter owns rooms and membership; a socket is known to it by its id. */
+
+int sio_socket_join(ferry_socket *s, const char *room)
+{
+    ferry_adapter *a = s->nsp->adapter;
+    return a->ops->add_all(a, s, s->id, &room, 1);
+}
 
 static int room_call_ok(const ferry_socket *s, const char *room)
 {
@@ -590,25 +597,25 @@ static int room_call_ok(const ferry_socket *s, const char *room)
 int ferry_socket_join(ferry_socket *s, const char *room)
 {
     int rc = room_call_ok(s, room);
-    return rc != 0 ? rc : s->nsp->adapter->ops->add(s->nsp->adapter, s, room);
+    return rc != 0 ? rc : sio_socket_join(s, room);
 }
 
 int ferry_socket_leave(ferry_socket *s, const char *room)
 {
     int rc = room_call_ok(s, room);
     if (rc == 0)
-        s->nsp->adapter->ops->del(s->nsp->adapter, s, room);
+        s->nsp->adapter->ops->del(s->nsp->adapter, s->id, room);
     return rc;
 }
 
 int ferry_socket_in(const ferry_socket *s, const char *room)
 {
-    return room != NULL && s->nsp->adapter->ops->has(s->nsp->adapter, s, room);
+    return room != NULL && s->nsp->adapter->ops->has(s->nsp->adapter, s->id, room);
 }
 
 size_t ferry_socket_rooms(const ferry_socket *s, const char **out, size_t max)
 {
-    return s->nsp->adapter->ops->socket_rooms(s->nsp->adapter, s, out, max);
+    return s->nsp->adapter->ops->socket_rooms(s->nsp->adapter, s->id, out, max);
 }
 
 const char *ferry_socket_id(const ferry_socket *s)

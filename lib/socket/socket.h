@@ -21,7 +21,7 @@
 #define SIO_MAX_SOCKET_HANDLERS 64
 #define SIO_MAX_PENDING_ACKS 1024 /* each way: our emits waiting, the client's unanswered */
 #define SIO_MAX_SOCKETS_PER_CLIENT 256 /* namespaces one session may join */
-#define SIO_MAX_ROOMS_PER_SOCKET 256
+#define SIO_MAX_ROOMS_PER_SOCKET FERRY_ADAPTER_MAX_ROOMS_PER_SOCKET
 #define SIO_ID_LEN 20
 
 typedef struct sio_handler {
@@ -51,7 +51,7 @@ struct ferry_namespace {
     sio_handlers handlers;
     ferry_list sockets; /* connected sockets (ferry_socket.nsp_link) */
     size_t nsockets;
-    ferry_adapter *adapter;
+    ferry_adapter *adapter; /* owns the rooms and who is in them */
     void *data;
     /* Connection-state recovery (recovery.c): sent packets and lost sockets. */
     ferry_list log;
@@ -77,7 +77,7 @@ struct ferry_sio {
     void *on_request_ud;
     ferry_list clients;
     ferry_list waiting; /* sockets whose middleware decides later (ferry_socket.wait_link) */
-    uint64_t bcast_epoch;
+    const ferry_adapter_factory *adapter_factory; /* makes each namespace's adapter */
     /* Inside a send or a broadcast: a session that closes now (its queue overflowed, and a
      * polling transport closes at once) must not run callbacks or unlink sockets from rooms
      * under the caller's feet; its close is finished on the next wheel tick instead. */
@@ -146,11 +146,6 @@ struct ferry_socket {
     ferry_list in_acks;  /* the client's ack requests not answered yet (ferry_ack.link) */
     unsigned nin_acks;
     ferry_timer defer;   /* runs a deferred disconnect */
-    /* The adapter's: memberships of this socket, and a mark that makes a broadcast to
-     * several rooms reach each socket once. */
-    ferry_list rooms;
-    unsigned nrooms;
-    uint64_t bcast_mark;
     /* Connection-state recovery: the private id the client resumes with, and what a restore
      * found, until the socket connects. */
     char pid[SIO_ID_LEN + 1];
@@ -164,7 +159,8 @@ struct ferry_socket {
 /* Queue an encoded packet to the socket's session. volatile_: drop it (returning 0) when the
  * client cannot take it right now. Returns 0 or a negative error. */
 int sio_socket_queue(ferry_socket *s, const sio_encoded *e, int volatile_);
-/* Is the socket a valid broadcast recipient? */
+/* Is the socket a valid broadcast recipient? (It may be in rooms and not be one: between
+ * ferry_socket_disconnect() and the end of its disconnect callback.) */
 static inline int sio_socket_live(const ferry_socket *s)
 {
     return s->state == SOCK_CONNECTED;
