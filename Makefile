@@ -12,7 +12,7 @@ PORT ?= 8080
 RUN_DIR := build
 TEST_DIR := build-test
 
-.PHONY: all build run test deps-build deps-run deps-test test-build conformance fuzz clean bench \
+.PHONY: all build run test chaos deps-build deps-run deps-test test-build conformance fuzz clean bench \
 	bench-tls lab transport-lab chat-server screenshots
 
 all: build
@@ -74,6 +74,12 @@ lab: test-build
 LAB_PORT ?= 8090
 transport-lab: deps-run build
 	@exec node examples/transport-lab/lab.mjs --build $(RUN_DIR) --port $(LAB_PORT)
+
+# The long chaos run (tests/e2e/chaos.mjs; make test runs a 30 s one): ferry-proxy cuts at
+# random while ferry's client sends CHAOS_COUNT numbered messages each way per transport.
+CHAOS_COUNT ?= 10000
+chaos: test-build
+	@FERRY_BUILD_DIR=$(TEST_DIR) node tests/e2e/chaos.mjs --count $(CHAOS_COUNT) --seconds 900
 
 # The examples' README screenshots (examples/*/screenshot.png), taken by their browser tests in
 # headless Chromium once each test has checked what the page shows.
