@@ -574,8 +574,13 @@ static int sse_event(h_client *c, char *out, size_t cap)
         if (end == NULL) {
             if (c->eof)
                 return 0;
-            if (!sse_wait(c, "\n\n"))
+            if (!sse_wait(c, "\n\n")) {
+                /* Neither an event nor the end: a stream left hanging (allocation-failure
+                 * runs accept it: the client gives up, see sse_recv). */
+                if (!c->eof && !W.tolerant)
+                    fail_msg("the stream neither sent an event nor ended");
                 return 0;
+            }
             continue;
         }
         size_t n = (size_t)(end + 2 - c->in);
