@@ -31,6 +31,7 @@ let nick = "";
 let online = false;
 let everConnected = false;
 let lastTyping = 0;
+let resync = ""; // why the last reconnection was not recovered (ferry's recovery_failed)
 
 const REASONS = { // ferry's client's reason codes (docs/client.md), in words
   start: "first transport of the session", forced: "the only transport allowed",
@@ -294,6 +295,8 @@ function connect() {
   window.chatSocket = socket; // for the browser tests
   socket.on("transport", showTransport);
   socket.io.on("reconnect_attempt", () => setStatus("reconnecting…", false));
+  // The server could not restore our session (expired, gap, off...): the rejoin below resyncs.
+  socket.on("recovery_failed", (e) => (resync = e?.reason || "unknown"));
 
   socket.on("connect", async () => {
     const again = everConnected;
@@ -307,7 +310,8 @@ function connect() {
     for (const o of outbox) o.m.inFlight = false; // answers on the old session will not come
     online = true;
     flushOutbox();
-    setStatus(socket.recovered ? "online (recovered)" : "online", true);
+    setStatus(socket.recovered ? "online (recovered)" : resync ? `online (resynced: ${resync})` : "online", true);
+    resync = "";
     renderMembers();
   });
   socket.on("disconnect", (reason) => {

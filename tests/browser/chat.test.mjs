@@ -145,8 +145,12 @@ test("the server restarts: both pages reconnect, join their rooms again and go o
   s1 = await startServer(bin("tools/ferry/ferry"), args(port));
   try {
     for (const p of [a.page, b.page])
-      await p.waitForFunction(() => document.querySelector("#status").textContent === "online",
+      await p.waitForFunction(() => document.querySelector("#status").textContent.startsWith("online"),
         null, { timeout: 15000 });
+    // Recovery is on, but a restarted server knows no session: the page says it resynced
+    // (docs/client.md's reason is "expired"; a client that holds an offset hears "invalid").
+    for (const p of [a.page, b.page])
+      assert.match(await p.textContent("#status"), /^online \(resynced: (expired|invalid)\)$/);
     await waitMembers(a.page, ["erin", "frank"]);
     await waitMembers(b.page, ["erin", "frank"]);
     await a.page.fill("#message", "still here?");
