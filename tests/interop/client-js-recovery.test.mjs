@@ -87,8 +87,10 @@ test("ferry's client past the window: recovered === false and recovery_failed {r
     await until(a, "connect");
     const id = a.id;
     const gone = srv.disconnectOf(id, 10000);
+    const down = until(a, "disconnect");
     a.emit("close-session");
     await gone;
+    await down;
     await new Promise((r) => setTimeout(r, 700)); // /short keeps a lost socket 300 ms
     const failed = until(a, "recovery_failed");
     const back = until(a, "connect");
@@ -118,5 +120,26 @@ test("ferry's client with a server that has recovery off: recovery_failed {reaso
   } finally {
     a.disconnect();
     assert.equal(await off.stop(), 0);
+  }
+});
+
+test("ferry's client with an offset the server never gave: recovery_failed {reason: 'invalid'}", async () => {
+  const a = io(srv.url, { WebSocket: WS, storage: null, forceNew: true, reconnection: false, transports: ["websocket"] });
+  try {
+    await until(a, "connect");
+    const id = a.id;
+    const gone = srv.disconnectOf(id, 10000);
+    const down = until(a, "disconnect");
+    a.emit("close-session");
+    await gone;
+    await down;
+    a._off = "not-a-number";
+    const failed = until(a, "recovery_failed");
+    a.connect();
+    assert.deepEqual(await failed, { reason: "invalid" });
+    assert.equal(a.recovered, false);
+    assert.notEqual(a.id, id);
+  } finally {
+    a.disconnect();
   }
 });
