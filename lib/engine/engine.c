@@ -554,8 +554,16 @@ static int on_probe_packet(ferry_session *s, ferry_transport *t, int type, const
         ferry_buf *pong = eio_packet_new(EIO_PONG, "probe", 5);
         int rc = pong ? t->ops->send_now(t, pong) : -FERRY_ENOMEM;
         ferry_buf_release(pong);
-        if (rc != 0)
+        if (rc != 0) {
+            /* No "3probe" (out of memory): the upgrade fails now, the probe is closed, and
+             * the client falls back at once instead of waiting for its probe deadline with a
+             * transport that will never answer (seen by tests/unit/transports/test_probe.c). */
+            FERRY_LOG(FERRY_LOG_WARN, "engine", s->sid, "probe answer: %s: closing the probe",
+                      ferry_strerror(rc));
+            if (s->probe == t)
+                t->ops->close(t, FERRY_REASON_TRANSPORT_ERROR);
             return rc;
+        }
         /* The old transport now takes nothing: a pending poll is ended with a noop. */
         s->upgrade = UPGRADE_UPGRADING;
         mark_dirty(s);

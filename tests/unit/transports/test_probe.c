@@ -140,11 +140,79 @@ static void close_after_upgrade_sse(void **state)
     close_after_upgrade(&tr_sse, ACT_CLOSE_SERVER);
 }
 
+/* Handshake on long-polling, probe d, upgrade, a message and its echo on the new transport,
+ * then "bye", which the message callback answers by closing the session: 1 when all of it
+ * went through. Under allocation failure any step may end cleanly instead (an error status,
+ * the probe refused or closed, the session closed). */
+static int probe_cycle(h_server *h, const tr_driver *d)
+{
+    h_response r;
+    char sid[64], q[128], pq[128], p[512];
+    int st = tr_http(h, "GET", "transport=polling&ferry=1", NULL, NULL, &r, NULL);
+    assert_true(st == 200 || st == 0 || st == 503);
+    if (st != 200 || strncmp(r.body, "0{", 2) != 0)
+        return 0;
+    tr_sid_of(r.body, sid, sizeof(sid));
+    tr_client *k = tr_client_new(h, d);
+    snprintf(k->sid, sizeof(k->sid), "%s", sid);
+    snprintf(q, sizeof(q), "transport=%s&sid=%s", d->name, sid);
+    snprintf(pq, sizeof(pq), "transport=sse&sid=%s", sid);
+    int ok = 0;
+    k->c = hc_connect(h);
+    if (d == &tr_websocket) {
+        st = ws_upgrade(k->c, q, NULL, NULL);
+        assert_true(st == 101 || st == 0 || st == 400 || st == 503);
+        if (st != 101)
+            goto done;
+        tr_send1(k, "2probe");
+    } else {
+        st = sse_stream(k->c, q, NULL, NULL);
+        assert_true(st == 200 || st == 0 || st == 400 || st == 503);
+        if (st != 200)
+            goto done;
+        tr_send1(k, "2probe");
+        if (k->ended)
+            goto done;
+    }
+    if (!d->recv(k, p, sizeof(p)) || strcmp(p, "3probe") != 0)
+        goto done; /* the probe failed: the session stays on polling */
+    if (d == &tr_websocket) {
+        tr_send1(k, "5");
+    } else {
+        st = tr_http(h, "POST", pq, "5", NULL, &r, NULL);
+        if (st != 200)
+            goto done;
+    }
+    tr_send1(k, "4hello");
+    if (k->ended || !d->recv(k, p, sizeof(p)) || strcmp(p, "1") == 0)
+        goto done;
+    assert_string_equal(p, "4hello");
+    tr_send1(k, "4bye");
+    if (k->ended)
+        goto done;
+    assert_true(tr_until_end(k, NULL));
+    ok = 1;
+done:
+    tr_client_free(k);
+    return ok;
+}
+
+static void nomem_probe_websocket(void **state)
+{
+    (void)state;
+    tr_nomem_with(&tr_websocket, probe_cycle);
+}
+
+static void nomem_probe_sse(void **state)
+{
+    (void)state;
+    tr_nomem_with(&tr_sse, probe_cycle);
+}
+
 static const struct CMUnitTest tests[] = {
-    cmocka_unit_test(close_while_probing_websocket),
-    cmocka_unit_test(close_while_probing_sse),
-    cmocka_unit_test(close_after_upgrade_websocket),
-    cmocka_unit_test(close_after_upgrade_sse),
+    cmocka_unit_test(close_while_probing_websocket), cmocka_unit_test(close_while_probing_sse),
+    cmocka_unit_test(close_after_upgrade_websocket), cmocka_unit_test(close_after_upgrade_sse),
+    cmocka_unit_test(nomem_probe_websocket),         cmocka_unit_test(nomem_probe_sse),
 };
 
 FERRY_TEST_MAIN(tests)
