@@ -209,10 +209,16 @@ static void nomem_probe_sse(void **state)
     tr_nomem_with(&tr_sse, probe_cycle);
 }
 
+/* One case per line: CMake registers each line's case with ctest. */
+/* clang-format off */
 static const struct CMUnitTest tests[] = {
-    cmocka_unit_test(close_while_probing_websocket), cmocka_unit_test(close_while_probing_sse),
-    cmocka_unit_test(close_after_upgrade_websocket), cmocka_unit_test(close_after_upgrade_sse),
-    cmocka_unit_test(nomem_probe_websocket),         cmocka_unit_test(nomem_probe_sse),
+    cmocka_unit_test(close_while_probing_websocket),
+    cmocka_unit_test(close_while_probing_sse),
+    cmocka_unit_test(close_after_upgrade_websocket),
+    cmocka_unit_test(close_after_upgrade_sse),
+    cmocka_unit_test(nomem_probe_websocket),
+    cmocka_unit_test(nomem_probe_sse),
 };
+/* clang-format on */
 
 FERRY_TEST_MAIN(tests)
