@@ -276,11 +276,11 @@ test("binary attachment bombs: placeholders without attachments, huge counts", a
 });
 
 test("decompression bomb on permessage-deflate: refused (tools/ferry does not negotiate it)", async () => {
+  // A raw frame with RSV1 set carrying 50 MB of zeros deflated: not agreed, so 1002. Built
+  // before the attack and its good client start: deflating 50 MB blocks this process for
+  // seconds on a loaded machine, past the 3 s ping deadline of every client in it.
+  const z = zlib.deflateRawSync(Buffer.alloc(50e6), { level: 9 });
   await underAttack("deflate bomb", async () => {
-    // A raw frame with RSV1 set carrying 50 MB of zeros deflated: not agreed, so 1002. Built
-    // before the connection opens: deflating 50 MB blocks this process for seconds on a loaded
-    // machine, longer than the 3 s ping deadline of a client that cannot answer meanwhile.
-    const z = zlib.deflateRawSync(Buffer.alloc(50e6), { level: 9 });
     const ws = new WebSocket(`ws://127.0.0.1:${srv.port}/socket.io/?EIO=4&transport=websocket`, { perMessageDeflate: true });
     ws.on("error", () => {});
     const closed = new Promise((r) => ws.on("close", (code) => r(code)));
