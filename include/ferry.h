@@ -958,8 +958,10 @@ typedef void (*ferry_socket_data_release_cb)(ferry_namespace *nsp, void *data, v
  * is dropped (window, bounds, shutdown: ferry_server_free()), when a socket refused by a
  * middleware is freed, and for the old pointer when ferry_socket_set_data() replaces a
  * non-NULL one with another. So the app must not free data in its disconnect callback. release
- * NULL goes back to the default (data is the app's alone and a recovered socket starts with
- * NULL). Never NULL data pointers are passed to release. */
+ * may run inside any ferry call that prunes the recovery state (an emit, a CONNECT, the
+ * server's free), an exception to the timing rule above: it must only free the data, not call
+ * ferry. release NULL goes back to the default (data is the app's alone and a recovered socket
+ * starts with NULL). Never NULL data pointers are passed to release. */
 FERRY_EXTERN void ferry_namespace_keep_socket_data(ferry_namespace *nsp,
                                                    ferry_socket_data_release_cb release,
                                                    void *user_data);
