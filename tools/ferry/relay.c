@@ -23,7 +23,8 @@ struct relay {
     history hist; /* recent publishes per room (--history) */
 };
 
-/* Per-socket state, from the connection callback to the disconnect callback. */
+/* Per-socket state, from the first connection callback until ferry releases it
+ * (release_client()): with connection-state recovery, a socket that comes back keeps it. */
 typedef struct client {
     char name[NICK_MAX_CHARS * 4 + 1];
     /* Token buckets of publishes ([0]) and receipts ([1], so that a page acknowledging a
@@ -390,24 +391,33 @@ static void on_disconnect(ferry_socket *s, ferry_reason reason, void *ud)
     size_t n = ferry_socket_rooms(s, rooms, 256);
     for (size_t i = 1; i < n && i < 256; i++)
         presence(r, s, rooms[i], "left");
-    free(ferry_socket_get_data(s));
-    ferry_socket_set_data(s, NULL);
+    /* Its client is ferry's now (ferry_namespace_keep_socket_data()): kept for a recovery,
+     * released otherwise. */
+}
+
+/* No socket will use this client any more (not recoverable, or its recovery window passed). */
+static void release_client(ferry_namespace *nsp, void *data, void *ud)
+{
+    free(data);
 }
 
 static void on_connection(ferry_socket *s, void *ud)
 {
     relay *r = ud;
-    client *c = calloc(1, sizeof(*c));
-    const char *name = "anonymous";
-    check_name(ferry_socket_auth(s), &name);
-    if (c == NULL) {
-        ferry_socket_disconnect(s, 1);
-        return;
+    /* A recovered socket has its client again: same nickname, same token buckets. */
+    if (ferry_socket_get_data(s) == NULL) {
+        client *c = calloc(1, sizeof(*c));
+        const char *name = "anonymous";
+        check_name(ferry_socket_auth(s), &name);
+        if (c == NULL) {
+            ferry_socket_disconnect(s, 1);
+            return;
+        }
+        snprintf(c->name, sizeof(c->name), "%s", name);
+        c->tokens[0] = c->tokens[1] = r->cfg->publish_rate;
+        c->refilled_ms[0] = c->refilled_ms[1] = uv_now(ferry_server_loop(r->srv));
+        ferry_socket_set_data(s, c);
     }
-    snprintf(c->name, sizeof(c->name), "%s", name);
-    c->tokens[0] = c->tokens[1] = r->cfg->publish_rate;
-    c->refilled_ms[0] = c->refilled_ms[1] = uv_now(ferry_server_loop(r->srv));
-    ferry_socket_set_data(s, c);
     ferry_socket_on_disconnect(s, on_disconnect, r);
     ferry_socket_on_any(s, on_any, r);
     /* Back through connection-state recovery, with its old id and rooms: they heard it leave
@@ -445,6 +455,7 @@ int relay_new(ferry_server *srv, const app_config *cfg, relay **out)
         free(r);
         return rc;
     }
+    ferry_namespace_keep_socket_data(r->nsp, release_client, NULL);
     ferry_namespace_on_connection(r->nsp, on_connection, r);
     *out = r;
     return 0;
