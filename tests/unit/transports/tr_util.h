@@ -8,6 +8,7 @@
 #ifndef FERRY_TEST_TR_UTIL_H
 #define FERRY_TEST_TR_UTIL_H
 
+#include "failmalloc.h"
 #include "loop_harness.h"
 
 #include <stdlib.h>
@@ -951,50 +952,7 @@ static void tr_long_headers(const tr_driver *d)
     tr_stop(h);
 }
 
-/* ---- allocation failure */
-
-static long tr_countdown = -1; /* allocations left before one fails; -1: never */
-static int tr_failed;
-static long tr_live; /* allocations not given back */
-
-static int tr_should_fail(void)
-{
-    if (tr_countdown < 0)
-        return 0;
-    if (tr_countdown-- == 0) {
-        tr_failed = 1;
-        return 1;
-    }
-    return 0;
-}
-
-static void *tr_malloc(size_t n)
-{
-    void *p = tr_should_fail() ? NULL : malloc(n);
-    tr_live += p != NULL;
-    return p;
-}
-
-static void *tr_realloc(void *p, size_t n)
-{
-    void *q = tr_should_fail() ? NULL : realloc(p, n);
-    if (p == NULL && q != NULL)
-        tr_live++;
-    return q;
-}
-
-static void *tr_calloc(size_t a, size_t b)
-{
-    void *p = tr_should_fail() ? NULL : calloc(a, b);
-    tr_live += p != NULL;
-    return p;
-}
-
-static void tr_free(void *p)
-{
-    tr_live -= p != NULL;
-    free(p);
-}
+/* ---- allocation failure (failmalloc.h) */
 
 /* Handshake, a message and its echo, then "bye", which the message callback answers by
  * closing the session. 1 when everything went through. Any step may end cleanly instead. */
@@ -1030,28 +988,28 @@ done:
  * server serves a whole cycle right after the failure. */
 static void tr_nomem_with(const tr_driver *d, int (*cycle)(h_server *h, const tr_driver *d))
 {
-    assert_int_equal(ferry_set_allocator(tr_malloc, tr_realloc, tr_calloc, tr_free), 0);
+    assert_int_equal(failmalloc_install(), 0);
     int runs = 0, done = 0;
     for (long n = 0; n < 3000 && !done; n++) {
-        long before = tr_live;
+        long before = failmalloc_live;
         h_server *h = tr_start(NULL);
         W.tolerant = 1;
-        tr_countdown = n;
+        failmalloc_countdown = n;
         tr_current_n = n;
-        tr_failed = 0;
+        failmalloc_failed = 0;
         uint64_t t0 = h_now(h);
         int ok = cycle(h, d);
-        tr_countdown = -1;
+        failmalloc_countdown = -1;
         /* A step the client gave up on was never answered: a hang, not an error. */
         if (h_now(h) - t0 >= TR_WAIT - 100)
             fail_msg("allocation %ld failing: a step hung", n);
-        done = !tr_failed;
+        done = !failmalloc_failed;
         if (done)
             assert_true(ok);
         assert_true(cycle(h, d));
         tr_stop(h);
-        if (tr_live != before)
-            fail_msg("allocation %ld failing: %ld allocations not given back", n, tr_live - before);
+        if (failmalloc_live != before)
+            fail_msg("allocation %ld failing: %ld allocations not given back", n, failmalloc_live - before);
         runs++;
     }
     assert_true(done);
