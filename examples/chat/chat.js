@@ -378,7 +378,10 @@ $("login").addEventListener("submit", (e) => {
   showError("login-error", "");
   connect();
   socket.once("connect", async () => {
-    const res = await join(room);
+    // A join lost with its session (an emit in flight on a lost session is at most once until
+    // ferry's client has an outbox) is asked again; only the server's refusal ends here.
+    let res = await join(room);
+    for (let i = 0; i < 3 && res.error === "the server did not answer"; i++) res = await join(room);
     if (!res.ok) {
       showError("login-error", `cannot join ${room}: ${res.error}`);
       $("enter").disabled = false;
