@@ -236,6 +236,27 @@ typedef struct ferry_server_config {
     uint32_t max_pending_admissions; /* 1024: handshakes waiting for a decision at once; one
                                        more is answered 503 {"code":4,"message":"Too many
                                        handshakes pending"} without asking the app */
+
+    /* Per-address limit on new sessions (docs/security.md): a token bucket per client address
+     * holding up to new_session_burst handshakes and refilled at new_session_rate per second.
+     * Every Engine.IO handshake (a request without sid, whatever its transport, before the
+     * admission hook) takes one; one that finds the bucket empty is answered HTTP 429 with
+     * "Retry-After: 1" and {"code":4,"message":"Too many new sessions"}, and no session is
+     * made. Requests of existing sessions are never counted. An IPv6 address counts by its /64.
+     * The table of addresses is bounded: an address whose bucket is full again is forgotten,
+     * and with new_session_addresses live ones the least recently seen is forgotten (it starts
+     * again with a full bucket; a warning is logged). */
+    uint32_t new_session_rate;      /* 0: off (the default); else handshakes per second, up to
+                                       1000000 */
+    uint32_t new_session_burst;     /* 0: as many as new_session_rate; else the bucket's size
+                                       (at least 1) */
+    uint32_t new_session_addresses; /* 10000: addresses tracked at once (1 to 16777216) */
+    /* 0 (the default): the address is the TCP peer's. 1: the rate limit counts the last
+     * address of the X-Forwarded-For header (the one the nearest proxy appended) when it
+     * holds one, else the peer. Only behind a proxy that sets the header, and only when
+     * clients cannot reach the server but through it: otherwise a client chooses its own
+     * address. Nothing else reads the header (ferry_session_remote_addr() stays the peer). */
+    int trust_forwarded_for;
 } ferry_server_config;
 
 /** Fill cfg with the defaults listed above. */

@@ -919,6 +919,18 @@ static void reject(ferry_engine *eng, ferry_req *req, int code)
     ferry_req_respond_error(req, code);
 }
 
+/* Over the per-address new-session rate (rate_limit.c): 429 with Retry-After, a fixed body in
+ * the engine's error shape. Official clients treat it as any failed handshake and reconnect
+ * with their backoff. */
+static void rate_limited(ferry_engine *eng, ferry_req *req)
+{
+    static const char body[] = "{\"code\":4,\"message\":\"Too many new sessions\"}";
+    eng->stats.rate_limited++;
+    FERRY_LOG(FERRY_LOG_DEBUG, "engine", NULL, "new session over the per-address rate: 429");
+    ferry_slice sl = {.base = body, .len = sizeof(body) - 1, .ref = NULL};
+    ferry_req_respond(req, 429, "application/json", "Retry-After: 1\r\n", &sl, 1);
+}
+
 static void handshake(ferry_engine *eng, const ferry_transport_ops *ops, ferry_req *req)
 {
     ferry_session *s = session_new(eng, ops, req);
@@ -1145,6 +1157,10 @@ void ferry_engine_on_request(ferry_req *req, void *ud)
         return;
     }
     if (s == NULL) {
+        if (ferry_rate_limit_take(eng, req) != 0) {
+            rate_limited(eng, req);
+            return;
+        }
         ferry_admission_begin(eng, ops, req); /* then ferry_engine_handshake() */
         return;
     }
@@ -1372,6 +1388,7 @@ int ferry_engine_new(uv_loop_t *loop, const ferry_server_config *cfg, ferry_whee
     eng->wheel = wheel;
     ferry_list_init(&eng->dirty);
     ferry_list_init(&eng->admissions);
+    ferry_rate_limit_init(&eng->rate);
     uv_prepare_init(loop, &eng->flush_prepare);
     eng->flush_prepare.data = eng;
     *out = eng;
@@ -1396,6 +1413,7 @@ void ferry_engine_close_handles(ferry_engine *eng, uv_close_cb cb, void *data)
 void ferry_engine_free(ferry_engine *eng)
 {
     ferry_session_table_free(&eng->sessions);
+    ferry_rate_limit_free(&eng->rate);
     ferry_engine_drop_cache(eng);
     ferry_mem_free(eng);
 }

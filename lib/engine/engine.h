@@ -29,6 +29,7 @@ typedef struct ferry_engine_stats {
     uint64_t ping_timeouts;
     uint64_t parse_errors;
     uint64_t bad_requests;   /* answered with an Engine.IO error code */
+    uint64_t rate_limited;   /* handshakes answered 429 (new_session_rate) */
     uint64_t queue_overflows;
     uint64_t packets_in;
     uint64_t packets_out;

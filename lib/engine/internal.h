@@ -117,6 +117,17 @@ struct ferry_session {
     unsigned overflowed : 1; /* the queue went over max_session_queue_bytes: closing */
 };
 
+/* The per-address limit on new sessions (rate_limit.c): token buckets by address, bounded. */
+typedef struct ferry_rate_entry ferry_rate_entry;
+typedef struct ferry_rate_limit {
+    ferry_rate_entry **buckets; /* NULL until the first handshake while the limit is on */
+    size_t nbuckets;            /* a power of two */
+    size_t count;
+    ferry_list lru; /* entries, least recently touched first */
+    uint64_t seed;
+    uint64_t evict_logged_ms;
+} ferry_rate_limit;
+
 struct ferry_engine {
     ferry_server *owner; /* the public object handed to callbacks (opaque here) */
     uv_loop_t *loop;
@@ -134,6 +145,7 @@ struct ferry_engine {
     void *on_admission_ud;
     ferry_list admissions;
     uint32_t nadmissions;
+    ferry_rate_limit rate; /* new sessions per address (rate_limit.c) */
     ferry_transport_report_cb on_report; /* transport reports (docs/protocol.md section 9) */
     void *on_report_ud;
     ferry_engine_stats stats;
@@ -147,6 +159,14 @@ struct ferry_engine {
 ferry_session *ferry_engine_lookup(ferry_engine *eng, const char *sid);
 /* Open a session for an admitted handshake request (no sid) on transport ops. */
 void ferry_engine_handshake(ferry_engine *eng, const ferry_transport_ops *ops, ferry_req *req);
+/* ---- the per-address new-session limit (rate_limit.c) */
+void ferry_rate_limit_init(ferry_rate_limit *rl);
+void ferry_rate_limit_free(ferry_rate_limit *rl);
+/* Take a token for a handshake request: 0 when it may go on, else the seconds to wait before
+ * the next one would be admitted (always 0 while cfg->new_session_rate is 0). */
+uint32_t ferry_rate_limit_take(ferry_engine *eng, const ferry_req *req);
+/* Addresses the table holds now. */
+size_t ferry_rate_limit_count(const ferry_engine *eng);
 /* ---- admission (admission.c) */
 /* Ask the app about a handshake request, or hand it to ferry_engine_handshake() at once when
  * there is no hook. */

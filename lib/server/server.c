@@ -52,6 +52,7 @@ void ferry_server_config_init(ferry_server_config *cfg)
     cfg->recovery_max_bytes = 16u * 1024 * 1024;
     cfg->admission_timeout_ms = 10000;
     cfg->max_pending_admissions = 1024;
+    cfg->new_session_addresses = 10000;
 }
 
 static int valid_config(const ferry_server_config *c)
@@ -60,7 +61,9 @@ static int valid_config(const ferry_server_config *c)
     return n >= 1 && c->path[0] == '/' && c->path[n - 1] == '/' && c->ping_interval_ms > 0 &&
            c->ping_timeout_ms > 0 && c->max_payload > 0 && c->max_header_bytes >= 256 &&
            c->transports != 0 && (c->transports & ~ferry_transport_all()) == 0 &&
-           c->max_session_queue_bytes > 0;
+           c->max_session_queue_bytes > 0 && c->new_session_rate <= 1000000 &&
+           (c->new_session_rate == 0 ||
+            (c->new_session_addresses >= 1 && c->new_session_addresses <= (1u << 24)));
 }
 
 /* A write to a connection the peer has reset raises SIGPIPE, whose default action ends the
@@ -104,6 +107,8 @@ int ferry_server_new(uv_loop_t *loop, const ferry_server_config *cfg, ferry_serv
     srv->cfg.path = ferry_mem_strdup(cfg->path);
     srv->cfg.static_root = NULL;
     srv->cfg.cors_origins = NULL;
+    if (srv->cfg.new_session_burst == 0)
+        srv->cfg.new_session_burst = srv->cfg.new_session_rate;
     if (srv->cfg.path == NULL) {
         ferry_mem_free(srv);
         return -FERRY_ENOMEM;

@@ -10,6 +10,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
+import http from "node:http";
 import net from "node:net";
 import zlib from "node:zlib";
 import { io } from "socket.io-client";
@@ -431,6 +432,113 @@ test("a deflate bomb with permessage-deflate on (examples/ws-echo --deflate): cl
     console.log(`# deflate bomb (extension on): rss ${base.rssMb.toFixed(0)} -> peak ${peak.toFixed(0)} MB, ${sent} echoes`);
     assert.ok(peak - base.rssMb < 60, `RSS grew by less than 60 MB (${(peak - base.rssMb).toFixed(1)})`);
     good.close();
+  } finally {
+    assert.equal(await srv.stop(), 0);
+    srv = main;
+  }
+});
+
+// An Engine.IO handshake over node:http, from a chosen source address (loopback is all of
+// 127/8 on Linux, so 127.0.0.2 is a second client address): {status, headers, body}. An SSE
+// stream is cut once its head is in (its body never ends).
+function handshakeFrom(port, { localAddress = "127.0.0.1", transport = "polling", headers = {} } = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: "127.0.0.1", port, localAddress, agent: false, headers,
+      path: `/socket.io/?EIO=4&transport=${transport}` }, (res) => {
+      if (res.headers["content-type"] === "text/event-stream") {
+        resolve({ status: res.statusCode, headers: res.headers, body: "" });
+        req.destroy();
+        return;
+      }
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (d) => (body += d));
+      res.on("end", () => resolve({ status: res.statusCode, headers: res.headers, body }));
+    });
+    req.setTimeout(10000, () => req.destroy(new Error("handshake timed out")));
+    req.on("error", reject);
+  });
+}
+
+// n handshakes at once (all in flight together, so that at most one token refills meanwhile at
+// 1/s): their statuses.
+const batch = (n, f) => Promise.all(Array.from({ length: n }, (_, i) => f(i)));
+const admitted = (statuses) => statuses.filter((s) => s === 200 || s === 101).length;
+
+test("a flood of handshakes from one address under --new-session-rate: 429 past the bucket, other addresses and live sessions unaffected", async () => {
+  const main = srv;
+  srv = await startServer(bin("tools/ferry/ferry"), ["--port", "0", "--allow-publish", "message",
+    "--ping-interval", "1500", "--ping-timeout", "1500", "--new-session-rate", "1/20"]);
+  try {
+    await underAttack("new-session rate", async () => {
+      // The good pair took 2 of the 20 tokens of 127.0.0.1 (one more a second since).
+      const t0 = Date.now();
+      const results = [];
+      for (let i = 0; i < 300; i += 50)
+        results.push(...await batch(50, (k) => handshakeFrom(srv.port, { transport: k % 3 === 0 ? "sse" : "polling", headers: { accept: "text/event-stream" } })));
+      const secs = (Date.now() - t0) / 1000;
+      const ok = results.filter((r) => r.status === 200).length;
+      const refused = results.filter((r) => r.status === 429);
+      console.log(`# new-session rate: ${ok} of 300 handshakes admitted in ${secs.toFixed(1)} s, ${refused.length} refused 429`);
+      assert.equal(ok + refused.length, 300, "each handshake admitted or refused 429");
+      assert.ok(ok >= 10 && ok <= 20 + secs + 1, `at most the burst plus the refill admitted (${ok})`);
+      for (const r of refused) {
+        assert.equal(r.headers["retry-after"], "1");
+        assert.equal(r.headers["content-type"], "application/json");
+        assert.deepEqual(JSON.parse(r.body), { code: 4, message: "Too many new sessions" });
+      }
+      // WebSocket handshakes from the flooded address are refused the same way.
+      const upgrade = "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+      const wsStatus = await batch(5, () => rawRequest(srv.port, upgrade).then((r) => r.status));
+      assert.ok(admitted(wsStatus) <= 1 && wsStatus.filter((s) => s === 429).length >= 4, `WebSocket handshakes over the rate: ${wsStatus}`);
+      // X-Forwarded-For is not trusted by default: it does not open new buckets.
+      const xff = await batch(5, (i) => handshakeFrom(srv.port, { headers: { "x-forwarded-for": `203.0.113.${i}` } }).then((r) => r.status));
+      assert.ok(admitted(xff) <= 1, `X-Forwarded-For ignored: ${xff}`);
+      // A second address has a bucket of its own.
+      const other = await handshakeFrom(srv.port, { localAddress: "127.0.0.2" });
+      assert.equal(other.status, 200, `127.0.0.2 is admitted: ${other.body}`);
+      // An official client from the flooded address, while others keep taking its tokens:
+      // refused at first, its reconnection backoff brings it in once they stop.
+      let draining = true;
+      const drainers = Array.from({ length: 8 }, async () => {
+        while (draining) await handshakeFrom(srv.port).catch(() => {});
+      });
+      await sleep(200);
+      const late = io(srv.url, { forceNew: true, transports: ["polling"], reconnectionDelay: 300, reconnectionDelayMax: 1000 });
+      const errors = [];
+      late.on("connect_error", (e) => errors.push(e.message));
+      await sleep(1500);
+      draining = false;
+      await Promise.all(drainers);
+      await until(() => late.connected, 15000, "the official client connects after backing off");
+      console.log(`# new-session rate: the official client connected after ${errors.length} refusals (${errors[0]})`);
+      assert.ok(errors.length >= 1, "the official client was refused while the address was over its rate");
+      late.disconnect();
+    });
+    // The bucket refills: a little later the address may open a session again.
+    await sleep(1500);
+    assert.equal((await handshakeFrom(srv.port)).status, 200, "admitted again after the refill");
+  } finally {
+    assert.equal(await srv.stop(), 0);
+    srv = main;
+  }
+});
+
+test("--trust-forwarded-for: the rate counts the last X-Forwarded-For address, IPv6 by its /64", async () => {
+  const main = srv;
+  srv = await startServer(bin("tools/ferry/ferry"), ["--port", "0", "--new-session-rate", "1/3", "--trust-forwarded-for"]);
+  try {
+    const from = (xff) => handshakeFrom(srv.port, { headers: xff ? { "x-forwarded-for": xff } : {} }).then((r) => r.status);
+    // The first entry is the client's to write; the last is the proxy's, and it counts.
+    const a = await batch(10, (i) => from(`198.51.100.${i}, 203.0.113.1`));
+    assert.ok(admitted(a) >= 3 && admitted(a) <= 4, `a burst of 3 for 203.0.113.1: ${a}`);
+    assert.equal(await from("203.0.113.2"), 200, "another forwarded address has its own bucket");
+    const v6 = await batch(10, (i) => from(`2001:db8:1:2:${i}::1`));
+    assert.ok(admitted(v6) >= 3 && admitted(v6) <= 4, `an IPv6 /64 is one bucket: ${v6}`);
+    assert.equal(await from("2001:db8:1:3::1"), 200, "another /64 has its own");
+    assert.equal(await from("not an address"), 200, "an unreadable header counts the peer's address");
+    const peer = await batch(10, () => from(""));
+    assert.ok(admitted(peer) <= 3, `the peer's bucket (one taken above): ${peer}`);
   } finally {
     assert.equal(await srv.stop(), 0);
     srv = main;

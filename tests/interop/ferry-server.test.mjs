@@ -366,6 +366,17 @@ test("history: --history-bytes bounds all rooms together; --history 0 turns it o
   }
 });
 
+test("--new-session-rate: bad values stop ferry with one line", async () => {
+  for (const value of ["x", "5/0", "5/x", "1000001", "-1", ""]) {
+    const p = spawnSync(bin("tools/ferry/ferry"), ["--new-session-rate", value], { encoding: "utf8", timeout: 10000 });
+    assert.equal(p.status, 2, `--new-session-rate ${value}`);
+    assert.match(p.stderr, /^ferry: invalid new session (rate|burst) '.*': .* \(see ferry --help\)\n$/);
+  }
+  const env = spawnSync(bin("tools/ferry/ferry"), [], { encoding: "utf8", timeout: 10000, env: { ...process.env, FERRY_NEW_SESSION_RATE: "2/x" } });
+  assert.equal(env.status, 2);
+  assert.match(env.stderr, /FERRY_NEW_SESSION_RATE/);
+});
+
 test("history flags: bad values stop ferry with one line", async () => {
   for (const [flag, value] of [["--history", "10001"], ["--history", "x"], ["--history-bytes", "-1"]]) {
     const p = spawnSync(bin("tools/ferry/ferry"), [flag, value], { encoding: "utf8", timeout: 10000 });

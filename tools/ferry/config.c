@@ -35,6 +35,11 @@ static const char usage_tail[] =
     "  --max-rooms N          rooms one client may be in (FERRY_MAX_ROOMS, default 16)\n"
     "  --publish-rate N       publishes per second one client may make, in bursts of N\n"
     "                         (FERRY_PUBLISH_RATE, default 50; 0: no limit)\n"
+    "  --new-session-rate N[/BURST]  new sessions per second one address may open, in\n"
+    "                         bursts of BURST (default N); more get 429\n"
+    "                         (FERRY_NEW_SESSION_RATE, default 0: no limit)\n"
+    "  --trust-forwarded-for  the new-session rate counts the last X-Forwarded-For address\n"
+    "                         (only behind a proxy that sets it; FERRY_TRUST_FORWARDED_FOR=1)\n"
     "  --no-presence          do not announce joins and leaves to rooms (FERRY_PRESENCE=0)\n"
     "  --history N            publishes kept per room and sent to joiners (FERRY_HISTORY,\n"
     "                         default 50; 0: none)\n"
@@ -156,6 +161,24 @@ static int parse_bool(const char *what, const char *s, int *out)
         *out = 0;
     else
         return bad(what, s, "use 1 or 0");
+    return 0;
+}
+
+/* N or N/BURST: a token bucket's rate per second and size (BURST 0: as N). */
+static int parse_rate(const char *s, uint32_t *rate, uint32_t *burst)
+{
+    char buf[32];
+    const char *slash = strchr(s, '/');
+    size_t n = slash != NULL ? (size_t)(slash - s) : strlen(s);
+    if (n >= sizeof(buf))
+        return bad("new session rate", s, "not a number");
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    if (parse_u32("new session rate", buf, 0, 1000000, rate) != 0)
+        return -1;
+    *burst = 0;
+    if (slash != NULL && parse_u32("new session burst", slash + 1, 1, 1000000, burst) != 0)
+        return -1;
     return 0;
 }
 
@@ -298,6 +321,10 @@ static int set(app_config *cfg, const char *name, const char *v)
         cfg->max_rooms = u;
     } else if (strcmp(name, "publish-rate") == 0) {
         return parse_u32("publish rate", v, 0, 1000000, &cfg->publish_rate);
+    } else if (strcmp(name, "new-session-rate") == 0) {
+        return parse_rate(v, &cfg->new_session_rate, &cfg->new_session_burst);
+    } else if (strcmp(name, "trust-forwarded-for") == 0) {
+        return parse_bool("FERRY_TRUST_FORWARDED_FOR", v, &cfg->trust_forwarded_for);
     } else if (strcmp(name, "presence") == 0) {
         return parse_bool("FERRY_PRESENCE", v, &cfg->presence);
     } else if (strcmp(name, "history") == 0) {
@@ -366,6 +393,8 @@ static const struct {
     {"FERRY_ALLOW_JOIN", "allow-join"},
     {"FERRY_MAX_ROOMS", "max-rooms"},
     {"FERRY_PUBLISH_RATE", "publish-rate"},
+    {"FERRY_NEW_SESSION_RATE", "new-session-rate"},
+    {"FERRY_TRUST_FORWARDED_FOR", "trust-forwarded-for"},
     {"FERRY_PRESENCE", "presence"},
     {"FERRY_HISTORY", "history"},
     {"FERRY_HISTORY_EVENTS", "history-events"},
@@ -453,6 +482,10 @@ int app_config_parse(app_config *cfg, int argc, char **argv)
             cfg->presence = 0;
             continue;
         }
+        if (strcmp(a, "--trust-forwarded-for") == 0) {
+            cfg->trust_forwarded_for = 1;
+            continue;
+        }
         if (strncmp(a, "--", 2) != 0) {
             fprintf(stderr, "ferry: unexpected argument '%s' (see ferry --help)\n", a);
             return -1;
@@ -470,7 +503,8 @@ int app_config_parse(app_config *cfg, int argc, char **argv)
         name[nlen] = '\0';
         int known = 0;
         for (size_t k = 0; k < sizeof(env_names) / sizeof(env_names[0]); k++)
-            known |= strcmp(name, env_names[k].name) == 0 && strcmp(name, "presence") != 0;
+            known |= strcmp(name, env_names[k].name) == 0 && strcmp(name, "presence") != 0 &&
+                     strcmp(name, "trust-forwarded-for") != 0;
         if (!known) {
             fprintf(stderr, "ferry: unknown flag '%s' (see ferry --help)\n", a);
             return -1;

@@ -40,6 +40,9 @@ typedef struct app_config {
     unsigned max_rooms;        /* 16: rooms one socket may be in (besides its own) */
     uint32_t publish_rate; /* 50: publishes per second per client (burst as many); 0: no limit */
     int presence;          /* 1: tell rooms who joins and leaves */
+    uint32_t new_session_rate;  /* 0: no limit; else new sessions per second per address */
+    uint32_t new_session_burst; /* 0: as new_session_rate */
+    int trust_forwarded_for;    /* 1: the rate counts the last X-Forwarded-For address */
     uint32_t history;          /* 50: publishes kept per room for joiners; 0: none */
     uint32_t history_bytes;    /* 16 MiB: the history of all rooms together */
     app_list history_events;   /* events kept in the history; default "message" */

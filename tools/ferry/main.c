@@ -171,6 +171,9 @@ int main(int argc, char **argv)
     sc.tls_handshake_timeout_ms = cfg.tls_handshake_timeout_ms;
     sc.max_tls_handshakes = cfg.tls_max_handshakes;
     sc.recovery_ms = cfg.recovery_ms;
+    sc.new_session_rate = cfg.new_session_rate;
+    sc.new_session_burst = cfg.new_session_burst;
+    sc.trust_forwarded_for = cfg.trust_forwarded_for;
     if (cfg.suite)
         sc.connect_timeout_ms = 1000;
 
