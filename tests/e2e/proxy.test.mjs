@@ -93,11 +93,13 @@ test("a proxy that buffers bodies does not stall long-polling (each response end
 });
 
 test("a proxy that cuts long responses breaks a held long-poll: the client sees a transport error", async () => {
-  const proxy = await startProxy(srv.url, ["--max-response-ms", "300"]);
+  // 2 s: longer than any answer the server gives at once on a loaded machine, far shorter
+  // than a held long-poll.
+  const proxy = await startProxy(srv.url, ["--max-response-ms", "2000"]);
   const socket = connect(proxy.url, { transports: ["polling"], reconnection: false });
   await once(socket, "open");
-  // The echo server holds the next GET (ping interval 25 s): the proxy cuts it at 300 ms.
-  const [reason] = await once(socket, "close", 5000);
+  // The echo server holds the next GET (ping interval 25 s): the proxy cuts it at 2 s.
+  const [reason] = await once(socket, "close", 15000);
   assert.equal(reason, "transport error");
   const stats = await proxy.stop();
   assert.ok(stats.responsesCut >= 1, "the proxy cut the held GET");
@@ -132,14 +134,18 @@ async function extEcho(c, n, prefix) {
 
 test("where the proxy cuts long responses, short-polling keeps the session working", async () => {
   await withExtServer(async (eng) => {
-    const proxy = await startProxy(eng.url, ["--max-response-ms", "300"]);
+    const proxy = await startProxy(eng.url, ["--max-response-ms", "2000"]);
     const c = new ExtClient(`${proxy.url}/engine.io/`, { transport: "short-polling" });
-    const hs = await c.open();
-    assert.ok(hs.shortPollInterval > 0, "the handshake announces the poll interval");
-    assert.deepEqual(await extEcho(c, 10, "short-"), expected(10, "short-"));
-    assert.equal(c.state, "open");
-    c.finish("test done");
-    const stats = await proxy.stop();
+    let stats;
+    try {
+      const hs = await c.open();
+      assert.ok(hs.shortPollInterval > 0, "the handshake announces the poll interval");
+      assert.deepEqual(await extEcho(c, 10, "short-"), expected(10, "short-"));
+      assert.equal(c.state, "open");
+    } finally {
+      c.finish("test done");
+      stats = await proxy.stop();
+    }
     assert.equal(stats.responsesCut, 0, "no short-poll answer is held long enough to be cut");
   });
 });
