@@ -3,6 +3,7 @@
 import { Manager, Socket } from "./socket.mjs";
 import { Engine } from "./engine.mjs";
 import { WebSocket } from "./shim.mjs";
+import { engineFor } from "./shared.mjs";
 
 const cache = {};
 
@@ -12,6 +13,7 @@ export function io(uri, o) {
   const u = new URL(uri ?? "", globalThis.location?.href);
   const nsp = u.pathname || "/";
   if (u.search && !o.query) o.query = Object.fromEntries(u.searchParams);
+  if (o.shareAcrossTabs) o.Engine = engineFor(o); // one connection for the origin's tabs
   const id = u.origin + (o.path || "/socket.io");
   const reuse = !o.forceNew && o.multiplex !== false && !(cache[id]?.nsps[nsp]);
   const m = reuse ? (cache[id] ||= new Manager(u.origin, o)) : new Manager(u.origin, o);

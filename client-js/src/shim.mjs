@@ -1,7 +1,7 @@
 // A WebSocket-compatible object on one Engine.IO session: existing WebSocket code gets ferry's
 // transport ladder without change. `new WebSocket(url, protocols, opts)`; url ws(s):// or
 // http(s)://, its path is the Engine.IO path (default /engine.io/).
-import { Engine } from "./engine.mjs";
+import { engineFor } from "./shared.mjs";
 
 const S = ["CONNECTING", "OPEN", "CLOSING", "CLOSED"];
 const size = (d) => (typeof d === "string" ? new Blob([d]).size : d ? d.byteLength ?? d.size ?? 0 : 0);
@@ -10,6 +10,7 @@ const err = (m, n) => new DOMException(m, n);
 export class WebSocket extends EventTarget {
   constructor(url, protocols, o = {}) {
     super();
+    if (protocols?.constructor === Object) (o = protocols), (protocols = undefined);
     const u = new URL(url, globalThis.location?.href);
     if (!/^(ws|http)s?:$/.test(u.protocol) || u.hash) throw err("bad url " + url, "SyntaxError");
     this.url = u.href;
@@ -17,7 +18,7 @@ export class WebSocket extends EventTarget {
     this.binaryType = "blob";
     this.readyState = 0;
     u.protocol = u.protocol.replace("ws", "http");
-    const e = (this._e = new Engine(u.origin, { path: u.pathname === "/" ? "/engine.io/" : u.pathname, query: Object.fromEntries(u.searchParams), ...o }));
+    const e = (this._e = new (engineFor(o))(u.origin, { raw: 1, path: u.pathname === "/" ? "/engine.io/" : u.pathname, query: Object.fromEntries(u.searchParams), ...o }));
     e.on("open", () => this._ev("open", {}, 1));
     e.on("message", (d) => this.readyState === 1 && this._ev("message", { data: typeof d === "string" || this.binaryType !== "blob" ? d : new Blob([d]) }));
     e.on("close", (r) => {

@@ -75,7 +75,7 @@ export class Manager extends Emitter {
     this.skip = 0;
     this.state = "opening";
     this.pend = null;
-    const e = (this.engine = new Engine(this.uri, { ...this.o, why }));
+    const e = (this.engine = new (this.o.Engine || Engine)(this.uri, { ...this.o, why }));
     e.on("open", () => {
       clearTimeout(this.ot);
       this.state = "open";

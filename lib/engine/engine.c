@@ -903,7 +903,7 @@ static ferry_buf *open_packet(ferry_session *s)
                         eng->cfg->max_payload);
     if (s->extensions)
         ferry_strbuf_printf(&sb,
-                            ",\"shortPollInterval\":%u,\"ext\":[\"resume\",\"ping\",\"report\"]",
+                            ",\"shortPollInterval\":%u,\"ext\":[\"resume\",\"ping\",\"report\",\"tabs\"]",
                             eng->cfg->short_poll_interval_ms);
     ferry_strbuf_puts(&sb, "}");
     if (ferry_strbuf_error(&sb) != 0)
@@ -1480,6 +1480,11 @@ int ferry_session_upgrading(const ferry_session *s)
 int ferry_session_is_open(const ferry_session *s)
 {
     return s->state == SESSION_OPEN;
+}
+
+int ferry_session_extensions(const ferry_session *s)
+{
+    return s->extensions;
 }
 
 void ferry_engine_count_parse_error(ferry_session *s)

@@ -93,6 +93,8 @@ size_t ferry_session_queued_bytes(const ferry_session *s);
 int ferry_session_upgrading(const ferry_session *s);
 /* The session is open (not closing or closed). */
 int ferry_session_is_open(const ferry_session *s);
+/* The client asked for ferry's extensions (docs/protocol.md section 1). */
+int ferry_session_extensions(const ferry_session *s);
 
 /* ---- what they do */
 

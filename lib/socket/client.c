@@ -13,12 +13,15 @@
 #include "common/mem.h"
 #include "socket/internal.h"
 
+static int tab_queue_head(sio_client *t, const ferry_buf *head);
+
 int sio_client_send(sio_client *c, const sio_encoded *e)
 {
     int rc = 0;
     c->sio->depth++;
     for (size_t i = 0; i < e->n && rc == 0; i++)
-        rc = ferry_engine_queue(c->session, e->bufs[i]);
+        rc = i == 0 && c->parent != NULL ? tab_queue_head(c, e->bufs[0])
+                                          : ferry_engine_queue(c->session, e->bufs[i]);
     c->sio->depth--;
     return rc;
 }
@@ -157,6 +160,30 @@ void sio_client_drop(sio_client *c)
         client_free(c);
 }
 
+/* One message for client c (the session's own or a tab's): decode it, and handle the packet
+ * once complete. Returns what the decoder returned (0: waiting for attachments, < 0: the
+ * session is closing). */
+static int client_input(sio_client *c, const char *data, size_t len, int binary)
+{
+    sio_packet pkt;
+    int rc = binary ? sio_decode_binary(&c->dec, data, len, &pkt)
+                    : sio_decode_text(&c->dec, data, len, &pkt);
+    if (rc < 0) {
+        if (rc == -FERRY_ENOMEM)
+            ferry_engine_close_session(c->session, FERRY_REASON_TRANSPORT_ERROR, 0);
+        else
+            protocol_error(c, rc == -FERRY_ELIMIT ? "too many attachments" : "bad packet");
+        c->closing = 1;
+    } else if (rc > 0) {
+        on_packet(c, &pkt);
+        sio_packet_clear(&pkt);
+    }
+    return rc;
+}
+
+static void on_tab_message(sio_client *c, const char *data, size_t len);
+static void on_tab_attachment(sio_client *c, const char *data, size_t len, int binary);
+
 /* The session's close may run inside this callback (a user callback closing the session, a
  * polling transport closing at once): the reference held around it keeps c allocated until
  * the callback ends (common/life.h). The engine holds a session reference around the call, so
@@ -168,22 +195,125 @@ static void on_message(ferry_session *session, const char *data, size_t len, int
     if (c->closing || ferry_life_closed(&c->life))
         return;
     sio_client_hold(c);
-    sio_packet pkt;
-    int rc = binary ? sio_decode_binary(&c->dec, data, len, &pkt)
-                    : sio_decode_text(&c->dec, data, len, &pkt);
-    if (rc == 0) {
-        /* waiting for attachments */
-    } else if (rc < 0) {
-        if (rc == -FERRY_ENOMEM)
-            ferry_engine_close_session(session, FERRY_REASON_TRANSPORT_ERROR, 0);
-        else
-            protocol_error(c, rc == -FERRY_ELIMIT ? "too many attachments" : "bad packet");
-        c->closing = 1;
-    } else {
-        on_packet(c, &pkt);
-        sio_packet_clear(&pkt);
-    }
+    if (c->att != NULL)
+        on_tab_attachment(c, data, len, binary);
+    else if (!binary && len > 0 && (data[0] == 't' || data[0] == 'x') &&
+             ferry_session_extensions(session))
+        on_tab_message(c, data, len);
+    else
+        client_input(c, data, len, binary);
     sio_client_drop(c);
+}
+
+/* ------------------------------------------------------------------ tabs
+ *
+ * docs/protocol.md section 11: on an extension session, "t<tab>:<packet>" is a packet of the
+ * tab's own client (made on its first packet), the binary attachments of a tab's packet follow
+ * it, and "x<tab>" ends the tab (its sockets leave with "transport close"). The server sends a
+ * tab's packets with the same prefix, and "x<tab>" when it closed the tab itself. */
+
+static int tab_char(char ch)
+{
+    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+           ch == '_' || ch == '-';
+}
+
+static sio_client *tab_find(sio_client *c, const char *id, size_t len)
+{
+    ferry_list *it;
+    ferry_list_foreach(it, &c->tabs)
+    {
+        sio_client *t = ferry_list_entry(it, sio_client, tab_link);
+        if (strlen(t->tab) == len && memcmp(t->tab, id, len) == 0)
+            return t;
+    }
+    return NULL;
+}
+
+static void client_init(sio_client *c, ferry_sio *sio, ferry_session *s);
+
+static sio_client *tab_new(sio_client *c, const char *id, size_t len)
+{
+    sio_client *t = ferry_mem_calloc(1, sizeof(*t));
+    if (t == NULL)
+        return NULL;
+    client_init(t, c->sio, c->session);
+    t->parent = c;
+    memcpy(t->tab, id, len);
+    t->tab[len] = '\0';
+    ferry_list_insert_tail(&c->tabs, &t->tab_link);
+    c->ntabs++;
+    return t;
+}
+
+/* A text message: "t" or "x", the tab id, then ":" and a packet for "t". */
+static void on_tab_message(sio_client *c, const char *data, size_t len)
+{
+    size_t n = 1;
+    while (n < len && n <= SIO_TAB_ID_MAX && tab_char(data[n]))
+        n++;
+    size_t idlen = n - 1;
+    if (idlen == 0 || idlen > SIO_TAB_ID_MAX || c->dec.waiting) {
+        protocol_error(c, "bad tab message");
+        return;
+    }
+    sio_client *t = tab_find(c, data + 1, idlen);
+    if (data[0] == 'x') {
+        if (n != len)
+            protocol_error(c, "bad tab message");
+        else if (t != NULL)
+            sio_client_tab_end(t, FERRY_REASON_TRANSPORT_CLOSE, 0);
+        return;
+    }
+    if (n == len || data[n] != ':') {
+        protocol_error(c, "bad tab message");
+        return;
+    }
+    if (t == NULL) {
+        if (c->ntabs >= SIO_MAX_TABS) {
+            protocol_error(c, "too many tabs");
+            return;
+        }
+        if ((t = tab_new(c, data + 1, idlen)) == NULL) {
+            nomem_close(c);
+            return;
+        }
+    }
+    sio_client_hold(t);
+    if (client_input(t, data + n + 1, len - n - 1, 0) == 0 && !t->closing)
+        c->att = t; /* its attachments come next */
+    sio_client_drop(t);
+}
+
+/* A message while a tab's packet waits for attachments: it must be one. */
+static void on_tab_attachment(sio_client *c, const char *data, size_t len, int binary)
+{
+    sio_client *t = c->att;
+    if (!binary) {
+        protocol_error(c, "a tab packet's attachments cut by a text message");
+        return;
+    }
+    sio_client_hold(t);
+    if (client_input(t, data, len, 1) != 0)
+        c->att = NULL;
+    sio_client_drop(t);
+}
+
+/* A tab's packet head: "4" + "t<tab>:" + the Socket.IO text (the shared buffer is "4" + it). */
+static int tab_queue_head(sio_client *t, const ferry_buf *head)
+{
+    size_t id = strlen(t->tab);
+    ferry_buf *b = ferry_buf_new(head->len + id + 2);
+    if (b == NULL)
+        return -FERRY_ENOMEM;
+    b->data[0] = '4';
+    b->data[1] = 't';
+    memcpy(b->data + 2, t->tab, id);
+    b->data[2 + id] = ':';
+    memcpy(b->data + 3 + id, head->data + 1, head->len - 1);
+    int rc = ferry_engine_queue(t->session, b);
+    ferry_buf_release(b);
+    return rc;
 }
 
 static ferry_reason socket_reason(ferry_reason r)
@@ -195,6 +325,8 @@ static ferry_reason socket_reason(ferry_reason r)
 /* The session is gone: its sockets leave (disconnect callbacks), then c goes. */
 static void finish_close(sio_client *c, ferry_reason reason)
 {
+    while (!ferry_list_empty(&c->tabs))
+        finish_close(ferry_list_entry(c->tabs.next, sio_client, tab_link), reason);
     ferry_session *session = c->session;
     ferry_wheel *w = ferry_engine_wheel(c->sio->engine);
     ferry_timer_stop(w, &c->connect_timer);
@@ -217,6 +349,13 @@ static void finish_close(sio_client *c, ferry_reason reason)
         it = c->sockets.next; /* a close may unlink more than s: start again */
     }
     ferry_list_remove(&c->link);
+    if (c->parent != NULL) {
+        ferry_list_remove(&c->tab_link);
+        c->parent->ntabs--;
+        if (c->parent->att == c)
+            c->parent->att = NULL;
+        c->parent = NULL;
+    }
     ferry_session_release(session);
     if (ferry_life_close(&c->life))
         client_free(c); /* otherwise on_message is on the stack: its drop frees c */
@@ -239,6 +378,24 @@ static void on_close(ferry_session *session, ferry_reason reason, void *ud)
         return;
     }
     finish_close(c, reason);
+}
+
+void sio_client_tab_end(sio_client *t, ferry_reason reason, int notify)
+{
+    if (notify) {
+        char x[2 + SIO_TAB_ID_MAX];
+        size_t n = strlen(t->tab);
+        x[0] = '4';
+        x[1] = 'x';
+        memcpy(x + 2, t->tab, n);
+        ferry_buf *b = ferry_buf_from(x, n + 2);
+        if (b != NULL) {
+            ferry_engine_queue(t->session, b);
+            ferry_buf_release(b);
+        }
+    }
+    t->closing = 1;
+    finish_close(t, reason);
 }
 
 void sio_client_drop_all(ferry_sio *sio)
@@ -270,6 +427,10 @@ static void check_drained(sio_client *c)
 
 void sio_client_close_after_drain(sio_client *c)
 {
+    if (c->parent != NULL) { /* a tab: only it closes, after its DISCONNECT packets */
+        sio_client_tab_end(c, FERRY_REASON_FORCED_SERVER_CLOSE, 1);
+        return;
+    }
     ferry_engine *eng = c->sio->engine;
     c->closing = 1;
     c->drain_deadline =
@@ -285,12 +446,27 @@ static void on_connect_timeout(ferry_timer *t)
         check_drained(c);
         return;
     }
-    if (c->nconnected > 0 || c->closing)
+    if (c->nconnected > 0 || c->ntabs > 0 || c->closing)
         return;
     FERRY_LOG(FERRY_LOG_DEBUG, "socket", ferry_session_id(c->session),
               "no namespace joined in time");
     c->closing = 1;
     ferry_engine_close_session(c->session, FERRY_REASON_FORCED_CLOSE, 0);
+}
+
+static void client_init(sio_client *c, ferry_sio *sio, ferry_session *s)
+{
+    c->sio = sio;
+    c->session = s;
+    ferry_life_init(&c->life);
+    ferry_session_retain(s);
+    sio_decoder_init(&c->dec, ferry_engine_server_config(sio->engine)->max_attachments);
+    ferry_list_init(&c->sockets);
+    ferry_list_init(&c->link);
+    ferry_list_init(&c->tabs);
+    ferry_list_init(&c->tab_link);
+    ferry_timer_init(&c->connect_timer, on_connect_timeout);
+    ferry_timer_init(&c->close_timer, on_close_timer);
 }
 
 void sio_on_session(ferry_session *s, void *ud)
@@ -301,15 +477,8 @@ void sio_on_session(ferry_session *s, void *ud)
         ferry_engine_close_session(s, FERRY_REASON_TRANSPORT_ERROR, 0);
         return;
     }
-    c->sio = sio;
-    c->session = s;
-    ferry_life_init(&c->life);
-    ferry_session_retain(s);
-    sio_decoder_init(&c->dec, ferry_engine_server_config(sio->engine)->max_attachments);
-    ferry_list_init(&c->sockets);
+    client_init(c, sio, s);
     ferry_list_insert_tail(&sio->clients, &c->link);
-    ferry_timer_init(&c->connect_timer, on_connect_timeout);
-    ferry_timer_init(&c->close_timer, on_close_timer);
     const ferry_server_config *cfg = ferry_engine_server_config(sio->engine);
     if (cfg->connect_timeout_ms > 0)
         ferry_timer_start(ferry_engine_wheel(sio->engine), &c->connect_timer,

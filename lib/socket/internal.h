@@ -22,8 +22,12 @@ void sio_client_drop_all(ferry_sio *sio);
  * the session's close finished meanwhile. */
 void sio_client_hold(sio_client *c);
 void sio_client_drop(sio_client *c);
-/* Close the session once what is queued now has been handed to the transport. */
+/* Close the session once what is queued now has been handed to the transport (a tab's
+ * client: end the tab only, telling the client "x<tab>"). */
 void sio_client_close_after_drain(sio_client *c);
+/* End tab t's client: its sockets leave for reason (docs/protocol.md section 11); notify:
+ * send "x<tab>" first. */
+void sio_client_tab_end(sio_client *t, ferry_reason reason, int notify);
 
 /* socket.c */
 ferry_socket *sio_socket_new(sio_client *c, ferry_namespace *nsp, cJSON *auth);

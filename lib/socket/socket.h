@@ -23,6 +23,8 @@
 #define SIO_MAX_SOCKETS_PER_CLIENT 256 /* namespaces one session may join */
 #define SIO_MAX_ROOMS_PER_SOCKET FERRY_ADAPTER_MAX_ROOMS_PER_SOCKET
 #define SIO_ID_LEN 20
+#define SIO_TAB_ID_MAX 16    /* bytes of a tab id (docs/protocol.md section 11) */
+#define SIO_MAX_TABS 64      /* tabs one session may carry */
 
 typedef struct sio_handler {
     char *event;
@@ -100,6 +102,14 @@ typedef struct sio_client {
     /* The one lifetime rule (common/life.h): closed when the session's close finished;
      * on_message holds a reference while it runs. */
     ferry_life life;
+    /* Tabs (docs/protocol.md section 11): a tab's client shares its parent's session, holds a
+     * reference to it, and is not in sio->clients; its packets carry "t<tab>:" on the wire. */
+    struct sio_client *parent; /* NULL: the session's own client */
+    ferry_list tabs;           /* the parent's tab clients (tab_link) */
+    ferry_list tab_link;
+    unsigned ntabs;
+    struct sio_client *att;    /* the tab whose binary packet waits for its attachments */
+    char tab[SIO_TAB_ID_MAX + 1];
 } sio_client;
 
 typedef enum sock_state {

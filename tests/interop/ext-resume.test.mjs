@@ -62,7 +62,7 @@ async function rawGet(srv, query) {
 test("an extension session's open packet lists the extensions; an official one has the spec's five keys", async () => {
   for (const t of ["polling", "websocket"]) {
     const c = await open(eng, t);
-    assert.deepEqual(c.handshake.ext, ["resume", "ping", "report"], t);
+    assert.deepEqual(c.handshake.ext, ["resume", "ping", "report", "tabs"], t);
     assert.equal(typeof c.handshake.shortPollInterval, "number");
     c.close();
     await eng.closeOf(c.sid);

@@ -73,7 +73,7 @@ test("defaults: all four transports; an official client still gets exactly the s
   for (const t of ["sse", "short-polling"]) {
     const c = new ResumeClient(`${srv.url}/socket.io/`, t);
     const ext = await c.open();
-    assert.deepEqual(ext.ext, ["resume", "ping", "report"], t);
+    assert.deepEqual(ext.ext, ["resume", "ping", "report", "tabs"], t);
     c.close();
   }
   // socket.io-client works unchanged (polling, then the upgrade).

@@ -88,7 +88,7 @@ test("short-polling: handshake with a long Origin", async () => {
   for (const n of LENGTHS) {
     const o = origin(n);
     const { res } = await handshake(o, "short-polling");
-    assert.match(res.text, /^0\{"sid":"[^"]+","upgrades":\[[a-z",-]*\],"pingInterval":\d+,"pingTimeout":\d+,"maxPayload":\d+,"shortPollInterval":\d+,"ext":\["resume","ping","report"\]\}$/);
+    assert.match(res.text, /^0\{"sid":"[^"]+","upgrades":\[[a-z",-]*\],"pingInterval":\d+,"pingTimeout":\d+,"maxPayload":\d+,"shortPollInterval":\d+,"ext":\["resume","ping","report","tabs"\]\}$/);
   }
 });
 

@@ -1,0 +1,179 @@
+// shareAcrossTabs (issue 20) in headless Chromium against tools/ferry as users run it: three
+// tabs of one origin share one Engine.IO session (handshakes counted by a proxy in front of the
+// server), each with its own socket id, rooms and acknowledgements, and talk in a room with each
+// other and with a tab of a second browser context; a closed tab leaves its room on the server;
+// closing the first tab and restarting the server lose no acknowledged message. Once with the
+// SharedWorker hub, once with SharedWorker removed (the tab elected through Web Locks runs the
+// hub, the others reach it by BroadcastChannel).
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import http from "node:http";
+import net from "node:net";
+import path from "node:path";
+import { launchChromium } from "../lib/browser.mjs";
+import { startServer, bin, root } from "../lib/server.mjs";
+
+const ARGS = ["--port", "0", "--allow-publish", "say", "--history-events", "say", "--history", "100", "--ping-interval", "2000", "--ping-timeout", "2000"];
+let srv, browser, out, proxy;
+
+// An HTTP proxy in front of the server that counts Engine.IO handshakes the server answered
+// (requests with EIO and no sid, WebSocket upgrades included): the sessions it opened.
+function countingProxy() {
+  const st = { handshakes: 0, target: null, socks: new Set() };
+  const hs = (u) => /[?&]EIO=4/.test(u) && !/[?&]sid=/.test(u);
+  const server = http.createServer((req, res) => {
+    const up = http.request({ host: "127.0.0.1", port: st.target, method: req.method, path: req.url, headers: req.headers }, (r) => {
+      if (hs(req.url) && r.statusCode === 200) st.handshakes++;
+      res.writeHead(r.statusCode, r.headers);
+      r.pipe(res);
+    });
+    up.on("error", () => res.destroy());
+    res.on("close", () => up.destroy());
+    req.pipe(up);
+  });
+  server.on("upgrade", (req, sock, head) => {
+    const up = net.connect(st.target, "127.0.0.1", () => {
+      if (hs(req.url)) st.handshakes++;
+      let h = `${req.method} ${req.url} HTTP/1.1\r\n`;
+      for (let i = 0; i < req.rawHeaders.length; i += 2) h += `${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}\r\n`;
+      up.write(h + "\r\n");
+      up.write(head);
+      sock.pipe(up).pipe(sock);
+    });
+    for (const s of [sock, up]) st.socks.add(s), s.on("error", () => {}), s.on("close", () => (sock.destroy(), up.destroy(), st.socks.delete(s)));
+  });
+  server.on("connection", (s) => (st.socks.add(s), s.on("close", () => st.socks.delete(s))));
+  return new Promise((res) =>
+    server.listen(0, "127.0.0.1", () =>
+      res({ st, url: `http://127.0.0.1:${server.address().port}`, stop: () => new Promise((r) => (st.socks.forEach((s) => s.destroy()), server.close(r))) }),
+    ),
+  );
+}
+
+before(async () => {
+  out = mkdtempSync(path.join(tmpdir(), "ferry-tabs-"));
+  execFileSync(process.execPath, [path.join(root, "client-js/build.mjs"), out]);
+  writeFileSync(path.join(out, "index.html"), '<!doctype html><meta charset="utf-8"><script src="/ferry.min.js"></script>\n');
+  srv = await startServer(bin("tools/ferry/ferry"), [...ARGS, "--static", out]);
+  proxy = await countingProxy();
+  proxy.st.target = srv.port;
+  browser = await launchChromium();
+});
+after(async () => {
+  await browser?.close();
+  await proxy?.stop();
+  assert.equal(await srv.stop(), 0, "ferry exits 0 on SIGTERM (no leak)");
+  rmSync(out, { recursive: true, force: true });
+});
+
+// In the page: connect (shared or not), join the room on every connection that did not recover
+// it (the join answer's history fills the gap, as examples/chat does), collect "say" and
+// presence; say() publishes until the server acknowledges it (a publish refused because the
+// socket is not back in the room yet is sent again).
+function setupPage({ name, room, share }) {
+  window.got = [];
+  window.left = [];
+  const s = (window.s = ferry.io(location.origin, { shareAcrossTabs: share, auth: { name }, reconnectionDelayMax: 1000 }));
+  s.on("say", (d) => got.push(d)); // twice would show: the check below counts
+  s.on("presence", (p) => p.left && left.push(p.left.id));
+  const add = (d) => got.includes(d) || got.push(d);
+  s.on("connect", () => s.recovered || (window.joined = s.timeout(5000).emitWithAck("join", { room }).then((r) => r.history?.forEach((h) => h.from?.id !== s.id && add(h.data)), () => null)));
+  window.say = async (data) => {
+    for (let i = 0; i < 100; i++) {
+      try {
+        if ((await s.timeout(5000).emitWithAck("publish", { room, event: "say", data })).ok) return;
+      } catch {}
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error("not published: " + data);
+  };
+  return new Promise((res, rej) => (s.once("connect", () => window.joined.then(() => res(s.id))), s.once("connect_error", rej)));
+}
+
+const until = (page, fn, arg, ms = 15000) => page.waitForFunction(fn, arg, { timeout: ms, polling: 50 });
+const gotAll = (page, list) => until(page, (l) => l.every((x) => got.includes(x)), list);
+
+for (const mode of ["SharedWorker", "election"]) {
+  test(`Chromium, ${mode}: three tabs share one connection, talk in a room, survive their first tab closing and a server restart`, { timeout: 120000 }, async () => {
+    const ctx = await browser.newContext();
+    const other = await browser.newContext();
+    if (mode === "election") await ctx.addInitScript(() => Object.defineProperty(window, "SharedWorker", { value: undefined }));
+    const errors = [];
+    const room = `tabs-${mode}`;
+    try {
+      const tabs = [];
+      const base = proxy.st.handshakes;
+      for (let i = 0; i < 3; i++) {
+        const p = await ctx.newPage();
+        p.on("pageerror", (e) => errors.push(e));
+        await p.goto(`${proxy.url}/index.html`);
+        tabs.push(p);
+      }
+      const ids = [];
+      for (const [i, p] of tabs.entries()) ids.push(await p.evaluate(setupPage, { name: `tab${i}`, room, share: true }));
+      assert.equal(new Set(ids).size, 3, "each tab has its own socket id");
+      assert.equal(proxy.st.handshakes - base, 1, "three tabs, one Engine.IO session");
+      assert.equal(await tabs[0].evaluate(() => s.io.engine.constructor.name === "Engine"), false, "the tab's engine is the shared one");
+
+      const b = await other.newPage();
+      b.on("pageerror", (e) => errors.push(e));
+      await b.goto(`${proxy.url}/index.html`);
+      await b.evaluate(setupPage, { name: "other", room, share: true });
+      assert.equal(proxy.st.handshakes - base, 2, "the second context has its own session");
+
+      // Everyone says something; the relay sends it to the room except its sender.
+      const all = [...tabs, b];
+      const said = [];
+      for (const [i, p] of all.entries()) await p.evaluate((d) => say(d), `hello-${i}`), said.push(`hello-${i}`);
+      for (const [i, p] of all.entries()) await gotAll(p, said.filter((x) => x !== `hello-${i}`));
+
+      // The first tab (the elected one without SharedWorker) closes: it leaves its room on the
+      // server, and the others keep every message the second context says meanwhile.
+      const first = tabs.shift();
+      const t0 = Date.now();
+      const closing = first.close({ runBeforeUnload: false });
+      const during = [];
+      for (let i = 0; i < 10; i++) {
+        await b.evaluate((d) => say(d), `during-${i}`);
+        during.push(`during-${i}`);
+        await new Promise((r) => setTimeout(r, 150));
+      }
+      await closing;
+      for (const p of tabs) await gotAll(p, during);
+      await until(b, (id) => left.includes(id), ids[0], 10000);
+      const takeover = Date.now() - t0;
+      console.log(`tabs ${mode}: the others had every message ${takeover} ms after the first tab closed; sessions ${proxy.st.handshakes - base}`);
+      for (const p of tabs) await p.evaluate((d) => say(d), `after-close-${p === tabs[0] ? 1 : 2}`);
+      await gotAll(b, ["after-close-1", "after-close-2"]);
+      await gotAll(tabs[0], ["after-close-2"]);
+      await gotAll(tabs[1], ["after-close-1"]);
+
+      // The server restarts: everyone comes back (the two tabs on one new session), joins again,
+      // and what they say while it is down arrives once it is back.
+      const before = proxy.st.handshakes;
+      assert.equal(await srv.stop(), 0, "ferry exits 0 on SIGTERM (no leak)");
+      const downSay = tabs.map((p, i) => p.evaluate((d) => say(d), `down-${i}`));
+      srv = await startServer(bin("tools/ferry/ferry"), [...ARGS, "--static", out]);
+      proxy.st.target = srv.port;
+      await Promise.all(downSay);
+      await gotAll(b, ["down-0", "down-1"]);
+      await gotAll(tabs[0], ["down-1"]);
+      await gotAll(tabs[1], ["down-0"]);
+      assert.equal(proxy.st.handshakes - before, 2, "after the restart: one session for the two tabs, one for the other context");
+      for (const p of all.slice(1)) {
+        const got = await p.evaluate(() => got);
+        assert.equal(got.length, new Set(got).size, "no message twice");
+      }
+      assert.deepEqual(errors, []);
+    } catch (e) {
+      for (const p of [...ctx.pages(), ...other.pages()]) console.log("page state:", await p.evaluate(() => ({ id: s.id, connected: s.connected, got, shared: s.io.engine.constructor.name })).catch((x) => x.message));
+      throw e;
+    } finally {
+      await ctx.close();
+      await other.close();
+    }
+  });
+}
