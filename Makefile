@@ -1,5 +1,6 @@
 # The two commands of the README. Both install what is missing first (scripts/deps.sh).
 #   make run    build and start the standalone server with the chat demo on 127.0.0.1:8080
+#               (Prometheus metrics on http://127.0.0.1:9464/metrics)
 #   make test   build with sanitizers and run every test; ends with the runner's summary line
 # Also: make build, make conformance (the whole WebSocket conformance run), make bench,
 #       make bench-tls, make lab (every hostile-network scenario at full length ->
@@ -38,7 +39,7 @@ build: deps-build $(RUN_DIR)/CMakeCache.txt
 # The standalone server with the chat demo; it prints where to open it.
 run: deps-run build
 	@exec $(RUN_DIR)/tools/ferry/ferry --host 127.0.0.1 --port $(PORT) --static examples/chat \
-	  --allow-publish message,typing
+	  --allow-publish message,typing --metrics-listen 127.0.0.1:9464
 
 # The chat of examples/chat served by the C program examples/chat-server (the relay's protocol
 # written on ferry's Socket.IO API) instead of tools/ferry.

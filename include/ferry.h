@@ -692,6 +692,37 @@ FERRY_EXTERN const char *ferry_http_req_body(const ferry_http_req *req, size_t *
 FERRY_EXTERN int ferry_http_reply(ferry_http_req *req, int status, const char *content_type,
                                   const void *body, size_t len);
 
+/* ------------------------------------------------------------------ metrics (Prometheus)
+ *
+ * The server's counters in the Prometheus text exposition format (text/plain; version=0.0.4),
+ * every name starting with ferry_: sessions open by transport, handshakes, upgrades and
+ * downgrades by from, to and reason, the reasons ferry's client reports for its transport
+ * choices, packets, messages and bytes by transport (HTTP heads apart), heartbeat timeouts,
+ * closes by reason, errors and rejections by kind, queued bytes, the event loop's lag (a
+ * histogram) and the process's memory, descriptors and CPU. docs/observability.md lists every
+ * metric. Labels take their values from fixed sets (transport names, reason codes): no session
+ * id, room or namespace ever becomes a label. A scrape costs one walk of the session table.
+ * Counting is always on (a few integer increments per event); these calls only serve it.
+ */
+
+/** Serve the metrics at path (e.g. "/metrics", exact, GET) on the server's own listeners,
+ * beside the application. Call before or after listening. Returns 0, -FERRY_EINVAL (path not
+ * starting with '/'), -FERRY_EEXIST (path routed already), -FERRY_ECLOSED or -FERRY_ENOMEM.
+ * The metrics are as public as the server's port: prefer ferry_server_metrics_listen() on a
+ * private address. */
+FERRY_EXTERN int ferry_server_metrics(ferry_server *srv, const char *path);
+
+/** Serve the metrics at path (NULL: "/metrics") on a listener of their own at addr:port (port
+ * 0 picks a free one: ferry_server_metrics_port()), which serves nothing else (404). It closes
+ * with the server. Once per server: a second call returns -FERRY_EBUSY. Returns 0,
+ * -FERRY_EINVAL, -FERRY_ECLOSED, -FERRY_ENOMEM or libuv's error when it cannot listen
+ * (UV_EADDRINUSE, ...). */
+FERRY_EXTERN int ferry_server_metrics_listen(ferry_server *srv, const char *addr, int port,
+                                             const char *path);
+
+/** The port of the metrics listener, or -FERRY_ENOTFOUND when there is none. */
+FERRY_EXTERN int ferry_server_metrics_port(const ferry_server *srv);
+
 /* ------------------------------------------------------------------ Socket.IO: the app level
  *
  * Socket.IO v5 over the engine, in the style of Socket.IO's server API:

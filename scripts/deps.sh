@@ -10,7 +10,8 @@ build_pkgs=(cmake make gcc pkg-config libuv1-dev libssl-dev libcjson-dev node-ll
             libhiredis-dev)
 test_pkgs=(libcmocka-dev clang libclang-rt-14-dev curl python3 python3-socketio python3-engineio
            python3-websockets python3-requests python3-websocket python3-aiohttp chromium
-           nginx-light redis-server openssl libnss3-tools)
+           nginx-light redis-server openssl libnss3-tools
+           python3-prometheus-client)
 
 want=("${build_pkgs[@]}")
 [ "${1:-build}" = test ] && want+=("${test_pkgs[@]}")

@@ -112,6 +112,7 @@ static void on_timeout(ferry_timer *t)
     ferry_admission *a = container_of(t, ferry_admission, timer);
     FERRY_LOG(FERRY_LOG_INFO, "engine", NULL, "admission undecided after %u ms: refused",
               a->eng->cfg->admission_timeout_ms);
+    a->eng->stats.admission_timeouts++;
     ferry_req *req = detach(a, ADM_TIMED_OUT);
     respond_forbidden(req, "Admission timed out");
 }
@@ -137,6 +138,7 @@ void ferry_admission_begin(ferry_engine *eng, const ferry_transport_ops *ops, fe
     if (eng->nadmissions >= eng->cfg->max_pending_admissions) {
         FERRY_LOG(FERRY_LOG_WARN, "engine", NULL,
                   "%u handshakes await admission (max_pending_admissions): 503", eng->nadmissions);
+        eng->stats.admission_busy++;
         static const char busy[] = "{\"code\":4,\"message\":\"Too many handshakes pending\"}";
         ferry_req_respond_text(req, 503, "application/json", busy, sizeof(busy) - 1);
         return;
@@ -225,6 +227,7 @@ int ferry_admission_refuse(ferry_admission *a, const char *message)
     if (a->state == ADM_WAITING) {
         FERRY_LOG(FERRY_LOG_INFO, "engine", NULL, "handshake refused by the app (%s)",
                   a->ops->name);
+        a->eng->stats.admission_refused++;
         ferry_req *req = detach(a, ADM_DECIDED);
         respond_forbidden(req, message == NULL || bad ? "Forbidden" : message);
         rc = 0;

@@ -232,7 +232,7 @@ size_t ferry_engine_take(ferry_transport *t, ferry_buf **out, uint64_t *seqs, si
     ferry_session *s = t->session;
     if (t != s->transport || s->upgrade == UPGRADE_UPGRADING)
         return 0;
-    size_t n = 0, bytes = 0;
+    size_t n = 0, bytes = 0, nmsg = 0;
     while (n < max && !ferry_list_empty(&s->queue)) {
         ferry_qentry *e = ferry_list_entry(s->queue.next, ferry_qentry, link);
         if (n > 0 && bytes + e->buf->len > max_bytes)
@@ -241,6 +241,7 @@ size_t ferry_engine_take(ferry_transport *t, ferry_buf **out, uint64_t *seqs, si
         bytes += e->buf->len;
         s->queued_bytes -= e->buf->len;
         if (is_message(e->buf)) {
+            nmsg++;
             s->counters.messages_out++;
             /* The data: a text message's bytes after its type digit, a binary one whole. */
             s->counters.message_bytes_out +=
@@ -270,6 +271,9 @@ size_t ferry_engine_take(ferry_transport *t, ferry_buf **out, uint64_t *seqs, si
         sent_bound(s);
     s->engine->stats.packets_out += n;
     s->counters.packets_out += n;
+    ferry_engine_tmetrics *tm = &s->engine->metrics.t[ferry_engine_transport_index(t->ops)];
+    tm->packets_out += n;
+    tm->messages_out += nmsg;
     /* A graceful close ends once its close packet was taken: the next flush closes the
      * transport instead of waiting for the bound on the close (upgrade_timer). */
     if (s->state == SESSION_CLOSING && n > 0 && ferry_list_empty(&s->queue))
@@ -377,6 +381,8 @@ static void finalize(ferry_session *s, ferry_reason reason)
     ferry_session_table_remove(&eng->sessions, s);
     drop_queue(s);
     eng->stats.sessions_closed++;
+    eng->metrics.closes[(size_t)reason < FERRY_ENGINE_REASONS ? (size_t)reason
+                                                               : FERRY_ENGINE_REASONS - 1]++;
     if (s->probe != NULL) {
         ferry_transport *p = s->probe;
         s->probe = NULL;
@@ -423,8 +429,15 @@ void ferry_engine_on_transport_closed(ferry_transport *t, ferry_reason reason)
         s->probe = NULL;
         s->upgrade = UPGRADE_NONE;
         ferry_timer_stop(s->engine->wheel, &s->upgrade_timer);
+        int timed_out = s->probe_timed_out;
+        s->probe_timed_out = 0;
         if (s->state == SESSION_OPEN) {
             s->engine->stats.upgrade_failures++;
+            size_t from = ferry_engine_transport_index(s->transport ? s->transport->ops : NULL);
+            s->engine->metrics.t[from].probe_failures[ferry_engine_transport_index(t->ops)]
+                                                     [timed_out
+                                                          ? FERRY_PROBE_FAILED_TIMEOUT
+                                                          : FERRY_PROBE_FAILED_CLOSED]++;
             FERRY_LOG(FERRY_LOG_INFO, "engine", s->sid, "upgrade to %s failed", t->ops->name);
             mark_dirty(s); /* the old transport takes packets again */
         }
@@ -441,6 +454,7 @@ void ferry_engine_on_transport_closed(ferry_transport *t, ferry_reason reason)
          * whether it ever does (docs/protocol.md "Losing a transport"). */
         FERRY_LOG(FERRY_LOG_DEBUG, "engine", s->sid, "%s lost (%s): waiting for an attach",
                   t->ops->name, ferry_reason_str(reason));
+        s->lost_ops = t->ops;
         return;
     }
     finalize(s, s->state == SESSION_CLOSING ? s->close_reason : reason);
@@ -504,6 +518,8 @@ static void on_heartbeat(ferry_timer *tm)
         return;
     if (s->awaiting_pong) {
         eng->stats.ping_timeouts++;
+        eng->metrics.t[ferry_engine_transport_index(s->transport ? s->transport->ops : NULL)]
+            .ping_timeouts++;
         FERRY_LOG(FERRY_LOG_INFO, "engine", s->sid, "ping timeout");
         ferry_engine_close_session(s, FERRY_REASON_PING_TIMEOUT, 0);
         return;
@@ -532,6 +548,7 @@ static void on_upgrade_timer(ferry_timer *tm)
     if (s->probe != NULL) {
         FERRY_LOG(FERRY_LOG_INFO, "engine", s->sid, "upgrade timeout");
         ferry_transport *p = s->probe;
+        s->probe_timed_out = 1;
         p->ops->close(p, FERRY_REASON_TRANSPORT_ERROR);
     }
 }
@@ -576,6 +593,9 @@ static int on_probe_packet(ferry_session *s, ferry_transport *t, int type, const
         s->upgrade = UPGRADE_NONE;
         ferry_timer_stop(s->engine->wheel, &s->upgrade_timer);
         s->engine->stats.upgrades++;
+        s->engine->metrics.t[ferry_engine_transport_index(old ? old->ops : s->lost_ops)]
+            .moves[ferry_engine_transport_index(t->ops)][FERRY_MOVE_PROBE]++;
+        s->lost_ops = NULL;
         FERRY_LOG(FERRY_LOG_DEBUG, "engine", s->sid, "upgraded %s -> %s",
                   old ? old->ops->name : "none", t->ops->name);
         if (old != NULL) /* NULL: an extension session lost it during the probe */
@@ -643,6 +663,30 @@ static int client_ping(ferry_session *s, const char *data, size_t len)
     return 0;
 }
 
+/* The reasons ferry's client reports (docs/client.md "Reasons"), counted by name; any other
+ * code is counted as "other", so that a client cannot grow the metrics. */
+static const char *const report_reasons[] = {
+    "start",       "forced",       "remembered",   "reconnect",     "network-online",
+    "promoted",    "ws-refused",   "ws-mute",      "ws-closed",     "sse-refused",
+    "sse-buffered", "sse-mute",    "poll-cut",     "poll-mute",     "poll-error",
+    "post-error",  "probe-timeout", NULL};
+
+const char *ferry_engine_report_reason(size_t i)
+{
+    for (size_t k = 0; report_reasons[k] != NULL && k < FERRY_ENGINE_REPORT_REASONS; k++)
+        if (k == i)
+            return report_reasons[k];
+    return NULL;
+}
+
+static size_t report_reason_index(const char *r)
+{
+    for (size_t k = 0; report_reasons[k] != NULL && k < FERRY_ENGINE_REPORT_REASONS; k++)
+        if (strcmp(report_reasons[k], r) == 0)
+            return k;
+    return FERRY_ENGINE_REPORT_REASONS;
+}
+
 static int report_reason_ok(const char *r)
 {
     size_t n = strlen(r);
@@ -702,6 +746,9 @@ static void report(ferry_session *s, const char *data, size_t len)
         return;
     }
     eng->stats.reports++;
+    eng->metrics.t[ferry_engine_transport_index(from[0] ? ferry_transport_find(from) : NULL)]
+        .reports[ferry_engine_transport_index(ferry_transport_find(to))]
+                [report_reason_index(reason->valuestring)]++;
     char shortsid[9]; /* the log line names the session by its first 8 characters */
     memcpy(shortsid, s->sid, sizeof(shortsid) - 1);
     shortsid[sizeof(shortsid) - 1] = '\0';
@@ -727,7 +774,10 @@ int ferry_engine_on_packet(ferry_transport *t, int type, const char *data, size_
         return -FERRY_ECLOSED;
     s->engine->stats.packets_in++;
     s->counters.packets_in++;
+    ferry_engine_tmetrics *tm = &s->engine->metrics.t[ferry_engine_transport_index(t->ops)];
+    tm->packets_in++;
     if (type == EIO_MESSAGE) {
+        tm->messages_in++;
         s->counters.messages_in++;
         s->counters.message_bytes_in += len;
     }
@@ -866,6 +916,25 @@ static size_t rank(const ferry_transport_ops *ops)
     return i;
 }
 
+size_t ferry_engine_transport_index(const ferry_transport_ops *ops)
+{
+    if (ops == NULL)
+        return FERRY_ENGINE_NO_TRANSPORT;
+    size_t i = rank(ops);
+    return i < FERRY_ENGINE_NO_TRANSPORT ? i : FERRY_ENGINE_NO_TRANSPORT - 1;
+}
+
+const char *ferry_engine_transport_label(size_t i)
+{
+    if (i == FERRY_ENGINE_NO_TRANSPORT)
+        return "none";
+    for (size_t k = 0; ferry_transports[k] != NULL; k++)
+        if (k == i)
+            return ferry_transports[k]->name;
+    return NULL;
+}
+
+
 /* Is a better than b in the server's order? */
 static int better(const ferry_transport_ops *a, const ferry_transport_ops *b)
 {
@@ -914,6 +983,8 @@ static ferry_buf *open_packet(ferry_session *s)
 static void reject(ferry_engine *eng, ferry_req *req, int code)
 {
     eng->stats.bad_requests++;
+    if (code >= 0 && code < 6)
+        eng->stats.rejected_code[code]++;
     FERRY_LOG(FERRY_LOG_INFO, "engine", NULL, "bad request %s %s: code %d", req->method, req->url,
               code);
     ferry_req_respond_error(req, code);
@@ -941,6 +1012,7 @@ static void handshake(ferry_engine *eng, const ferry_transport_ops *ops, ferry_r
             if (ferry_life_close(&s->life)) /* the last reference: nobody else has it */
                 session_free(s);
         }
+        eng->stats.unavailable++;
         ferry_req_respond_text(req, 503, NULL, NULL, 0);
         return;
     }
@@ -961,6 +1033,7 @@ static void handshake(ferry_engine *eng, const ferry_transport_ops *ops, ferry_r
      * hold an id that every later request gets "Session ID unknown" for. */
     int inserted = ferry_session_table_insert(&eng->sessions, s) == 0;
     eng->stats.sessions_opened++;
+    eng->metrics.t[ferry_engine_transport_index(ops)].handshakes++;
     ferry_buf *open = inserted ? open_packet(s) : NULL;
     if (open == NULL || queue_packet(s, open) != 0) {
         FERRY_LOG(FERRY_LOG_WARN, "engine", s->sid, "handshake: out of memory");
@@ -983,6 +1056,7 @@ static void probe(ferry_engine *eng, ferry_session *s, const ferry_transport_ops
 {
     ferry_transport *t = ops->create(s);
     if (t == NULL) {
+        eng->stats.unavailable++;
         ferry_req_respond_text(req, 503, NULL, NULL, 0);
         return;
     }
@@ -1028,6 +1102,7 @@ static void attach(ferry_engine *eng, ferry_session *s, const ferry_transport_op
     }
     ferry_transport *t = ops->create(s);
     if (t == NULL) {
+        eng->stats.unavailable++;
         ferry_req_respond_text(req, 503, NULL, NULL, 0);
         return;
     }
@@ -1073,6 +1148,9 @@ static void attach(ferry_engine *eng, ferry_session *s, const ferry_transport_op
     ferry_buf_release(noop);
     s->upgrade = UPGRADE_NONE;
     eng->stats.attaches++;
+    eng->metrics.t[ferry_engine_transport_index(old ? old->ops : s->lost_ops)]
+        .moves[ferry_engine_transport_index(ops)][FERRY_MOVE_ATTACH]++;
+    s->lost_ops = NULL;
     FERRY_LOG(FERRY_LOG_INFO, "engine", s->sid, "attached %s -> %s at rx %llu (%zu again)",
               old ? old->ops->name : "none", ops->name, (unsigned long long)rx, replayed);
     if (old != NULL)
@@ -1113,6 +1191,9 @@ static int validate(ferry_engine *eng, ferry_req *req, const ferry_transport_ops
             /* The wheel fires a little late at times; a request must not slip a pong in
              * after its deadline. The session is gone as if the timer had fired. */
             eng->stats.ping_timeouts++;
+            eng->metrics
+                .t[ferry_engine_transport_index(s->transport ? s->transport->ops : NULL)]
+                .ping_timeouts++;
             FERRY_LOG(FERRY_LOG_INFO, "engine", s->sid, "ping timeout (seen on a request)");
             ferry_engine_close_session(s, FERRY_REASON_PING_TIMEOUT, 0);
             return 1;
@@ -1148,10 +1229,13 @@ void ferry_engine_on_request(ferry_req *req, void *ud)
     const ferry_transport_ops *ops = NULL;
     ferry_session *s = NULL;
     if (eng->closing) {
+        eng->stats.unavailable++;
         ferry_req_respond_text(req, 503, NULL, NULL, 0);
         return;
     }
     int code = validate(eng, req, &ops, &s);
+    if (ops != NULL) /* counted by the transport it names, whatever the answer */
+        ferry_req_set_total(req, &eng->metrics.t[ferry_engine_transport_index(ops)].wire);
     if (code >= 0) {
         reject(eng, req, code);
         return;
@@ -1433,6 +1517,24 @@ void ferry_engine_on_report(ferry_engine *eng, ferry_transport_report_cb cb, voi
 {
     eng->on_report = cb;
     eng->on_report_ud = user_data;
+}
+
+const ferry_engine_metrics *ferry_engine_get_metrics(const ferry_engine *eng)
+{
+    return &eng->metrics;
+}
+
+void ferry_engine_get_gauges(const ferry_engine *eng, ferry_engine_gauges *g)
+{
+    memset(g, 0, sizeof(*g));
+    for (size_t i = 0; i < eng->sessions.nbuckets; i++)
+        for (const ferry_session *s = eng->sessions.buckets[i]; s; s = s->hash_next) {
+            g->sessions[ferry_engine_transport_index(s->transport ? s->transport->ops : NULL)]++;
+            g->upgrading += s->probe != NULL;
+            g->queued_bytes += s->queued_bytes;
+            g->replay_bytes += s->sent_bytes;
+            g->extensions += s->extensions != 0;
+        }
 }
 
 const ferry_engine_stats *ferry_engine_get_stats(const ferry_engine *eng)

@@ -40,7 +40,74 @@ typedef struct ferry_engine_stats {
     uint64_t reports;          /* transport reports passed to the app */
     uint64_t reports_ignored;  /* malformed or over the rate */
     uint64_t replay_dropped;   /* packets dropped from replay buffers by the byte bound */
+    /* admission (admission.c) */
+    uint64_t admission_refused;  /* the hook refused: 403 */
+    uint64_t admission_timeouts; /* no decision within admission_timeout_ms: 403 */
+    uint64_t admission_busy;     /* over max_pending_admissions: 503 */
+    uint64_t unavailable;        /* requests answered 503: no memory, or shutting down */
+    uint64_t rejected_code[6];   /* bad_requests by Engine.IO error code (0..5) */
 } ferry_engine_stats;
+
+/* ---- server-wide counters by transport, for the metrics (lib/server/metrics.c)
+ *
+ * Indexed by the transport's position in the registry (ferry_engine_transport_index()); slot
+ * FERRY_ENGINE_NO_TRANSPORT stands for "none": a session between transports, or the first
+ * choice of a client report. Counted where the events happen, read at scrape time. */
+#define FERRY_ENGINE_TRANSPORTS 8 /* the registry has 4; more fold into the last slot */
+#define FERRY_ENGINE_NO_TRANSPORT (FERRY_ENGINE_TRANSPORTS - 1)
+#define FERRY_ENGINE_REASONS 16       /* ferry_reason values counted apart; more fold in */
+#define FERRY_ENGINE_REPORT_REASONS 24 /* client report reasons known by name (+ "other") */
+
+enum {
+    FERRY_MOVE_PROBE = 0, /* Engine.IO's upgrade: probe, then "5" */
+    FERRY_MOVE_ATTACH,    /* ferry's attach (docs/protocol.md 6.2): a new transport, no probe */
+    FERRY_MOVES
+};
+
+enum {
+    FERRY_PROBE_FAILED_TIMEOUT = 0, /* no "5" within upgrade_timeout_ms */
+    FERRY_PROBE_FAILED_CLOSED,      /* the probe transport closed or failed */
+    FERRY_PROBE_FAILS
+};
+
+typedef struct ferry_engine_tmetrics {
+    /* Every request that named this transport (transport=...), and every byte of a
+     * connection it took; the HTTP heads apart (lib/http counts). */
+    ferry_wire_meter wire;
+    uint64_t handshakes; /* sessions opened on it */
+    uint64_t packets_in, packets_out;
+    uint64_t messages_in, messages_out;
+    uint64_t ping_timeouts; /* sessions that timed out on it (slot "none": between transports) */
+    /* Sessions that moved from this transport to [to], by FERRY_MOVE_*. */
+    uint64_t moves[FERRY_ENGINE_TRANSPORTS][FERRY_MOVES];
+    /* Probes from this transport to [to] that failed, by FERRY_PROBE_FAILED_*. */
+    uint64_t probe_failures[FERRY_ENGINE_TRANSPORTS][FERRY_PROBE_FAILS];
+    /* Client reports from this transport ("none": the first choice) to [to], by reason
+     * (ferry_engine_report_reason(); the last slot is every other reason). */
+    uint64_t reports[FERRY_ENGINE_TRANSPORTS][FERRY_ENGINE_REPORT_REASONS + 1];
+} ferry_engine_tmetrics;
+
+typedef struct ferry_engine_metrics {
+    ferry_engine_tmetrics t[FERRY_ENGINE_TRANSPORTS];
+    uint64_t closes[FERRY_ENGINE_REASONS]; /* sessions closed, by ferry_reason */
+} ferry_engine_metrics;
+
+/* What is open now, counted by walking the session table (at scrape time). */
+typedef struct ferry_engine_gauges {
+    uint64_t sessions[FERRY_ENGINE_TRANSPORTS]; /* open sessions by current transport */
+    uint64_t upgrading;                         /* of which a probe is out */
+    uint64_t queued_bytes;                      /* queued, not yet taken by a transport */
+    uint64_t replay_bytes;                      /* taken, kept until acknowledged */
+    uint64_t extensions;                        /* sessions of ferry's client (ferry=1) */
+} ferry_engine_gauges;
+
+/* The name of the transport at index i, "none" for FERRY_ENGINE_NO_TRANSPORT, NULL past the
+ * registry. */
+const char *ferry_engine_transport_label(size_t i);
+/* The client report reason named at index i (NULL past the known ones). */
+const char *ferry_engine_report_reason(size_t i);
+const ferry_engine_metrics *ferry_engine_get_metrics(const ferry_engine *eng);
+void ferry_engine_get_gauges(const ferry_engine *eng, ferry_engine_gauges *out);
 
 /* ---- the composition root's calls (lib/server) */
 

@@ -74,6 +74,9 @@ struct ferry_session {
     ferry_session *hash_next;
     ferry_transport *transport; /* current; NULL once closed */
     ferry_transport *probe;     /* upgrade candidate */
+    /* The transport an extension session lost (NULL otherwise): where an attach moves it
+     * from, for the metrics. */
+    const ferry_transport_ops *lost_ops;
     ferry_list queue;           /* ferry_qentry, oldest first */
     size_t queued_bytes;
     ferry_list dirty;      /* in engine->dirty while a flush is due */
@@ -115,6 +118,7 @@ struct ferry_session {
     void *data;
     unsigned announced : 1;
     unsigned overflowed : 1; /* the queue went over max_session_queue_bytes: closing */
+    unsigned probe_timed_out : 1; /* the probe is closed by upgrade_timeout_ms (metrics) */
 };
 
 /* The per-address limit on new sessions (rate_limit.c): token buckets by address, bounded. */
@@ -149,6 +153,7 @@ struct ferry_engine {
     ferry_transport_report_cb on_report; /* transport reports (docs/protocol.md section 9) */
     void *on_report_ud;
     ferry_engine_stats stats;
+    ferry_engine_metrics metrics; /* by transport (engine.h) */
     ferry_qentry *qcache; /* free queue entries, linked through link.next */
     size_t qcached;
     int closing;
@@ -156,6 +161,9 @@ struct ferry_engine {
 };
 
 /* ---- sessions (engine.c) */
+/* The registry position of ops, for ferry_engine_metrics (FERRY_ENGINE_NO_TRANSPORT - 1 at
+ * most; NULL ops: FERRY_ENGINE_NO_TRANSPORT). */
+size_t ferry_engine_transport_index(const ferry_transport_ops *ops);
 ferry_session *ferry_engine_lookup(ferry_engine *eng, const char *sid);
 /* Open a session for an admitted handshake request (no sid) on transport ops. */
 void ferry_engine_handshake(ferry_engine *eng, const ferry_transport_ops *ops, ferry_req *req);

@@ -908,6 +908,8 @@ static void feed_taken(ferry_conn *c)
         size_t n = c->in.len;
         if (c->meter != NULL)
             c->meter->bytes_in += n;
+        if (c->total != NULL)
+            c->total->bytes_in += n;
         /* The handler may write, close or pause; the bytes stay ours until it returns. */
         conn_hold(c);
         c->handler->on_data(c, c->in.base, n, c->handler_ud);
@@ -961,6 +963,7 @@ static void process_input(ferry_conn *c)
             c->head_fed = 0;
             c->body_fed = 0;
             c->req->wire_in = head;
+            c->req->head_in = head;
             if (head > max_head) {
                 reject(c, 431);
                 break;
@@ -1090,6 +1093,23 @@ void ferry_req_set_meter(ferry_req *req, ferry_wire_meter *m)
     req->meter = m;
 }
 
+void ferry_req_set_total(ferry_req *req, ferry_wire_meter *m)
+{
+    req->total = m;
+}
+
+/* An answered request, into its meters. */
+static void count_answer(ferry_wire_meter *m, const ferry_req *req, size_t out, size_t head_out)
+{
+    if (m == NULL)
+        return;
+    m->bytes_in += req->wire_in;
+    m->head_bytes_in += req->head_in;
+    m->bytes_out += out;
+    m->head_bytes_out += head_out;
+    m->requests++;
+}
+
 void ferry_req_hold(ferry_req *req, void (*on_abort)(ferry_req *req, void *ud), void *ud)
 {
     req->on_abort = on_abort;
@@ -1158,11 +1178,11 @@ int ferry_req_respond(ferry_req *req, int status, const char *content_type,
                 sl[ns++] = body[i];
             rc = ferry_conn_write(c, sl, ns);
         }
+        size_t head_out = head->len;
         ferry_buf_release(head);
-        if (rc == 0 && req->meter != NULL) {
-            req->meter->bytes_in += req->wire_in;
-            req->meter->bytes_out += wire_out;
-            req->meter->requests++;
+        if (rc == 0) {
+            count_answer(req->meter, req, wire_out, head_out);
+            count_answer(req->total, req, wire_out, head_out);
         }
     }
     ferry_req_free(req);
@@ -1205,7 +1225,9 @@ ferry_conn *ferry_req_take_conn(ferry_req *req, const ferry_conn_handler *h, voi
     }
     FERRY_ASSERT(c->req == req);
     ferry_wire_meter *meter = req->meter;
+    ferry_wire_meter *total = req->total;
     size_t wire_in = req->wire_in;
+    size_t head_in = req->head_in;
     ferry_req_free(req);
     c->req = NULL;
     c->waiting = 0;
@@ -1214,9 +1236,17 @@ ferry_conn *ferry_req_take_conn(ferry_req *req, const ferry_conn_handler *h, voi
     c->state = CONN_TAKEN;
     if (meter != NULL) {
         meter->bytes_in += wire_in;
+        meter->head_bytes_in += head_in;
         meter->requests++;
         c->meter = meter; /* the 101 or the stream's head, then every frame or event */
     }
+    if (total != NULL) {
+        total->bytes_in += wire_in;
+        total->head_bytes_in += head_in;
+        total->requests++;
+        c->total = total;
+    }
+    c->head_next = 1;
     c->handler = h;
     c->handler_ud = ud;
     /* No more HTTP heads on this connection: the head's accumulators (2 KB each once used)
@@ -1250,6 +1280,7 @@ void ferry_conn_set_handler(ferry_conn *c, const ferry_conn_handler *h, void *ud
     c->handler_ud = ud;
     if (h == NULL)
         c->meter = NULL; /* the owner let go: its meter may go before the connection */
+    /* c->total stays: the engine's, which outlives every connection. */
 }
 
 uv_loop_t *ferry_conn_loop(const ferry_conn *c)
@@ -1290,10 +1321,22 @@ static void on_write(uv_write_t *wr, int status)
 int ferry_conn_write(ferry_conn *c, const ferry_slice *s, size_t n)
 {
     int rc = c->tls != NULL ? tls_write(c, s, n) : raw_write(c, s, n);
-    if (rc == 0 && c->meter != NULL) {
+    if (rc == 0 && (c->meter != NULL || c->total != NULL)) {
+        size_t bytes = 0;
         for (size_t i = 0; i < n; i++)
-            c->meter->bytes_out += s[i].len;
+            bytes += s[i].len;
+        uint64_t head = c->head_next && c->state == CONN_TAKEN ? bytes : 0;
+        if (c->meter != NULL) {
+            c->meter->bytes_out += bytes;
+            c->meter->head_bytes_out += head;
+        }
+        if (c->total != NULL) {
+            c->total->bytes_out += bytes;
+            c->total->head_bytes_out += head;
+        }
     }
+    if (c->state == CONN_TAKEN)
+        c->head_next = 0;
     return rc;
 }
 
@@ -1389,6 +1432,7 @@ static void begin_close(ferry_conn *c)
 {
     c->state = CONN_CLOSING;
     c->meter = NULL; /* nothing is read or written from here on; the session may go first */
+    c->total = NULL;
     set_timer(c, CONN_TIMER_NONE, 0);
     ferry_list_remove(&c->deferred);
     tls_uncount(c);

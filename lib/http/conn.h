@@ -62,6 +62,8 @@ struct ferry_conn {
     const ferry_conn_handler *handler;
     void *handler_ud;
     ferry_wire_meter *meter; /* the taken request's meter: every byte read or written */
+    ferry_wire_meter *total; /* the taken request's second meter (ferry_req_set_total) */
+    unsigned head_next : 1;  /* taken: the next write is the response head (101, SSE head) */
     /* TLS (conn.c): NULL on a plain connection. */
     struct conn_tls *tls;
     int redirect_port; /* a redirect listener's connection: every request gets a 308 */

@@ -143,6 +143,11 @@ typedef struct ferry_wire_meter {
     uint64_t bytes_in;
     uint64_t bytes_out;
     uint64_t requests; /* requests answered or taken */
+    /* Of those bytes, the HTTP heads: request heads (request line, header lines, blank line),
+     * response heads, and the first write on a taken connection (the 101, or an SSE stream's
+     * head with its prelude). */
+    uint64_t head_bytes_in;
+    uint64_t head_bytes_out;
 } ferry_wire_meter;
 
 /* Called when a taken connection reads bytes, may write again, or closes. */
@@ -179,7 +184,9 @@ struct ferry_http_req {
     void (*on_abort)(ferry_req *req, void *ud);
     void *abort_ud;
     size_t wire_in;          /* the request's bytes as they arrived: head, body, framing */
+    size_t head_in;          /* of which its head */
     ferry_wire_meter *meter; /* NULL, or where the request is counted (ferry_req_set_meter) */
+    ferry_wire_meter *total; /* NULL, or a second, server-wide meter (ferry_req_set_total) */
 };
 
 /* ---- server-wide */
@@ -252,6 +259,9 @@ int ferry_req_respond_error(ferry_req *req, int code);
  * written into m until it closes or its handler is set to NULL. m must stay valid that long
  * (a session holds its meter; its transports hold the session). */
 void ferry_req_set_meter(ferry_req *req, ferry_wire_meter *m);
+/* A second meter counted exactly as the first (the metrics' per-transport totals); m must
+ * outlive the HTTP layer's connections (the engine's, freed after the HTTP layer closed). */
+void ferry_req_set_total(ferry_req *req, ferry_wire_meter *m);
 
 /* Hold the request: abort fires if its connection closes first. */
 void ferry_req_hold(ferry_req *req, void (*on_abort)(ferry_req *req, void *ud), void *ud);

@@ -7,6 +7,7 @@
 #include "common/assert.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "server/metrics.h"
 #include "server/server.h"
 
 /* Descriptors kept for what is not a client connection: listeners, the loop's epoll, signal
@@ -207,20 +208,25 @@ static void server_free(ferry_server *srv)
     if (srv->sio != NULL)
         sio_free(srv->sio);
     ferry_http_free(&srv->http);
+    ferry_metrics_free(srv->metrics);
     ferry_engine_free(srv->engine);
     ferry_mem_free((char *)srv->cfg.path);
     ferry_mem_free(srv);
 }
 
-static void on_handle_close(uv_handle_t *h)
+static void handle_closed(ferry_server *s)
 {
-    /* Both handles carry the server in their data once the close began. */
-    ferry_server *s = h->data;
     if (--s->open_handles > 0)
         return;
     if (s->close_cb != NULL)
         s->close_cb(s, s->close_ud);
     server_free(s);
+}
+
+static void on_handle_close(uv_handle_t *h)
+{
+    /* Both handles carry the server in their data once the close began. */
+    handle_closed(h->data);
 }
 
 static void on_http_closed(ferry_http *http)
@@ -244,6 +250,12 @@ int ferry_server_close(ferry_server *srv, ferry_close_cb cb, void *user_data)
      * connection: Connection: close. */
     srv->http.draining = 1;
     ferry_engine_shutdown(srv->engine, FERRY_REASON_SERVER_SHUTTING_DOWN);
+    if (srv->metrics != NULL) {
+        /* Its timer and listener, closed beside the HTTP layer's; the server waits for them
+         * as for its own handles. */
+        srv->open_handles++;
+        ferry_metrics_close(srv->metrics, handle_closed);
+    }
     ferry_http_close(&srv->http, on_http_closed);
     return 0;
 }

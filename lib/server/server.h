@@ -28,6 +28,7 @@ struct ferry_server {
     ferry_wheel wheel;
     ferry_engine *engine;
     ferry_sio *sio; /* the Socket.IO layer, once the application asked for a namespace */
+    struct ferry_metrics *metrics; /* metrics.c, once the application asked for them */
     const ferry_adapter_factory *adapters; /* makes each namespace's adapter (rooms) */
     void *data;
     int closing;

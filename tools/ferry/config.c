@@ -71,6 +71,9 @@ static const char usage_tail[] =
     "  --http-port N          with TLS, also listen for plain HTTP on N (FERRY_HTTP_PORT)\n"
     "  --http-mode MODE       redirect: the http port answers 308 to https (default);\n"
     "                         serve: it serves everything as the TLS port (FERRY_HTTP_MODE)\n"
+    "  --metrics-listen HOST:PORT  serve Prometheus metrics at http://HOST:PORT/metrics, on\n"
+    "                         a listener of their own (FERRY_METRICS_LISTEN; e.g.\n"
+    "                         127.0.0.1:9464, [::1]:9464; empty: none)\n"
     "  --suite                the server the socket.io-protocol test suite expects:\n"
     "                         port 3000, ping 300/200, namespaces / and /custom\n"
     "  --help, --version\n";
@@ -273,6 +276,33 @@ static int add_tls_file(app_config *cfg, int which, const char *v)
     return 0;
 }
 
+/* HOST:PORT, or [V6]:PORT. */
+static int parse_listen(const char *what, const char *v, char *host, size_t hostcap, int *port)
+{
+    const char *colon = strrchr(v, ':');
+    if (colon == NULL)
+        return bad(what, v, "use HOST:PORT, e.g. 127.0.0.1:9464");
+    const char *h = v;
+    size_t hlen = (size_t)(colon - v);
+    if (hlen >= 2 && h[0] == '[' && h[hlen - 1] == ']') {
+        h++;
+        hlen -= 2;
+    } else if (memchr(h, ':', hlen) != NULL) {
+        return bad(what, v, "write an IPv6 address in brackets: [::1]:9464");
+    }
+    if (hlen == 0)
+        return bad(what, v, "empty host");
+    if (hlen >= hostcap)
+        return bad(what, v, "host too long");
+    uint32_t u;
+    if (parse_u32(what, colon + 1, 0, 65535, &u) != 0)
+        return -1;
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    *port = (int)u;
+    return 0;
+}
+
 /* One setting by its flag name (without "--"); shared by flags and variables. */
 static int set(app_config *cfg, const char *name, const char *v)
 {
@@ -360,6 +390,13 @@ static int set(app_config *cfg, const char *name, const char *v)
         if (parse_u32("http port", v, 0, 65535, &u) != 0)
             return -1;
         cfg->http_port = (int)u;
+    } else if (strcmp(name, "metrics-listen") == 0) {
+        if (*v == '\0') {
+            cfg->metrics_port = -1;
+            return 0;
+        }
+        return parse_listen("metrics listen address", v, cfg->metrics_host,
+                            sizeof(cfg->metrics_host), &cfg->metrics_port);
     } else if (strcmp(name, "http-mode") == 0) {
         if (strcmp(v, "redirect") == 0)
             cfg->http_redirect = 1;
@@ -409,6 +446,7 @@ static const struct {
     {"FERRY_TLS_MAX_HANDSHAKES", "tls-max-handshakes"},
     {"FERRY_HTTP_PORT", "http-port"},
     {"FERRY_HTTP_MODE", "http-mode"},
+    {"FERRY_METRICS_LISTEN", "metrics-listen"},
 };
 
 int app_config_parse(app_config *cfg, int argc, char **argv)
@@ -432,6 +470,7 @@ int app_config_parse(app_config *cfg, int argc, char **argv)
     cfg->tls_max_handshakes = 256;
     cfg->http_port = -1;
     cfg->http_redirect = 1;
+    cfg->metrics_port = -1;
     parse_list("--allow-join", "*", &cfg->allow_join);
     parse_list("--history-events", "message", &cfg->history_events);
 

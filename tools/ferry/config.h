@@ -60,6 +60,8 @@ typedef struct app_config {
     uint32_t tls_max_handshakes;       /* 256 in flight */
     int http_port;            /* -1: none; else also listen for plain HTTP on this port */
     int http_redirect;        /* 1: the http port redirects to https; 0: it serves */
+    char metrics_host[64];    /* --metrics-listen HOST:PORT: /metrics on a listener of its own */
+    int metrics_port;         /* -1: no metrics listener */
     char tls_env_buf[2][4096]; /* FERRY_TLS_CERT / FERRY_TLS_KEY split into names */
     int tls_flag_seen[2];      /* a --tls-cert / --tls-key flag replaced the variable's list */
 } app_config;

@@ -233,10 +233,18 @@ int main(int argc, char **argv)
         else
             cfg.port = cfg.http_port; /* for the message below */
     }
+    if (rc == 0 && cfg.metrics_port >= 0) {
+        step = "serve metrics";
+        rc = ferry_server_metrics_listen(a.srv, cfg.metrics_host, cfg.metrics_port, "/metrics");
+        if (rc != 0) {
+            cfg.host = cfg.metrics_host; /* for the message below */
+            cfg.port = cfg.metrics_port;
+        }
+    }
     if (rc != 0) {
         fprintf(stderr, "ferry: cannot %s on %s:%d: %s%s\n", step, cfg.host, cfg.port,
                 ferry_strerror(rc),
-                rc == -FERRY_EINVAL && step[0] == 'l'
+                rc == -FERRY_EINVAL && strcmp(step, "set up") != 0
                     ? " (--host takes an IPv4 or IPv6 address such as 127.0.0.1 or ::1)"
                     : "");
         ferry_server_close(a.srv, NULL, NULL);
@@ -278,6 +286,11 @@ int main(int argc, char **argv)
     if (own_client) {
         print_url(&cfg, port, "ferry's client at", tls);
         printf("/ferry/ferry.mjs and /ferry/ferry.min.js\n");
+    }
+    if (cfg.metrics_port >= 0) {
+        int v6 = strchr(cfg.metrics_host, ':') != NULL;
+        printf("ferry: metrics at http://%s%s%s:%d/metrics\n", v6 ? "[" : "", cfg.metrics_host,
+               v6 ? "]" : "", ferry_server_metrics_port(a.srv));
     }
     if (cfg.static_root != NULL) {
         print_url(&cfg, port, "open", tls);
