@@ -278,7 +278,7 @@ static void errors(ferry_strbuf *sb, const ferry_engine_stats *es, const ferry_h
         "admission_refused",    "admission_timeout",      "admission_busy",
         "http_bad_request",     "http_header_too_large",  "http_body_too_large",
         "connection_over_limit", "connection_no_memory",  "tls_busy",
-        "tls_plain_http",
+        "tls_plain_http",       "new_session_rate",
     };
     const uint64_t rej[] = {
         es->rejected_code[0], es->rejected_code[1], es->rejected_code[2],
@@ -286,12 +286,13 @@ static void errors(ferry_strbuf *sb, const ferry_engine_stats *es, const ferry_h
         es->admission_refused, es->admission_timeouts, es->admission_busy,
         hs->bad_requests,      hs->header_too_large,  hs->body_too_large,
         hs->refused_over_limit, hs->refused_nomem,    hs->tls_refused_busy,
-        hs->tls_plain_http,
+        hs->tls_plain_http,     es->rate_limited,
     };
     FERRY_ASSERT(sizeof(rej) / sizeof(rej[0]) == sizeof(rej_names) / sizeof(rej_names[0]));
     kinds(sb, "ferry_rejections_total",
           "Requests and connections turned away, by kind: Engine.IO's error codes 0-5 (HTTP "
-          "400/403), the admission hook, the HTTP parser's limits, the connection limits.",
+          "400/403), the admission hook, the HTTP parser's limits, the connection limits, the "
+          "per-address new-session rate (429).",
           rej_names, rej, sizeof(rej) / sizeof(rej[0]));
     static const char *const err_names[] = {
         "parse_error",     "queue_overflow", "attach_refused",        "report_ignored",
