@@ -1029,6 +1029,87 @@ FERRY_EXTERN void ferry_namespace_set_recovery(ferry_namespace *nsp, uint32_t wi
 /** Is the socket connected (past its middlewares and not yet disconnecting)? */
 FERRY_EXTERN int ferry_socket_connected(const ferry_socket *s);
 
+/* ---- backpressure per namespace (docs/reliability.md "Backpressure")
+ *
+ * Each Engine.IO session has one send queue: the packets of every namespace the client joined,
+ * waiting for a transport to take them (a transport takes what it can write: a WebSocket or an
+ * SSE stream holds at most about 1 MiB on top of the kernel's buffers, a long-poll one
+ * response). A client that reads slower than the app emits makes the queue grow. Each
+ * namespace bounds it for the packets it sends (max_bytes, compared with the session's
+ * queued bytes) and chooses what happens to a packet of its own that would pass the bound:
+ *
+ * - CLOSE (the default, bound max_session_queue_bytes): the packet is queued and the session
+ *   closed at the next flush with FERRY_REASON_QUEUE_FULL ("transport error" on the wire and
+ *   in disconnect callbacks); a socket lost that way is recoverable (recovery_ms).
+ * - DROP_VOLATILE: volatile packets waiting in the queue are removed and new ones dropped;
+ *   every other packet is queued, in order; the session closes only past
+ *   max_session_queue_bytes.
+ * - LATEST: as DROP_VOLATILE, and a keyed packet (ferry_socket_emit_keyed(),
+ *   ferry_bcast_keyed()) replaces the newest packet with the same key still waiting in the
+ *   queue (the old one is removed, the new one queued at the end): for each key the client
+ *   gets the latest value, and values of one key in order, intermediate ones skipped. The
+ *   search looks at the 4096 newest queued packets; packets with binary attachments are
+ *   never replaced. Unkeyed packets are queued as with DROP_VOLATILE.
+ * - SPILL: needs connection-state recovery on for the namespace (recovery_ms or
+ *   ferry_namespace_set_recovery()). A logged event (not volatile, asking no ack) is not
+ *   queued: it stays in the namespace's recovery log, and the socket catches up from the log
+ *   as the queue drains under the bound, on the same session, in order, none twice (no
+ *   reconnection). Packets that are not logged (acks, emits asking for an ack) are queued at
+ *   once and may overtake spilled events; volatile ones are dropped. When an event the socket
+ *   may need has left the log meanwhile (the log's bounds, its window), the session is closed
+ *   with FERRY_REASON_QUEUE_FULL and the client's recovery says "gap".
+ *
+ * Whatever the policy: a packet is queued when the queue is empty; a volatile packet is
+ * dropped when the session has packets waiting (ferry_socket_emit_volatile()); control
+ * packets (Engine.IO pong, ping, close; Socket.IO CONNECT, DISCONNECT, CONNECT_ERROR, ack
+ * answers) are never dropped or replaced; and a session whose queue passes
+ * max_session_queue_bytes is closed (FERRY_REASON_QUEUE_FULL). */
+typedef enum ferry_backpressure {
+    FERRY_BACKPRESSURE_CLOSE = 0,
+    FERRY_BACKPRESSURE_DROP_VOLATILE,
+    FERRY_BACKPRESSURE_LATEST,
+    FERRY_BACKPRESSURE_SPILL,
+} ferry_backpressure;
+
+/** Set the namespace's policy and bound (bytes; 0: max_session_queue_bytes). Applies from the
+ * next packet on. Returns 0, or -FERRY_EINVAL: policy unknown, max_bytes over
+ * max_session_queue_bytes, or SPILL while recovery is off for the namespace (should it be
+ * turned off later, SPILL acts as CLOSE). */
+FERRY_EXTERN int ferry_namespace_set_backpressure(ferry_namespace *nsp, ferry_backpressure policy,
+                                                  size_t max_bytes);
+/** The namespace's policy and bound (max_session_queue_bytes when not set). */
+FERRY_EXTERN ferry_backpressure ferry_namespace_backpressure(const ferry_namespace *nsp,
+                                                             size_t *max_bytes);
+/** The policy's name ("close", "drop-volatile", "latest", "spill"; static), NULL when unknown;
+ * and the other way: 0 and *out, or -FERRY_EINVAL. */
+FERRY_EXTERN const char *ferry_backpressure_name(ferry_backpressure policy);
+FERRY_EXTERN int ferry_backpressure_parse(const char *name, ferry_backpressure *out);
+
+/** Emit to this socket as ferry_socket_emit(), with key (copied; 1 to FERRY_NAME_MAX bytes):
+ * under the LATEST policy it replaces a queued packet of the socket's namespace with the same
+ * key (a ticker's symbol, a document's id). Elsewhere the key is ignored. Same returns as
+ * ferry_socket_emit(), and -FERRY_EINVAL for a bad key. */
+FERRY_EXTERN int ferry_socket_emit_keyed(ferry_socket *s, const char *key, const char *event,
+                                         const cJSON *args);
+
+/** Bytes queued for the socket's Engine.IO session and not yet taken by a transport (what the
+ * bound above counts; shared by the client's namespaces), as uWebSockets'
+ * getBufferedAmount(). 0 once the socket has left its client. */
+FERRY_EXTERN size_t ferry_socket_buffered_amount(const ferry_socket *s);
+
+/** The queue drained: buffered is ferry_socket_buffered_amount() now, <= the low-water mark. */
+typedef void (*ferry_drain_cb)(ferry_socket *s, size_t buffered, void *user_data);
+
+/** Call cb each time the socket's buffered amount, having been above low_water (when a packet
+ * was queued to the socket, or seen after a transport took some), falls to low_water or below
+ * (uWebSockets' drain), so that a producer can pace itself: emit while
+ * ferry_socket_buffered_amount() is under a mark, stop above it, go on in cb. cb runs on the
+ * loop after a transport took packets, never inside an emit; it may emit, disconnect the
+ * socket or close the session. Replaces an earlier callback; cb NULL removes it. Returns 0,
+ * -FERRY_EINVAL (s NULL) or -FERRY_ECLOSED (not connected). */
+FERRY_EXTERN int ferry_socket_on_drain(ferry_socket *s, size_t low_water, ferry_drain_cb cb,
+                                       void *user_data);
+
 /* ---- broadcasts
  *
  * A ferry_bcast describes the recipients of one broadcast (Socket.IO's operators to(),
@@ -1043,6 +1124,7 @@ typedef struct ferry_bcast {
     const char *except[FERRY_BCAST_MAX_ROOMS];
     uint8_t nto, nexcept;
     unsigned flags;
+    const char *key; /* ferry_bcast_keyed() */
 } ferry_bcast;
 
 enum {
@@ -1061,6 +1143,10 @@ FERRY_EXTERN int ferry_bcast_to(ferry_bcast *b, const char *room);
 FERRY_EXTERN int ferry_bcast_except(ferry_bcast *b, const char *room);
 /** Make the broadcast volatile (see ferry_socket_emit_volatile()). */
 FERRY_EXTERN void ferry_bcast_volatile(ferry_bcast *b);
+/** Give the broadcast a key (borrowed until the emit), as ferry_socket_emit_keyed(). Returns 0
+ * or -FERRY_EINVAL (NULL, empty or longer than FERRY_NAME_MAX). A broadcast that reaches
+ * other nodes through an adapter arrives there without its key. */
+FERRY_EXTERN int ferry_bcast_keyed(ferry_bcast *b, const char *key);
 /** Emit event with args (borrowed) to the recipients b describes. The packet is encoded once.
  * Returns the number of sockets it was queued for (0 or more), or -FERRY_EINVAL,
  * -FERRY_ETOOBIG or -FERRY_ENOMEM. No callback runs inside. */

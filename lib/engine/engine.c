@@ -40,11 +40,17 @@ static ferry_qentry *qentry_alloc(ferry_engine *eng)
     }
     e->msgno = 0;
     e->seq = 0;
+    e->key = NULL;
+    e->flags = 0;
     return e;
 }
 
 static void qentry_free(ferry_engine *eng, ferry_qentry *e)
 {
+    if (e->key != NULL) {
+        ferry_buf_release(e->key);
+        e->key = NULL;
+    }
     if (eng->qcached >= QENTRY_CACHE_MAX) {
         ferry_mem_free(e);
         return;
@@ -179,12 +185,14 @@ static void sent_ack(ferry_session *s, uint64_t rx)
     }
 }
 
-static int queue_packet(ferry_session *s, ferry_buf *pkt)
+static int queue_packet_marked(ferry_session *s, ferry_buf *pkt, unsigned flags, ferry_buf *key)
 {
     ferry_qentry *e = qentry_alloc(s->engine);
     if (e == NULL)
         return -FERRY_ENOMEM;
     e->buf = ferry_buf_retain(pkt);
+    e->flags = flags;
+    e->key = key != NULL ? ferry_buf_retain(key) : NULL;
     if (s->extensions && is_message(pkt))
         e->msgno = ++s->tx_msgs;
     ferry_list_insert_tail(&s->queue, &e->link);
@@ -195,25 +203,96 @@ static int queue_packet(ferry_session *s, ferry_buf *pkt)
     return 0;
 }
 
-int ferry_engine_queue(ferry_session *s, ferry_buf *pkt)
+static int queue_packet(ferry_session *s, ferry_buf *pkt)
+{
+    return queue_packet_marked(s, pkt, 0, NULL);
+}
+
+void ferry_engine_overflow(ferry_session *s)
+{
+    if (s->overflowed || s->state != SESSION_OPEN)
+        return;
+    /* A slow consumer: close it rather than grow without bound (Redis
+     * client-output-buffer-limit). The close happens at the next flush, not inside the
+     * caller's send (closeClientOnOutputBufferLimitReached defers too): a caller outside any
+     * callback keeps a valid pointer until it returns to the loop. */
+    s->overflowed = 1;
+    s->engine->stats.queue_overflows++;
+    FERRY_LOG(FERRY_LOG_WARN, "engine", s->sid,
+              "send queue over its bound (%zu bytes queued): closing", s->queued_bytes);
+    mark_dirty(s);
+}
+
+int ferry_engine_queue_marked(ferry_session *s, ferry_buf *pkt, unsigned flags, ferry_buf *key)
 {
     if (s->state != SESSION_OPEN || s->overflowed)
         return -FERRY_ECLOSED;
-    int rc = queue_packet(s, pkt);
+    int rc = queue_packet_marked(s, pkt, flags, key);
     if (rc != 0)
         return rc;
-    if (s->queued_bytes > s->engine->cfg->max_session_queue_bytes && !s->overflowed) {
-        /* A slow consumer: close it rather than grow without bound (Redis
-         * client-output-buffer-limit). The send itself was accepted; the close happens at the
-         * next flush, not inside the caller's send (closeClientOnOutputBufferLimitReached
-         * defers too): a caller outside any callback keeps a valid pointer until it returns
-         * to the loop. */
-        s->overflowed = 1;
-        s->engine->stats.queue_overflows++;
-        FERRY_LOG(FERRY_LOG_WARN, "engine", s->sid, "send queue over %zu bytes: closing",
-                  s->engine->cfg->max_session_queue_bytes);
+    /* The send itself was accepted; the session closes at the next flush. */
+    if (s->queued_bytes > s->engine->cfg->max_session_queue_bytes)
+        ferry_engine_overflow(s);
+    return 0;
+}
+
+int ferry_engine_queue(ferry_session *s, ferry_buf *pkt)
+{
+    return ferry_engine_queue_marked(s, pkt, 0, NULL);
+}
+
+/* Remove a queued entry no transport took. On an extension session the messages queued after
+ * it are numbered one less, so that the client's positional count stays right (section 5). */
+static void queue_remove(ferry_session *s, ferry_qentry *e)
+{
+    if (e->msgno != 0) {
+        for (ferry_list *l = e->link.next; l != &s->queue; l = l->next) {
+            ferry_qentry *n = ferry_list_entry(l, ferry_qentry, link);
+            if (n->msgno != 0)
+                n->msgno--;
+        }
+        s->tx_msgs--;
+    }
+    ferry_list_remove(&e->link);
+    s->queued_bytes -= e->buf->len;
+    ferry_buf_release(e->buf);
+    qentry_free(s->engine, e);
+}
+
+size_t ferry_engine_shed_volatile(ferry_session *s)
+{
+    size_t freed = 0;
+    ferry_list *l = s->queue.next;
+    while (l != &s->queue) {
+        ferry_qentry *e = ferry_list_entry(l, ferry_qentry, link);
+        l = l->next;
+        if (e->flags & FERRY_QUEUE_VOLATILE) {
+            freed += e->buf->len;
+            queue_remove(s, e);
+        }
+    }
+    return freed;
+}
+
+int ferry_engine_drop_key(ferry_session *s, const ferry_buf *key, size_t max_scan)
+{
+    size_t n = 0;
+    for (ferry_list *l = s->queue.prev; l != &s->queue && n < max_scan; l = l->prev, n++) {
+        ferry_qentry *e = ferry_list_entry(l, ferry_qentry, link);
+        if (e->key != NULL && e->key->len == key->len &&
+            memcmp(e->key->data, key->data, key->len) == 0) {
+            queue_remove(s, e);
+            return 1;
+        }
     }
     return 0;
+}
+
+void ferry_session_watch_drain(ferry_session *s, ferry_session_drain_cb cb, void *ud)
+{
+    s->on_drain = cb;
+    s->on_drain_ud = ud;
+    s->drained = 0;
 }
 
 static int queue_simple(ferry_session *s, int type, const char *data)
@@ -240,6 +319,10 @@ size_t ferry_engine_take(ferry_transport *t, ferry_buf **out, uint64_t *seqs, si
         ferry_list_remove(&e->link);
         bytes += e->buf->len;
         s->queued_bytes -= e->buf->len;
+        if (e->key != NULL) {
+            ferry_buf_release(e->key);
+            e->key = NULL;
+        }
         if (is_message(e->buf)) {
             nmsg++;
             s->counters.messages_out++;
@@ -274,6 +357,11 @@ size_t ferry_engine_take(ferry_transport *t, ferry_buf **out, uint64_t *seqs, si
     ferry_engine_tmetrics *tm = &s->engine->metrics.t[ferry_engine_transport_index(t->ops)];
     tm->packets_out += n;
     tm->messages_out += nmsg;
+    if (n > 0 && s->on_drain != NULL) {
+        s->drained = 1;
+        if (!s->flushing)
+            mark_dirty(s); /* taken outside a flush: the drain call runs at the next one */
+    }
     /* A graceful close ends once its close packet was taken: the next flush closes the
      * transport instead of waiting for the bound on the close (upgrade_timer). */
     if (s->state == SESSION_CLOSING && n > 0 && ferry_list_empty(&s->queue))
@@ -339,7 +427,26 @@ static void flush_session(ferry_session *s)
     }
     if (t == NULL)
         return; /* an extension session between transports */
+    s->flushing = 1;
     t->ops->flush(t);
+    s->flushing = 0;
+    if (s->drained && s->on_drain != NULL && s->state == SESSION_OPEN) {
+        /* The socket layer's drain callbacks and spill catch-up may queue more: written in
+         * this flush rather than after the loop's next wake-up. */
+        s->drained = 0;
+        s->on_drain(s, s->on_drain_ud);
+        if (ferry_list_linked(&s->dirty) && s->state == SESSION_OPEN && s->transport != NULL &&
+            !s->overflowed) {
+            ferry_list_remove(&s->dirty);
+            t = s->transport;
+            s->flushing = 1;
+            t->ops->flush(t);
+            s->flushing = 0;
+        }
+        t = s->transport;
+        if (t == NULL)
+            return;
+    }
     /* A graceful close ends once everything, the close packet last, was handed over. */
     if (s->state == SESSION_CLOSING && ferry_list_empty(&s->queue) && s->transport == t)
         t->ops->close(t, s->close_reason);
@@ -362,7 +469,10 @@ void ferry_engine_flush_all(ferry_engine *eng)
 
 void ferry_engine_on_drain(ferry_transport *t)
 {
-    if (t == t->session->transport && !ferry_list_empty(&t->session->queue))
+    /* A drain call still due (the socket layer may queue more: spill, drain callbacks) also
+     * wants a flush. */
+    if (t == t->session->transport &&
+        (!ferry_list_empty(&t->session->queue) || t->session->drained))
         mark_dirty(t->session);
 }
 

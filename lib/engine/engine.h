@@ -168,6 +168,25 @@ int ferry_session_extensions(const ferry_session *s);
 /* Queue an encoded packet (the queue takes its own reference) and schedule a flush. Returns 0,
  * -FERRY_ECLOSED, or 0 after closing the session when its queue overflowed. */
 int ferry_engine_queue(ferry_session *s, ferry_buf *pkt);
+/* ---- backpressure (the socket layer's policies, lib/socket/backpressure.c) */
+#define FERRY_QUEUE_VOLATILE 1u /* a packet ferry_engine_shed_volatile() may remove */
+/* Queue pkt as ferry_engine_queue() does, marked: flags (FERRY_QUEUE_VOLATILE) and key (a
+ * keyed packet for ferry_engine_drop_key(); the queue takes a reference; NULL for none). */
+int ferry_engine_queue_marked(ferry_session *s, ferry_buf *pkt, unsigned flags, ferry_buf *key);
+/* Remove from the queue every volatile packet no transport has taken yet; returns the bytes
+ * freed. Never touches unmarked packets (control packets are never marked). */
+size_t ferry_engine_shed_volatile(ferry_session *s);
+/* Remove the newest queued (not yet taken) packet whose key has the same bytes as key, looking
+ * at most max_scan entries back from the newest; returns 1 when one was removed, else 0. */
+int ferry_engine_drop_key(ferry_session *s, const ferry_buf *key, size_t max_scan);
+/* Close the session as a slow consumer (FERRY_REASON_QUEUE_FULL) at the next flush, never
+ * inside the caller's send. */
+void ferry_engine_overflow(ferry_session *s);
+/* cb(s, ud) runs after a flush in which a transport took packets from the session's queue
+ * (so ferry_session_queued_bytes() went down), on the loop, never inside a queue call; cb
+ * NULL stops it. One watcher per session (the socket layer's). */
+typedef void (*ferry_session_drain_cb)(ferry_session *s, void *ud);
+void ferry_session_watch_drain(ferry_session *s, ferry_session_drain_cb cb, void *ud);
 /* Close with reason: graceful sends queued packets and a close packet first. */
 void ferry_engine_close_session(ferry_session *s, ferry_reason reason, int graceful);
 /* Count a packet that did not parse (the caller closes the session as it sees fit). */

@@ -39,6 +39,8 @@ typedef struct ferry_qentry {
     ferry_buf *buf;
     uint64_t msgno; /* extension sessions: the message's number (from 1), 0 for other packets */
     uint64_t seq;   /* extension sessions: the downstream packet number given when taken */
+    ferry_buf *key; /* backpressure: a keyed packet's key (a reference), or NULL */
+    unsigned flags; /* backpressure: FERRY_QUEUE_VOLATILE */
 } ferry_qentry;
 
 /* A session's counters (ferry_session_counter()): the wire's side is counted by lib/http where
@@ -116,6 +118,12 @@ struct ferry_session {
     ferry_session_close_cb on_close;
     void *on_close_ud;
     void *data;
+    /* Backpressure (the socket layer's drain callbacks and spill, ferry_session_watch_drain):
+     * called after a flush in which transports took from the queue. */
+    ferry_session_drain_cb on_drain;
+    void *on_drain_ud;
+    unsigned drained : 1;  /* a transport took from the queue since the last drain call */
+    unsigned flushing : 1; /* inside flush_session */
     unsigned announced : 1;
     unsigned overflowed : 1; /* the queue went over max_session_queue_bytes: closing */
     unsigned probe_timed_out : 1; /* the probe is closed by upgrade_timeout_ms (metrics) */

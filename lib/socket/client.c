@@ -356,6 +356,8 @@ static void finish_close(sio_client *c, ferry_reason reason)
             c->parent->att = NULL;
         c->parent = NULL;
     }
+    if (c->parent == NULL) /* backpressure.c's watch, with the session's own client as data */
+        ferry_session_watch_drain(session, NULL, NULL);
     ferry_session_release(session);
     if (ferry_life_close(&c->life))
         client_free(c); /* otherwise on_message is on the stack: its drop frees c */

@@ -68,5 +68,20 @@ void sio_recovery_free(ferry_namespace *nsp);
 void sio_recovery_queued(ferry_socket *s, const sio_encoded *e);
 /* Hand data to the namespace's release callback, if it keeps socket data (and data != NULL). */
 void sio_recovery_release_data(ferry_namespace *nsp, void *data);
+/* Backpressure: the log's sequence number of e when e is the newest logged packet (being
+ * delivered now), else 0. */
+uint64_t sio_recovery_seq_of(const ferry_namespace *nsp, const sio_encoded *e);
+/* SPILL: queue to s (through sio_bp_send) the logged packets after s->spill_pos meant for it
+ * (its rooms now), while the session's queue stays within bound. 1: caught up; 0: more to come;
+ * -FERRY_ELIMIT: a packet after spill_pos left the log (a gap); another negative: an error. */
+int sio_recovery_catch_up(ferry_socket *s, size_t bound);
+
+/* backpressure.c */
+/* Queue e to s under its namespace's policy (sio_socket_queue). */
+int sio_bp_queue(ferry_socket *s, const sio_encoded *e, int volatile_);
+/* A key buffer for a keyed emit on nsp ("<nsp>\0<key>"), or NULL when out of memory. */
+ferry_buf *sio_bp_key_new(const ferry_namespace *nsp, const char *key);
+/* Queue e to s's session as it is, no policy (marked volatile when flags say so). */
+int sio_bp_send(ferry_socket *s, const sio_encoded *e, unsigned flags, ferry_buf *key);
 
 #endif

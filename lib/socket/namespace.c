@@ -324,11 +324,21 @@ int ferry_bcast_emit(const ferry_bcast *b, const char *event, const cJSON *args)
         .flags = (b->flags & FERRY_BCAST_VOLATILE) ? FERRY_ADAPTER_VOLATILE : 0,
     };
     ferry_adapter_packet pkt = {e.bufs, e.n};
+    /* A keyed broadcast (ferry_bcast_keyed): deliver() finds the key on the namespace. */
+    ferry_buf *key = NULL;
+    if (b->key != NULL && (key = sio_bp_key_new(b->nsp, b->key)) == NULL) {
+        sio_encoded_release(&e);
+        return -FERRY_ENOMEM;
+    }
     /* No user callback runs inside: a session that closes during delivery finishes its close
      * on the next tick (client.c). */
     b->nsp->sio->depth++;
+    b->nsp->bp_key = key;
     rc = b->nsp->adapter->ops->broadcast(b->nsp->adapter, &pkt, &t);
+    b->nsp->bp_key = NULL;
     b->nsp->sio->depth--;
+    if (key != NULL)
+        ferry_buf_release(key);
     sio_encoded_release(&e);
     return rc;
 }

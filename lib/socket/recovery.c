@@ -432,3 +432,68 @@ void sio_recovery_discard(ferry_socket *s)
     free_rooms(sv->rooms, sv->nrooms);
     ferry_mem_free(sv);
 }
+
+/* ---- backpressure's SPILL policy (backpressure.c) */
+
+uint64_t sio_recovery_seq_of(const ferry_namespace *nsp, const sio_encoded *e)
+{
+    if (ferry_list_empty(&nsp->log) || e->n == 0)
+        return 0;
+    const sio_logged *l = ferry_list_entry(nsp->log.prev, sio_logged, link);
+    return l->enc.n > 0 && l->enc.bufs[0] == e->bufs[0] ? l->seq : 0;
+}
+
+/* meant_for() for a socket still connected: its rooms now. */
+static int meant_for_live(const sio_logged *l, const ferry_socket *s)
+{
+    if (strcmp(l->exclude, s->id) == 0)
+        return 0;
+    for (unsigned i = 0; i < l->nexcept; i++)
+        if (ferry_socket_in(s, l->rooms[l->nto + i]))
+            return 0;
+    if (l->nto == 0)
+        return 1;
+    for (unsigned i = 0; i < l->nto; i++)
+        if (ferry_socket_in(s, l->rooms[i]))
+            return 1;
+    return 0;
+}
+
+static size_t enc_bytes(const sio_encoded *e)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < e->n; i++)
+        n += e->bufs[i]->len;
+    return n;
+}
+
+int sio_recovery_catch_up(ferry_socket *s, size_t bound)
+{
+    ferry_namespace *nsp = s->nsp;
+    ferry_session *ss = s->client->session;
+    if (s->spill_pos >= nsp->next_seq)
+        return 1;
+    if (ferry_list_empty(&nsp->log) ||
+        ferry_list_entry(nsp->log.next, sio_logged, link)->seq > s->spill_pos + 1)
+        return -FERRY_ELIMIT;
+    /* From the newest back to the first one it has not seen: a socket catching up is near the
+     * end of the log. */
+    ferry_list *it = nsp->log.prev;
+    while (it != &nsp->log && ferry_list_entry(it, sio_logged, link)->seq > s->spill_pos)
+        it = it->prev;
+    for (it = it->next; it != &nsp->log; it = it->next) {
+        sio_logged *l = ferry_list_entry(it, sio_logged, link);
+        int mine = meant_for_live(l, s);
+        if (mine) {
+            size_t q = ferry_session_queued_bytes(ss);
+            if (q > 0 && q + enc_bytes(&l->enc) > bound)
+                return 0;
+            int rc = sio_bp_send(s, &l->enc, 0, NULL);
+            if (rc != 0)
+                return rc;
+            s->last_seq = l->seq;
+        }
+        s->spill_pos = l->seq;
+    }
+    return 1;
+}

@@ -135,12 +135,8 @@ void sio_socket_drop_waiting(ferry_sio *sio)
 
 int sio_socket_queue(ferry_socket *s, const sio_encoded *e, int volatile_)
 {
-    ferry_session *ss = s->client->session;
-    if (volatile_ && (ferry_session_queued_bytes(ss) > 0 || ferry_session_upgrading(ss)))
-        return 0; /* the client is behind: a volatile packet is dropped, as documented */
-    if (!volatile_ && sio_recovery_on(s->nsp))
-        sio_recovery_queued(s, e);
-    return sio_client_send(s->client, e);
+    /* The namespace's backpressure policy decides (backpressure.c). */
+    return sio_bp_queue(s, e, volatile_);
 }
 
 static int check_emit(const ferry_socket *s, const char *event, const cJSON *args)

@@ -69,6 +69,11 @@ struct ferry_namespace {
     /* ferry_namespace_keep_socket_data(): NULL, or who frees a socket's data pointer. */
     ferry_socket_data_release_cb data_release;
     void *data_release_ud;
+    /* Backpressure (backpressure.c): the policy, its bound (0: max_session_queue_bytes), and
+     * the key of the keyed emit under way (NULL outside one). */
+    ferry_backpressure bp_policy;
+    size_t bp_max;
+    ferry_buf *bp_key;
 };
 
 struct ferry_sio {
@@ -164,6 +169,13 @@ struct ferry_socket {
     uint64_t restore_offset;
     uint64_t last_seq;          /* the highest logged packet queued to this socket */
     const char *not_recovered;  /* why a CONNECT asking to recover was not (static) */
+    /* Backpressure (backpressure.c): the drain callback, and the SPILL policy's state. */
+    ferry_drain_cb drain_cb;
+    void *drain_ud;
+    size_t drain_low;
+    int drain_armed;  /* the buffered amount was above drain_low since the last call */
+    int spilling;     /* logged events stay in the log; the socket catches up from it */
+    uint64_t spill_pos; /* the highest logged packet it caught up to (queued or not for it) */
 };
 
 /* Queue an encoded packet to the socket's session. volatile_: drop it (returning 0) when the
