@@ -90,6 +90,28 @@ try {
       `${w.wire.down_bytes_per_message} B/message`);
   }
 
+  // Broadcast with the receivers spread over three processes: the same totals, counted
+  // across them, and the client's own cost reported.
+  {
+    const json = path.join(dir, "procs.json");
+    const args = ["--port", String(relay.port), "--mode", "broadcast", "-n", "7", "--procs", "3",
+      "--pid", String(relay.proc.pid), "--duration", "0.5", "--timeout", "60", "--json", json];
+    const r = await run(args);
+    assert.equal(r.code, 0, `ferry-bench ${args.join(" ")} exited ${r.code}:\n${r.out}${r.err}`);
+    const j = JSON.parse(readFileSync(json, "utf8"));
+    assert.equal(j.ok, true, JSON.stringify(j));
+    assert.equal(j.ready, 8, "the sender and seven receivers, in three processes");
+    assert.equal(j.broadcast.client_processes, 3);
+    assert.ok(j.broadcast.sent > 0);
+    assert.equal(j.broadcast.received, j.broadcast.sent * 7, "every receiver got every publish");
+    assert.equal(j.broadcast.completed, j.broadcast.sent);
+    assert.ok(j.broadcast.client_cpu_us_per_message > 0);
+    assert.match(r.out, /client CPU per delivery/);
+    const one = await run(["--mode", "echo", "--procs", "2"]);
+    assert.equal(one.code, 2, "--procs is for broadcast");
+    assert.match(one.err, /--procs/);
+  }
+
   const bad = await run(["--transport", "carrier-pigeon"]);
   assert.equal(bad.code, 2);
   assert.match(bad.err, /--transport/);

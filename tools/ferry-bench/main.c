@@ -12,18 +12,24 @@
  *   broadcast  N receivers and one sender join room "bench" (emit "join" {room}, acked); the
  *              sender emits "publish" {room, event:"m", data}, every receiver gets "m" data.
  *              --inflight publishes may wait for their last receiver. Deliveries per second and
- *              the time until the last receiver has a message.
+ *              the time until the last receiver has a message. --procs N spreads the
+ *              receivers over N processes (forked; they count into shared memory and tell
+ *              the sender's process of a publish every receiver has through a pipe).
  *   wire       echo with one message in flight on one session (by default): bytes on the
  *              wire per message each direction (HTTP headers included), requests per message.
  * Every mode is bounded by --duration / --messages and by --timeout; only loopback addresses
  * unless --allow-remote. The result is a table on stdout, and JSON with --json FILE. */
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -46,6 +52,8 @@ static const char usage[] =
     "                       not yet delivered to every receiver (4)\n"
     "  --size N             payload bytes of a message (32)\n"
     "  --duration S         echo/broadcast run time in seconds (5)\n"
+    "  --procs N            broadcast: spread the receivers over N processes (1), so that\n"
+    "                       the client is not what limits deliveries per second\n"
     "  --messages N         stop after N messages sent (echo/broadcast: none; wire: 100)\n"
     "  --hold S             connect: keep the sessions open S seconds and count the\n"
     "                       server's wake-ups (0)\n"
@@ -181,6 +189,7 @@ static struct {
     uint64_t bytes_in1, bytes_out1, requests1;
     unsigned joined;
     int timed_out;
+    uint64_t kids_cpu_ns; /* --procs: the other processes' CPU during the run */
     /* broadcast */
     struct slot {
         uint64_t seq, t;
@@ -195,6 +204,49 @@ static struct {
 static void finish(void);
 static void run_start(void);
 
+/* ---------------------------------------------------------------- several processes
+ *
+ * Broadcast with --procs N: process 0 (the one started) keeps the sender and the first share
+ * of the receivers, N-1 forked processes the other shares. They share one mapping: how many
+ * sessions have joined, each publish's count of receivers that have it, a stop flag, and each
+ * process's figures, written as it exits. The receiver that completes a publish in another
+ * process writes its number (8 bytes) to a pipe that process 0 reads; process 0 polls the
+ * mapping every millisecond only while waiting for the joins, and the others poll the stop
+ * flag every 5 ms. */
+
+typedef struct proc_figures {
+    unsigned ready, failed, closed_early;
+    uint64_t received, bytes_in, bytes_out, requests, cpu_run_ns;
+} proc_figures;
+
+typedef struct shared {
+    atomic_uint joined;
+    atomic_int stop, abort;
+    char first_error[256];
+    proc_figures fig[64];
+    struct {
+        _Atomic uint64_t seq;
+        atomic_uint count;
+    } slots[]; /* --inflight of them */
+} shared;
+
+#define MAX_PROCS 64
+
+static struct {
+    unsigned idx, n;      /* this process's index, and how many there are */
+    unsigned lo, hi;      /* this process's sessions [lo, hi) */
+    shared *sh;
+    int pipe_fd[2];       /* completions: others write, process 0 reads */
+    pid_t kids[MAX_PROCS];
+    uv_pipe_t notify;
+    uv_timer_t poll;
+    char carry[8];
+    size_t ncarry;
+    uint64_t self_cpu0;
+} P;
+
+static void bc_complete(uint64_t seq, uint64_t now);
+
 static void on_finish_timer(uv_timer_t *t)
 {
     finish();
@@ -208,7 +260,7 @@ static unsigned receivers(void)
 static void start_more(void)
 {
     while (R.phase == PH_CONNECT && R.in_handshake < B.o.concurrency &&
-           R.next_start < B.n_sess) {
+           R.next_start < P.hi) {
         R.in_handshake++;
         sess_start(&B.s[R.next_start++]);
     }
@@ -216,7 +268,7 @@ static void start_more(void)
 
 static void check_connected(void)
 {
-    if (R.phase != PH_CONNECT || B.ready + B.failed < B.n_sess)
+    if (R.phase != PH_CONNECT || B.ready + B.failed < P.hi - P.lo)
         return;
     R.t_connected = now_ns();
     R.p_connected = proc_read(B.o.pid);
@@ -231,7 +283,7 @@ static void check_connected(void)
     }
     if (B.o.mode == MODE_BROADCAST) {
         R.phase = PH_JOIN;
-        for (unsigned i = 0; i < B.n_sess; i++) {
+        for (unsigned i = P.lo; i < P.hi; i++) {
             char pkt[128];
             sess *s = &B.s[i];
             int n = snprintf(pkt, sizeof(pkt), "42%u[\"join\",{\"room\":\"bench\"}]", ++s->next_ack);
@@ -258,6 +310,7 @@ static void on_dead(sess *s)
     } else if (R.phase == PH_RUN || R.phase == PH_JOIN) {
         finish(); /* a session lost in the middle invalidates the figures */
     }
+    (void)s;
 }
 
 /* ---- echo */
@@ -336,6 +389,10 @@ static void bc_publish(void)
         sl->seq = seq;
         sl->count = 0;
         sl->t = now_ns();
+        if (P.sh != NULL) {
+            atomic_store(&P.sh->slots[seq % B.o.inflight].count, 0);
+            atomic_store(&P.sh->slots[seq % B.o.inflight].seq, seq);
+        }
         char stackbuf[2048];
         size_t cap = (size_t)B.o.size + 160;
         char *pkt = cap <= sizeof(stackbuf) ? stackbuf : malloc(cap);
@@ -361,22 +418,46 @@ static void bc_event(sess *s, const char *name, size_t nlen, const char *rest, s
     if (R.phase != PH_RUN && R.phase != PH_DRAIN)
         return;
     char *p;
-    uint64_t t = strtoull(rest + 2, &p, 10);
+    strtoull(rest + 2, &p, 10); /* the publish time: the sender's slot has it */
     if (*p != ':')
         return;
     uint64_t seq = strtoull(p + 1, NULL, 10);
     uint64_t now = now_ns();
     B.received++;
     R.t_last_recv = now;
+    if (P.sh != NULL) {
+        /* Counted across the processes; the one that completes the publish tells process 0. */
+        unsigned i = (unsigned)(seq % B.o.inflight);
+        if (atomic_load(&P.sh->slots[i].seq) != seq ||
+            atomic_fetch_add(&P.sh->slots[i].count, 1) + 1 < receivers())
+            return;
+        if (P.idx == 0) {
+            bc_complete(seq, now);
+        } else if (write(P.pipe_fd[1], &seq, sizeof(seq)) != (ssize_t)sizeof(seq)) {
+            atomic_store(&P.sh->abort, 1);
+        }
+        return;
+    }
     struct slot *sl = &R.slots[seq % B.o.inflight];
     if (!sl->used || sl->seq != seq)
         return;
     if (++sl->count < receivers())
         return;
+    bc_complete(seq, now);
+}
+
+/* Every receiver has publish seq. */
+static void bc_complete(uint64_t seq, uint64_t now)
+{
+    struct slot *sl = &R.slots[seq % B.o.inflight];
+    if (!sl->used || sl->seq != seq)
+        return;
+    if (R.phase != PH_RUN && R.phase != PH_DRAIN)
+        return;
     sl->used = 0;
     R.outstanding--;
     R.completed++;
-    sample_add(&B.rt_lat, &B.rt_n, &B.rt_cap, now / 1000 - t);
+    sample_add(&B.rt_lat, &B.rt_n, &B.rt_cap, (now - sl->t) / 1000);
     if (R.phase == PH_RUN) {
         bc_publish();
         if (B.stopping && R.outstanding == 0) {
@@ -392,8 +473,146 @@ static void bc_ack(sess *s, uint32_t id, const char *args, size_t len)
     if (R.phase != PH_JOIN || s->joined)
         return;
     s->joined = 1;
-    if (++R.joined == B.n_sess)
+    if (++R.joined < P.hi - P.lo)
+        return;
+    if (P.sh == NULL) {
         run_start();
+        return;
+    }
+    /* This process's share has joined: the others are counted in the mapping. */
+    P.self_cpu0 = self_cpu_ns();
+    R.bytes_in0 = B.bytes_in;
+    R.bytes_out0 = B.bytes_out;
+    R.requests0 = B.requests;
+    atomic_fetch_add(&P.sh->joined, R.joined);
+    if (P.idx != 0)
+        R.phase = PH_RUN; /* count what arrives; process 0 runs the clock */
+    (void)id;
+    (void)args;
+    (void)len;
+}
+
+/* ---- several processes */
+
+static void child_exit(int failed)
+{
+    proc_figures *f = &P.sh->fig[P.idx];
+    f->ready = B.ready;
+    f->failed = B.failed;
+    f->closed_early = B.closed_early;
+    f->received = B.received;
+    f->bytes_in = B.bytes_in - R.bytes_in0;
+    f->bytes_out = B.bytes_out - R.bytes_out0;
+    f->requests = B.requests - R.requests0;
+    f->cpu_run_ns = P.self_cpu0 ? self_cpu_ns() - P.self_cpu0 : 0;
+    if (failed) {
+        if (!P.sh->first_error[0])
+            snprintf(P.sh->first_error, sizeof(P.sh->first_error), "process %u: %.200s", P.idx,
+                     B.first_error[0] ? B.first_error : "failed");
+        atomic_store(&P.sh->abort, 1);
+    }
+    fflush(stdout);
+    _exit(0); /* the kernel closes the connections */
+}
+
+static void on_poll(uv_timer_t *t)
+{
+    if (P.idx != 0) {
+        if (atomic_load(&P.sh->stop))
+            child_exit(0);
+        return;
+    }
+    if (atomic_load(&P.sh->abort)) {
+        if (!B.first_error[0])
+            snprintf(B.first_error, sizeof(B.first_error), "%s", P.sh->first_error);
+        B.closed_early++; /* the run is not valid */
+        finish();
+        return;
+    }
+    if (R.phase == PH_JOIN && R.joined == P.hi - P.lo && atomic_load(&P.sh->joined) == B.n_sess) {
+        uv_timer_set_repeat(&P.poll, 10); /* from now on only for a failed process */
+        run_start();
+    }
+}
+
+static void on_notify_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    static char b[4096];
+    buf->base = b;
+    buf->len = sizeof(b);
+}
+
+/* Publishes completed in another process: 8-byte numbers, in any split. */
+static void on_notify(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    if (nread <= 0)
+        return;
+    uint64_t now = now_ns();
+    for (ssize_t i = 0; i < nread; i++) {
+        P.carry[P.ncarry++] = buf->base[i];
+        if (P.ncarry == sizeof(uint64_t)) {
+            uint64_t seq;
+            memcpy(&seq, P.carry, sizeof(seq));
+            P.ncarry = 0;
+            bc_complete(seq, now);
+        }
+    }
+}
+
+/* Wait for the other processes and add their figures to this one's. */
+static void collect_children(void)
+{
+    atomic_store(&P.sh->stop, 1);
+    for (unsigned k = 1; k < P.n; k++) {
+        int st;
+        while (waitpid(P.kids[k], &st, 0) < 0 && errno == EINTR) {
+        }
+        proc_figures *f = &P.sh->fig[k];
+        B.ready += f->ready;
+        B.failed += f->failed;
+        B.closed_early += f->closed_early;
+        B.received += f->received;
+        R.bytes_in1 += f->bytes_in;
+        R.bytes_out1 += f->bytes_out;
+        R.requests1 += f->requests;
+        R.kids_cpu_ns += f->cpu_run_ns;
+    }
+    if (atomic_load(&P.sh->abort) && !B.first_error[0])
+        snprintf(B.first_error, sizeof(B.first_error), "%s", P.sh->first_error);
+}
+
+/* Fork the other processes; each returns from here with its share of the sessions. */
+static int spread(void)
+{
+    unsigned share = (B.o.sessions + P.n - 1) / P.n;
+    size_t size = sizeof(shared) + B.o.inflight * sizeof(P.sh->slots[0]);
+    P.sh = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (P.sh == MAP_FAILED || pipe(P.pipe_fd) != 0) {
+        fprintf(stderr, "ferry-bench: --procs: %s\n", strerror(errno));
+        return -1;
+    }
+    fflush(stdout);
+    for (unsigned k = 1; k < P.n; k++) {
+        pid_t pid = fork();
+        if (pid < 0) {
+            fprintf(stderr, "ferry-bench: fork: %s\n", strerror(errno));
+            return -1;
+        }
+        if (pid == 0) {
+            P.idx = k;
+            P.lo = 1 + k * share;
+            P.hi = P.lo + share < B.n_sess ? P.lo + share : B.n_sess;
+            close(P.pipe_fd[0]);
+            B.o.json_path = NULL;
+            B.o.timeout_s += 30; /* process 0 ends the run */
+            return 0;
+        }
+        P.kids[k] = pid;
+    }
+    P.lo = 0;
+    P.hi = 1 + share;
+    close(P.pipe_fd[1]);
+    return 0;
 }
 
 /* ---- phases */
@@ -501,7 +720,7 @@ static void report(void)
     print_row("connections per second", "/s", per(B.ready, connect_s));
     print_row("handshake p50", "us", quantile(B.hs_lat, B.hs_n, 0.5));
     print_row("handshake p99", "us", quantile(B.hs_lat, B.hs_n, 0.99));
-    if (R.p_before.ok && R.p_connected.ok && B.ready > 0) {
+    if (R.p_before.ok && R.p_connected.ok && B.ready > 0 && P.n <= 1) {
         double kb = per((double)R.p_connected.rss_kb - (double)R.p_before.rss_kb, B.ready);
         double cpu = per((double)(R.p_connected.cpu_ns - R.p_before.cpu_ns) / 1000, B.ready);
         put_num(c, "server_rss_before_kb", (double)R.p_before.rss_kb);
@@ -530,7 +749,7 @@ static void report(void)
         cJSON_AddNumberToObject(r, "sent", (double)B.sent);
         cJSON_AddNumberToObject(r, "received", (double)B.received);
         double cpu_ns = R.p_run_end.ok ? (double)(R.p_run_end.cpu_ns - R.p_run.cpu_ns) : 0;
-        double self = (double)(self_cpu_ns() - R.self_cpu_run);
+        double self = (double)(self_cpu_ns() - R.self_cpu_run + R.kids_cpu_ns);
         if (B.o.mode == MODE_BROADCAST) {
             cJSON_AddNumberToObject(r, "receivers", receivers());
             cJSON_AddNumberToObject(r, "completed", (double)R.completed);
@@ -561,6 +780,9 @@ static void report(void)
             }
         }
         put_num(r, "client_cpu_us_per_message", per(self / 1000, (double)B.received));
+        print_row(B.o.mode == MODE_BROADCAST ? "client CPU per delivery" : "client CPU per message",
+                  "us", per(self / 1000, (double)B.received));
+        cJSON_AddNumberToObject(r, "client_processes", P.n ? P.n : 1);
         if (R.p_run_end.ok)
             put_num(r, "server_cpu_s", cpu_ns / 1e9);
         /* The wire: both directions, HTTP headers included, per message (echo: one message
@@ -603,6 +825,8 @@ static void report(void)
 
 static void finish(void)
 {
+    if (P.sh != NULL && P.idx != 0)
+        child_exit(1);
     if (R.phase == PH_DONE)
         return;
     int phase = R.phase;
@@ -624,6 +848,11 @@ static void finish(void)
         R.bytes_in1 = B.bytes_in;
         R.bytes_out1 = B.bytes_out;
         R.requests1 = B.requests;
+    }
+    if (P.sh != NULL) {
+        collect_children();
+        uv_close((uv_handle_t *)&P.poll, NULL);
+        uv_close((uv_handle_t *)&P.notify, NULL);
     }
     B.finishing = 1;
     report();
@@ -761,6 +990,9 @@ static int parse_flags(int argc, char **argv)
         } else if (strcmp(a, "--size") == 0) {
             rc = parse_uint(a, val, 1 << 20, &v);
             o->size = (unsigned)v;
+        } else if (strcmp(a, "--procs") == 0) {
+            rc = parse_uint(a, val, MAX_PROCS, &v);
+            o->procs = (unsigned)v;
         } else if (strcmp(a, "--duration") == 0) {
             rc = parse_seconds(a, val, 3600, &o->duration_s);
         } else if (strcmp(a, "--hold") == 0) {
@@ -794,6 +1026,12 @@ static int parse_flags(int argc, char **argv)
     if (inflight == 0)
         inflight = o->mode == MODE_BROADCAST ? 4 : 1;
     o->sessions = (unsigned)n_sess;
+    if (o->procs == 0)
+        o->procs = 1;
+    if (o->procs > 1 && (o->mode != MODE_BROADCAST || o->procs > n_sess)) {
+        fprintf(stderr, "ferry-bench: --procs is for broadcast, at most one per receiver\n");
+        return -1;
+    }
     o->inflight = (unsigned)inflight;
     o->max_messages = have_messages ? messages : o->mode == MODE_WIRE ? 100 : 0;
     if (o->mode == MODE_WIRE)
@@ -824,9 +1062,14 @@ int main(int argc, char **argv)
     int rc = parse_flags(argc, argv);
     if (rc != 0)
         return rc > 0 ? 0 : 2;
+    B.n_sess = B.o.sessions + (B.o.mode == MODE_BROADCAST ? 1 : 0);
+    P.n = B.o.procs;
+    P.lo = 0;
+    P.hi = B.n_sess;
+    if (P.n > 1 && spread() != 0)
+        return 1;
     srand((unsigned)(time(NULL) ^ getpid()));
     B.loop = uv_default_loop();
-    B.n_sess = B.o.sessions + (B.o.mode == MODE_BROADCAST ? 1 : 0);
     B.s = calloc(B.n_sess, sizeof(*B.s));
     B.pad = malloc((size_t)B.o.size + 1);
     if (B.o.mode == MODE_BROADCAST)
@@ -850,8 +1093,18 @@ int main(int argc, char **argv)
     R.p_before = proc_read(B.o.pid);
     if (B.o.pid && !R.p_before.ok)
         fprintf(stderr, "ferry-bench: cannot read /proc/%d: no server figures\n", B.o.pid);
+    if (P.sh != NULL) {
+        uv_timer_init(B.loop, &P.poll);
+        uv_timer_start(&P.poll, on_poll, 1, P.idx == 0 ? 1 : 5);
+        if (P.idx == 0) {
+            uv_pipe_init(B.loop, &P.notify, 0);
+            uv_pipe_open(&P.notify, P.pipe_fd[0]);
+            uv_read_start((uv_stream_t *)&P.notify, on_notify_alloc, on_notify);
+        }
+    }
     R.t0 = now_ns();
     R.phase = PH_CONNECT;
+    R.next_start = P.lo;
     start_more();
 
     uv_run(B.loop, UV_RUN_DEFAULT);
