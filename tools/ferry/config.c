@@ -54,6 +54,12 @@ static const char usage_tail[] =
     "                         connection and comes back within MS gets its id, rooms and\n"
     "                         the messages it missed (FERRY_RECOVERY_MS, default 120000;\n"
     "                         0 turns recovery off; --suite: 0)\n"
+    "  --max-queue-bytes BYTES  bytes queued for one client before --backpressure acts\n"
+    "                         (FERRY_MAX_QUEUE_BYTES, default 8388608)\n"
+    "  --backpressure POLICY  what a client that reads too slowly gets: close (its session\n"
+    "                         is closed), drop-volatile, latest (keyed publishes replace\n"
+    "                         older ones) or spill (it catches up from the recovery log)\n"
+    "                         (FERRY_BACKPRESSURE, default close)\n"
     "  --log-level LEVEL      error, warn, info or debug (FERRY_LOG_LEVEL, default warn)\n"
     "  --tls-cert FILE        PEM certificate chain: --port speaks TLS (https, wss)\n"
     "                         (FERRY_TLS_CERT; repeat the flag, or commas in the variable,\n"
@@ -365,6 +371,13 @@ static int set(app_config *cfg, const char *name, const char *v)
         return parse_u32("history bytes", v, 0, 1u << 30, &cfg->history_bytes);
     } else if (strcmp(name, "recovery-ms") == 0) {
         return parse_u32("recovery window", v, 0, 86400000, &cfg->recovery_ms);
+    } else if (strcmp(name, "max-queue-bytes") == 0) {
+        return parse_u32("max queue bytes", v, 1024, 1u << 30, &cfg->max_queue_bytes);
+    } else if (strcmp(name, "backpressure") == 0) {
+        ferry_backpressure p;
+        if (ferry_backpressure_parse(v, &p) != 0)
+            return bad("backpressure policy", v, "use close, drop-volatile, latest or spill");
+        cfg->backpressure = (int)p;
     } else if (strcmp(name, "log-level") == 0) {
         return parse_level(v, &cfg->log_level);
     } else if (strcmp(name, "tls-cert") == 0 || strcmp(name, "tls-key") == 0) {
@@ -437,6 +450,8 @@ static const struct {
     {"FERRY_HISTORY_EVENTS", "history-events"},
     {"FERRY_HISTORY_BYTES", "history-bytes"},
     {"FERRY_RECOVERY_MS", "recovery-ms"},
+    {"FERRY_MAX_QUEUE_BYTES", "max-queue-bytes"},
+    {"FERRY_BACKPRESSURE", "backpressure"},
     {"FERRY_LOG_LEVEL", "log-level"},
     {"FERRY_TLS_CERT", "tls-cert"},
     {"FERRY_TLS_KEY", "tls-key"},
@@ -464,6 +479,8 @@ int app_config_parse(app_config *cfg, int argc, char **argv)
     cfg->history = 50;
     cfg->history_bytes = 16u << 20;
     cfg->recovery_ms = 120000;
+    cfg->max_queue_bytes = 8u << 20;
+    cfg->backpressure = FERRY_BACKPRESSURE_CLOSE;
     cfg->log_level = FERRY_LOG_WARN;
     cfg->tls_min_version = FERRY_TLS_1_2;
     cfg->tls_handshake_timeout_ms = 10000;
@@ -563,6 +580,11 @@ int app_config_parse(app_config *cfg, int argc, char **argv)
                 "ferry: %zu TLS certificate(s) but %zu key(s): give one --tls-key per "
                 "--tls-cert, in the same order (see ferry --help)\n",
                 cfg->ntls_cert, cfg->ntls_key);
+        return -1;
+    }
+    if (cfg->backpressure == FERRY_BACKPRESSURE_SPILL && cfg->recovery_ms == 0) {
+        fprintf(stderr, "ferry: --backpressure spill keeps what a slow client missed in the "
+                        "recovery log: it needs --recovery-ms above 0 (see ferry --help)\n");
         return -1;
     }
     if (cfg->http_port >= 0 && cfg->ntls_cert == 0) {

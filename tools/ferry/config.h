@@ -47,6 +47,8 @@ typedef struct app_config {
     uint32_t history_bytes;    /* 16 MiB: the history of all rooms together */
     app_list history_events;   /* events kept in the history; default "message" */
     uint32_t recovery_ms;  /* 120000: connection-state recovery window; 0: off (--suite: 0) */
+    uint32_t max_queue_bytes; /* 8 MiB: bytes queued per client before the policy acts */
+    int backpressure;         /* ferry_backpressure: FERRY_BACKPRESSURE_CLOSE */
     int suite;             /* 1: the socket.io-protocol test suite's server */
     ferry_log_level log_level; /* warn */
     /* TLS: with certificates, --port speaks TLS (https, wss). The first pair is the default

@@ -171,6 +171,11 @@ int main(int argc, char **argv)
     sc.tls_handshake_timeout_ms = cfg.tls_handshake_timeout_ms;
     sc.max_tls_handshakes = cfg.tls_max_handshakes;
     sc.recovery_ms = cfg.recovery_ms;
+    /* The policy acts at --max-queue-bytes; past twice that a session is closed whatever the
+     * policy (packets neither volatile nor keyed still queue under drop-volatile and latest). */
+    sc.max_session_queue_bytes = cfg.backpressure == FERRY_BACKPRESSURE_CLOSE
+                                     ? (size_t)cfg.max_queue_bytes
+                                     : 2 * (size_t)cfg.max_queue_bytes;
     sc.new_session_rate = cfg.new_session_rate;
     sc.new_session_burst = cfg.new_session_burst;
     sc.trust_forwarded_for = cfg.trust_forwarded_for;
@@ -301,6 +306,11 @@ int main(int argc, char **argv)
                (unsigned)cfg.recovery_ms);
     else
         printf("ferry: connection-state recovery: off (--recovery-ms)\n");
+    if (cfg.backpressure != FERRY_BACKPRESSURE_CLOSE || cfg.max_queue_bytes != (8u << 20))
+        printf("ferry: backpressure: %s at %u bytes queued per client (--backpressure, "
+               "--max-queue-bytes)\n",
+               ferry_backpressure_name((ferry_backpressure)cfg.backpressure),
+               (unsigned)cfg.max_queue_bytes);
     if (cfg.suite)
         printf("ferry: socket.io-protocol test suite mode: namespaces / and /custom, "
                "ping %u/%u\n",

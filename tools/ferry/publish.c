@@ -1,4 +1,7 @@
 /* POST /api/publish: a backend delivers {room, event, data} to every client in room.
+ * Optional: "key" (a string of 1 to 256 bytes: under --backpressure latest a client that is
+ * behind gets only the latest publish of each key) and "volatile" (true: dropped for a client
+ * that is behind).
  *
  *   Authorization: Bearer <token>    else 401 (403 when no token is configured at all)
  *   body: one JSON object            else 400 with {"error":"...","message":"..."}
@@ -76,6 +79,8 @@ static void on_publish(ferry_http_req *req, void *ud)
     cJSON *room = cJSON_GetObjectItemCaseSensitive(j, "room");
     cJSON *event = cJSON_GetObjectItemCaseSensitive(j, "event");
     cJSON *data = cJSON_GetObjectItemCaseSensitive(j, "data");
+    cJSON *key = cJSON_GetObjectItemCaseSensitive(j, "key");
+    cJSON *vol = cJSON_GetObjectItemCaseSensitive(j, "volatile");
     if (!cJSON_IsObject(j)) {
         code = "bad_json";
         why = "the body must be a JSON object {room, event, data}";
@@ -90,13 +95,19 @@ static void on_publish(ferry_http_req *req, void *ud)
         why = "'event' must be a string";
     } else if ((why = relay_check_room(room->valuestring)) != NULL) {
     } else if ((why = relay_check_event(event->valuestring)) != NULL) {
+    } else if (key != NULL && (!cJSON_IsString(key) || key->valuestring[0] == '\0' ||
+                               strlen(key->valuestring) > FERRY_NAME_MAX)) {
+        why = "'key' must be a string of 1 to 256 bytes";
+    } else if (vol != NULL && !cJSON_IsBool(vol)) {
+        why = "'volatile' must be true or false";
     }
     if (why != NULL) {
         reply_error(req, 400, code, why);
         cJSON_Delete(j);
         return;
     }
-    int rc = relay_publish(c->relay, room->valuestring, event->valuestring, data);
+    int rc = relay_publish(c->relay, room->valuestring, event->valuestring, data,
+                           key != NULL ? key->valuestring : NULL, cJSON_IsTrue(vol));
     cJSON_Delete(j);
     if (rc < 0) {
         reply_error(req, rc == -FERRY_ETOOBIG ? 413 : 500, "not_sent", ferry_strerror(rc));

@@ -455,13 +455,21 @@ int relay_new(ferry_server *srv, const app_config *cfg, relay **out)
         free(r);
         return rc;
     }
+    /* The policy at its bound; the server's max_session_queue_bytes is set above it (main.c). */
+    rc = ferry_namespace_set_backpressure(r->nsp, (ferry_backpressure)cfg->backpressure,
+                                          cfg->max_queue_bytes);
+    if (rc != 0) {
+        free(r);
+        return rc;
+    }
     ferry_namespace_keep_socket_data(r->nsp, release_client, NULL);
     ferry_namespace_on_connection(r->nsp, on_connection, r);
     *out = r;
     return 0;
 }
 
-int relay_publish(relay *r, const char *room, const char *event, const cJSON *data)
+int relay_publish(relay *r, const char *room, const char *event, const cJSON *data, const char *key,
+                  int volatile_)
 {
     cJSON *out = cJSON_CreateArray();
     cJSON_AddItemToArray(out, cJSON_Duplicate(data, 1));
@@ -473,7 +481,11 @@ int relay_publish(relay *r, const char *room, const char *event, const cJSON *da
     ferry_bcast b;
     ferry_bcast_init(&b, r->nsp);
     ferry_bcast_to(&b, room);
-    int rc = ferry_bcast_emit(&b, event, out);
+    if (volatile_)
+        ferry_bcast_volatile(&b);
+    int rc = key != NULL ? ferry_bcast_keyed(&b, key) : 0;
+    if (rc == 0)
+        rc = ferry_bcast_emit(&b, event, out);
     cJSON_Delete(out);
     return rc;
 }

@@ -29,9 +29,11 @@ typedef struct relay relay;
  * Returns 0 or a negative ferry error. */
 int relay_new(ferry_server *srv, const app_config *cfg, relay **out);
 
-/* Deliver event(data, {room}) to every socket in room. data is borrowed. Returns the number
- * of sockets it was queued for, or a negative ferry error. */
-int relay_publish(relay *r, const char *room, const char *event, const cJSON *data);
+/* Deliver event(data, {room}) to every socket in room. data is borrowed. key (NULL: none) is
+ * the publish's key for --backpressure latest; volatile_: dropped for clients that are behind.
+ * Returns the number of sockets it was queued for, or a negative ferry error. */
+int relay_publish(relay *r, const char *room, const char *event, const cJSON *data,
+                  const char *key, int volatile_);
 
 /* Free the relay (after the server has closed). */
 void relay_free(relay *r);
