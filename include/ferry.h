@@ -257,6 +257,14 @@ typedef struct ferry_server_config {
      * clients cannot reach the server but through it: otherwise a client chooses its own
      * address. Nothing else reads the header (ferry_session_remote_addr() stays the peer). */
     int trust_forwarded_for;
+    /* 0 (the default). 1: CSRF protection for apps that authenticate by cookie. Every session
+     * gets a random token, sent as "postToken" in its open packet (docs/protocol.md section
+     * 11), and every POST of the session (long-polling, short-polling, SSE upstream) must carry
+     * it in the header X-Ferry-Post-Token, which a cross-site form cannot set; one without it
+     * is answered 403 {"code":4,"message":"Bad post token"} and the session goes on untouched.
+     * ferry's client sends it; official clients do not, so with this on they work over
+     * WebSocket only (their polling POSTs are refused). */
+    int require_post_token;
 } ferry_server_config;
 
 /** Fill cfg with the defaults listed above. */

@@ -113,7 +113,10 @@ class Polling extends Transport {
   }
   send(ps) {
     this.busy = 1;
-    this.fetch(this.url(), { method: "POST", body: ps.map(encodeText).join(SEP), headers: { "content-type": "text/plain;charset=UTF-8" } }, this.e.o.requestTimeout).then((r) =>
+    // A server that asks for it (docs/protocol.md section 12) gets the session's POST token.
+    const headers = { "content-type": "text/plain;charset=UTF-8" };
+    if (this.e.hs?.postToken) headers["x-ferry-post-token"] = this.e.hs.postToken;
+    this.fetch(this.url(), { method: "POST", body: ps.map(encodeText).join(SEP), headers }, this.e.o.requestTimeout).then((r) =>
       r.status === 200 ? ((this.busy = 0), this._idle(), this.e._drain(this)) : this.fail("post-error", { status: r.status }),
     );
   }

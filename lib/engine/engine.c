@@ -5,6 +5,7 @@
  * callback for it; it is freed when the last reference goes, never while a callback runs. */
 #include "engine/internal.h"
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <string.h>
@@ -1009,7 +1010,29 @@ static ferry_session *session_new(ferry_engine *eng, const ferry_transport_ops *
     const char *ext = ferry_req_query_get(req, "ferry");
     /* Opening on an extension transport is asking for the extensions too. */
     s->extensions = (ext != NULL && strcmp(ext, "1") == 0) || (ops->flags & FERRY_TR_EXTENSION);
+    if (eng->cfg->require_post_token) {
+        /* The POST token (docs/protocol.md section 12): 128 random bits of its own. */
+        if (RAND_bytes(raw, sizeof(raw)) != 1) {
+            s->state = SESSION_CLOSED;
+            if (ferry_life_close(&s->life))
+                session_free(s);
+            return NULL;
+        }
+        n = ferry_base64url_encode(s->post_token, raw, sizeof(raw));
+        s->post_token[n] = '\0';
+    }
     return s;
+}
+
+/* A POST of session s carries its token in X-Ferry-Post-Token, when the server asks for one
+ * (require_post_token): compared in constant time. */
+static int post_token_ok(const ferry_session *s, const ferry_req *req)
+{
+    if (!s->engine->cfg->require_post_token || strcmp(req->method, "POST") != 0)
+        return 1;
+    const char *got = ferry_req_header_get(req, "X-Ferry-Post-Token");
+    return got != NULL && strlen(got) == FERRY_SID_LEN &&
+           CRYPTO_memcmp(got, s->post_token, FERRY_SID_LEN) == 0;
 }
 
 static int transport_enabled(const ferry_engine *eng, const ferry_transport_ops *ops)
@@ -1084,6 +1107,8 @@ static ferry_buf *open_packet(ferry_session *s)
         ferry_strbuf_printf(&sb,
                             ",\"shortPollInterval\":%u,\"ext\":[\"resume\",\"ping\",\"report\",\"tabs\"]",
                             eng->cfg->short_poll_interval_ms);
+    if (eng->cfg->require_post_token)
+        ferry_strbuf_printf(&sb, ",\"postToken\":\"%s\"", s->post_token);
     ferry_strbuf_puts(&sb, "}");
     if (ferry_strbuf_error(&sb) != 0)
         return NULL;
@@ -1324,8 +1349,8 @@ void ferry_engine_on_request_head(ferry_req *req, void *ud)
     ferry_engine *eng = ud;
     const ferry_transport_ops *ops = NULL;
     ferry_session *s = NULL;
-    if (eng->closing || validate(eng, req, &ops, &s) >= 0 || s == NULL)
-        return;
+    if (eng->closing || validate(eng, req, &ops, &s) >= 0 || s == NULL || !post_token_ok(s, req))
+        return; /* a forged POST never reaches the transport: it cannot close the session */
     ferry_transport *t = s->transport;
     if (t != NULL && t->ops != ops)
         t = s->probe;
@@ -1356,6 +1381,15 @@ void ferry_engine_on_request(ferry_req *req, void *ud)
             return;
         }
         ferry_admission_begin(eng, ops, req); /* then ferry_engine_handshake() */
+        return;
+    }
+    if (!post_token_ok(s, req)) {
+        /* Without the session's token (a cross-site form, a forged request): refused, and the
+         * session goes on untouched. */
+        static const char body[] = "{\"code\":4,\"message\":\"Bad post token\"}";
+        eng->stats.bad_requests++;
+        FERRY_LOG(FERRY_LOG_INFO, "engine", s->sid, "POST without its session's token: 403");
+        ferry_req_respond_text(req, 403, "application/json", body, sizeof(body) - 1);
         return;
     }
     /* Counted as the session's when answered or taken: whoever holds the request from here

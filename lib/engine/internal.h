@@ -96,6 +96,7 @@ struct ferry_session {
     char remote_addr[48];
     int secure;     /* the handshake came over TLS */
     int extensions; /* the client asked for ferry's extensions (ferry=1) */
+    char post_token[FERRY_SID_LEN + 1]; /* require_post_token: what its POSTs must carry */
     /* The extensions' state (docs/protocol.md section 5 on): the replay buffer holds what a
      * transport took and the client has not acknowledged, oldest first. queued_bytes +
      * sent_bytes never stay above max_session_queue_bytes: the oldest sent leave first. */

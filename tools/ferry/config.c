@@ -40,6 +40,10 @@ static const char usage_tail[] =
     "                         (FERRY_NEW_SESSION_RATE, default 0: no limit)\n"
     "  --trust-forwarded-for  the new-session rate counts the last X-Forwarded-For address\n"
     "                         (only behind a proxy that sets it; FERRY_TRUST_FORWARDED_FOR=1)\n"
+    "  --require-post-token   every polling/SSE POST must carry its session's token in\n"
+    "                         X-Ferry-Post-Token (CSRF protection; ferry's client sends it,\n"
+    "                         official clients then work over WebSocket only;\n"
+    "                         FERRY_REQUIRE_POST_TOKEN=1)\n"
     "  --no-presence          do not announce joins and leaves to rooms (FERRY_PRESENCE=0)\n"
     "  --history N            publishes kept per room and sent to joiners (FERRY_HISTORY,\n"
     "                         default 50; 0: none)\n"
@@ -361,6 +365,8 @@ static int set(app_config *cfg, const char *name, const char *v)
         return parse_rate(v, &cfg->new_session_rate, &cfg->new_session_burst);
     } else if (strcmp(name, "trust-forwarded-for") == 0) {
         return parse_bool("FERRY_TRUST_FORWARDED_FOR", v, &cfg->trust_forwarded_for);
+    } else if (strcmp(name, "require-post-token") == 0) {
+        return parse_bool("FERRY_REQUIRE_POST_TOKEN", v, &cfg->require_post_token);
     } else if (strcmp(name, "presence") == 0) {
         return parse_bool("FERRY_PRESENCE", v, &cfg->presence);
     } else if (strcmp(name, "history") == 0) {
@@ -445,6 +451,7 @@ static const struct {
     {"FERRY_PUBLISH_RATE", "publish-rate"},
     {"FERRY_NEW_SESSION_RATE", "new-session-rate"},
     {"FERRY_TRUST_FORWARDED_FOR", "trust-forwarded-for"},
+    {"FERRY_REQUIRE_POST_TOKEN", "require-post-token"},
     {"FERRY_PRESENCE", "presence"},
     {"FERRY_HISTORY", "history"},
     {"FERRY_HISTORY_EVENTS", "history-events"},
@@ -542,6 +549,10 @@ int app_config_parse(app_config *cfg, int argc, char **argv)
             cfg->trust_forwarded_for = 1;
             continue;
         }
+        if (strcmp(a, "--require-post-token") == 0) {
+            cfg->require_post_token = 1;
+            continue;
+        }
         if (strncmp(a, "--", 2) != 0) {
             fprintf(stderr, "ferry: unexpected argument '%s' (see ferry --help)\n", a);
             return -1;
@@ -560,7 +571,8 @@ int app_config_parse(app_config *cfg, int argc, char **argv)
         int known = 0;
         for (size_t k = 0; k < sizeof(env_names) / sizeof(env_names[0]); k++)
             known |= strcmp(name, env_names[k].name) == 0 && strcmp(name, "presence") != 0 &&
-                     strcmp(name, "trust-forwarded-for") != 0;
+                     strcmp(name, "trust-forwarded-for") != 0 &&
+                     strcmp(name, "require-post-token") != 0;
         if (!known) {
             fprintf(stderr, "ferry: unknown flag '%s' (see ferry --help)\n", a);
             return -1;

@@ -43,6 +43,7 @@ typedef struct app_config {
     uint32_t new_session_rate;  /* 0: no limit; else new sessions per second per address */
     uint32_t new_session_burst; /* 0: as new_session_rate */
     int trust_forwarded_for;    /* 1: the rate counts the last X-Forwarded-For address */
+    int require_post_token;     /* 1: POSTs carry their session's token (X-Ferry-Post-Token) */
     uint32_t history;          /* 50: publishes kept per room for joiners; 0: none */
     uint32_t history_bytes;    /* 16 MiB: the history of all rooms together */
     app_list history_events;   /* events kept in the history; default "message" */

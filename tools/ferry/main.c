@@ -179,6 +179,7 @@ int main(int argc, char **argv)
     sc.new_session_rate = cfg.new_session_rate;
     sc.new_session_burst = cfg.new_session_burst;
     sc.trust_forwarded_for = cfg.trust_forwarded_for;
+    sc.require_post_token = cfg.require_post_token;
     if (cfg.suite)
         sc.connect_timeout_ms = 1000;
 
