@@ -1120,8 +1120,9 @@ static void reject(ferry_engine *eng, ferry_req *req, int code)
     eng->stats.bad_requests++;
     if (code >= 0 && code < 6)
         eng->stats.rejected_code[code]++;
-    FERRY_LOG(FERRY_LOG_INFO, "engine", NULL, "bad request %s %s: code %d", req->method, req->url,
-              code);
+    /* Not the URL: its query may hold a live session's id (logged only shortened, through the
+     * sid argument) and whatever bytes a client chose. */
+    FERRY_LOG(FERRY_LOG_INFO, "engine", NULL, "bad request %s: code %d", req->method, code);
     ferry_req_respond_error(req, code);
 }
 
