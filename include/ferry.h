@@ -259,7 +259,7 @@ typedef struct ferry_server_config {
     int trust_forwarded_for;
     /* 0 (the default). 1: CSRF protection for apps that authenticate by cookie. Every session
      * gets a random token, sent as "postToken" in its open packet (docs/protocol.md section
-     * 11), and every POST of the session (long-polling, short-polling, SSE upstream) must carry
+     * 12), and every POST of the session (long-polling, short-polling, SSE upstream) must carry
      * it in the header X-Ferry-Post-Token, which a cross-site form cannot set; one without it
      * is answered 403 {"code":4,"message":"Bad post token"} and the session goes on untouched.
      * ferry's client sends it; official clients do not, so with this on they work over
