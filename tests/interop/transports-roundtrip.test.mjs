@@ -11,7 +11,9 @@ import { messages } from "../lib/client.mjs";
 
 const TRANSPORTS = ["polling", "short-polling", "sse", "websocket"];
 const PING_INTERVAL = 300;
-const PING_TIMEOUT = 400; // room for a loaded machine (ASan, 2 cores, other suites)
+// Room for a loaded machine (ASan, 2 cores, other suites): at 400 ms a session sending the
+// 100 kB message over polling was lost to its ping timeout under load 25.
+const PING_TIMEOUT = 1500;
 const SHORT_POLL = 100;
 const MAX_PAYLOAD = 100000;
 
@@ -81,10 +83,10 @@ for (const transport of TRANSPORTS) {
 
   test(`${transport}: heartbeats keep an idle session alive`, async () => {
     const c = await open(transport);
-    // Four ping rounds: well past pingInterval + pingTimeout several times over.
+    // Eight ping rounds (2.4 s): past pingInterval + pingTimeout, so only the pongs kept it.
     await new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`${c.stats.pings} pings in 5 s`)), 5000);
-      c.on("ping", () => c.stats.pings >= 4 && (clearTimeout(t), resolve()));
+      const t = setTimeout(() => reject(new Error(`${c.stats.pings} pings in 15 s`)), 15000);
+      c.on("ping", () => c.stats.pings >= 8 && (clearTimeout(t), resolve()));
       c.on("close", (why) => (clearTimeout(t), reject(new Error(`closed: ${why}`))));
     });
     assert.equal(c.state, "open");
@@ -99,13 +101,13 @@ for (const transport of TRANSPORTS) {
   test(`${transport}: a client that stops answering pings is closed on time`, async () => {
     const t0 = Date.now();
     const c = await open(transport, { stallPongs: true });
-    const closed = await eng.closeOf(c.sid, 5000);
+    const closed = await eng.closeOf(c.sid, 10000);
     const elapsed = Date.now() - t0;
     assert.equal(closed.reason, "ping timeout");
     // The deadline is pingInterval + pingTimeout, plus the poll interval for short-polling.
     const due = PING_INTERVAL + PING_TIMEOUT + (transport === "short-polling" ? SHORT_POLL : 0);
     assert.ok(elapsed >= due - 50, `not before the deadline (${elapsed} ms, due ${due})`);
-    assert.ok(elapsed <= due + 500, `on time (${elapsed} ms, due ${due})`);
+    assert.ok(elapsed <= due + 1500, `on time (${elapsed} ms, due ${due})`);
     c.finish("test over");
   });
 }
