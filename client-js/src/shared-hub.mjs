@@ -15,20 +15,24 @@ let eng = null,
   mux,
   n = 0,
   linger,
+  last, // the session's last transport event: a tab that comes later gets it too
+  alone, // the server has no "tabs": every tab its own session from now on
   pend = null,
   pendLeft = 0;
 
 const send = (v, m) => v.post({ ...m, h: 1, v: v.id });
+// Held for the hub's life: a tab waiting for it learns that the hub is gone (shared.mjs).
+G.navigator.locks.request("ferry-hub:" + HUB, () => new Promise(() => {}));
 
 function start(m) {
   mux = m.mux;
   const e = (eng = new Engine(m.uri, m.o));
   e.on("open", () => vs.forEach(up));
   e.on("message", route);
-  e.on("transport", (ev) => vs.forEach((v) => v.n && send(v, { op: "transport", ev })));
+  e.on("transport", (ev) => ((last = ev), vs.forEach((v) => v.n && send(v, { op: "transport", ev }))));
   e.on("close", (r, info, left) => {
     if (e !== eng) return;
-    eng = pend = null;
+    eng = pend = last = null;
     // What never left goes back to its tab, without the prefix.
     const back = {};
     let to;
@@ -45,8 +49,11 @@ function start(m) {
 
 function up(v) {
   if (v.n) return;
+  // A server without "tabs" (docs/protocol.md 11) cannot tell tabs apart: each its own session.
+  if (mux && !eng.ext.includes("tabs")) return (alone = 1), drop(v), send(v, { op: "alone" });
   byN.set(String((v.n = ++n)), v);
   send(v, { op: "open", hub: HUB, hs: eng.hs });
+  if (last) send(v, { op: "transport", ev: last });
 }
 
 function route(d) {
@@ -88,6 +95,7 @@ function onmsg(m, post) {
   if (!m || m.h) return;
   let v = vs.get(m.v);
   if (m.op === "open") {
+    if (alone) return send({ id: m.v, post }, { op: "alone" });
     if (v) return;
     vs.set(m.v, (v = { id: m.v, post, ctx: m.ctx }));
     watch(m.ctx);

@@ -19,9 +19,18 @@ const tabLock = () => (held ||= new Promise((res) => G.navigator.locks.request("
 function link(key, url) {
   if (links[key]) return links[key];
   const l = (links[key] = { vs: new Map() });
-  const deliver = (m) => m.h && (m.op === "hello" ? l.vs.forEach((v) => v.hello(m.hub)) : l.vs.get(m.v)?.on_(m));
+  const deliver = (m) => m.h && (m.op === "hello" ? l.vs.forEach((v) => v.hello(m.hub)) : (m.hub && watch(m.hub), l.vs.get(m.v)?.on_(m)));
+  // The hub holds a lock of its own for its life: ours is granted when it is gone (a crash takes
+  // a SharedWorker with the process of the tab that started it), and its sessions with it.
+  const watch = (hub) =>
+    (l.hubs ||= {})[hub] ||
+    (l.hubs[hub] = G.navigator.locks.request("ferry-hub:" + hub, () => {
+      if (l.sw && links[key] === l) delete links[key];
+      l.vs.forEach((v) => v.hub === hub && v._close("transport close", {}, [], 1));
+    }));
   if (G.SharedWorker) {
     const w = new G.SharedWorker(url, { name: key });
+    l.sw = 1;
     w.port.onmessage = (e) => deliver(e.data);
     l.post = (m) => w.port.postMessage(m);
   } else {
@@ -59,9 +68,15 @@ export class SharedEngine extends Emitter {
     const mux = !o.raw;
     const eo = JSON.parse(JSON.stringify({ ...o, storage: 0, Engine: 0, auth: 0 }));
     uri = new URL(uri, G.location?.href).origin;
-    this.l = link("ferry:" + JSON.stringify([uri, o.path, o.query, mux]), hubUrl(o));
+    this.l = link("ferry:" + JSON.stringify([uri, o.path, o.query, o.transports, mux]), hubUrl(o));
     this.l.vs.set(this.id, this);
     this.ask = () => this.l.post({ op: "open", v: this.id, ctx: CTX, uri, o: eo, mux });
+    this.alone = () => {
+      // The server cannot share: a session of our own, this object standing for it.
+      const e = (this.e = new Engine(uri, o));
+      for (const k of ["open", "message", "transport", "close"]) e.on(k, (...a) => ((this.readyState = e.readyState), this.fire(k, ...a)));
+      for (const k of ["send", "ping", "close", "_close"]) this[k] = (...a) => e[k](...a);
+    };
     tabLock().then(() => this.readyState === "opening" && this.ask());
   }
   on_(m) {
@@ -69,6 +84,7 @@ export class SharedEngine extends Emitter {
     else if (m.op === "msg") this.readyState === "open" && this.fire("message", m.d);
     else if (m.op === "transport") this.fire("transport", m.ev);
     else if (m.op === "close") this._close(m.r, m.info, m.left, 1);
+    else if (m.op === "alone" && this.readyState === "opening") this.l.vs.delete(this.id), this.alone();
   }
   // A hub started: a session waiting asks it; one on an older hub was lost with it.
   hello(hub) {

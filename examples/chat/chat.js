@@ -287,7 +287,8 @@ function switchTo(name) {
 function connect() {
   // Same origin and path as the page: the server serves both. ?transports=polling (or
   // websocket, sse, short-polling, or a list) picks the transports, to try the chat on each.
-  const opts = { auth: { name: nick } };
+  // shareAcrossTabs: every tab of the chat shares one connection to the server (docs/client.md).
+  const opts = { auth: { name: nick }, shareAcrossTabs: true };
   const want = new URLSearchParams(location.search).get("transports");
   const known = ["polling", "websocket", "sse", "short-polling"];
   if (want) opts.transports = want.split(",").filter((t) => known.includes(t));

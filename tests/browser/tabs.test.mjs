@@ -13,6 +13,8 @@ import { tmpdir } from "node:os";
 import http from "node:http";
 import net from "node:net";
 import path from "node:path";
+import { Server } from "socket.io";
+import { readFileSync } from "node:fs";
 import { launchChromium } from "../lib/browser.mjs";
 import { startServer, bin, root } from "../lib/server.mjs";
 
@@ -177,3 +179,76 @@ for (const mode of ["SharedWorker", "election"]) {
     }
   });
 }
+
+for (const mode of ["SharedWorker", "election"]) {
+  test(`Chromium, ${mode}: a crashed tab leaves its room on the server; the others go on`, { timeout: 90000 }, async () => {
+    const ctx = await browser.newContext();
+    const other = await browser.newContext();
+    if (mode === "election") await ctx.addInitScript(() => Object.defineProperty(window, "SharedWorker", { value: undefined }));
+    const room = `crash-${mode}`;
+    try {
+      const tabs = [];
+      const ids = [];
+      for (let i = 0; i < 3; i++) {
+        const p = await ctx.newPage();
+        await p.goto(`${proxy.url}/index.html`);
+        ids.push(await p.evaluate(setupPage, { name: `tab${i}`, room, share: true }));
+        tabs.push(p);
+      }
+      const b = await other.newPage();
+      await b.goto(`${proxy.url}/index.html`);
+      await b.evaluate(setupPage, { name: "other", room, share: false });
+      // A tab that is not the elected one crashes: its Web Lock goes with it, the hub tells the
+      // server at once.
+      let t0 = Date.now();
+      (await ctx.newCDPSession(tabs[2])).send("Page.crash").catch(() => {});
+      await until(b, (id) => left.includes(id), ids[2], 10000);
+      console.log(`tabs ${mode}: a crashed tab left its room ${Date.now() - t0} ms later`);
+      // The first tab crashes (the elected one without SharedWorker: its session goes with it,
+      // the server notices at its ping deadline, the last tab comes back through a new hub).
+      t0 = Date.now();
+      (await ctx.newCDPSession(tabs[0])).send("Page.crash").catch(() => {});
+      await until(b, (id) => left.includes(id), ids[0], 15000);
+      console.log(`tabs ${mode}: the first tab, crashed, left its room ${Date.now() - t0} ms later`);
+      await b.evaluate((d) => say(d), "after-crash");
+      await gotAll(tabs[1], ["after-crash"]);
+      await tabs[1].evaluate((d) => say(d), "still-here");
+      await gotAll(b, ["still-here"]);
+    } finally {
+      await ctx.close();
+      await other.close();
+    }
+  });
+}
+
+test("Chromium: against a server without tabs (Node's socket.io) each tab keeps a session of its own", { timeout: 60000 }, async () => {
+  const files = { "/index.html": ["text/html", readFileSync(path.join(out, "index.html"))], "/ferry.min.js": ["text/javascript", readFileSync(path.join(out, "ferry.min.js"))], "/ferry-shared.js": ["text/javascript", readFileSync(path.join(out, "ferry-shared.js"))] };
+  const web = http.createServer((req, res) => {
+    const f = files[req.url];
+    if (!f) return res.writeHead(404).end();
+    res.writeHead(200, { "content-type": f[0] }).end(f[1]);
+  });
+  const io = new Server(web);
+  let conns = 0;
+  io.engine.on("connection", () => conns++);
+  io.on("connection", (s) => s.on("echo", (x, ack) => ack(x)));
+  await new Promise((r) => web.listen(0, "127.0.0.1", r));
+  const ctx = await browser.newContext();
+  try {
+    for (let i = 0; i < 2; i++) {
+      const p = await ctx.newPage();
+      await p.goto(`http://127.0.0.1:${web.address().port}/index.html`);
+      const r = await p.evaluate(async (i) => {
+        const s = (window.s = ferry.io(location.origin, { shareAcrossTabs: true }));
+        await new Promise((res, rej) => (s.once("connect", res), s.once("connect_error", rej)));
+        return s.timeout(5000).emitWithAck("echo", i);
+      }, i);
+      assert.equal(r, i);
+    }
+    assert.equal(conns, 3, "the hub's session (closed at once) and one session per tab");
+  } finally {
+    await ctx.close();
+    io.close();
+    await new Promise((r) => web.close(r));
+  }
+});
