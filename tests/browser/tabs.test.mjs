@@ -80,6 +80,7 @@ function setupPage({ name, room, share }) {
   window.left = [];
   const s = (window.s = ferry.io(location.origin, { shareAcrossTabs: share, auth: { name }, reconnectionDelayMax: 1000 }));
   s.on("say", (d) => got.push(d)); // twice would show: the check below counts
+  s.on("connect", () => (window.back = Date.now()));
   s.on("presence", (p) => p.left && left.push(p.left.id));
   const add = (d) => got.includes(d) || got.push(d);
   s.on("connect", () => s.recovered || (window.joined = s.timeout(5000).emitWithAck("join", { room }).then((r) => r.history?.forEach((h) => h.from?.id !== s.id && add(h.data)), () => null)));
@@ -146,8 +147,17 @@ for (const mode of ["SharedWorker", "election"]) {
       await closing;
       for (const p of tabs) await gotAll(p, during);
       await until(b, (id) => left.includes(id), ids[0], 10000);
-      const takeover = Date.now() - t0;
-      console.log(`tabs ${mode}: the others had every message ${takeover} ms after the first tab closed; sessions ${proxy.st.handshakes - base}`);
+      console.log(`tabs ${mode}: the first tab left its room and the others had every message ${Date.now() - t0} ms after it closed; sessions ${proxy.st.handshakes - base}`);
+      if (mode === "election") {
+        // The next tab's hub took over: the others are back on it, their sockets recovered.
+        for (const p of tabs) await until(p, (t0) => window.back > t0 && s.connected, t0);
+        const back = await Promise.all(tabs.map((p) => p.evaluate(() => ({ at: window.back, recovered: s.recovered }))));
+        const ms = Math.max(...back.map((x) => x.at)) - t0;
+        console.log(`tabs election: both other tabs connected through the new leader ${ms} ms after the leader closed`);
+        assert.ok(ms < 5000, `takeover in ${ms} ms`);
+        assert.deepEqual(back.map((x) => x.recovered), [true, true], "recovered: same ids, rooms, missed events");
+        assert.equal(proxy.st.handshakes - base, 3, "one new session for the two tabs");
+      } else assert.equal(proxy.st.handshakes - base, 2, "the SharedWorker's session goes on");
       for (const p of tabs) await p.evaluate((d) => say(d), `after-close-${p === tabs[0] ? 1 : 2}`);
       await gotAll(b, ["after-close-1", "after-close-2"]);
       await gotAll(tabs[0], ["after-close-2"]);
@@ -250,5 +260,45 @@ test("Chromium: against a server without tabs (Node's socket.io) each tab keeps 
     await ctx.close();
     io.close();
     await new Promise((r) => web.close(r));
+  }
+});
+
+test("Chromium: ferry.WebSocket with shareAcrossTabs shares its session as it is, every tab getting every message", { timeout: 60000 }, async () => {
+  // examples/ws-echo's Engine.IO echo; the page and the scripts are put on its origin by the
+  // browser context.
+  const echo = await startServer(bin("examples/ws-echo/ferry-ws-echo"), ["--port", "0"]);
+  const ctx = await browser.newContext();
+  try {
+    for (const f of ["index.html", "ferry.min.js", "ferry-shared.js"])
+      await ctx.route(`${echo.url}/${f}`, (r) => r.fulfill({ body: readFileSync(path.join(out, f)), contentType: f.endsWith("html") ? "text/html" : "text/javascript" }));
+    const tabs = [];
+    const sids = [];
+    for (let i = 0; i < 2; i++) {
+      const p = await ctx.newPage();
+      await p.goto(`${echo.url}/index.html`);
+      sids.push(
+        await p.evaluate(
+          () =>
+            new Promise((res, rej) => {
+              window.msgs = [];
+              const ws = (window.ws = new ferry.WebSocket(location.origin + "/engine.io/", { shareAcrossTabs: true }));
+              ws.onmessage = (e) => msgs.push(e.data);
+              ws.onopen = () => res(ws._e.hs.sid);
+              ws.onclose = rej;
+            }),
+        ),
+      );
+      tabs.push(p);
+    }
+    assert.equal(sids[0], sids[1], "two tabs, one session");
+    await tabs[0].evaluate(() => ws.send("hello"));
+    for (const p of tabs) await until(p, () => msgs.includes("hello"));
+    await tabs[0].evaluate(() => ws.close());
+    await tabs[1].evaluate(() => ws.send("still"));
+    await until(tabs[1], () => msgs.includes("still"));
+    assert.equal(await tabs[1].evaluate(() => ws._e.hs.sid), sids[0], "the other tab goes on on the same session");
+  } finally {
+    await ctx.close();
+    assert.equal(await echo.stop(), 0, "ws-echo exits 0 on SIGTERM (no leak)");
   }
 });
