@@ -16,13 +16,14 @@
 /* Bytes read but not parsed beyond one maximal request: enough for a pipelined follower.
  * Past it, reading pauses until the current request is answered. */
 #define READ_SLACK (64 * 1024)
-#define READ_CHUNK (64 * 1024)
+#define READ_CHUNK FERRY_HTTP_READ_CHUNK
 /* How long a closing connection may take to flush what it has queued and then to drop what
  * the client still sends (lingering close, see on_shutdown). */
 #define LINGER_MS 2000
 
 static const llhttp_settings_t *parser_settings(void);
 static void process(ferry_conn *c);
+static void process_scratch(ferry_conn *c, size_t n);
 static void defer_process(ferry_conn *c);
 static void on_close(uv_handle_t *h);
 static void conn_free(ferry_conn *c);
@@ -533,6 +534,12 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
         buf->len = TLS_READ;
         return;
     }
+    if (c->in.len == 0 && c->http->read_scratch != NULL) {
+        /* Nothing waits unparsed: read into the shared buffer (on_read keeps the rest). */
+        buf->base = c->http->read_scratch;
+        buf->len = READ_CHUNK;
+        return;
+    }
     size_t want = READ_CHUNK;
     size_t limit = input_limit(c);
     if (c->in.len + want > limit)
@@ -582,6 +589,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         tls_on_read(c, buf->base, (size_t)nread);
         return;
     }
+    if (buf->base == c->http->read_scratch) {
+        process_scratch(c, (size_t)nread);
+        return;
+    }
     c->in.len += (size_t)nread;
     process(c);
 }
@@ -624,10 +635,30 @@ static ferry_conn *conn_of(llhttp_t *p)
     return p->data;
 }
 
-/* A header token piece into its accumulator, bounded by max_header_bytes. */
-static int accumulate(ferry_conn *c, ferry_vec *v, const char *at, size_t n)
+/* A piece of a head token (llhttp may deliver one in several pieces, one per read) into the
+ * request's store, where the head is gathered as "url\0name\0value\0...": one buffer per
+ * request rather than three accumulators per connection, and nothing kept between requests.
+ * Bounded: the tokens by max_header_bytes (count_header), plus one NUL each. */
+static int store_put(ferry_conn *c, const char *at, size_t n)
 {
-    int rc = ferry_vec_append(v, at, n, c->http->limits.max_header_bytes);
+    /* A NUL inside a token would misplace every string after it (llhttp lets none through
+     * in its strict mode; this holds whatever the mode). */
+    if (n > 0 && memchr(at, '\0', n) != NULL) {
+        c->error_status = 400;
+        return -1;
+    }
+    size_t max = 2 * c->http->limits.max_header_bytes + 2;
+    int rc = ferry_vec_append(&c->req->store, n > 0 ? at : "", n, max);
+    if (rc != 0)
+        c->error_status = rc == -FERRY_ETOOBIG ? 431 : 503;
+    return rc == 0 ? 0 : -1;
+}
+
+/* The end of a token: its NUL. */
+static int store_end(llhttp_t *p)
+{
+    ferry_conn *c = p->data;
+    int rc = ferry_vec_append(&c->req->store, "", 1, 2 * c->http->limits.max_header_bytes + 2);
     if (rc != 0)
         c->error_status = rc == -FERRY_ETOOBIG ? 431 : 503;
     return rc == 0 ? 0 : -1;
@@ -656,7 +687,6 @@ static int on_message_begin(llhttp_t *p)
     }
     c->req->conn = c;
     c->header_bytes = 0;
-    c->url.len = c->field.len = c->value.len = 0;
     if (c->timer_kind != CONN_TIMER_HEADER)
         set_timer(c, CONN_TIMER_HEADER, c->http->limits.header_timeout_ms);
     return 0;
@@ -667,7 +697,7 @@ static int on_url(llhttp_t *p, const char *at, size_t n)
     ferry_conn *c = conn_of(p);
     if (count_header(c, n) != 0)
         return -1;
-    return accumulate(c, &c->url, at, n);
+    return store_put(c, at, n);
 }
 
 static int on_header_field(llhttp_t *p, const char *at, size_t n)
@@ -675,7 +705,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t n)
     ferry_conn *c = conn_of(p);
     if (count_header(c, n) != 0)
         return -1;
-    return accumulate(c, &c->field, at, n);
+    return store_put(c, at, n);
 }
 
 static int on_header_value(llhttp_t *p, const char *at, size_t n)
@@ -683,63 +713,103 @@ static int on_header_value(llhttp_t *p, const char *at, size_t n)
     ferry_conn *c = conn_of(p);
     if (count_header(c, n) != 0)
         return -1;
-    return accumulate(c, &c->value, at, n);
+    return store_put(c, at, n);
 }
 
-static int on_header_value_complete(llhttp_t *p)
+/* One more NUL in [p, end). */
+static size_t count_nuls(const char *p, const char *end)
 {
-    ferry_conn *c = conn_of(p);
-    ferry_req *r = c->req;
-    ferry_kv *h = ferry_mem_realloc(r->headers, (r->nheaders + 1) * sizeof(*h));
-    if (h == NULL)
-        goto nomem;
-    r->headers = h;
-    h[r->nheaders].name = ferry_mem_strndup(c->field.base ? c->field.base : "", c->field.len);
-    h[r->nheaders].value = ferry_mem_strndup(c->value.base ? c->value.base : "", c->value.len);
-    if (h[r->nheaders].name == NULL || h[r->nheaders].value == NULL) {
-        ferry_mem_free(h[r->nheaders].name);
-        ferry_mem_free(h[r->nheaders].value);
-        goto nomem;
+    size_t n = 0;
+    while (p < end && (p = memchr(p, '\0', (size_t)(end - p))) != NULL) {
+        n++;
+        p++;
     }
-    r->nheaders++;
-    c->field.len = c->value.len = 0;
-    return 0;
-nomem:
-    c->error_status = 503;
-    return -1;
+    return n;
 }
 
-/* Split the query string into percent-decoded pairs. */
-static int parse_query(ferry_req *r, char *q)
+/* The head is complete: lay the request out in its store. It holds "url\0name\0value\0..."
+ * (the tokens as they came); behind them go the percent-decoded path, the query's pairs
+ * ("name\0value\0", decoded) and, aligned, the headers' and the query's ferry_kv arrays,
+ * whose pointers point into the same block. One allocation, sized once: a request held for a
+ * long poll keeps its head in one block of about its own size. Returns 0, or the HTTP status
+ * to refuse the request with. */
+static int req_build(ferry_req *r)
 {
-    while (*q != '\0') {
-        char *amp = strchr(q, '&');
-        size_t len = amp ? (size_t)(amp - q) : strlen(q);
+    ferry_vec *v = &r->store;
+    if (v->len == 0 || v->base[v->len - 1] != '\0')
+        return 400;
+    size_t ulen = strlen(v->base);
+    size_t nheaders = count_nuls(v->base + ulen + 1, v->base + v->len) / 2;
+    /* Origin-form targets only ("/path?query"); absolute-form is for proxies. */
+    if (v->base[0] != '/')
+        return 400;
+    const char *qmark = memchr(v->base, '?', ulen);
+    int hasq = qmark != NULL; /* qmark is not used past the realloc below, which may move */
+    size_t plen = hasq ? (size_t)(qmark - v->base) : ulen;
+    size_t qlen = hasq ? ulen - plen - 1 : 0;
+    size_t nq = 0;
+    if (hasq) {
+        nq = 1;
+        for (const char *q = qmark + 1; (q = memchr(q, '&', (size_t)(v->base + ulen - q))) != NULL; q++)
+            nq++;
+    }
+    /* Each query pair takes its bytes less the '&', plus two NULs at most. */
+    size_t strings = v->len + plen + 1 + (hasq ? qlen + 2 * nq : 0);
+    size_t align = _Alignof(ferry_kv);
+    size_t kv_off = (strings + align - 1) / align * align;
+    size_t total = kv_off + (nheaders + nq) * sizeof(ferry_kv);
+    char *base = ferry_mem_realloc(v->base, total);
+    if (base == NULL)
+        return 503;
+    v->base = base;
+    v->cap = total;
+    ferry_kv *kv = (ferry_kv *)(void *)(base + kv_off);
+    r->url = base;
+    char *s = base + ulen + 1;
+    for (size_t i = 0; i < nheaders; i++) {
+        kv[i].name = s;
+        s += strlen(s) + 1;
+        kv[i].value = s;
+        s += strlen(s) + 1;
+    }
+    r->headers = nheaders ? kv : NULL;
+    r->nheaders = nheaders;
+    char *out = base + v->len;
+    r->path = out;
+    memcpy(out, base, plen);
+    out[plen] = '\0';
+    if (ferry_url_decode(out, plen, 0) < 0)
+        return 400;
+    out += plen + 1;
+    ferry_kv *qkv = kv + nheaders;
+    r->query = nq ? qkv : NULL;
+    const char *q = base + (hasq ? plen + 1 : ulen);
+    const char *qend = base + ulen;
+    while (q < qend) {
+        const char *amp = memchr(q, '&', (size_t)(qend - q));
+        size_t len = amp ? (size_t)(amp - q) : (size_t)(qend - q);
         if (len > 0) {
-            char *eq = memchr(q, '=', len);
+            const char *eq = memchr(q, '=', len);
             size_t nlen = eq ? (size_t)(eq - q) : len;
-            ferry_kv *kv = ferry_mem_realloc(r->query, (r->nquery + 1) * sizeof(*kv));
-            if (kv == NULL)
-                return -FERRY_ENOMEM;
-            r->query = kv;
-            kv += r->nquery;
-            kv->name = ferry_mem_strndup(q, nlen);
-            kv->value = eq ? ferry_mem_strndup(eq + 1, len - nlen - 1) : ferry_mem_strdup("");
-            if (kv->name == NULL || kv->value == NULL) {
-                ferry_mem_free(kv->name);
-                ferry_mem_free(kv->value);
-                return -FERRY_ENOMEM;
-            }
-            r->nquery++;
-            long nl = ferry_url_decode(kv->name, strlen(kv->name), 1);
-            long vl = ferry_url_decode(kv->value, strlen(kv->value), 1);
-            if (nl < 0 || vl < 0)
-                return -FERRY_EPROTO;
+            size_t vlen = eq ? len - nlen - 1 : 0;
+            ferry_kv *pair = &qkv[r->nquery++];
+            pair->name = out;
+            memcpy(out, q, nlen);
+            out[nlen] = '\0';
+            out += nlen + 1;
+            pair->value = out;
+            memcpy(out, eq ? eq + 1 : "", vlen);
+            out[vlen] = '\0';
+            out += vlen + 1;
+            if (ferry_url_decode(pair->name, nlen, 1) < 0 ||
+                ferry_url_decode(pair->value, vlen, 1) < 0)
+                return 400;
         }
         q += len;
-        if (*q == '&')
-            q++;
+        if (q < qend)
+            q++; /* the '&' */
     }
+    FERRY_ASSERT((size_t)(out - base) <= strings);
     return 0;
 }
 
@@ -753,33 +823,10 @@ static int on_headers_complete(llhttp_t *p)
     r->keep_alive = llhttp_should_keep_alive(p) ? 1 : 0;
     r->upgrade = llhttp_get_upgrade(p) ? 1 : 0;
     r->head = strcmp(r->method, "HEAD") == 0;
-    r->url = ferry_mem_strndup(c->url.base ? c->url.base : "", c->url.len);
-    if (r->url == NULL) {
-        c->error_status = 503;
+    int status = req_build(r);
+    if (status != 0) {
+        c->error_status = status;
         return -1;
-    }
-    /* Origin-form targets only ("/path?query"); absolute-form is for proxies. */
-    if (r->url[0] != '/') {
-        c->error_status = 400;
-        return -1;
-    }
-    char *qmark = strchr(r->url, '?');
-    size_t plen = qmark ? (size_t)(qmark - r->url) : strlen(r->url);
-    r->path = ferry_mem_strndup(r->url, plen);
-    if (r->path == NULL) {
-        c->error_status = 503;
-        return -1;
-    }
-    if (ferry_url_decode(r->path, plen, 0) < 0) {
-        c->error_status = 400;
-        return -1;
-    }
-    if (qmark != NULL) {
-        int rc = parse_query(r, qmark + 1);
-        if (rc != 0) {
-            c->error_status = rc == -FERRY_ENOMEM ? 503 : 400;
-            return -1;
-        }
     }
     /* Stop at the end of the head: process() counts its exact size before going on. */
     c->head_paused = 1;
@@ -838,9 +885,11 @@ static const llhttp_settings_t *parser_settings(void)
         llhttp_settings_init(&s);
         s.on_message_begin = on_message_begin;
         s.on_url = on_url;
+        s.on_url_complete = store_end;
         s.on_header_field = on_header_field;
+        s.on_header_field_complete = store_end;
         s.on_header_value = on_header_value;
-        s.on_header_value_complete = on_header_value_complete;
+        s.on_header_value_complete = store_end;
         s.on_headers_complete = on_headers_complete;
         s.on_body = on_body;
         s.on_message_complete = on_message_complete;
@@ -901,6 +950,18 @@ static void reject(ferry_conn *c, int status)
     ferry_conn_close(c);
 }
 
+/* All of the input consumed: give its buffer back until a read needs one again, so that an
+ * idle connection (a WebSocket, an SSE stream, a held long poll, a keep-alive connection
+ * between requests) holds none; the next read goes to the shared scratch (on_alloc). Not
+ * under TLS, whose reads fill c->in from OpenSSL (process() frees it there), nor while c->in
+ * borrows the scratch. */
+static void in_release(ferry_conn *c)
+{
+    if (c->in.len == 0 && c->in.cap > 0 && c->tls == NULL &&
+        c->in.base != c->http->read_scratch && !ferry_life_held(&c->life))
+        ferry_vec_free(&c->in);
+}
+
 /* Hand the bytes buffered past a take to the new owner. */
 static void feed_taken(ferry_conn *c)
 {
@@ -918,11 +979,7 @@ static void feed_taken(ferry_conn *c)
             return;
         ferry_vec_consume(&c->in, n);
     }
-    /* All of it taken: give the 64 KB input buffer back until the next read needs one, so
-     * that an idle WebSocket or SSE connection holds no buffer (on_alloc reserves it again).
-     * Not under TLS, whose reads fill c->in from OpenSSL. */
-    if (c->state == CONN_TAKEN && c->in.len == 0 && c->tls == NULL)
-        ferry_vec_free(&c->in);
+    in_release(c);
 }
 
 static void process_input(ferry_conn *c)
@@ -1000,6 +1057,7 @@ static void process(ferry_conn *c)
 {
     if (c->tls == NULL) {
         process_input(c);
+        in_release(c);
         return;
     }
     if (ferry_life_held(&c->life))
@@ -1030,6 +1088,40 @@ static void process(ferry_conn *c)
      * against 92 KiB while it kept a 64 KiB buffer made resident by the handshakes' heap). */
     if (c->in.len == 0 && c->in.cap > 0)
         ferry_vec_free(&c->in);
+}
+
+/* n bytes were read into http->read_scratch while c->in was empty: parse them where they
+ * are (c->in borrows the scratch for the call), then keep in c->in, in a buffer of its own,
+ * only what was not consumed. Nothing in here grows c->in (the parser copies what it keeps;
+ * a taker consumes what it is given), and no other read can reuse the scratch meanwhile: libuv
+ * runs one stream's read callback at a time, never from inside our calls. */
+static void process_scratch(ferry_conn *c, size_t n)
+{
+    char *scratch = c->http->read_scratch;
+    FERRY_ASSERT(c->in.len == 0);
+    ferry_vec own = c->in; /* empty, maybe with capacity left from an earlier partial read */
+    c->in = (ferry_vec){scratch, n, READ_CHUNK};
+    process_input(c);
+    FERRY_ASSERT(c->in.base == scratch);
+    size_t left = c->in.len;
+    c->in = own;
+    if (left == 0 || c->state == CONN_CLOSING) {
+        /* All of it parsed (or the connection is going): hold no buffer while idle. */
+        ferry_vec_free(&c->in);
+        return;
+    }
+    /* A request cut in the middle, or what a client sent past the request being answered:
+     * kept (consumed from the front, so it sits at the scratch's start). */
+    if (ferry_vec_append(&c->in, scratch, left, input_limit(c)) != 0) {
+        FERRY_LOG(FERRY_LOG_WARN, "http", NULL, "out of memory reading: closing a connection");
+        ferry_conn_close(c);
+        return;
+    }
+    /* What process_input would have done had the bytes been in c->in from the start. */
+    if (c->state == CONN_TAKEN)
+        feed_taken(c);
+    else if (c->state == CONN_HTTP && !c->waiting)
+        defer_process(c);
 }
 
 void ferry_conn_process_deferred(ferry_http *http)
@@ -1249,12 +1341,6 @@ ferry_conn *ferry_req_take_conn(ferry_req *req, const ferry_conn_handler *h, voi
     c->head_next = 1;
     c->handler = h;
     c->handler_ud = ud;
-    /* No more HTTP heads on this connection: the head's accumulators (2 KB each once used)
-     * go now rather than with the connection. A freed vector is an empty one, so a parser
-     * callback still to come would only allocate again. */
-    ferry_vec_free(&c->url);
-    ferry_vec_free(&c->field);
-    ferry_vec_free(&c->value);
     set_timer(c, CONN_TIMER_NONE, 0);
     /* Bytes after the request (a WebSocket client's first frames) are delivered once the
      * taker has returned and set itself up. */
@@ -1476,6 +1562,7 @@ static void on_linger_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
     ferry_conn *c = req->data;
+    ferry_mem_free(req); /* libuv calls this once, also when the handle closes first */
     if (uv_is_closing((uv_handle_t *)&c->tcp))
         return;
     /* Linger only when the client may still be sending: not after its end, an error, or
@@ -1506,10 +1593,16 @@ void ferry_conn_close(ferry_conn *c)
     }
     begin_close(c);
     if (c->nwrites > 0 || c->wrote_now) {
-        c->shutdown.data = c;
-        if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, on_shutdown) == 0) {
-            set_timer(c, CONN_TIMER_LINGER, LINGER_MS);
-            return;
+        /* Allocated here, not kept in every connection (80 bytes each while idle). Without
+         * memory for it the connection closes at once, as when uv_shutdown fails. */
+        uv_shutdown_t *sd = ferry_mem_alloc(sizeof(*sd));
+        if (sd != NULL) {
+            sd->data = c;
+            if (uv_shutdown(sd, (uv_stream_t *)&c->tcp, on_shutdown) == 0) {
+                set_timer(c, CONN_TIMER_LINGER, LINGER_MS);
+                return;
+            }
+            ferry_mem_free(sd);
         }
     }
     if (!uv_is_closing((uv_handle_t *)&c->tcp))
@@ -1542,9 +1635,6 @@ static void conn_free(ferry_conn *c)
     ferry_list_remove(&c->link);
     ferry_list_remove(&c->deferred);
     ferry_vec_free(&c->in);
-    ferry_vec_free(&c->url);
-    ferry_vec_free(&c->field);
-    ferry_vec_free(&c->value);
     tls_free(c);
     ferry_mem_free(c);
     http->nconns--;

@@ -5,6 +5,9 @@
 #include "common/life.h"
 #include "http/http.h"
 
+/* What one read of a plain connection may bring: the size of http->read_scratch. */
+#define FERRY_HTTP_READ_CHUNK (64 * 1024)
+
 typedef enum conn_state {
     CONN_HTTP,    /* parsing requests */
     CONN_TAKEN,   /* handed to a transport: raw bytes */
@@ -24,40 +27,38 @@ struct ferry_conn {
     ferry_http *http;
     ferry_list link;      /* in http->conns */
     ferry_list deferred;  /* in the list of conns with input to process next turn */
-    conn_state state;
     llhttp_t parser;
     ferry_vec in;         /* read but not yet parsed (or not yet given to the taker) */
     ferry_req *req;       /* the request being parsed or waiting for its answer */
-    unsigned waiting : 1; /* req was dispatched and is not answered yet */
     /* The one lifetime rule (common/life.h): a reference is held around every call out (a
      * request dispatched, a taker's on_data/on_drain/on_close, an abort); held, the input is
      * the caller's and is not parsed again underneath it. Closed in the libuv close
      * callback, where the last reference frees the connection. */
     ferry_life life;
+    conn_state state;
+    conn_timer_kind timer_kind;
+    ferry_timer timer;
+    /* Head accounting (the head's tokens themselves go into the request's store). */
+    size_t header_bytes;  /* lower bound from the tokens (early 431) */
+    size_t head_fed;      /* bytes given to llhttp while the current head is incomplete */
+    size_t body_fed;      /* bytes given to llhttp in the current body (framing included) */
+    int error_status; /* status to answer when a callback stops the parser (413, 431) */
+    /* Writes in flight. */
+    unsigned nwrites;
+    size_t pending_bytes;
+    /* The flags, in one word (every idle connection pays for this struct: keep it packed). */
+    unsigned waiting : 1;     /* req was dispatched and is not answered yet */
     unsigned reading : 1;
     unsigned in_nomem : 1;    /* the input buffer could not grow: out of memory, not full */
     unsigned read_paused : 1; /* the taker paused reading */
     unsigned eof : 1;
-    unsigned lingering : 1; /* closed, FIN sent, dropping what the client still sends */
-    ferry_timer timer;
-    conn_timer_kind timer_kind;
-    /* Parser accumulators: llhttp may deliver a token in several pieces. */
-    size_t header_bytes;  /* lower bound from the tokens (early 431) */
-    size_t head_fed;      /* bytes given to llhttp while the current head is incomplete */
-    size_t body_fed;      /* bytes given to llhttp in the current body (framing included) */
+    unsigned lingering : 1;   /* closed, FIN sent, dropping what the client still sends */
     unsigned head_paused : 1; /* llhttp paused at the end of a head (on_headers_complete) */
     unsigned in_body : 1;     /* the head was accepted; its body (maybe empty) is parsed */
-    ferry_vec url;
-    ferry_vec field;
-    ferry_vec value;
-    int error_status; /* status to answer when a callback stops the parser (413, 431) */
-    /* Writes in flight. */
-    size_t pending_bytes;
-    unsigned nwrites;
     /* Bytes went out by uv_try_write: closing must still shut down (FIN after them) rather
      * than close at once, as it does after a uv_write. */
     unsigned wrote_now : 1;
-    uv_shutdown_t shutdown;
+    int redirect_port; /* a redirect listener's connection: every request gets a 308 */
     /* The owner after a take. */
     const ferry_conn_handler *handler;
     void *handler_ud;
@@ -66,7 +67,6 @@ struct ferry_conn {
     unsigned head_next : 1;  /* taken: the next write is the response head (101, SSE head) */
     /* TLS (conn.c): NULL on a plain connection. */
     struct conn_tls *tls;
-    int redirect_port; /* a redirect listener's connection: every request gets a 308 */
 };
 
 /* Accept from server; with tls, the connection speaks TLS (see ferry_http_listen_ex). */

@@ -174,6 +174,11 @@ int ferry_http_listen_ex(ferry_http *http, const char *addr, int port, ferry_tls
         return -FERRY_EINVAL;
     if (redirect_port < 0 || redirect_port > 65535 || (tls && ferry_tls_default_ctx(tls) == NULL))
         return -FERRY_EINVAL;
+    if (http->read_scratch == NULL) {
+        http->read_scratch = ferry_mem_alloc(FERRY_HTTP_READ_CHUNK);
+        if (http->read_scratch == NULL)
+            return -FERRY_ENOMEM;
+    }
     if (tls != NULL && http->tls_scratch == NULL) {
         http->tls_scratch = ferry_mem_alloc(TLS_SCRATCH);
         if (http->tls_scratch == NULL)
@@ -302,6 +307,8 @@ void ferry_http_free(ferry_http *http)
     http->static_root = NULL;
     ferry_mem_free(http->tls_scratch);
     http->tls_scratch = NULL;
+    ferry_mem_free(http->read_scratch);
+    http->read_scratch = NULL;
 }
 
 int ferry_http_add_route(ferry_http *http, const char *method, const char *path, unsigned flags,

@@ -126,6 +126,12 @@ struct ferry_http {
     int refusing;
     /* Where a lingering close drops what a closing client still sends (conn.c). */
     char linger_sink[4096];
+    /* Where plain connections read when they hold no unparsed input (conn.c): what a read
+     * brings is parsed there, and only what is left unparsed (a request cut in the middle, a
+     * pipelined follower) is copied into the connection's own buffer. So an idle connection
+     * holds no input buffer, and a read costs no allocation. Allocated with the first
+     * listener; used only within one read callback. */
+    char *read_scratch;
 };
 
 /* Out of memory for a connection server has accepted: take it and close it at once, without
@@ -166,12 +172,16 @@ typedef struct ferry_conn_handler {
 struct ferry_http_req {
     ferry_conn *conn;
     const char *method; /* static: llhttp's method name */
+    /* url, path, query and headers all live in store, one allocation: while the head is
+     * parsed it gathers "url\0name\0value\0...", and once the head is complete the path,
+     * the query pairs and both arrays are laid out behind it (conn.c, req_build). */
     char *url;          /* the raw request target */
     char *path;         /* percent-decoded path, without the query */
     ferry_kv *query;
     size_t nquery;
     ferry_kv *headers;
     size_t nheaders;
+    ferry_vec store;
     ferry_vec body;
     uint8_t http_major, http_minor;
     unsigned keep_alive : 1;
@@ -216,8 +226,8 @@ void ferry_http_close(ferry_http *http, void (*on_closed)(ferry_http *http));
 void ferry_http_free(ferry_http *http);
 
 /* ---- requests */
-/* Copy count pairs into a new array *dst (*n pairs). On -FERRY_ENOMEM, *dst and *n hold what
- * was copied so far, for ferry_kv_free(). */
+/* Copy count pairs into a new array *dst (*n pairs), strings included, in one block that
+ * ferry_kv_free() frees. On -FERRY_ENOMEM, *dst is NULL and *n 0. */
 int ferry_kv_copy(ferry_kv **dst, size_t *n, const ferry_kv *src, size_t count);
 void ferry_kv_free(ferry_kv *kv, size_t n);
 /* The value of the first pair named name (nocase: compared case-insensitively), or NULL. */

@@ -12,48 +12,43 @@ void ferry_req_free(ferry_req *req)
 {
     if (req == NULL)
         return;
-    for (size_t i = 0; i < req->nheaders; i++) {
-        ferry_mem_free(req->headers[i].name);
-        ferry_mem_free(req->headers[i].value);
-    }
-    for (size_t i = 0; i < req->nquery; i++) {
-        ferry_mem_free(req->query[i].name);
-        ferry_mem_free(req->query[i].value);
-    }
-    ferry_mem_free(req->headers);
-    ferry_mem_free(req->query);
-    ferry_mem_free(req->url);
-    ferry_mem_free(req->path);
+    ferry_vec_free(&req->store); /* url, path, query and headers (conn.c, req_build) */
     ferry_vec_free(&req->body);
     ferry_mem_free(req);
 }
 
+/* One block: the array, then every string behind it, so that what a session keeps of its
+ * handshake (query and headers) costs one allocation of its own size rather than two per
+ * pair. ferry_kv_free() frees it. */
 int ferry_kv_copy(ferry_kv **dst, size_t *n, const ferry_kv *src, size_t count)
 {
     *dst = NULL;
     *n = 0;
     if (count == 0)
         return 0;
-    *dst = ferry_mem_calloc(count, sizeof(ferry_kv));
-    if (*dst == NULL)
+    size_t bytes = count * sizeof(ferry_kv);
+    for (size_t i = 0; i < count; i++)
+        bytes += strlen(src[i].name) + strlen(src[i].value) + 2;
+    ferry_kv *kv = ferry_mem_alloc(bytes);
+    if (kv == NULL)
         return -FERRY_ENOMEM;
+    char *s = (char *)(kv + count);
     for (size_t i = 0; i < count; i++) {
-        (*dst)[i].name = ferry_mem_strdup(src[i].name);
-        (*dst)[i].value = ferry_mem_strdup(src[i].value);
-        *n = i + 1; /* what ferry_kv_free() must free, even when this pair failed */
-        if ((*dst)[i].name == NULL || (*dst)[i].value == NULL)
-            return -FERRY_ENOMEM;
+        size_t ln = strlen(src[i].name) + 1, lv = strlen(src[i].value) + 1;
+        kv[i].name = memcpy(s, src[i].name, ln);
+        s += ln;
+        kv[i].value = memcpy(s, src[i].value, lv);
+        s += lv;
     }
+    *dst = kv;
+    *n = count;
     return 0;
 }
 
 void ferry_kv_free(ferry_kv *kv, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        ferry_mem_free(kv[i].name);
-        ferry_mem_free(kv[i].value);
-    }
-    ferry_mem_free(kv);
+    (void)n;
+    ferry_mem_free(kv); /* one block (ferry_kv_copy) */
 }
 
 const char *ferry_kv_find(const ferry_kv *kv, size_t n, const char *name, int nocase)
