@@ -2,7 +2,9 @@
 // (websocket, polling, sse, short-polling), small and short; the JSON figures must be present
 // and make sense (every message sent came back, every publish reached every receiver, the wire
 // counts requests only where there are requests). Also: bad flags exit 2 with a message, and
-// a non-loopback address is refused. Usage: node smoke.mjs <ferry-bench> <ferry>
+// a non-loopback address is refused. The minimal C echo (make bench's baseline for the
+// WebSocket echo) answers every echo and exits 0 on SIGTERM.
+// Usage: node smoke.mjs <ferry-bench> <ferry> [<ferry-c-echo>]
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -10,7 +12,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { startServer } from "../lib/server.mjs";
 
-const [bench, ferry] = process.argv.slice(2);
+const [bench, ferry, cEcho] = process.argv.slice(2);
 const all = ["websocket", "polling", "sse", "short-polling"];
 const dir = mkdtempSync(path.join(tmpdir(), "ferry-bench-smoke-"));
 
@@ -60,6 +62,7 @@ try {
     const c = await bench1(suite.port, suite.proc.pid, t, "connect", ["-n", "5", "--hold", "0.2"]);
     assert.equal(c.ready, 5);
     assert.equal(typeof c.connect.server_kb_per_session, "number");
+    assert.equal(typeof c.connect.server_anon_kb_per_session, "number");
     assert.ok(c.connect.server_wakeups_per_s >= 0);
 
     const e = await bench1(suite.port, suite.proc.pid, t, "echo",
@@ -110,6 +113,26 @@ try {
     const one = await run(["--mode", "echo", "--procs", "2"]);
     assert.equal(one.code, 2, "--procs is for broadcast");
     assert.match(one.err, /--procs/);
+  }
+
+  if (cEcho) {
+    const base = await startServer(cEcho, ["--port", "0"]);
+    let code;
+    try {
+      const e = await bench1(base.port, base.proc.pid, "websocket", "echo",
+        ["-n", "3", "--inflight", "2", "--duration", "0.5"]);
+      assert.ok(e.echo.sent > 0);
+      assert.equal(e.echo.received, e.echo.sent, "the C echo answered every message");
+      assert.ok(e.echo.server_cpu_us_per_message > 0);
+      // Anything but the echo's WebSocket handshake is refused.
+      const bad = await bench1(base.port, base.proc.pid, "polling", "connect", ["-n", "1"])
+        .then(() => null, (err) => err);
+      assert.ok(bad, "a polling handshake on the C echo fails");
+    } finally {
+      code = await base.stop();
+    }
+    assert.equal(code, 0, "ferry-c-echo exits 0 on SIGTERM");
+    console.log("ok ferry-c-echo");
   }
 
   const bad = await run(["--transport", "carrier-pigeon"]);

@@ -4,7 +4,7 @@
  *
  * Modes:
  *   connect    open N sessions (at most --concurrency handshakes at once): rate, handshake
- *              latency; with --pid the server's memory per session (VmRSS) and CPU per
+ *              latency; with --pid the server's memory per session (VmRSS, and RssAnon) and CPU per
  *              connection; then hold them --hold seconds: the server's wake-ups per second.
  *   echo       N sessions each keep --inflight messages in flight: emit "message" (one string
  *              argument, --size bytes) and wait for "message-back" with the same argument.
@@ -113,6 +113,9 @@ typedef struct proc_sample {
     int ok;
     uint64_t cpu_ns;   /* user + system of every thread, from schedstat */
     uint64_t rss_kb;   /* VmRSS */
+    /* RssAnon: VmRSS less the file-backed pages (code and libraries paged in the first time
+     * a path runs: a fixed cost that does not grow with the sessions) and shared memory. */
+    uint64_t anon_kb;
     uint64_t switches; /* voluntary + involuntary context switches of every thread */
 } proc_sample;
 
@@ -143,6 +146,7 @@ static proc_sample proc_read(int pid)
     if (read_file(path, text, sizeof(text)) != 0)
         return ps;
     ps.rss_kb = status_field(text, "VmRSS:");
+    ps.anon_kb = status_field(text, "RssAnon:");
     snprintf(path, sizeof(path), "/proc/%d/task", pid);
     DIR *d = opendir(path);
     if (d == NULL)
@@ -722,12 +726,17 @@ static void report(void)
     print_row("handshake p99", "us", quantile(B.hs_lat, B.hs_n, 0.99));
     if (R.p_before.ok && R.p_connected.ok && B.ready > 0 && P.n <= 1) {
         double kb = per((double)R.p_connected.rss_kb - (double)R.p_before.rss_kb, B.ready);
+        double anon = per((double)R.p_connected.anon_kb - (double)R.p_before.anon_kb, B.ready);
         double cpu = per((double)(R.p_connected.cpu_ns - R.p_before.cpu_ns) / 1000, B.ready);
         put_num(c, "server_rss_before_kb", (double)R.p_before.rss_kb);
         put_num(c, "server_rss_after_kb", (double)R.p_connected.rss_kb);
         put_num(c, "server_kb_per_session", kb);
+        put_num(c, "server_anon_before_kb", (double)R.p_before.anon_kb);
+        put_num(c, "server_anon_after_kb", (double)R.p_connected.anon_kb);
+        put_num(c, "server_anon_kb_per_session", anon);
         put_num(c, "server_cpu_us_per_connection", cpu);
-        print_row("server memory per session", "KB", kb);
+        print_row("server memory per session (VmRSS)", "KB", kb);
+        print_row("server memory per session (RssAnon)", "KB", anon);
         print_row("server CPU per connection", "us", cpu);
     }
     if (B.o.mode == MODE_CONNECT && R.p_hold_end.ok && B.o.hold_s > 0) {

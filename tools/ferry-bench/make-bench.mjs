@@ -27,6 +27,7 @@ const reps = Number(opt("--reps", quick ? 1 : 3));
 const outDir = path.resolve(root, opt("--out", "docs"));
 const benchBin = path.join(buildDir, "tools/ferry-bench/ferry-bench");
 const ferryBin = path.join(buildDir, "tools/ferry/ferry");
+const cEchoBin = path.join(buildDir, "tools/ferry-bench/ferry-c-echo");
 const nodeServer = path.join(root, "tools/ferry-bench/node-server.mjs");
 const resDir = path.join(buildDir, "bench");
 mkdirSync(resDir, { recursive: true });
@@ -41,16 +42,21 @@ const servers = {
   "ferry-relay": [ferryBin, "--port", "0", "--allow-publish", "*", "--publish-rate", "0",
     "--no-presence", "--transports", all],
   node: [process.execPath, nodeServer, "--port", "0"],
+  // The minimal C WebSocket echo (tools/ferry-bench/c-echo): the floor for the WebSocket echo.
+  "c-echo": [cEchoBin, "--port", "0"],
 };
 
 // What is measured. ferry: which tools/ferry mode serves the load. metrics: [key, JSON path,
 // unit, better ("higher" | "lower"), target] where target is {ratio: r} (ferry/node must be
-// <= r for lower-is-better, >= r for higher) or {abs: v} (ferry's own figure).
+// <= r for lower-is-better, >= r for higher) or {abs: v} (ferry's own figure), and may also
+// have {baseline: r}: ferry / the load's baseline server (L.baseline, run in the same
+// repetition next to ferry) must be <= r.
 const loads = [
   { id: "ws-echo", short: "WebSocket echo", title: `WebSocket echo, ${q(10, 100)} sessions, 32 B`, transport: "websocket",
     mode: "echo", ferry: "ferry-suite", args: ["-n", q("10", "100"), "--duration", q("1", "5")],
+    baseline: "c-echo",
     metrics: [
-      ["server CPU per message", "echo.server_cpu_us_per_message", "µs", "lower", { ratio: 1 / 3 }],
+      ["server CPU per message", "echo.server_cpu_us_per_message", "µs", "lower", { ratio: 1 / 3, baseline: 1.3 }],
       ["messages/s", "echo.messages_per_s", "/s", "higher"],
       ["round trip p50", "echo.round_trip.p50_us", "µs", "lower"],
       ["round trip p99", "echo.round_trip.p99_us", "µs", "lower"],
@@ -82,7 +88,8 @@ const loads = [
     mode: "connect", ferry: "ferry-relay",
     args: ["-n", q("500", "10000"), "--concurrency", "200", "--hold", q("1", "3")],
     metrics: [
-      ["memory per session", "connect.server_kb_per_session", "KB", "lower", { abs: 3 }],
+      ["memory per session", "connect.server_anon_kb_per_session", "KB", "lower", { abs: 3 }],
+      ["VmRSS growth per session", "connect.server_kb_per_session", "KB", "lower"],
       ["server CPU per connection", "connect.server_cpu_us_per_connection", "µs", "lower", { ratio: 1 / 3 }],
       ["connections/s", "connect.rate_per_s", "/s", "higher"],
       ["wake-ups/s while idle", "connect.server_wakeups_per_s", "/s", "lower"],
@@ -91,7 +98,8 @@ const loads = [
     mode: "connect", ferry: "ferry-relay",
     args: ["-n", q("500", "4000"), "--concurrency", "200", "--hold", q("1", "3")],
     metrics: [
-      ["memory per session", "connect.server_kb_per_session", "KB", "lower", { abs: 4 }],
+      ["memory per session", "connect.server_anon_kb_per_session", "KB", "lower", { abs: 4 }],
+      ["VmRSS growth per session", "connect.server_kb_per_session", "KB", "lower"],
       ["server CPU per connection", "connect.server_cpu_us_per_connection", "µs", "lower"],
       ["wake-ups/s while idle", "connect.server_wakeups_per_s", "/s", "lower"],
     ] },
@@ -205,7 +213,10 @@ for (let rep = 0; rep < reps; rep++) {
       log(`time budget reached: repetition ${rep + 1} of ${L.id} skipped`);
       continue;
     }
+    // A baseline runs right after ferry (right before it in odd repetitions): the ratio to it
+    // is taken between neighbours.
     const sides = [["ferry", L.ferry]];
+    if (L.baseline) sides.push([L.baseline, L.baseline]);
     if (nodeHas[L.transport]) sides.push(["node", "node"]);
     if (rep % 2 === 1) sides.reverse();
     for (const [label, kind] of sides) {
@@ -266,15 +277,20 @@ function spread(vals) {
 }
 
 const rows = []; // for the chart and the targets
+const baseRows = []; // targets against a baseline server (the C echo)
+const baseNames = { "c-echo": "minimal C echo" };
 const tables = [];
 for (const L of loads) {
   const ok = (srv) => results.filter((r) => r.load === L.id && r.server === srv && r.code === 0 && r.json);
   const f = ok("ferry");
   const n = ok("node");
+  const bl = L.baseline ? ok(L.baseline) : [];
+  const blName = L.baseline ? baseNames[L.baseline] ?? L.baseline : "";
   const failed = results.filter((r) => r.load === L.id && r.code !== 0);
   let t = `### ${L.title}\n\n`;
+  const blHead = L.baseline ? ` ${blName}: median (min–max) | ferry / ${blName}, per repetition: median (min–max) |` : "";
   t += nodeHas[L.transport]
-    ? "| figure | ferry: median (min–max) | Node socket.io: median (min–max) | ferry / Node, per repetition: median (min–max) | target |\n|---|---|---|---|---|\n"
+    ? `| figure | ferry: median (min–max) | Node socket.io: median (min–max) | ferry / Node, per repetition: median (min–max) |${blHead} target |\n|---|---|---|---|${L.baseline ? "---|---|" : ""}---|\n`
     : "| figure | ferry: median (min–max) |\n|---|---|\n";
   for (const [name, key, unit, better, target] of L.metrics) {
     const fv = f.map((r) => get(r.json, key)).filter((v) => typeof v === "number");
@@ -293,6 +309,29 @@ for (const L of loads) {
       if (typeof x === "number" && typeof y === "number" && y > 0) ratios.push(x / y);
     }
     const ratio = median(ratios);
+    // The same against the baseline, when the load has one.
+    let blCells = "";
+    let blTgt = "";
+    if (L.baseline) {
+      const bv = bl.map((r) => get(r.json, key)).filter((v) => typeof v === "number");
+      const bratios = [];
+      for (let rep = 0; rep < reps; rep++) {
+        const a = f.find((r) => r.rep === rep);
+        const b = bl.find((r) => r.rep === rep);
+        const x = a && get(a.json, key);
+        const y = b && get(b.json, key);
+        if (typeof x === "number" && typeof y === "number" && y > 0) bratios.push(x / y);
+      }
+      blCells = ` ${spread(bv)} | ${bratios.length ? spread(bratios) + "×" : "–"} |`;
+      if (target?.baseline !== undefined) {
+        const br = median(bratios);
+        const bmet = br <= target.baseline;
+        blTgt = `; ≤ ${target.baseline}× ${blName}: ` +
+          (Number.isNaN(br) ? "not measured" : bmet ? "**met**" : "not met");
+        baseRows.push({ load: L.title, name, blName, ratio: br, want: target.baseline,
+          met: Number.isNaN(br) ? null : bmet });
+      }
+    }
     let tgt = "";
     let met = null;
     if (target?.ratio !== undefined) {
@@ -306,9 +345,10 @@ for (const L of loads) {
       tgt = `${better === "lower" ? "≤" : "≥"} ${fmt(target.abs)} ${unit}: ` +
         (Number.isNaN(v) ? "not measured" : met ? "**met**" : `not met (${fmt(v)})`);
     }
-    t += `| ${name} (${unit}) | ${spread(fv)} | ${spread(nv)} | ${ratios.length ? spread(ratios) + "×" : "–"} | ${tgt} |\n`;
+    t += `| ${name} (${unit}) | ${spread(fv)} | ${spread(nv)} | ${ratios.length ? spread(ratios) + "×" : "–"} |${blCells} ${tgt}${blTgt} |\n`;
     if (ratios.length) {
-      rows.push({ load: L.title, short: L.short, name, better, ratio, ratios, target, met });
+      rows.push({ load: L.title, short: L.short, name, better, ratio, ratios, target, met,
+        value: median(fv), unit });
     }
   }
   if (failed.length) {
@@ -410,8 +450,11 @@ const minutes = ((Date.now() - started) / 60000).toFixed(1);
 const svgName = "performance.svg";
 writeFileSync(path.join(outDir, svgName), chart());
 
-const targetLines = rows.filter((r) => r.target).map((r) =>
-  `- ${r.load}: ${r.name}, ferry/Node ${fmt(r.ratio)}× — ${r.met ? "met" : "not met"}`);
+const targetLines = rows.filter((r) => r.target).map((r) => r.target.abs !== undefined
+  ? `- ${r.load}: ${r.name}, ferry ${fmt(r.value)} ${r.unit} (target ${r.better === "lower" ? "≤" : "≥"} ${fmt(r.target.abs)} ${r.unit}) — ${r.met ? "met" : "not met"}`
+  : `- ${r.load}: ${r.name}, ferry/Node ${fmt(r.ratio)}× — ${r.met ? "met" : "not met"}`).concat(
+  baseRows.map((r) => `- ${r.load}: ${r.name}, ferry/${r.blName} ${fmt(r.ratio)}× (target ≤ ${r.want}×) — ` +
+    (r.met === null ? "not measured" : r.met ? "met" : "not met")));
 
 const md = `# Performance
 
@@ -444,6 +487,12 @@ idle machine; the ratios, taken between two runs next to each other in time, hol
   node-server.mjs does both the same way on the wire. Both run with the Engine.IO defaults
   (pingInterval 25000, pingTimeout 20000, maxPayload 1 MB, no permessage-deflate), one process,
   one thread of JavaScript or one libuv loop.
+- The WebSocket echo also runs on \`ferry-c-echo\` (tools/ferry-bench/c-echo/c-echo.c), the
+  floor it is compared with: a minimal C WebSocket echo on one libuv loop that answers only the
+  Engine.IO/Socket.IO shape of the echo (the open packet, "40", and \`42["message",…\` turned
+  into \`42["message-back",…\` by replacing the event name, no JSON parsing), one read into one
+  shared buffer, the frame unmasked in place, one writev of three slices per answer. It runs
+  right next to ferry in every repetition; the ratio ferry / C echo is taken per repetition.
 - Load: \`tools/ferry-bench\` (C, libuv, one thread), on the same machine over loopback. Every
   run starts a fresh server process and ends it afterwards.
 - Repetitions: ${reps}. In each, every load runs on ferry and on Node one right after the other,
@@ -452,8 +501,12 @@ idle machine; the ratios, taken between two runs next to each other in time, hol
   spread are shown. A run that failed is left out and named under its table.
 - Server CPU is the user+system time of every thread of the server process (from
   /proc/PID/task/*/schedstat) during the measured phase, divided by the messages; memory per
-  session is the growth of VmRSS from before the first connection to after the last,
-  divided by the sessions; wake-ups are the server's context switches per second while the
+  session is the growth of the server's anonymous resident memory (RssAnon: heap, stacks,
+  everything the sessions allocate) from before the first connection to after the last,
+  divided by the sessions. VmRSS growth is shown under it: it adds the file-backed pages of
+  the program and its libraries that running new code paths faults in the first time, a fixed
+  cost of a few MB (about 2 MB for ferry here) that does not grow with the sessions but, divided
+  by them, reads as a few hundred bytes each; wake-ups are the server's context switches per second while the
   sessions sit idle (after they connected; the hold, 3 s, is shorter than the 25 s heartbeat,
   so no timer is due and a server that sleeps well wakes about 0 times a second).
 - Echo: every session keeps one message in flight (emit, wait for the answer, emit again)
