@@ -222,7 +222,7 @@ int sio_bp_queue(ferry_socket *s, const sio_encoded *e, int volatile_)
     if (seq != 0)
         sio_recovery_queued(s, e);
     int rc = sio_bp_send(s, e, volatile_ ? FERRY_QUEUE_VOLATILE : 0, key);
-    if (rc == 0 && policy == FERRY_BACKPRESSURE_CLOSE && ferry_session_queued_bytes(ss) > bound)
+    if (rc == 0 && policy == FERRY_BACKPRESSURE_CLOSE && over)
         ferry_engine_overflow(ss);
     if (rc == 0 && s->drain_cb != NULL && ferry_session_queued_bytes(ss) > s->drain_low)
         s->drain_armed = 1;

@@ -383,6 +383,87 @@ static void latest_policy(void **state)
     h_stop(h);
 }
 
+/* ---- latest on an extension session (docs/protocol.md section 5): the packets removed from
+ * the queue were numbered when queued; those after them are numbered again, so that the
+ * client's count of received messages (rx) is what the server thinks it sent. */
+
+static int ext_request(h_server *h, const char *sid, const char *extra, h_response *r)
+{
+    char raw[1024];
+    snprintf(raw, sizeof(raw),
+             "GET /engine.io/?EIO=4&transport=polling&ferry=1%s%s%s HTTP/1.1\r\nHost: x\r\n"
+             "Content-Length: 0\r\n\r\n",
+             sid ? "&sid=" : "", sid ? sid : "", extra ? extra : "");
+    return h_request(h, raw, r);
+}
+
+static size_t count_messages(const char *body, int *saw_end, int *saw_k)
+{
+    size_t n = 0;
+    for (const char *p = body; *p;) {
+        size_t len = strcspn(p, "\x1e");
+        if (len > 0 && p[0] == '4')
+            n++;
+        if (strncmp(p, "42[\"end\"", 8) == 0)
+            *saw_end = 1;
+        if (strncmp(p, "42[\"k\"", 6) == 0)
+            (*saw_k)++;
+        p += len;
+        if (*p)
+            p++;
+    }
+    return n;
+}
+
+static void latest_on_an_extension_session(void **state)
+{
+    (void)state;
+    h_server *h = start(FERRY_BACKPRESSURE_LATEST, 3000, 0);
+    h_response r;
+    assert_int_equal(ext_request(h, NULL, NULL, &r), 200);
+    const char *p = strstr(r.body, "\"sid\":\"");
+    assert_non_null(p);
+    char sid[64];
+    snprintf(sid, sizeof(sid), "%.*s", (int)strcspn(p + 7, "\""), p + 7);
+    assert_int_equal(request(h, "POST", sid, "40", &r), 200);
+    int saw_end = 0, saw_k = 0;
+    size_t rx = 0;
+    assert_int_equal(ext_request(h, sid, NULL, &r), 200);
+    rx += count_messages(r.body, &saw_end, &saw_k);
+    assert_int_equal(rx, 1); /* the CONNECT answer */
+    assert_non_null(A.sock);
+    const char *keys[] = {"AAA", "BBB", "CCC", "DDD"};
+    for (int round = 0; round < 30; round++)
+        for (int k = 0; k < 4; k++)
+            emit("k", round, keys[k]);
+    emit_end();
+    for (int i = 0; i < 50 && !saw_end; i++) {
+        assert_int_equal(ext_request(h, sid, NULL, &r), 200);
+        rx += count_messages(r.body, &saw_end, &saw_k);
+    }
+    assert_true(saw_end);
+    assert_true(saw_k < 120 && saw_k >= 4);
+    /* The client attaches again with its count: nothing is missing, nothing is sent twice. */
+    cJSON *args = cJSON_CreateArray();
+    assert_int_equal(ferry_socket_emit(A.sock, "after", args), 0);
+    cJSON_Delete(args);
+    char extra[64];
+    snprintf(extra, sizeof(extra), "&rx=%zu", rx);
+    assert_int_equal(ext_request(h, sid, extra, &r), 200);
+    int k2 = 0, end2 = 0;
+    assert_int_equal(count_messages(r.body, &end2, &k2), 1);
+    assert_int_equal(k2, 0);
+    assert_non_null(strstr(r.body, "42[\"after\"]"));
+    /* A count past what the server numbered is refused: it would be one if the removed packets
+     * had kept their numbers. */
+    snprintf(extra, sizeof(extra), "&rx=%zu", rx + 2);
+    assert_int_equal(ext_request(h, sid, extra, &r), 400);
+    printf("latest, extension session: %d of 120 keyed events, %zu messages counted, attach "
+           "with rx=%zu resends nothing\n",
+           saw_k, rx, rx);
+    h_stop(h);
+}
+
 /* ---- spill */
 
 static void spill_policy(void **state)
@@ -508,15 +589,11 @@ static void drain_callback_closes(void **state)
 }
 
 static const struct CMUnitTest tests[] = {
-    cmocka_unit_test(bad_input),
-    cmocka_unit_test(bad_keys_on_a_socket),
-    cmocka_unit_test(close_policy),
-    cmocka_unit_test(drop_volatile_policy),
-    cmocka_unit_test(latest_policy),
-    cmocka_unit_test(spill_policy),
-    cmocka_unit_test(spill_gap_closes),
-    cmocka_unit_test(drain_callback),
-    cmocka_unit_test(drain_callback_closes),
+    cmocka_unit_test(bad_input),      cmocka_unit_test(bad_keys_on_a_socket),
+    cmocka_unit_test(close_policy),   cmocka_unit_test(drop_volatile_policy),
+    cmocka_unit_test(latest_policy),  cmocka_unit_test(latest_on_an_extension_session),
+    cmocka_unit_test(spill_policy),   cmocka_unit_test(spill_gap_closes),
+    cmocka_unit_test(drain_callback), cmocka_unit_test(drain_callback_closes),
 };
 
 FERRY_TEST_MAIN(tests)
