@@ -117,7 +117,10 @@ async function underAttack(name, attack, { rssMb = 150, fds = 100, good: goodTra
 }
 
 async function handshake(transport = "polling", headers = {}) {
-  const r = await fetch(`${srv.url}/socket.io/?EIO=4&transport=${transport}`, { headers });
+  // fetch's own message ("fetch failed") hides what the socket saw: say it.
+  const r = await fetch(`${srv.url}/socket.io/?EIO=4&transport=${transport}`, { headers }).catch((e) => {
+    throw new Error(`handshake: ${e.message}: ${e.cause?.code ?? ""} ${e.cause?.message ?? ""}`);
+  });
   const t = await r.text();
   return JSON.parse(t.slice(t.indexOf("{"))).sid;
 }
