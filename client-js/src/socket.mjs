@@ -4,7 +4,7 @@ import { Emitter } from "./emitter.mjs";
 import { Engine } from "./engine.mjs";
 
 const G = globalThis;
-const RESERVED = new Set(["connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener", "transport", "recovery_failed"]);
+const RESERVED = new Set(["connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener", "transport", "recovery_failed", "outbox_full"]);
 const isBin = (d) => d instanceof ArrayBuffer || ArrayBuffer.isView(d) || (typeof Blob !== "undefined" && d instanceof Blob);
 const isObj = (d) => d && typeof d === "object";
 
@@ -137,7 +137,9 @@ export class Manager extends Emitter {
       }
       const raw = left.slice(i, i + 1 + p.att);
       i += p.att;
-      if (p.type === 2 || p.type === 5) this.nsps[p.nsp]?.sendBuffer.push({ raw });
+      // A socket with the outbox extension sends its unconfirmed emits again from its outbox.
+      const s = this.nsps[p.nsp];
+      if ((p.type === 2 || p.type === 5) && s && !s.obOn) s.sendBuffer.push({ raw });
     }
     for (const n in this.nsps) {
       const s = this.nsps[n];
@@ -178,7 +180,13 @@ export class Socket extends Emitter {
     this.io = io;
     this.nsp = nsp;
     this.auth = o.auth;
-    this.max = o.maxBuffer ?? 1000; // emits kept while disconnected
+    this.max = o.maxBuffer ?? 1000; // emits kept while disconnected, and the outbox's window
+    // The outbox extension (docs/protocol.md 13): emits numbered and kept until the server
+    // confirms it took them, sent again after a lost session; on only if the server offers it.
+    this.ob = o.outbox !== false;
+    this.box = []; // {n, p}: emits not confirmed yet, in order
+    this.seq = 0; // the last number given
+    this.obOn = undefined; // the last connection had the extension (undefined: none yet)
     this.ids = 0;
     this.acks = {};
     this.sendBuffer = [];
@@ -206,7 +214,12 @@ export class Socket extends Emitter {
     return this.connect();
   }
   onopen() {
-    const send = (a) => this.packet({ type: 0, data: this._pid ? { pid: this._pid, offset: this._off, ...a } : a });
+    const send = (a) => {
+      let d = this._pid ? { pid: this._pid, offset: this._off, ...a } : a;
+      // Ask for the outbox, with the ack ids still awaited (answers lost with a session).
+      if (this.ob) d = { ...d, ferryOutbox: { acks: Object.keys(this.acks).slice(-1000).map(Number), window: this.max } };
+      this.packet({ type: 0, data: d });
+    };
     typeof this.auth === "function" ? this.auth(send) : send(this.auth);
   }
   packet(p) {
@@ -222,6 +235,16 @@ export class Socket extends Emitter {
     const f = this.flags;
     this.flags = {};
     const p = { type: 2, data: [ev, ...args] };
+    // Into the outbox (unless the last server did not offer it: then the sendBuffer as before):
+    // past its window the emit is refused, never an older one dropped (docs/reliability.md).
+    const boxed = this.ob && !f.volatile && this.obOn !== false;
+    if (boxed && this.box.length >= this.max) {
+      const cb = typeof args[args.length - 1] === "function" ? args[args.length - 1] : null;
+      const err = new Error("outbox full");
+      if (cb && (f.timeout ?? this.io.o.ackTimeout) !== undefined) setTimeout(() => cb.call(this, err), 0);
+      this.fire("outbox_full", { event: ev, size: this.box.length });
+      return this;
+    }
     if (typeof args[args.length - 1] === "function") {
       const id = (p.id = this.ids++);
       const cb = p.data.pop();
@@ -236,12 +259,26 @@ export class Socket extends Emitter {
         this.acks[id] = (...a) => (clearTimeout(t), cb.call(this, null, ...a));
       }
     }
-    if (this.connected) this.packet(p);
+    if (boxed) {
+      const e = { n: ++this.seq, p };
+      this.box.push(e);
+      if (this.connected) this.packet(this.num(p, e.n));
+    } else if (this.connected) this.packet(this.obOn ? this.num(p, 0) : p);
     else if (!f.volatile) {
       this.sendBuffer.push(p);
       if (this.sendBuffer.length > this.max) this.sendBuffer.shift();
     }
     return this;
+  }
+  // The packet with its outbox number as last argument (0: not numbered).
+  num(p, n) {
+    return { ...p, data: [...p.data, n] };
+  }
+  // The server took every emit up to n: forget them.
+  trim(n) {
+    let i = 0;
+    while (i < this.box.length && this.box[i].n <= n) i++;
+    this.box.splice(0, i);
   }
   emitWithAck(ev, ...args) {
     const e = this.flags.timeout !== undefined || this.io.o.ackTimeout !== undefined;
@@ -273,7 +310,9 @@ export class Socket extends Emitter {
   onpacket(p) {
     switch (p.type) {
       case 0:
-        if (p.data?.sid) return this.onconnect(p.data.sid, p.data.pid, p.data.notRecovered);
+        if (p.data?.sid) return this.onconnect(p.data.sid, p.data.pid, p.data.notRecovered, p.data.ferryOutbox);
+        // An outbox confirmation (docs/protocol.md 13).
+        if (this.obOn && typeof p.data?.ferryOutbox === "number") return this.trim(p.data.ferryOutbox);
         return this.fire("connect_error", new Error("It seems you are trying to reach a Socket.IO server in v2.x with a v3.x client, but they are not compatible"));
       case 2:
       case 5: {
@@ -303,7 +342,7 @@ export class Socket extends Emitter {
     this.fire(...a);
     if (this._pid && typeof a[a.length - 1] === "string") this._off = a[a.length - 1];
   }
-  onconnect(id, pid, why) {
+  onconnect(id, pid, why, taken) {
     this.id = id;
     const tried = !!this._pid;
     this.recovered = !!pid && this._pid === pid;
@@ -311,8 +350,19 @@ export class Socket extends Emitter {
     // A reconnection that asked to recover and did not: the app must resync (docs/client.md).
     if (tried && !this.recovered) this.fire("recovery_failed", { reason: typeof why === "string" ? why : pid ? "unknown" : "off" });
     this.connected = true;
+    this.obOn = this.ob && typeof taken === "number";
     for (const a of this.recvBuffer.splice(0)) this.event(a);
-    for (const p of this.sendBuffer.splice(0)) this.packet(p);
+    // Buffered without the extension: not numbered (a raw event gets its 0 before its "]").
+    for (const p of this.sendBuffer.splice(0)) this.packet(!this.obOn ? p : p.raw ? { raw: [p.raw[0].slice(0, -1) + ",0]", ...p.raw.slice(1)] } : this.num(p, 0));
+    if (this.obOn) {
+      // The same socket: what the server took is done, the rest goes again. A new socket (the
+      // recovery failed): nothing of ours is known there, everything goes, numbered afresh.
+      if (tried && !this.recovered) {
+        this.seq = 0;
+        for (const e of this.box) e.n = ++this.seq;
+      } else this.trim(taken);
+      for (const e of this.box) this.packet(this.num(e.p, e.n));
+    } else for (const e of this.box.splice(0)) this.packet(e.p); // a server without it
     this.fire("connect");
   }
   onclose(reason) {
@@ -328,6 +378,8 @@ export class Socket extends Emitter {
   disconnect() {
     if (this.connected) this.packet({ type: 1 });
     const was = this.connected;
+    // Every emit in the outbox went out on this session, ahead of the DISCONNECT.
+    if (was) (this.box = []), (this.seq = 0);
     this.destroy();
     if (was) this.onclose("io client disconnect");
     return this;

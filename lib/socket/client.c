@@ -134,6 +134,19 @@ static void on_packet(sio_client *c, sio_packet *pkt)
         break;
     case SIO_EVENT:
     case SIO_BINARY_EVENT:
+        if (s->ob.on) {
+            /* The outbox extension: the last argument numbers the emit (outbox.c). */
+            int rc = sio_outbox_take(s, pkt);
+            if (rc < 0)
+                protocol_error(c, "EVENT without a valid outbox number");
+            if (rc <= 0)
+                break;
+            sio_socket_retain(s);
+            sio_socket_on_event(s, pkt);
+            sio_outbox_confirm(s);
+            sio_socket_release(s);
+            break;
+        }
         sio_socket_on_event(s, pkt);
         break;
     case SIO_ACK:

@@ -84,4 +84,23 @@ ferry_buf *sio_bp_key_new(const ferry_namespace *nsp, const char *key);
 /* Queue e to s's session as it is, no policy (marked volatile when flags say so). */
 int sio_bp_send(ferry_socket *s, const sio_encoded *e, unsigned flags, ferry_buf *key);
 
+/* outbox.c: the outbox extension (client-to-server exactly once, docs/protocol.md 13) */
+void sio_outbox_init(sio_outbox *ob);
+void sio_outbox_free(sio_outbox *ob);
+/* Move src's state into dst (dst must be empty, from sio_outbox_init); src is left empty. */
+void sio_outbox_move(sio_outbox *dst, sio_outbox *src);
+/* A new socket: does its CONNECT ask for the extension (and may it have it)? */
+void sio_outbox_negotiate(ferry_socket *s);
+/* Add the extension's key to the CONNECT answer o; 0 or -FERRY_ENOMEM. */
+int sio_outbox_connect_data(const ferry_socket *s, cJSON *o);
+/* After the CONNECT answer: send again the kept ack answers the client says it still awaits. */
+void sio_outbox_resend_answers(ferry_socket *s);
+/* An EVENT from a socket with the extension on: take its number (the last argument) off.
+ * 1: pass it to the app; 0: a duplicate, dropped; -FERRY_EPROTO: no valid number. */
+int sio_outbox_take(ferry_socket *s, sio_packet *pkt);
+/* After the app got a numbered emit: confirm to the client now and then. */
+void sio_outbox_confirm(ferry_socket *s);
+/* We answered a numbered emit's ack (ack id, encoded answer): keep it (bounded). */
+void sio_outbox_keep_answer(ferry_socket *s, int64_t id, const sio_encoded *e);
+
 #endif

@@ -52,6 +52,7 @@ typedef struct sio_saved {
     void *data;   /* its data pointer, when the namespace keeps socket data */
     uint64_t last_seq;    /* the highest logged packet queued to it */
     uint64_t seq_at_loss; /* the namespace's last logged packet when it was lost */
+    sio_outbox ob;        /* the outbox extension's state (outbox.c) */
 } sio_saved;
 
 static uint64_t now_ms(const ferry_namespace *nsp)
@@ -111,6 +112,7 @@ static void saved_free(ferry_namespace *nsp, sio_saved *sv)
     ferry_list_remove(&sv->link);
     nsp->nsaved--;
     free_rooms(sv->rooms, sv->nrooms);
+    sio_outbox_free(&sv->ob);
     void *data = sv->data;
     ferry_mem_free(sv);
     sio_recovery_release_data(nsp, data);
@@ -251,6 +253,8 @@ void sio_recovery_save(ferry_socket *s, ferry_reason reason)
         return;
     }
     sv->nrooms = n;
+    sio_outbox_init(&sv->ob);
+    sio_outbox_move(&sv->ob, &s->ob);
     memcpy(sv->id, s->id, sizeof(sv->id));
     memcpy(sv->pid, s->pid, sizeof(sv->pid));
     sv->expires = now_ms(nsp) + window_of(nsp);
@@ -387,6 +391,7 @@ int sio_recovery_restore(ferry_socket *s)
     s->data = sv->data;
     sv->data = NULL;
     s->last_seq = sv->last_seq;
+    sio_outbox_move(&s->ob, &sv->ob);
     ferry_list_remove(&sv->link);
     ferry_list_init(&sv->link);
     nsp->nsaved--;
@@ -420,6 +425,7 @@ void sio_recovery_replay(ferry_socket *s)
         }
     }
     free_rooms(sv->rooms, sv->nrooms);
+    sio_outbox_free(&sv->ob);
     ferry_mem_free(sv);
 }
 
@@ -430,6 +436,7 @@ void sio_recovery_discard(ferry_socket *s)
         return;
     s->restore = NULL;
     free_rooms(sv->rooms, sv->nrooms);
+    sio_outbox_free(&sv->ob);
     ferry_mem_free(sv);
 }
 

@@ -60,6 +60,7 @@ ferry_socket *sio_socket_new(sio_client *c, ferry_namespace *nsp, cJSON *auth)
     ferry_list_init(&s->wait_link);
     ferry_list_init(&s->out_acks);
     ferry_list_init(&s->in_acks);
+    sio_outbox_init(&s->ob);
     ferry_timer_init(&s->defer, on_defer);
     ferry_list_insert_tail(&c->sockets, &s->client_link);
     c->nsockets++;
@@ -68,6 +69,7 @@ ferry_socket *sio_socket_new(sio_client *c, ferry_namespace *nsp, cJSON *auth)
             ferry_base64url_encode(s->pid, rnd, sizeof(rnd));
         s->pid[SIO_ID_LEN] = '\0';
     }
+    sio_outbox_negotiate(s);
     return s;
 }
 
@@ -93,6 +95,7 @@ static void socket_free(ferry_socket *s)
         ferry_mem_free(a);
     }
     sio_handlers_free(&s->handlers);
+    sio_outbox_free(&s->ob);
     cJSON_Delete(s->auth);
     sio_recovery_release_data(s->nsp, s->data); /* set after it left (kept socket data) */
     ferry_mem_free(s);
@@ -284,6 +287,8 @@ int ferry_ack_send(ferry_ack *ack, const cJSON *args)
     if (rc != 0)
         return rc;
     rc = too_big(s, &e) ? -FERRY_ETOOBIG : sio_socket_queue(s, &e, 0);
+    if (rc == 0)
+        sio_outbox_keep_answer(s, id, &e); /* sent again if its session is lost */
     sio_encoded_release(&e);
     return rc;
 }
@@ -408,6 +413,7 @@ static void do_connect(ferry_socket *s)
         (s->pid[0] == '\0' || cJSON_AddStringToObject(o, "pid", s->pid) != NULL) &&
         (s->not_recovered == NULL ||
          cJSON_AddStringToObject(o, "notRecovered", s->not_recovered) != NULL) &&
+        sio_outbox_connect_data(s, o) == 0 &&
         sio_encode(SIO_CONNECT, nsp->name, SIO_NO_ID, o, &e) == 0) {
         sio_client_send(c, &e);
         sio_encoded_release(&e);
@@ -421,7 +427,10 @@ static void do_connect(ferry_socket *s)
         return;
     }
     cJSON_Delete(o);
-    /* What a recovered socket missed goes out before anything the app sends now. */
+    s->ob.confirmed = s->ob.taken;
+    /* Ack answers lost with the old session, then what a recovered socket missed, go out
+     * before anything the app sends now. */
+    sio_outbox_resend_answers(s);
     sio_recovery_replay(s);
     if (nsp->on_connection != NULL)
         nsp->on_connection(s, nsp->on_connection_ud);

@@ -117,6 +117,21 @@ typedef struct sio_client {
     char tab[SIO_TAB_ID_MAX + 1];
 } sio_client;
 
+/* The outbox extension (outbox.c, docs/protocol.md section 13): what a socket of ferry's client
+ * that asked for it has sent us. Its emits are numbered 1, 2, ... (per socket, across
+ * recovery): taken is the highest we passed to the app; a number at or under it is a
+ * duplicate and is dropped. The answers we gave to its numbered emits that asked for an ack are
+ * kept (bounded) so that a client whose session was lost with them in flight gets them again. */
+typedef struct sio_outbox {
+    int on;              /* the socket asked for it and recovery is on */
+    uint64_t taken;      /* the highest emit number passed to the app */
+    uint64_t confirmed;  /* the last number we confirmed to the client */
+    unsigned every;      /* confirm every that many emits taken */
+    ferry_list answers;  /* sio_ob_answer.link, oldest first */
+    size_t nanswers;
+    size_t answer_bytes;
+} sio_outbox;
+
 typedef enum sock_state {
     SOCK_MIDDLEWARE,    /* middlewares are running */
     SOCK_CONNECTED,
@@ -176,6 +191,7 @@ struct ferry_socket {
     int drain_armed;  /* the buffered amount was above drain_low since the last call */
     int spilling;     /* logged events stay in the log; the socket catches up from it */
     uint64_t spill_pos; /* the highest logged packet it caught up to (queued or not for it) */
+    sio_outbox ob;              /* the outbox extension (outbox.c) */
 };
 
 /* Queue an encoded packet to the socket's session. volatile_: drop it (returning 0) when the
