@@ -138,8 +138,10 @@ export class Manager extends Emitter {
       const raw = left.slice(i, i + 1 + p.att);
       i += p.att;
       // A socket with the outbox extension sends its unconfirmed emits again from its outbox.
+      // (its last argument is its number: never handed to a transport, so surely not taken).
       const s = this.nsps[p.nsp];
       if ((p.type === 2 || p.type === 5) && s && !s.obOn) s.sendBuffer.push({ raw });
+      else if (s?.obOn) s.unsent(p.data[p.data.length - 1]);
     }
     for (const n in this.nsps) {
       const s = this.nsps[n];
@@ -260,7 +262,7 @@ export class Socket extends Emitter {
       }
     }
     if (boxed) {
-      const e = { n: ++this.seq, p };
+      const e = { n: ++this.seq, p, sent: this.connected };
       this.box.push(e);
       if (this.connected) this.packet(this.num(p, e.n));
     } else if (this.connected) this.packet(this.obOn ? this.num(p, 0) : p);
@@ -273,6 +275,11 @@ export class Socket extends Emitter {
   // The packet with its outbox number as last argument (0: not numbered).
   num(p, n) {
     return { ...p, data: [...p.data, n] };
+  }
+  // Emit n never left (the engine's queue of a dead session).
+  unsent(n) {
+    const e = this.box.find((x) => x.n === n);
+    if (e) e.sent = false;
   }
   // The server took every emit up to n: forget them.
   trim(n) {
@@ -348,20 +355,26 @@ export class Socket extends Emitter {
     this.recovered = !!pid && this._pid === pid;
     this._pid = pid;
     // A reconnection that asked to recover and did not: the app must resync (docs/client.md).
-    if (tried && !this.recovered) this.fire("recovery_failed", { reason: typeof why === "string" ? why : pid ? "unknown" : "off" });
+    // A new socket: the server knows nothing of the lost one's emits. Those it may have taken
+    // (sent on a transport, unconfirmed) are dropped (at most once, counted for the app), the
+    // emits that never left go, numbered afresh.
+    let unconfirmed = 0;
+    if (tried && !this.recovered && this.ob) {
+      unconfirmed = this.box.filter((e) => e.sent).length;
+      this.box = this.box.filter((e) => !e.sent);
+      this.seq = 0;
+      for (const e of this.box) e.n = ++this.seq;
+    }
+    if (tried && !this.recovered) this.fire("recovery_failed", { reason: typeof why === "string" ? why : pid ? "unknown" : "off", ...(unconfirmed && { unconfirmed }) });
     this.connected = true;
     this.obOn = this.ob && typeof taken === "number";
     for (const a of this.recvBuffer.splice(0)) this.event(a);
     // Buffered without the extension: not numbered (a raw event gets its 0 before its "]").
     for (const p of this.sendBuffer.splice(0)) this.packet(!this.obOn ? p : p.raw ? { raw: [p.raw[0].slice(0, -1) + ",0]", ...p.raw.slice(1)] } : this.num(p, 0));
     if (this.obOn) {
-      // The same socket: what the server took is done, the rest goes again. A new socket (the
-      // recovery failed): nothing of ours is known there, everything goes, numbered afresh.
-      if (tried && !this.recovered) {
-        this.seq = 0;
-        for (const e of this.box) e.n = ++this.seq;
-      } else this.trim(taken);
-      for (const e of this.box) this.packet(this.num(e.p, e.n));
+      // The same socket: what the server took is done, the rest goes again.
+      this.trim(taken);
+      for (const e of this.box) (e.sent = true), this.packet(this.num(e.p, e.n));
     } else for (const e of this.box.splice(0)) this.packet(e.p); // a server without it
     this.fire("connect");
   }
