@@ -54,6 +54,8 @@ async function raw(url) {
 }
 const connectAnswer = async (c) => JSON.parse((await c.next((s) => s.startsWith("40{"))).slice(2));
 const eventsOf = (id) => srv.all("event").filter((e) => e.id === id).map((e) => [e.name, ...e.args]);
+// The server prints an event before it answers: its line may reach us after the answer.
+const printed = (id, first, server = srv) => server.next((e) => e.event === "event" && e.id === id && e.args[0] === first);
 
 test("wire: the CONNECT answer carries ferryOutbox, the number is taken off, a duplicate is dropped", async () => {
   const c = await raw(srv.url);
@@ -68,6 +70,7 @@ test("wire: the CONNECT answer carries ferryOutbox, the number is taken off, a d
     c.send('42["message","v",0]'); // not numbered (a volatile emit): passed on
     c.send('421["message-with-ack","sync",3]');
     assert.equal(await c.next((s) => s.startsWith("431")), '431["sync"]');
+    await printed(a.sid, "sync");
     assert.deepEqual(eventsOf(a.sid), [["message", "d1"], ["message", "d2", { n: 2 }], ["message", "v"], ["message-with-ack", "sync"]]);
   } finally {
     c.ws.close();
@@ -121,6 +124,7 @@ test("wire: after a lost session the recovered socket says what it took, drops i
     d.send('42["message","a3",3]');
     d.send('421["message-with-ack","sync",4]');
     await d.next((s) => s.startsWith("431"));
+    await printed(a.sid, "sync");
     assert.deepEqual(eventsOf(a.sid), [["message", "a1"], ["message-with-ack", "a2"], ["message", "a3"], ["message-with-ack", "sync"]]);
     await new Promise((r) => setTimeout(r, 200));
     assert.equal(d.q.filter((s) => s.startsWith("430")).length, 0, "no second answer to a2");
@@ -154,6 +158,7 @@ for (const t of ["websocket", "polling"]) {
       assert.equal(s.recovered, true);
       assert.equal(s.id, id);
       await s.timeout(8000).emitWithAck("message-with-ack", "sync");
+      await printed(id, "sync");
       assert.deepEqual(eventsOf(id).map((e) => e[1]), ["m0", "k0", "m1", "k1", "m2", "sync"]);
       assert.deepEqual(acks, ["k0", "k1"]);
     } finally {
@@ -179,6 +184,7 @@ test("ferry's client: emits the server took whose confirmation and ack answer we
     await back;
     assert.equal(s.recovered, true);
     await s.timeout(8000).emitWithAck("message-with-ack", "sync");
+    await printed(id, "sync");
     assert.deepEqual(eventsOf(id).map((e) => e[1]), ["t1", "t2", "sync"]);
     assert.deepEqual(acks, ["t2"], "the lost answer came again, the callback ran once");
     assert.deepEqual(s.box.map((e) => e.p.data[1]), ["sync"], "t1 and t2 confirmed, gone from the outbox");
@@ -206,6 +212,7 @@ test("ferry's client: the outbox window (maxBuffer) refuses emits past it, never
     for (let i = 0; i < 20; i++) await s.timeout(8000).emitWithAck("message-with-ack", `s${i}`);
     assert.ok(s.box.length <= 2, `outbox drained (${s.box.length})`);
     assert.deepEqual(full.length, 2);
+    await printed(s.id, "s19");
     assert.deepEqual(eventsOf(s.id).map((e) => e[1]), ["w0", "w1", "w2", "w3", "w4", ...Array.from({ length: 20 }, (_, i) => `s${i}`)]);
   } finally {
     s.disconnect();
@@ -220,6 +227,7 @@ test("ferry's client and a server without the extension (recovery off): plain em
     assert.equal(s.obOn, false);
     s.emit("message", "p1", 7);
     await s.timeout(8000).emitWithAck("message-with-ack", "sync");
+    await printed(s.id, "sync", plain);
     const got = plain.all("event").filter((e) => e.id === s.id).map((e) => [e.name, ...e.args]);
     assert.deepEqual(got, [["message", "early"], ["message", "p1", 7], ["message-with-ack", "sync"]]);
     assert.equal(s.box.length, 0);
@@ -239,6 +247,7 @@ test("the official socket.io-client is unchanged: no ferryOutbox in its CONNECT 
     assert.ok(frames[0].data?.pid, "recovery is on for it");
     s.emit("message", "o1", 1);
     await s.timeout(8000).emitWithAck("message-with-ack", "sync", 2);
+    await printed(s.id, "sync");
     assert.deepEqual(eventsOf(s.id), [["message", "o1", 1], ["message-with-ack", "sync", 2]]);
   } finally {
     s.disconnect();
