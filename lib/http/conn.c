@@ -1433,8 +1433,9 @@ static int raw_write(ferry_conn *c, const ferry_slice *s, size_t n)
         return -FERRY_ECLOSED;
     if (n == 0)
         return 0;
-    uv_buf_t small[16];
-    uv_buf_t *bufs = n <= 16 ? small : ferry_mem_alloc(n * sizeof(uv_buf_t));
+    /* A WebSocket batch (64 frames: 128 slices) on the stack: see ws/stream.c SMALL_BATCH. */
+    uv_buf_t small[128];
+    uv_buf_t *bufs = n <= 128 ? small : ferry_mem_alloc(n * sizeof(uv_buf_t));
     if (bufs == NULL) {
         FERRY_LOG(FERRY_LOG_WARN, "http", NULL, "out of memory writing: closing a connection");
         ferry_conn_abort(c); /* as below: these bytes would be a hole in the stream */
@@ -1467,10 +1468,15 @@ static int raw_write(ferry_conn *c, const ferry_slice *s, size_t n)
             bufs[first].len -= left;
         }
     }
-    size_t nrefs = 0;
-    for (size_t i = first; i < n; i++)
+    /* Slices without a reference: small ones (frame headers built on the caller's stack)
+     * are copied behind the request; longer ones live as long as the program. */
+    size_t nrefs = 0, ncopy = 0;
+    for (size_t i = first; i < n; i++) {
         nrefs += s[i].ref != NULL;
-    conn_write *w = ferry_mem_alloc(sizeof(*w) + nrefs * sizeof(ferry_buf *));
+        if (s[i].ref == NULL && s[i].len <= FERRY_CONN_COPY_MAX)
+            ncopy += bufs[i].len;
+    }
+    conn_write *w = ferry_mem_alloc(sizeof(*w) + nrefs * sizeof(ferry_buf *) + ncopy);
     if (w == NULL) {
         if (bufs != small)
             ferry_mem_free(bufs);
@@ -1483,10 +1489,16 @@ static int raw_write(ferry_conn *c, const ferry_slice *s, size_t n)
     }
     w->bytes = 0;
     w->nrefs = 0;
+    char *copy = (char *)&w->refs[nrefs];
     for (size_t i = first; i < n; i++) {
         w->bytes += bufs[i].len;
-        if (s[i].ref != NULL)
+        if (s[i].ref != NULL) {
             w->refs[w->nrefs++] = ferry_buf_retain(s[i].ref);
+        } else if (s[i].len <= FERRY_CONN_COPY_MAX && bufs[i].len > 0) {
+            memcpy(copy, bufs[i].base, bufs[i].len);
+            bufs[i].base = copy;
+            copy += bufs[i].len;
+        }
     }
     /* libuv copies the uv_buf_t array; only the bytes must live until on_write. */
     int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, bufs + first, (unsigned)(n - first),

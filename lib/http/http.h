@@ -292,6 +292,10 @@ ferry_conn *ferry_req_take_conn(ferry_req *req, const ferry_conn_handler *h, voi
 /* Write the slices in order, in one uv_write; each non-NULL ref is retained until the write
  * completes. Returns 0, -FERRY_ECLOSED or -FERRY_ENOMEM. */
 int ferry_conn_write(ferry_conn *c, const ferry_slice *s, size_t n);
+/* A slice without a reference (ref NULL) of at most this many bytes may live only during
+ * ferry_conn_write(): it is copied if it must wait (a WebSocket frame header on the caller's
+ * stack). A longer one must outlive the write (static memory). */
+#define FERRY_CONN_COPY_MAX 16
 /* Bytes handed to uv_write and not yet written. */
 size_t ferry_conn_pending_bytes(const ferry_conn *c);
 /* Close after what is queued has been written (bounded by a linger timeout). Idempotent. */

@@ -12,6 +12,10 @@
  * (a ping flood, an echo it never reads) cannot grow our memory without bound. */
 #define HIGH_WATER (4u * 1024 * 1024)
 
+/* ws_stream passes frame headers without a reference, living only during the write: the
+ * connection copies slices that short when they must wait. */
+_Static_assert(FERRY_CONN_COPY_MAX >= WS_MAX_HEADER, "frame headers are copied when queued");
+
 /* Every ws_socket frame holds a reference (common/life.h)... */
 static void enter(ws_socket *w)
 {

@@ -8,8 +8,12 @@
 /* A reassembly buffer grown past this is given back after its message, so that one large
  * message does not pin megabytes to an idle connection. */
 #define KEEP_MSG_CAP (64 * 1024)
-/* Messages framed per write on the stack; more take a heap array. */
-#define SMALL_BATCH 16
+/* Messages framed per write on the stack (the WebSocket transport's batch); more take heap
+ * arrays. A heap array of a few KB is not only a malloc: glibc consolidates every small free
+ * chunk (a broadcast's queue entries) before serving a request that large. */
+#define SMALL_BATCH 64
+/* A server frame's header: 2, 4 or 10 bytes (no mask). */
+#define WS_SERVER_HEADER 10
 
 static void reset_message(ws_stream *s)
 {
@@ -206,9 +210,13 @@ int ws_stream_send(ws_stream *s, const ws_msg *m, size_t n)
         return -FERRY_ECLOSED;
     if (n == 0)
         return 0;
-    /* One buffer holds every header; each payload keeps its own (shared) buffer. */
-    ferry_buf *hdr = ferry_buf_new(n * 10);
+    /* The headers are built here, on the stack for a small batch, and passed without a
+     * reference: the writer copies them only if they must wait (FERRY_CONN_COPY_MAX), so a
+     * write the kernel takes at once allocates nothing. Each payload keeps its own shared
+     * buffer (for a broadcast, one buffer for every recipient). */
+    char small_hdr[SMALL_BATCH * WS_SERVER_HEADER];
     ferry_slice small[2 * SMALL_BATCH];
+    char *hdr = n <= SMALL_BATCH ? small_hdr : ferry_mem_alloc(n * WS_SERVER_HEADER);
     ferry_slice *sl = n <= SMALL_BATCH ? small : ferry_mem_alloc(2 * n * sizeof(*sl));
     ferry_buf **comp = NULL;
     int rc = -FERRY_ENOMEM;
@@ -234,9 +242,9 @@ int ws_stream_send(ws_stream *s, const ws_msg *m, size_t n)
             ref = comp[i];
             rsv1 = 1;
         }
-        size_t h = ws_frame_header((uint8_t *)hdr->data + off, 1, rsv1,
+        size_t h = ws_frame_header((uint8_t *)hdr + off, 1, rsv1,
                                    m[i].binary ? WS_OP_BINARY : WS_OP_TEXT, len);
-        sl[ns++] = (ferry_slice){hdr->data + off, h, hdr};
+        sl[ns++] = (ferry_slice){hdr + off, h, NULL};
         off += h;
         if (len > 0)
             sl[ns++] = (ferry_slice){base, len, ref};
@@ -250,7 +258,8 @@ out:
     }
     if (sl != small)
         ferry_mem_free(sl);
-    ferry_buf_release(hdr);
+    if (hdr != small_hdr)
+        ferry_mem_free(hdr);
     return rc;
 }
 

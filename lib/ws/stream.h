@@ -20,7 +20,9 @@ typedef struct ws_stream ws_stream;
 typedef struct ws_stream_callbacks {
     /* A whole message; data is valid during the call. The callback may send and close. */
     void (*on_message)(ws_stream *s, const char *data, size_t len, int binary);
-    /* Write the slices in order; retain each ref for as long as the bytes are needed. */
+    /* Write the slices in order; retain each ref for as long as the bytes are needed. A
+     * slice without a ref (a frame header, at most WS_MAX_HEADER bytes) lives only during
+     * the call: a writer that keeps it copies it. */
     int (*write)(ws_stream *s, const ferry_slice *sl, size_t n);
     /* The closing handshake is over, or the connection failed: close the TCP connection once
      * what was written has gone. code: the peer's close code (1005 when it gave none) or the

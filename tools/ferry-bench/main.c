@@ -117,6 +117,7 @@ typedef struct proc_sample {
      * a path runs: a fixed cost that does not grow with the sessions) and shared memory. */
     uint64_t anon_kb;
     uint64_t switches; /* voluntary + involuntary context switches of every thread */
+    uint64_t user_ticks, sys_ticks; /* utime and stime of /proc/PID/stat (clock ticks) */
 } proc_sample;
 
 static int read_file(const char *path, char *buf, size_t cap)
@@ -147,6 +148,17 @@ static proc_sample proc_read(int pid)
         return ps;
     ps.rss_kb = status_field(text, "VmRSS:");
     ps.anon_kb = status_field(text, "RssAnon:");
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    if (read_file(path, text, sizeof(text)) == 0) {
+        /* After the command's closing parenthesis: state is field 3, utime 14, stime 15. */
+        const char *q = strrchr(text, ')');
+        unsigned long long ut = 0, st = 0;
+        if (q != NULL && sscanf(q + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+                                &ut, &st) == 2) {
+            ps.user_ticks = ut;
+            ps.sys_ticks = st;
+        }
+    }
     snprintf(path, sizeof(path), "/proc/%d/task", pid);
     DIR *d = opendir(path);
     if (d == NULL)
@@ -773,6 +785,15 @@ static void report(void)
             if (R.p_run_end.ok) {
                 put_num(r, "server_cpu_us_per_delivery", per(cpu_ns / 1000, (double)B.received));
                 print_row("server CPU per delivery", "us", per(cpu_ns / 1000, (double)B.received));
+                /* The user-space share: what ferry's own code costs, apart from the kernel's
+                 * socket work (steadier than the total on a shared machine). */
+                double tick_us = 1e6 / (double)sysconf(_SC_CLK_TCK);
+                double user = (double)(R.p_run_end.user_ticks - R.p_run.user_ticks) * tick_us;
+                double sys = (double)(R.p_run_end.sys_ticks - R.p_run.sys_ticks) * tick_us;
+                put_num(r, "server_user_us_per_delivery", per(user, (double)B.received));
+                put_num(r, "server_sys_us_per_delivery", per(sys, (double)B.received));
+                print_row("server user CPU per delivery", "us", per(user, (double)B.received));
+                print_row("server kernel CPU per delivery", "us", per(sys, (double)B.received));
             }
         } else {
             put_num(r, "messages_per_s", per((double)B.received, secs));
