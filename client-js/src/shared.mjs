@@ -74,15 +74,16 @@ export class SharedEngine extends Emitter {
     this.alone = () => {
       // The server cannot share: a session of our own, this object standing for it.
       const e = (this.e = new Engine(uri, o));
-      for (const k of ["open", "message", "transport", "close"]) e.on(k, (...a) => ((this.readyState = e.readyState), this.fire(k, ...a)));
+      for (const k of ["open", "message", "transport", "close"]) e.on(k, (...a) => (["readyState", "sid", "hs", "ext", "transport", "wq"].forEach((x) => (this[x] = e[x])), this.fire(k, ...a)));
       for (const k of ["send", "ping", "close", "_close"]) this[k] = (...a) => e[k](...a);
     };
     tabLock().then(() => this.readyState === "opening" && this.ask());
   }
   on_(m) {
-    if (m.op === "open" && this.readyState === "opening") (this.hub = m.hub), (this.readyState = "open"), (this.hs = m.hs), this.fire("open", m.hs);
+    // sid, hs, ext and transport.name read as on Engine (they are the shared session's).
+    if (m.op === "open" && this.readyState === "opening") (this.hub = m.hub), (this.readyState = "open"), (this.hs = m.hs), (this.sid = m.hs.sid), (this.ext = m.hs.ext), this.fire("open", m.hs);
     else if (m.op === "msg") this.readyState === "open" && this.fire("message", m.d);
-    else if (m.op === "transport") this.fire("transport", m.ev);
+    else if (m.op === "transport") (this.transport = { name: m.ev.to }), this.fire("transport", m.ev);
     else if (m.op === "close") this._close(m.r, m.info, m.left, 1);
     else if (m.op === "alone" && this.readyState === "opening") this.l.vs.delete(this.id), this.alone();
   }

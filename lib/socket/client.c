@@ -208,7 +208,11 @@ static void on_message(ferry_session *session, const char *data, size_t len, int
     if (c->closing || ferry_life_closed(&c->life))
         return;
     sio_client_hold(c);
-    if (c->att != NULL)
+    if (!binary)
+        c->skip = 0; /* the attachments of a packet come before any other text */
+    if (c->skip > 0 && binary)
+        c->skip--; /* an attachment of a late packet of an ended tab */
+    else if (c->att != NULL)
         on_tab_attachment(c, data, len, binary);
     else if (!binary && len > 0 && (data[0] == 't' || data[0] == 'x') &&
              ferry_session_extensions(session))
@@ -259,6 +263,18 @@ static sio_client *tab_new(sio_client *c, const char *id, size_t len)
     return t;
 }
 
+/* The attachments a binary packet announces ("5<n>-..." or "6<n>-..."), at most the decoder's
+ * bound (a packet announcing more is dropped whole by the skip running out). */
+static unsigned late_attachments(const char *p, size_t len)
+{
+    if (len < 3 || (p[0] != '5' && p[0] != '6'))
+        return 0;
+    unsigned n = 0;
+    for (size_t i = 1; i < len && i < 6 && p[i] >= '0' && p[i] <= '9'; i++)
+        n = n * 10 + (unsigned)(p[i] - '0');
+    return n > SIO_MAX_ATTACHMENTS_CEILING ? SIO_MAX_ATTACHMENTS_CEILING : n;
+}
+
 /* A text message: "t" or "x", the tab id, then ":" and a packet for "t". */
 static void on_tab_message(sio_client *c, const char *data, size_t len)
 {
@@ -282,6 +298,14 @@ static void on_tab_message(sio_client *c, const char *data, size_t len)
         protocol_error(c, "bad tab message");
         return;
     }
+    const char *body = data + n + 1;
+    size_t blen = len - n - 1;
+    if (t == NULL && (blen == 0 || body[0] != '0')) {
+        /* A late packet of a tab that has ended (the server ended it while the client was
+         * still sending): dropped, with its attachments. */
+        c->skip = late_attachments(body, blen);
+        return;
+    }
     if (t == NULL) {
         if (c->ntabs >= SIO_MAX_TABS) {
             protocol_error(c, "too many tabs");
@@ -293,7 +317,7 @@ static void on_tab_message(sio_client *c, const char *data, size_t len)
         }
     }
     sio_client_hold(t);
-    if (client_input(t, data + n + 1, len - n - 1, 0) == 0 && !t->closing)
+    if (client_input(t, body, blen, 0) == 0 && !t->closing)
         c->att = t; /* its attachments come next */
     sio_client_drop(t);
 }

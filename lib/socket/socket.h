@@ -114,6 +114,7 @@ typedef struct sio_client {
     ferry_list tab_link;
     unsigned ntabs;
     struct sio_client *att;    /* the tab whose binary packet waits for its attachments */
+    unsigned skip;             /* attachments of a late packet of an ended tab, to drop */
     char tab[SIO_TAB_ID_MAX + 1];
 } sio_client;
 

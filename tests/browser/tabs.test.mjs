@@ -119,7 +119,9 @@ for (const mode of ["SharedWorker", "election"]) {
       for (const [i, p] of tabs.entries()) ids.push(await p.evaluate(setupPage, { name: `tab${i}`, room, share: true }));
       assert.equal(new Set(ids).size, 3, "each tab has its own socket id");
       assert.equal(proxy.st.handshakes - base, 1, "three tabs, one Engine.IO session");
-      assert.equal(await tabs[0].evaluate(() => s.io.engine.constructor.name === "Engine"), false, "the tab's engine is the shared one");
+      const eng = await Promise.all(tabs.map((p) => p.evaluate(() => ({ sid: s.io.engine.sid, t: s.io.engine.transport?.name }))));
+      assert.equal(new Set(eng.map((e) => e.sid)).size, 1, "io.engine.sid: the same session in every tab");
+      for (const e of eng) assert.match(e.t, /^(websocket|sse|polling|short-polling)$/, "io.engine.transport.name");
 
       const b = await other.newPage();
       b.on("pageerror", (e) => errors.push(e));

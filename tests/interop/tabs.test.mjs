@@ -105,9 +105,9 @@ test("two tabs on one session: own sockets, events, acks, binary, rooms; x ends 
 });
 
 test("bad tab messages close the session", async () => {
-  for (const bad of ["4t:0", "4t12345678901234567:0", "4t1", "4t1;0", "4t1:9", "4x", "4x1:", "4t!:0"]) {
+  for (const bad of ["4t:0", "4t12345678901234567:0", "4t1", "4t1;0", "4x", "4x1:", "4t!:0", "4t1:0/nope,{}\n4t1:9"]) {
     const c = await open();
-    c.send(bad);
+    for (const m of bad.split("\n")) c.send(m);
     await c.closed();
   }
   // An attachment cut by a text message.
@@ -116,6 +116,22 @@ test("bad tab messages close the session", async () => {
   c.send('4t1:51-["message",{"_placeholder":true,"num":0}]');
   c.send('4t1:2["message"]');
   await c.closed();
+});
+
+test("late packets of an ended tab are dropped, attachments included; the session goes on", async () => {
+  const c = await open();
+  const a = await connect(c, "1");
+  c.send("4x1");
+  await srv.disconnectOf(a);
+  c.send('4t1:21["message-with-ack","late"]');
+  c.send('4t1:52-["message",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]');
+  c.send(Buffer.from([1]));
+  c.send(Buffer.from([2]));
+  c.send('4t7:2["message"]');
+  await connect(c, "2");
+  c.send('4t2:23["message-with-ack","on"]');
+  assert.equal(await c.next(/^4t2:3/), '4t2:33["on"]');
+  c.ws.close();
 });
 
 test("at most 64 tabs per session", async () => {
