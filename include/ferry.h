@@ -1235,6 +1235,60 @@ FERRY_EXTERN void ferry_ws_set_data(ferry_ws *ws, void *data);
 FERRY_EXTERN void *ferry_ws_get_data(const ferry_ws *ws);
 FERRY_EXTERN ferry_server *ferry_ws_server(const ferry_ws *ws);
 
+/* ------------------------------------------------------------------ several nodes (Redis)
+ *
+ * Several ferry processes (nodes) behind a load balancer share rooms and broadcasts through
+ * Redis pub/sub (docs/scaling.md). A ferry_redis is one node's link to Redis: two connections
+ * (publish, subscribe) on the server's loop, never blocking it (the host name is resolved on
+ * libuv's thread pool). Attach it to a server before its first ferry_of(); from then on every
+ * broadcast (ferry_bcast_emit, ferry_namespace_emit) also reaches the sockets of the other
+ * nodes, encoded once per node, and every node delivers what the others publish to its own
+ * sockets, each once. While Redis is unreachable, local delivery goes on, broadcasts are not
+ * forwarded (counted in ferry_redis_stats), a warning is logged once per outage, and the link
+ * reconnects with backoff (100 ms doubling to 5 s) and subscribes again.
+ * Built only with -DFERRY_WITH_REDIS=ON (the default; hiredis): otherwise ferry_redis_new()
+ * returns -FERRY_EUNSUPPORTED. */
+typedef struct ferry_redis ferry_redis;
+
+typedef struct ferry_redis_config {
+    /* "redis://[:password@]host[:port][/db]" (port 6379 by default). Required. */
+    const char *url;
+    /* This node's name in every message (so that it ignores its own), 1 to 64 bytes of
+     * [A-Za-z0-9._-]; NULL: a random one. */
+    const char *node_id;
+    /* Channel names start with this (default "ferry"): several clusters on one Redis. */
+    const char *prefix;
+} ferry_redis_config;
+
+typedef struct ferry_redis_stats {
+    int connected;            /* both connections are up */
+    uint64_t published;       /* broadcasts sent to Redis */
+    uint64_t received;        /* broadcasts from other nodes delivered here */
+    uint64_t not_forwarded;   /* broadcasts delivered locally only: Redis was unreachable */
+    uint64_t outages;         /* times Redis became unreachable */
+    uint64_t reconnects;      /* connections made again after an outage */
+    uint64_t bad_messages;    /* messages on our channels that could not be read */
+} ferry_redis_stats;
+
+/** Start connecting to Redis on loop. cfg and its strings are copied. Returns 0 with *out,
+ * -FERRY_EINVAL (bad URL or node id), -FERRY_EUNSUPPORTED (built without Redis) or
+ * -FERRY_ENOMEM. The link reconnects by itself; an unreachable Redis is not an error here. */
+FERRY_EXTERN int ferry_redis_new(uv_loop_t *loop, const ferry_redis_config *cfg,
+                                 ferry_redis **out);
+/** Make srv a node of r's cluster. Before the server's first ferry_of() (or namespace
+ * request hook): 0, -FERRY_EINVAL or -FERRY_EBUSY. r must outlive srv: close r in (or
+ * after) the server's close callback. */
+FERRY_EXTERN int ferry_server_use_redis(ferry_server *srv, ferry_redis *r);
+/** This node's id (NUL-terminated, lives as long as r). */
+FERRY_EXTERN const char *ferry_redis_node_id(const ferry_redis *r);
+FERRY_EXTERN void ferry_redis_stats_get(const ferry_redis *r, ferry_redis_stats *out);
+
+typedef void (*ferry_redis_close_cb)(ferry_redis *r, void *user_data);
+/** Close both connections and every handle; cb (may be NULL) runs once they are closed, and
+ * r is freed after it returns. Call it in (or after) the close callback of every server
+ * using r; broadcasts from then on stay local. */
+FERRY_EXTERN void ferry_redis_close(ferry_redis *r, ferry_redis_close_cb cb, void *user_data);
+
 #ifdef __cplusplus
 }
 #endif

@@ -65,6 +65,10 @@ typedef struct ferry_adapter ferry_adapter;
 typedef struct ferry_adapter_packet {
     ferry_buf *const *bufs;
     size_t n;
+    /* Connection-state recovery: bufs[0] ends with this node's offset argument, the
+     * offset_len bytes `,"<offset>"` just before its final ']' (0: no offset). A node-spanning
+     * adapter leaves them out of what it forwards; the receiving node stamps its own. */
+    size_t offset_len;
 } ferry_adapter_packet;
 
 enum {
@@ -89,6 +93,11 @@ typedef struct ferry_adapter_host {
      * target's. Returns 1 when handed over (or dropped because volatile: it counts as sent),
      * 0 when s takes no broadcast now (disconnecting), or a negative error. */
     int (*deliver)(void *ctx, ferry_socket *s, const ferry_adapter_packet *pkt, unsigned flags);
+    /* A broadcast from another node (pkt without offset, offset_len 0): the host stamps and
+     * logs it for connection-state recovery as its own broadcasts, then hands it back to
+     * broadcast() with FERRY_ADAPTER_LOCAL set. Called on the loop by node-spanning adapters,
+     * never inside a walk. Returns what broadcast() returned, or a negative error. */
+    int (*remote)(void *ctx, const ferry_adapter_packet *pkt, const ferry_adapter_target *t);
     void *ctx;
 } ferry_adapter_host;
 
@@ -138,5 +147,15 @@ typedef struct ferry_adapter_factory {
 
 /* The in-process adapter (adapter/local.c): every socket of the namespace is on this node. */
 extern const ferry_adapter_factory ferry_adapter_local;
+
+/* A local adapter that also tells on_room(ud, room, 1) when a room gets its first member and
+ * on_room(ud, room, 0) when it has none left (a node-spanning adapter subscribes to the
+ * channels of the rooms this node serves). on_room must not call the adapter. */
+typedef void (*ferry_adapter_room_cb)(void *ud, const char *room, int exists);
+int ferry_adapter_local_new(const ferry_adapter_host *host, ferry_adapter_room_cb on_room,
+                            void *ud, ferry_adapter **out);
+
+/* The Redis adapter's factory for r (adapter/redis.c; ferry.h "several nodes"). */
+const ferry_adapter_factory *ferry_redis_factory(ferry_redis *r);
 
 #endif

@@ -134,6 +134,8 @@ typedef struct local_adapter {
     unsigned walking;     /* inside a broadcast or fetch (never more than one) */
     ferry_list dead;      /* memberships removed during the walk */
     member *dead_members; /* members forgotten during the walk */
+    ferry_adapter_room_cb on_room; /* NULL, or told when a room appears and goes */
+    void *on_room_ud;
 } local_adapter;
 
 static room *find_room(const local_adapter *a, const char *name)
@@ -158,12 +160,16 @@ static room *new_room(local_adapter *a, const char *name)
     ferry_list_init(&r->members);
     r->count = 0;
     ht_insert(&a->rooms, &r->node);
+    if (a->on_room != NULL)
+        a->on_room(a->on_room_ud, r->name, 1);
     return r;
 }
 
 static void drop_room(local_adapter *a, room *r)
 {
     ht_remove(&a->rooms, &r->node);
+    if (a->on_room != NULL)
+        a->on_room(a->on_room_ud, r->name, 0);
     ferry_mem_free(r);
 }
 
@@ -457,11 +463,9 @@ static const ferry_adapter_ops local_ops = {
     .destroy = la_destroy,
 };
 
-static int local_create(void *ud, const char *nsp, const ferry_adapter_host *host,
-                        ferry_adapter **out)
+int ferry_adapter_local_new(const ferry_adapter_host *host, ferry_adapter_room_cb on_room,
+                            void *ud, ferry_adapter **out)
 {
-    (void)ud;
-    (void)nsp; /* one process needs no channel names */
     local_adapter *a = ferry_mem_calloc(1, sizeof(*a));
     if (a == NULL)
         return -FERRY_ENOMEM;
@@ -472,10 +476,20 @@ static int local_create(void *ud, const char *nsp, const ferry_adapter_host *hos
     }
     a->super.ops = &local_ops;
     a->host = *host;
+    a->on_room = on_room;
+    a->on_room_ud = ud;
     ferry_list_init(&a->all);
     ferry_list_init(&a->dead);
     *out = &a->super;
     return 0;
+}
+
+static int local_create(void *ud, const char *nsp, const ferry_adapter_host *host,
+                        ferry_adapter **out)
+{
+    (void)ud;
+    (void)nsp; /* one process needs no channel names */
+    return ferry_adapter_local_new(host, NULL, NULL, out);
 }
 
 const ferry_adapter_factory ferry_adapter_local = {

@@ -335,6 +335,12 @@ int ferry_server_set_adapter(ferry_server *srv, const ferry_adapter_factory *f)
     return 0;
 }
 
+int ferry_server_use_redis(ferry_server *srv, ferry_redis *r)
+{
+    const ferry_adapter_factory *f = ferry_redis_factory(r);
+    return f != NULL ? ferry_server_set_adapter(srv, f) : -FERRY_EINVAL;
+}
+
 int ferry_server_on_namespace_request(ferry_server *srv, ferry_namespace_request_cb cb,
                                       void *user_data)
 {

@@ -54,6 +54,13 @@ int sio_recovery_on(const ferry_namespace *nsp);
  * the socket only, or the broadcast b. */
 int sio_recovery_encode(ferry_namespace *nsp, const char *event, const cJSON *args,
                         const ferry_bcast *b, const ferry_socket *only, sio_encoded *out);
+/* The length of `,"<offset>"` of the packet sio_recovery_encode() made last. */
+size_t sio_recovery_offset_len(const ferry_namespace *nsp);
+/* A broadcast from another node (an event packet without offset, for the sockets t selects):
+ * out is in with the next offset as its last argument, logged with its recipients.
+ * 0, -FERRY_EINVAL (not an event packet, or more rooms than a broadcast has) or -FERRY_ENOMEM. */
+int sio_recovery_stamp(ferry_namespace *nsp, const ferry_adapter_target *t, const sio_encoded *in,
+                       sio_encoded *out);
 /* A socket lost for a recoverable reason: keep its id, pid and rooms. */
 void sio_recovery_save(ferry_socket *s, ferry_reason reason);
 /* A new socket whose auth holds {pid, offset} of a saved one takes its id: 1, else 0. */

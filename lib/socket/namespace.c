@@ -98,6 +98,27 @@ static int deliver(void *ctx, ferry_socket *s, const ferry_adapter_packet *pkt, 
     return rc == 0 ? 1 : rc;
 }
 
+/* A broadcast from another node: stamped and logged for recovery like our own (a client that
+ * comes back here gets it), then delivered to this node's sockets. */
+static int remote(void *ctx, const ferry_adapter_packet *pkt, const ferry_adapter_target *t)
+{
+    ferry_namespace *nsp = ctx;
+    sio_encoded in = {.n = pkt->n, .bufs = (ferry_buf **)pkt->bufs}, stamped;
+    const sio_encoded *e = &in;
+    if (sio_recovery_on(nsp) && !(t->flags & FERRY_ADAPTER_VOLATILE) &&
+        sio_recovery_stamp(nsp, t, &in, &stamped) == 0)
+        e = &stamped;
+    ferry_adapter_target local = *t;
+    local.flags |= FERRY_ADAPTER_LOCAL;
+    ferry_adapter_packet p = {e->bufs, e->n, 0};
+    nsp->sio->depth++;
+    int rc = nsp->adapter->ops->broadcast(nsp->adapter, &p, &local);
+    nsp->sio->depth--;
+    if (e == &stamped)
+        sio_encoded_release(&stamped);
+    return rc;
+}
+
 static ferry_namespace *nsp_new(ferry_sio *sio, const char *name)
 {
     ferry_namespace *nsp = ferry_mem_calloc(1, sizeof(*nsp));
@@ -108,7 +129,7 @@ static ferry_namespace *nsp_new(ferry_sio *sio, const char *name)
     ferry_list_init(&nsp->log);
     ferry_list_init(&nsp->saved);
     nsp->name = ferry_mem_strdup(name);
-    ferry_adapter_host host = {.deliver = deliver, .ctx = nsp};
+    ferry_adapter_host host = {.deliver = deliver, .remote = remote, .ctx = nsp};
     const ferry_adapter_factory *f = sio->adapter_factory;
     if (nsp->name == NULL || f->create(f->ud, nsp->name, &host, &nsp->adapter) != 0) {
         nsp_free(nsp);
@@ -304,9 +325,9 @@ int ferry_bcast_emit(const ferry_bcast *b, const char *event, const cJSON *args)
         return -FERRY_EINVAL;
     /* Encoded once; every recipient's queue shares the buffers. */
     sio_encoded e;
-    int rc = sio_recovery_on(b->nsp) && !(b->flags & FERRY_BCAST_VOLATILE)
-                 ? sio_recovery_encode(b->nsp, event, args, b, NULL, &e)
-                 : sio_encode_event(b->nsp->name, SIO_NO_ID, event, args, &e);
+    int logged = sio_recovery_on(b->nsp) && !(b->flags & FERRY_BCAST_VOLATILE);
+    int rc = logged ? sio_recovery_encode(b->nsp, event, args, b, NULL, &e)
+                    : sio_encode_event(b->nsp->name, SIO_NO_ID, event, args, &e);
     if (rc != 0)
         return rc;
     size_t max = ferry_engine_server_config(b->nsp->sio->engine)->max_payload;
@@ -323,7 +344,7 @@ int ferry_bcast_emit(const ferry_bcast *b, const char *event, const cJSON *args)
         .except_sid = b->exclude != NULL ? b->exclude->id : NULL,
         .flags = (b->flags & FERRY_BCAST_VOLATILE) ? FERRY_ADAPTER_VOLATILE : 0,
     };
-    ferry_adapter_packet pkt = {e.bufs, e.n};
+    ferry_adapter_packet pkt = {e.bufs, e.n, logged ? sio_recovery_offset_len(b->nsp) : 0};
     /* A keyed broadcast (ferry_bcast_keyed): deliver() finds the key on the namespace. */
     ferry_buf *key = NULL;
     if (b->key != NULL && (key = sio_bp_key_new(b->nsp, b->key)) == NULL) {

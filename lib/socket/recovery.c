@@ -174,40 +174,22 @@ static char **copy_rooms(const char *const *src, size_t n)
     return out;
 }
 
-int sio_recovery_encode(ferry_namespace *nsp, const char *event, const cJSON *args,
-                        const ferry_bcast *b, const ferry_socket *only, sio_encoded *out)
+/* Keep the encoded packet out (offset seq) in the log with its recipients: rooms[0..nto) "to",
+ * then nexcept "except" rooms, and the excluded socket (NULL: none). Out of memory: not kept
+ * (a client that comes back will not get it; it is sent all the same). */
+static void record(ferry_namespace *nsp, uint64_t seq, const char *const *rooms, size_t nto,
+                   size_t nexcept, const char *exclude, const sio_encoded *out)
 {
-    prune(nsp);
-    uint64_t seq = ++nsp->next_seq;
-    char offset[24];
-    snprintf(offset, sizeof(offset), "%" PRIu64, seq);
-    int rc = sio_encode_event_offset(nsp->name, event, args, offset, out);
-    if (rc != 0)
-        return rc;
+    size_t n = nto + nexcept;
     sio_logged *l = ferry_mem_calloc(1, sizeof(*l));
-    const char *rooms[2 * FERRY_BCAST_MAX_ROOMS];
-    size_t n = 0;
-    if (only != NULL) {
-        rooms[n++] = only->id;
-        if (l != NULL)
-            l->nto = 1;
-    } else {
-        for (unsigned i = 0; i < b->nto; i++)
-            rooms[n++] = b->to[i];
-        for (unsigned i = 0; i < b->nexcept; i++)
-            rooms[n++] = b->except[i];
-        if (l != NULL) {
-            l->nto = b->nto;
-            l->nexcept = b->nexcept;
-            if (b->exclude != NULL)
-                memcpy(l->exclude, b->exclude->id, sizeof(l->exclude));
-        }
-    }
     if (l == NULL || (l->rooms = copy_rooms(rooms, n)) == NULL) {
-        /* Not kept: a client that comes back will not get this one; sent all the same. */
         ferry_mem_free(l);
-        return 0;
+        return;
     }
+    l->nto = (uint8_t)nto;
+    l->nexcept = (uint8_t)nexcept;
+    if (exclude != NULL && strlen(exclude) < sizeof(l->exclude))
+        memcpy(l->exclude, exclude, strlen(exclude) + 1);
     l->seq = seq;
     l->at = now_ms(nsp);
     l->enc.n = out->n;
@@ -216,7 +198,7 @@ int sio_recovery_encode(ferry_namespace *nsp, const char *event, const cJSON *ar
         (l->enc.bufs = ferry_mem_alloc(out->n * sizeof(*l->enc.bufs))) == NULL) {
         free_rooms(l->rooms, n);
         ferry_mem_free(l);
-        return 0;
+        return;
     }
     l->bytes = sizeof(*l) + n * sizeof(char *);
     for (size_t i = 0; i < n; i++)
@@ -230,6 +212,86 @@ int sio_recovery_encode(ferry_namespace *nsp, const char *event, const cJSON *ar
     nsp->log_bytes += l->bytes;
     /* Over the byte bound now: the oldest go (this one too when it alone is over). */
     prune(nsp);
+}
+
+int sio_recovery_encode(ferry_namespace *nsp, const char *event, const cJSON *args,
+                        const ferry_bcast *b, const ferry_socket *only, sio_encoded *out)
+{
+    prune(nsp);
+    uint64_t seq = ++nsp->next_seq;
+    char offset[24];
+    snprintf(offset, sizeof(offset), "%" PRIu64, seq);
+    int rc = sio_encode_event_offset(nsp->name, event, args, offset, out);
+    if (rc != 0)
+        return rc;
+    const char *rooms[2 * FERRY_BCAST_MAX_ROOMS];
+    size_t nto = 0, nexcept = 0;
+    const char *exclude = NULL;
+    if (only != NULL) {
+        rooms[nto++] = only->id;
+    } else {
+        for (unsigned i = 0; i < b->nto; i++)
+            rooms[nto++] = b->to[i];
+        for (unsigned i = 0; i < b->nexcept; i++)
+            rooms[nto + nexcept++] = b->except[i];
+        if (b->exclude != NULL)
+            exclude = b->exclude->id;
+    }
+    record(nsp, seq, rooms, nto, nexcept, exclude, out);
+    return 0;
+}
+
+size_t sio_recovery_offset_len(const ferry_namespace *nsp)
+{
+    char offset[24];
+    return 3 + (size_t)snprintf(offset, sizeof(offset), "%" PRIu64, nsp->next_seq);
+}
+
+int sio_recovery_stamp(ferry_namespace *nsp, const ferry_adapter_target *t, const sio_encoded *in,
+                       sio_encoded *out)
+{
+    out->n = 0;
+    out->bufs = out->inline_bufs;
+    const ferry_buf *b0 = in->n > 0 ? in->bufs[0] : NULL;
+    /* An event (text "42..." or binary "45<n>-...") whose argument array ends the packet. */
+    if (b0 == NULL || b0->len < 4 || b0->data[0] != '4' ||
+        (b0->data[1] != '2' && b0->data[1] != '5') || b0->data[b0->len - 1] != ']' ||
+        t->nrooms > FERRY_BCAST_MAX_ROOMS || t->nexcept > FERRY_BCAST_MAX_ROOMS)
+        return -FERRY_EINVAL;
+    if (in->n > SIO_ENC_INLINE &&
+        (out->bufs = ferry_mem_alloc(in->n * sizeof(*out->bufs))) == NULL) {
+        out->bufs = out->inline_bufs;
+        return -FERRY_ENOMEM;
+    }
+    prune(nsp);
+    uint64_t seq = ++nsp->next_seq;
+    char offset[24];
+    int olen = snprintf(offset, sizeof(offset), "%" PRIu64, seq);
+    ferry_buf *nb = ferry_buf_new(b0->len + 3 + (size_t)olen);
+    if (nb == NULL) {
+        sio_encoded_release(out);
+        return -FERRY_ENOMEM;
+    }
+    char *w = nb->data;
+    memcpy(w, b0->data, b0->len - 1), w += b0->len - 1;
+    *w++ = ',';
+    *w++ = '"';
+    memcpy(w, offset, (size_t)olen), w += olen;
+    *w++ = '"';
+    *w++ = ']';
+    nb->len = (size_t)(w - nb->data);
+    nb->flags = b0->flags;
+    out->bufs[0] = nb;
+    for (size_t i = 1; i < in->n; i++)
+        out->bufs[i] = ferry_buf_retain(in->bufs[i]);
+    out->n = in->n;
+    const char *rooms[2 * FERRY_BCAST_MAX_ROOMS];
+    size_t nto = 0, nexcept = 0;
+    for (size_t i = 0; i < t->nrooms; i++)
+        rooms[nto++] = t->rooms[i];
+    for (size_t i = 0; i < t->nexcept; i++)
+        rooms[nto + nexcept++] = t->except[i];
+    record(nsp, seq, rooms, nto, nexcept, t->except_sid, out);
     return 0;
 }
 

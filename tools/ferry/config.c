@@ -64,6 +64,12 @@ static const char usage_tail[] =
     "                         is closed), drop-volatile, latest (keyed publishes replace\n"
     "                         older ones) or spill (it catches up from the recovery log)\n"
     "                         (FERRY_BACKPRESSURE, default close)\n"
+    "  --redis URL            run as a node of a cluster sharing rooms and broadcasts\n"
+    "                         through Redis, e.g. redis://127.0.0.1:6379 (FERRY_REDIS;\n"
+    "                         docs/scaling.md). Unreachable: local delivery goes on, and\n"
+    "                         the node reconnects with backoff\n"
+    "  --node-id ID           this node's name in the cluster, [A-Za-z0-9._-]{1,64}\n"
+    "                         (FERRY_NODE_ID, default: random)\n"
     "  --log-level LEVEL      error, warn, info or debug (FERRY_LOG_LEVEL, default warn)\n"
     "  --tls-cert FILE        PEM certificate chain: --port speaks TLS (https, wss)\n"
     "                         (FERRY_TLS_CERT; repeat the flag, or commas in the variable,\n"
@@ -384,6 +390,16 @@ static int set(app_config *cfg, const char *name, const char *v)
         if (ferry_backpressure_parse(v, &p) != 0)
             return bad("backpressure policy", v, "use close, drop-volatile, latest or spill");
         cfg->backpressure = (int)p;
+    } else if (strcmp(name, "redis") == 0) {
+        if (*v != '\0' && strncmp(v, "redis://", 8) != 0)
+            return bad("Redis URL", v, "use redis://host:port");
+        cfg->redis_url = *v ? v : NULL;
+    } else if (strcmp(name, "node-id") == 0) {
+        size_t n = strlen(v);
+        if (n == 0 || n > 64 || strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                          "0123456789._-") != n)
+            return bad("node id", v, "use 1 to 64 of A-Z a-z 0-9 . _ -");
+        cfg->node_id = v;
     } else if (strcmp(name, "log-level") == 0) {
         return parse_level(v, &cfg->log_level);
     } else if (strcmp(name, "tls-cert") == 0 || strcmp(name, "tls-key") == 0) {
@@ -459,6 +475,8 @@ static const struct {
     {"FERRY_RECOVERY_MS", "recovery-ms"},
     {"FERRY_MAX_QUEUE_BYTES", "max-queue-bytes"},
     {"FERRY_BACKPRESSURE", "backpressure"},
+    {"FERRY_REDIS", "redis"},
+    {"FERRY_NODE_ID", "node-id"},
     {"FERRY_LOG_LEVEL", "log-level"},
     {"FERRY_TLS_CERT", "tls-cert"},
     {"FERRY_TLS_KEY", "tls-key"},

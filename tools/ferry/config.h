@@ -51,6 +51,8 @@ typedef struct app_config {
     uint32_t max_queue_bytes; /* 8 MiB: bytes queued per client before the policy acts */
     int backpressure;         /* ferry_backpressure: FERRY_BACKPRESSURE_CLOSE */
     int suite;             /* 1: the socket.io-protocol test suite's server */
+    const char *redis_url; /* NULL: one node; else a cluster node through this Redis */
+    const char *node_id;   /* NULL: random */
     ferry_log_level log_level; /* warn */
     /* TLS: with certificates, --port speaks TLS (https, wss). The first pair is the default
      * certificate, the others are chosen by SNI. */

@@ -20,6 +20,7 @@
 
 typedef struct app {
     ferry_server *srv;
+    ferry_redis *redis; /* NULL: one node */
     uv_signal_t sigterm;
     uv_signal_t sigint;
     uv_signal_t sighup;
@@ -121,8 +122,13 @@ static void on_sighup(uv_signal_t *sig, int signum)
 
 static void on_closed(ferry_server *srv, void *ud)
 {
+    app *a = ud;
     (void)srv;
-    (void)ud;
+    /* The server's adapters are gone: the link to Redis may go. */
+    if (a != NULL && a->redis != NULL) {
+        ferry_redis_close(a->redis, NULL, NULL);
+        a->redis = NULL;
+    }
 }
 
 static void on_signal(uv_signal_t *sig, int signum)
@@ -198,7 +204,21 @@ int main(int argc, char **argv)
         fprintf(stderr, "ferry: cannot create the server: %s\n", ferry_strerror(rc));
         return 1;
     }
-    if (cfg.suite)
+    if (cfg.redis_url != NULL) {
+        ferry_redis_config rcfg = {.url = cfg.redis_url, .node_id = cfg.node_id};
+        rc = ferry_redis_new(loop, &rcfg, &a.redis);
+        if (rc == 0)
+            rc = ferry_server_use_redis(a.srv, a.redis);
+        if (rc != 0) {
+            fprintf(stderr, "ferry: cannot use Redis (--redis): %s\n",
+                    rc == -FERRY_EUNSUPPORTED ? "built without Redis (-DFERRY_WITH_REDIS=OFF)"
+                                              : ferry_strerror(rc));
+            rc = -FERRY_EINVAL;
+        }
+    }
+    if (rc != 0)
+        ; /* reported above */
+    else if (cfg.suite)
         rc = suite_install(a.srv);
     else
         rc = relay_new(a.srv, &cfg, &r);
@@ -253,7 +273,7 @@ int main(int argc, char **argv)
                 rc == -FERRY_EINVAL && strcmp(step, "set up") != 0
                     ? " (--host takes an IPv4 or IPv6 address such as 127.0.0.1 or ::1)"
                     : "");
-        ferry_server_close(a.srv, NULL, NULL);
+        ferry_server_close(a.srv, on_closed, &a);
         uv_run(loop, UV_RUN_DEFAULT);
         relay_free(r);
         clientjs_free(cj);
@@ -312,6 +332,9 @@ int main(int argc, char **argv)
                "--max-queue-bytes)\n",
                ferry_backpressure_name((ferry_backpressure)cfg.backpressure),
                (unsigned)cfg.max_queue_bytes);
+    if (a.redis != NULL)
+        printf("ferry: cluster node %s, rooms and broadcasts shared through Redis (--redis)\n",
+               ferry_redis_node_id(a.redis));
     if (cfg.suite)
         printf("ferry: socket.io-protocol test suite mode: namespaces / and /custom, "
                "ping %u/%u\n",

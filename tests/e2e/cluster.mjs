@@ -1,0 +1,118 @@
+// Helpers of the cluster tests (issue 18): a private redis-server and tools/ferry nodes that
+// share rooms through it.
+//   startRedis({port})   redis-server on 127.0.0.1 (a free port unless given), in its own
+//                        temporary folder, no persistence; stop() ends it (SIGTERM) and
+//                        removes the folder unless keep.
+//   startNode(redisUrl, nodeId, args)   tools/ferry --redis URL --node-id ID (startServer)
+//   relayClient(kind, url, name)        a client of the relay on one transport: ferry's client
+//                        (kind "polling", "websocket", "sse", "short-polling") or
+//                        socket.io-client ("sio-polling", "sio-websocket"), connected
+//   join(s, room)        the relay's join, resolves with its answer
+//   crossNodeReady(a, b) resolves once a publish on b's node reaches a (Redis links are up)
+import { spawn, spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import WS from "ws";
+import { io as officialIo } from "socket.io-client";
+import { io } from "../../client-js/src/index.mjs";
+import { bin, startServer } from "../lib/server.mjs";
+import { freePort, waitListening } from "../lib/nginx.mjs";
+
+export const FERRY_TRANSPORTS = ["polling", "websocket", "sse", "short-polling"];
+export const SIO_TRANSPORTS = ["sio-polling", "sio-websocket"];
+
+export function haveRedis() {
+  return spawnSync("redis-server", ["--version"], { stdio: "ignore" }).status === 0;
+}
+
+export function ferryHasRedis() {
+  const r = spawnSync(bin("tools/ferry/ferry"), ["--help"], { encoding: "utf8" });
+  return /--redis URL/.test(r.stdout ?? "");
+}
+
+export async function startRedis({ port, dir } = {}) {
+  port ??= await freePort();
+  dir ??= fs.mkdtempSync(path.join(os.tmpdir(), "ferry-redis-"));
+  const proc = spawn(
+    "redis-server",
+    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no", "--loglevel", "warning"],
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
+  let stderr = "";
+  proc.stderr.on("data", (d) => (stderr += d));
+  await waitListening(port, proc, 10000);
+  return {
+    port,
+    dir,
+    url: `redis://127.0.0.1:${port}`,
+    proc,
+    async stop({ keep = false } = {}) {
+      if (proc.exitCode === null && proc.signalCode === null) {
+        const gone = new Promise((r) => proc.once("exit", r));
+        proc.kill("SIGTERM");
+        await Promise.race([gone, new Promise((r) => setTimeout(r, 5000))]);
+        if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
+      }
+      if (!keep) fs.rmSync(dir, { recursive: true, force: true });
+      return stderr;
+    },
+  };
+}
+
+export function startNode(redisUrl, nodeId, args = []) {
+  return startServer(bin("tools/ferry/ferry"), [
+    "--port", "0", "--redis", redisUrl, "--node-id", nodeId,
+    "--allow-publish", "message", "--publish-rate", "0", "--history", "0", ...args,
+  ]);
+}
+
+export function relayClient(kind, url, name, opts = {}) {
+  const s = kind.startsWith("sio-")
+    ? officialIo(url, { forceNew: true, reconnection: false, transports: [kind.slice(4)], auth: { name }, ...opts })
+    : io(url, { WebSocket: WS, storage: null, forceNew: true, reconnection: false, transports: [kind], auth: { name }, requestTimeout: 10000, ...opts });
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`${name} (${kind}) did not connect to ${url}`)), 15000);
+    s.once("connect", () => (clearTimeout(t), resolve(s)));
+    s.once("connect_error", (e) => (clearTimeout(t), reject(new Error(`${name}: ${e.message}`))));
+  });
+}
+
+export function call(s, event, arg, ms = 10000) {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`no answer to ${event}`)), ms);
+    s.emit(event, arg, (res) => (clearTimeout(t), resolve(res)));
+  });
+}
+
+export async function join(s, room) {
+  const res = await call(s, "join", { room });
+  if (!res?.ok) throw new Error(`join ${room}: ${JSON.stringify(res)}`);
+  return res;
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Publish probes from b until one reaches a (both in room), within ms: proves that both nodes'
+// Redis links are up and subscribed. Every probe carries a unique tag; the ones that arrive
+// late are ignored by the callers (they listen to "message" with their own tags).
+export async function crossNodeReady(a, b, room, ms = 20000) {
+  const deadline = Date.now() + ms;
+  let n = 0;
+  let got = false;
+  const tagBase = `probe-${Math.random().toString(36).slice(2)}-`;
+  const on = (data) => {
+    if (typeof data?.text === "string" && data.text.startsWith(tagBase)) got = true;
+  };
+  a.on("message", on);
+  try {
+    while (!got && Date.now() < deadline) {
+      await call(b, "publish", { room, event: "message", data: { text: tagBase + n++ } });
+      const until = Date.now() + 250;
+      while (!got && Date.now() < until) await sleep(10);
+    }
+  } finally {
+    a.off("message", on);
+  }
+  if (!got) throw new Error(`a publish on one node never reached the other within ${ms} ms`);
+}
