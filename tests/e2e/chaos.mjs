@@ -140,6 +140,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   };
   const r = await runChaos({ count: arg("count", 10000), seconds: arg("seconds", 600), seed: arg("seed", (Math.random() * 2 ** 31) >>> 0), log: (l) => console.log(l) });
   console.log(report(r));
+  // ferry's client: exactly once both ways, across lost sessions too (the outbox).
   const bad = r.rows.some((x) => (x.up.lost && !x.official) || x.up.dup || x.up.ooo || x.down.lost || x.down.dup || x.down.ooo) || r.serverExit !== 0;
   console.log(bad ? "chaos: FAILED" : "chaos: zero lost, zero duplicated, order kept");
   process.exit(bad ? 1 : 0);
