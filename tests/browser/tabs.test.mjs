@@ -141,13 +141,20 @@ for (const mode of ["SharedWorker", "election"]) {
       const t0 = Date.now();
       const closing = first.close({ runBeforeUnload: false });
       const during = [];
+      const fromTab = []; // a remaining tab speaks through the takeover too (the outbox resends)
+      const tabSays = [];
       for (let i = 0; i < 10; i++) {
+        tabSays.push(tabs[0].evaluate((d) => say(d), `tab-during-${i}`));
+        fromTab.push(`tab-during-${i}`);
         await b.evaluate((d) => say(d), `during-${i}`);
         during.push(`during-${i}`);
         await new Promise((r) => setTimeout(r, 150));
       }
       await closing;
+      await Promise.all(tabSays);
       for (const p of tabs) await gotAll(p, during);
+      await gotAll(b, fromTab);
+      await gotAll(tabs[1], fromTab);
       await until(b, (id) => left.includes(id), ids[0], 10000);
       console.log(`tabs ${mode}: the first tab left its room and the others had every message ${Date.now() - t0} ms after it closed; sessions ${proxy.st.handshakes - base}`);
       if (mode === "election") {
