@@ -124,7 +124,8 @@ static void on_closed(ferry_server *srv, void *ud)
 {
     app *a = ud;
     (void)srv;
-    /* The server's adapters are gone: the link to Redis may go. */
+    /* The server's adapters are destroyed right after this returns, before the link's
+     * handles finish closing (ferry_redis_close()). */
     if (a != NULL && a->redis != NULL) {
         ferry_redis_close(a->redis, NULL, NULL);
         a->redis = NULL;
