@@ -26,6 +26,8 @@
 #define SENT_MAX 65536
 /* Transport reports taken per session per minute (docs/protocol.md "Reports"). */
 #define REPORTS_PER_MINUTE 30
+/* Backpressure: drain calls (and the flushes after them) per session per flush. */
+#define DRAIN_ROUNDS 16
 #define REPORT_MAX_BYTES 512
 
 static ferry_qentry *qentry_alloc(ferry_engine *eng)
@@ -289,6 +291,14 @@ int ferry_engine_drop_key(ferry_session *s, const ferry_buf *key, size_t max_sca
     return 0;
 }
 
+/* More drain rounds are due (flush_session): a flush on the next loop turn. */
+static void on_drain_timer(ferry_timer *tm)
+{
+    ferry_session *s = container_of(tm, ferry_session, drain_timer);
+    if (s->state == SESSION_OPEN)
+        mark_dirty(s);
+}
+
 void ferry_session_watch_drain(ferry_session *s, ferry_session_drain_cb cb, void *ud)
 {
     s->on_drain = cb;
@@ -431,23 +441,30 @@ static void flush_session(ferry_session *s)
     s->flushing = 1;
     t->ops->flush(t);
     s->flushing = 0;
-    if (s->drained && s->on_drain != NULL && s->state == SESSION_OPEN) {
-        /* The socket layer's drain callbacks and spill catch-up may queue more: written in
-         * this flush rather than after the loop's next wake-up. */
+    /* The socket layer's drain callbacks and spill catch-up may queue more: written in this
+     * flush rather than after the loop's next wake-up (which may be a heartbeat away: a write
+     * the kernel takes at once ends with no write callback to wake it). While the transport
+     * keeps taking, a few rounds here; then the drain timer, which wakes the loop. */
+    for (unsigned round = 0; s->drained && s->on_drain != NULL && s->state == SESSION_OPEN;
+         round++) {
+        if (round == DRAIN_ROUNDS) {
+            ferry_timer_start(s->engine->wheel, &s->drain_timer, 0);
+            break;
+        }
         s->drained = 0;
         s->on_drain(s, s->on_drain_ud);
-        if (ferry_list_linked(&s->dirty) && s->state == SESSION_OPEN && s->transport != NULL &&
-            !s->overflowed) {
-            ferry_list_remove(&s->dirty);
-            t = s->transport;
-            s->flushing = 1;
-            t->ops->flush(t);
-            s->flushing = 0;
-        }
+        if (!ferry_list_linked(&s->dirty) || s->state != SESSION_OPEN || s->transport == NULL ||
+            s->overflowed)
+            break;
+        ferry_list_remove(&s->dirty);
         t = s->transport;
-        if (t == NULL)
-            return;
+        s->flushing = 1;
+        t->ops->flush(t);
+        s->flushing = 0;
     }
+    t = s->transport;
+    if (t == NULL)
+        return;
     /* A graceful close ends once everything, the close packet last, was handed over. */
     if (s->state == SESSION_CLOSING && ferry_list_empty(&s->queue) && s->transport == t)
         t->ops->close(t, s->close_reason);
@@ -488,6 +505,7 @@ static void finalize(ferry_session *s, ferry_reason reason)
     session_closed(s);
     ferry_timer_stop(eng->wheel, &s->heartbeat);
     ferry_timer_stop(eng->wheel, &s->upgrade_timer);
+    ferry_timer_stop(eng->wheel, &s->drain_timer);
     ferry_list_remove(&s->dirty);
     ferry_session_table_remove(&eng->sessions, s);
     drop_queue(s);
@@ -989,6 +1007,7 @@ static ferry_session *session_new(ferry_engine *eng, const ferry_transport_ops *
     ferry_list_init(&s->dirty);
     ferry_timer_init(&s->heartbeat, on_heartbeat);
     ferry_timer_init(&s->upgrade_timer, on_upgrade_timer);
+    ferry_timer_init(&s->drain_timer, on_drain_timer);
     uint8_t raw[16];
     if (RAND_bytes(raw, sizeof(raw)) != 1) {
         ferry_mem_free(s);

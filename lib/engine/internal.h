@@ -123,6 +123,7 @@ struct ferry_session {
      * called after a flush in which transports took from the queue. */
     ferry_session_drain_cb on_drain;
     void *on_drain_ud;
+    ferry_timer drain_timer; /* more drain rounds after a flush that did DRAIN_ROUNDS */
     unsigned drained : 1;  /* a transport took from the queue since the last drain call */
     unsigned flushing : 1; /* inside flush_session */
     unsigned announced : 1;

@@ -173,6 +173,8 @@ static void catch_up(ferry_socket *s)
     int rc = sio_recovery_catch_up(s, bound_of(s->nsp));
     if (rc == 1) {
         s->spilling = 0;
+        FERRY_LOG(FERRY_LOG_INFO, "socket", ferry_session_id(s->client->session),
+                  "socket %s caught up from the recovery log", s->id);
     } else if (rc < 0) {
         FERRY_LOG(FERRY_LOG_WARN, "socket", ferry_session_id(s->client->session),
                   "socket %s cannot catch up from the recovery log (%s): closing", s->id,
@@ -205,6 +207,10 @@ int sio_bp_queue(ferry_socket *s, const sio_encoded *e, int volatile_)
             return 0;
         }
         if (over) {
+            FERRY_LOG(FERRY_LOG_INFO, "socket", ferry_session_id(ss),
+                      "socket %s is behind (%zu bytes queued): its events wait in the recovery "
+                      "log",
+                      s->id, queued);
             s->spilling = 1;
             s->spill_pos = s->last_seq;
             watch(s);
