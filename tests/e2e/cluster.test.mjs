@@ -140,3 +140,64 @@ test("cluster: tools/ferry refuses a bad --redis URL or --node-id with one clear
     assert.match(r.stderr, re);
   }
 });
+
+test("cluster: a client that lost its connection comes back to its node with the broadcasts another node sent meanwhile (recovery offsets are stamped per node); garbage on the channels is ignored", {
+  skip,
+  timeout: 120000,
+  // Known failure (issue 18): recovered with its id, but the broadcasts that came from the other
+  // node while it was away are not all replayed (same test with both clients on one node
+  // passes). Cause not found yet; docs/scaling.md says so.
+  todo: "cross-node broadcasts missed while away are not replayed on recovery (cause not found)",
+}, async () => {
+  const { spawnSync } = await import("node:child_process");
+  const redis = await startRedis();
+  const nodes = [];
+  const clients = [];
+  try {
+    for (let i = 1; i <= 2; i++) nodes.push(await startNode(redis.url, `rec-${i}`, ["--recovery-ms", "60000"]));
+    const a = await relayClient("websocket", nodes[0].url, "a");
+    clients.push(a);
+    await join(a, "r");
+    // socket.io-client with reconnection: its connection is cut below, it comes back.
+    const b = await relayClient("sio-websocket", nodes[1].url, "b", { reconnection: true, reconnectionDelay: 100, reconnectionDelayMax: 200 });
+    clients.push(b);
+    await join(b, "r");
+    await crossNodeReady(b, a, "r");
+    const got = [];
+    b.on("message", (data) => typeof data?.text === "string" && data.text.startsWith("x") && got.push(data.text));
+    await call(a, "publish", { room: "r", event: "message", data: { text: "x1" } });
+    const until1 = Date.now() + 10000;
+    while (got.length < 1 && Date.now() < until1) await sleep(20);
+    assert.deepEqual(got, ["x1"]);
+    const id = b.id;
+
+    // Garbage on the namespace's channel: counted and dropped, the node goes on.
+    const pub = spawnSync("redis-cli", ["-p", String(redis.port), "PUBLISH", "ferry#/#", "not a ferry message"], { encoding: "utf8" });
+    assert.equal(pub.status, 0, pub.stderr);
+
+    // Cut b's connection; while it is away, a (on the other node) publishes twice.
+    const back = new Promise((resolve) => b.once("connect", resolve));
+    b.io.engine.close();
+    await call(a, "publish", { room: "r", event: "message", data: { text: "x2" } });
+    await call(a, "publish", { room: "r", event: "message", data: { text: "x3" } });
+    await Promise.race([back, sleep(15000)]);
+    assert.equal(b.connected, true, "b reconnected");
+    assert.equal(b.recovered, true, "b was recovered by its node");
+    assert.equal(b.id, id, "with its id");
+    const until2 = Date.now() + 10000;
+    while (got.length < 3 && Date.now() < until2) await sleep(20);
+    await sleep(300);
+    assert.deepEqual(got, ["x1", "x2", "x3"], "the broadcasts sent meanwhile from the other node, once each, in order");
+    // And it is still in its room, across nodes.
+    await call(a, "publish", { room: "r", event: "message", data: { text: "x4" } });
+    const until3 = Date.now() + 10000;
+    while (got.length < 4 && Date.now() < until3) await sleep(20);
+    assert.deepEqual(got, ["x1", "x2", "x3", "x4"]);
+  } finally {
+    for (const s of clients) s.disconnect();
+    const codes = [];
+    for (const n of nodes) codes.push(await n.stop());
+    await redis.stop();
+    assert.deepEqual(codes, nodes.map(() => 0), "every node exits 0 (no leak)");
+  }
+});
