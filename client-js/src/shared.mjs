@@ -55,6 +55,8 @@ const hubUrl = (o) => {
   } catch {}
 };
 
+// The key names the hub's protocol version (ferry1): a page with a newer bundle never talks to
+// an older hub still running for other tabs.
 // The engine class for options o: SharedEngine when o.shareAcrossTabs asks for it and the
 // browser can (Web Locks, and SharedWorker or BroadcastChannel + Worker), else Engine.
 export const engineFor = (o) => (o.shareAcrossTabs && G.navigator?.locks && (G.SharedWorker || (G.BroadcastChannel && G.Worker)) && hubUrl(o) ? SharedEngine : Engine);
@@ -68,7 +70,7 @@ export class SharedEngine extends Emitter {
     const mux = !o.raw;
     const eo = JSON.parse(JSON.stringify({ ...o, storage: 0, Engine: 0, auth: 0 }));
     uri = new URL(uri, G.location?.href).origin;
-    this.l = link("ferry:" + JSON.stringify([uri, o.path, o.query, o.transports, mux]), hubUrl(o));
+    this.l = link("ferry1:" + JSON.stringify([uri, o.path, o.query, o.transports, mux]), hubUrl(o));
     this.l.vs.set(this.id, this);
     this.ask = () => this.l.post({ op: "open", v: this.id, ctx: CTX, uri, o: eo, mux });
     this.alone = () => {
