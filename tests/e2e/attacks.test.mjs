@@ -116,13 +116,16 @@ async function underAttack(name, attack, { rssMb = 150, fds = 100, good: goodTra
   return { base, peak, end };
 }
 
+// A handshake on a connection of its own, as a flooding client makes it. fetch's pool reused
+// keep-alive connections, and under load one sometimes sat idle past the server's 5 s
+// idle_timeout_ms: the server closed it as fetch sent the next handshake on it ("fetch failed:
+// UND_ERR_SOCKET other side closed", the keep-alive race every HTTP/1.1 client must retry).
 async function handshake(transport = "polling", headers = {}) {
-  // fetch's own message ("fetch failed") hides what the socket saw: say it.
-  const r = await fetch(`${srv.url}/socket.io/?EIO=4&transport=${transport}`, { headers }).catch((e) => {
-    throw new Error(`handshake: ${e.message}: ${e.cause?.code ?? ""} ${e.cause?.message ?? ""}`);
+  const r = await handshakeFrom(srv.port, { transport, headers }).catch((e) => {
+    throw new Error(`handshake: ${e.message}: ${e.code ?? ""}`);
   });
-  const t = await r.text();
-  return JSON.parse(t.slice(t.indexOf("{"))).sid;
+  assert.equal(r.status, 200, `handshake: ${r.status} ${r.body.slice(0, 100)}`);
+  return JSON.parse(r.body.slice(r.body.indexOf("{"))).sid;
 }
 
 // A raw Engine.IO WebSocket session joined to the Socket.IO namespace "/".
