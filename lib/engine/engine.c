@@ -172,6 +172,9 @@ static void sent_bound(ferry_session *s)
     size_t max = s->engine->cfg->max_session_queue_bytes;
     while (s->nsent > 0 && (s->queued_bytes + s->sent_bytes > max || s->nsent > SENT_MAX)) {
         s->engine->stats.replay_dropped++;
+        ferry_qentry *e = ferry_list_entry(s->sent.next, ferry_qentry, link);
+        if (e->msgno != 0)
+            s->gap_msg_seq = e->seq; /* a message the client may lack: a gap */
         sent_drop_oldest(s);
     }
 }
@@ -389,7 +392,9 @@ int ferry_engine_resume(ferry_transport *t, uint64_t last)
     ferry_session *s = t->session;
     if (last > s->out_seq)
         return -FERRY_EINVAL;
-    if (last < s->drop_msg_seq)
+    /* Only a message dropped by the bound is a gap: those a client ping acknowledged (maybe
+     * received on another transport than this stream) the client has. */
+    if (last < s->gap_msg_seq)
         return -FERRY_ELIMIT;
     while (!ferry_list_empty(&s->sent)) {
         ferry_qentry *e = ferry_list_entry(s->sent.next, ferry_qentry, link);

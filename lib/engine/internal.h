@@ -109,6 +109,7 @@ struct ferry_session {
     uint64_t rx_msgs;       /* client messages taken */
     uint64_t drop_msg;      /* the highest message number dropped from sent */
     uint64_t drop_msg_seq;  /* ... and its packet number */
+    uint64_t gap_msg_seq;   /* the packet number of the last message the bound dropped */
     ferry_qentry *cping;    /* the still unsent answer to a client ping, or NULL */
     uint64_t report_window; /* loop time the current report-rate minute began */
     unsigned reports;       /* reports taken in that minute */
