@@ -768,7 +768,12 @@ FERRY_EXTERN int ferry_server_metrics_port(const ferry_server *srv);
  * base64, so that cJSON_Print, cJSON_Duplicate and cJSON_Delete all keep working on it. On the
  * wire ferry sends it as a Socket.IO binary attachment (BINARY_EVENT / BINARY_ACK with
  * {"_placeholder":true,"num":i}); binary arguments that a client sends reach callbacks in the
- * same form. Read them with ferry_binary_is() and ferry_binary_get(). A client that sends the
+ * same form. Read them with ferry_binary_is() and ferry_binary_get(). The base64 is written
+ * once, when the argument is made (ferry_binary_new(), or an attachment received); the
+ * argument also keeps its bytes, so ferry_binary_get() and an emit or broadcast of it copy
+ * them without decoding base64. A copy made with cJSON_Duplicate() or a tree parsed from
+ * JSON text holds only the base64, decoded when read or sent, as before. Change the member's
+ * string only through ferry_binary_new() (a new argument). A client that sends the
  * JSON object {"_ferry_binary":"..."} itself gets it treated as binary too, which gives it
  * nothing it could not do with a real attachment.
  *

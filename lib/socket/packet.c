@@ -223,18 +223,11 @@ int sio_decode_text(sio_decoder *d, const char *p, size_t len, sio_packet *out)
     return 0;
 }
 
-/* Turn a placeholder object into a binary argument holding len bytes at p. */
+/* Turn a placeholder object into a binary argument holding len bytes at p (their base64,
+ * and the bytes themselves for ferry_binary_get and a later emit: binary.c). */
 static int fill_slot(cJSON *slot, const void *p, size_t len)
 {
-    char *b64 = ferry_mem_alloc(FERRY_BASE64_LEN(len) + 1);
-    if (b64 == NULL)
-        return -FERRY_ENOMEM;
-    b64[ferry_base64_encode(b64, p, len)] = '\0';
-    while (slot->child != NULL)
-        cJSON_Delete(cJSON_DetachItemViaPointer(slot, slot->child));
-    cJSON *s = cJSON_AddStringToObject(slot, SIO_BINARY_KEY, b64);
-    ferry_mem_free(b64);
-    return s != NULL ? 0 : -FERRY_ENOMEM;
+    return sio_binary_fill(slot, p, len);
 }
 
 int sio_decode_binary(sio_decoder *d, const void *p, size_t len, sio_packet *out)
@@ -269,22 +262,33 @@ static unsigned count_binary(const cJSON *node)
     return n;
 }
 
-/* In the copy, replace each binary argument (depth first, the order of attachments) by its
- * placeholder, and decode its bytes into a binary Engine.IO message. */
-static int extract_binary(cJSON *node, sio_encoded *e)
+/* In the copy (node; orig is the same place in the caller's tree, whose binary arguments
+ * still have their bytes: binary.c), replace each binary argument (depth first, the order of
+ * attachments) by its placeholder, and put its bytes in a binary Engine.IO message. */
+static int extract_binary(const cJSON *orig, cJSON *node, sio_encoded *e)
 {
     const char *b64 = sio_binary_b64(node);
     if (b64 != NULL) {
-        size_t n = strlen(b64);
-        ferry_buf *b = ferry_buf_new(3 * ((n + 3) / 4));
-        if (b == NULL)
-            return -FERRY_ENOMEM;
-        long got = ferry_base64_decode((uint8_t *)b->data, b64, n);
-        if (got < 0) {
-            ferry_buf_release(b);
-            return -FERRY_EINVAL;
+        size_t rawlen;
+        const void *raw = sio_binary_raw(orig, &rawlen);
+        ferry_buf *b;
+        if (raw != NULL) {
+            /* Made by ferry: the bytes are there, no base64 to decode. */
+            b = ferry_buf_from(raw, rawlen);
+            if (b == NULL)
+                return -FERRY_ENOMEM;
+        } else {
+            size_t n = strlen(b64);
+            b = ferry_buf_new(3 * ((n + 3) / 4));
+            if (b == NULL)
+                return -FERRY_ENOMEM;
+            long got = ferry_base64_decode((uint8_t *)b->data, b64, n);
+            if (got < 0) {
+                ferry_buf_release(b);
+                return -FERRY_EINVAL;
+            }
+            b->len = (size_t)got;
         }
-        b->len = (size_t)got;
         b->flags |= FERRY_BUF_BINARY;
         unsigned num = (unsigned)(e->n - 1);
         e->bufs[e->n++] = b;
@@ -296,8 +300,9 @@ static int extract_binary(cJSON *node, sio_encoded *e)
         return 0;
     }
     if (cJSON_IsObject(node) || cJSON_IsArray(node))
-        for (cJSON *c = node->child; c != NULL; c = c->next) {
-            int rc = extract_binary(c, e);
+        for (cJSON *c = node->child, *o = orig->child; c != NULL && o != NULL;
+             c = c->next, o = o->next) {
+            int rc = extract_binary(o, c, e);
             if (rc != 0)
                 return rc;
         }
@@ -349,7 +354,7 @@ static int encode(int type, const char *nsp, int64_t id, const char *event, cons
         out->bufs[0] = NULL;
         out->n = 1; /* slot 0 is the text packet, filled below */
         copy = cJSON_Duplicate(data, 1);
-        int rc = copy != NULL ? extract_binary(copy, out) : -FERRY_ENOMEM;
+        int rc = copy != NULL ? extract_binary(data, copy, out) : -FERRY_ENOMEM;
         if (rc != 0) {
             cJSON_Delete(copy);
             sio_encoded_release(out);

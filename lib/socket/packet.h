@@ -107,5 +107,10 @@ int sio_reserved_event(const char *event);
 const char *sio_binary_b64(const cJSON *item);
 /* A binary argument from its base64 text (copied). */
 cJSON *sio_binary_from_b64(const char *b64, size_t len);
+/* The bytes of a binary argument made by ferry (binary.c: they ride behind the base64), or
+ * NULL when item has only its base64 (a cJSON_Duplicate copy, parsed JSON). */
+const void *sio_binary_raw(const cJSON *item, size_t *len);
+/* Make obj (its members are replaced) a binary argument holding a copy of len bytes. */
+int sio_binary_fill(cJSON *obj, const void *data, size_t len);
 
 #endif

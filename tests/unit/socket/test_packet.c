@@ -430,7 +430,89 @@ static void binary_helpers(void **state)
     cJSON_Delete(s);
 }
 
+/* The bytes of a binary argument ferry made ride behind its base64 (binary.c): reading and
+ * sending them decode nothing. Copies and parsed trees have only the base64 and still work;
+ * a member string changed in place is read from its new text, never from stale bytes. */
+static void binary_bytes_kept_beside_base64(void **state)
+{
+    (void)state;
+    unsigned char bytes[300];
+    for (size_t i = 0; i < sizeof(bytes); i++)
+        bytes[i] = (unsigned char)(i * 7);
+    cJSON *b = ferry_binary_new(bytes, sizeof(bytes));
+    assert_non_null(b);
+    size_t n = 0;
+    const void *raw = sio_binary_raw(b, &n);
+    assert_non_null(raw);
+    assert_int_equal(n, sizeof(bytes));
+    assert_memory_equal(raw, bytes, sizeof(bytes));
+
+    /* A duplicate (text only) outlives the original and decodes its base64. */
+    cJSON *dup = cJSON_Duplicate(b, 1);
+    cJSON_Delete(b);
+    assert_null(sio_binary_raw(dup, &n));
+    unsigned char out[300];
+    n = sizeof(out);
+    assert_int_equal(ferry_binary_get(dup, out, &n), 0);
+    assert_int_equal(n, sizeof(bytes));
+    assert_memory_equal(out, bytes, sizeof(bytes));
+
+    /* Printed and parsed again: a binary argument, from its base64. */
+    char *text = cJSON_PrintUnformatted(dup);
+    cJSON *parsed = cJSON_Parse(text);
+    cJSON_free(text);
+    assert_true(ferry_binary_is(parsed));
+    assert_null(sio_binary_raw(parsed, &n));
+    cJSON_Delete(parsed);
+    cJSON_Delete(dup);
+
+    /* The member's string shortened in place (same address): its new text counts. */
+    b = ferry_binary_new(bytes, sizeof(bytes));
+    assert_non_null(cJSON_SetValuestring(b->child, "AQID"));
+    assert_null(sio_binary_raw(b, &n));
+    n = sizeof(out);
+    assert_int_equal(ferry_binary_get(b, out, &n), 0);
+    assert_int_equal(n, 3);
+    assert_memory_equal(out, "\x01\x02\x03", 3);
+    cJSON_Delete(b);
+
+    /* Emitting: the attachment holds the bytes, whether they came from the trailer (the
+     * argument itself) or from base64 (its duplicate); nested arguments too. */
+    for (int copy = 0; copy < 2; copy++) {
+        cJSON *args = cJSON_CreateArray();
+        cJSON *obj = cJSON_CreateObject();
+        cJSON_AddItemToObject(obj, "file", ferry_binary_new(bytes, sizeof(bytes)));
+        cJSON_AddItemToArray(args, obj);
+        cJSON *use = copy ? cJSON_Duplicate(args, 1) : args;
+        sio_encoded e;
+        assert_int_equal(sio_encode_event("/", SIO_NO_ID, "up", use, &e), 0);
+        assert_int_equal(e.n, 2);
+        assert_int_equal(e.bufs[1]->len, sizeof(bytes));
+        assert_memory_equal(e.bufs[1]->data, bytes, sizeof(bytes));
+        assert_true((e.bufs[1]->flags & FERRY_BUF_BINARY) != 0);
+        sio_encoded_release(&e);
+        if (copy)
+            cJSON_Delete(use);
+        cJSON_Delete(args);
+    }
+
+    /* Received: an attachment's bytes are kept as they came. */
+    sio_decoder d;
+    sio_decoder_init(&d, 10);
+    sio_packet p;
+    const char *t = "51-[\"x\",{\"_placeholder\":true,\"num\":0}]";
+    assert_int_equal(sio_decode_text(&d, t, strlen(t), &p), 0);
+    assert_int_equal(sio_decode_binary(&d, bytes, sizeof(bytes), &p), 1);
+    raw = sio_binary_raw(cJSON_GetArrayItem(p.data, 1), &n);
+    assert_non_null(raw);
+    assert_int_equal(n, sizeof(bytes));
+    assert_memory_equal(raw, bytes, sizeof(bytes));
+    sio_packet_clear(&p);
+    sio_decoder_free(&d);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(binary_bytes_kept_beside_base64),
     cmocka_unit_test(spec_encode_connect),
     cmocka_unit_test(spec_encode_events),
     cmocka_unit_test(spec_encode_binary),
