@@ -52,6 +52,10 @@
 #define MAX_INFLIGHT_BYTES (64u << 20) /* published, not yet answered: beyond it, stay local */
 #define NODE_ID_MAX 64
 #define MAX_BUFS 1024 /* parts of one message (1 + attachments) */
+/* A room channel stays subscribed this long after its last local member left: a socket lost
+ * for connection-state recovery is not a member, and the broadcasts to its rooms must still be
+ * logged here for it to get them when it comes back (tools/ferry's default window). */
+#define LINGER_MS 120000
 
 /* ------------------------------------------------------------------ objects */
 
@@ -59,6 +63,10 @@ enum { CH_IDLE, CH_SUB_SENT, CH_SUBSCRIBED, CH_UNSUB_SENT };
 
 typedef struct channel {
     struct channel *next; /* hash chain */
+    ferry_list llink;     /* in r->linger while lingering */
+    int lingering;        /* unwanted, still subscribed until linger_until */
+    int expired;          /* its linger is over: unsubscribe */
+    uint64_t linger_until;
     uint32_t hash;
     unsigned want; /* adapters (rooms, namespaces) that need it */
     int state;
@@ -90,6 +98,7 @@ struct ferry_redis {
     channel **chans;
     size_t nb, nchans;
     ferry_list adapters; /* redis_adapter.link */
+    ferry_list linger;   /* channel.llink, oldest first */
     ferry_redis_stats st;
     int down_logged; /* a warning was logged for the current outage */
     uint64_t down_since;
@@ -152,6 +161,8 @@ static void chan_grow(ferry_redis *r)
 
 static void chan_free(ferry_redis *r, channel *c)
 {
+    if (c->lingering)
+        ferry_list_remove(&c->llink);
     channel **pp = &r->chans[c->hash & (r->nb - 1)];
     while (*pp != c)
         pp = &(*pp)->next;
@@ -165,6 +176,20 @@ static void on_sub_reply(redisAsyncContext *ac, void *reply, void *privdata);
 /* Bring the channel's subscription where its want says, one command in flight at a time. */
 static void chan_sync(ferry_redis *r, channel *c)
 {
+    if (c->want > 0) {
+        c->expired = 0;
+        if (c->lingering) {
+            ferry_list_remove(&c->llink);
+            c->lingering = 0;
+        }
+    } else if (c->state == CH_SUBSCRIBED && !c->expired && !r->closing) {
+        if (!c->lingering) {
+            c->lingering = 1;
+            c->linger_until = uv_now(r->loop) + LINGER_MS;
+            ferry_list_insert_tail(&r->linger, &c->llink);
+        }
+        return;
+    }
     if (c->want == 0 && c->state == CH_IDLE) {
         chan_free(r, c);
         return;
@@ -189,8 +214,24 @@ static void chan_sync(ferry_redis *r, channel *c)
     /* Else the connection is failing: its disconnect resets every channel. */
 }
 
+/* Unsubscribe the channels whose linger is over (checked as rooms come and go). */
+static void linger_sweep(ferry_redis *r)
+{
+    uint64_t now = uv_now(r->loop);
+    while (!ferry_list_empty(&r->linger)) {
+        channel *c = ferry_list_entry(r->linger.next, channel, llink);
+        if (c->linger_until > now)
+            break;
+        ferry_list_remove(&c->llink);
+        c->lingering = 0;
+        c->expired = 1;
+        chan_sync(r, c);
+    }
+}
+
 static void chan_want(ferry_redis *r, const char *name, size_t len)
 {
+    linger_sweep(r);
     channel *c = chan_find(r, name, len);
     if (c == NULL) {
         c = ferry_mem_alloc(sizeof(*c) + len + 1);
@@ -205,6 +246,9 @@ static void chan_want(ferry_redis *r, const char *name, size_t len)
         c->hash = hash_bytes(name, len);
         c->want = 0;
         c->state = CH_IDLE;
+        c->lingering = 0;
+        c->expired = 0;
+        ferry_list_init(&c->llink);
         if (r->nchans >= r->nb)
             chan_grow(r);
         c->next = r->chans[c->hash & (r->nb - 1)];
@@ -217,6 +261,7 @@ static void chan_want(ferry_redis *r, const char *name, size_t len)
 
 static void chan_unwant(ferry_redis *r, const char *name, size_t len)
 {
+    linger_sweep(r);
     channel *c = chan_find(r, name, len);
     if (c == NULL || c->want == 0)
         return;
@@ -237,6 +282,10 @@ static void chans_each(ferry_redis *r, void (*fn)(ferry_redis *, channel *))
 static void chan_reset(ferry_redis *r, channel *c)
 {
     c->state = CH_IDLE;
+    if (c->lingering) {
+        ferry_list_remove(&c->llink);
+        c->lingering = 0;
+    }
     if (c->want == 0)
         chan_free(r, c);
 }
@@ -994,6 +1043,7 @@ int ferry_redis_new(uv_loop_t *loop, const ferry_redis_config *cfg, ferry_redis 
         return -FERRY_ENOMEM;
     r->loop = loop;
     ferry_list_init(&r->adapters);
+    ferry_list_init(&r->linger);
     r->nb = 64;
     r->chans = ferry_mem_calloc(r->nb, sizeof(*r->chans));
     r->prefix = ferry_mem_strdup(cfg->prefix != NULL ? cfg->prefix : "ferry");
