@@ -505,8 +505,6 @@ void ferry_conn_accept(ferry_http *http, uv_stream_t *server, ferry_tls *tls, in
         }
     }
     uv_tcp_nodelay(&c->tcp, 1);
-    llhttp_init(&c->parser, HTTP_REQUEST, parser_settings());
-    c->parser.data = c;
     if (c->tls != NULL)
         set_timer(c, CONN_TIMER_HANDSHAKE, http->limits.tls_handshake_timeout_ms);
     else
@@ -644,13 +642,13 @@ static int store_put(ferry_conn *c, const char *at, size_t n)
     /* A NUL inside a token would misplace every string after it (llhttp lets none through
      * in its strict mode; this holds whatever the mode). */
     if (n > 0 && memchr(at, '\0', n) != NULL) {
-        c->error_status = 400;
+        c->p->error_status = 400;
         return -1;
     }
     size_t max = 2 * c->http->limits.max_header_bytes + 2;
     int rc = ferry_vec_append(&c->req->store, n > 0 ? at : "", n, max);
     if (rc != 0)
-        c->error_status = rc == -FERRY_ETOOBIG ? 431 : 503;
+        c->p->error_status = rc == -FERRY_ETOOBIG ? 431 : 503;
     return rc == 0 ? 0 : -1;
 }
 
@@ -660,7 +658,7 @@ static int store_end(llhttp_t *p)
     ferry_conn *c = p->data;
     int rc = ferry_vec_append(&c->req->store, "", 1, 2 * c->http->limits.max_header_bytes + 2);
     if (rc != 0)
-        c->error_status = rc == -FERRY_ETOOBIG ? 431 : 503;
+        c->p->error_status = rc == -FERRY_ETOOBIG ? 431 : 503;
     return rc == 0 ? 0 : -1;
 }
 
@@ -668,9 +666,9 @@ static int store_end(llhttp_t *p)
  * one huge read cannot grow the accumulators; the exact count is done in process(). */
 static int count_header(ferry_conn *c, size_t n)
 {
-    c->header_bytes += n;
-    if (c->header_bytes > c->http->limits.max_header_bytes) {
-        c->error_status = 431;
+    c->p->header_bytes += n;
+    if (c->p->header_bytes > c->http->limits.max_header_bytes) {
+        c->p->error_status = 431;
         return -1;
     }
     return 0;
@@ -682,11 +680,12 @@ static int on_message_begin(llhttp_t *p)
     FERRY_ASSERT(c->req == NULL);
     c->req = ferry_mem_calloc(1, sizeof(*c->req));
     if (c->req == NULL) {
-        c->error_status = 503;
+        c->p->error_status = 503;
         return -1;
     }
     c->req->conn = c;
-    c->header_bytes = 0;
+    c->p->header_bytes = 0;
+    c->p->busy = 1;
     if (c->timer_kind != CONN_TIMER_HEADER)
         set_timer(c, CONN_TIMER_HEADER, c->http->limits.header_timeout_ms);
     return 0;
@@ -825,7 +824,7 @@ static int on_headers_complete(llhttp_t *p)
     r->head = strcmp(r->method, "HEAD") == 0;
     int status = req_build(r);
     if (status != 0) {
-        c->error_status = status;
+        c->p->error_status = status;
         return -1;
     }
     /* Stop at the end of the head: process() counts its exact size before going on. */
@@ -844,9 +843,9 @@ static int head_complete(ferry_conn *c)
     if (c->state == CONN_CLOSING)
         return -1;
     /* A declared body over the limit is refused before it is sent. */
-    if ((c->parser.flags & F_CONTENT_LENGTH) &&
-        c->parser.content_length > c->http->limits.max_body_bytes) {
-        c->error_status = 413;
+    if ((c->p->parser.flags & F_CONTENT_LENGTH) &&
+        c->p->parser.content_length > c->http->limits.max_body_bytes) {
+        c->p->error_status = 413;
         return -1;
     }
     const char *expect = ferry_req_header_get(r, "expect");
@@ -863,7 +862,7 @@ static int on_body(llhttp_t *p, const char *at, size_t n)
     ferry_conn *c = conn_of(p);
     int rc = ferry_vec_append(&c->req->body, at, n, c->http->limits.max_body_bytes);
     if (rc != 0) {
-        c->error_status = rc == -FERRY_ETOOBIG ? 413 : 503;
+        c->p->error_status = rc == -FERRY_ETOOBIG ? 413 : 503;
         return -1;
     }
     return 0;
@@ -933,7 +932,7 @@ static void reject(ferry_conn *c, int status)
     else
         st->bad_requests++;
     FERRY_LOG(FERRY_LOG_INFO, "http", NULL, "bad request: %d %s (%s)", status,
-              ferry_http_status_text(status), llhttp_get_error_reason(&c->parser));
+              ferry_http_status_text(status), llhttp_get_error_reason(&c->p->parser));
     char head[160];
     ferry_strbuf sb;
     ferry_strbuf_init(&sb, head, sizeof(head));
@@ -982,6 +981,20 @@ static void feed_taken(ferry_conn *c)
     in_release(c);
 }
 
+/* A request's first bytes are here: a fresh parser for it. */
+static int parse_begin(ferry_conn *c)
+{
+    c->p = ferry_mem_calloc(1, sizeof(*c->p));
+    if (c->p == NULL) {
+        FERRY_LOG(FERRY_LOG_WARN, "http", NULL, "out of memory parsing: closing a connection");
+        ferry_conn_close(c);
+        return -FERRY_ENOMEM;
+    }
+    llhttp_init(&c->p->parser, HTTP_REQUEST, parser_settings());
+    c->p->parser.data = c;
+    return 0;
+}
+
 static void process_input(ferry_conn *c)
 {
     if (ferry_life_held(&c->life))
@@ -990,35 +1003,37 @@ static void process_input(ferry_conn *c)
     const size_t max_head = c->http->limits.max_header_bytes;
     /* After the head's pause a bodiless request completes without further bytes. */
     while (c->state == CONN_HTTP && !c->waiting && (c->in.len > 0 || c->in_body)) {
-        llhttp_errno_t err = llhttp_execute(&c->parser, c->in.base, c->in.len);
+        if (c->p == NULL && parse_begin(c) != 0)
+            break;
+        llhttp_errno_t err = llhttp_execute(&c->p->parser, c->in.base, c->in.len);
         if (err == HPE_OK) {
             /* Everything was taken. Still in the head: it is at least this long. */
             if (!c->in_body) {
-                c->head_fed += c->in.len;
-                if (c->head_fed > max_head) {
-                    c->error_status = 431;
+                c->p->head_fed += c->in.len;
+                if (c->p->head_fed > max_head) {
+                    c->p->error_status = 431;
                     reject(c, 431);
                     break;
                 }
             } else {
-                c->body_fed += c->in.len;
+                c->p->body_fed += c->in.len;
             }
             ferry_vec_consume(&c->in, c->in.len);
             break;
         }
-        size_t used = (size_t)(llhttp_get_error_pos(&c->parser) - c->in.base);
+        size_t used = (size_t)(llhttp_get_error_pos(&c->p->parser) - c->in.base);
         if (err != HPE_PAUSED) {
-            reject(c, c->error_status ? c->error_status : 400);
+            reject(c, c->p->error_status ? c->p->error_status : 400);
             break;
         }
         ferry_vec_consume(&c->in, used);
-        llhttp_resume(&c->parser);
+        llhttp_resume(&c->p->parser);
         if (c->head_paused) {
             /* The exact head size: request line, header lines and the blank line. */
             c->head_paused = 0;
-            size_t head = c->head_fed + used;
-            c->head_fed = 0;
-            c->body_fed = 0;
+            size_t head = c->p->head_fed + used;
+            c->p->head_fed = 0;
+            c->p->body_fed = 0;
             c->req->wire_in = head;
             c->req->head_in = head;
             if (head > max_head) {
@@ -1027,7 +1042,7 @@ static void process_input(ferry_conn *c)
             }
             if (head_complete(c) != 0) {
                 if (c->state != CONN_CLOSING)
-                    reject(c, c->error_status ? c->error_status : 400);
+                    reject(c, c->p->error_status ? c->p->error_status : 400);
                 break;
             }
             c->in_body = 1;
@@ -1035,8 +1050,9 @@ static void process_input(ferry_conn *c)
         }
         c->in_body = 0;
         ferry_req *r = c->req;
-        r->wire_in += c->body_fed + used; /* the body as it came: chunk sizes and all */
-        c->body_fed = 0;
+        r->wire_in += c->p->body_fed + used; /* the body as it came: chunk sizes and all */
+        c->p->body_fed = 0;
+        c->p->busy = 0;
         c->waiting = 1;
         c->http->stats.requests++;
         if (c->redirect_port != 0)
@@ -1048,6 +1064,11 @@ static void process_input(ferry_conn *c)
     if (c->state == CONN_TAKEN) {
         feed_taken(c);
         return;
+    }
+    /* Between requests, with nothing buffered: the parser goes until bytes come. */
+    if (c->state == CONN_HTTP && c->p != NULL && !c->p->busy && c->in.len == 0) {
+        ferry_mem_free(c->p);
+        c->p = NULL;
     }
     if (c->state == CONN_HTTP && !c->reading && !c->eof && !c->read_paused)
         ferry_conn_resume_reading(c);
@@ -1326,6 +1347,9 @@ ferry_conn *ferry_req_take_conn(ferry_req *req, const ferry_conn_handler *h, voi
     if (c->state != CONN_HTTP)
         return NULL;
     c->state = CONN_TAKEN;
+    /* No more HTTP on this connection: its parser goes now rather than with it. */
+    ferry_mem_free(c->p);
+    c->p = NULL;
     if (meter != NULL) {
         meter->bytes_in += wire_in;
         meter->head_bytes_in += head_in;
@@ -1647,6 +1671,7 @@ static void conn_free(ferry_conn *c)
     ferry_list_remove(&c->link);
     ferry_list_remove(&c->deferred);
     ferry_vec_free(&c->in);
+    ferry_mem_free(c->p);
     tls_free(c);
     ferry_mem_free(c);
     http->nconns--;

@@ -22,12 +22,26 @@ typedef enum conn_timer_kind {
     CONN_TIMER_HANDSHAKE, /* TLS: the handshake must complete */
 } conn_timer_kind;
 
+/* What only a connection parsing a request needs: allocated when a request's first bytes are
+ * parsed, freed once it is parsed whole (between requests llhttp is in its initial state:
+ * the next request starts on a fresh one) and when a transport takes the connection. So an
+ * idle connection, a keep-alive one, one holding a long poll, or a WebSocket, carries none. */
+typedef struct conn_parse {
+    llhttp_t parser;
+    /* Head accounting (the head's tokens themselves go into the request's store). */
+    size_t header_bytes; /* lower bound from the tokens (early 431) */
+    size_t head_fed;     /* bytes given to llhttp while the current head is incomplete */
+    size_t body_fed;     /* bytes given to llhttp in the current body (framing included) */
+    int error_status;    /* status to answer when a callback stops the parser (413, 431) */
+    int busy;            /* a request has begun and is not parsed whole yet */
+} conn_parse;
+
 struct ferry_conn {
     uv_tcp_t tcp; /* first: the libuv callbacks get back to the conn by a cast */
     ferry_http *http;
     ferry_list link;      /* in http->conns */
     ferry_list deferred;  /* in the list of conns with input to process next turn */
-    llhttp_t parser;
+    conn_parse *p;        /* NULL between requests and once taken */
     ferry_vec in;         /* read but not yet parsed (or not yet given to the taker) */
     ferry_req *req;       /* the request being parsed or waiting for its answer */
     /* The one lifetime rule (common/life.h): a reference is held around every call out (a
@@ -38,11 +52,6 @@ struct ferry_conn {
     conn_state state;
     conn_timer_kind timer_kind;
     ferry_timer timer;
-    /* Head accounting (the head's tokens themselves go into the request's store). */
-    size_t header_bytes;  /* lower bound from the tokens (early 431) */
-    size_t head_fed;      /* bytes given to llhttp while the current head is incomplete */
-    size_t body_fed;      /* bytes given to llhttp in the current body (framing included) */
-    int error_status; /* status to answer when a callback stops the parser (413, 431) */
     /* Writes in flight. */
     unsigned nwrites;
     size_t pending_bytes;
