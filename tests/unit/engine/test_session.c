@@ -388,7 +388,16 @@ static void held_poll_outlives_http_timeouts(void **state)
     h_server *h = h_start(&cfg);
     W.h = h;
     assert_int_equal(ferry_server_on_session(h->srv, on_session, NULL), 0);
-    ferry_session *s = handshake(h);
+    /* The handshake itself must arrive whole within the 50 ms header timeout: on a loaded
+     * machine it sometimes does not (408). Asked again, a few times; the poll below is what
+     * the test is about. */
+    h_response hr;
+    int st = 0;
+    for (int i = 0; i < 20 && (st = h_request(h, HS, &hr)) == 408; i++)
+        ;
+    assert_int_equal(st, 200);
+    assert_int_equal(W.opened, 1);
+    ferry_session *s = W.last;
     h_client *c = hc_connect(h);
     uint64_t want = h->srv->http.stats.requests + 1;
     hc_sends(c, req_for("GET", W.sid, NULL));
