@@ -102,6 +102,24 @@ typedef void (*ferry_log_cb)(ferry_log_level level, const char *module, const ch
  * dropped before they are formatted. Process-wide; call it before starting servers. */
 FERRY_EXTERN void ferry_set_log_cb(ferry_log_cb cb, ferry_log_level max_level, void *user_data);
 
+typedef enum ferry_log_format {
+    FERRY_LOG_FORMAT_TEXT = 0, /* ferry info [engine] sid=AbC123... message */
+    FERRY_LOG_FORMAT_JSON,     /* one JSON object per line (JSON Lines):
+                                  {"time":"2026-12-06T17:52:42.123Z","level":"info",
+                                   "module":"engine","sid":"AbC123","msg":"..."}
+                                  "sid" (its first 6 characters) only when the line has one */
+} ferry_log_format;
+
+/** How the default sink (stderr) writes lines; ignored while a ferry_set_log_cb() callback is
+ * installed. Process-wide; call it before starting servers. */
+FERRY_EXTERN void ferry_set_log_format(ferry_log_format format);
+
+/** Write one line of the application's through ferry's log sink (the callback, or stderr in the
+ * chosen format), so that a program's own lines and ferry's share one format. module names the
+ * part of the program ("app"); msg is the line without a newline (copied; cut at 511 bytes).
+ * Written whatever the level threshold: the caller decided it is worth a line. */
+FERRY_EXTERN void ferry_log_message(ferry_log_level level, const char *module, const char *msg);
+
 /* ------------------------------------------------------------------ reasons */
 
 /** Why a session or socket closed. ferry_reason_str() gives Socket.IO's exact strings, which

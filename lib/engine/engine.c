@@ -522,7 +522,18 @@ static void finalize(ferry_session *s, ferry_reason reason)
         s->probe = NULL;
         p->ops->close(p, reason);
     }
-    FERRY_LOG(FERRY_LOG_DEBUG, "engine", s->sid, "closed: %s", ferry_reason_str(reason));
+    if (s->announced) {
+        /* One line per session end, with what an operator asks first: on which transport,
+         * after how long, why, and what it cost. */
+        const ferry_transport_ops *on = s->transport ? s->transport->ops : s->lost_ops;
+        uint64_t now = ferry_wall_ms();
+        FERRY_LOG(FERRY_LOG_INFO, "engine", s->sid,
+                  "closed on %s after %.1f s: %s (%llu bytes in, %llu out)",
+                  on ? on->name : "none",
+                  now > s->time_ms ? (double)(now - s->time_ms) / 1000.0 : 0.0,
+                  ferry_reason_str(reason), (unsigned long long)s->counters.wire.bytes_in,
+                  (unsigned long long)s->counters.wire.bytes_out);
+    }
     if (s->announced && s->on_close != NULL)
         s->on_close(s, reason, s->on_close_ud);
     ferry_session_release(s); /* ours: frees s unless someone else still holds it */
@@ -591,6 +602,7 @@ void ferry_engine_on_transport_closed(ferry_transport *t, ferry_reason reason)
         s->lost_ops = t->ops;
         return;
     }
+    s->lost_ops = t->ops; /* for the close line */
     finalize(s, s->state == SESSION_CLOSING ? s->close_reason : reason);
 }
 
@@ -730,7 +742,7 @@ static int on_probe_packet(ferry_session *s, ferry_transport *t, int type, const
         s->engine->metrics.t[ferry_engine_transport_index(old ? old->ops : s->lost_ops)]
             .moves[ferry_engine_transport_index(t->ops)][FERRY_MOVE_PROBE]++;
         s->lost_ops = NULL;
-        FERRY_LOG(FERRY_LOG_DEBUG, "engine", s->sid, "upgraded %s -> %s",
+        FERRY_LOG(FERRY_LOG_INFO, "engine", s->sid, "upgraded %s -> %s",
                   old ? old->ops->name : "none", t->ops->name);
         if (old != NULL) /* NULL: an extension session lost it during the probe */
             old->ops->close(old, FERRY_REASON_TRANSPORT_CLOSE);
@@ -1204,7 +1216,8 @@ static void handshake(ferry_engine *eng, const ferry_transport_ops *ops, ferry_r
     }
     ferry_buf_release(open);
     ferry_timer_start(eng->wheel, &s->heartbeat, eng->cfg->ping_interval_ms);
-    FERRY_LOG(FERRY_LOG_DEBUG, "engine", s->sid, "open on %s", ops->name);
+    FERRY_LOG(FERRY_LOG_INFO, "engine", s->sid, "open on %s from %s%s", ops->name,
+              s->remote_addr, s->extensions ? " (ferry's client)" : "");
     s->announced = 1;
     if (eng->on_session != NULL)
         eng->on_session(s, eng->on_session_ud);

@@ -71,6 +71,9 @@ static const char usage_tail[] =
     "  --node-id ID           this node's name in the cluster, [A-Za-z0-9._-]{1,64}\n"
     "                         (FERRY_NODE_ID, default: random)\n"
     "  --log-level LEVEL      error, warn, info or debug (FERRY_LOG_LEVEL, default warn)\n"
+    "  --log-format FORMAT    text (default) or json: one JSON object per line on stderr,\n"
+    "                         {time, level, module, sid (6 characters), msg}\n"
+    "                         (FERRY_LOG_FORMAT)\n"
     "  --tls-cert FILE        PEM certificate chain: --port speaks TLS (https, wss)\n"
     "                         (FERRY_TLS_CERT; repeat the flag, or commas in the variable,\n"
     "                         for more certificates chosen by SNI; the first is the default)\n"
@@ -402,6 +405,13 @@ static int set(app_config *cfg, const char *name, const char *v)
         cfg->node_id = v;
     } else if (strcmp(name, "log-level") == 0) {
         return parse_level(v, &cfg->log_level);
+    } else if (strcmp(name, "log-format") == 0) {
+        if (strcmp(v, "json") == 0)
+            cfg->log_json = 1;
+        else if (strcmp(v, "text") == 0)
+            cfg->log_json = 0;
+        else
+            return bad("log format", v, "use text or json");
     } else if (strcmp(name, "tls-cert") == 0 || strcmp(name, "tls-key") == 0) {
         return add_tls_file(cfg, name[4] == 'c' ? 0 : 1, v);
     } else if (strcmp(name, "tls-min-version") == 0) {
@@ -478,6 +488,7 @@ static const struct {
     {"FERRY_REDIS", "redis"},
     {"FERRY_NODE_ID", "node-id"},
     {"FERRY_LOG_LEVEL", "log-level"},
+    {"FERRY_LOG_FORMAT", "log-format"},
     {"FERRY_TLS_CERT", "tls-cert"},
     {"FERRY_TLS_KEY", "tls-key"},
     {"FERRY_TLS_MIN_VERSION", "tls-min-version"},

@@ -54,6 +54,7 @@ typedef struct app_config {
     const char *redis_url; /* NULL: one node; else a cluster node through this Redis */
     const char *node_id;   /* NULL: random */
     ferry_log_level log_level; /* warn */
+    int log_json;              /* --log-format json: JSON Lines on stderr */
     /* TLS: with certificates, --port speaks TLS (https, wss). The first pair is the default
      * certificate, the others are chosen by SNI. */
     const char *tls_cert[APP_TLS_MAX];

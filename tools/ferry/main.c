@@ -5,6 +5,7 @@
  * speaks TLS, and SIGHUP reloads the certificates (read on a worker thread, then swapped in on
  * the loop; open sessions keep going). */
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -17,6 +18,24 @@
 #include "publish.h"
 #include "relay.h"
 #include "suite.h"
+
+/* One line on stderr: "ferry: ..." as before, or through ferry's log sink as JSON with
+ * --log-format json, so that every line of the process is one JSON object then. */
+static int json_logs;
+
+static void say(ferry_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(ferry_log_level level, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (json_logs)
+        ferry_log_message(level, "ferry", msg);
+    else
+        fprintf(stderr, "ferry: %s\n", msg);
+}
 
 typedef struct app {
     ferry_server *srv;
@@ -48,11 +67,11 @@ static int load_tls(const app_config *cfg, ferry_tls **out)
     ferry_tls *tls = NULL;
     int rc = ferry_tls_new(&tc, &tls);
     if (rc != 0)
-        fprintf(stderr, "ferry: cannot set up TLS: %s\n", ferry_strerror(rc));
+        say(FERRY_LOG_ERROR, "cannot set up TLS: %s", ferry_strerror(rc));
     for (size_t i = 0; rc == 0 && i < cfg->ntls_cert; i++) {
         rc = ferry_tls_add_cert(tls, cfg->tls_cert[i], cfg->tls_key[i]);
         if (rc != 0)
-            fprintf(stderr, "ferry: cannot use the certificate %s with the key %s: %s\n",
+            say(FERRY_LOG_ERROR, "cannot use the certificate %s with the key %s: %s",
                     cfg->tls_cert[i], cfg->tls_key[i], ferry_strerror(rc));
     }
     if (rc != 0) {
@@ -79,7 +98,7 @@ static void reload_done(uv_work_t *w, int status)
     ferry_tls *fresh = a->reloaded;
     a->reloaded = NULL;
     if (status != 0 || a->reload_rc != 0) {
-        fprintf(stderr, "ferry: SIGHUP: reload failed (%s): the certificates in use stay\n",
+        say(FERRY_LOG_ERROR, "SIGHUP: reload failed (%s): the certificates in use stay",
                 ferry_strerror(status != 0 ? status : a->reload_rc));
     } else if (!a->closing) {
         int n = ferry_server_set_tls(a->srv, a->tls, fresh);
@@ -87,9 +106,9 @@ static void reload_done(uv_work_t *w, int status)
             ferry_tls_release(a->tls);
             a->tls = fresh;
             fresh = NULL;
-            fprintf(stderr, "ferry: SIGHUP: certificates reloaded (%zu)\n", a->cfg->ntls_cert);
+            say(FERRY_LOG_INFO, "SIGHUP: certificates reloaded (%zu)", a->cfg->ntls_cert);
         } else {
-            fprintf(stderr, "ferry: SIGHUP: reload failed (%s)\n", ferry_strerror(n));
+            say(FERRY_LOG_ERROR, "SIGHUP: reload failed (%s)", ferry_strerror(n));
         }
     }
     ferry_tls_release(fresh);
@@ -115,7 +134,7 @@ static void on_sighup(uv_signal_t *sig, int signum)
     (void)signum;
     app *a = sig->data;
     if (a->tls == NULL)
-        fprintf(stderr, "ferry: SIGHUP: nothing to reload (no --tls-cert), going on\n");
+        say(FERRY_LOG_WARN, "SIGHUP: nothing to reload (no --tls-cert), going on");
     else if (!a->closing)
         start_reload(a);
 }
@@ -137,7 +156,7 @@ static void on_signal(uv_signal_t *sig, int signum)
     app *a = sig->data;
     if (!a->closing) {
         a->closing = 1;
-        fprintf(stderr, "ferry: %s, closing\n", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+        say(FERRY_LOG_INFO, "%s, closing", signum == SIGTERM ? "SIGTERM" : "SIGINT");
         ferry_server_close(a->srv, on_closed, a);
     }
     /* Both handles go, so that uv_run returns once the server has closed. */
@@ -163,6 +182,8 @@ int main(int argc, char **argv)
     if (prc != 0)
         return prc > 0 ? 0 : 2;
     ferry_set_log_cb(NULL, cfg.log_level, NULL);
+    ferry_set_log_format(cfg.log_json ? FERRY_LOG_FORMAT_JSON : FERRY_LOG_FORMAT_TEXT);
+    json_logs = cfg.log_json;
 
     ferry_server_config sc;
     ferry_server_config_init(&sc);
@@ -202,7 +223,7 @@ int main(int argc, char **argv)
     int found = 0;
     int rc = ferry_server_new(loop, &sc, &a.srv);
     if (rc != 0) {
-        fprintf(stderr, "ferry: cannot create the server: %s\n", ferry_strerror(rc));
+        say(FERRY_LOG_ERROR, "cannot create the server: %s", ferry_strerror(rc));
         return 1;
     }
     if (cfg.redis_url != NULL) {
@@ -269,7 +290,7 @@ int main(int argc, char **argv)
         }
     }
     if (rc != 0) {
-        fprintf(stderr, "ferry: cannot %s on %s:%d: %s%s\n", step, cfg.host, cfg.port,
+        say(FERRY_LOG_ERROR, "cannot %s on %s:%d: %s%s", step, cfg.host, cfg.port,
                 ferry_strerror(rc),
                 rc == -FERRY_EINVAL && strcmp(step, "set up") != 0
                     ? " (--host takes an IPv4 or IPv6 address such as 127.0.0.1 or ::1)"
@@ -284,9 +305,8 @@ int main(int argc, char **argv)
         return 1;
     }
     if (!found)
-        fprintf(stderr,
-                "ferry: socket.io-client's bundle not found (run `npm ci`, or pass "
-                "--client-js): %s answers 404\n",
+        say(FERRY_LOG_WARN, "socket.io-client's bundle not found (run `npm ci`, or pass "
+                "--client-js): %s answers 404",
                 CLIENTJS_PATH);
 
     uv_signal_init(loop, &a.sigterm);
