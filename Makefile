@@ -6,7 +6,7 @@
 #       make bench-tls, make lab (every hostile-network scenario at full length ->
 #       docs/hostile-networks.md), make transport-lab (examples/transport-lab on
 #       127.0.0.1:8090), make chat-server (the chat served by the C examples/chat-server),
-#       make screenshots (the examples' README screenshots), make fuzz, make clean.
+#       make screenshots (the examples' README screenshots and docs/img/admin.png), make fuzz, make clean.
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 PORT ?= 8080
@@ -85,7 +85,7 @@ chaos: test-build
 # The examples' README screenshots (examples/*/screenshot.png), taken by their browser tests in
 # headless Chromium once each test has checked what the page shows.
 SCREENSHOT_TESTS := tests/browser/transport-lab.test.mjs tests/browser/chat.test.mjs \
-  tests/browser/chat-server.test.mjs
+  tests/browser/chat-server.test.mjs tests/browser/admin.test.mjs
 screenshots: test-build
 	@FERRY_BUILD_DIR=$(TEST_DIR) FERRY_SCREENSHOTS=1 node --test --test-concurrency=1 \
 	  $(SCREENSHOT_TESTS)

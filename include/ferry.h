@@ -563,6 +563,26 @@ typedef enum ferry_counter {
  * is written after that callback). Cheap: a field read. */
 FERRY_EXTERN uint64_t ferry_session_counter(const ferry_session *s, ferry_counter which);
 
+/** The last round trip of a server ping to its pong, in milliseconds (on polling it includes
+ * the wait for the next poll; on short-polling the poll interval); -1 before the first pong. */
+FERRY_EXTERN int64_t ferry_session_rtt_ms(const ferry_session *s);
+
+/** One step of a session's transport history (ferry_session_transport_history()). */
+typedef struct ferry_transport_event {
+    uint64_t time_ms;   /* when, in milliseconds since the Unix epoch */
+    const char *kind;   /* "open", "upgrade" (probe), "attach" (ferry's extension),
+                           "probe-failed", "report" (ferry's client told why) */
+    const char *from;   /* a transport name, or "none" (open; a report's first choice) */
+    const char *to;     /* a transport name */
+    const char *reason; /* report: the client's reason code (or "other"); probe-failed:
+                           "timeout" or "closed"; upgrade: "probe"; else "" */
+} ferry_transport_event;
+
+/** The session's last transport events (at most 8 are kept), oldest first, into out[0..max);
+ * returns how many. The strings are static. */
+FERRY_EXTERN size_t ferry_session_transport_history(const ferry_session *s,
+                                                    ferry_transport_event *out, size_t max);
+
 /** The counter's name in snake case ("bytes_in", "message_bytes_out", ...), for logs and
  * JSON; NULL for an unknown one. Static. */
 FERRY_EXTERN const char *ferry_counter_name(ferry_counter which);
@@ -748,6 +768,13 @@ FERRY_EXTERN int ferry_server_metrics_listen(ferry_server *srv, const char *addr
 
 /** The port of the metrics listener, or -FERRY_ENOTFOUND when there is none. */
 FERRY_EXTERN int ferry_server_metrics_port(const ferry_server *srv);
+
+/** The exposition text now, handed to cb (valid only during the call, which happens before
+ * this returns), for an application that serves or forwards it itself. Returns 0,
+ * -FERRY_ECLOSED or -FERRY_ENOMEM (cb not called). */
+FERRY_EXTERN int ferry_server_metrics_text(ferry_server *srv,
+                                           void (*cb)(const char *text, size_t len, void *ud),
+                                           void *ud);
 
 /* ------------------------------------------------------------------ Socket.IO: the app level
  *

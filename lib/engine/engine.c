@@ -386,6 +386,8 @@ size_t ferry_engine_take(ferry_transport *t, ferry_buf **out, uint64_t *seqs, si
 /* A server ping the client may never have seen (it went out on a transport that failed): ask
  * again, with a fresh deadline, since the client has just shown it is there. */
 static void reping(ferry_session *s);
+static void history_add(ferry_session *s, int kind, const ferry_transport_ops *from,
+                        const ferry_transport_ops *to, unsigned reason);
 
 int ferry_engine_resume(ferry_transport *t, uint64_t last)
 {
@@ -579,6 +581,9 @@ void ferry_engine_on_transport_closed(ferry_transport *t, ferry_reason reason)
         if (s->state == SESSION_OPEN) {
             s->engine->stats.upgrade_failures++;
             size_t from = ferry_engine_transport_index(s->transport ? s->transport->ops : NULL);
+            history_add(s, FERRY_TREV_PROBE_FAILED, s->transport ? s->transport->ops : NULL,
+                        t->ops,
+                        timed_out ? FERRY_PROBE_FAILED_TIMEOUT : FERRY_PROBE_FAILED_CLOSED);
             s->engine->metrics.t[from].probe_failures[ferry_engine_transport_index(t->ops)]
                                                      [timed_out
                                                           ? FERRY_PROBE_FAILED_TIMEOUT
@@ -653,6 +658,7 @@ static void reping(ferry_session *s)
     queue_simple(s, EIO_PING, NULL);
     uint64_t wait = pong_wait(s);
     s->pong_deadline = uv_now(eng->loop) + wait;
+    s->ping_at = uv_now(eng->loop);
     ferry_timer_start(eng->wheel, &s->heartbeat, wait);
 }
 
@@ -680,6 +686,7 @@ static void on_heartbeat(ferry_timer *tm)
     s->awaiting_pong = 1;
     uint64_t deadline = pong_wait(s);
     s->pong_deadline = uv_now(eng->loop) + deadline;
+    s->ping_at = uv_now(eng->loop);
     ferry_timer_start(eng->wheel, &s->heartbeat, deadline);
 }
 
@@ -741,6 +748,7 @@ static int on_probe_packet(ferry_session *s, ferry_transport *t, int type, const
         s->engine->stats.upgrades++;
         s->engine->metrics.t[ferry_engine_transport_index(old ? old->ops : s->lost_ops)]
             .moves[ferry_engine_transport_index(t->ops)][FERRY_MOVE_PROBE]++;
+        history_add(s, FERRY_TREV_UPGRADE, old ? old->ops : s->lost_ops, t->ops, 0);
         s->lost_ops = NULL;
         FERRY_LOG(FERRY_LOG_INFO, "engine", s->sid, "upgraded %s -> %s",
                   old ? old->ops->name : "none", t->ops->name);
@@ -892,9 +900,11 @@ static void report(ferry_session *s, const char *data, size_t len)
         return;
     }
     eng->stats.reports++;
+    size_t rr = report_reason_index(reason->valuestring);
     eng->metrics.t[ferry_engine_transport_index(from[0] ? ferry_transport_find(from) : NULL)]
-        .reports[ferry_engine_transport_index(ferry_transport_find(to))]
-                [report_reason_index(reason->valuestring)]++;
+        .reports[ferry_engine_transport_index(ferry_transport_find(to))][rr]++;
+    history_add(s, FERRY_TREV_REPORT, from[0] ? ferry_transport_find(from) : NULL,
+                ferry_transport_find(to), (unsigned)rr);
     char shortsid[9]; /* the log line names the session by its first 8 characters */
     memcpy(shortsid, s->sid, sizeof(shortsid) - 1);
     shortsid[sizeof(shortsid) - 1] = '\0';
@@ -940,6 +950,8 @@ int ferry_engine_on_packet(ferry_transport *t, int type, const char *data, size_
     case EIO_PONG:
         if (s->awaiting_pong && s->state == SESSION_OPEN) {
             s->awaiting_pong = 0;
+            uint64_t rtt = uv_now(s->engine->loop) - s->ping_at;
+            s->rtt_ms = rtt > UINT32_MAX - 1 ? UINT32_MAX - 1 : (uint32_t)rtt;
             ferry_timer_start(s->engine->wheel, &s->heartbeat, s->engine->cfg->ping_interval_ms);
         }
         return 0;
@@ -1023,6 +1035,7 @@ static ferry_session *session_new(ferry_engine *eng, const ferry_transport_ops *
     ferry_list_init(&s->sent);
     ferry_list_init(&s->dirty);
     ferry_timer_init(&s->heartbeat, on_heartbeat);
+    s->rtt_ms = UINT32_MAX;
     ferry_timer_init(&s->upgrade_timer, on_upgrade_timer);
     ferry_timer_init(&s->drain_timer, on_drain_timer);
     uint8_t raw[16];
@@ -1091,6 +1104,21 @@ size_t ferry_engine_transport_index(const ferry_transport_ops *ops)
         return FERRY_ENGINE_NO_TRANSPORT;
     size_t i = rank(ops);
     return i < FERRY_ENGINE_NO_TRANSPORT ? i : FERRY_ENGINE_NO_TRANSPORT - 1;
+}
+
+/* Record a transport event in the session's history ring. */
+static void history_add(ferry_session *s, int kind, const ferry_transport_ops *from,
+                        const ferry_transport_ops *to, unsigned reason)
+{
+    uint64_t now = ferry_wall_ms();
+    ferry_tr_event *e = &s->history[s->nhistory % FERRY_TR_HISTORY];
+    uint64_t at = now > s->time_ms ? now - s->time_ms : 0;
+    e->at_ms = at > UINT32_MAX ? UINT32_MAX : (uint32_t)at;
+    e->kind = (uint8_t)kind;
+    e->from = (uint8_t)ferry_engine_transport_index(from);
+    e->to = (uint8_t)ferry_engine_transport_index(to);
+    e->reason = (uint8_t)reason;
+    s->nhistory++;
 }
 
 const char *ferry_engine_transport_label(size_t i)
@@ -1206,6 +1234,7 @@ static void handshake(ferry_engine *eng, const ferry_transport_ops *ops, ferry_r
     int inserted = ferry_session_table_insert(&eng->sessions, s) == 0;
     eng->stats.sessions_opened++;
     eng->metrics.t[ferry_engine_transport_index(ops)].handshakes++;
+    history_add(s, FERRY_TREV_OPEN, NULL, ops, 0);
     ferry_buf *open = inserted ? open_packet(s) : NULL;
     if (open == NULL || queue_packet(s, open) != 0) {
         FERRY_LOG(FERRY_LOG_WARN, "engine", s->sid, "handshake: out of memory");
@@ -1323,6 +1352,7 @@ static void attach(ferry_engine *eng, ferry_session *s, const ferry_transport_op
     eng->stats.attaches++;
     eng->metrics.t[ferry_engine_transport_index(old ? old->ops : s->lost_ops)]
         .moves[ferry_engine_transport_index(ops)][FERRY_MOVE_ATTACH]++;
+    history_add(s, FERRY_TREV_ATTACH, old ? old->ops : s->lost_ops, ops, 0);
     s->lost_ops = NULL;
     FERRY_LOG(FERRY_LOG_INFO, "engine", s->sid, "attached %s -> %s at rx %llu (%zu again)",
               old ? old->ops->name : "none", ops->name, (unsigned long long)rx, replayed);
@@ -1792,4 +1822,39 @@ int ferry_engine_left_behind(const ferry_transport *t)
 {
     const ferry_session *s = t->session;
     return s->transport != NULL && s->transport != t && s->probe != t;
+}
+
+int64_t ferry_session_rtt_ms(const ferry_session *s)
+{
+    return s->rtt_ms == UINT32_MAX ? -1 : (int64_t)s->rtt_ms;
+}
+
+size_t ferry_session_transport_history(const ferry_session *s, ferry_transport_event *out,
+                                       size_t max)
+{
+    static const char *const kinds[] = {"open", "upgrade", "attach", "probe-failed", "report"};
+    static const char *const fails[] = {"timeout", "closed"};
+    uint32_t n = s->nhistory < FERRY_TR_HISTORY ? s->nhistory : FERRY_TR_HISTORY;
+    size_t k = 0;
+    for (uint32_t i = s->nhistory - n; i < s->nhistory && k < max; i++) {
+        const ferry_tr_event *e = &s->history[i % FERRY_TR_HISTORY];
+        const char *from = ferry_engine_transport_label(e->from);
+        const char *to = ferry_engine_transport_label(e->to);
+        const char *reason = "";
+        if (e->kind == FERRY_TREV_REPORT) {
+            reason = ferry_engine_report_reason(e->reason);
+            reason = reason ? reason : "other";
+        } else if (e->kind == FERRY_TREV_PROBE_FAILED) {
+            reason = fails[e->reason < 2 ? e->reason : 1];
+        } else if (e->kind == FERRY_TREV_UPGRADE) {
+            reason = "probe";
+        }
+        out[k].time_ms = s->time_ms + e->at_ms;
+        out[k].kind = kinds[e->kind < 5 ? e->kind : 0];
+        out[k].from = from ? from : "none";
+        out[k].to = to ? to : "none";
+        out[k].reason = reason;
+        k++;
+    }
+    return k;
 }

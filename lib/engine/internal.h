@@ -57,6 +57,19 @@ typedef struct ferry_session_counters {
 } ferry_session_counters;
 
 /* A hash table of sessions by sid (chained, power-of-two buckets, grown at load 1). */
+/* One entry of a session's transport history (ferry_session_transport_history()): 8 bytes. */
+typedef struct ferry_tr_event {
+    uint32_t at_ms; /* after the handshake (s->time_ms) */
+    uint8_t kind;   /* FERRY_TREV_* */
+    uint8_t from;   /* ferry_engine_transport_index() */
+    uint8_t to;
+    uint8_t reason; /* reports: a report reason index; failed probes: FERRY_PROBE_FAILED_* */
+} ferry_tr_event;
+
+enum { FERRY_TREV_OPEN, FERRY_TREV_UPGRADE, FERRY_TREV_ATTACH, FERRY_TREV_PROBE_FAILED,
+       FERRY_TREV_REPORT };
+#define FERRY_TR_HISTORY 8 /* the last ones kept */
+
 typedef struct ferry_session_table {
     ferry_session **buckets;
     size_t nbuckets;
@@ -85,6 +98,8 @@ struct ferry_session {
     ferry_timer heartbeat; /* next ping, or the pong deadline */
     int awaiting_pong;
     uint64_t pong_deadline;    /* loop time by which the pong is due (when awaiting_pong) */
+    uint64_t ping_at;          /* loop time the last server ping was queued */
+    uint32_t rtt_ms;           /* ping to pong, last measured; UINT32_MAX: none yet */
     ferry_timer upgrade_timer; /* probe deadline; also bounds a graceful close */
     /* The handshake request, kept for the application. */
     char *url;        /* the raw request target */
@@ -114,6 +129,8 @@ struct ferry_session {
     uint64_t report_window; /* loop time the current report-rate minute began */
     unsigned reports;       /* reports taken in that minute */
     ferry_session_counters counters;
+    ferry_tr_event history[FERRY_TR_HISTORY]; /* a ring: the last FERRY_TR_HISTORY events */
+    uint32_t nhistory;                       /* events ever recorded */
     /* The application side (engine level or the Socket.IO layer). */
     ferry_message_cb on_message;
     void *on_message_ud;

@@ -456,29 +456,53 @@ void ferry_metrics_render(ferry_metrics *m, ferry_strbuf *sb)
 
 /* ------------------------------------------------------------------ serving */
 
-static void on_metrics(ferry_req *req, void *ud)
+/* The exposition in a buffer of its own (a reference for the caller), or NULL. */
+static ferry_buf *render(ferry_metrics *m)
 {
-    ferry_metrics *m = ud;
     for (size_t cap = RENDER_FIRST; cap <= RENDER_MAX; cap *= 2) {
         ferry_buf *b = ferry_buf_new(cap);
         if (b == NULL)
-            break;
+            return NULL;
         ferry_strbuf sb;
         ferry_strbuf_init(&sb, b->data, cap);
         ferry_metrics_render(m, &sb);
-        if (ferry_strbuf_error(&sb) != 0) {
-            ferry_buf_release(b);
-            continue;
+        if (ferry_strbuf_error(&sb) == 0) {
+            b->len = sb.len;
+            return b;
         }
-        b->len = sb.len;
-        ferry_slice s = {b->data, b->len, b};
-        ferry_req_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8",
-                          "Cache-Control: no-store\r\n", &s, 1);
         ferry_buf_release(b);
+    }
+    return NULL;
+}
+
+int ferry_server_metrics_text(ferry_server *srv, void (*cb)(const char *text, size_t len, void *ud),
+                              void *ud)
+{
+    if (srv == NULL || cb == NULL)
+        return -FERRY_EINVAL;
+    if (srv->closing && srv->metrics == NULL)
+        return -FERRY_ECLOSED; /* no timer is started once the server closes */
+    ferry_metrics *m = ferry_metrics_get(srv);
+    ferry_buf *b = m ? render(m) : NULL;
+    if (b == NULL)
+        return -FERRY_ENOMEM;
+    cb(b->data, b->len, ud);
+    ferry_buf_release(b);
+    return 0;
+}
+
+static void on_metrics(ferry_req *req, void *ud)
+{
+    ferry_buf *b = render(ud);
+    if (b == NULL) {
+        FERRY_LOG(FERRY_LOG_WARN, "metrics", NULL, "cannot render the metrics: out of memory");
+        ferry_req_respond_text(req, 503, NULL, NULL, 0);
         return;
     }
-    FERRY_LOG(FERRY_LOG_WARN, "metrics", NULL, "cannot render the metrics: out of memory");
-    ferry_req_respond_text(req, 503, NULL, NULL, 0);
+    ferry_slice s = {b->data, b->len, b};
+    ferry_req_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8",
+                      "Cache-Control: no-store\r\n", &s, 1);
+    ferry_buf_release(b);
 }
 
 static int check_path(const char *path)

@@ -259,3 +259,19 @@ test("--metrics-listen from FERRY_METRICS_LISTEN; bad values stop ferry with one
     assert.match(r.stderr, /invalid metrics listen address/);
   }
 });
+
+test("docs: observability.md lists every metric family, and the Grafana dashboard reads only metrics ferry exports", async () => {
+  const fs = await import("node:fs");
+  const path = await import("node:path");
+  const { root } = await import("../lib/server.mjs");
+  const res = await scrapeRaw(murl);
+  const families = [...res.body.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]);
+  const doc = fs.readFileSync(path.join(root, "docs/observability.md"), "utf8");
+  for (const f of families) assert.ok(doc.includes(`\`${f}\``), `docs/observability.md lists ${f}`);
+  const dash = JSON.parse(fs.readFileSync(path.join(root, "docs/grafana-ferry.json"), "utf8"));
+  const exprs = dash.panels.flatMap((p) => p.targets.map((t) => t.expr));
+  assert.ok(exprs.length >= 12);
+  const known = new Set(families.flatMap((f) => [f, `${f}_bucket`, `${f}_sum`, `${f}_count`]));
+  for (const e of exprs)
+    for (const name of e.match(/\bferry_[a-z_]+/g) ?? []) assert.ok(known.has(name), `${name} in "${e}" is a metric ferry exports`);
+});

@@ -90,6 +90,8 @@ static const char usage_tail[] =
     "  --http-port N          with TLS, also listen for plain HTTP on N (FERRY_HTTP_PORT)\n"
     "  --http-mode MODE       redirect: the http port answers 308 to https (default);\n"
     "                         serve: it serves everything as the TLS port (FERRY_HTTP_MODE)\n"
+    "  --admin-token TOKEN    serve the live admin page at /ferry/admin; its data needs\n"
+    "                         this token (FERRY_ADMIN_TOKEN); without it: no admin page\n"
     "  --metrics-listen HOST:PORT  serve Prometheus metrics at http://HOST:PORT/metrics, on\n"
     "                         a listener of their own (FERRY_METRICS_LISTEN; e.g.\n"
     "                         127.0.0.1:9464, [::1]:9464; empty: none)\n"
@@ -355,6 +357,10 @@ static int set(app_config *cfg, const char *name, const char *v)
         cfg->static_root = *v ? v : NULL;
     } else if (strcmp(name, "publish-token") == 0) {
         cfg->publish_token = *v ? v : NULL;
+    } else if (strcmp(name, "admin-token") == 0) {
+        if (*v != '\0' && strlen(v) < 16)
+            return bad("admin token", "(hidden)", "at least 16 characters");
+        cfg->admin_token = *v ? v : NULL;
     } else if (strcmp(name, "client-token") == 0) {
         cfg->client_token = *v ? v : NULL;
     } else if (strcmp(name, "client-js") == 0) {
@@ -470,6 +476,7 @@ static const struct {
     {"FERRY_STATIC", "static"},
     {"FERRY_PUBLISH_TOKEN", "publish-token"},
     {"FERRY_CLIENT_TOKEN", "client-token"},
+    {"FERRY_ADMIN_TOKEN", "admin-token"},
     {"FERRY_CLIENT_JS", "client-js"},
     {"FERRY_ALLOW_PUBLISH", "allow-publish"},
     {"FERRY_ALLOW_JOIN", "allow-join"},

@@ -34,6 +34,7 @@ typedef struct app_config {
     const char *publish_token; /* NULL: POST /api/publish refuses every request */
     const char *client_token;  /* NULL: any client may connect; else its Engine.IO handshake
                                   must carry it (admit.c) */
+    const char *admin_token;   /* NULL: no admin page; else /ferry/admin with this token */
     const char *client_js;     /* NULL: look for socket.io-client's bundle in node_modules */
     app_list allow_publish;    /* events clients may publish; empty: none */
     app_list allow_join;       /* rooms clients may join; default "*" */

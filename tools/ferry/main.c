@@ -15,6 +15,7 @@
 #include "diagnose.h"
 #include "config.h"
 #include "admit.h"
+#include "admin.h"
 #include "publish.h"
 #include "relay.h"
 #include "suite.h"
@@ -45,6 +46,7 @@ typedef struct app {
     uv_signal_t sighup;
     publish_ctx publish;
     int closing;
+    admin *admin; /* --admin-token: the admin page */
     /* TLS */
     const app_config *cfg;
     ferry_tls *tls;      /* in use on the TLS listener (our reference) */
@@ -157,6 +159,7 @@ static void on_signal(uv_signal_t *sig, int signum)
     if (!a->closing) {
         a->closing = 1;
         say(FERRY_LOG_INFO, "%s, closing", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+        admin_close(a->admin);
         ferry_server_close(a->srv, on_closed, a);
     }
     /* Both handles go, so that uv_run returns once the server has closed. */
@@ -264,6 +267,8 @@ int main(int argc, char **argv)
     diagnose *diag = NULL;
     if (rc == 0)
         rc = diagnose_install(a.srv, &diag);
+    if (rc == 0 && cfg.admin_token != NULL)
+        rc = admin_install(a.srv, cfg.admin_token, &a.admin);
     const char *step = "set up";
     int http_port = -1;
     if (rc == 0) {
@@ -295,11 +300,13 @@ int main(int argc, char **argv)
                 rc == -FERRY_EINVAL && strcmp(step, "set up") != 0
                     ? " (--host takes an IPv4 or IPv6 address such as 127.0.0.1 or ::1)"
                     : "");
+        admin_close(a.admin);
         ferry_server_close(a.srv, on_closed, &a);
         uv_run(loop, UV_RUN_DEFAULT);
         relay_free(r);
         clientjs_free(cj);
         diagnose_free(diag);
+        admin_free(a.admin);
         ferry_tls_release(a.tls);
         uv_loop_close(loop);
         return 1;
@@ -334,6 +341,10 @@ int main(int argc, char **argv)
         print_url(&cfg, port, "ferry's client at", tls);
         printf("/ferry/ferry.mjs and /ferry/ferry.min.js\n");
     }
+    if (a.admin != NULL) {
+        print_url(&cfg, port, "admin page at", tls);
+        printf("/ferry/admin (--admin-token)\n");
+    }
     if (cfg.metrics_port >= 0) {
         int v6 = strchr(cfg.metrics_host, ':') != NULL;
         printf("ferry: metrics at http://%s%s%s:%d/metrics\n", v6 ? "[" : "", cfg.metrics_host,
@@ -366,6 +377,7 @@ int main(int argc, char **argv)
     relay_free(r);
     clientjs_free(cj);
     diagnose_free(diag);
+    admin_free(a.admin);
     ferry_tls_release(a.tls);
     return uv_loop_close(loop) == 0 ? 0 : 1;
 }
