@@ -405,6 +405,22 @@ static int r_str(rbuf *b, rstr *s)
     return 0;
 }
 
+/* n strings into *sw as NUL-terminated copies (the caller's block: each string's 4-byte length
+ * prefix pays for its NUL), appended to names at *nn. */
+static int r_names(rbuf *b, size_t n, const char **names, size_t *nn, char **sw)
+{
+    for (size_t i = 0; i < n; i++) {
+        rstr s;
+        if (r_str(b, &s) != 0)
+            return -1;
+        memcpy(*sw, s.p, s.n);
+        (*sw)[s.n] = '\0';
+        names[(*nn)++] = *sw;
+        *sw += s.n + 1;
+    }
+    return 0;
+}
+
 #define MSG_BROADCAST 1
 #define MSG_VOLATILE 1u
 
@@ -516,15 +532,8 @@ static void on_message(ferry_redis *r, const char *data, size_t len)
     if (names == NULL)
         goto nomem;
     size_t nn = 0;
-    for (size_t i = 0; i < nrooms; i++) {
-        rstr s;
-        if (r_str(&b, &s) != 0)
-            goto bad_free;
-        memcpy(sw, s.p, s.n);
-        sw[s.n] = '\0';
-        names[nn++] = sw;
-        sw += s.n + 1;
-    }
+    if (r_names(&b, nrooms, names, &nn, &sw) != 0)
+        goto bad_free;
     if (r_uint(&b, 2, &nexcept) != 0 || nexcept > b.left / 4)
         goto bad_free;
     const char **except = NULL;
@@ -534,15 +543,8 @@ static void on_message(ferry_redis *r, const char *data, size_t len)
             goto nomem;
         names = grown;
     }
-    for (size_t i = 0; i < nexcept; i++) {
-        rstr s;
-        if (r_str(&b, &s) != 0)
-            goto bad_free;
-        memcpy(sw, s.p, s.n);
-        sw[s.n] = '\0';
-        names[nn++] = sw;
-        sw += s.n + 1;
-    }
+    if (r_names(&b, nexcept, names, &nn, &sw) != 0)
+        goto bad_free;
     except = names + nrooms;
     if (r_str(&b, &sid) != 0 || r_uint(&b, 2, &nbufs) != 0 || nbufs == 0 || nbufs > MAX_BUFS)
         goto bad_free;

@@ -13,6 +13,7 @@
  * units in the name (_bytes, _seconds). */
 #include "server/metrics.h"
 
+#include <stdbool.h>
 #include <dirent.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -214,38 +215,38 @@ static void moves(ferry_strbuf *sb, const ferry_engine_metrics *em)
     }
 }
 
+/* One byte family: per transport, the heads (part="header") apart from the rest. */
+static void wire_bytes(ferry_strbuf *sb, const ferry_engine_metrics *em, const char *name,
+                       const char *help, bool out)
+{
+    family(sb, name, "counter", help);
+    for (size_t i = 0; i < FERRY_ENGINE_NO_TRANSPORT; i++) {
+        const char *tn = ferry_engine_transport_label(i);
+        if (tn == NULL)
+            break;
+        const ferry_wire_meter *w = &em->t[i].wire;
+        uint64_t head = out ? w->head_bytes_out : w->head_bytes_in;
+        uint64_t all = out ? w->bytes_out : w->bytes_in;
+        char labels[96];
+        snprintf(labels, sizeof(labels), "transport=\"%s\",part=\"header\"", tn);
+        sample(sb, name, labels, head);
+        snprintf(labels, sizeof(labels), "transport=\"%s\",part=\"body\"", tn);
+        sample(sb, name, labels, all - head);
+    }
+}
+
 static void bytes(ferry_strbuf *sb, const ferry_engine_metrics *em)
 {
-    family(sb, "ferry_received_bytes_total", "counter",
-           "Bytes received on requests and connections of each transport, HTTP heads "
-           "(part=\"header\") apart from bodies, frames and streams (part=\"body\"); under TLS, "
-           "before decryption is undone: HTTP bytes.");
-    for (size_t i = 0; i < FERRY_ENGINE_NO_TRANSPORT; i++) {
-        const char *tn = ferry_engine_transport_label(i);
-        if (tn == NULL)
-            break;
-        const ferry_wire_meter *w = &em->t[i].wire;
-        char labels[96];
-        snprintf(labels, sizeof(labels), "transport=\"%s\",part=\"header\"", tn);
-        sample(sb, "ferry_received_bytes_total", labels, w->head_bytes_in);
-        snprintf(labels, sizeof(labels), "transport=\"%s\",part=\"body\"", tn);
-        sample(sb, "ferry_received_bytes_total", labels, w->bytes_in - w->head_bytes_in);
-    }
-    family(sb, "ferry_sent_bytes_total", "counter",
-           "Bytes sent on requests and connections of each transport, HTTP heads "
-           "(part=\"header\": response heads, the 101, an SSE stream's head) apart from the "
-           "rest (part=\"body\").");
-    for (size_t i = 0; i < FERRY_ENGINE_NO_TRANSPORT; i++) {
-        const char *tn = ferry_engine_transport_label(i);
-        if (tn == NULL)
-            break;
-        const ferry_wire_meter *w = &em->t[i].wire;
-        char labels[96];
-        snprintf(labels, sizeof(labels), "transport=\"%s\",part=\"header\"", tn);
-        sample(sb, "ferry_sent_bytes_total", labels, w->head_bytes_out);
-        snprintf(labels, sizeof(labels), "transport=\"%s\",part=\"body\"", tn);
-        sample(sb, "ferry_sent_bytes_total", labels, w->bytes_out - w->head_bytes_out);
-    }
+    wire_bytes(sb, em, "ferry_received_bytes_total",
+               "Bytes received on requests and connections of each transport, HTTP heads "
+               "(part=\"header\") apart from bodies, frames and streams (part=\"body\"); under TLS, "
+               "before decryption is undone: HTTP bytes.",
+               false);
+    wire_bytes(sb, em, "ferry_sent_bytes_total",
+               "Bytes sent on requests and connections of each transport, HTTP heads "
+               "(part=\"header\": response heads, the 101, an SSE stream's head) apart from the "
+               "rest (part=\"body\").",
+               true);
     family(sb, "ferry_http_requests_by_transport_total", "counter",
            "HTTP requests naming each transport (handshakes, polls, POSTs, WebSocket upgrades, "
            "SSE streams), answered or taken.");
