@@ -428,6 +428,15 @@ FERRY_EXTERN int ferry_server_listen_tls(ferry_server *srv, const char *addr, in
 FERRY_EXTERN int ferry_server_listen_redirect(ferry_server *srv, const char *addr, int port,
                                               int https_port);
 
+/** Listen on fd, a TCP socket (IPv4 or IPv6) the caller created and bound, e.g. with
+ * SO_REUSEPORT so that several processes serve one port (tools/ferry --workers), or one
+ * inherited from a supervisor; ferry calls listen() on it (backlog 511) unless it already
+ * listens. tls NULL: plain HTTP; else TLS on every connection, as ferry_server_listen_tls().
+ * The server takes fd: it is closed with the listener, and at once when the call fails.
+ * Returns 0, -FERRY_EINVAL (fd < 0, not a TCP/IP socket, tls without a certificate),
+ * -FERRY_ECLOSED, -FERRY_ENOMEM or libuv's error (e.g. UV_EADDRINUSE from listen()). */
+FERRY_EXTERN int ferry_server_listen_fd(ferry_server *srv, int fd, ferry_tls *tls);
+
 /** Certificate reload: every listener of srv that uses old uses tls from now on (retained;
  * old's listener references are dropped). Connections already open keep the certificate they
  * started with, so no session is dropped. Returns the number of listeners changed (0 when

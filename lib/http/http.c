@@ -2,6 +2,7 @@
 #include "http/conn.h"
 
 #include <string.h>
+#include <unistd.h>
 
 #include "http/tls.h"
 
@@ -163,6 +164,57 @@ int ferry_http_listen(ferry_http *http, const char *addr, int port)
 /* Ciphertext read at once, and plaintext gathered for one SSL_write: 64 KiB each. */
 #define TLS_SCRATCH (2 * 64 * 1024)
 
+/* A new listener on http's list (its handle initialised, counted in open_handles), or NULL. */
+static ferry_listener *listener_new(ferry_http *http, ferry_tls *tls, int redirect_port)
+{
+    if (http->read_scratch == NULL) {
+        http->read_scratch = ferry_mem_alloc(FERRY_HTTP_READ_CHUNK);
+        if (http->read_scratch == NULL)
+            return NULL;
+    }
+    if (tls != NULL && http->tls_scratch == NULL) {
+        http->tls_scratch = ferry_mem_alloc(TLS_SCRATCH);
+        if (http->tls_scratch == NULL)
+            return NULL;
+    }
+    ferry_listener *l = ferry_mem_calloc(1, sizeof(*l));
+    if (l == NULL)
+        return NULL;
+    l->http = http;
+    l->redirect_port = redirect_port;
+    if (tls != NULL) {
+        atomic_store(&tls->in_use, 1);
+        l->tls = ferry_tls_retain(tls);
+    }
+    uv_tcp_init(http->loop, &l->tcp);
+    l->tcp.data = l;
+    ferry_list_insert_tail(&http->listeners, &l->link);
+    http->open_handles++;
+    return l;
+}
+
+/* Listen on l's bound handle and read back its port; on failure close it (asynchronously like
+ * any other listener: it never accepted anything) and return the error. */
+static int listener_start(ferry_listener *l, int rc)
+{
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&l->tcp, 511, on_connection);
+    struct sockaddr_storage bound;
+    int len = sizeof(bound);
+    if (rc == 0)
+        rc = uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&bound, &len);
+    if (rc == 0 && bound.ss_family != AF_INET && bound.ss_family != AF_INET6)
+        rc = -FERRY_EINVAL; /* not a TCP/IP socket */
+    if (rc == 0) {
+        l->port = bound.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&bound)->sin6_port)
+                                              : ntohs(((struct sockaddr_in *)&bound)->sin_port);
+        return 0;
+    }
+    l->port = -1;
+    listener_close(l);
+    return rc;
+}
+
 int ferry_http_listen_ex(ferry_http *http, const char *addr, int port, ferry_tls *tls,
                          int redirect_port)
 {
@@ -174,44 +226,23 @@ int ferry_http_listen_ex(ferry_http *http, const char *addr, int port, ferry_tls
         return -FERRY_EINVAL;
     if (redirect_port < 0 || redirect_port > 65535 || (tls && ferry_tls_default_ctx(tls) == NULL))
         return -FERRY_EINVAL;
-    if (http->read_scratch == NULL) {
-        http->read_scratch = ferry_mem_alloc(FERRY_HTTP_READ_CHUNK);
-        if (http->read_scratch == NULL)
-            return -FERRY_ENOMEM;
-    }
-    if (tls != NULL && http->tls_scratch == NULL) {
-        http->tls_scratch = ferry_mem_alloc(TLS_SCRATCH);
-        if (http->tls_scratch == NULL)
-            return -FERRY_ENOMEM;
-    }
-    ferry_listener *l = ferry_mem_calloc(1, sizeof(*l));
+    ferry_listener *l = listener_new(http, tls, redirect_port);
     if (l == NULL)
         return -FERRY_ENOMEM;
-    l->http = http;
-    l->redirect_port = redirect_port;
-    if (tls != NULL) {
-        atomic_store(&tls->in_use, 1);
-        l->tls = ferry_tls_retain(tls);
-    }
-    uv_tcp_init(http->loop, &l->tcp);
-    l->tcp.data = l;
-    ferry_list_insert_tail(&http->listeners, &l->link);
-    http->open_handles++;
-    int rc = uv_tcp_bind(&l->tcp, (const struct sockaddr *)&ss, 0);
-    if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&l->tcp, 511, on_connection);
-    if (rc == 0) {
-        struct sockaddr_storage bound;
-        int len = sizeof(bound);
-        uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&bound, &len);
-        l->port = bound.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&bound)->sin6_port)
-                                              : ntohs(((struct sockaddr_in *)&bound)->sin_port);
-        return 0;
-    }
-    /* Closed asynchronously like any other listener; it never accepted anything. */
-    l->port = -1;
-    listener_close(l);
-    return rc;
+    return listener_start(l, uv_tcp_bind(&l->tcp, (const struct sockaddr *)&ss, 0));
+}
+
+int ferry_http_listen_fd(ferry_http *http, int fd, ferry_tls *tls)
+{
+    if (fd < 0 || (tls && ferry_tls_default_ctx(tls) == NULL))
+        return -FERRY_EINVAL;
+    ferry_listener *l = listener_new(http, tls, 0);
+    if (l == NULL)
+        return -FERRY_ENOMEM;
+    int rc = uv_tcp_open(&l->tcp, (uv_os_sock_t)fd);
+    if (rc != 0)
+        close(fd); /* the handle did not take it: ours to close, as documented */
+    return listener_start(l, rc);
 }
 
 int ferry_http_set_tls(ferry_http *http, ferry_tls *old, ferry_tls *tls)

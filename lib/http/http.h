@@ -208,6 +208,9 @@ int ferry_http_listen(ferry_http *http, const char *addr, int port);
  * redirect_port (tls NULL, redirect_port > 0). */
 int ferry_http_listen_ex(ferry_http *http, const char *addr, int port, ferry_tls *tls,
                          int redirect_port);
+/* Listen on fd, a TCP socket the caller created and bound (taken: closed with the listener,
+ * or at once when it cannot be used); tls as above, or NULL. */
+int ferry_http_listen_fd(ferry_http *http, int fd, ferry_tls *tls);
 /* Replace old with tls on the listeners that use old; returns how many. */
 int ferry_http_set_tls(ferry_http *http, ferry_tls *old, ferry_tls *tls);
 int ferry_http_listener_port(const ferry_http *http, unsigned index);

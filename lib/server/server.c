@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "common/assert.h"
 #include "common/log.h"
@@ -172,6 +173,20 @@ int ferry_server_listen_tls(ferry_server *srv, const char *addr, int port, ferry
     int rc = ferry_http_listen_ex(&srv->http, addr, port, tls, 0);
     if (rc == 0)
         FERRY_LOG(FERRY_LOG_INFO, "server", NULL, "listening on %s:%d (TLS)", addr, port);
+    return rc;
+}
+
+int ferry_server_listen_fd(ferry_server *srv, int fd, ferry_tls *tls)
+{
+    if (srv->closing) {
+        if (fd >= 0)
+            close(fd);
+        return -FERRY_ECLOSED;
+    }
+    int rc = ferry_http_listen_fd(&srv->http, fd, tls);
+    if (rc == 0)
+        FERRY_LOG(FERRY_LOG_INFO, "server", NULL, "listening on descriptor %d%s", fd,
+                  tls != NULL ? " (TLS)" : "");
     return rc;
 }
 

@@ -70,6 +70,11 @@ static const char usage_tail[] =
     "                         the node reconnects with backoff\n"
     "  --node-id ID           this node's name in the cluster, [A-Za-z0-9._-]{1,64}\n"
     "                         (FERRY_NODE_ID, default: random)\n"
+    "  --workers N            run N worker processes on one port (SO_REUSEPORT), each a\n"
+    "                         cluster node through --redis (required) named NODE-ID.wI;\n"
+    "                         a supervisor restarts a worker that dies and passes SIGTERM,\n"
+    "                         SIGINT and SIGHUP on (FERRY_WORKERS, default 0: one process;\n"
+    "                         at most 64; docs/scaling.md)\n"
     "  --log-level LEVEL      error, warn, info or debug (FERRY_LOG_LEVEL, default warn)\n"
     "  --log-format FORMAT    text (default) or json: one JSON object per line on stderr,\n"
     "                         {time, level, module, sid (6 characters), msg}\n"
@@ -409,6 +414,8 @@ static int set(app_config *cfg, const char *name, const char *v)
                                           "0123456789._-") != n)
             return bad("node id", v, "use 1 to 64 of A-Z a-z 0-9 . _ -");
         cfg->node_id = v;
+    } else if (strcmp(name, "workers") == 0) {
+        return parse_u32("number of workers", v, 0, APP_WORKERS_MAX, &cfg->workers);
     } else if (strcmp(name, "log-level") == 0) {
         return parse_level(v, &cfg->log_level);
     } else if (strcmp(name, "log-format") == 0) {
@@ -494,6 +501,7 @@ static const struct {
     {"FERRY_BACKPRESSURE", "backpressure"},
     {"FERRY_REDIS", "redis"},
     {"FERRY_NODE_ID", "node-id"},
+    {"FERRY_WORKERS", "workers"},
     {"FERRY_LOG_LEVEL", "log-level"},
     {"FERRY_LOG_FORMAT", "log-format"},
     {"FERRY_TLS_CERT", "tls-cert"},
@@ -633,6 +641,22 @@ int app_config_parse(app_config *cfg, int argc, char **argv)
     if (cfg->backpressure == FERRY_BACKPRESSURE_SPILL && cfg->recovery_ms == 0) {
         fprintf(stderr, "ferry: --backpressure spill keeps what a slow client missed in the "
                         "recovery log: it needs --recovery-ms above 0 (see ferry --help)\n");
+        return -1;
+    }
+    if (cfg->workers > 0 && cfg->redis_url == NULL) {
+        fprintf(stderr, "ferry: --workers needs --redis URL: each worker is a process of its "
+                        "own, and only through Redis do they share rooms and broadcasts (see "
+                        "docs/scaling.md)\n");
+        return -1;
+    }
+    if (cfg->workers > 0 && cfg->node_id != NULL && strlen(cfg->node_id) > 60) {
+        fprintf(stderr, "ferry: with --workers the node id is at most 60 characters (each "
+                        "worker adds .wN to it)\n");
+        return -1;
+    }
+    if (cfg->workers > 0 && cfg->http_port >= 0) {
+        fprintf(stderr, "ferry: --http-port does not work with --workers yet: serve plain HTTP "
+                        "from a proxy in front (see docs/scaling.md)\n");
         return -1;
     }
     if (cfg->http_port >= 0 && cfg->ntls_cert == 0) {

@@ -14,6 +14,7 @@
 #define APP_LIST_MAX 64
 #define APP_NAME_MAX 128
 #define APP_TLS_MAX 16 /* certificates (SNI) */
+#define APP_WORKERS_MAX 64
 
 typedef struct app_list {
     char buf[4096];
@@ -54,6 +55,7 @@ typedef struct app_config {
     int suite;             /* 1: the socket.io-protocol test suite's server */
     const char *redis_url; /* NULL: one node; else a cluster node through this Redis */
     const char *node_id;   /* NULL: random */
+    uint32_t workers;      /* 0: one process; else a supervisor of this many workers */
     ferry_log_level log_level; /* warn */
     int log_json;              /* --log-format json: JSON Lines on stderr */
     /* TLS: with certificates, --port speaks TLS (https, wss). The first pair is the default

@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <ferry.h>
 
@@ -19,10 +20,12 @@
 #include "publish.h"
 #include "relay.h"
 #include "suite.h"
+#include "workers.h"
 
 /* One line on stderr: "ferry: ..." as before, or through ferry's log sink as JSON with
  * --log-format json, so that every line of the process is one JSON object then. */
 static int json_logs;
+static int worker_index; /* --workers: this process is worker N (1..), else 0 */
 
 static void say(ferry_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void say(ferry_log_level level, const char *fmt, ...)
@@ -169,6 +172,8 @@ static void on_signal(uv_signal_t *sig, int signum)
         uv_close((uv_handle_t *)&a->sigint, NULL);
     if (a->has_sighup && !uv_is_closing((uv_handle_t *)&a->sighup))
         uv_close((uv_handle_t *)&a->sighup, NULL);
+    if (worker_index > 0)
+        workers_ignore_signals();
 }
 
 static void print_url(const app_config *cfg, int port, const char *what, int tls)
@@ -187,6 +192,11 @@ int main(int argc, char **argv)
     ferry_set_log_cb(NULL, cfg.log_level, NULL);
     ferry_set_log_format(cfg.log_json ? FERRY_LOG_FORMAT_JSON : FERRY_LOG_FORMAT_TEXT);
     json_logs = cfg.log_json;
+    worker_index = workers_index();
+    if (worker_index > 0)
+        workers_worker_start();
+    else if (cfg.workers > 0)
+        return workers_supervise(&cfg, argc, argv);
 
     ferry_server_config sc;
     ferry_server_config_init(&sc);
@@ -273,8 +283,16 @@ int main(int argc, char **argv)
     int http_port = -1;
     if (rc == 0) {
         step = "listen";
-        rc = tls ? ferry_server_listen_tls(a.srv, cfg.host, cfg.port, a.tls)
-                 : ferry_server_listen(a.srv, cfg.host, cfg.port);
+        if (worker_index > 0) {
+            /* Our own SO_REUSEPORT socket on the supervisor's port (workers.h). */
+            int fd = -1;
+            rc = workers_listen_socket(cfg.host, cfg.port, &fd);
+            if (rc == 0)
+                rc = ferry_server_listen_fd(a.srv, fd, tls ? a.tls : NULL);
+        } else {
+            rc = tls ? ferry_server_listen_tls(a.srv, cfg.host, cfg.port, a.tls)
+                     : ferry_server_listen(a.srv, cfg.host, cfg.port);
+        }
     }
     if (rc == 0 && tls && cfg.http_port >= 0) {
         int https_port = ferry_server_port(a.srv);
@@ -329,6 +347,17 @@ int main(int argc, char **argv)
     a.has_sighup = 1;
 
     int port = ferry_server_port(a.srv);
+    if (worker_index > 0) {
+        /* The supervisor prints the banner once every worker listens. */
+        printf("ferry: worker %d (pid %ld) is cluster node %s on port %d\n", worker_index,
+               (long)getpid(), a.redis != NULL ? ferry_redis_node_id(a.redis) : "-", port);
+        if (cfg.metrics_port >= 0)
+            printf("ferry: worker %d metrics at http://%s:%d/metrics\n", worker_index,
+                   cfg.metrics_host, ferry_server_metrics_port(a.srv));
+        fflush(stdout);
+        workers_ready();
+        goto run;
+    }
     print_url(&cfg, port, "listening on", tls);
     printf(" (Socket.IO path %s)\n", cfg.path);
     if (http_port >= 0) {
@@ -373,6 +402,7 @@ int main(int argc, char **argv)
                (unsigned)cfg.ping_interval_ms, (unsigned)cfg.ping_timeout_ms);
     fflush(stdout);
 
+run:
     uv_run(loop, UV_RUN_DEFAULT);
     relay_free(r);
     clientjs_free(cj);
