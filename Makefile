@@ -3,6 +3,7 @@
 #               (Prometheus metrics on http://127.0.0.1:9464/metrics)
 #   make test   build with sanitizers and run every test; ends with the runner's summary line
 # Also: make build, make conformance (the whole WebSocket conformance run), make bench,
+#       make scale (100,000 idle WebSocket sessions over ferry --workers, docs/scaling.md),
 #       make bench-tls, make lab (every hostile-network scenario at full length ->
 #       docs/hostile-networks.md), make transport-lab (examples/transport-lab on
 #       127.0.0.1:8090), make chat-server (the chat served by the C examples/chat-server),
@@ -14,7 +15,7 @@ RUN_DIR := build
 TEST_DIR := build-test
 
 .PHONY: all build run test chaos deps-build deps-run deps-test test-build conformance fuzz clean bench \
-	bench-tls lab transport-lab chat-server screenshots
+	bench-tls lab transport-lab chat-server screenshots scale
 
 all: build
 
@@ -107,6 +108,14 @@ fuzz: deps-test
 # writes docs/performance.md and docs/performance.svg; BENCH_FLAGS=--quick for a quick check.
 bench: deps-run build
 	@node tools/ferry-bench/make-bench.mjs --build $(RUN_DIR) $(BENCH_FLAGS)
+
+# The scale run of docs/scaling.md (issue 18): SCALE_SESSIONS idle WebSocket sessions over
+# `ferry --workers` through a private redis-server, heartbeats, then broadcasts to all of them;
+# niced and bounded, a few minutes. Not part of make test. SCALE_FLAGS: see tools/scale/scale.mjs.
+SCALE_SESSIONS ?= 100000
+scale: deps-run build
+	@command -v redis-server >/dev/null || { echo "make scale needs redis-server (scripts/deps.sh test)"; exit 1; }
+	@node tools/scale/scale.mjs --build $(RUN_DIR) --sessions $(SCALE_SESSIONS) $(SCALE_FLAGS)
 
 # What TLS costs (wss against ws, examples/ws-echo): the TLS section of docs/performance.md.
 bench-tls: deps-run build

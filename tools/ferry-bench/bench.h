@@ -31,7 +31,10 @@ typedef struct bench_opts {
     unsigned size;        /* payload bytes of a message */
     unsigned procs;       /* broadcast: processes the receivers are spread over */
     double duration_s;    /* echo/broadcast run time */
-    double hold_s;        /* connect: how long the sessions stay open after the last one */
+    double hold_s;        /* connect: how long the sessions stay open after the last one;
+                             broadcast: how long they stay idle after joining, before the
+                             first publish (heartbeats flow meanwhile) */
+    const char *sources;  /* --sources: local addresses, process k binds to the k-th (mod n) */
     double timeout_s;     /* the whole run, hard */
     uint64_t max_messages; /* echo/broadcast/wire: stop after this many sent (0: no bound) */
     unsigned poll_interval_ms; /* short-polling: 0 = the server's shortPollInterval */
@@ -71,6 +74,8 @@ typedef struct bench {
     bench_opts o;
     uv_loop_t *loop;
     struct sockaddr_storage addr;
+    struct sockaddr_storage src; /* this process's local address (--sources) */
+    int have_src;
     sess *s;
     unsigned n_sess;
     char *pad; /* o.size bytes of 'x', NUL-terminated */
@@ -80,6 +85,7 @@ typedef struct bench {
     uint64_t bytes_in, bytes_out, requests;
     uint64_t sent, received;   /* echo: messages; broadcast: publishes and deliveries */
     uint64_t acks;
+    uint64_t pings; /* Engine.IO pings received (and answered) */
     int stopping;   /* no new messages */
     int finishing;  /* the run is over: closing everything */
     char first_error[256];

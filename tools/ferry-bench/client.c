@@ -159,7 +159,11 @@ static conn *conn_new(sess *s, int role)
     c->tcp.data = c;
     uv_tcp_nodelay(&c->tcp, 1);
     c->creq.data = c;
-    int rc = uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&B.addr, on_connected);
+    /* --sources: a local address per process, so that more than one address's ephemeral
+     * ports (28,232 by default) can reach one server port. */
+    int rc = B.have_src ? uv_tcp_bind(&c->tcp, (const struct sockaddr *)&B.src, 0) : 0;
+    if (rc == 0)
+        rc = uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&B.addr, on_connected);
     if (rc != 0) {
         uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
         return NULL;
@@ -361,6 +365,7 @@ static void on_eio(sess *s, const char *p, size_t len)
         sess_send(s, "40", 2);
         break;
     case '2':
+        B.pings++;
         sess_send(s, "3", 1);
         break;
     case '1':

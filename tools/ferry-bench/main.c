@@ -56,7 +56,11 @@ static const char usage[] =
     "                       the client is not what limits deliveries per second\n"
     "  --messages N         stop after N messages sent (echo/broadcast: none; wire: 100)\n"
     "  --hold S             connect: keep the sessions open S seconds and count the\n"
-    "                       server's wake-ups (0)\n"
+    "                       server's wake-ups (0); broadcast: keep them idle S seconds\n"
+    "                       after joining, before the first publish (pings counted)\n"
+    "  --sources LIST       local addresses (e.g. 127.0.0.2,127.0.0.3): with --procs,\n"
+    "                       process k connects from the k-th (modulo), so that more\n"
+    "                       sessions than one address's ephemeral ports reach one port\n"
     "  --timeout S          hard bound of the whole run (120)\n"
     "  --poll-interval MS   short-polling: GET interval (the server's shortPollInterval)\n"
     "  --pid PID            the server's process: memory per session and CPU per message\n"
@@ -232,6 +236,7 @@ static void run_start(void);
 
 typedef struct proc_figures {
     unsigned ready, failed, closed_early;
+    uint64_t pings;
     uint64_t received, bytes_in, bytes_out, requests, cpu_run_ns;
 } proc_figures;
 
@@ -262,6 +267,28 @@ static struct {
 } P;
 
 static void bc_complete(uint64_t seq, uint64_t now);
+
+/* Broadcast: every receiver has joined. With --hold the sessions first stay idle that long
+ * (heartbeats go on; a session lost meanwhile ends the run as lost), then publishing starts. */
+static int bc_holding;
+
+static void on_hold_done(uv_timer_t *t)
+{
+    (void)t;
+    run_start();
+}
+
+static void bc_go(void)
+{
+    if (bc_holding)
+        return;
+    if (B.o.hold_s > 0) {
+        bc_holding = 1;
+        uv_timer_start(&R.phase_timer, on_hold_done, (uint64_t)(B.o.hold_s * 1000), 0);
+        return;
+    }
+    run_start();
+}
 
 static void on_finish_timer(uv_timer_t *t)
 {
@@ -492,7 +519,7 @@ static void bc_ack(sess *s, uint32_t id, const char *args, size_t len)
     if (++R.joined < P.hi - P.lo)
         return;
     if (P.sh == NULL) {
-        run_start();
+        bc_go();
         return;
     }
     /* This process's share has joined: the others are counted in the mapping. */
@@ -516,6 +543,7 @@ static void child_exit(int failed)
     f->ready = B.ready;
     f->failed = B.failed;
     f->closed_early = B.closed_early;
+    f->pings = B.pings;
     f->received = B.received;
     f->bytes_in = B.bytes_in - R.bytes_in0;
     f->bytes_out = B.bytes_out - R.bytes_out0;
@@ -547,7 +575,7 @@ static void on_poll(uv_timer_t *t)
     }
     if (R.phase == PH_JOIN && R.joined == P.hi - P.lo && atomic_load(&P.sh->joined) == B.n_sess) {
         uv_timer_set_repeat(&P.poll, 10); /* from now on only for a failed process */
-        run_start();
+        bc_go();
     }
 }
 
@@ -587,6 +615,7 @@ static void collect_children(void)
         B.ready += f->ready;
         B.failed += f->failed;
         B.closed_early += f->closed_early;
+        B.pings += f->pings;
         B.received += f->received;
         R.bytes_in1 += f->bytes_in;
         R.bytes_out1 += f->bytes_out;
@@ -720,6 +749,7 @@ static void report(void)
     cJSON_AddNumberToObject(o, "ready", B.ready);
     cJSON_AddNumberToObject(o, "failed", B.failed);
     cJSON_AddNumberToObject(o, "closed_early", B.closed_early);
+    cJSON_AddNumberToObject(o, "pings", (double)B.pings);
     cJSON_AddBoolToObject(o, "ok", !R.timed_out && B.failed == 0 && B.closed_early == 0);
     if (B.first_error[0])
         cJSON_AddStringToObject(o, "error", B.first_error);
@@ -937,6 +967,38 @@ static int is_loopback(const struct sockaddr_storage *a)
     return memcmp(&in6->sin6_addr, one, 16) == 0;
 }
 
+/* --sources: the k-th address of the list (modulo its length) in B.src. Returns 0, or -1 with
+ * a message when an entry is not an IP address (every entry is checked). */
+static int pick_source(unsigned k)
+{
+    if (B.o.sources == NULL)
+        return 0;
+    char buf[1024];
+    if (strlen(B.o.sources) >= sizeof(buf)) {
+        fprintf(stderr, "ferry-bench: --sources: too long\n");
+        return -1;
+    }
+    strcpy(buf, B.o.sources);
+    struct sockaddr_storage list[64];
+    unsigned n = 0;
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save)) {
+        if (n == 64 || (uv_ip4_addr(t, 0, (struct sockaddr_in *)&list[n]) != 0 &&
+                        uv_ip6_addr(t, 0, (struct sockaddr_in6 *)&list[n]) != 0)) {
+            fprintf(stderr, "ferry-bench: --sources takes up to 64 IP addresses, not '%s'\n", t);
+            return -1;
+        }
+        n++;
+    }
+    if (n == 0) {
+        fprintf(stderr, "ferry-bench: --sources: no address\n");
+        return -1;
+    }
+    B.src = list[k % n];
+    B.have_src = 1;
+    return 0;
+}
+
 static int parse_flags(int argc, char **argv)
 {
     bench_opts *o = &B.o;
@@ -1027,6 +1089,8 @@ static int parse_flags(int argc, char **argv)
             rc = parse_seconds(a, val, 3600, &o->duration_s);
         } else if (strcmp(a, "--hold") == 0) {
             rc = parse_seconds(a, val, 3600, &o->hold_s);
+        } else if (strcmp(a, "--sources") == 0) {
+            o->sources = val;
         } else if (strcmp(a, "--timeout") == 0) {
             rc = parse_seconds(a, val, 86400, &o->timeout_s);
         } else if (strcmp(a, "--messages") == 0) {
@@ -1081,6 +1145,8 @@ static int parse_flags(int argc, char **argv)
                 o->host);
         return -1;
     }
+    if (pick_source(0) != 0)
+        return -1;
     int v6 = strchr(o->host, ':') != NULL;
     snprintf(B.hostport, sizeof(B.hostport), "%s%s%s:%d", v6 ? "[" : "", o->host, v6 ? "]" : "",
              o->port);
@@ -1098,6 +1164,7 @@ int main(int argc, char **argv)
     P.hi = B.n_sess;
     if (P.n > 1 && spread() != 0)
         return 1;
+    pick_source(P.idx); /* checked by parse_flags */
     srand((unsigned)(time(NULL) ^ getpid()));
     B.loop = uv_default_loop();
     B.s = calloc(B.n_sess, sizeof(*B.s));
