@@ -817,19 +817,9 @@ FERRY_EXTERN int ferry_server_metrics_text(ferry_server *srv,
  *   call returns, and the caller keeps ownership and frees them as it likes. NULL means "no
  *   arguments". Anything else than an array (or NULL) is -FERRY_EINVAL.
  *
- * Binary: a binary argument (anywhere inside the arguments, nested too) is a cJSON object made
- * by ferry_binary_new(); it holds one member "_ferry_binary" whose string is the bytes in
- * base64, so that cJSON_Print, cJSON_Duplicate and cJSON_Delete all keep working on it. On the
- * wire ferry sends it as a Socket.IO binary attachment (BINARY_EVENT / BINARY_ACK with
- * {"_placeholder":true,"num":i}); binary arguments that a client sends reach callbacks in the
- * same form. Read them with ferry_binary_is() and ferry_binary_get(). The base64 is written
- * once, when the argument is made (ferry_binary_new(), or an attachment received); the
- * argument also keeps its bytes, so ferry_binary_get() and an emit or broadcast of it copy
- * them without decoding base64. A copy made with cJSON_Duplicate() or a tree parsed from
- * JSON text holds only the base64, decoded when read or sent, as before. Change the member's
- * string only through ferry_binary_new() (a new argument). A client that sends the
- * JSON object {"_ferry_binary":"..."} itself gets it treated as binary too, which gives it
- * nothing it could not do with a real attachment.
+ * Binary: a binary argument (anywhere inside the arguments, nested too) is sent as a Socket.IO
+ * binary attachment (BINARY_EVENT / BINARY_ACK with {"_placeholder":true,"num":i}); see
+ * "Binary arguments" below for how one is made, read, owned and copied.
  *
  * Timing: every callback runs on the loop; none runs inside the function that caused it (an
  * emit never calls back synchronously), except that a refusal or acceptance by
@@ -1219,19 +1209,63 @@ FERRY_EXTERN int ferry_bcast_keyed(ferry_bcast *b, const char *key);
  * -FERRY_ETOOBIG or -FERRY_ENOMEM. No callback runs inside. */
 FERRY_EXTERN int ferry_bcast_emit(const ferry_bcast *b, const char *event, const cJSON *args);
 
-/* ---- binary arguments */
+/* ---- binary arguments
+ *
+ * A binary argument is a cJSON object with one member "_ferry_binary", in one of two forms:
+ * - the bytes form, which ferry makes: ferry_binary_new(), ferry_binary_alloc(), ferry_json_dup()
+ *   and every binary attachment a client sends (event and ack arguments arrive this way). The
+ *   member carries the bytes themselves, in the member's own allocation: no base64 is written
+ *   or read anywhere; a received attachment is copied once out of its message, and an emit,
+ *   ack or broadcast copies the bytes once into the packet, which then travels as it is (to
+ *   every recipient, through the adapter and the recovery log) and is written to a WebSocket
+ *   as one binary frame; polling and SSE encode it to base64 once per packet, which the
+ *   Engine.IO protocol requires there.
+ * - the text form {"_ferry_binary":"<base64>"}: what cJSON_Parse() gives for that JSON text, or
+ *   ferry_json_dup(item, FERRY_JSON_BASE64) to make a tree printable. Still a binary argument:
+ *   its base64 is decoded when it is read or sent. (A client that sends that JSON object
+ *   itself gets it treated as binary too, which gives it nothing a real attachment does not.)
+ * Ownership is cJSON's: a binary argument belongs to the tree that holds it and is freed with
+ * it by cJSON_Delete(); moving it (cJSON_DetachItem*, cJSON_AddItemTo*) keeps its bytes, so a
+ * callback may detach a received one to keep it. Its bytes never change: there is no call to
+ * change them in place (make a new argument instead).
+ * cJSON's own copies do not carry the bytes form's bytes: cJSON_Duplicate() and cJSON_Print()
+ * see only the member's stand-in text "(N bytes)", and a copy made that way is not sendable
+ * (an emit of it returns -FERRY_EINVAL, ferry_binary_get() on it too). Copy arguments that may
+ * hold binary with ferry_json_dup(). */
 
-/** A binary argument holding a copy of len bytes at data (see "Binary" above): a new cJSON
- * object owned by the caller, to add to an args array (which then owns it). NULL when out of
- * memory or len is over max_payload's hard ceiling (100 MB). */
+/** A binary argument (bytes form) holding a copy of len bytes at data: a new cJSON object
+ * owned by the caller, to add to an args array (which then owns it). NULL when out of memory,
+ * when data is NULL with len > 0, or when len is over the hard ceiling (100 MB). */
 FERRY_EXTERN cJSON *ferry_binary_new(const void *data, size_t len);
-/** Is item a binary argument (made by ferry_binary_new() or received as an attachment)? */
+/** A binary argument (bytes form) of len bytes for the caller to write: *data is set to its
+ * bytes (uninitialised), writable until the argument is first sent or copied, and valid as
+ * long as the argument lives. Saves the copy ferry_binary_new() makes. NULL (and *data NULL)
+ * as ferry_binary_new(); NULL when data is NULL. */
+FERRY_EXTERN cJSON *ferry_binary_alloc(size_t len, void **data);
+/** Is item a binary argument (either form)? 0 for NULL. */
 FERRY_EXTERN int ferry_binary_is(const cJSON *item);
-/** The bytes of a binary argument. With out NULL, stores the length in *len and returns 0.
- * Otherwise *len is the capacity of out on entry and the number of bytes written on return.
- * Returns 0, -FERRY_EINVAL (not a binary argument or bad base64), -FERRY_ETOOBIG (out too
- * small; *len then holds the size needed) or -FERRY_ENOMEM. */
+/** The bytes of a binary argument in the bytes form, without copying: a pointer valid as long
+ * as item lives (until its tree is deleted; for callback arguments, until the callback
+ * returns unless the callback detached item), with *len (when len is not NULL) their count.
+ * NULL, with *len 0, when item is not a binary argument or is in the text form (use
+ * ferry_binary_get() for both forms). Zero-length bytes give a non-NULL pointer. */
+FERRY_EXTERN const void *ferry_binary_data(const cJSON *item, size_t *len);
+/** The bytes of a binary argument (either form), copied. With out NULL, stores the length in
+ * *len and returns 0. Otherwise *len is the capacity of out on entry and the number of bytes
+ * written on return. Returns 0, -FERRY_EINVAL (not a binary argument, bad base64, or a
+ * cJSON_Duplicate() copy of the bytes form), -FERRY_ETOOBIG (out too small; *len then holds
+ * the size needed) or -FERRY_ENOMEM. */
 FERRY_EXTERN int ferry_binary_get(const cJSON *item, void *out, size_t *len);
+
+/** ferry_json_dup() flag: binary arguments in the copy take the text form (base64), so that
+ * cJSON_Print() of the copy keeps their bytes (for logs, storage; cJSON_Parse() of that text
+ * gives binary arguments again). */
+#define FERRY_JSON_BASE64 1u
+/** A deep copy of item (any cJSON value, NULL gives NULL) that keeps its binary arguments'
+ * bytes: in the bytes form (copied), or with FERRY_JSON_BASE64 in the text form; text-form
+ * arguments are copied as they are. The copy is owned by the caller (cJSON_Delete). NULL when
+ * out of memory. */
+FERRY_EXTERN cJSON *ferry_json_dup(const cJSON *item, unsigned flags);
 
 /* ------------------------------------------------------------------ plain WebSocket endpoints
  *

@@ -206,7 +206,7 @@ static void on_join(ferry_socket *s, const char *event, cJSON *args, ferry_ack *
     cJSON *history = cJSON_AddArrayToObject(o, "history");
     room *r = find_room(name, 0);
     for (unsigned i = 0; r != NULL && i < r->count; i++)
-        cJSON_AddItemToArray(history, cJSON_Duplicate(r->ring[(r->first + i) % HISTORY].entry, 1));
+        cJSON_AddItemToArray(history, ferry_json_dup(r->ring[(r->first + i) % HISTORY].entry, 0));
     reply(ack, o);
 }
 
@@ -255,7 +255,7 @@ static void on_publish(ferry_socket *s, const char *event, cJSON *args, ferry_ac
         cJSON_AddNumberToObject(meta, "ts", (double)now.tv_sec * 1000 + now.tv_usec / 1000);
     }
     cJSON *out = cJSON_CreateArray();
-    cJSON_AddItemToArray(out, data ? cJSON_Duplicate(data, 1) : cJSON_CreateNull());
+    cJSON_AddItemToArray(out, data ? ferry_json_dup(data, 0) : cJSON_CreateNull());
     cJSON_AddItemToArray(out, meta);
     ferry_bcast b;
     ferry_bcast_from(&b, s);
@@ -270,7 +270,7 @@ static void on_publish(ferry_socket *s, const char *event, cJSON *args, ferry_ac
         cJSON_AddStringToObject(entry, "id", id);
         cJSON_AddItemToObject(entry, "ts", cJSON_Duplicate(cJSON_GetObjectItem(meta, "ts"), 1));
         cJSON_AddStringToObject(entry, "event", ev);
-        cJSON_AddItemToObject(entry, "data", cJSON_Duplicate(cJSON_GetArrayItem(out, 0), 1));
+        cJSON_AddItemToObject(entry, "data", ferry_json_dup(cJSON_GetArrayItem(out, 0), 0));
         cJSON_AddItemToObject(entry, "from", who(s));
         if (r != NULL)
             remember(r, id, ferry_socket_id(s), entry);

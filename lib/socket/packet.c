@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "common/base64.h"
 #include "common/assert.h"
 #include "common/mem.h"
 #include "common/strbuf.h"
@@ -223,8 +222,8 @@ int sio_decode_text(sio_decoder *d, const char *p, size_t len, sio_packet *out)
     return 0;
 }
 
-/* Turn a placeholder object into a binary argument holding len bytes at p (their base64,
- * and the bytes themselves for ferry_binary_get and a later emit: binary.c). */
+/* Turn a placeholder object into a binary argument holding a copy of len bytes at p (the bytes
+ * form: no base64; binary.c). */
 static int fill_slot(cJSON *slot, const void *p, size_t len)
 {
     return sio_binary_fill(slot, p, len);
@@ -253,7 +252,7 @@ int sio_decode_binary(sio_decoder *d, const void *p, size_t len, sio_packet *out
 
 static unsigned count_binary(const cJSON *node)
 {
-    if (sio_binary_b64(node) != NULL)
+    if (sio_binary_is(node))
         return 1;
     unsigned n = 0;
     if (cJSON_IsObject(node) || cJSON_IsArray(node))
@@ -263,31 +262,24 @@ static unsigned count_binary(const cJSON *node)
 }
 
 /* In the copy (node; orig is the same place in the caller's tree, whose binary arguments
- * still have their bytes: binary.c), replace each binary argument (depth first, the order of
- * attachments) by its placeholder, and put its bytes in a binary Engine.IO message. */
+ * still have their bytes: a cJSON_Duplicate copy holds only their stand-in text, binary.c),
+ * replace each binary argument (depth first, the order of attachments) by its placeholder,
+ * and put its bytes in a binary Engine.IO message: copied, or decoded from base64 for an
+ * argument in the text form. */
 static int extract_binary(const cJSON *orig, cJSON *node, sio_encoded *e)
 {
-    const char *b64 = sio_binary_b64(node);
-    if (b64 != NULL) {
+    if (sio_binary_is(orig)) {
         size_t rawlen;
         const void *raw = sio_binary_raw(orig, &rawlen);
-        ferry_buf *b;
+        ferry_buf *b = NULL;
         if (raw != NULL) {
-            /* Made by ferry: the bytes are there, no base64 to decode. */
             b = ferry_buf_from(raw, rawlen);
             if (b == NULL)
                 return -FERRY_ENOMEM;
         } else {
-            size_t n = strlen(b64);
-            b = ferry_buf_new(3 * ((n + 3) / 4));
-            if (b == NULL)
-                return -FERRY_ENOMEM;
-            long got = ferry_base64_decode((uint8_t *)b->data, b64, n);
-            if (got < 0) {
-                ferry_buf_release(b);
-                return -FERRY_EINVAL;
-            }
-            b->len = (size_t)got;
+            long rc = sio_binary_decode(sio_binary_b64(orig), &b);
+            if (rc < 0)
+                return (int)rc;
         }
         b->flags |= FERRY_BUF_BINARY;
         unsigned num = (unsigned)(e->n - 1);

@@ -7,9 +7,10 @@
  * closes the Engine.IO session on any error (the spec: "the receiver MUST close the
  * connection").
  *
- * Binary arguments are ferry_binary_new() objects in the cJSON tree (ferry.h "Binary"): the
- * encoder swaps them for {"_placeholder":true,"num":i} and emits their bytes as attachments;
- * the decoder puts the attachments back in the same form. */
+ * Binary arguments are ferry_binary_new() objects in the cJSON tree (ferry.h "Binary
+ * arguments"): the encoder swaps them for {"_placeholder":true,"num":i} and emits their bytes
+ * as attachments (copied from the argument, no base64); the decoder puts each attachment's
+ * bytes back in the same form (copied from the message, no base64). */
 #ifndef FERRY_SOCKET_PACKET_H
 #define FERRY_SOCKET_PACKET_H
 
@@ -101,16 +102,18 @@ void sio_encoded_release(sio_encoded *e);
  * newListener, removeListener)? */
 int sio_reserved_event(const char *event);
 
-/* ---- binary arguments (binary.c) */
+/* ---- binary arguments (binary.c; ferry.h "Binary arguments") */
 #define SIO_BINARY_KEY "_ferry_binary"
-/* The base64 text of a binary argument, or NULL when item is not one. */
-const char *sio_binary_b64(const cJSON *item);
-/* A binary argument from its base64 text (copied). */
-cJSON *sio_binary_from_b64(const char *b64, size_t len);
-/* The bytes of a binary argument made by ferry (binary.c: they ride behind the base64), or
- * NULL when item has only its base64 (a cJSON_Duplicate copy, parsed JSON). */
+/* Is item a binary argument (either form)? */
+int sio_binary_is(const cJSON *item);
+/* The bytes of a binary argument in the bytes form (borrowed: valid while item lives), or NULL
+ * (not a binary argument, or the text form). */
 const void *sio_binary_raw(const cJSON *item, size_t *len);
+/* The base64 of a binary argument in the text form, or NULL (not one, or the bytes form). */
+const char *sio_binary_b64(const cJSON *item);
 /* Make obj (its members are replaced) a binary argument holding a copy of len bytes. */
 int sio_binary_fill(cJSON *obj, const void *data, size_t len);
+/* Decode base64 text into a new buffer *out. Returns the length or -FERRY_EINVAL/-ENOMEM. */
+long sio_binary_decode(const char *b64, ferry_buf **out);
 
 #endif

@@ -72,7 +72,7 @@ static cJSON *args_from(const cJSON *args, int skip)
     int i = 0;
     for (const cJSON *c = args != NULL ? args->child : NULL; c != NULL; c = c->next, i++)
         if (i >= skip)
-            cJSON_AddItemToArray(out, cJSON_Duplicate(c, 1));
+            cJSON_AddItemToArray(out, ferry_json_dup(c, 0));
     return out;
 }
 
@@ -107,10 +107,10 @@ static void on_server_ack(ferry_socket *s, int status, cJSON *args, void *ud)
     const char *st = status == 0 ? "ok" : status == -FERRY_ETIMEDOUT ? "timeout" : "closed";
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "status", st);
-    cJSON_AddItemToObject(o, "args", args != NULL ? cJSON_Duplicate(args, 1) : cJSON_CreateNull());
+    cJSON_AddItemToObject(o, "args", args != NULL ? ferry_json_dup(args, 0) : cJSON_CreateNull());
     if (status != -FERRY_ECLOSED) {
         cJSON *a = cJSON_CreateArray();
-        cJSON_AddItemToArray(a, cJSON_Duplicate(o, 1));
+        cJSON_AddItemToArray(a, ferry_json_dup(o, 0));
         ferry_socket_emit(s, "ask-result", a);
         cJSON_Delete(a);
     }
@@ -128,7 +128,7 @@ static void on_event(ferry_socket *s, const char *event, cJSON *args, ferry_ack 
     (void)ud;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "name", event);
-    cJSON_AddItemToObject(o, "args", cJSON_Duplicate(args, 1));
+    cJSON_AddItemToObject(o, "args", ferry_json_dup(args, 0));
     cJSON_AddBoolToObject(o, "ack", ack != NULL);
     print_json("event", s, o);
 

@@ -134,6 +134,17 @@ static void presence(relay *r, ferry_socket *from, const char *room, const char 
     cJSON_Delete(args);
 }
 
+static int has_binary(const cJSON *c)
+{
+    if (ferry_binary_is(c))
+        return 1;
+    for (const cJSON *x = c != NULL && (cJSON_IsArray(c) || cJSON_IsObject(c)) ? c->child : NULL;
+         x != NULL; x = x->next)
+        if (has_binary(x))
+            return 1;
+    return 0;
+}
+
 /* If ev is one of --history-events: give the publish an id and a time (added to meta, the
  * last element of out) and keep {id, ts, event, data, from} as the room's newest entry. id
  * gets the id ("" when not kept). */
@@ -154,12 +165,18 @@ static void keep(relay *r, const char *room, const char *ev, cJSON *out, const c
     cJSON_AddStringToObject(entry, "id", id);
     cJSON_AddNumberToObject(entry, "ts", ts);
     cJSON_AddStringToObject(entry, "event", ev);
-    cJSON_AddItemReferenceToObject(entry, "data", cJSON_GetArrayItem(out, 0));
+    /* Binary arguments are kept as base64 (the bytes form would print as its stand-in only);
+     * the history's JSON parses back into binary arguments that are sent as attachments. */
+    cJSON *data = cJSON_GetArrayItem(out, 0);
+    if (has_binary(data))
+        cJSON_AddItemToObject(entry, "data", ferry_json_dup(data, FERRY_JSON_BASE64));
+    else
+        cJSON_AddItemReferenceToObject(entry, "data", data);
     cJSON *from = cJSON_GetObjectItemCaseSensitive(meta, "from");
     if (from != NULL)
         cJSON_AddItemReferenceToObject(entry, "from", from);
     char *json = cJSON_PrintUnformatted(entry);
-    cJSON_Delete(entry); /* references only: out keeps data and from */
+    cJSON_Delete(entry); /* references (or a copy of data): out keeps data and from */
     if (json != NULL)
         history_add(&r->hist, room, id, sender, json, strlen(json));
     cJSON_free(json);
@@ -472,7 +489,7 @@ int relay_publish(relay *r, const char *room, const char *event, const cJSON *da
                   int volatile_)
 {
     cJSON *out = cJSON_CreateArray();
-    cJSON_AddItemToArray(out, cJSON_Duplicate(data, 1));
+    cJSON_AddItemToArray(out, ferry_json_dup(data, 0));
     cJSON *meta = cJSON_CreateObject();
     cJSON_AddStringToObject(meta, "room", room);
     cJSON_AddItemToArray(out, meta);

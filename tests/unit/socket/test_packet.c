@@ -417,23 +417,57 @@ static void binary_helpers(void **state)
         assert_int_equal(ferry_binary_get(b, out, &n), 0);
         assert_int_equal(n, len);
         assert_memory_equal(out, bytes, len);
-        /* cJSON's own duplicate keeps it a binary argument. */
-        cJSON *dup = cJSON_Duplicate(b, 1);
+        /* Borrowed, no copy: the same bytes. */
+        size_t dn = 99;
+        const void *view = ferry_binary_data(b, &dn);
+        assert_non_null(view);
+        assert_int_equal(dn, len);
+        assert_memory_equal(view, bytes, len);
+        /* ferry_json_dup keeps it a binary argument with its bytes. */
+        cJSON *dup = ferry_json_dup(b, 0);
         assert_true(ferry_binary_is(dup));
-        cJSON_Delete(dup);
+        assert_non_null(ferry_binary_data(dup, &dn));
+        assert_int_equal(dn, len);
+        assert_ptr_not_equal(ferry_binary_data(dup, &dn), view);
         cJSON_Delete(b);
+        n = sizeof(out);
+        assert_int_equal(ferry_binary_get(dup, out, &n), 0); /* outlives its original */
+        assert_int_equal(n, len);
+        assert_memory_equal(out, bytes, len);
+        cJSON_Delete(dup);
     }
     cJSON *s = cJSON_CreateString("x");
     assert_false(ferry_binary_is(s));
     size_t n = 1;
     assert_int_equal(ferry_binary_get(s, NULL, &n), -FERRY_EINVAL);
+    assert_null(ferry_binary_data(s, &n));
+    assert_int_equal(n, 0);
     cJSON_Delete(s);
+    assert_false(ferry_binary_is(NULL));
+    assert_null(ferry_binary_data(NULL, NULL));
+    assert_null(ferry_json_dup(NULL, 0));
+    assert_null(ferry_binary_new(NULL, 1));
+
+    /* Written in place by the caller. */
+    void *w = NULL;
+    cJSON *a = ferry_binary_alloc(5, &w);
+    assert_non_null(a);
+    assert_non_null(w);
+    memcpy(w, "hello", 5);
+    n = 0;
+    assert_memory_equal(ferry_binary_data(a, &n), "hello", 5);
+    assert_int_equal(n, 5);
+    cJSON_Delete(a);
+    assert_null(ferry_binary_alloc(5, NULL));
+    w = (void *)1;
+    assert_null(ferry_binary_alloc((size_t)200 * 1000 * 1000, &w));
+    assert_null(w);
 }
 
-/* The bytes of a binary argument ferry made ride behind its base64 (binary.c): reading and
- * sending them decode nothing. Copies and parsed trees have only the base64 and still work;
- * a member string changed in place is read from its new text, never from stale bytes. */
-static void binary_bytes_kept_beside_base64(void **state)
+/* The bytes form (binary.c): a binary argument ferry makes carries its bytes, never base64;
+ * cJSON's own copies see the stand-in text only and are refused when sent (never silently
+ * wrong bytes); the text form (parsed JSON, ferry_json_dup with FERRY_JSON_BASE64) is decoded. */
+static void binary_bytes_form(void **state)
 {
     (void)state;
     unsigned char bytes[300];
@@ -446,73 +480,103 @@ static void binary_bytes_kept_beside_base64(void **state)
     assert_non_null(raw);
     assert_int_equal(n, sizeof(bytes));
     assert_memory_equal(raw, bytes, sizeof(bytes));
+    assert_null(sio_binary_b64(b)); /* no base64 anywhere */
 
-    /* A duplicate (text only) outlives the original and decodes its base64. */
+    /* cJSON_Print shows the stand-in; a cJSON_Duplicate copy has no bytes and says so. */
+    char *text = cJSON_PrintUnformatted(b);
+    assert_string_equal(text, "{\"_ferry_binary\":\"(300 bytes)\"}");
+    cJSON_free(text);
     cJSON *dup = cJSON_Duplicate(b, 1);
-    cJSON_Delete(b);
     assert_null(sio_binary_raw(dup, &n));
     unsigned char out[300];
     n = sizeof(out);
-    assert_int_equal(ferry_binary_get(dup, out, &n), 0);
-    assert_int_equal(n, sizeof(bytes));
-    assert_memory_equal(out, bytes, sizeof(bytes));
+    assert_int_equal(ferry_binary_get(dup, out, &n), -FERRY_EINVAL);
+    cJSON *args = cJSON_CreateArray();
+    cJSON_AddItemToArray(args, dup);
+    sio_encoded e;
+    assert_int_equal(sio_encode_event("/", SIO_NO_ID, "up", args, &e), -FERRY_EINVAL);
+    cJSON_Delete(args);
 
-    /* Printed and parsed again: a binary argument, from its base64. */
-    char *text = cJSON_PrintUnformatted(dup);
+    /* A string reference to the text (not the member itself) is no binary member either. */
+    cJSON *ref = cJSON_CreateObject();
+    cJSON_AddItemToObject(ref, "_ferry_binary", cJSON_CreateStringReference(b->child->valuestring));
+    assert_null(sio_binary_raw(ref, &n));
+    cJSON_Delete(ref);
+
+    /* The text form: printed, parsed again, still a binary argument. */
+    cJSON *t64 = ferry_json_dup(b, FERRY_JSON_BASE64);
+    assert_non_null(sio_binary_b64(t64));
+    assert_null(sio_binary_raw(t64, &n));
+    text = cJSON_PrintUnformatted(t64);
     cJSON *parsed = cJSON_Parse(text);
     cJSON_free(text);
     assert_true(ferry_binary_is(parsed));
-    assert_null(sio_binary_raw(parsed, &n));
-    cJSON_Delete(parsed);
-    cJSON_Delete(dup);
-
-    /* The member's string shortened in place (same address): its new text counts. */
-    b = ferry_binary_new(bytes, sizeof(bytes));
-    assert_non_null(cJSON_SetValuestring(b->child, "AQID"));
-    assert_null(sio_binary_raw(b, &n));
     n = sizeof(out);
-    assert_int_equal(ferry_binary_get(b, out, &n), 0);
-    assert_int_equal(n, 3);
-    assert_memory_equal(out, "\x01\x02\x03", 3);
-    cJSON_Delete(b);
+    assert_int_equal(ferry_binary_get(parsed, out, &n), 0);
+    assert_int_equal(n, sizeof(bytes));
+    assert_memory_equal(out, bytes, sizeof(bytes));
+    /* ferry_json_dup of the text form copies the text. */
+    cJSON *d2 = ferry_json_dup(parsed, 0);
+    assert_string_equal(sio_binary_b64(d2), sio_binary_b64(parsed));
+    cJSON_Delete(d2);
+    cJSON_Delete(parsed);
+    cJSON_Delete(t64);
 
-    /* Emitting: the attachment holds the bytes, whether they came from the trailer (the
-     * argument itself) or from base64 (its duplicate); nested arguments too. */
-    for (int copy = 0; copy < 2; copy++) {
-        cJSON *args = cJSON_CreateArray();
+    /* Moved (detached, added elsewhere): the bytes go with it. */
+    cJSON *holder = cJSON_CreateArray();
+    cJSON_AddItemToArray(holder, b);
+    cJSON *moved = cJSON_DetachItemFromArray(holder, 0);
+    cJSON_Delete(holder);
+    assert_ptr_equal(sio_binary_raw(moved, &n), raw);
+    b = moved;
+
+    /* Emitting: the attachment holds the bytes, from the bytes form, from ferry_json_dup, from
+     * the text form; nested arguments too; a reference to the argument works as itself. */
+    for (int form = 0; form < 4; form++) {
+        args = cJSON_CreateArray();
         cJSON *obj = cJSON_CreateObject();
         cJSON_AddItemToObject(obj, "file", ferry_binary_new(bytes, sizeof(bytes)));
         cJSON_AddItemToArray(args, obj);
-        cJSON *use = copy ? cJSON_Duplicate(args, 1) : args;
-        sio_encoded e;
+        if (form == 3)
+            cJSON_AddItemReferenceToArray(args, b);
+        cJSON *use = form == 1 ? ferry_json_dup(args, 0)
+                     : form == 2 ? ferry_json_dup(args, FERRY_JSON_BASE64)
+                                 : args;
         assert_int_equal(sio_encode_event("/", SIO_NO_ID, "up", use, &e), 0);
-        assert_int_equal(e.n, 2);
-        assert_int_equal(e.bufs[1]->len, sizeof(bytes));
-        assert_memory_equal(e.bufs[1]->data, bytes, sizeof(bytes));
-        assert_true((e.bufs[1]->flags & FERRY_BUF_BINARY) != 0);
+        assert_int_equal(e.n, form == 3 ? 3 : 2);
+        for (size_t i = 1; i < e.n; i++) {
+            assert_int_equal(e.bufs[i]->len, sizeof(bytes));
+            assert_memory_equal(e.bufs[i]->data, bytes, sizeof(bytes));
+            assert_true((e.bufs[i]->flags & FERRY_BUF_BINARY) != 0);
+        }
+        assert_memory_equal(e.bufs[0]->data, form == 3 ? "452-" : "451-", 4);
+        static const char ph[] = "[\"up\",{\"file\":{\"_placeholder\":true,\"num\":0}}";
+        assert_memory_equal(e.bufs[0]->data + 4, ph, sizeof(ph) - 1);
         sio_encoded_release(&e);
-        if (copy)
+        if (use != args)
             cJSON_Delete(use);
         cJSON_Delete(args);
     }
+    cJSON_Delete(b);
 
-    /* Received: an attachment's bytes are kept as they came. */
+    /* Received: an attachment's bytes are kept as they came, in the bytes form. */
     sio_decoder d;
     sio_decoder_init(&d, 10);
     sio_packet p;
     const char *t = "51-[\"x\",{\"_placeholder\":true,\"num\":0}]";
     assert_int_equal(sio_decode_text(&d, t, strlen(t), &p), 0);
     assert_int_equal(sio_decode_binary(&d, bytes, sizeof(bytes), &p), 1);
-    raw = sio_binary_raw(cJSON_GetArrayItem(p.data, 1), &n);
+    raw = ferry_binary_data(cJSON_GetArrayItem(p.data, 1), &n);
     assert_non_null(raw);
     assert_int_equal(n, sizeof(bytes));
     assert_memory_equal(raw, bytes, sizeof(bytes));
+    assert_null(sio_binary_b64(cJSON_GetArrayItem(p.data, 1)));
     sio_packet_clear(&p);
     sio_decoder_free(&d);
 }
 
 static const struct CMUnitTest tests[] = {
-    cmocka_unit_test(binary_bytes_kept_beside_base64),
+    cmocka_unit_test(binary_bytes_form),
     cmocka_unit_test(spec_encode_connect),
     cmocka_unit_test(spec_encode_events),
     cmocka_unit_test(spec_encode_binary),

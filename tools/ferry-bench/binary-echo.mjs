@@ -1,0 +1,105 @@
+#!/usr/bin/env node
+// Binary echo cost: the official socket.io-client sends a Buffer as "message" to
+// `ferry --suite` (which answers "message-back" with the very arguments), and this prints the
+// server's CPU per echoed message (from /proc/PID/task/*/schedstat, so the load client's own
+// CPU is not counted). Bounded: --count messages per run (default 4000), --runs runs, each
+// run given at most --timeout-ms.
+//
+//   node tools/ferry-bench/binary-echo.mjs --ferry build/tools/ferry/ferry [--size 4096]
+//        [--count 4000] [--inflight 16] [--runs 3] [--transport websocket|polling]
+//
+// Several --ferry flags measure several binaries alternating run by run (before/after).
+import { spawn } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
+import { io } from "socket.io-client";
+
+const opts = { ferry: [], size: 4096, count: 4000, inflight: 16, runs: 3, transport: "websocket", timeoutMs: 120000 };
+for (let i = 2; i < process.argv.length; i++) {
+  const a = process.argv[i], v = process.argv[i + 1];
+  if (a === "--ferry") opts.ferry.push(v), i++;
+  else if (a === "--size") opts.size = Number(v), i++;
+  else if (a === "--count") opts.count = Math.min(Number(v), 1000000), i++;
+  else if (a === "--inflight") opts.inflight = Number(v), i++;
+  else if (a === "--runs") opts.runs = Math.min(Number(v), 50), i++;
+  else if (a === "--transport") opts.transport = v, i++;
+  else if (a === "--timeout-ms") opts.timeoutMs = Number(v), i++;
+  else throw new Error(`unknown argument ${a}`);
+}
+if (opts.ferry.length === 0) throw new Error("--ferry PATH is required");
+
+function cpuNs(pid) {
+  let ns = 0;
+  for (const t of readdirSync(`/proc/${pid}/task`))
+    ns += Number(readFileSync(`/proc/${pid}/task/${t}/schedstat`, "utf8").split(" ")[0]);
+  return ns;
+}
+
+async function start(binary) {
+  const proc = spawn(binary, ["--suite", "--port", "0", "--host", "127.0.0.1"], { stdio: ["ignore", "pipe", "inherit"] });
+  const port = await new Promise((resolve, reject) => {
+    let out = "";
+    const t = setTimeout(() => reject(new Error("server did not start")), 10000);
+    proc.stdout.on("data", (d) => {
+      out += d;
+      const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(out);
+      if (m) clearTimeout(t), resolve(Number(m[1]));
+    });
+    proc.on("exit", (c) => reject(new Error(`server exited ${c}`)));
+  });
+  return { proc, port };
+}
+
+async function run(binary) {
+  const { proc, port } = await start(binary);
+  const sock = io(`http://127.0.0.1:${port}`, { transports: [opts.transport], forceNew: true });
+  await new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error("no connect")), 10000);
+    sock.once("connect", () => (clearTimeout(t), resolve()));
+  });
+  const payload = Buffer.alloc(opts.size);
+  for (let i = 0; i < payload.length; i++) payload[i] = (i * 31) & 255;
+  // Warm up, then measure.
+  const echo = (n) =>
+    new Promise((resolve, reject) => {
+      let sent = 0, got = 0;
+      const t = setTimeout(() => reject(new Error(`timeout: ${got}/${n} echoed`)), opts.timeoutMs);
+      const send = () => {
+        sent++;
+        sock.emit("message", payload);
+      };
+      sock.on("message-back", (b) => {
+        if (!Buffer.isBuffer(b) || b.length !== opts.size || b[1] !== payload[1]) {
+          clearTimeout(t);
+          reject(new Error("bad echo"));
+          return;
+        }
+        if (++got === n) {
+          sock.off("message-back");
+          clearTimeout(t);
+          resolve();
+        } else if (sent < n) send();
+      });
+      for (let i = 0; i < Math.min(opts.inflight, n); i++) send();
+    });
+  await echo(Math.min(200, opts.count));
+  const c0 = cpuNs(proc.pid), t0 = process.hrtime.bigint();
+  await echo(opts.count);
+  const c1 = cpuNs(proc.pid), t1 = process.hrtime.bigint();
+  sock.close();
+  proc.kill("SIGTERM");
+  await new Promise((r) => proc.on("exit", r));
+  return { cpuUsPerMsg: (c1 - c0) / 1000 / opts.count, msgsPerS: opts.count / (Number(t1 - t0) / 1e9) };
+}
+
+const results = opts.ferry.map(() => []);
+for (let r = 0; r < opts.runs; r++)
+  for (let i = 0; i < opts.ferry.length; i++) {
+    const x = await run(opts.ferry[i]);
+    results[i].push(x);
+    console.log(`run ${r + 1} ${opts.ferry[i]}: ${x.cpuUsPerMsg.toFixed(2)} us server CPU/msg, ${x.msgsPerS.toFixed(0)} msg/s`);
+  }
+const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+console.log(JSON.stringify({
+  size: opts.size, count: opts.count, inflight: opts.inflight, transport: opts.transport,
+  results: opts.ferry.map((f, i) => ({ ferry: f, medianCpuUsPerMsg: Number(median(results[i].map((x) => x.cpuUsPerMsg)).toFixed(2)), runs: results[i] })),
+}, null, 1));
