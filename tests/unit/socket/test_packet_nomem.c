@@ -45,7 +45,21 @@ static int exchange(void)
             assert_true(erc == 0 || erc == -FERRY_ENOMEM);
             if (erc == 0) {
                 sio_encoded_release(&e2);
-                ok = 1;
+                /* Copies that keep the bytes (ferry_json_dup), in both forms. */
+                cJSON *c1 = ferry_json_dup(p.data, 0);
+                cJSON *c2 = c1 != NULL ? ferry_json_dup(c1, FERRY_JSON_BASE64) : NULL;
+                if (c2 != NULL) {
+                    unsigned char out[3];
+                    size_t n = sizeof(out);
+                    int grc = ferry_binary_get(cJSON_GetArrayItem(c2, 1), out, &n);
+                    assert_true(grc == 0 || grc == -FERRY_ENOMEM); /* decodes the base64 */
+                    if (grc == 0) {
+                        assert_memory_equal(out, bytes, 3);
+                        ok = 1;
+                    }
+                }
+                cJSON_Delete(c2);
+                cJSON_Delete(c1);
             }
         }
         sio_packet_clear(&p);
