@@ -3,7 +3,8 @@
 // and make sense (every message sent came back, every publish reached every receiver, the wire
 // counts requests only where there are requests). Also: bad flags exit 2 with a message, and
 // a non-loopback address is refused. The minimal C echo (make bench's baseline for the
-// WebSocket echo) answers every echo and exits 0 on SIGTERM.
+// WebSocket echo and ceiling for the WebSocket broadcast) answers every echo, relays every
+// publish and exits 0 on SIGTERM.
 // Usage: node smoke.mjs <ferry-bench> <ferry> [<ferry-c-echo>]
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -110,9 +111,31 @@ try {
     assert.equal(j.broadcast.completed, j.broadcast.sent);
     assert.ok(j.broadcast.client_cpu_us_per_message > 0);
     assert.match(r.out, /client CPU per delivery/);
-    const one = await run(["--mode", "echo", "--procs", "2"]);
-    assert.equal(one.code, 2, "--procs is for broadcast");
+    const one = await run(["--mode", "connect", "--procs", "2"]);
+    assert.equal(one.code, 2, "--procs is for echo and broadcast");
     assert.match(one.err, /--procs/);
+  }
+
+  // Echo with the sessions spread over three processes (polling and WebSocket): they start and
+  // stop together, every message sent in any of them comes back and is counted once, and the
+  // round trips of all three are in the figures.
+  for (const t of ["polling", "websocket"]) {
+    const json = path.join(dir, `echo-procs-${t}.json`);
+    const args = ["--port", String(suite.port), "--transport", t, "--mode", "echo", "-n", "7",
+      "--procs", "3", "--inflight", "2", "--pid", String(suite.proc.pid), "--duration", "0.5",
+      "--timeout", "60", "--json", json];
+    const r = await run(args);
+    assert.equal(r.code, 0, `ferry-bench ${args.join(" ")} exited ${r.code}:\n${r.out}${r.err}`);
+    const j = JSON.parse(readFileSync(json, "utf8"));
+    assert.equal(j.ok, true, JSON.stringify(j));
+    assert.equal(j.ready, 7, "seven sessions in three processes");
+    assert.equal(j.echo.client_processes, 3);
+    assert.ok(j.echo.sent >= 14, "every session sent (two in flight each)");
+    assert.equal(j.echo.received, j.echo.sent, "every message came back");
+    assert.equal(j.echo.round_trip.count, j.echo.received, "the round trips of every process");
+    assert.ok(j.echo.messages_per_s > 0 && j.echo.server_cpu_us_per_message > 0);
+    assert.ok(j.echo.client_cpu_cores > 0 && j.echo.server_cpu_cores > 0, "CPU used, both sides");
+    assert.match(r.out, /load client CPU used/);
   }
 
   if (cEcho) {
@@ -124,6 +147,14 @@ try {
       assert.ok(e.echo.sent > 0);
       assert.equal(e.echo.received, e.echo.sent, "the C echo answered every message");
       assert.ok(e.echo.server_cpu_us_per_message > 0);
+      // Its broadcast (make bench's ceiling): every other member of the room gets every
+      // publish, the sender none.
+      const b = await bench1(base.port, base.proc.pid, "websocket", "broadcast",
+        ["-n", "5", "--inflight", "4", "--duration", "0.5"]);
+      assert.ok(b.broadcast.sent > 0);
+      assert.equal(b.broadcast.received, b.broadcast.sent * 5, "every receiver got every publish");
+      assert.equal(b.broadcast.completed, b.broadcast.sent);
+      assert.ok(b.broadcast.server_cpu_us_per_delivery > 0);
       // Anything but the echo's WebSocket handshake is refused.
       const bad = await bench1(base.port, base.proc.pid, "polling", "connect", ["-n", "1"])
         .then(() => null, (err) => err);

@@ -29,7 +29,7 @@ typedef struct bench_opts {
     unsigned concurrency; /* handshakes at once */
     unsigned inflight;    /* echo: per session; broadcast: publishes not yet delivered to all */
     unsigned size;        /* payload bytes of a message */
-    unsigned procs;       /* broadcast: processes the receivers are spread over */
+    unsigned procs;       /* echo, broadcast: processes the sessions are spread over */
     double duration_s;    /* echo/broadcast run time */
     double hold_s;        /* connect: how long the sessions stay open after the last one;
                              broadcast: how long they stay idle after joining, before the

@@ -81,18 +81,24 @@ static void on_written(uv_write_t *req, int status)
     free(req->data);
 }
 
-static void conn_write(conn *c, const char *data, size_t len)
+/* Write two pieces (b may be empty) with one system call: a request's head and body go in one
+ * segment, as a browser's usually do. */
+static void conn_write2(conn *c, const char *a, size_t alen, const char *b2, size_t blen)
 {
     if (c->closing)
         return;
+    size_t len = alen + blen;
     B.bytes_out += len;
     if (!c->connected) {
-        if (ferry_vec_append(&c->pending, data, len, MAX_BODY) != 0 && c->s != NULL)
+        if ((ferry_vec_append(&c->pending, a, alen, MAX_BODY) != 0 ||
+             (blen > 0 && ferry_vec_append(&c->pending, b2, blen, MAX_BODY) != 0)) &&
+            c->s != NULL)
             sess_fail(c->s, "request too large");
         return;
     }
-    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
-    int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    uv_buf_t bufs[2] = {uv_buf_init((char *)a, (unsigned)alen),
+                        uv_buf_init((char *)b2, (unsigned)blen)};
+    int n = uv_try_write((uv_stream_t *)&c->tcp, bufs, blen > 0 ? 2 : 1);
     if (n == (int)len)
         return;
     if (n < 0)
@@ -105,13 +111,28 @@ static void conn_write(conn *c, const char *data, size_t len)
     }
     w->req.data = w;
     w->len = len - (size_t)n;
-    memcpy(w->data, data + n, w->len);
-    b = uv_buf_init(w->data, (unsigned)w->len);
+    /* The unwritten tail of a then b. */
+    size_t done = (size_t)n, off = 0;
+    if (done < alen) {
+        memcpy(w->data, a + done, alen - done);
+        off = alen - done;
+        done = 0;
+    } else {
+        done -= alen;
+    }
+    if (blen > done)
+        memcpy(w->data + off, b2 + done, blen - done);
+    uv_buf_t b = uv_buf_init(w->data, (unsigned)w->len);
     if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_written) != 0) {
         free(w);
         if (c->s != NULL)
             sess_fail(c->s, "write failed");
     }
+}
+
+static void conn_write(conn *c, const char *data, size_t len)
+{
+    conn_write2(c, data, len, NULL, 0);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -227,9 +248,7 @@ static void request(sess *s, int role, const char *method, const char *extra, co
     conn *c = *slot;
     c->in_request = 1;
     B.requests++;
-    conn_write(c, head, (size_t)n);
-    if (body != NULL && body_len > 0)
-        conn_write(c, body, body_len);
+    conn_write2(c, head, (size_t)n, body, body != NULL ? body_len : 0);
 }
 
 static void poll_get(sess *s)

@@ -15,6 +15,8 @@
  *              the time until the last receiver has a message. --procs N spreads the
  *              receivers over N processes (forked; they count into shared memory and tell
  *              the sender's process of a publish every receiver has through a pipe).
+ *              Echo takes --procs N too: the sessions are spread over N processes that start
+ *              and stop together, so that the load client is not what bounds messages/s.
  *   wire       echo with one message in flight on one session (by default): bytes on the
  *              wire per message each direction (HTTP headers included), requests per message.
  * Every mode is bounded by --duration / --messages and by --timeout; only loopback addresses
@@ -52,8 +54,8 @@ static const char usage[] =
     "                       not yet delivered to every receiver (4)\n"
     "  --size N             payload bytes of a message (32)\n"
     "  --duration S         echo/broadcast run time in seconds (5)\n"
-    "  --procs N            broadcast: spread the receivers over N processes (1), so that\n"
-    "                       the client is not what limits deliveries per second\n"
+    "  --procs N            echo, broadcast: spread the sessions (receivers) over N\n"
+    "                       processes (1), so that the client is not what limits the rate\n"
     "  --messages N         stop after N messages sent (echo/broadcast: none; wire: 100)\n"
     "  --hold S             connect: keep the sessions open S seconds and count the\n"
     "                       server's wake-ups (0); broadcast: keep them idle S seconds\n"
@@ -210,6 +212,7 @@ static struct {
     unsigned joined;
     int timed_out;
     uint64_t kids_cpu_ns; /* --procs: the other processes' CPU during the run */
+    uint64_t run_cpu_ns;  /* this process's CPU during the run (echo: until the drain) */
     /* broadcast */
     struct slot {
         uint64_t seq, t;
@@ -232,26 +235,47 @@ static void run_start(void);
  * process's figures, written as it exits. The receiver that completes a publish in another
  * process writes its number (8 bytes) to a pipe that process 0 reads; process 0 polls the
  * mapping every millisecond only while waiting for the joins, and the others poll the stop
- * flag every 5 ms. */
+ * flag every 5 ms.
+ *
+ * Echo with --procs N: each process has a share of the sessions. Once every session of every
+ * process is open (joined counts them), process 0 sets go and runs the clock; each process
+ * polls go every millisecond and starts its share. When the run's time is up process 0 sets
+ * halt: each process stops sending, says so (live[].halted) and keeps reading the answers;
+ * process 0 ends the run once every process halted and every message sent came back (live[]
+ * counters, written by their own process only), or 2 s later. Round trips are copied into the
+ * mapping (samples) when a process exits. */
+
+#define MAX_PROCS 64
+/* Echo: round-trip samples each process hands back (the pages are touched only as used). */
+#define PROC_SAMPLES (1u << 21)
 
 typedef struct proc_figures {
     unsigned ready, failed, closed_early;
     uint64_t pings;
-    uint64_t received, bytes_in, bytes_out, requests, cpu_run_ns;
+    uint64_t sent, received, bytes_in, bytes_out, requests, cpu_run_ns;
+    size_t nsamples; /* echo: round trips in the process's part of the samples */
 } proc_figures;
+
+/* A process's live echo counters, each on its own cache line (one writer). */
+typedef struct live_counters {
+    _Alignas(64) _Atomic uint64_t sent;
+    _Atomic uint64_t received;
+    _Atomic uint64_t t_last; /* ns, the last answer */
+    atomic_int halted;
+} live_counters;
 
 typedef struct shared {
     atomic_uint joined;
     atomic_int stop, abort;
+    atomic_int go, halt; /* echo: start sending; stop sending */
     char first_error[256];
-    proc_figures fig[64];
+    proc_figures fig[MAX_PROCS];
+    live_counters live[MAX_PROCS];
     struct {
         _Atomic uint64_t seq;
         atomic_uint count;
     } slots[]; /* --inflight of them */
 } shared;
-
-#define MAX_PROCS 64
 
 static struct {
     unsigned idx, n;      /* this process's index, and how many there are */
@@ -264,6 +288,7 @@ static struct {
     char carry[8];
     size_t ncarry;
     uint64_t self_cpu0;
+    uint32_t *samples; /* echo: MAX_PROCS x PROC_SAMPLES, shared */
 } P;
 
 static void bc_complete(uint64_t seq, uint64_t now);
@@ -334,6 +359,13 @@ static void check_connected(void)
         }
         return;
     }
+    if (P.sh != NULL) {
+        /* Echo over several processes: all start together (on_poll). */
+        R.phase = PH_JOIN;
+        R.joined = B.ready;
+        atomic_fetch_add(&P.sh->joined, B.ready);
+        return;
+    }
     run_start();
 }
 
@@ -376,18 +408,52 @@ static void echo_send(sess *s)
     if (n > 0 && (size_t)n < cap) {
         s->outstanding++;
         B.sent++;
+        if (P.sh != NULL)
+            atomic_store_explicit(&P.sh->live[P.idx].sent, B.sent, memory_order_relaxed);
         sess_send(s, pkt, (size_t)n);
     }
     if (pkt != stackbuf)
         free(pkt);
 }
 
+/* Echo over several processes: has every process stopped sending, and every message it sent
+ * come back? Then the latest answer anywhere. */
+static int procs_drained(uint64_t *t_last)
+{
+    *t_last = 0;
+    for (unsigned k = 0; k < P.n; k++) {
+        live_counters *l = &P.sh->live[k];
+        if (k != 0 && !atomic_load(&l->halted))
+            return 0;
+        if (atomic_load(&l->received) < atomic_load(&l->sent))
+            return 0;
+        uint64_t t = atomic_load(&l->t_last);
+        if (t > *t_last)
+            *t_last = t;
+    }
+    return 1;
+}
+
 static void drain_check(void)
 {
     if (R.phase != PH_DRAIN)
         return;
-    if (B.o.mode == MODE_BROADCAST ? R.outstanding == 0 : B.received >= B.sent)
+    if (B.o.mode == MODE_BROADCAST) {
+        if (R.outstanding == 0)
+            finish();
+        return;
+    }
+    if (P.sh == NULL) {
+        if (B.received >= B.sent)
+            finish();
+        return;
+    }
+    uint64_t t_last;
+    if (P.idx == 0 && procs_drained(&t_last)) {
+        if (t_last > R.t_last_recv)
+            R.t_last_recv = t_last;
         finish();
+    }
 }
 
 static void echo_event(sess *s, const char *name, size_t nlen, const char *rest, size_t len)
@@ -402,16 +468,21 @@ static void echo_event(sess *s, const char *name, size_t nlen, const char *rest,
         return;
     B.received++;
     R.t_last_recv = now;
+    if (P.sh != NULL) {
+        atomic_store_explicit(&P.sh->live[P.idx].received, B.received, memory_order_relaxed);
+        atomic_store_explicit(&P.sh->live[P.idx].t_last, now, memory_order_relaxed);
+    }
     if (s->outstanding > 0)
         s->outstanding--;
     sample_add(&B.rt_lat, &B.rt_n, &B.rt_cap, now / 1000 - t);
     if (R.phase == PH_RUN)
         echo_send(s);
-    if (B.stopping && R.phase == PH_RUN && B.received >= B.sent) {
+    if (B.stopping && R.phase == PH_RUN && B.received >= B.sent && P.sh == NULL) {
         R.phase = PH_DRAIN;
         R.t_run_end = now;
     }
-    drain_check();
+    if (P.sh == NULL || P.idx == 0)
+        drain_check();
 }
 
 /* ---- broadcast */
@@ -544,11 +615,16 @@ static void child_exit(int failed)
     f->failed = B.failed;
     f->closed_early = B.closed_early;
     f->pings = B.pings;
+    f->sent = B.sent;
     f->received = B.received;
+    if (P.samples != NULL) {
+        f->nsamples = B.rt_n < PROC_SAMPLES ? B.rt_n : PROC_SAMPLES;
+        memcpy(P.samples + (size_t)P.idx * PROC_SAMPLES, B.rt_lat, f->nsamples * sizeof(uint32_t));
+    }
     f->bytes_in = B.bytes_in - R.bytes_in0;
     f->bytes_out = B.bytes_out - R.bytes_out0;
     f->requests = B.requests - R.requests0;
-    f->cpu_run_ns = P.self_cpu0 ? self_cpu_ns() - P.self_cpu0 : 0;
+    f->cpu_run_ns = R.run_cpu_ns ? R.run_cpu_ns : P.self_cpu0 ? self_cpu_ns() - P.self_cpu0 : 0;
     if (failed) {
         if (!P.sh->first_error[0])
             snprintf(P.sh->first_error, sizeof(P.sh->first_error), "process %u: %.200s", P.idx,
@@ -559,11 +635,23 @@ static void child_exit(int failed)
     _exit(0); /* the kernel closes the connections */
 }
 
+static void child_run_start(void);
+
 static void on_poll(uv_timer_t *t)
 {
     if (P.idx != 0) {
         if (atomic_load(&P.sh->stop))
             child_exit(0);
+        if (B.o.mode != MODE_ECHO)
+            return;
+        if (R.phase == PH_JOIN && atomic_load(&P.sh->go))
+            child_run_start();
+        if (R.phase == PH_RUN && atomic_load(&P.sh->halt)) {
+            B.stopping = 1;
+            R.phase = PH_DRAIN;
+            R.run_cpu_ns = self_cpu_ns() - P.self_cpu0;
+            atomic_store(&P.sh->live[P.idx].halted, 1);
+        }
         return;
     }
     if (atomic_load(&P.sh->abort)) {
@@ -574,9 +662,16 @@ static void on_poll(uv_timer_t *t)
         return;
     }
     if (R.phase == PH_JOIN && R.joined == P.hi - P.lo && atomic_load(&P.sh->joined) == B.n_sess) {
-        uv_timer_set_repeat(&P.poll, 10); /* from now on only for a failed process */
-        bc_go();
+        /* From now on only for a failed process, and (echo) for the drain. */
+        uv_timer_set_repeat(&P.poll, B.o.mode == MODE_ECHO ? 1 : 10);
+        if (B.o.mode == MODE_ECHO)
+            run_start();
+        else
+            bc_go();
+        return;
     }
+    if (B.o.mode == MODE_ECHO)
+        drain_check();
 }
 
 static void on_notify_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -617,6 +712,12 @@ static void collect_children(void)
         B.closed_early += f->closed_early;
         B.pings += f->pings;
         B.received += f->received;
+        if (B.o.mode == MODE_ECHO) {
+            B.sent += f->sent;
+            const uint32_t *a = P.samples + (size_t)k * PROC_SAMPLES;
+            for (size_t i = 0; i < f->nsamples; i++)
+                sample_add(&B.rt_lat, &B.rt_n, &B.rt_cap, a[i]);
+        }
         R.bytes_in1 += f->bytes_in;
         R.bytes_out1 += f->bytes_out;
         R.requests1 += f->requests;
@@ -630,11 +731,22 @@ static void collect_children(void)
 static int spread(void)
 {
     unsigned share = (B.o.sessions + P.n - 1) / P.n;
+    /* Broadcast: session 0, the sender, stays in process 0 besides its share. */
+    unsigned off = B.o.mode == MODE_BROADCAST ? 1 : 0;
     size_t size = sizeof(shared) + B.o.inflight * sizeof(P.sh->slots[0]);
     P.sh = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (P.sh == MAP_FAILED || pipe(P.pipe_fd) != 0) {
         fprintf(stderr, "ferry-bench: --procs: %s\n", strerror(errno));
         return -1;
+    }
+    if (B.o.mode == MODE_ECHO) {
+        P.samples = mmap(NULL, (size_t)MAX_PROCS * PROC_SAMPLES * sizeof(uint32_t),
+                         PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1,
+                         0);
+        if (P.samples == MAP_FAILED) {
+            fprintf(stderr, "ferry-bench: --procs: %s\n", strerror(errno));
+            return -1;
+        }
     }
     fflush(stdout);
     for (unsigned k = 1; k < P.n; k++) {
@@ -645,7 +757,7 @@ static int spread(void)
         }
         if (pid == 0) {
             P.idx = k;
-            P.lo = 1 + k * share;
+            P.lo = off + k * share;
             P.hi = P.lo + share < B.n_sess ? P.lo + share : B.n_sess;
             close(P.pipe_fd[0]);
             B.o.json_path = NULL;
@@ -655,7 +767,7 @@ static int spread(void)
         P.kids[k] = pid;
     }
     P.lo = 0;
-    P.hi = 1 + share;
+    P.hi = off + share;
     close(P.pipe_fd[1]);
     return 0;
 }
@@ -669,6 +781,10 @@ static void on_run_timer(uv_timer_t *t)
     B.stopping = 1;
     R.phase = PH_DRAIN;
     R.t_run_end = now_ns();
+    if (P.sh != NULL && B.o.mode == MODE_ECHO) {
+        R.run_cpu_ns = self_cpu_ns() - R.self_cpu_run;
+        atomic_store(&P.sh->halt, 1);
+    }
     /* What is in flight may arrive for 2 more seconds, then the run ends anyway. */
     uv_timer_start(&R.phase_timer, on_finish_timer, 2000, 0);
     drain_check();
@@ -691,8 +807,23 @@ static void run_start(void)
         bc_publish();
         return;
     }
+    if (P.sh != NULL)
+        atomic_store(&P.sh->go, 1);
     for (unsigned k = 0; k < B.o.inflight; k++)
-        for (unsigned i = 0; i < B.n_sess; i++)
+        for (unsigned i = P.lo; i < P.hi; i++)
+            echo_send(&B.s[i]);
+}
+
+/* Echo, a process other than 0: its share starts when process 0 says go. */
+static void child_run_start(void)
+{
+    R.phase = PH_RUN;
+    P.self_cpu0 = self_cpu_ns();
+    R.bytes_in0 = B.bytes_in;
+    R.bytes_out0 = B.bytes_out;
+    R.requests0 = B.requests;
+    for (unsigned k = 0; k < B.o.inflight; k++)
+        for (unsigned i = P.lo; i < P.hi; i++)
             echo_send(&B.s[i]);
 }
 
@@ -800,7 +931,8 @@ static void report(void)
         cJSON_AddNumberToObject(r, "sent", (double)B.sent);
         cJSON_AddNumberToObject(r, "received", (double)B.received);
         double cpu_ns = R.p_run_end.ok ? (double)(R.p_run_end.cpu_ns - R.p_run.cpu_ns) : 0;
-        double self = (double)(self_cpu_ns() - R.self_cpu_run + R.kids_cpu_ns);
+        double self = (double)((R.run_cpu_ns ? R.run_cpu_ns : self_cpu_ns() - R.self_cpu_run) +
+                               R.kids_cpu_ns);
         if (B.o.mode == MODE_BROADCAST) {
             cJSON_AddNumberToObject(r, "receivers", receivers());
             cJSON_AddNumberToObject(r, "completed", (double)R.completed);
@@ -843,8 +975,16 @@ static void report(void)
         print_row(B.o.mode == MODE_BROADCAST ? "client CPU per delivery" : "client CPU per message",
                   "us", per(self / 1000, (double)B.received));
         cJSON_AddNumberToObject(r, "client_processes", P.n ? P.n : 1);
-        if (R.p_run_end.ok)
+        /* Who bounds the rate: the CPU each side used during the run, in cores (1.0: one
+         * core busy the whole run). A server near 1.0 (one loop) is the limit; a client near
+         * its process count is. */
+        put_num(r, "client_cpu_cores", per(self / 1e9, secs));
+        print_row("load client CPU used", "cores", per(self / 1e9, secs));
+        if (R.p_run_end.ok) {
             put_num(r, "server_cpu_s", cpu_ns / 1e9);
+            put_num(r, "server_cpu_cores", per(cpu_ns / 1e9, secs));
+            print_row("server CPU used", "cores", per(cpu_ns / 1e9, secs));
+        }
         /* The wire: both directions, HTTP headers included, per message (echo: one message
          * each way; broadcast: per delivery). */
         double msgs = (double)B.received;
@@ -1122,8 +1262,10 @@ static int parse_flags(int argc, char **argv)
     o->sessions = (unsigned)n_sess;
     if (o->procs == 0)
         o->procs = 1;
-    if (o->procs > 1 && (o->mode != MODE_BROADCAST || o->procs > n_sess)) {
-        fprintf(stderr, "ferry-bench: --procs is for broadcast, at most one per receiver\n");
+    if (o->procs > 1 && ((o->mode != MODE_BROADCAST && o->mode != MODE_ECHO) ||
+                         o->procs > n_sess)) {
+        fprintf(stderr, "ferry-bench: --procs is for echo and broadcast, at most one per "
+                        "session (receiver)\n");
         return -1;
     }
     o->inflight = (unsigned)inflight;
@@ -1192,7 +1334,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "ferry-bench: cannot read /proc/%d: no server figures\n", B.o.pid);
     if (P.sh != NULL) {
         uv_timer_init(B.loop, &P.poll);
-        uv_timer_start(&P.poll, on_poll, 1, P.idx == 0 ? 1 : 5);
+        uv_timer_start(&P.poll, on_poll, 1, P.idx == 0 || B.o.mode == MODE_ECHO ? 1 : 5);
         if (P.idx == 0) {
             uv_pipe_init(B.loop, &P.notify, 0);
             uv_pipe_open(&P.notify, P.pipe_fd[0]);

@@ -8,6 +8,9 @@
  *   - "40"                  -> "40{"sid":...}"          (CONNECT to the main namespace)
  *   - "42["message",REST    -> "42["message-back",REST  (the same arguments, not re-encoded)
  *   - a close frame         -> a close frame, then the connection ends
+ * and, for make bench's broadcast (the ceiling of ferry's relay):
+ *   - "42<id>["join",...]"  -> "43<id>[]"  and the connection is in the one room (any name)
+ *   - "42<id>["publish",{..."data":DATA}]" -> "42["m",DATA]" to every other member
  * and ignores everything else (pongs "3", other events). No heartbeats (the bench's runs are
  * shorter than a ping interval), no fragmented messages (refused: the bench never sends
  * them), no permessage-deflate, no TLS, one message per frame.
@@ -16,6 +19,12 @@
  * (into one shared buffer), the frame unmasked in place, one writev of three slices (frame
  * header, the new event name, the rest of the client's payload) tried at once with
  * uv_try_write; a copy and a uv_write only when the socket does not take it all.
+ *
+ * A broadcast is what a good server does and no more: the frame is built once in one
+ * reference-counted buffer, each member keeps a pointer to it, and just before the loop waits
+ * (uv_prepare) every member with frames waiting gets one writev of all of them (no copy
+ * unless the socket does not take them all). No JSON parsing, no queue bound, no per-member
+ * state besides the pointers.
  *
  *   ferry-c-echo [--host 127.0.0.1] [--port 0]
  * prints "listening on http://HOST:PORT" once it listens; SIGTERM or SIGINT ends it (exit 0). */
@@ -35,6 +44,13 @@
 #define MESSAGE_MAX (1u << 20) /* a frame's payload (the Engine.IO maxPayload it announces) */
 #define READ_SIZE (64 * 1024)
 
+/* A broadcast frame shared by its recipients. */
+typedef struct shared_frame {
+    unsigned refs;
+    size_t len;
+    char data[];
+} shared_frame;
+
 typedef struct echo_conn {
     uv_tcp_t tcp;
     int upgraded;
@@ -42,6 +58,13 @@ typedef struct echo_conn {
     unsigned id;
     char *in; /* bytes read and not yet used (a cut head or frame); NULL when none */
     size_t in_len, in_cap;
+    /* Broadcast: membership of the one room, and the frames waiting for the next flush. */
+    struct echo_conn *room_prev, *room_next;
+    int joined;
+    int dirty;
+    struct echo_conn *next_dirty;
+    shared_frame **out;
+    unsigned nout, out_cap;
 } echo_conn;
 
 typedef struct pending_write {
@@ -56,10 +79,34 @@ static char read_buf[READ_SIZE];
 static unsigned next_id;
 static unsigned open_conns;
 static int stopping;
+static echo_conn *room; /* the members, a doubly linked list */
+static echo_conn *dirty;
+static uv_prepare_t flusher;
+
+static void frame_release(shared_frame *f)
+{
+    if (--f->refs == 0)
+        free(f);
+}
+
+static void drop_out(echo_conn *c)
+{
+    for (unsigned i = 0; i < c->nout; i++)
+        frame_release(c->out[i]);
+    c->nout = 0;
+}
 
 static void on_closed(uv_handle_t *h)
 {
     echo_conn *c = h->data;
+    if (c->dirty) /* closed between a publish and the flush (rare): off the list */
+        for (echo_conn **pp = &dirty; *pp != NULL; pp = &(*pp)->next_dirty)
+            if (*pp == c) {
+                *pp = c->next_dirty;
+                break;
+            }
+    drop_out(c);
+    free(c->out);
     free(c->in);
     free(c);
     open_conns--;
@@ -70,6 +117,16 @@ static void conn_close(echo_conn *c)
     if (c->closing)
         return;
     c->closing = 1;
+    if (c->joined) {
+        if (c->room_prev)
+            c->room_prev->room_next = c->room_next;
+        else
+            room = c->room_next;
+        if (c->room_next)
+            c->room_next->room_prev = c->room_prev;
+        c->joined = 0;
+    }
+    drop_out(c); /* a dirty connection stays on the list until it is flushed or freed */
     uv_close((uv_handle_t *)&c->tcp, on_closed);
 }
 
@@ -221,11 +278,122 @@ static void handshake(echo_conn *c, const char *head, size_t len)
 
 /* ---------------------------------------------------------------- messages */
 
+/* ---------------------------------------------------------------- the broadcast */
+
+static void on_flush(uv_prepare_t *h);
+
+/* Every frame a member has waiting, in one writev (at most IOV_MAX-sized batches). */
+static void flush_conn(echo_conn *c)
+{
+    uv_buf_t bufs[1024];
+    unsigned i = 0;
+    while (i < c->nout && !c->closing) {
+        unsigned n = 0;
+        while (i + n < c->nout && n < 1024) {
+            bufs[n] = uv_buf_init(c->out[i + n]->data, (unsigned)c->out[i + n]->len);
+            n++;
+        }
+        conn_write(c, bufs, n);
+        i += n;
+    }
+    drop_out(c);
+}
+
+static void on_flush(uv_prepare_t *h)
+{
+    (void)h;
+    echo_conn *list = dirty;
+    dirty = NULL;
+    while (list != NULL) {
+        echo_conn *c = list;
+        list = c->next_dirty;
+        c->dirty = 0;
+        c->next_dirty = NULL;
+        if (!c->closing)
+            flush_conn(c);
+    }
+    uv_prepare_stop(&flusher);
+}
+
+/* "42<id>["publish",{..."data":DATA}]": "42["m",DATA]" to every other member. */
+static void publish(echo_conn *from, const char *p, size_t len)
+{
+    static const char key[] = "\"data\":";
+    static const char head[] = "42[\"m\",";
+    const char *d = memmem(p, len, key, sizeof(key) - 1);
+    if (d == NULL || len < 2 || p[len - 1] != ']' || p[len - 2] != '}')
+        return;
+    d += sizeof(key) - 1;
+    size_t dlen = (size_t)(p + len - 2 - d);
+    size_t plen = sizeof(head) - 1 + dlen + 1;
+    shared_frame *f = malloc(sizeof(*f) + 10 + plen);
+    if (f == NULL)
+        return;
+    size_t hl = frame_header((uint8_t *)f->data, 1, plen);
+    memcpy(f->data + hl, head, sizeof(head) - 1);
+    memcpy(f->data + hl + sizeof(head) - 1, d, dlen);
+    f->data[hl + plen - 1] = ']';
+    f->len = hl + plen;
+    f->refs = 1;
+    for (echo_conn *m = room; m != NULL; m = m->room_next) {
+        if (m == from)
+            continue;
+        if (m->nout == m->out_cap) {
+            unsigned cap = m->out_cap ? m->out_cap * 2 : 16;
+            shared_frame **q = realloc(m->out, cap * sizeof(*q));
+            if (q == NULL)
+                continue;
+            m->out = q;
+            m->out_cap = cap;
+        }
+        f->refs++;
+        m->out[m->nout++] = f;
+        if (!m->dirty) {
+            m->dirty = 1;
+            m->next_dirty = dirty;
+            dirty = m;
+        }
+    }
+    frame_release(f);
+    if (dirty != NULL)
+        uv_prepare_start(&flusher, on_flush);
+}
+
+/* "42<id>[...": the ack id, or -1 without one. */
+static long ack_id(const char *p, size_t len, size_t *after)
+{
+    size_t i = 2;
+    long id = 0;
+    while (i < len && p[i] >= '0' && p[i] <= '9' && id < 100000000)
+        id = id * 10 + (p[i++] - '0');
+    *after = i;
+    return i > 2 ? id : -1;
+}
+
 static void on_text(echo_conn *c, const char *p, size_t len)
 {
     static const char event[] = "42[\"message\",";
     static const char back[] = "42[\"message-back\",";
-    if (len >= sizeof(event) - 1 && memcmp(p, event, sizeof(event) - 1) == 0) {
+    static const char join[] = "[\"join\",";
+    static const char pub[] = "[\"publish\",";
+    size_t at = 0;
+    long id = len > 2 && p[0] == '4' && p[1] == '2' ? ack_id(p, len, &at) : -1;
+    if (id >= 0 && len - at > sizeof(pub) - 1 && memcmp(p + at, pub, sizeof(pub) - 1) == 0) {
+        publish(c, p + at, len - at);
+    } else if (id >= 0 && len - at > sizeof(join) - 1 &&
+               memcmp(p + at, join, sizeof(join) - 1) == 0) {
+        if (!c->joined) {
+            c->joined = 1;
+            c->room_prev = NULL;
+            c->room_next = room;
+            if (room)
+                room->room_prev = c;
+            room = c;
+        }
+        char ack[32];
+        int n = snprintf(ack, sizeof(ack), "43%ld[]", id);
+        send_text(c, ack, (size_t)n, NULL, 0, NULL, 0);
+    } else if (len >= sizeof(event) - 1 && memcmp(p, event, sizeof(event) - 1) == 0) {
         size_t skip = sizeof(event) - 1;
         send_text(c, back, sizeof(back) - 1, p + skip, len - skip, NULL, 0);
     } else if (len >= 2 && p[0] == '4' && p[1] == '0') {
@@ -451,6 +619,7 @@ int main(int argc, char **argv)
     printf("ferry-c-echo: listening on http://%s%s%s:%d\n", v6 ? "[" : "", host, v6 ? "]" : "",
            bport);
     fflush(stdout);
+    uv_prepare_init(loop, &flusher);
     uv_signal_init(loop, &sig_term);
     uv_signal_init(loop, &sig_int);
     uv_signal_start(&sig_term, on_signal, SIGTERM);
