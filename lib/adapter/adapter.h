@@ -43,8 +43,8 @@
  *
  * Not in the interface yet (issue 18 adds them with the Redis adapter, asynchronous and with
  * a timeout): queries across nodes (Socket.IO's fetchSockets/serverCount across the cluster),
- * serverSideEmit, addSockets/delSockets/disconnectSockets from another node, and persisting
- * recovery sessions. ferry's public API has no broadcast-with-ack and no "local" flag today;
+ * serverSideEmit, addSockets/delSockets/disconnectSockets from another node. Recovery state
+ * kept where other nodes find it: the optional rec_* ops below (adapter/redis_recovery.c). ferry's public API has no broadcast-with-ack and no "local" flag today;
  * FERRY_ADAPTER_LOCAL exists for the Redis adapter's own use. */
 #ifndef FERRY_ADAPTER_ADAPTER_H
 #define FERRY_ADAPTER_ADAPTER_H
@@ -69,6 +69,12 @@ typedef struct ferry_adapter_packet {
      * offset_len bytes `,"<offset>"` just before its final ']' (0: no offset). A node-spanning
      * adapter leaves them out of what it forwards; the receiving node stamps its own. */
     size_t offset_len;
+    /* Cross-node recovery (adapter/redis_recovery.c): the origin node's sequence number of a
+     * logged broadcast (0: not logged), given by the socket layer for its own broadcasts and
+     * by a node-spanning adapter, with origin (the sending node's id), for other nodes' ones.
+     * origin NULL: this node. */
+    uint64_t origin_seq;
+    const char *origin;
 } ferry_adapter_packet;
 
 enum {
@@ -101,6 +107,32 @@ typedef struct ferry_adapter_host {
     void *ctx;
 } ferry_adapter_host;
 
+/* Cross-node connection-state recovery (optional ops; NULL in the local adapter). A logged
+ * broadcast as another node wrote it: its origin node and sequence number, its wall-clock time,
+ * the packet without offset and its recipients. Everything is borrowed for the callback. */
+typedef struct ferry_adapter_entry {
+    const char *origin;
+    uint64_t seq;
+    uint64_t at_ms;
+    ferry_adapter_packet pkt;
+    ferry_adapter_target t;
+} ferry_adapter_entry;
+
+/* A position in one origin's log: entries after seq (0 with no position: all of them). */
+typedef struct ferry_adapter_pos {
+    const char *origin;
+    uint64_t seq;
+} ferry_adapter_pos;
+
+/* rec_find's answer: status 0 with the record (its bytes, the node that wrote it and every
+ * node whose log may hold entries), 1 when there is none, or a negative error. */
+typedef void (*ferry_adapter_found_cb)(void *ud, int status, const char *rec, size_t len,
+                                       const char *node, const char *const *nodes,
+                                       size_t nnodes);
+/* rec_read's answer: status 0 with the entries (each origin's in order), or a negative error. */
+typedef void (*ferry_adapter_entries_cb)(void *ud, int status, const ferry_adapter_entry *e,
+                                         size_t n);
+
 /* A fetch() visitor: called once per matching socket; a nonzero return stops the walk and is
  * what fetch() returns. */
 typedef int (*ferry_adapter_visit_cb)(void *ud, ferry_socket *s);
@@ -131,6 +163,24 @@ typedef struct ferry_adapter_ops {
     int (*broadcast)(ferry_adapter *a, const ferry_adapter_packet *pkt,
                      const ferry_adapter_target *t);
     void (*destroy)(ferry_adapter *a);
+    /* Cross-node connection-state recovery (docs/scaling.md), all optional (NULL: this node
+     * only). rec_save keeps the record of socket pid (opaque bytes, copied) where other nodes
+     * find it, for window_ms after this node stops refreshing it (window_ms and max_bytes, the
+     * namespace's recovery bounds, also bound this node's log there); rec_drop forgets it.
+     * rec_find looks for pid's record on every node and takes it (no other node finds it
+     * after); rec_read reads the logs of nodes[] after the positions given. Both answer once,
+     * later, on the loop (never inside the call), unless they return a negative error; an
+     * answer still due when the adapter is destroyed comes inside destroy() with
+     * -FERRY_ECLOSED. */
+    void (*rec_save)(ferry_adapter *a, const char *pid, const char *rec, size_t len,
+                     uint32_t window_ms, size_t max_bytes);
+    void (*rec_drop)(ferry_adapter *a, const char *pid);
+    int (*rec_find)(ferry_adapter *a, const char *pid, ferry_adapter_found_cb cb, void *ud);
+    int (*rec_read)(ferry_adapter *a, const char *const *nodes, size_t nnodes,
+                    const ferry_adapter_pos *pos, size_t npos, ferry_adapter_entries_cb cb,
+                    void *ud);
+    /* This node's id in the cluster (NULL: a single node). */
+    const char *(*node_id)(ferry_adapter *a);
 } ferry_adapter_ops;
 
 struct ferry_adapter {

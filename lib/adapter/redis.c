@@ -20,6 +20,7 @@
  * A message (all integers little-endian; str = u32 length + bytes):
  *   "FRY1" u8 type(1: broadcast) u8 flags(1: volatile) str node str nsp
  *   u16 nrooms str* u16 nexcept str* str except_sid u16 nbufs (u8 binary u32 len bytes)*
+ *   [u64 seq, with flag 2: the origin's recovery sequence number (redis_recovery.c)]
  * A node ignores a message carrying its own node id (it hears its own publishes).
  *
  * Connections: one to publish, one to subscribe (a subscribed Redis connection takes no other
@@ -45,6 +46,7 @@
 #include "common/list.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "adapter/redis_internal.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -111,6 +113,7 @@ struct ferry_redis {
     ferry_adapter_factory factory;
     ferry_redis_close_cb close_cb;
     void *close_ud;
+    redis_rec *rec; /* cross-node recovery (redis_recovery.c) */
 };
 
 typedef struct redis_adapter {
@@ -423,6 +426,7 @@ static int r_names(rbuf *b, size_t n, const char **names, size_t *nn, char **sw)
 
 #define MSG_BROADCAST 1
 #define MSG_VOLATILE 1u
+#define MSG_SEQ 2u /* the origin's recovery sequence number follows the parts (u64) */
 
 /* ------------------------------------------------------------------ publishing */
 
@@ -446,7 +450,8 @@ static void forward(redis_adapter *a, const ferry_adapter_packet *pkt,
     wbuf w = {0};
     w_bytes(&w, "FRY1", 4);
     w_u8(&w, MSG_BROADCAST);
-    w_u8(&w, (t->flags & FERRY_ADAPTER_VOLATILE) ? MSG_VOLATILE : 0);
+    w_u8(&w, ((t->flags & FERRY_ADAPTER_VOLATILE) ? MSG_VOLATILE : 0) |
+                 (pkt->origin_seq != 0 ? MSG_SEQ : 0));
     w_str(&w, r->node_id, strlen(r->node_id));
     w_str(&w, a->nsp, strlen(a->nsp));
     w_u16(&w, t->nrooms);
@@ -470,6 +475,10 @@ static void forward(redis_adapter *a, const ferry_adapter_packet *pkt,
             w_str(&w, b->data, b->len);
         }
     }
+    if (pkt->origin_seq != 0) {
+        w_u32(&w, (size_t)(pkt->origin_seq & 0xffffffffu));
+        w_u32(&w, (size_t)(pkt->origin_seq >> 32));
+    }
     size_t clen = 0;
     char *chan = t->nrooms == 1 ? chan_name(r, a->nsp, t->rooms[0], &clen) : NULL;
     const char *cname = chan != NULL ? chan : a->nsp_channel;
@@ -478,6 +487,8 @@ static void forward(redis_adapter *a, const ferry_adapter_packet *pkt,
     if (w.failed || (t->nrooms == 1 && chan == NULL)) {
         r->st.not_forwarded++;
     } else {
+        if (pkt->origin_seq != 0) /* kept where other nodes find it, before it is heard */
+            redis_rec_logged(r, a->nsp, pkt->origin_seq, w.p, w.len);
         const char *argv[3] = {"PUBLISH", cname, w.p};
         size_t lens[3] = {7, clen, w.len};
         if (redisAsyncCommandArgv(r->pub.ac, on_published, (void *)(uintptr_t)w.len, 3, argv,
@@ -494,8 +505,11 @@ static void forward(redis_adapter *a, const ferry_adapter_packet *pkt,
 
 /* ------------------------------------------------------------------ receiving */
 
-static void on_message(ferry_redis *r, const char *data, size_t len)
+/* Read a message (the format above) into m: 0, -FERRY_EPROTO (not one of ours) or
+ * -FERRY_ENOMEM. m's strings are NUL-terminated copies; redis_msg_free() frees them. */
+int redis_msg_parse(const char *data, size_t len, redis_msg *m)
 {
+    memset(m, 0, sizeof(*m));
     rbuf b = {(const uint8_t *)data, len};
     const uint8_t *magic;
     size_t type, flags, nrooms, nexcept, nbufs;
@@ -503,95 +517,139 @@ static void on_message(ferry_redis *r, const char *data, size_t len)
     if (r_take(&b, 4, &magic) != 0 || memcmp(magic, "FRY1", 4) != 0 || r_uint(&b, 1, &type) != 0 ||
         type != MSG_BROADCAST || r_uint(&b, 1, &flags) != 0 || r_str(&b, &node) != 0 ||
         r_str(&b, &nsp) != 0)
+        return -FERRY_EPROTO;
+    /* The strings, NUL-terminated, in one block: the message bounds its size (each string's
+     * 4-byte length prefix pays for its NUL). */
+    char *sw = m->strs = ferry_mem_alloc(len + 1);
+    if (sw == NULL)
+        return -FERRY_ENOMEM;
+    m->node = sw;
+    memcpy(sw, node.p, node.n);
+    sw[node.n] = '\0';
+    sw += node.n + 1;
+    m->nsp = sw;
+    memcpy(sw, nsp.p, nsp.n);
+    sw[nsp.n] = '\0';
+    sw += nsp.n + 1;
+    if (r_uint(&b, 2, &nrooms) != 0 || nrooms > b.left / 4)
         goto bad;
-    if (node.n == strlen(r->node_id) && memcmp(node.p, r->node_id, node.n) == 0)
-        return; /* our own */
-    redis_adapter *a = NULL;
+    m->names = ferry_mem_calloc(nrooms + 1 + 1, sizeof(*m->names));
+    if (m->names == NULL)
+        goto nomem;
+    size_t nn = 0;
+    if (r_names(&b, nrooms, m->names, &nn, &sw) != 0)
+        goto bad;
+    if (r_uint(&b, 2, &nexcept) != 0 || nexcept > b.left / 4)
+        goto bad;
+    if (nexcept > 0) {
+        const char **grown =
+            ferry_mem_realloc(m->names, (nrooms + nexcept + 1) * sizeof(*m->names));
+        if (grown == NULL)
+            goto nomem;
+        m->names = grown;
+    }
+    if (r_names(&b, nexcept, m->names, &nn, &sw) != 0)
+        goto bad;
+    m->nrooms = nrooms;
+    m->nexcept = nexcept;
+    if (r_str(&b, &sid) != 0 || r_uint(&b, 2, &nbufs) != 0 || nbufs == 0 || nbufs > MAX_BUFS)
+        goto bad;
+    if (sid.n > 0) {
+        m->sid = sw;
+        memcpy(sw, sid.p, sid.n);
+        sw[sid.n] = '\0';
+    }
+    m->bufs = ferry_mem_calloc(nbufs, sizeof(*m->bufs));
+    if (m->bufs == NULL)
+        goto nomem;
+    for (; m->nbufs < nbufs; m->nbufs++) {
+        size_t bin;
+        rstr str;
+        if (r_uint(&b, 1, &bin) != 0 || r_str(&b, &str) != 0)
+            goto bad;
+        if ((m->bufs[m->nbufs] = ferry_buf_from(str.p, str.n)) == NULL)
+            goto nomem;
+        if (bin)
+            m->bufs[m->nbufs]->flags |= FERRY_BUF_BINARY;
+    }
+    if (flags & MSG_SEQ) {
+        size_t lo, hi;
+        if (r_uint(&b, 4, &lo) != 0 || r_uint(&b, 4, &hi) != 0)
+            goto bad;
+        m->seq = (uint64_t)hi << 32 | lo;
+    }
+    if (b.left != 0)
+        goto bad;
+    m->flags = (unsigned)flags;
+    return 0;
+nomem:
+    redis_msg_free(m);
+    return -FERRY_ENOMEM;
+bad:
+    redis_msg_free(m);
+    return -FERRY_EPROTO;
+}
+
+void redis_msg_free(redis_msg *m)
+{
+    for (size_t i = 0; i < m->nbufs; i++)
+        ferry_buf_release(m->bufs[i]);
+    ferry_mem_free(m->bufs);
+    ferry_mem_free(m->names);
+    ferry_mem_free(m->strs);
+    memset(m, 0, sizeof(*m));
+}
+
+void redis_msg_view(const redis_msg *m, ferry_adapter_packet *pkt, ferry_adapter_target *t)
+{
+    *pkt = (ferry_adapter_packet){.bufs = m->bufs,
+                                  .n = m->nbufs,
+                                  .origin_seq = m->seq,
+                                  .origin = m->seq != 0 ? m->node : NULL};
+    *t = (ferry_adapter_target){
+        .rooms = m->names,
+        .nrooms = m->nrooms,
+        .except = m->names + m->nrooms,
+        .nexcept = m->nexcept,
+        .except_sid = m->sid,
+        .flags = (m->flags & MSG_VOLATILE) ? FERRY_ADAPTER_VOLATILE : 0,
+    };
+}
+
+static void on_message(ferry_redis *r, const char *data, size_t len)
+{
+    /* Our own publishes come back: skip them before reading the rest. */
+    rbuf b = {(const uint8_t *)data, len};
+    const uint8_t *head;
+    rstr node;
+    if (r_take(&b, 6, &head) == 0 && r_str(&b, &node) == 0 && node.n == strlen(r->node_id) &&
+        memcmp(node.p, r->node_id, node.n) == 0)
+        return;
+    redis_msg m;
+    int rc = redis_msg_parse(data, len, &m);
+    if (rc != 0) {
+        if (rc == -FERRY_ENOMEM)
+            FERRY_LOG(FERRY_LOG_ERROR, "redis", NULL,
+                      "out of memory: a broadcast from another node lost");
+        else
+            r->st.bad_messages++;
+        return;
+    }
     ferry_list *it;
     ferry_list_foreach(it, &r->adapters)
     {
-        redis_adapter *x = ferry_list_entry(it, redis_adapter, link);
-        if (strlen(x->nsp) == nsp.n && memcmp(x->nsp, nsp.p, nsp.n) == 0) {
-            a = x;
+        redis_adapter *a = ferry_list_entry(it, redis_adapter, link);
+        if (strcmp(a->nsp, m.nsp) == 0) {
+            ferry_adapter_packet pkt;
+            ferry_adapter_target t;
+            redis_msg_view(&m, &pkt, &t);
+            r->st.received++;
+            a->host.remote(a->host.ctx, &pkt, &t);
             break;
         }
     }
-    if (a == NULL)
-        return; /* a namespace this node does not serve (a channel name collision) */
-    /* The strings, NUL-terminated, in one block: the rest of the message bounds its size. */
-    char *strs = ferry_mem_alloc(b.left + 1);
-    const char **names = NULL;
-    ferry_buf **bufs = NULL;
-    size_t nb = 0;
-    if (strs == NULL)
-        goto nomem;
-    char *sw = strs;
-    if (r_uint(&b, 2, &nrooms) != 0 || nrooms > b.left / 4)
-        goto bad_free;
-    names = ferry_mem_calloc(nrooms + 1 + 1, sizeof(*names));
-    if (names == NULL)
-        goto nomem;
-    size_t nn = 0;
-    if (r_names(&b, nrooms, names, &nn, &sw) != 0)
-        goto bad_free;
-    if (r_uint(&b, 2, &nexcept) != 0 || nexcept > b.left / 4)
-        goto bad_free;
-    const char **except = NULL;
-    if (nexcept > 0) {
-        const char **grown = ferry_mem_realloc(names, (nrooms + nexcept + 1) * sizeof(*names));
-        if (grown == NULL)
-            goto nomem;
-        names = grown;
-    }
-    if (r_names(&b, nexcept, names, &nn, &sw) != 0)
-        goto bad_free;
-    except = names + nrooms;
-    if (r_str(&b, &sid) != 0 || r_uint(&b, 2, &nbufs) != 0 || nbufs == 0 || nbufs > MAX_BUFS)
-        goto bad_free;
-    char *sidz = sw;
-    memcpy(sw, sid.p, sid.n);
-    sw[sid.n] = '\0';
-    bufs = ferry_mem_calloc(nbufs, sizeof(*bufs));
-    if (bufs == NULL)
-        goto nomem;
-    for (; nb < nbufs; nb++) {
-        size_t bin;
-        rstr s;
-        if (r_uint(&b, 1, &bin) != 0 || r_str(&b, &s) != 0)
-            goto bad_free;
-        if ((bufs[nb] = ferry_buf_from(s.p, s.n)) == NULL)
-            goto nomem;
-        if (bin)
-            bufs[nb]->flags |= FERRY_BUF_BINARY;
-    }
-    if (b.left != 0)
-        goto bad_free;
-    ferry_adapter_packet pkt = {bufs, nbufs, 0};
-    ferry_adapter_target t = {
-        .rooms = names,
-        .nrooms = nrooms,
-        .except = except,
-        .nexcept = nexcept,
-        .except_sid = sid.n > 0 ? sidz : NULL,
-        .flags = (flags & MSG_VOLATILE) ? FERRY_ADAPTER_VOLATILE : 0,
-    };
-    r->st.received++;
-    a->host.remote(a->host.ctx, &pkt, &t);
-    goto done;
-nomem:
-    FERRY_LOG(FERRY_LOG_ERROR, "redis", NULL, "out of memory: a broadcast from another node lost");
-    goto done;
-bad_free:
-    r->st.bad_messages++;
-done:
-    for (size_t i = 0; i < nb; i++)
-        ferry_buf_release(bufs[i]);
-    ferry_mem_free(bufs);
-    ferry_mem_free(names);
-    ferry_mem_free(strs);
-    return;
-bad:
-    r->st.bad_messages++;
+    /* No adapter: a namespace this node does not serve (a channel name collision). */
+    redis_msg_free(&m);
 }
 
 static void on_sub_reply(redisAsyncContext *ac, void *reply, void *privdata)
@@ -882,9 +940,42 @@ static int ra_broadcast(ferry_adapter *base, const ferry_adapter_packet *pkt,
     return rc;
 }
 
+static void ra_rec_save(ferry_adapter *base, const char *pid, const char *rec, size_t len,
+                        uint32_t window_ms, size_t max_bytes)
+{
+    redis_adapter *a = (redis_adapter *)base;
+    redis_rec_save(a->r, a->nsp, pid, rec, len, window_ms, max_bytes);
+}
+
+static void ra_rec_drop(ferry_adapter *base, const char *pid)
+{
+    redis_adapter *a = (redis_adapter *)base;
+    redis_rec_drop(a->r, a->nsp, pid);
+}
+
+static int ra_rec_find(ferry_adapter *base, const char *pid, ferry_adapter_found_cb cb, void *ud)
+{
+    redis_adapter *a = (redis_adapter *)base;
+    return redis_rec_find(a->r, a->nsp, base, pid, cb, ud);
+}
+
+static int ra_rec_read(ferry_adapter *base, const char *const *nodes, size_t nnodes,
+                       const ferry_adapter_pos *pos, size_t npos, ferry_adapter_entries_cb cb,
+                       void *ud)
+{
+    redis_adapter *a = (redis_adapter *)base;
+    return redis_rec_read(a->r, a->nsp, base, nodes, nnodes, pos, npos, cb, ud);
+}
+
+static const char *ra_node_id(ferry_adapter *base)
+{
+    return ((redis_adapter *)base)->r->node_id;
+}
+
 static void ra_destroy(ferry_adapter *base)
 {
     redis_adapter *a = (redis_adapter *)base;
+    redis_rec_nsp_del(a->r, a->nsp, base); /* answers still due come now */
     a->local->ops->destroy(a->local); /* its rooms' channels are unwanted through on_room */
     chan_unwant(a->r, a->nsp_channel, strlen(a->nsp_channel));
     ferry_list_remove(&a->link);
@@ -903,6 +994,11 @@ static const ferry_adapter_ops redis_ops = {
     .fetch = ra_fetch,
     .broadcast = ra_broadcast,
     .destroy = ra_destroy,
+    .rec_save = ra_rec_save,
+    .rec_drop = ra_rec_drop,
+    .rec_find = ra_rec_find,
+    .rec_read = ra_rec_read,
+    .node_id = ra_node_id,
 };
 
 static int redis_create(void *ud, const char *nsp, const ferry_adapter_host *host,
@@ -928,6 +1024,7 @@ static int redis_create(void *ud, const char *nsp, const ferry_adapter_host *hos
     }
     ferry_list_insert_tail(&r->adapters, &a->link);
     chan_want(r, a->nsp_channel, len);
+    redis_rec_nsp_add(r, a->nsp);
     *out = &a->super;
     return 0;
 }
@@ -1031,6 +1128,7 @@ static void free_link(ferry_redis *r)
     ferry_mem_free(r->user);
     ferry_mem_free(r->password);
     ferry_mem_free(r->prefix);
+    redis_rec_free(r->rec);
     ferry_mem_free(r);
 }
 
@@ -1050,6 +1148,8 @@ int ferry_redis_new(uv_loop_t *loop, const ferry_redis_config *cfg, ferry_redis 
     r->chans = ferry_mem_calloc(r->nb, sizeof(*r->chans));
     r->prefix = ferry_mem_strdup(cfg->prefix != NULL ? cfg->prefix : "ferry");
     int rc = r->chans != NULL && r->prefix != NULL ? parse_url(r, cfg->url) : -FERRY_ENOMEM;
+    if (rc == 0)
+        rc = redis_rec_new(r, &r->rec);
     if (rc != 0) {
         free_link(r);
         return rc;
@@ -1136,11 +1236,34 @@ void ferry_redis_close(ferry_redis *r, ferry_redis_close_cb cb, void *user_data)
         if (ac != NULL)
             redisAsyncFree(ac); /* closes its poll handle now */
     }
-    r->closing_handles = 2;
+    r->closing_handles = 3;
+    redis_rec_close(r->rec, closing_step);
     if (r->resolving) {
         r->closing_handles++;
         uv_cancel((uv_req_t *)&r->gai); /* on_resolved counts it down */
     }
     for (int i = 0; i < 2; i++)
         uv_close((uv_handle_t *)&cs[i]->timer, on_timer_closed);
+}
+
+/* ------------------------------------------------------------------ for redis_recovery.c */
+
+redisAsyncContext *redis_cmd_ctx(ferry_redis *r)
+{
+    return r->pub.up && !r->closing ? r->pub.ac : NULL;
+}
+
+uv_loop_t *redis_loop(ferry_redis *r)
+{
+    return r->loop;
+}
+
+const char *redis_prefix(const ferry_redis *r)
+{
+    return r->prefix;
+}
+
+redis_rec *redis_rec_of(ferry_redis *r)
+{
+    return r->rec;
 }

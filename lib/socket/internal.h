@@ -50,6 +50,9 @@ void sio_socket_drop_waiting(ferry_sio *sio);
 
 /* recovery.c: connection-state recovery */
 int sio_recovery_on(const ferry_namespace *nsp);
+/* The namespace's recovery window (ms) and log byte bound. */
+uint32_t sio_recovery_window(const ferry_namespace *nsp);
+size_t sio_recovery_max_bytes(const ferry_namespace *nsp);
 /* Encode an event with the next offset as its last argument and log it with its recipients:
  * the socket only, or the broadcast b. */
 int sio_recovery_encode(ferry_namespace *nsp, const char *event, const cJSON *args,
@@ -60,7 +63,7 @@ size_t sio_recovery_offset_len(const ferry_namespace *nsp);
  * out is in with the next offset as its last argument, logged with its recipients.
  * 0, -FERRY_EINVAL (not an event packet, or more rooms than a broadcast has) or -FERRY_ENOMEM. */
 int sio_recovery_stamp(ferry_namespace *nsp, const ferry_adapter_target *t, const sio_encoded *in,
-                       sio_encoded *out);
+                       const char *origin, uint64_t origin_seq, sio_encoded *out);
 /* A socket lost for a recoverable reason: keep its id, pid and rooms. */
 void sio_recovery_save(ferry_socket *s, ferry_reason reason);
 /* A new socket whose auth holds {pid, offset} of a saved one takes its id: 1, else 0. */
@@ -82,6 +85,28 @@ uint64_t sio_recovery_seq_of(const ferry_namespace *nsp, const sio_encoded *e);
  * (its rooms now), while the session's queue stays within bound. 1: caught up; 0: more to come;
  * -FERRY_ELIMIT: a packet after spill_pos left the log (a gap); another negative: an error. */
 int sio_recovery_catch_up(ferry_socket *s, size_t bound);
+
+/* recovery_remote.c: connection-state recovery across nodes, kept in Redis (docs/scaling.md) */
+#define SIO_OFFSET_MAX 3072 /* an offset: "<seq>" and, on several nodes, ";<node>=<seq>" each */
+/* Is nsp's adapter one of several nodes that keep recovery state in Redis? */
+int sio_rr_on(ferry_namespace *nsp);
+/* The next number of this node's own broadcasts (its log in Redis). */
+uint64_t sio_rr_own_next(ferry_namespace *nsp);
+/* A broadcast from origin numbered seq is logged here. */
+void sio_rr_note(ferry_namespace *nsp, const char *origin, uint64_t seq);
+/* The offset of the logged packet local into buf: its length, or -1 when it does not fit. */
+int sio_rr_offset(ferry_namespace *nsp, uint64_t local, char *buf, size_t cap);
+/* An offset a client sent: 0 when this node gave it (*local set), 1 when another did, -1 when
+ * it is none. */
+int sio_rr_offset_local(ferry_namespace *nsp, const char *off, uint64_t *local);
+/* Write s's record where other nodes find it (connected, joined, left, took an emit). */
+void sio_rr_persist(ferry_socket *s);
+/* pid's record is not needed any more. */
+void sio_rr_forget(ferry_namespace *nsp, const char *pid);
+/* s->rec_remote: look for its record in Redis; 1 when s waits for the answer (it then goes on
+ * with sio_socket_start()), 0 when it goes on now. */
+int sio_rr_begin(ferry_socket *s);
+void sio_rr_free(ferry_namespace *nsp);
 
 /* backpressure.c */
 /* Queue e to s under its namespace's policy (sio_socket_queue). */

@@ -106,11 +106,11 @@ static int remote(void *ctx, const ferry_adapter_packet *pkt, const ferry_adapte
     sio_encoded in = {.n = pkt->n, .bufs = (ferry_buf **)pkt->bufs}, stamped;
     const sio_encoded *e = &in;
     if (sio_recovery_on(nsp) && !(t->flags & FERRY_ADAPTER_VOLATILE) &&
-        sio_recovery_stamp(nsp, t, &in, &stamped) == 0)
+        sio_recovery_stamp(nsp, t, &in, pkt->origin, pkt->origin_seq, &stamped) == 0)
         e = &stamped;
     ferry_adapter_target local = *t;
     local.flags |= FERRY_ADAPTER_LOCAL;
-    ferry_adapter_packet p = {e->bufs, e->n, 0};
+    ferry_adapter_packet p = {.bufs = e->bufs, .n = e->n};
     nsp->sio->depth++;
     int rc = nsp->adapter->ops->broadcast(nsp->adapter, &p, &local);
     nsp->sio->depth--;
@@ -344,7 +344,12 @@ int ferry_bcast_emit(const ferry_bcast *b, const char *event, const cJSON *args)
         .except_sid = b->exclude != NULL ? b->exclude->id : NULL,
         .flags = (b->flags & FERRY_BCAST_VOLATILE) ? FERRY_ADAPTER_VOLATILE : 0,
     };
-    ferry_adapter_packet pkt = {e.bufs, e.n, logged ? sio_recovery_offset_len(b->nsp) : 0};
+    ferry_adapter_packet pkt = {
+        .bufs = e.bufs,
+        .n = e.n,
+        .offset_len = logged ? sio_recovery_offset_len(b->nsp) : 0,
+        .origin_seq = logged ? b->nsp->last_own_seq : 0,
+    };
     /* A keyed broadcast (ferry_bcast_keyed): deliver() finds the key on the namespace. */
     ferry_buf *key = NULL;
     if (b->key != NULL && (key = sio_bp_key_new(b->nsp, b->key)) == NULL) {

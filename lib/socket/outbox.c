@@ -139,6 +139,7 @@ int sio_outbox_take(ferry_socket *s, sio_packet *pkt)
                   "outbox: emit %llu after %llu (a gap)", (unsigned long long)n,
                   (unsigned long long)s->ob.taken);
     s->ob.taken = n;
+    sio_rr_persist(s); /* another node resumes from it if this one dies */
     return 1;
 }
 

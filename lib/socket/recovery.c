@@ -27,33 +27,10 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "socket/internal.h"
+#include "socket/recovery.h"
 
 #define LOG_MAX 10000   /* packets kept per namespace */
 #define SAVED_MAX 10000 /* lost sockets kept per namespace */
-
-typedef struct sio_logged {
-    ferry_list link;
-    uint64_t seq;
-    uint64_t at;
-    size_t bytes; /* counted in nsp->log_bytes */
-    sio_encoded enc;
-    char exclude[SIO_ID_LEN + 1]; /* "" for none */
-    uint8_t nto, nexcept;
-    char **rooms; /* nto "to" rooms, then nexcept "except" rooms */
-} sio_logged;
-
-typedef struct sio_saved {
-    ferry_list link;
-    uint64_t expires;
-    char id[SIO_ID_LEN + 1];
-    char pid[SIO_ID_LEN + 1];
-    size_t nrooms;
-    char **rooms; /* the socket's rooms; its own id first */
-    void *data;   /* its data pointer, when the namespace keeps socket data */
-    uint64_t last_seq;    /* the highest logged packet queued to it */
-    uint64_t seq_at_loss; /* the namespace's last logged packet when it was lost */
-    sio_outbox ob;        /* the outbox extension's state (outbox.c) */
-} sio_saved;
 
 static uint64_t now_ms(const ferry_namespace *nsp)
 {
@@ -68,6 +45,16 @@ static uint64_t window_of(const ferry_namespace *nsp)
 static size_t max_bytes_of(const ferry_namespace *nsp)
 {
     return nsp->rec_set ? nsp->rec_max_bytes : ferry_engine_server_config(nsp->sio->engine)->recovery_max_bytes;
+}
+
+uint32_t sio_recovery_window(const ferry_namespace *nsp)
+{
+    return (uint32_t)window_of(nsp);
+}
+
+size_t sio_recovery_max_bytes(const ferry_namespace *nsp)
+{
+    return max_bytes_of(nsp);
 }
 
 void ferry_namespace_set_recovery(ferry_namespace *nsp, uint32_t window_ms, size_t max_bytes)
@@ -107,14 +94,26 @@ static void logged_free(ferry_namespace *nsp, sio_logged *l)
     ferry_mem_free(l);
 }
 
-static void saved_free(ferry_namespace *nsp, sio_saved *sv)
+void sio_recovery_saved_release(sio_saved *sv)
+{
+    free_rooms(sv->rooms, sv->nrooms);
+    sio_outbox_free(&sv->ob);
+    for (size_t i = 0; i < sv->nrx; i++)
+        sio_encoded_release(&sv->rx[i]);
+    ferry_mem_free(sv->rx);
+    ferry_mem_free(sv);
+}
+
+/* forget: its record in Redis goes too (not when the server stops: another node may recover
+ * it from there). */
+static void saved_free(ferry_namespace *nsp, sio_saved *sv, int forget)
 {
     ferry_list_remove(&sv->link);
     nsp->nsaved--;
-    free_rooms(sv->rooms, sv->nrooms);
-    sio_outbox_free(&sv->ob);
+    if (forget)
+        sio_rr_forget(nsp, sv->pid);
     void *data = sv->data;
-    ferry_mem_free(sv);
+    sio_recovery_saved_release(sv);
     sio_recovery_release_data(nsp, data);
 }
 
@@ -133,7 +132,7 @@ static void prune(ferry_namespace *nsp)
         sio_saved *sv = ferry_list_entry(nsp->saved.next, sio_saved, link);
         if (nsp->nsaved <= SAVED_MAX && sv->expires > now)
             break;
-        saved_free(nsp, sv);
+        saved_free(nsp, sv, 1);
     }
 }
 
@@ -142,7 +141,8 @@ void sio_recovery_free(ferry_namespace *nsp)
     while (!ferry_list_empty(&nsp->log))
         logged_free(nsp, ferry_list_entry(nsp->log.next, sio_logged, link));
     while (!ferry_list_empty(&nsp->saved))
-        saved_free(nsp, ferry_list_entry(nsp->saved.next, sio_saved, link));
+        saved_free(nsp, ferry_list_entry(nsp->saved.next, sio_saved, link), 0);
+    sio_rr_free(nsp);
 }
 
 int sio_recovery_on(const ferry_namespace *nsp)
@@ -219,8 +219,13 @@ int sio_recovery_encode(ferry_namespace *nsp, const char *event, const cJSON *ar
 {
     prune(nsp);
     uint64_t seq = ++nsp->next_seq;
-    char offset[24];
-    snprintf(offset, sizeof(offset), "%" PRIu64, seq);
+    /* A broadcast of ours is numbered in this node's log in Redis too (recovery_remote.c). */
+    nsp->last_own_seq = only == NULL && sio_rr_on(nsp) ? sio_rr_own_next(nsp) : 0;
+    char offset[SIO_OFFSET_MAX];
+    int olen = sio_rr_offset(nsp, seq, offset, sizeof(offset));
+    if (olen < 0)
+        return -FERRY_ENOMEM;
+    nsp->last_off_len = 3 + (size_t)olen;
     int rc = sio_encode_event_offset(nsp->name, event, args, offset, out);
     if (rc != 0)
         return rc;
@@ -243,31 +248,25 @@ int sio_recovery_encode(ferry_namespace *nsp, const char *event, const cJSON *ar
 
 size_t sio_recovery_offset_len(const ferry_namespace *nsp)
 {
-    char offset[24];
-    return 3 + (size_t)snprintf(offset, sizeof(offset), "%" PRIu64, nsp->next_seq);
+    return nsp->last_off_len;
 }
 
-int sio_recovery_stamp(ferry_namespace *nsp, const ferry_adapter_target *t, const sio_encoded *in,
-                       sio_encoded *out)
+int sio_recovery_stamp_with(const sio_encoded *in, const char *offset, sio_encoded *out)
 {
     out->n = 0;
     out->bufs = out->inline_bufs;
     const ferry_buf *b0 = in->n > 0 ? in->bufs[0] : NULL;
     /* An event (text "42..." or binary "45<n>-...") whose argument array ends the packet. */
     if (b0 == NULL || b0->len < 4 || b0->data[0] != '4' ||
-        (b0->data[1] != '2' && b0->data[1] != '5') || b0->data[b0->len - 1] != ']' ||
-        t->nrooms > FERRY_BCAST_MAX_ROOMS || t->nexcept > FERRY_BCAST_MAX_ROOMS)
+        (b0->data[1] != '2' && b0->data[1] != '5') || b0->data[b0->len - 1] != ']')
         return -FERRY_EINVAL;
     if (in->n > SIO_ENC_INLINE &&
         (out->bufs = ferry_mem_alloc(in->n * sizeof(*out->bufs))) == NULL) {
         out->bufs = out->inline_bufs;
         return -FERRY_ENOMEM;
     }
-    prune(nsp);
-    uint64_t seq = ++nsp->next_seq;
-    char offset[24];
-    int olen = snprintf(offset, sizeof(offset), "%" PRIu64, seq);
-    ferry_buf *nb = ferry_buf_new(b0->len + 3 + (size_t)olen);
+    size_t olen = strlen(offset);
+    ferry_buf *nb = ferry_buf_new(b0->len + 3 + olen);
     if (nb == NULL) {
         sio_encoded_release(out);
         return -FERRY_ENOMEM;
@@ -276,7 +275,7 @@ int sio_recovery_stamp(ferry_namespace *nsp, const ferry_adapter_target *t, cons
     memcpy(w, b0->data, b0->len - 1), w += b0->len - 1;
     *w++ = ',';
     *w++ = '"';
-    memcpy(w, offset, (size_t)olen), w += olen;
+    memcpy(w, offset, olen), w += olen;
     *w++ = '"';
     *w++ = ']';
     nb->len = (size_t)(w - nb->data);
@@ -285,6 +284,26 @@ int sio_recovery_stamp(ferry_namespace *nsp, const ferry_adapter_target *t, cons
     for (size_t i = 1; i < in->n; i++)
         out->bufs[i] = ferry_buf_retain(in->bufs[i]);
     out->n = in->n;
+    return 0;
+}
+
+int sio_recovery_stamp(ferry_namespace *nsp, const ferry_adapter_target *t, const sio_encoded *in,
+                       const char *origin, uint64_t origin_seq, sio_encoded *out)
+{
+    out->n = 0;
+    out->bufs = out->inline_bufs;
+    if (t->nrooms > FERRY_BCAST_MAX_ROOMS || t->nexcept > FERRY_BCAST_MAX_ROOMS)
+        return -FERRY_EINVAL;
+    prune(nsp);
+    if (origin != NULL && origin_seq != 0)
+        sio_rr_note(nsp, origin, origin_seq);
+    char offset[SIO_OFFSET_MAX];
+    if (sio_rr_offset(nsp, nsp->next_seq + 1, offset, sizeof(offset)) < 0)
+        return -FERRY_ENOMEM;
+    int rc = sio_recovery_stamp_with(in, offset, out);
+    if (rc != 0)
+        return rc;
+    uint64_t seq = ++nsp->next_seq;
     const char *rooms[2 * FERRY_BCAST_MAX_ROOMS];
     size_t nto = 0, nexcept = 0;
     for (size_t i = 0; i < t->nrooms; i++)
@@ -302,8 +321,10 @@ void sio_recovery_save(ferry_socket *s, ferry_reason reason)
         return;
     /* Leaving on purpose is not a lost connection (the reference's recoverable reasons). */
     if (reason == FERRY_REASON_CLIENT_NAMESPACE_DISCONNECT ||
-        reason == FERRY_REASON_SERVER_NAMESPACE_DISCONNECT)
+        reason == FERRY_REASON_SERVER_NAMESPACE_DISCONNECT) {
+        sio_rr_forget(nsp, s->pid);
         return;
+    }
     prune(nsp);
     const char *rooms[SIO_MAX_ROOMS_PER_SOCKET];
     size_t n = ferry_socket_rooms(s, rooms, SIO_MAX_ROOMS_PER_SOCKET);
@@ -334,6 +355,21 @@ static int has_room(const sio_saved *sv, const char *room)
 {
     for (size_t i = 0; i < sv->nrooms; i++)
         if (strcmp(sv->rooms[i], room) == 0)
+            return 1;
+    return 0;
+}
+
+int sio_recovery_meant_for(const ferry_adapter_target *t, const sio_saved *sv)
+{
+    if (t->except_sid != NULL && strcmp(t->except_sid, sv->id) == 0)
+        return 0;
+    for (size_t i = 0; i < t->nexcept; i++)
+        if (has_room(sv, t->except[i]))
+            return 0;
+    if (t->nrooms == 0)
+        return 1;
+    for (size_t i = 0; i < t->nrooms; i++)
+        if (has_room(sv, t->rooms[i]))
             return 1;
     return 0;
 }
@@ -409,8 +445,16 @@ int sio_recovery_restore(ferry_socket *s)
     /* A client that received no event has no offset (the official client then sends none):
      * it missed everything after 0. */
     uint64_t offset = 0;
-    if ((off != NULL && (!cJSON_IsString(off) || parse_offset(off->valuestring, &offset) != 0)) ||
-        offset > nsp->next_seq) {
+    int foreign = 0;
+    if (off != NULL && cJSON_IsString(off) && sio_rr_on(nsp)) {
+        foreign = sio_rr_offset_local(nsp, off->valuestring, &offset);
+        if (foreign < 0) {
+            s->not_recovered = "invalid";
+            return 0;
+        }
+    } else if ((off != NULL &&
+                (!cJSON_IsString(off) || parse_offset(off->valuestring, &offset) != 0)) ||
+               offset > nsp->next_seq) {
         s->not_recovered = "invalid";
         return 0;
     }
@@ -425,6 +469,15 @@ int sio_recovery_restore(ferry_socket *s)
             sv = saved_with_pid(nsp, pid->valuestring);
         }
     }
+    if (sio_rr_on(nsp) && (foreign || sv == NULL)) {
+        /* Several nodes: an offset another node gave, or a socket none of ours has, is
+         * resumed from its record in Redis (recovery_remote.c) before the middlewares run. */
+        if (sv != NULL)
+            saved_free(nsp, sv, 0); /* its record, in Redis, is the one to resume from */
+        s->rec_remote = strlen(pid->valuestring) == SIO_ID_LEN;
+        s->not_recovered = "expired";
+        return 0;
+    }
     if (sv == NULL) {
         s->not_recovered = "expired";
         return 0;
@@ -437,6 +490,10 @@ int sio_recovery_restore(ferry_socket *s)
      * had every packet queued to it before it was lost (offset >= last_seq), those after the
      * loss. Otherwise it must start afresh, as the reference decides. */
     uint64_t need = offset;
+    if (offset > nsp->next_seq) {
+        s->not_recovered = "invalid";
+        return 0;
+    }
     if (offset >= sv->last_seq && sv->seq_at_loss > need)
         need = sv->seq_at_loss;
     if (need < nsp->next_seq) {
@@ -486,9 +543,10 @@ void sio_recovery_replay(ferry_socket *s)
                 break;
         }
     }
-    free_rooms(sv->rooms, sv->nrooms);
-    sio_outbox_free(&sv->ob);
-    ferry_mem_free(sv);
+    for (size_t i = 0; i < sv->nrx; i++) /* missed on the node it came from (Redis) */
+        if (sio_socket_queue(s, &sv->rx[i], 0) != 0)
+            break;
+    sio_recovery_saved_release(sv);
 }
 
 void sio_recovery_discard(ferry_socket *s)
@@ -497,9 +555,7 @@ void sio_recovery_discard(ferry_socket *s)
     if (sv == NULL)
         return;
     s->restore = NULL;
-    free_rooms(sv->rooms, sv->nrooms);
-    sio_outbox_free(&sv->ob);
-    ferry_mem_free(sv);
+    sio_recovery_saved_release(sv);
 }
 
 /* ---- backpressure's SPILL policy (backpressure.c) */

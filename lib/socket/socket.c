@@ -432,6 +432,7 @@ static void do_connect(ferry_socket *s)
      * before anything the app sends now. */
     sio_outbox_resend_answers(s);
     sio_recovery_replay(s);
+    sio_rr_persist(s);
     if (nsp->on_connection != NULL)
         nsp->on_connection(s, nsp->on_connection_ud);
 }
@@ -442,6 +443,8 @@ static void do_connect(ferry_socket *s)
 void sio_socket_start(ferry_socket *s)
 {
     ferry_namespace *nsp = s->nsp;
+    if (s->rec_remote && sio_rr_begin(s))
+        return; /* its record is looked for in Redis first */
     while (s->state == SOCK_MIDDLEWARE) {
         if (s->mw_next >= nsp->nmw) {
             s->mw = MW_IDLE;
@@ -602,14 +605,18 @@ static int room_call_ok(const ferry_socket *s, const char *room)
 int ferry_socket_join(ferry_socket *s, const char *room)
 {
     int rc = room_call_ok(s, room);
-    return rc != 0 ? rc : sio_socket_join(s, room);
+    if (rc == 0 && (rc = sio_socket_join(s, room)) == 0)
+        sio_rr_persist(s);
+    return rc;
 }
 
 int ferry_socket_leave(ferry_socket *s, const char *room)
 {
     int rc = room_call_ok(s, room);
-    if (rc == 0)
+    if (rc == 0) {
         s->nsp->adapter->ops->del(s->nsp->adapter, s->id, room);
+        sio_rr_persist(s);
+    }
     return rc;
 }
 

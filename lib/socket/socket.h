@@ -60,6 +60,11 @@ struct ferry_namespace {
     size_t nlog;
     size_t log_bytes; /* what the logged packets pin: their encoded bytes and rooms */
     uint64_t next_seq;
+    size_t last_off_len;   /* of the offset sio_recovery_encode() wrote last */
+    uint64_t last_own_seq; /* its number in this node's log in Redis (0: none) */
+    /* Several nodes (recovery_remote.c): per origin node, the highest of its broadcasts logged
+     * here (the offsets carry it); NULL until first needed, or on a single node. */
+    struct sio_vec *vec;
     ferry_list saved;
     size_t nsaved;
     /* Per-namespace bounds (ferry_namespace_set_recovery()); rec_set 0: the server's. */
@@ -181,6 +186,7 @@ struct ferry_socket {
      * found, until the socket connects. */
     char pid[SIO_ID_LEN + 1];
     int recovered;
+    int rec_remote; /* its pid is looked for in Redis before the middlewares run */
     struct sio_saved *restore;
     uint64_t restore_offset;
     uint64_t last_seq;          /* the highest logged packet queued to this socket */

@@ -96,7 +96,7 @@ static int bcast(ferry_adapter *a, const char *const *to, size_t nto, const char
                  size_t nexcept, const char *except_sid, unsigned flags)
 {
     static ferry_buf *none[1];
-    ferry_adapter_packet pkt = {none, 1, 0};
+    ferry_adapter_packet pkt = {.bufs = none, .n = 1};
     ferry_adapter_target t = {to, nto, except, nexcept, except_sid, flags};
     return a->ops->broadcast(a, &pkt, &t);
 }

@@ -1,0 +1,184 @@
+// A node that dies loses nothing (issue 18): redis-server + three tools/ferry nodes; clients of
+// node 1 (ferry's client over WebSocket and long-polling, socket.io-client over WebSocket and
+// polling) reach it through small TCP balancers that send each new connection to the first
+// live node of their list. Node 1 is killed with SIGKILL while its clients are in rooms; the
+// others publish while they are away; they come back through node 2 or node 3 and resume
+// (connection-state recovery kept in Redis) with their socket ids, their rooms and every
+// message they missed, once each and in order; ferry's client's outbox resends what it emitted
+// while away, taken once. Nodes still running exit 0 under LeakSanitizer.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import net from "node:net";
+import { haveRedis, ferryHasRedis, startRedis, startNode, relayClient, call, join, sleep, crossNodeReady } from "./cluster.mjs";
+
+const skip = !haveRedis()
+  ? "redis-server is not installed (scripts/deps.sh test installs it)"
+  : !ferryHasRedis()
+    ? "tools/ferry was built without Redis (-DFERRY_WITH_REDIS=OFF)"
+    : false;
+
+// A TCP balancer: each new connection goes to the first backend of the list that accepts it.
+// hold(): new connections are cut at once (the clients' retries wait) until release().
+async function balancer(ports) {
+  let held = false;
+  const socks = new Set();
+  const server = net.createServer((c) => {
+    socks.add(c);
+    c.on("close", () => socks.delete(c));
+    c.on("error", () => {});
+    if (held) return c.destroy();
+    c.pause();
+    const tryAt = (i) => {
+      if (i >= ports.length) return c.destroy();
+      const b = net.connect(ports[i], "127.0.0.1");
+      b.once("connect", () => {
+        socks.add(b);
+        b.on("close", () => (socks.delete(b), c.destroy()));
+        c.on("close", () => b.destroy());
+        b.on("error", () => {});
+        c.pipe(b);
+        b.pipe(c);
+        c.resume();
+      });
+      b.once("error", () => tryAt(i + 1));
+    };
+    tryAt(0);
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    hold: () => (held = true),
+    release: () => (held = false),
+    close: () => new Promise((r) => {
+      for (const s of socks) s.destroy();
+      server.close(r);
+    }),
+  };
+}
+
+async function until(cond, ms, what) {
+  const deadline = Date.now() + ms;
+  while (!cond() && Date.now() < deadline) await sleep(20);
+  if (!cond()) throw new Error(`timed out after ${ms} ms: ${what}`);
+}
+
+test("cluster-kill: node 1 is SIGKILLed; its clients resume on nodes 2 and 3 with ids, rooms, missed messages and outbox (Redis-kept recovery)", { skip, timeout: 240000 }, async () => {
+  const redis = await startRedis();
+  const nodes = [];
+  const clients = [];
+  const lbs = [];
+  try {
+    for (let i = 1; i <= 3; i++) nodes.push(await startNode(redis.url, `kill-${i}`, ["--recovery-ms", "60000"]));
+    const [n1, n2, n3] = nodes;
+    // Balancers: node 1 while it lives, then node 2 (lbA) or node 3 (lbB).
+    const lbA = await balancer([n1.port, n2.port]);
+    const lbB = await balancer([n1.port, n3.port]);
+    lbs.push(lbA, lbB);
+
+    // Members that stay where they are: one on node 2, one on node 3.
+    const p2 = await relayClient("websocket", n2.url, "p2");
+    const p3 = await relayClient("sio-websocket", n3.url, "p3");
+    clients.push(p2, p3);
+    await join(p2, "r");
+    await join(p3, "r");
+    await crossNodeReady(p3, p2, "r");
+    await crossNodeReady(p2, p3, "r");
+
+    // The clients of node 1, through the balancers, with reconnection.
+    const back = { reconnection: true, reconnectionDelay: 100, reconnectionDelayMax: 300, randomizationFactor: 0 };
+    const kinds = [
+      ["websocket", lbA], ["polling", lbB], ["sio-websocket", lbB], ["sio-polling", lbA],
+    ];
+    const victims = [];
+    for (const [kind, lb] of kinds) {
+      const name = `v-${kind}`;
+      const s = await relayClient(kind, lb.url, name, back);
+      clients.push(s);
+      const v = { name, kind, s, got: [], connects: 0 };
+      s.on("message", (data) => {
+        if (typeof data?.text === "string" && data.text.startsWith("m")) v.got.push(data.text);
+      });
+      s.on("connect", () => v.connects++);
+      victims.push(v);
+    }
+    for (const v of victims) {
+      await join(v.s, "r");
+      if (v.kind.includes("websocket")) await join(v.s, "ws-only");
+    }
+    // p3 is in ws-only too: a room whose members are on node 1 and node 3 only.
+    await join(p3, "ws-only");
+    await crossNodeReady(victims[0].s, p2, "r");
+    for (const v of victims) await crossNodeReady(v.s, p3, "r");
+    const ids = victims.map((v) => v.s.id);
+    assert.ok(ids.every((id) => typeof id === "string" && id.length > 0));
+
+    // Before the kill: m1 reaches everyone.
+    await call(p2, "publish", { room: "r", event: "message", data: { text: "m1" } });
+    await until(() => victims.every((v) => v.got.length === 1), 15000, "m1 everywhere");
+
+    // Kill node 1 with SIGKILL while the balancers hold the clients off.
+    lbA.hold();
+    lbB.hold();
+    const down = victims.map((v) => new Promise((r) => v.s.once("disconnect", r)));
+    n1.proc.kill("SIGKILL");
+    await Promise.race([Promise.all(down), sleep(20000)]);
+    assert.ok(victims.every((v) => !v.s.connected), "every client of node 1 saw it go");
+
+    // While they are away: messages to their rooms from nodes 2 and 3, and ferry's client
+    // (WebSocket) emits into its outbox.
+    for (const [p, room, text] of [[p2, "r", "m2"], [p3, "r", "m3"], [p3, "ws-only", "m4"]]) {
+      const r = await call(p, "publish", { room, event: "message", data: { text } });
+      assert.equal(r?.ok, true, `${text}: ${JSON.stringify(r)}`);
+    }
+    const fromVictim = [];
+    p2.on("message", (data) => typeof data?.text === "string" && data.text.startsWith("u") && fromVictim.push(data.text));
+    const outboxAck = call(victims[0].s, "publish", { room: "r", event: "message", data: { text: "u1" } }, 60000);
+
+    // Let them come back: through node 2 (lbA) or node 3 (lbB).
+    lbA.release();
+    lbB.release();
+    await until(() => victims.every((v) => v.s.connected && v.connects >= 1), 60000, "every client of node 1 reconnected")
+      .catch((e) => {
+        throw new Error(`${e.message}: ${victims.map((v) => `${v.name} connected=${v.s.connected} connects=${v.connects}`).join(", ")}\n--- node 2 ---\n${n2.stdout().slice(-3000) + n2.stderr().slice(-2000)}\n--- node 3 ---\n${n3.stdout().slice(-3000) + n3.stderr().slice(-2000)}`);
+      });
+    for (const [i, v] of victims.entries()) {
+      assert.equal(v.s.recovered, true, `${v.name} was recovered on another node (${v.connects} connects)\n--- node 2 ---\n${n2.stdout().slice(-4000)}\n--- node 3 ---\n${n3.stdout().slice(-4000)}`);
+      assert.equal(v.s.id, ids[i], `${v.name} kept its socket id`);
+    }
+    const want = (v) => (v.kind.includes("websocket") ? ["m1", "m2", "m3", "m4"] : ["m1", "m2", "m3"]);
+    await until(() => victims.every((v) => v.got.length >= want(v).length), 20000, "the missed messages replayed");
+    await sleep(300); // a duplicate on its way would show
+    for (const v of victims) assert.deepEqual(v.got, want(v), `${v.name}: what it missed, once each, in order`);
+
+    // The outbox: u1, emitted while away, is taken once and reaches node 2's member once.
+    const res = await outboxAck;
+    assert.equal(res?.ok, true, `u1 published after the resume: ${JSON.stringify(res)}`);
+    await until(() => fromVictim.length >= 1, 15000, "u1 reached p2");
+    await sleep(300);
+    assert.deepEqual(fromVictim, ["u1"]);
+
+    // Still in their rooms, now on nodes 2 and 3: a publish from each side reaches them.
+    await join(p2, "ws-only");
+    // (One after the other: two nodes' publishes have no order between them.)
+    for (const [p, room, text] of [[p3, "r", "m5"], [p2, "ws-only", "m6"]]) {
+      const r = await call(p, "publish", { room, event: "message", data: { text } });
+      assert.equal(r?.ok, true, `${text}: ${JSON.stringify(r)}`);
+      await until(() => victims.every((v) => v.got.includes(text) || (text === "m6" && !v.kind.includes("websocket"))), 20000, `${text} after the resume`);
+    }
+    const want2 = (v) => [...want(v), "m5", ...(v.kind.includes("websocket") ? ["m6"] : [])];
+    await until(() => victims.every((v) => v.got.length >= want2(v).length), 20000, "m5/m6 after the resume")
+      .catch((e) => {
+        throw new Error(`${e.message}: ${victims.map((v) => `${v.name}: ${v.got.join(",")}`).join("; ")}`);
+      });
+    await sleep(300);
+    for (const v of victims) assert.deepEqual(v.got, want2(v), `${v.name} after the resume`);
+  } finally {
+    for (const s of clients) s.disconnect();
+    for (const lb of lbs) await lb.close();
+    const codes = [];
+    for (const n of nodes.slice(1)) codes.push(await n.stop());
+    await nodes[0]?.exited();
+    await redis.stop();
+    assert.deepEqual(codes, nodes.slice(1).map(() => 0), "the nodes still running exit 0 (no leak)");
+  }
+});
