@@ -9,6 +9,7 @@
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common/assert.h"
 #include "common/base64.h"
@@ -77,9 +78,8 @@ void ferry_engine_drop_cache(ferry_engine *eng)
 
 static void session_free(ferry_session *s)
 {
-    ferry_kv_free(s->query, s->nquery);
-    ferry_kv_free(s->headers, s->nheaders);
-    ferry_mem_free(s->url);
+    ferry_mem_free(s->hs);
+    ferry_mem_free(s->history);
     ferry_mem_free(s);
 }
 
@@ -1023,6 +1023,85 @@ int ferry_engine_on_payload(ferry_transport *t, char *data, size_t len)
 
 /* ------------------------------------------------------------------ requests */
 
+/* Append the strings of n pairs to the handshake block at *at. */
+static void hs_put_pairs(char *hs, size_t *at, const ferry_kv *kv, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t ln = strlen(kv[i].name) + 1, lv = strlen(kv[i].value) + 1;
+        memcpy(hs + *at, kv[i].name, ln);
+        memcpy(hs + *at + ln, kv[i].value, lv);
+        *at += ln + lv;
+    }
+}
+
+static size_t hs_pairs_len(const ferry_kv *kv, size_t n)
+{
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++)
+        len += strlen(kv[i].name) + strlen(kv[i].value) + 2;
+    return len;
+}
+
+/* Keep what the application may read of the handshake request (ferry_session_url, _query,
+ * _header, _remote_addr) and the POST token in one block (struct ferry_session.hs). */
+static int hs_keep(ferry_session *s, const ferry_req *req, const char *token)
+{
+    char addr[48];
+    ferry_req_remote_addr(req, addr, sizeof(addr));
+    const char *url = req->url != NULL ? req->url : "";
+    size_t lu = strlen(url) + 1, la = strlen(addr) + 1, lt = strlen(token) + 1;
+    size_t lq = hs_pairs_len(req->query, req->nquery);
+    size_t total = lu + la + lt + lq + hs_pairs_len(req->headers, req->nheaders);
+    if (total > UINT32_MAX || req->nquery > UINT32_MAX || req->nheaders > UINT32_MAX)
+        return -FERRY_ETOOBIG;
+    char *hs = ferry_mem_alloc(total);
+    if (hs == NULL)
+        return -FERRY_ENOMEM;
+    memcpy(hs, url, lu);
+    memcpy(hs + lu, addr, la);
+    memcpy(hs + lu + la, token, lt);
+    size_t at = lu + la + lt;
+    hs_put_pairs(hs, &at, req->query, req->nquery);
+    hs_put_pairs(hs, &at, req->headers, req->nheaders);
+    s->hs = hs;
+    s->hs_addr = (uint32_t)lu;
+    s->hs_token = (uint32_t)(lu + la);
+    s->hs_query = (uint32_t)(lu + la + lt);
+    s->hs_headers = (uint32_t)(lu + la + lt + lq);
+    s->nquery = (uint32_t)req->nquery;
+    s->nheaders = (uint32_t)req->nheaders;
+    return 0;
+}
+
+/* The i-th of n pairs packed from p: its name (value in *value), or NULL past the last. */
+static const char *hs_at(const char *p, uint32_t n, size_t i, const char **value)
+{
+    if (i >= n) {
+        if (value != NULL)
+            *value = NULL;
+        return NULL;
+    }
+    for (; i > 0; i--) {
+        p += strlen(p) + 1;
+        p += strlen(p) + 1;
+    }
+    if (value != NULL)
+        *value = p + strlen(p) + 1;
+    return p;
+}
+
+/* The value of the first of n pairs packed from p named name, or NULL. */
+static const char *hs_find(const char *p, uint32_t n, const char *name, int nocase)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        const char *v = p + strlen(p) + 1;
+        if ((nocase ? strcasecmp(p, name) : strcmp(p, name)) == 0)
+            return v;
+        p = v + strlen(v) + 1;
+    }
+    return NULL;
+}
+
 static ferry_session *session_new(ferry_engine *eng, const ferry_transport_ops *ops, ferry_req *req)
 {
     ferry_session *s = ferry_mem_calloc(1, sizeof(*s));
@@ -1045,31 +1124,21 @@ static ferry_session *session_new(ferry_engine *eng, const ferry_transport_ops *
     }
     size_t n = ferry_base64url_encode(s->sid, raw, sizeof(raw));
     s->sid[n] = '\0';
-    s->url = ferry_mem_strdup(req->url != NULL ? req->url : "");
     s->time_ms = ferry_wall_ms();
-    if (s->url == NULL || ferry_kv_copy(&s->query, &s->nquery, req->query, req->nquery) != 0 ||
-        ferry_kv_copy(&s->headers, &s->nheaders, req->headers, req->nheaders) != 0) {
+    char token[FERRY_SID_LEN + 1] = "";
+    /* The POST token (docs/protocol.md section 12): 128 random bits of its own. */
+    if (eng->cfg->require_post_token && RAND_bytes(raw, sizeof(raw)) == 1)
+        token[ferry_base64url_encode(token, raw, sizeof(raw))] = '\0';
+    if ((eng->cfg->require_post_token && token[0] == '\0') || hs_keep(s, req, token) != 0) {
         s->state = SESSION_CLOSED;
         if (ferry_life_close(&s->life)) /* nobody else holds it yet: the last reference */
             session_free(s);
         return NULL;
     }
-    ferry_req_remote_addr(req, s->remote_addr, sizeof(s->remote_addr));
     s->secure = ferry_req_is_tls(req);
     const char *ext = ferry_req_query_get(req, "ferry");
     /* Opening on an extension transport is asking for the extensions too. */
     s->extensions = (ext != NULL && strcmp(ext, "1") == 0) || (ops->flags & FERRY_TR_EXTENSION);
-    if (eng->cfg->require_post_token) {
-        /* The POST token (docs/protocol.md section 12): 128 random bits of its own. */
-        if (RAND_bytes(raw, sizeof(raw)) != 1) {
-            s->state = SESSION_CLOSED;
-            if (ferry_life_close(&s->life))
-                session_free(s);
-            return NULL;
-        }
-        n = ferry_base64url_encode(s->post_token, raw, sizeof(raw));
-        s->post_token[n] = '\0';
-    }
     return s;
 }
 
@@ -1081,7 +1150,7 @@ static int post_token_ok(const ferry_session *s, const ferry_req *req)
         return 1;
     const char *got = ferry_req_header_get(req, "X-Ferry-Post-Token");
     return got != NULL && strlen(got) == FERRY_SID_LEN &&
-           CRYPTO_memcmp(got, s->post_token, FERRY_SID_LEN) == 0;
+           CRYPTO_memcmp(got, s->hs + s->hs_token, FERRY_SID_LEN) == 0;
 }
 
 static int transport_enabled(const ferry_engine *eng, const ferry_transport_ops *ops)
@@ -1111,7 +1180,14 @@ static void history_add(ferry_session *s, int kind, const ferry_transport_ops *f
                         const ferry_transport_ops *to, unsigned reason)
 {
     uint64_t now = ferry_wall_ms();
-    ferry_tr_event *e = &s->history[s->nhistory % FERRY_TR_HISTORY];
+    if (s->nhistory >= 1 && s->history == NULL) {
+        s->history = ferry_mem_alloc(FERRY_TR_HISTORY * sizeof(*s->history));
+        if (s->history == NULL)
+            return; /* diagnostics only: the event is not kept */
+        s->history[0] = s->history0;
+    }
+    ferry_tr_event *e =
+        s->history != NULL ? &s->history[s->nhistory % FERRY_TR_HISTORY] : &s->history0;
     uint64_t at = now > s->time_ms ? now - s->time_ms : 0;
     e->at_ms = at > UINT32_MAX ? UINT32_MAX : (uint32_t)at;
     e->kind = (uint8_t)kind;
@@ -1172,7 +1248,7 @@ static ferry_buf *open_packet(ferry_session *s)
                             ",\"shortPollInterval\":%u,\"ext\":[\"resume\",\"ping\",\"report\",\"tabs\"]",
                             eng->cfg->short_poll_interval_ms);
     if (eng->cfg->require_post_token)
-        ferry_strbuf_printf(&sb, ",\"postToken\":\"%s\"", s->post_token);
+        ferry_strbuf_printf(&sb, ",\"postToken\":\"%s\"", s->hs + s->hs_token);
     ferry_strbuf_puts(&sb, "}");
     if (ferry_strbuf_error(&sb) != 0)
         return NULL;
@@ -1246,7 +1322,7 @@ static void handshake(ferry_engine *eng, const ferry_transport_ops *ops, ferry_r
     ferry_buf_release(open);
     ferry_timer_start(eng->wheel, &s->heartbeat, eng->cfg->ping_interval_ms);
     FERRY_LOG(FERRY_LOG_INFO, "engine", s->sid, "open on %s from %s%s", ops->name,
-              s->remote_addr, s->extensions ? " (ferry's client)" : "");
+              s->hs + s->hs_addr, s->extensions ? " (ferry's client)" : "");
     s->announced = 1;
     if (eng->on_session != NULL)
         eng->on_session(s, eng->on_session_ud);
@@ -1569,27 +1645,27 @@ const char *ferry_session_transport(const ferry_session *s)
 const char *ferry_session_query(const ferry_session *s, const char *name)
 {
     /* Case-sensitive, as URLSearchParams and the reference server's req._query are. */
-    return ferry_kv_find(s->query, s->nquery, name, 0);
+    return hs_find(s->hs + s->hs_query, s->nquery, name, 0);
 }
 
 const char *ferry_session_header(const ferry_session *s, const char *name)
 {
-    return ferry_kv_find(s->headers, s->nheaders, name, 1);
+    return hs_find(s->hs + s->hs_headers, s->nheaders, name, 1);
 }
 
 const char *ferry_session_query_at(const ferry_session *s, size_t i, const char **value)
 {
-    return ferry_kv_at(s->query, s->nquery, i, value);
+    return hs_at(s->hs + s->hs_query, s->nquery, i, value);
 }
 
 const char *ferry_session_header_at(const ferry_session *s, size_t i, const char **value)
 {
-    return ferry_kv_at(s->headers, s->nheaders, i, value);
+    return hs_at(s->hs + s->hs_headers, s->nheaders, i, value);
 }
 
 const char *ferry_session_url(const ferry_session *s)
 {
-    return s->url;
+    return s->hs;
 }
 
 uint64_t ferry_session_time(const ferry_session *s)
@@ -1599,7 +1675,7 @@ uint64_t ferry_session_time(const ferry_session *s)
 
 const char *ferry_session_remote_addr(const ferry_session *s)
 {
-    return s->remote_addr;
+    return s->hs + s->hs_addr;
 }
 
 int ferry_session_secure(const ferry_session *s)
@@ -1837,7 +1913,8 @@ size_t ferry_session_transport_history(const ferry_session *s, ferry_transport_e
     uint32_t n = s->nhistory < FERRY_TR_HISTORY ? s->nhistory : FERRY_TR_HISTORY;
     size_t k = 0;
     for (uint32_t i = s->nhistory - n; i < s->nhistory && k < max; i++) {
-        const ferry_tr_event *e = &s->history[i % FERRY_TR_HISTORY];
+        const ferry_tr_event *e =
+            s->history != NULL ? &s->history[i % FERRY_TR_HISTORY] : &s->history0;
         const char *from = ferry_engine_transport_label(e->from);
         const char *to = ferry_engine_transport_label(e->to);
         const char *reason = "";

@@ -86,6 +86,7 @@ struct ferry_session {
     session_state state;
     upgrade_state upgrade;
     ferry_reason close_reason;
+    int awaiting_pong;         /* a ping is out: heartbeat is the pong deadline */
     ferry_session *hash_next;
     ferry_transport *transport; /* current; NULL once closed */
     ferry_transport *probe;     /* upgrade candidate */
@@ -96,22 +97,21 @@ struct ferry_session {
     size_t queued_bytes;
     ferry_list dirty;      /* in engine->dirty while a flush is due */
     ferry_timer heartbeat; /* next ping, or the pong deadline */
-    int awaiting_pong;
     uint64_t pong_deadline;    /* loop time by which the pong is due (when awaiting_pong) */
     uint64_t ping_at;          /* loop time the last server ping was queued */
     uint32_t rtt_ms;           /* ping to pong, last measured; UINT32_MAX: none yet */
+    unsigned reports;          /* reports taken in the minute that began at report_window */
     ferry_timer upgrade_timer; /* probe deadline; also bounds a graceful close */
-    /* The handshake request, kept for the application. */
-    char *url;        /* the raw request target */
+    /* The handshake request, kept for the application in one block of NUL-terminated strings
+     * back to back (no pointer per string): the raw request target at 0, then the peer address
+     * (at hs_addr), the POST token (at hs_token; "" unless require_post_token: what its POSTs
+     * must carry), nquery name/value pairs (from hs_query), then nheaders (from hs_headers). */
+    char *hs;
+    uint32_t hs_addr, hs_token, hs_query, hs_headers;
+    uint32_t nquery, nheaders;
     uint64_t time_ms; /* wall-clock time of the handshake, ms since the Unix epoch */
-    ferry_kv *query;
-    size_t nquery;
-    ferry_kv *headers;
-    size_t nheaders;
-    char remote_addr[48];
     int secure;     /* the handshake came over TLS */
     int extensions; /* the client asked for ferry's extensions (ferry=1) */
-    char post_token[FERRY_SID_LEN + 1]; /* require_post_token: what its POSTs must carry */
     /* The extensions' state (docs/protocol.md section 5 on): the replay buffer holds what a
      * transport took and the client has not acknowledged, oldest first. queued_bytes +
      * sent_bytes never stay above max_session_queue_bytes: the oldest sent leave first. */
@@ -127,10 +127,18 @@ struct ferry_session {
     uint64_t gap_msg_seq;   /* the packet number of the last message the bound dropped */
     ferry_qentry *cping;    /* the still unsent answer to a client ping, or NULL */
     uint64_t report_window; /* loop time the current report-rate minute began */
-    unsigned reports;       /* reports taken in that minute */
     ferry_session_counters counters;
-    ferry_tr_event history[FERRY_TR_HISTORY]; /* a ring: the last FERRY_TR_HISTORY events */
-    uint32_t nhistory;                       /* events ever recorded */
+    /* Transport events: the first (the open) inline; a ring of the last FERRY_TR_HISTORY
+     * (the first copied in) allocated at the second, so that a session that never changes
+     * transport keeps 8 bytes of history, not 64. */
+    ferry_tr_event history0;
+    uint32_t nhistory;        /* events ever recorded */
+    unsigned drained : 1;  /* a transport took from the queue since the last drain call */
+    unsigned flushing : 1; /* inside flush_session */
+    unsigned announced : 1;
+    unsigned overflowed : 1; /* the queue went over max_session_queue_bytes: closing */
+    unsigned probe_timed_out : 1; /* the probe is closed by upgrade_timeout_ms (metrics) */
+    ferry_tr_event *history; /* the ring, or NULL while nhistory <= 1 */
     /* The application side (engine level or the Socket.IO layer). */
     ferry_message_cb on_message;
     void *on_message_ud;
@@ -142,11 +150,6 @@ struct ferry_session {
     ferry_session_drain_cb on_drain;
     void *on_drain_ud;
     ferry_timer drain_timer; /* more drain rounds after a flush that did DRAIN_ROUNDS */
-    unsigned drained : 1;  /* a transport took from the queue since the last drain call */
-    unsigned flushing : 1; /* inside flush_session */
-    unsigned announced : 1;
-    unsigned overflowed : 1; /* the queue went over max_session_queue_bytes: closing */
-    unsigned probe_timed_out : 1; /* the probe is closed by upgrade_timeout_ms (metrics) */
 };
 
 /* The per-address limit on new sessions (rate_limit.c): token buckets by address, bounded. */

@@ -1,5 +1,7 @@
 #include "ws/frame.h"
 
+#include "common/mem.h"
+
 #include <string.h>
 
 void ws_parser_init(ws_parser *p, const ws_parser_callbacks *cb, void *ud, uint64_t max_message,
@@ -13,6 +15,13 @@ void ws_parser_init(ws_parser *p, const ws_parser_callbacks *cb, void *ud, uint6
     p->max_fragments = max_fragments;
 }
 
+void ws_parser_free(ws_parser *p)
+{
+    ferry_mem_free(p->ctrl);
+    p->ctrl = NULL;
+    p->ctrl_len = 0;
+}
+
 static int is_control(int op)
 {
     return op >= 0x8;
@@ -20,6 +29,7 @@ static int is_control(int op)
 
 static int fail(ws_parser *p, int code)
 {
+    ws_parser_free(p);
     p->state = WS_PS_DONE;
     p->error = code;
     return code;
@@ -123,14 +133,26 @@ static void unmask(ws_parser *p, char *data, size_t n)
     p->offset += n;
 }
 
+/* A control frame is whole: hand on its payload (data, len), then drop what was gathered. */
+static int end_control(ws_parser *p, char *data, size_t len)
+{
+    p->state = WS_PS_HEADER;
+    p->hdr_len = 0;
+    int rc = p->cb->on_control(p->ud, p->opcode, data, len);
+    ws_parser_free(p);
+    return rc;
+}
+
 /* The frame's payload is complete (or empty): finish it. */
 static int end_frame(ws_parser *p)
 {
     int rc;
+    if (is_control(p->opcode)) {
+        char none[1] = {0}; /* an empty payload still comes with a valid pointer */
+        return end_control(p, p->ctrl != NULL ? p->ctrl : none, p->ctrl_len);
+    }
     p->state = WS_PS_HEADER;
     p->hdr_len = 0;
-    if (is_control(p->opcode))
-        return p->cb->on_control(p->ud, p->opcode, p->ctrl, p->ctrl_len);
     if (!p->fin)
         return 0;
     int op = p->msg_opcode, comp = p->msg_compressed;
@@ -195,6 +217,17 @@ int ws_parser_execute(ws_parser *p, char *data, size_t len, size_t *consumed)
         i += n;
         p->remaining -= n;
         if (is_control(p->opcode)) {
+            if (p->remaining == 0 && p->ctrl == NULL) {
+                /* The whole payload came in this feed: hand it on where it is. */
+                rc = end_control(p, chunk, n);
+                if (rc != 0)
+                    break;
+                continue;
+            }
+            if (p->ctrl == NULL && (p->ctrl = ferry_mem_alloc(WS_MAX_CONTROL)) == NULL) {
+                rc = WS_CLOSE_INTERNAL;
+                break;
+            }
             memcpy(p->ctrl + p->ctrl_len, chunk, n);
             p->ctrl_len = (uint8_t)(p->ctrl_len + n);
             if (p->remaining == 0) {

@@ -1,7 +1,9 @@
 /* WebSocket frames (RFC 6455 section 5): a sans-I/O incremental parser and the header writer.
  *
  * Bytes are pushed in any split (one byte at a time works); events come out through two
- * callbacks. The parser owns no socket, timer or heap memory (nghttp2/llhttp style), and it
+ * callbacks. The parser owns no socket or timer (nghttp2/llhttp style) and no heap memory
+ * except, for as long as it lasts, a control frame's payload split over feeds (ws_parser_free
+ * gives it back when the parser is dropped in the middle of one), and it
  * enforces everything the frame layer can see: client masking, RSV bits, reserved opcodes,
  * control frames (FIN set, at most 125 bytes), continuation rules, and the message size and
  * fragment count limits. UTF-8 and decompression belong to the message layer (stream.h),
@@ -58,33 +60,40 @@ typedef enum ws_parser_state {
 } ws_parser_state;
 
 typedef struct ws_parser {
+    /* Laid out without holes: one per WebSocket connection, idle ones included. */
     ws_parser_state state;
     uint8_t hdr[WS_MAX_HEADER];
     uint8_t hdr_len;  /* bytes gathered */
     uint8_t hdr_need; /* bytes the header has, known after byte 2 */
     /* The current frame. */
-    uint8_t fin, rsv1, opcode, mask[4];
-    uint64_t remaining;
-    uint64_t offset; /* payload bytes seen: the mask index */
+    uint8_t fin, rsv1, opcode;
     /* The data message in progress (msg_opcode 0: none). */
     uint8_t msg_opcode, msg_compressed;
+    uint8_t ctrl_len;    /* control payload bytes gathered in ctrl */
+    uint8_t allow_rsv1;  /* permessage-deflate was negotiated */
+    uint8_t from_server; /* client side (tools/ferry-bench): frames must come unmasked */
+    uint8_t mask[4];
+    uint64_t remaining;
+    uint64_t offset; /* payload bytes seen: the mask index */
     uint64_t msg_bytes;
     uint32_t msg_frames;
-    /* A control frame's payload, gathered whole. */
-    uint8_t ctrl_len;
-    char ctrl[WS_MAX_CONTROL];
     /* Limits and settings. */
-    uint64_t max_message;   /* payload bytes of one message on the wire */
     uint32_t max_fragments; /* non-empty frames of one message (empty ones are not counted) */
-    int allow_rsv1;         /* permessage-deflate was negotiated */
-    int from_server;        /* client side (tools/ferry-bench): frames must come unmasked */
+    uint64_t max_message;   /* payload bytes of one message on the wire */
     int error;              /* the close code that failed the parse, or 0 */
+    /* A control frame's payload split over several feeds, gathered whole (WS_MAX_CONTROL
+     * bytes, allocated at the split and freed when the frame ends; NULL otherwise). A control
+     * frame whose payload arrives in one feed is handed on in place. */
+    char *ctrl;
     const ws_parser_callbacks *cb;
     void *ud;
 } ws_parser;
 
 void ws_parser_init(ws_parser *p, const ws_parser_callbacks *cb, void *ud, uint64_t max_message,
                     uint32_t max_fragments);
+/* Free what an unfinished control frame gathered (nothing otherwise). The parser may be fed
+ * again after it. */
+void ws_parser_free(ws_parser *p);
 
 /* Parse len bytes (unmasked in place, so data must be writable). Returns 0 when every byte was
  * taken (a partial frame is kept inside), WS_STOP when a callback stopped the parser, or the

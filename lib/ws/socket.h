@@ -41,10 +41,10 @@ struct ws_socket {
     ferry_wheel *wheel;
     ferry_timer timer; /* bounds the wait for the peer's close frame */
     const ws_socket_handler *h;
-    int code;
     /* The one lifetime rule (common/life.h): closed when the connection is gone; the last
      * reference runs on_close. */
     ferry_life life;
+    int code;
     unsigned paused : 1; /* reading stopped until the writes drain */
 };
 

@@ -90,7 +90,8 @@ static int on_data(void *ud, int opcode, int compressed, char *data, size_t len,
     if (compressed) {
         if (s->deflate == NULL)
             return WS_CLOSE_PROTOCOL;
-        int rc = ws_deflate_inflate(s->deflate, data, len, fin, &s->msg, s->max_message);
+        int rc = ws_deflate_inflate(s->deflate, data, len, fin, &s->msg,
+                                    (size_t)s->parser.max_message);
         if (rc == -FERRY_ETOOBIG)
             return WS_CLOSE_TOO_BIG;
         if (rc == -FERRY_ENOMEM)
@@ -112,7 +113,7 @@ static int on_data(void *ud, int opcode, int compressed, char *data, size_t len,
             ferry_utf8_init(&s->utf8);
             return deliver(s, data ? data : "", len, !text);
         }
-        int rc = ferry_vec_append(&s->msg, data, len, s->max_message);
+        int rc = ferry_vec_append(&s->msg, data, len, (size_t)s->parser.max_message);
         if (rc == -FERRY_ETOOBIG)
             return WS_CLOSE_TOO_BIG;
         if (rc != 0)
@@ -174,7 +175,6 @@ void ws_stream_init(ws_stream *s, const ws_stream_callbacks *cb, size_t max_mess
 {
     memset(s, 0, sizeof(*s));
     s->cb = cb;
-    s->max_message = max_message;
     ws_parser_init(&s->parser, &parser_cb, s, max_message, max_fragments);
     ferry_utf8_init(&s->utf8);
 }
@@ -188,6 +188,7 @@ void ws_stream_set_deflate(ws_stream *s, ws_deflate *d, size_t threshold)
 
 void ws_stream_free(ws_stream *s)
 {
+    ws_parser_free(&s->parser);
     ferry_vec_free(&s->msg);
     ws_deflate_free(s->deflate);
     s->deflate = NULL;

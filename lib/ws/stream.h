@@ -45,16 +45,15 @@ typedef struct ws_msg {
 } ws_msg;
 
 struct ws_stream {
-    ws_parser parser;
+    ws_parser parser; /* its max_message bounds a message, inflated too */
     const ws_stream_callbacks *cb;
-    ws_stream_state state;
-    ferry_vec msg;      /* the message being reassembled (or inflated) */
-    ferry_utf8 utf8;    /* of the text message in progress */
-    size_t utf8_done;   /* bytes of msg already validated (inflated text) */
-    size_t max_message;
+    ferry_vec msg;       /* the message being reassembled (or inflated) */
+    size_t utf8_done;    /* bytes of msg already validated (inflated text) */
     ws_deflate *deflate; /* NULL: not negotiated */
     size_t deflate_threshold;
+    ws_stream_state state;
     int end_code;
+    ferry_utf8 utf8; /* of the text message in progress */
 };
 
 /* max_message bounds one message (inflated), max_fragments its frame count. */

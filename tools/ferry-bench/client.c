@@ -55,6 +55,7 @@ const char *transport_name(int t)
 static void on_conn_closed(uv_handle_t *h)
 {
     conn *c = h->data;
+    ws_parser_free(&c->wsp);
     ferry_vec_free(&c->body);
     ferry_vec_free(&c->event);
     ferry_vec_free(&c->pending);

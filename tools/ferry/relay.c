@@ -26,12 +26,12 @@ struct relay {
 /* Per-socket state, from the first connection callback until ferry releases it
  * (release_client()): with connection-state recovery, a socket that comes back keeps it. */
 typedef struct client {
-    char name[NICK_MAX_CHARS * 4 + 1];
     /* Token buckets of publishes ([0]) and receipts ([1], so that a page acknowledging a
      * join's history cannot starve its own messages): publish_rate per second each, at most
      * publish_rate saved up. */
     double tokens[2];
     uint64_t refilled_ms[2];
+    char name[]; /* the nickname (at most NICK_MAX_CHARS characters), allocated to its size */
 } client;
 
 /* ---------------------------------------------------------------- answers */
@@ -423,14 +423,16 @@ static void on_connection(ferry_socket *s, void *ud)
     relay *r = ud;
     /* A recovered socket has its client again: same nickname, same token buckets. */
     if (ferry_socket_get_data(s) == NULL) {
-        client *c = calloc(1, sizeof(*c));
         const char *name = "anonymous";
         check_name(ferry_socket_auth(s), &name);
+        size_t len = strnlen(name, NICK_MAX_CHARS * 4); /* the bound it always had */
+        client *c = calloc(1, sizeof(*c) + len + 1);
         if (c == NULL) {
             ferry_socket_disconnect(s, 1);
             return;
         }
-        snprintf(c->name, sizeof(c->name), "%s", name);
+        memcpy(c->name, name, len);
+        c->name[len] = '\0';
         c->tokens[0] = c->tokens[1] = r->cfg->publish_rate;
         c->refilled_ms[0] = c->refilled_ms[1] = uv_now(ferry_server_loop(r->srv));
         ferry_socket_set_data(s, c);

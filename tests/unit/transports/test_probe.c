@@ -93,6 +93,12 @@ static void close_after_upgrade(const tr_driver *d, tr_act a)
     h_server *h = tr_start(NULL);
     tr_client poll = {0};
     poll_open(h, &poll, d == &tr_sse);
+    /* The transport history: the open alone (kept inline), then the upgrade too (the ring
+     * allocated at the second event), oldest first. */
+    ferry_transport_event ev[8];
+    assert_int_equal(ferry_session_transport_history(W.s, ev, 8), 1);
+    assert_string_equal(ev[0].kind, "open");
+    assert_string_equal(ev[0].to, "polling");
     tr_client *k = probe(h, d, poll.sid);
     complete_upgrade(h, d, k, poll.sid);
     /* Upgraded: a message on the new transport is echoed there. */
@@ -101,6 +107,12 @@ static void close_after_upgrade(const tr_driver *d, tr_act a)
     assert_true(d->recv(k, p, sizeof(p)));
     assert_string_equal(p, "4up");
     assert_string_equal(ferry_session_transport(W.s), d->name);
+    assert_int_equal(ferry_session_transport_history(W.s, ev, 8), 2);
+    assert_string_equal(ev[0].kind, "open");
+    assert_string_equal(ev[1].kind, "upgrade");
+    assert_string_equal(ev[1].from, "polling");
+    assert_string_equal(ev[1].to, d->name);
+    assert_int_equal(ferry_session_transport_history(W.s, ev, 1), 1);
     W.in_message = a;
     tr_send1(k, "4x");
     assert_true(h_run_until(h, h_cond_flag, &W.acted, TR_WAIT));

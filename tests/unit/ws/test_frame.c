@@ -11,6 +11,7 @@ typedef struct seen {
     int controls;
     uint8_t first, last;
     size_t ctrl_len;
+    uint8_t ctrl_first, ctrl_last;
 } seen;
 
 static int on_data(void *ud, int opcode, int compressed, char *data, size_t len, int fin)
@@ -32,6 +33,11 @@ static int on_control(void *ud, int opcode, char *data, size_t len)
     seen *s = ud;
     s->controls++;
     s->ctrl_len = len;
+    assert_non_null(data); /* also for an empty payload */
+    if (len > 0) {
+        s->ctrl_first = (uint8_t)data[0];
+        s->ctrl_last = (uint8_t)data[len - 1];
+    }
     return 0;
 }
 
@@ -63,6 +69,7 @@ static int parse(const uint8_t *buf, size_t len, size_t split, seen *s, uint64_t
         }
     }
     free(copy);
+    ws_parser_free(&p); /* input may stop inside a control frame */
     return rc;
 }
 
@@ -150,6 +157,22 @@ static void control_frame_rules(void **state)
     assert_int_equal(parse(buf, len, 3, &s, 100, 10), 0);
     assert_int_equal(s.controls, 1);
     assert_int_equal(s.ctrl_len, 125);
+    /* The payload arrives intact whether it comes in one feed (handed on in place) or split
+     * over many (gathered), and a parser dropped inside a control frame leaks nothing. */
+    for (size_t i = 0; i < 125; i++)
+        payload[i] = (uint8_t)(i * 5 + 1);
+    len = client_frame(buf, 0, 1, 0, WS_OP_PING, payload, 125);
+    static const size_t splits[] = {0, 3, 6, 7, 60, 130, (size_t)-1};
+    for (size_t k = 0; k < sizeof(splits) / sizeof(splits[0]); k++) {
+        assert_int_equal(parse(buf, len, splits[k], &s, 100, 10), 0);
+        assert_int_equal(s.controls, 1);
+        assert_int_equal(s.ctrl_len, 125);
+        assert_int_equal(s.ctrl_first, 1);
+        assert_int_equal(s.ctrl_last, (uint8_t)(124 * 5 + 1));
+    }
+    assert_int_equal(parse(buf, 60, (size_t)-1, &s, 100, 10), 0);
+    assert_int_equal(s.controls, 0);
+    memset(payload, 0, sizeof(payload));
     len = client_frame(buf, 0, 1, 0, WS_OP_PING, payload, 126);
     assert_int_equal(parse(buf, len, 0, &s, 100, 10), WS_CLOSE_PROTOCOL);
     /* A fragmented ping. */
