@@ -171,6 +171,11 @@ static void on_get(polling *p, ferry_req *req)
         ferry_engine_close_session(p->super.session, FERRY_REASON_TRANSPORT_ERROR, 0);
         return;
     }
+    /* What the client got so far: an answer lost on its way comes again in this one. */
+    if (ferry_engine_poll_got(&p->super, req) != 0) {
+        ferry_req_respond_error(req, 3);
+        return;
+    }
     p->get = req;
     ferry_req_hold(req, on_get_abort, p);
     pl_flush(&p->super);

@@ -68,7 +68,10 @@ void ferry_upstream_post(ferry_upstream *u, ferry_req *req)
         ferry_engine_close_session(s, FERRY_REASON_TRANSPORT_ERROR, 0);
         return;
     }
-    int rc = ferry_engine_on_payload(u->t, req->body.base ? req->body.base : (char *)"",
+    /* A POST taken already, sent again (its answer was lost): answered, not taken twice. */
+    int rc = 0;
+    if (!ferry_engine_post_repeated(u->t, req))
+        rc = ferry_engine_on_payload(u->t, req->body.base ? req->body.base : (char *)"",
                                      req->body.len);
     if (rc != 0) {
         ferry_req_respond_error(req, 3);

@@ -31,8 +31,8 @@ class Transport {
     this.name = name;
     this.q = q; // extra query: sid, rx
   }
-  url(ws) {
-    return this.e.url(this.name, this.q, ws);
+  url(ws, x) {
+    return this.e.url(this.name, { ...this.q, ...x }, ws);
   }
   // Text to packets, or the session ends with "parse error" (a body no server would send).
   dec(s) {
@@ -95,7 +95,8 @@ class Polling extends Transport {
     while (!this.dead && !this.paused) {
       const t0 = now();
       this.getting = 1;
-      const r = await this.fetch(this.url(), {}, this.name[0] === "s" || !this.up ? this.e.o.requestTimeout : 0);
+      // got: what this client has (a browser may retry a GET whose answer was lost: docs/protocol.md 5.3).
+      const r = await this.fetch(this.url(0, this.e.n("got", this.e.rx)), {}, this.name[0] === "s" || !this.up ? this.e.o.requestTimeout : 0);
       const body = r.body;
       this.getting = 0;
       if (this.dead) return;
@@ -116,7 +117,9 @@ class Polling extends Transport {
     // A server that asks for it (docs/protocol.md section 12) gets the session's POST token.
     const headers = { "content-type": "text/plain;charset=UTF-8" };
     if (this.e.hs?.postToken) headers["x-ferry-post-token"] = this.e.hs.postToken;
-    this.fetch(this.url(), { method: "POST", body: ps.map(encodeText).join(SEP), headers }, this.e.o.requestTimeout).then((r) =>
+    // tx: the messages before this body's, so that a retried POST is not taken twice (5.3).
+    const m = ps.find((p) => p.n);
+    this.fetch(this.url(0, this.e.n("tx", m ? m.n - 1 : this.e.tx)), { method: "POST", body: ps.map(encodeText).join(SEP), headers }, this.e.o.requestTimeout).then((r) =>
       r.status === 200 ? ((this.busy = 0), this._idle(), this.e._drain(this)) : this.fail("post-error", { status: r.status }),
     );
   }
@@ -280,6 +283,10 @@ export class Engine extends Emitter {
     this.open();
   }
 
+  // A query parameter of the "resume" extension, only on a session that has it.
+  n(k, v) {
+    return this.ext?.includes("resume") ? { [k]: v } : {};
+  }
   url(name, q = {}, ws) {
     const s = new URLSearchParams({ ...this.o.query, EIO: 4, transport: name });
     if (this.sid) s.set("sid", this.sid);

@@ -1354,6 +1354,80 @@ static void probe(ferry_engine *eng, ferry_session *s, const ferry_transport_ops
 /* Attach (docs/protocol.md "Attach"): the session moves to a new transport opened by req,
  * without a probe; the old one is closed without closing the session; every message after
  * rx goes out again, first, in order. */
+/* The client has every message up to rx and lacks the later ones it was sent: forget the
+ * former, put the latter back at the head of the queue in order, and drop the other packets
+ * sent after them (a lost ping is asked again by the caller). Returns the messages requeued. */
+static size_t requeue_unacked(ferry_session *s, uint64_t rx)
+{
+    sent_ack(s, rx);
+    size_t replayed = 0;
+    while (!ferry_list_empty(&s->sent)) {
+        ferry_qentry *e = ferry_list_entry(s->sent.prev, ferry_qentry, link);
+        ferry_list_remove(&e->link);
+        s->sent_bytes -= e->buf->len;
+        s->nsent--;
+        if (e->msgno == 0) {
+            ferry_buf_release(e->buf);
+            qentry_free(s->engine, e);
+            continue;
+        }
+        ferry_list_insert_head(&s->queue, &e->link);
+        s->queued_bytes += e->buf->len;
+        replayed++;
+    }
+    return replayed;
+}
+
+int ferry_engine_poll_got(ferry_transport *t, const ferry_req *req)
+{
+    ferry_session *s = t->session;
+    const char *gs = ferry_req_query_get(req, "got");
+    if (gs == NULL || !s->extensions || t != s->transport || s->state != SESSION_OPEN)
+        return 0;
+    uint64_t got;
+    if (parse_uint(gs, strlen(gs), 19, &got) != 0 || got > s->tx_sent) {
+        s->engine->stats.parse_errors++;
+        FERRY_LOG(FERRY_LOG_INFO, "engine", s->sid, "poll with a bad got= (sent %llu): closing",
+                  (unsigned long long)s->tx_sent);
+        ferry_engine_close_session(s, FERRY_REASON_PARSE_ERROR, 0);
+        return -FERRY_EPROTO;
+    }
+    if (got == s->tx_sent) {
+        sent_ack(s, got); /* every answer arrived */
+        return 0;
+    }
+    /* An earlier answer never reached the client, though its connection looked whole to us
+     * (a browser retries a request whose answer was lost: this is that retry). */
+    if (got < s->drop_msg) {
+        s->engine->stats.attach_refused++;
+        FERRY_LOG(FERRY_LOG_INFO, "engine", s->sid,
+                  "poll lost messages no longer held (got %llu, held from %llu): closing",
+                  (unsigned long long)got, (unsigned long long)s->drop_msg + 1);
+        ferry_engine_close_session(s, FERRY_REASON_TRANSPORT_ERROR, 0);
+        return -FERRY_ELIMIT;
+    }
+    size_t again = requeue_unacked(s, got);
+    FERRY_LOG(FERRY_LOG_INFO, "engine", s->sid, "a poll's answer was lost (got %llu, sent %llu): %zu again",
+              (unsigned long long)got, (unsigned long long)s->tx_sent, again);
+    reping(s);
+    mark_dirty(s);
+    return 0;
+}
+
+int ferry_engine_post_repeated(ferry_transport *t, const ferry_req *req)
+{
+    ferry_session *s = t->session;
+    const char *txs = ferry_req_query_get(req, "tx");
+    uint64_t tx;
+    if (txs == NULL || !s->extensions || t != s->transport ||
+        parse_uint(txs, strlen(txs), 19, &tx) != 0 || tx >= s->rx_msgs)
+        return 0;
+    FERRY_LOG(FERRY_LOG_INFO, "engine", s->sid,
+              "a POST taken already came again (tx %llu, taken %llu): not taken twice",
+              (unsigned long long)tx, (unsigned long long)s->rx_msgs);
+    return 1;
+}
+
 static void attach(ferry_engine *eng, ferry_session *s, const ferry_transport_ops *ops,
                    ferry_req *req, const char *rxs)
 {
@@ -1398,22 +1472,7 @@ static void attach(ferry_engine *eng, ferry_session *s, const ferry_transport_op
     /* Forget what the client has; what it lacks goes back to the head of the queue, in
      * order, and other packets sent on the old transport are dropped (pings are asked
      * again below). */
-    sent_ack(s, rx);
-    size_t replayed = 0;
-    while (!ferry_list_empty(&s->sent)) {
-        ferry_qentry *e = ferry_list_entry(s->sent.prev, ferry_qentry, link);
-        ferry_list_remove(&e->link);
-        s->sent_bytes -= e->buf->len;
-        s->nsent--;
-        if (e->msgno == 0) {
-            ferry_buf_release(e->buf);
-            qentry_free(eng, e);
-            continue;
-        }
-        ferry_list_insert_head(&s->queue, &e->link);
-        s->queued_bytes += e->buf->len;
-        replayed++;
-    }
+    size_t replayed = requeue_unacked(s, rx);
     /* A noop first: it ends a poll at once, so that every transport tells the client the
      * attach took before it sends on the new one. */
     ferry_buf *noop = eio_packet_new(EIO_NOOP, NULL, 0);

@@ -140,6 +140,18 @@ int ferry_engine_resume(ferry_transport *t, uint64_t last);
  * returns non-zero and returns that. The packets stay in the buffer (cb retains what it keeps). */
 int ferry_engine_replay(ferry_transport *t, int (*cb)(void *ud, ferry_buf *pkt, uint64_t seq),
                         void *ud);
+/* A polling or short-polling GET of an extension session may say with got=<n> how many server
+ * messages the client has (docs/protocol.md 5.3): the engine forgets those, and when an earlier
+ * answer was lost on its way (got below what was sent) puts its messages back at the head of
+ * the queue. Returns 0 (also without got=, or when t is not the session's transport), or a
+ * negative code after closing the session (got= not a number or beyond what was sent:
+ * -FERRY_EPROTO; the lost messages no longer held: -FERRY_ELIMIT). */
+int ferry_engine_poll_got(ferry_transport *t, const ferry_req *req);
+/* A POST of an extension session may say with tx=<n> how many client messages came before its
+ * own (docs/protocol.md 5.3): 1 when n is below the messages the session took, i.e. the POST
+ * is one taken already, sent again (a browser retries a request whose answer was lost): the
+ * caller answers it "ok" and takes nothing. 0 otherwise. */
+int ferry_engine_post_repeated(ferry_transport *t, const ferry_req *req);
 /* Is the session between a probe's "2probe" and its "5"? A polling transport then answers its
  * GETs with a noop and takes nothing. */
 int ferry_engine_upgrading(const ferry_transport *t);

@@ -28,7 +28,7 @@ for (const sc of SCENARIOS) {
     const { rows, notes } = await runScenario(sc, { browser, staticDir, seconds: SECONDS, drainMs: 6000 });
     assert.equal(rows.length, 2, `both clients ran (${notes.join("; ")})`);
     const bad = rows.filter((r) => !r.ok).map((r) => describeFailure(sc, r));
-    assert.deepEqual(bad, [], `${sc.id} cannot reach zero loss:\n  ${bad.join("\n  ")}`);
+    assert.deepEqual(bad, [], `${sc.id} cannot reach zero loss:\n  ${bad.join("\n  ")}\n  notes: ${notes.join("; ") || "none"}`);
     assert.deepEqual(notes, [], "no page error, clean server exit");
   });
 }

@@ -256,5 +256,7 @@ export function describeFailure(sc, r) {
   return `${sc.id} / ${r.client} (${r.lib}): on ${r.transport}; up: ${d(r.up)}; down: ${d(r.down)}; ` +
     `switches: ${r.switches.map((s) => `${s.from || "-"}->${s.to} ${s.reason}@${s.atMs}`).join(", ") || "none"}; ` +
     `disconnects: ${r.disconnects.map((x) => `${x.reason}@${x.atMs}`).join(", ") || "none"}` +
+    // A client sends only once its join is acknowledged: "up: sent 0" with this is a lost ack.
+    (r.firstMessageMs == null ? "; its join was never acknowledged" : "") +
     (r.errors.length ? `; errors: ${r.errors.join("; ")}` : "");
 }

@@ -1,0 +1,104 @@
+// docs/protocol.md 5.3 on the wire: a poll of an extension session says what the client has
+// (got=) and a POST what came before it (tx=), so that a request a browser sends again by itself
+// after its answer was lost (tests/browser/chaos-retry.test.mjs shows Chromium doing it) costs
+// nothing: the lost answer's messages come again, a repeated POST is answered "ok" and not
+// taken twice. Bad values close the session; official sessions ignore both parameters.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { startEngine } from "../lib/events.mjs";
+
+let eng;
+before(async () => {
+  eng = await startEngine(["--transports", "polling,short-polling,sse,websocket", "--ping-interval", "20000",
+    "--ping-timeout", "20000", "--short-poll-interval", "30"]);
+});
+after(async () => {
+  assert.equal(await eng.stop(), 0, "the test server exits cleanly (no leak, no sanitizer report)");
+});
+
+const url = (q) => `${eng.url}${eng.path}?${new URLSearchParams({ EIO: "4", ...q })}`;
+async function get(q) {
+  const r = await fetch(url(q));
+  return { status: r.status, body: await r.text() };
+}
+async function post(q, body) {
+  const r = await fetch(url(q), { method: "POST", body, headers: { "content-type": "text/plain;charset=UTF-8" } });
+  return { status: r.status, body: await r.text() };
+}
+async function open(transport, ext = true) {
+  const r = await get({ transport, ...(ext ? { ferry: "1" } : {}) });
+  assert.equal(r.status, 200);
+  const hs = JSON.parse(r.body.slice(1));
+  await eng.next((e) => e.event === "open" && e.sid === hs.sid);
+  return { sid: hs.sid, hs, q: (x) => ({ transport, sid: hs.sid, ...x }) };
+}
+const texts = (sid) => eng.all("message").filter((e) => e.sid === sid).map((e) => e.text);
+
+for (const transport of ["short-polling", "polling"]) {
+  test(`${transport}: a poll whose answer was lost (the same GET again) gets its messages again`, async () => {
+    const s = await open(transport);
+    assert.ok(s.hs.ext.includes("resume"));
+    assert.equal((await post(s.q({ tx: 0 }), "4one\x1e4two")).body, "ok");
+    const first = await get(s.q({ got: 0 }));
+    assert.equal(first.body, "4one\x1e4two");
+    // The answer never reached the client: its retry carries the same got=0.
+    assert.equal((await get(s.q({ got: 0 }))).body, "4one\x1e4two", "the lost answer's messages again, in order");
+    // Partly lost: the client has one of them.
+    assert.equal((await get(s.q({ got: 1 }))).body, "4two");
+    assert.equal((await post(s.q({ tx: 2 }), "4three")).body, "ok");
+    assert.equal((await get(s.q({ got: 2 }))).body, "4three", "nothing older once the client has it");
+    assert.equal((await post(s.q({ tx: 3 }), "1")).body, "ok");
+    assert.equal((await eng.closeOf(s.sid)).reason, "transport close");
+  });
+
+  test(`${transport}: a POST sent again (tx= below what was taken) is answered ok and not taken twice`, async () => {
+    const s = await open(transport);
+    assert.equal((await post(s.q({ tx: 0 }), "4a\x1e4b")).body, "ok");
+    assert.equal((await post(s.q({ tx: 0 }), "4a\x1e4b")).body, "ok", "the repeat is answered like the first");
+    assert.equal((await post(s.q({ tx: 2 }), "4c")).body, "ok");
+    assert.equal((await post(s.q({ tx: 2 }), "4c")).body, "ok");
+    await eng.next((e) => e.event === "message" && e.sid === s.sid && e.text === "c");
+    assert.deepEqual(texts(s.sid), ["a", "b", "c"], "each message taken once, in order");
+    // The client's count and the server's agree: a client ping says 3 were taken.
+    assert.equal((await post(s.q({ tx: 3 }), "2c1:0")).body, "ok");
+    const answers = [];
+    let got = 0;
+    while (answers.length < 50 && !answers.join("\x1e").includes("3c1:")) {
+      const body = (await get(s.q({ got }))).body;
+      answers.push(body);
+      got += body.split("\x1e").filter((p) => p[0] === "4").length;
+    }
+    assert.equal(answers.join("\x1e"), "4a\x1e4b\x1e4c\x1e3c1:3", "each echoed once; srx is 3");
+    assert.equal((await post(s.q({ tx: 3 }), "1")).body, "ok");
+    assert.equal((await eng.closeOf(s.sid)).reason, "transport close");
+  });
+}
+
+test("got= that is not a number, or beyond what was sent, closes the session (400 code 3)", async () => {
+  for (const bad of ["x", "-1", "1", "99999999999999999999"]) {
+    const s = await open("short-polling");
+    const r = await get(s.q({ got: bad }));
+    assert.equal(r.status, 400, `got=${bad}`);
+    assert.equal(r.body, JSON.stringify({ code: 3, message: "Bad request" }));
+    assert.equal((await eng.closeOf(s.sid)).reason, "parse error", `got=${bad}`);
+  }
+  // A bad tx= is ignored (the POST is taken as without it).
+  const s = await open("short-polling");
+  assert.equal((await post(s.q({ tx: "zz" }), "4ok")).body, "ok");
+  await eng.next((e) => e.event === "message" && e.sid === s.sid && e.text === "ok");
+  assert.equal((await post(s.q({}), "1")).body, "ok");
+  await eng.closeOf(s.sid);
+});
+
+test("an official session (no extensions) ignores got= and tx=", async () => {
+  const s = await open("polling", false);
+  assert.equal((await post(s.q({ tx: 0 }), "4p")).body, "ok");
+  assert.equal((await post(s.q({ tx: 0 }), "4p")).body, "ok");
+  await eng.next((e) => e.event === "message" && e.sid === s.sid && e.text === "p");
+  await eng.next((e) => e.event === "message" && e.sid === s.sid && e.text === "p");
+  assert.equal((await get(s.q({ got: 0 }))).body, "4p\x1e4p", "both taken and echoed, as Engine.IO says");
+  const held = get(s.q({ got: 0 })); // a poll as any other: held until there is something
+  assert.equal((await post(s.q({}), "1")).body, "ok");
+  assert.equal((await held).status, 200);
+  await eng.closeOf(s.sid);
+});
