@@ -78,10 +78,12 @@ transport-lab: deps-run build
 	@exec node examples/transport-lab/lab.mjs --build $(RUN_DIR) --port $(LAB_PORT)
 
 # The long chaos run (tests/e2e/chaos.mjs; make test runs a 30 s one): ferry-proxy cuts at
-# random while ferry's client sends CHAOS_COUNT numbered messages each way per transport.
+# random while ferry's client sends CHAOS_COUNT numbered messages each way per transport; then
+# the same with ferry's browser client in headless Chromium (tests/browser/chaos-browser.mjs).
 CHAOS_COUNT ?= 10000
 chaos: test-build
 	@FERRY_BUILD_DIR=$(TEST_DIR) node tests/e2e/chaos.mjs --count $(CHAOS_COUNT) --seconds 900
+	@FERRY_BUILD_DIR=$(TEST_DIR) node tests/browser/chaos-browser.mjs --count $(CHAOS_COUNT) --seconds 900
 
 # The examples' README screenshots (examples/*/screenshot.png), taken by their browser tests in
 # headless Chromium once each test has checked what the page shows.

@@ -1,0 +1,183 @@
+// The chaos run in headless Chromium (issue 14): ferry's browser client, one per transport
+// (websocket, sse, polling, short-polling) and one free to switch between them, each in its own
+// browser context, talks to tools/ferry (as users run it: recovery on by default) through
+// tools/ferry-proxy, which cuts requests and WebSockets at random (seeded: --drop kills them
+// before, after or in the middle of the server's answer; --ws-close-after ends every WebSocket
+// after a few seconds). Each client publishes sequence-numbered messages to its own room; an
+// echo bot connected to tools/ferry directly (no proxy) records what the server delivered
+// (upstream, in arrival order) and publishes each number back (downstream, recorded by the
+// page). Zero lost, zero duplicated, order kept, both ways; counts printed.
+//
+//   node tests/browser/chaos-browser.mjs [--count 10000] [--seconds 900] [--seed N]   (make chaos)
+//   import { runBrowserChaos, browserReport } from "./chaos-browser.mjs"            (chaos.test.mjs)
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { execFileSync } from "node:child_process";
+import { io as officialIo } from "socket.io-client";
+import { launchChromium } from "../lib/browser.mjs";
+import { startServer, bin, root } from "../lib/server.mjs";
+import { startProxy } from "../lib/proxy.mjs";
+
+const ALL = ["websocket", "sse", "polling", "short-polling"];
+export const BROWSER_CLIENTS = [...ALL.map((t) => ({ name: t, transports: [t] })), { name: "switching", transports: ALL }];
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Lost, duplicated and out-of-order numbers of 0..sent-1 in got (arrival order).
+export function audit(got, sent) {
+  const seen = new Set();
+  let dup = 0, ooo = 0, last = -1;
+  for (const n of got) {
+    if (seen.has(n)) dup++;
+    else if (n < last) ooo++;
+    seen.add(n);
+    last = Math.max(last, n);
+  }
+  let lost = 0;
+  for (let i = 0; i < sent; i++) if (!seen.has(i)) lost++;
+  return { sent, received: got.length, lost, dup, ooo };
+}
+
+// The page, whole in one file (one request through the cuts to load it): the classic bundle
+// (window.ferry) and tests/browser/chaos-page.mjs inline.
+function buildStatic() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ferry-chaos-browser-"));
+  execFileSync(process.execPath, [path.join(root, "client-js/build.mjs"), dir], { stdio: "ignore" });
+  const bundle = fs.readFileSync(path.join(dir, "ferry.min.js"), "utf8");
+  const page = fs.readFileSync(path.join(root, "tests/browser/chaos-page.mjs"), "utf8").replace(/^export /m, "");
+  if (/<\/script/i.test(bundle + page)) throw new Error("cannot inline: </script in the code");
+  fs.writeFileSync(path.join(dir, "chaos.html"), '<!doctype html><meta charset="utf-8"><title>ferry chaos</title>\n' +
+    `<script>${bundle};window.io=ferry.io</script>\n<script>${page}</script>\n`);
+  return dir;
+}
+
+// count: messages per client and direction; seconds: when the clients stop sending whatever
+// the count; window: messages published and not yet echoed at most, per client.
+export async function runBrowserChaos({ count = 10000, seconds = 900, seed = 1, drop = 0.2, wsCloseAfter = 3, window = 100,
+  clients = BROWSER_CLIENTS, log = () => {} } = {}) {
+  const dir = buildStatic();
+  const srv = await startServer(bin("tools/ferry/ferry"), ["--host", "127.0.0.1", "--port", "0", "--static", dir,
+    "--transports", ALL.join(","), "--allow-publish", "seq,echo", "--allow-join", "chaos-*", "--publish-rate", "0",
+    "--no-presence", "--history", "0", "--recovery-ms", "60000"]);
+  const px = await startProxy(srv.url, ["--drop", String(drop), "--drop-within", "3000", "--ws-close-after", String(wsCloseAfter),
+    "--seed", String(seed), "--quiet"]);
+  const room = (c) => `chaos-${c.name}-${seed}`;
+  const up = new Map(clients.map((c) => [room(c), []]));
+  let bot, browser, proxyStats = {}, code = null, pageLoadsFailed = 0;
+  const t0 = Date.now();
+  const rows = [];
+  try {
+    // The echo bot: straight to tools/ferry over WebSocket, in every client's room.
+    bot = officialIo(srv.url, { transports: ["websocket"], reconnection: false, auth: { name: "echo-bot" } });
+    await new Promise((res, rej) => (bot.once("connect", res), bot.once("connect_error", rej)));
+    for (const r of up.keys()) {
+      const ack = await bot.timeout(10000).emitWithAck("join", { room: r });
+      if (!ack?.ok) throw new Error(`echo bot: join ${r}: ${ack?.error}`);
+    }
+    bot.on("seq", (d, meta) => {
+      const list = up.get(meta?.room);
+      if (!list || typeof d?.n !== "number") return;
+      list.push(d.n);
+      bot.emit("publish", { room: meta.room, event: "echo", data: { n: d.n } });
+    });
+
+    browser = await launchChromium();
+    const pages = await Promise.all(clients.map(async (c) => {
+      // A context each: its own connection pool (six per host), as separate users have.
+      const ctx = await browser.newContext();
+      const page = await ctx.newPage();
+      const errors = [];
+      page.on("pageerror", (e) => errors.push(e.message));
+      // The page load goes through the cuts too: reload like a user (bounded).
+      for (let i = 1; ; i++) {
+        try {
+          await page.goto(`${px.url}/chaos.html?${c.name}`, { timeout: 15000, waitUntil: "domcontentloaded" });
+          await page.waitForFunction(() => window.startChaos && window.io, null, { timeout: 5000 });
+          break;
+        } catch (e) {
+          pageLoadsFailed++;
+          if (i === 8) throw new Error(`${c.name}: the page did not load in 8 attempts: ${e.message.split("\n")[0]}`);
+        }
+      }
+      await page.evaluate(({ name, room, count, ahead, transports }) => {
+        window.chaos = window.startChaos(window.io, location.origin, { name, room, count, window: ahead, transports });
+      }, { name: c.name, room: room(c), count, ahead: window, transports: c.transports });
+      return { c, ctx, page, errors };
+    }));
+    log(`chaos (browser): ${pages.length} pages started in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+
+    // Run until every client sent its count and got every echo, or the time is up.
+    const end = t0 + seconds * 1000;
+    let lastLog = Date.now();
+    for (;;) {
+      const prog = await Promise.all(pages.map((p) => p.page.evaluate(() => window.chaos.progress()).catch(() => null)));
+      if (prog.every((x) => x && x.sent >= count && x.echoed >= count)) break;
+      if (Date.now() > end) break;
+      if (Date.now() - lastLog > 30000) {
+        lastLog = Date.now();
+        log(`chaos (browser): ${prog.map((x, i) => `${pages[i].c.name} ${x?.sent}/${x?.echoed}`).join(", ")}`);
+      }
+      await sleep(250);
+    }
+    for (const p of pages) await p.page.evaluate(() => window.chaos.stop()).catch(() => {});
+    // Stragglers: what is still on its way after the sending stopped (bounded).
+    const wait = Date.now() + 30000;
+    for (;;) {
+      const res = await Promise.all(pages.map((p) => p.page.evaluate(() => window.chaos.progress()).catch(() => null)));
+      const upDone = pages.every((p, i) => res[i] && new Set(up.get(room(p.c))).size >= res[i].sent);
+      if ((upDone && res.every((x) => x && x.echoed >= x.sent)) || Date.now() > wait) break;
+      await sleep(250);
+    }
+    for (const p of pages) {
+      const r = await p.page.evaluate(() => window.chaos.result()).catch((e) => ({ sent: 0, down: [], switches: [], errors: [`result: ${e.message}`] }));
+      await p.page.evaluate(() => window.chaos.close()).catch(() => {});
+      rows.push({
+        client: p.c.name,
+        up: audit(up.get(room(p.c)), r.sent),
+        down: audit(r.down, r.sent),
+        switches: r.switches.length,
+        sessions: r.sessions,
+        recoveries: r.recoveries,
+        failedRecoveries: r.failedRecoveries,
+        transport: r.transport,
+        errors: [...(r.errors ?? []), ...p.errors].slice(0, 5),
+      });
+      await p.ctx.close().catch(() => {});
+    }
+  } finally {
+    bot?.disconnect();
+    await browser?.close().catch(() => {});
+    proxyStats = await px.stop().catch(() => ({}));
+    code = await srv.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  return { rows, proxyStats, serverExit: code, seconds: (Date.now() - t0) / 1000, seed, pageLoadsFailed };
+}
+
+export function browserReport(r) {
+  const lines = [`chaos (headless Chromium): seed ${r.seed}, ${r.seconds.toFixed(1)} s, page loads retried ${r.pageLoadsFailed}, proxy ${JSON.stringify(r.proxyStats)}`];
+  lines.push("client        | up sent/recv/lost/dup/ooo | down sent/recv/lost/dup/ooo | switches | sessions | recovered | errors");
+  for (const x of r.rows) {
+    const f = (a) => `${a.sent}/${a.received}/${a.lost}/${a.dup}/${a.ooo}`;
+    lines.push(`${x.client.padEnd(13)} | ${f(x.up).padEnd(25)} | ${f(x.down).padEnd(27)} | ${String(x.switches).padEnd(8)} | ` +
+      `${String(x.sessions).padEnd(8)} | ${x.recoveries} (${x.failedRecoveries} refused) | ${x.errors.join("; ") || "-"}`);
+  }
+  return lines.join("\n");
+}
+
+export const browserBad = (r) => r.serverExit !== 0 || r.rows.length === 0 ||
+  r.rows.some((x) => x.up.lost || x.up.dup || x.up.ooo || x.down.lost || x.down.dup || x.down.ooo);
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const arg = (name, d) => {
+    const i = process.argv.indexOf(`--${name}`);
+    return i > 0 ? Number(process.argv[i + 1]) : d;
+  };
+  const r = await runBrowserChaos({ count: arg("count", 10000), seconds: arg("seconds", 900), seed: arg("seed", (Math.random() * 2 ** 31) >>> 0),
+    log: (l) => console.log(l) });
+  console.log(browserReport(r));
+  const bad = browserBad(r);
+  console.log(bad ? "chaos (browser): FAILED" : "chaos (browser): zero lost, zero duplicated, order kept");
+  process.exit(bad ? 1 : 0);
+}

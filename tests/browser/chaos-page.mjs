@@ -1,0 +1,58 @@
+// One client of the browser chaos run (tests/browser/chaos-browser.mjs), loaded by chaos.html
+// in headless Chromium: ferry's client on the given transports joins its room on tools/ferry's
+// relay and, once joined, publishes {n} (n = 0, 1, ...) as event "seq", at most `window` ahead
+// of the echoes ("echo" {n}, sent back by the run's echo bot) it has received. It records every
+// echo in arrival order, every transport change and every (re)connection.
+export function startChaos(io, url, { name, room, count, window = 100, transports }) {
+  const r = { name, sent: 0, down: [], joined: false, switches: [], sessions: 0, recoveries: 0, failedRecoveries: 0, errors: [], transport: null };
+  const seen = new Set();
+  const s = io(url, { transports, auth: { name }, reconnectionDelay: 100, reconnectionDelayMax: 1000, requestTimeout: 5000, storage: null });
+  s.on("transport", (e) => r.switches.push(e.reason));
+  s.on("recovery_failed", (e) => (r.failedRecoveries++, r.errors.push(`recovery failed: ${e.reason}${e.unconfirmed ? `, ${e.unconfirmed} unconfirmed` : ""}`)));
+  s.on("outbox_full", () => r.errors.push("outbox full"));
+  s.on("connect_error", (e) => r.errors.length < 20 && r.errors.push(`connect_error: ${e.message}`));
+  s.on("connect", () => {
+    r.sessions++;
+    if (s.recovered) r.recoveries++;
+    // A recovered socket is still in its room; a new one joins (again).
+    if (!s.recovered)
+      s.emit("join", { room }, (ack) => {
+        if (!ack?.ok) return r.errors.push(`join: ${ack?.error}`);
+        if (!r.joined) (r.joined = true), pump();
+      });
+  });
+  s.on("echo", (d, meta) => {
+    if (!meta?.from || typeof d?.n !== "number") return;
+    r.down.push(d.n);
+    seen.add(d.n);
+  });
+  let stopped = false;
+  const sleep = (ms) => new Promise((f) => setTimeout(f, ms));
+  async function pump() {
+    while (r.sent < count && !stopped) {
+      if (r.sent - seen.size >= window) {
+        await sleep(5);
+        continue;
+      }
+      s.emit("publish", { room, event: "seq", data: { n: r.sent++ } });
+      if (r.sent % 20 === 0) await sleep(0);
+    }
+  }
+  return {
+    stop() {
+      stopped = true;
+    },
+    close() {
+      s.disconnect();
+    },
+    result() {
+      r.transport = s.io?.engine?.transport?.name ?? null;
+      r.echoed = seen.size;
+      return JSON.parse(JSON.stringify(r));
+    },
+    // Cheap progress (no arrays): sent, distinct echoes, joined.
+    progress() {
+      return { sent: r.sent, echoed: seen.size, joined: r.joined };
+    },
+  };
+}
