@@ -8,7 +8,7 @@
 // (upstream, in arrival order) and publishes each number back (downstream, recorded by the
 // page). Zero lost, zero duplicated, order kept, both ways; counts printed.
 //
-//   node tests/browser/chaos-browser.mjs [--count 10000] [--seconds 900] [--seed N]   (make chaos)
+//   node tests/browser/chaos-browser.mjs [--count 10000] [--seconds 900] [--seed N] [--only switching,sse]   (make chaos)
 //   import { runBrowserChaos, browserReport } from "./chaos-browser.mjs"            (chaos.test.mjs)
 import fs from "node:fs";
 import os from "node:os";
@@ -59,7 +59,7 @@ export async function runBrowserChaos({ count = 10000, seconds = 900, seed = 1, 
   const dir = buildStatic();
   const srv = await startServer(bin("tools/ferry/ferry"), ["--host", "127.0.0.1", "--port", "0", "--static", dir,
     "--transports", ALL.join(","), "--allow-publish", "seq,echo", "--allow-join", "chaos-*", "--publish-rate", "0",
-    "--no-presence", "--history", "0", "--recovery-ms", "60000"]);
+    "--no-presence", "--history", "0", "--recovery-ms", "60000", "--log-level", "info"]);
   const px = await startProxy(srv.url, ["--drop", String(drop), "--drop-within", "3000", "--ws-close-after", String(wsCloseAfter),
     "--seed", String(seed), "--quiet"]);
   const room = (c) => `chaos-${c.name}-${seed}`;
@@ -152,7 +152,9 @@ export async function runBrowserChaos({ count = 10000, seconds = 900, seed = 1, 
     code = await srv.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }
-  return { rows, proxyStats, serverExit: code, seconds: (Date.now() - t0) / 1000, seed, pageLoadsFailed };
+  // What the server said about losses it saw or repaired (docs/protocol.md 5.3 and 13).
+  const said = srv.stderr().split("\n").filter((l) => /a gap|came again|answer was lost|attach on .* refused|no longer held/.test(l));
+  return { rows, proxyStats, serverExit: code, seconds: (Date.now() - t0) / 1000, seed, pageLoadsFailed, said };
 }
 
 export function browserReport(r) {
@@ -163,6 +165,13 @@ export function browserReport(r) {
     lines.push(`${x.client.padEnd(13)} | ${f(x.up).padEnd(25)} | ${f(x.down).padEnd(27)} | ${String(x.switches).padEnd(8)} | ` +
       `${String(x.sessions).padEnd(8)} | ${x.recoveries} (${x.failedRecoveries} refused) | ${x.errors.join("; ") || "-"}`);
   }
+  const kinds = {};
+  for (const l of r.said ?? []) {
+    const k = /a gap/.test(l) ? "outbox gaps" : /came again/.test(l) ? "repeated POSTs not taken twice" : /answer was lost/.test(l) ? "lost poll answers sent again" : "refusals";
+    kinds[k] = (kinds[k] ?? 0) + 1;
+  }
+  lines.push(`server: ${Object.entries(kinds).map(([k, n]) => `${k} ${n}`).join(", ") || "nothing to say"}`);
+  for (const l of (r.said ?? []).filter((l) => !/came again|answer was lost/.test(l)).slice(0, 8)) lines.push(`  ${l}`);
   return lines.join("\n");
 }
 
@@ -174,8 +183,9 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     const i = process.argv.indexOf(`--${name}`);
     return i > 0 ? Number(process.argv[i + 1]) : d;
   };
+  const only = process.argv.includes("--only") ? process.argv[process.argv.indexOf("--only") + 1].split(",") : null;
   const r = await runBrowserChaos({ count: arg("count", 10000), seconds: arg("seconds", 900), seed: arg("seed", (Math.random() * 2 ** 31) >>> 0),
-    log: (l) => console.log(l) });
+    clients: BROWSER_CLIENTS.filter((c) => !only || only.includes(c.name)), log: (l) => console.log(l) });
   console.log(browserReport(r));
   const bad = browserBad(r);
   console.log(bad ? "chaos (browser): FAILED" : "chaos (browser): zero lost, zero duplicated, order kept");
