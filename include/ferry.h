@@ -1238,9 +1238,10 @@ FERRY_EXTERN int ferry_bcast_emit(const ferry_bcast *b, const char *event, const
  * when data is NULL with len > 0, or when len is over the hard ceiling (100 MB). */
 FERRY_EXTERN cJSON *ferry_binary_new(const void *data, size_t len);
 /** A binary argument (bytes form) of len bytes for the caller to write: *data is set to its
- * bytes (uninitialised), writable until the argument is first sent or copied, and valid as
- * long as the argument lives. Saves the copy ferry_binary_new() makes. NULL (and *data NULL)
- * as ferry_binary_new(); NULL when data is NULL. */
+ * bytes (uninitialised), valid as long as the argument lives; write them before the argument
+ * is sent or copied (either takes the bytes as they are then). Saves the copy
+ * ferry_binary_new() makes. NULL (and *data NULL) as ferry_binary_new(); NULL when data is
+ * NULL. */
 FERRY_EXTERN cJSON *ferry_binary_alloc(size_t len, void **data);
 /** Is item a binary argument (either form)? 0 for NULL. */
 FERRY_EXTERN int ferry_binary_is(const cJSON *item);

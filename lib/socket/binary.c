@@ -196,25 +196,31 @@ const void *ferry_binary_data(const cJSON *item, size_t *len)
     return p;
 }
 
-/* The decoded size of base64 text b64 (n characters), or -1 when n is not a whole number of
- * groups. */
+static int b64_char(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           c == '+' || c == '/';
+}
+
+/* The decoded size of base64 text b64 (n characters), or -1 when it is not base64 (whole
+ * groups, the alphabet, padding only at the end): a cJSON_Duplicate copy's stand-in text
+ * "(N bytes)" is refused here already. */
 static long b64_size(const char *b64, size_t n)
 {
     if (n % 4 != 0)
         return -1;
-    size_t need = n / 4 * 3;
-    if (n >= 1 && b64[n - 1] == '=')
-        need--;
-    if (n >= 2 && b64[n - 2] == '=')
-        need--;
-    return (long)need;
+    size_t pad = n >= 1 && b64[n - 1] == '=' ? (n >= 2 && b64[n - 2] == '=' ? 2 : 1) : 0;
+    for (size_t i = 0; i < n - pad; i++)
+        if (!b64_char(b64[i]))
+            return -1;
+    return (long)(n / 4 * 3 - pad);
 }
 
 long sio_binary_decode(const char *b64, ferry_buf **out)
 {
     size_t n = strlen(b64);
     if (b64_size(b64, n) < 0)
-        return -FERRY_EINVAL;
+        return -FERRY_EINVAL; /* also before any allocation */
     /* The decoder may write a whole last group. */
     ferry_buf *b = ferry_buf_new(3 * ((n + 3) / 4) + 1);
     if (b == NULL)

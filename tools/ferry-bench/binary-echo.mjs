@@ -43,7 +43,9 @@ function userSysTicks(pid) {
 }
 
 async function start(binary) {
-  const proc = spawn(binary, ["--suite", "--port", "0", "--host", "127.0.0.1"], { stdio: ["ignore", "pipe", "inherit"] });
+  const proc = spawn(binary, ["--suite", "--port", "0", "--host", "127.0.0.1",
+    // --suite's 300/200 ms heartbeat loses sessions on a loaded machine with MBs in flight.
+    "--ping-interval", "25000", "--ping-timeout", "20000"], { stdio: ["ignore", "pipe", "inherit"] });
   const port = await new Promise((resolve, reject) => {
     let out = "";
     const t = setTimeout(() => reject(new Error("server did not start")), 10000);
@@ -59,6 +61,18 @@ async function start(binary) {
 
 async function run(binary) {
   const { proc, port } = await start(binary);
+  try {
+    return await measure(proc, port);
+  } finally {
+    // Also when a run fails: no server left behind.
+    if (proc.exitCode === null) {
+      proc.kill("SIGTERM");
+      await new Promise((r) => proc.on("exit", r));
+    }
+  }
+}
+
+async function measure(proc, port) {
   const sock = io(`http://127.0.0.1:${port}`, { transports: [opts.transport], forceNew: true,
     // Node's client offers permessage-deflate by default: its zlib work would hide the cost
     // measured here; --deflate measures with it.
@@ -67,6 +81,7 @@ async function run(binary) {
     const t = setTimeout(() => reject(new Error("no connect")), 10000);
     sock.once("connect", () => (clearTimeout(t), resolve()));
   });
+  sock.on("disconnect", (reason) => console.error(`lost the session: ${reason}`));
   const payload = Buffer.alloc(opts.size);
   for (let i = 0; i < payload.length; i++) payload[i] = (i * 31) & 255;
   // Warm up, then measure.
@@ -97,8 +112,6 @@ async function run(binary) {
   await echo(opts.count);
   const c1 = cpuNs(proc.pid), u1 = userSysTicks(proc.pid), t1 = process.hrtime.bigint();
   sock.close();
-  proc.kill("SIGTERM");
-  await new Promise((r) => proc.on("exit", r));
   return {
     cpuUsPerMsg: (c1 - c0) / 1000 / opts.count,
     userUsPerMsg: ((u1[0] - u0[0]) * 10000) / opts.count,

@@ -641,7 +641,8 @@ Not done yet (issue 13):
   cores, while Node's server needs 120–170 µs per message (measured by hand at load average
   ~12) on its one core: ~6–8k/s. The server CPU per message (ferry/Node) is the steadier
   comparison.
-- Binary payloads without the base64 round trip through cJSON.
+- Binary payloads no longer go through base64 on the server (docs/socketio.md "Arguments and
+  binary"; tools/ferry-bench/binary-echo.mjs measures a Buffer echo).
 - Broadcast to 1000 WebSocket clients ≥ 2.5M deliveries/s: not reachable here with make
   bench's load (8 publishes in flight), not even by the minimal C broadcast (the ceiling in
   the tables). From one loop (one core) 2.5M/s is 0.4 µs of server CPU per delivery. By hand

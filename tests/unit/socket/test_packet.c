@@ -491,6 +491,7 @@ static void binary_bytes_form(void **state)
     unsigned char out[300];
     n = sizeof(out);
     assert_int_equal(ferry_binary_get(dup, out, &n), -FERRY_EINVAL);
+    assert_int_equal(ferry_binary_get(dup, NULL, &n), -FERRY_EINVAL); /* the size too */
     cJSON *args = cJSON_CreateArray();
     cJSON_AddItemToArray(args, dup);
     sio_encoded e;
