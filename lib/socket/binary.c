@@ -11,6 +11,7 @@
  *
  * The text form: the member is a string of base64 (a tree parsed from JSON, or ferry_json_dup
  * with FERRY_JSON_BASE64). Still binary; decoded when it is read or sent. */
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -36,10 +37,11 @@ static const bin_member *bin_of(const cJSON *c)
     const int want = cJSON_String | cJSON_IsReference;
     if ((c->type & (0xFF | cJSON_IsReference)) != want)
         return NULL;
-    const bin_member *b = (const bin_member *)(const void *)c;
-    /* Only the block's own item points at its text: compared before anything is read. */
-    if (c->valuestring != b->text)
+    /* Only the block's own item points at its text: compared (as integers: c may be a plain
+     * item, smaller than a block) before anything past the item is read. */
+    if ((uintptr_t)c->valuestring != (uintptr_t)c + offsetof(bin_member, text))
         return NULL;
+    const bin_member *b = (const bin_member *)(const void *)c;
     return b->magic == BIN_MAGIC ? b : NULL;
 }
 

@@ -81,7 +81,7 @@ async function measure(proc, port) {
     const t = setTimeout(() => reject(new Error("no connect")), 10000);
     sock.once("connect", () => (clearTimeout(t), resolve()));
   });
-  sock.on("disconnect", (reason) => console.error(`lost the session: ${reason}`));
+  sock.on("disconnect", (reason) => reason !== "io client disconnect" && console.error(`lost the session: ${reason}`));
   const payload = Buffer.alloc(opts.size);
   for (let i = 0; i < payload.length; i++) payload[i] = (i * 31) & 255;
   // Warm up, then measure.
