@@ -56,7 +56,8 @@ static const char usage[] =
     "  --duration S         echo/broadcast run time in seconds (5)\n"
     "  --procs N            echo, broadcast: spread the sessions (receivers) over N\n"
     "                       processes (1), so that the client is not what limits the rate\n"
-    "  --messages N         stop after N messages sent (echo/broadcast: none; wire: 100)\n"
+    "  --messages N         stop after N messages sent (echo/broadcast: none; wire: 100;\n"
+    "                       echo with --procs: N split between the processes)\n"
     "  --hold S             connect: keep the sessions open S seconds and count the\n"
     "                       server's wake-ups (0); broadcast: keep them idle S seconds\n"
     "                       after joining, before the first publish (pings counted)\n"
@@ -730,9 +731,14 @@ static void collect_children(void)
 /* Fork the other processes; each returns from here with its share of the sessions. */
 static int spread(void)
 {
-    unsigned share = (B.o.sessions + P.n - 1) / P.n;
-    /* Broadcast: session 0, the sender, stays in process 0 besides its share. */
+    /* Process k has sessions [off + k*S/n, off + (k+1)*S/n): none is empty (n <= S, checked
+     * with the flags), shares differ by one at most. Broadcast: session 0, the sender, stays
+     * in process 0 besides its share. */
     unsigned off = B.o.mode == MODE_BROADCAST ? 1 : 0;
+    uint64_t S = B.o.sessions;
+    /* Echo: --messages bounds the whole run, so each process sends its part of it. */
+    if (B.o.mode == MODE_ECHO && B.o.max_messages)
+        B.o.max_messages = (B.o.max_messages + P.n - 1) / P.n;
     size_t size = sizeof(shared) + B.o.inflight * sizeof(P.sh->slots[0]);
     P.sh = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (P.sh == MAP_FAILED || pipe(P.pipe_fd) != 0) {
@@ -757,8 +763,8 @@ static int spread(void)
         }
         if (pid == 0) {
             P.idx = k;
-            P.lo = off + k * share;
-            P.hi = P.lo + share < B.n_sess ? P.lo + share : B.n_sess;
+            P.lo = off + (unsigned)(k * S / P.n);
+            P.hi = off + (unsigned)((k + 1) * S / P.n);
             close(P.pipe_fd[0]);
             B.o.json_path = NULL;
             B.o.timeout_s += 30; /* process 0 ends the run */
@@ -767,7 +773,7 @@ static int spread(void)
         P.kids[k] = pid;
     }
     P.lo = 0;
-    P.hi = off + share;
+    P.hi = off + (unsigned)(S / P.n);
     close(P.pipe_fd[1]);
     return 0;
 }
