@@ -91,12 +91,8 @@ static void on_connect(sio_client *c, sio_packet *pkt)
         send_connect_error(c, pkt->nsp, "Too many namespaces");
         return;
     }
-    cJSON *auth = pkt->data;
+    cJSON *auth = pkt->data; /* NULL when the client sent none: ferry_socket_auth gives {} */
     pkt->data = NULL;
-    if (auth == NULL && (auth = cJSON_CreateObject()) == NULL) {
-        nomem_close(c);
-        return;
-    }
     ferry_socket *s = sio_socket_new(c, nsp, auth);
     if (s == NULL) {
         cJSON_Delete(auth);
@@ -251,7 +247,7 @@ static void client_init(sio_client *c, ferry_sio *sio, ferry_session *s);
 
 static sio_client *tab_new(sio_client *c, const char *id, size_t len)
 {
-    sio_client *t = ferry_mem_calloc(1, sizeof(*t));
+    sio_client *t = ferry_mem_calloc(1, sizeof(*t) + len + 1);
     if (t == NULL)
         return NULL;
     client_init(t, c->sio, c->session);
@@ -511,7 +507,7 @@ static void client_init(sio_client *c, ferry_sio *sio, ferry_session *s)
 void sio_on_session(ferry_session *s, void *ud)
 {
     ferry_sio *sio = ud;
-    sio_client *c = ferry_mem_calloc(1, sizeof(*c));
+    sio_client *c = ferry_mem_calloc(1, sizeof(*c) + 1); /* tab: "" */
     if (c == NULL) {
         ferry_engine_close_session(s, FERRY_REASON_TRANSPORT_ERROR, 0);
         return;

@@ -666,7 +666,10 @@ void *ferry_socket_get_data(const ferry_socket *s)
 
 const cJSON *ferry_socket_auth(const ferry_socket *s)
 {
-    return s->auth;
+    /* A CONNECT without a payload keeps no object of its own: every such socket shares this
+     * empty one (const: the app may not modify it, as for any auth). */
+    static const cJSON none = {.type = cJSON_Object};
+    return s->auth != NULL ? s->auth : &none;
 }
 
 const char *ferry_socket_query(const ferry_socket *s, const char *name)

@@ -104,23 +104,25 @@ typedef struct sio_client {
     uint64_t drain_deadline;   /* 0, or when a close after drain stops waiting (loop ms) */
     ferry_list sockets; /* every socket of the client (ferry_socket.client_link) */
     ferry_list link;    /* in sio->clients */
+    ferry_timer close_timer; /* finishes a close deferred by depth */
     unsigned nconnected;
     unsigned nsockets;  /* in sockets, connected or not */
     int closing;        /* the session is closing: take no more packets */
-    ferry_timer close_timer; /* finishes a close deferred by depth */
     ferry_reason close_reason;
     /* The one lifetime rule (common/life.h): closed when the session's close finished;
      * on_message holds a reference while it runs. */
     ferry_life life;
     /* Tabs (docs/protocol.md section 11): a tab's client shares its parent's session, holds a
      * reference to it, and is not in sio->clients; its packets carry "t<tab>:" on the wire. */
+    unsigned ntabs;
     struct sio_client *parent; /* NULL: the session's own client */
     ferry_list tabs;           /* the parent's tab clients (tab_link) */
     ferry_list tab_link;
-    unsigned ntabs;
     struct sio_client *att;    /* the tab whose binary packet waits for its attachments */
     unsigned skip;             /* attachments of a late packet of an ended tab, to drop */
-    char tab[SIO_TAB_ID_MAX + 1];
+    /* The tab id (at most SIO_TAB_ID_MAX bytes), allocated to its size: "" for the session's
+     * own client. */
+    char tab[];
 } sio_client;
 
 /* The outbox extension (outbox.c, docs/protocol.md section 13): what a socket of ferry's client
@@ -130,9 +132,9 @@ typedef struct sio_client {
  * kept (bounded) so that a client whose session was lost with them in flight gets them again. */
 typedef struct sio_outbox {
     int on;              /* the socket asked for it and recovery is on */
+    unsigned every;      /* confirm every that many emits taken */
     uint64_t taken;      /* the highest emit number passed to the app */
     uint64_t confirmed;  /* the last number we confirmed to the client */
-    unsigned every;      /* confirm every that many emits taken */
     ferry_list answers;  /* sio_ob_answer.link, oldest first */
     size_t nanswers;
     size_t answer_bytes;
@@ -158,6 +160,7 @@ struct ferry_socket {
     sio_client *client;
     ferry_namespace *nsp;
     char id[SIO_ID_LEN + 1];
+    char pid[SIO_ID_LEN + 1]; /* connection-state recovery: the private id it resumes with */
     /* The one lifetime rule (common/life.h): its own reference is the membership's, given up
      * when it leaves its client (SOCK_GONE); a waiting middleware and every call out hold one. */
     ferry_life life;
@@ -179,12 +182,11 @@ struct ferry_socket {
     int64_t next_ack_id;
     ferry_list out_acks; /* emits waiting for the client's ack (sio_out_ack.link) */
     unsigned nout_acks;
-    ferry_list in_acks;  /* the client's ack requests not answered yet (ferry_ack.link) */
     unsigned nin_acks;
+    ferry_list in_acks;  /* the client's ack requests not answered yet (ferry_ack.link) */
     ferry_timer defer;   /* runs a deferred disconnect */
-    /* Connection-state recovery: the private id the client resumes with, and what a restore
-     * found, until the socket connects. */
-    char pid[SIO_ID_LEN + 1];
+    /* Connection-state recovery: what a restore found, until the socket connects (the private
+     * id the client resumes with is pid, next to id). */
     int recovered;
     int rec_remote; /* its pid is looked for in Redis before the middlewares run */
     struct sio_saved *restore;
