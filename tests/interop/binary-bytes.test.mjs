@@ -100,7 +100,7 @@ test("polling: the same attachment is one b<base64> packet, decoded once by the 
 
 test("tools/ferry --history keeps a binary publish: live and later joiners get the bytes", async () => {
   const srv = await startServer(bin("tools/ferry/ferry"), ["--port", "0", "--allow-publish",
-    "message", "--history", "4"]);
+    "message", "--history", "4", "--publish-token", "binary-token"]);
   const socks = [];
   const mk = async (name, transports = ["websocket"]) => {
     const c = io(srv.url, { forceNew: true, reconnection: false, auth: { name }, transports });
@@ -124,6 +124,20 @@ test("tools/ferry --history keeps a binary publish: live and later joiners get t
     const j = await cid.timeout(5000).emitWithAck("join", { room: "files" });
     assert.equal(j.history.length, 1);
     assert.ok(Buffer.from(j.history[0].data.file).equals(bytes), "history gives the bytes back");
+
+    // A backend publishes bytes through POST /api/publish in the text form.
+    const api = (data) => fetch(`${srv.url}/api/publish`, { method: "POST",
+      headers: { authorization: "Bearer binary-token", "content-type": "application/json" },
+      body: JSON.stringify({ room: "files", event: "message", data }) });
+    const more = randomBytes(1000);
+    const fromApi = once(bob, "message", 10000);
+    const res = await api({ name: "b.bin", file: { _ferry_binary: more.toString("base64") } });
+    assert.equal(res.status, 200);
+    const [d2] = await fromApi;
+    assert.ok(Buffer.isBuffer(d2.file) && d2.file.equals(more), "a Buffer, from base64 sent once");
+    const bad = await api({ file: { _ferry_binary: "(3 bytes)" } });
+    assert.equal(bad.status, 400);
+    assert.equal((await bad.json()).error, "not_sent");
   } finally {
     for (const c of socks) c.close();
     assert.equal(await srv.stop(), 0);

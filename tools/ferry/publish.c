@@ -110,7 +110,9 @@ static void on_publish(ferry_http_req *req, void *ud)
                            key != NULL ? key->valuestring : NULL, cJSON_IsTrue(vol));
     cJSON_Delete(j);
     if (rc < 0) {
-        reply_error(req, rc == -FERRY_ETOOBIG ? 413 : 500, "not_sent", ferry_strerror(rc));
+        /* -FERRY_EINVAL: data holds a binary argument whose base64 is not base64. */
+        reply_error(req, rc == -FERRY_ETOOBIG ? 413 : rc == -FERRY_EINVAL ? 400 : 500, "not_sent",
+                    ferry_strerror(rc));
         return;
     }
     char ok[64];
