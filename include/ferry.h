@@ -1329,6 +1329,71 @@ FERRY_EXTERN void ferry_ws_set_data(ferry_ws *ws, void *data);
 FERRY_EXTERN void *ferry_ws_get_data(const ferry_ws *ws);
 FERRY_EXTERN ferry_server *ferry_ws_server(const ferry_ws *ws);
 
+/* ------------------------------------------------------------------ across nodes: queries and commands
+ *
+ * Socket.IO's fetchSockets, socketsJoin, socketsLeave, disconnectSockets and serverSideEmit,
+ * for every node of a cluster (ferry_server_use_redis(), docs/scaling.md "Queries and
+ * commands across nodes"). On a single node they act on this node's sockets only. rooms
+ * selects the sockets in any of rooms[0..nrooms) (nrooms 0: every socket of the namespace);
+ * room names are at most FERRY_NAME_MAX bytes of UTF-8. Commands reach the other nodes
+ * through Redis as they are sent: a node that is unreachable at that moment misses them
+ * (nothing is queued); these calls return -FERRY_ECLOSED when Redis is unreachable, after
+ * acting on this node's sockets. */
+
+/** A socket as a fetch across nodes sees it; every pointer lives until the callback returns. */
+typedef struct ferry_remote_socket {
+    const char *id;            /* its Socket.IO id */
+    const char *node;          /* the node it is connected to (this one: ferry_redis_node_id;
+                                  "" on a single node) */
+    const char *const *rooms;  /* its rooms, its own id room included */
+    size_t nrooms;
+    const cJSON *data;         /* what the namespace's info callback gave for it, or NULL */
+} ferry_remote_socket;
+
+/** The answer of ferry_cluster_fetch_sockets(): status 0 when every other node answered,
+ * -FERRY_ETIMEDOUT when the timeout came first (the result is partial: sockets of
+ * nodes_answered of nodes_expected other nodes, plus this node's), or another negative error
+ * (then only this node's sockets). Runs once, on the loop: later, or inside the call on a single
+ * node. */
+typedef void (*ferry_fetch_cb)(ferry_namespace *nsp, int status, const ferry_remote_socket *sockets,
+                               size_t n, size_t nodes_answered, size_t nodes_expected,
+                               void *user_data);
+
+/** The sockets in rooms on every node (this node's first), within timeout_ms. Returns 0 (cb will
+ * run), -FERRY_EINVAL or -FERRY_ENOMEM (cb will not run). */
+FERRY_EXTERN int ferry_cluster_fetch_sockets(ferry_namespace *nsp, const char *const *rooms,
+                                             size_t nrooms, uint32_t timeout_ms,
+                                             ferry_fetch_cb cb, void *user_data);
+
+/** Make the sockets in rooms, on every node, join room (leave it). Returns 0, -FERRY_EINVAL,
+ * -FERRY_ENOMEM or -FERRY_ECLOSED (see above). */
+FERRY_EXTERN int ferry_cluster_sockets_join(ferry_namespace *nsp, const char *const *rooms,
+                                            size_t nrooms, const char *room);
+FERRY_EXTERN int ferry_cluster_sockets_leave(ferry_namespace *nsp, const char *const *rooms,
+                                             size_t nrooms, const char *room);
+/** Disconnect the sockets in rooms on every node (ferry_socket_disconnect(s, close_session)). */
+FERRY_EXTERN int ferry_cluster_disconnect_sockets(ferry_namespace *nsp, const char *const *rooms,
+                                                  size_t nrooms, int close_session);
+
+/** A server-side event from another node (Socket.IO's serverSideEmit): from_node is the sender's
+ * node id; args a JSON array (borrowed for the call). */
+typedef void (*ferry_server_event_cb)(ferry_namespace *nsp, const char *from_node,
+                                      const char *event, const cJSON *args, void *user_data);
+/** Receive the other nodes' server-side events for this namespace (cb NULL: stop). */
+FERRY_EXTERN void ferry_namespace_on_server_event(ferry_namespace *nsp, ferry_server_event_cb cb,
+                                                  void *user_data);
+/** Send event with args (a JSON array or NULL; copied) to every other node's server-side
+ * event callback for this namespace (not to this node's, as in Socket.IO). Returns 0,
+ * -FERRY_EINVAL, -FERRY_ENOMEM, -FERRY_ECLOSED, or -FERRY_EUNSUPPORTED on a single node. */
+FERRY_EXTERN int ferry_cluster_server_emit(ferry_namespace *nsp, const char *event,
+                                           const cJSON *args);
+
+/** What a fetch shows of a socket's data (ferry_socket_set_data() is a C pointer that cannot
+ * cross nodes): cb returns a new JSON value for s (ferry frees it) or NULL. cb NULL: none. */
+typedef cJSON *(*ferry_socket_info_cb)(ferry_socket *s, void *user_data);
+FERRY_EXTERN void ferry_namespace_set_socket_info(ferry_namespace *nsp, ferry_socket_info_cb cb,
+                                                  void *user_data);
+
 /* ------------------------------------------------------------------ several nodes (Redis)
  *
  * Several ferry processes (nodes) behind a load balancer share rooms and broadcasts through

@@ -104,6 +104,11 @@ typedef struct ferry_adapter_host {
      * broadcast() with FERRY_ADAPTER_LOCAL set. Called on the loop by node-spanning adapters,
      * never inside a walk. Returns what broadcast() returned, or a negative error. */
     int (*remote)(void *ctx, const ferry_adapter_packet *pkt, const ferry_adapter_target *t);
+    /* A command from another node (adapter/redis_query.c: fetch, join, leave, disconnect,
+     * server-side emit, as JSON): run it on this node's sockets. Returns the answer a fetch
+     * gets (ownership passes to the adapter) or NULL. Called on the loop, never inside a
+     * walk; NULL: this host takes no commands. */
+    cJSON *(*command)(void *ctx, const cJSON *cmd);
     void *ctx;
 } ferry_adapter_host;
 
@@ -132,6 +137,12 @@ typedef void (*ferry_adapter_found_cb)(void *ud, int status, const char *rec, si
 /* rec_read's answer: status 0 with the entries (each origin's in order), or a negative error. */
 typedef void (*ferry_adapter_entries_cb)(void *ud, int status, const ferry_adapter_entry *e,
                                          size_t n);
+
+/* cluster_send's answer: status 0 when every other node answered, -FERRY_ETIMEDOUT when
+ * the timeout came first (answers holds those that came), or another negative error; expected
+ * is the number of other nodes that heard the command. The answers are borrowed for the call. */
+typedef void (*ferry_adapter_answers_cb)(void *ud, int status, const cJSON *const *answers,
+                                         size_t n, size_t expected);
 
 /* A fetch() visitor: called once per matching socket; a nonzero return stops the walk and is
  * what fetch() returns. */
@@ -179,6 +190,12 @@ typedef struct ferry_adapter_ops {
     int (*rec_read)(ferry_adapter *a, const char *const *nodes, size_t nnodes,
                     const ferry_adapter_pos *pos, size_t npos, ferry_adapter_entries_cb cb,
                     void *ud);
+    /* Send cmd (a JSON object, copied) to the host->command of every other node serving the
+     * namespace; cb NULL: no answer wanted. Otherwise cb runs once, later, on the loop: when
+     * every other node answered, or after timeout_ms with the answers that came. Returns 0 or a
+     * negative error (-FERRY_ECLOSED: Redis unreachable; cb is not called). Optional. */
+    int (*cluster_send)(ferry_adapter *a, const cJSON *cmd, uint32_t timeout_ms,
+                        ferry_adapter_answers_cb cb, void *ud);
     /* This node's id in the cluster (NULL: a single node). */
     const char *(*node_id)(ferry_adapter *a);
 } ferry_adapter_ops;

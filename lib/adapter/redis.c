@@ -114,6 +114,7 @@ struct ferry_redis {
     ferry_redis_close_cb close_cb;
     void *close_ud;
     redis_rec *rec; /* cross-node recovery (redis_recovery.c) */
+    redis_q q;      /* commands and queries across nodes (redis_query.c) */
 };
 
 typedef struct redis_adapter {
@@ -618,6 +619,10 @@ void redis_msg_view(const redis_msg *m, ferry_adapter_packet *pkt, ferry_adapter
 
 static void on_message(ferry_redis *r, const char *data, size_t len)
 {
+    if (len >= 4 && memcmp(data, "FRJ1", 4) == 0) {
+        redis_q_on_message(r, data + 4, len - 4);
+        return;
+    }
     /* Our own publishes come back: skip them before reading the rest. */
     rbuf b = {(const uint8_t *)data, len};
     const uint8_t *head;
@@ -967,6 +972,13 @@ static int ra_rec_read(ferry_adapter *base, const char *const *nodes, size_t nno
     return redis_rec_read(a->r, a->nsp, base, nodes, nnodes, pos, npos, cb, ud);
 }
 
+static int ra_cluster_send(ferry_adapter *base, const cJSON *cmd, uint32_t timeout_ms,
+                           ferry_adapter_answers_cb cb, void *ud)
+{
+    redis_adapter *a = (redis_adapter *)base;
+    return redis_q_send(a->r, a->nsp, base, cmd, timeout_ms, cb, ud);
+}
+
 static const char *ra_node_id(ferry_adapter *base)
 {
     return ((redis_adapter *)base)->r->node_id;
@@ -976,6 +988,8 @@ static void ra_destroy(ferry_adapter *base)
 {
     redis_adapter *a = (redis_adapter *)base;
     redis_rec_nsp_del(a->r, a->nsp, base); /* answers still due come now */
+    redis_q_cancel(a->r, base);
+    redis_q_channels(a->r, a->nsp, 0);
     a->local->ops->destroy(a->local); /* its rooms' channels are unwanted through on_room */
     chan_unwant(a->r, a->nsp_channel, strlen(a->nsp_channel));
     ferry_list_remove(&a->link);
@@ -999,6 +1013,7 @@ static const ferry_adapter_ops redis_ops = {
     .rec_find = ra_rec_find,
     .rec_read = ra_rec_read,
     .node_id = ra_node_id,
+    .cluster_send = ra_cluster_send,
 };
 
 static int redis_create(void *ud, const char *nsp, const ferry_adapter_host *host,
@@ -1025,6 +1040,7 @@ static int redis_create(void *ud, const char *nsp, const ferry_adapter_host *hos
     ferry_list_insert_tail(&r->adapters, &a->link);
     chan_want(r, a->nsp_channel, len);
     redis_rec_nsp_add(r, a->nsp);
+    redis_q_channels(r, a->nsp, 1);
     *out = &a->super;
     return 0;
 }
@@ -1144,6 +1160,7 @@ int ferry_redis_new(uv_loop_t *loop, const ferry_redis_config *cfg, ferry_redis 
     r->loop = loop;
     ferry_list_init(&r->adapters);
     ferry_list_init(&r->linger);
+    ferry_list_init(&r->q.reqs);
     r->nb = 64;
     r->chans = ferry_mem_calloc(r->nb, sizeof(*r->chans));
     r->prefix = ferry_mem_strdup(cfg->prefix != NULL ? cfg->prefix : "ferry");
@@ -1266,4 +1283,34 @@ const char *redis_prefix(const ferry_redis *r)
 redis_rec *redis_rec_of(ferry_redis *r)
 {
     return r->rec;
+}
+
+redis_q *redis_q_of(ferry_redis *r)
+{
+    return &r->q;
+}
+
+const char *redis_node(const ferry_redis *r)
+{
+    return r->node_id;
+}
+
+void redis_chan(ferry_redis *r, const char *name, int want)
+{
+    if (want)
+        chan_want(r, name, strlen(name));
+    else
+        chan_unwant(r, name, strlen(name));
+}
+
+const ferry_adapter_host *redis_host_of(ferry_redis *r, const char *nsp)
+{
+    ferry_list *it;
+    ferry_list_foreach(it, &r->adapters)
+    {
+        redis_adapter *a = ferry_list_entry(it, redis_adapter, link);
+        if (strcmp(a->nsp, nsp) == 0)
+            return &a->host;
+    }
+    return NULL;
 }

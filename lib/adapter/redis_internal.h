@@ -7,6 +7,7 @@
 #include <hiredis/async.h>
 
 #include "adapter/adapter.h"
+#include "common/list.h"
 
 /* One message of the wire format (redis.c describes its bytes), read: every string a
  * NUL-terminated copy, every part a buffer of its own. */
@@ -53,5 +54,26 @@ int redis_rec_find(ferry_redis *r, const char *nsp, const ferry_adapter *owner, 
 int redis_rec_read(ferry_redis *r, const char *nsp, const ferry_adapter *owner,
                    const char *const *nodes, size_t nnodes, const ferry_adapter_pos *pos,
                    size_t npos, ferry_adapter_entries_cb cb, void *ud);
+
+/* redis_query.c: commands and queries across nodes (fetch, join, leave, disconnect,
+ * server-side emit). Channels "<prefix>#<nsp>##req" (every node) and
+ * "<prefix>#<nsp>##res#<node>" (that node's answers); messages "FRJ1" + JSON. */
+typedef struct redis_q {
+    ferry_list reqs; /* requests waiting for answers */
+    uint64_t next_id;
+} redis_q;
+redis_q *redis_q_of(ferry_redis *r);
+const char *redis_node(const ferry_redis *r);
+/* Subscribe to (want 1) or forget (want 0) a channel. */
+void redis_chan(ferry_redis *r, const char *name, int want);
+/* The host of nsp's adapter on this link, or NULL. */
+const ferry_adapter_host *redis_host_of(ferry_redis *r, const char *nsp);
+/* The adapter of nsp came (want 1) or goes (want 0): its two channels. */
+void redis_q_channels(ferry_redis *r, const char *nsp, int want);
+/* A message on one of them (after "FRJ1"). */
+void redis_q_on_message(ferry_redis *r, const char *data, size_t len);
+int redis_q_send(ferry_redis *r, const char *nsp, const ferry_adapter *owner, const cJSON *cmd,
+                 uint32_t timeout_ms, ferry_adapter_answers_cb cb, void *ud);
+void redis_q_cancel(ferry_redis *r, const ferry_adapter *owner);
 
 #endif

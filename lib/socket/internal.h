@@ -108,6 +108,9 @@ void sio_rr_forget(ferry_namespace *nsp, const char *pid);
 int sio_rr_begin(ferry_socket *s);
 void sio_rr_free(ferry_namespace *nsp);
 
+/* cluster.c: a command from another node (host->command, adapter.h) */
+cJSON *sio_cluster_command(void *ctx, const cJSON *cmd);
+
 /* backpressure.c */
 /* Queue e to s under its namespace's policy (sio_socket_queue). */
 int sio_bp_queue(ferry_socket *s, const sio_encoded *e, int volatile_);

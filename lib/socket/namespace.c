@@ -129,7 +129,8 @@ static ferry_namespace *nsp_new(ferry_sio *sio, const char *name)
     ferry_list_init(&nsp->log);
     ferry_list_init(&nsp->saved);
     nsp->name = ferry_mem_strdup(name);
-    ferry_adapter_host host = {.deliver = deliver, .remote = remote, .ctx = nsp};
+    ferry_adapter_host host = {
+        .deliver = deliver, .remote = remote, .command = sio_cluster_command, .ctx = nsp};
     const ferry_adapter_factory *f = sio->adapter_factory;
     if (nsp->name == NULL || f->create(f->ud, nsp->name, &host, &nsp->adapter) != 0) {
         nsp_free(nsp);

@@ -79,6 +79,12 @@ struct ferry_namespace {
     ferry_backpressure bp_policy;
     size_t bp_max;
     ferry_buf *bp_key;
+    /* Across nodes (cluster.c): server-side events from other nodes, and what a fetch shows of
+     * a socket's data. */
+    ferry_server_event_cb server_event;
+    void *server_event_ud;
+    ferry_socket_info_cb info;
+    void *info_ud;
 };
 
 struct ferry_sio {

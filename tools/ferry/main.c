@@ -18,6 +18,7 @@
 #include "admit.h"
 #include "admin.h"
 #include "publish.h"
+#include "cluster_api.h"
 #include "relay.h"
 #include "suite.h"
 #include "workers.h"
@@ -48,6 +49,7 @@ typedef struct app {
     uv_signal_t sigint;
     uv_signal_t sighup;
     publish_ctx publish;
+    cluster_api_ctx cluster_api;
     int closing;
     admin *admin; /* --admin-token: the admin page */
     /* TLS */
@@ -261,6 +263,9 @@ int main(int argc, char **argv)
         a.publish.cfg = &cfg;
         a.publish.relay = r;
         rc = publish_install(a.srv, &a.publish);
+        a.cluster_api.cfg = &cfg;
+        if (rc == 0)
+            rc = cluster_api_install(a.srv, &a.cluster_api);
     }
     if (rc == 0)
         rc = admit_install(a.srv, &cfg);

@@ -412,6 +412,19 @@ static void on_disconnect(ferry_socket *s, ferry_reason reason, void *ud)
      * released otherwise. */
 }
 
+/* What GET /api/sockets shows of a socket (cluster_api.c): its nickname. */
+static cJSON *socket_info(ferry_socket *s, void *ud)
+{
+    (void)ud;
+    const client *c = ferry_socket_get_data(s);
+    cJSON *o = c != NULL ? cJSON_CreateObject() : NULL;
+    if (o != NULL && cJSON_AddStringToObject(o, "name", c->name) == NULL) {
+        cJSON_Delete(o);
+        o = NULL;
+    }
+    return o;
+}
+
 /* No socket will use this client any more (not recoverable, or its recovery window passed). */
 static void release_client(ferry_namespace *nsp, void *data, void *ud)
 {
@@ -482,6 +495,7 @@ int relay_new(ferry_server *srv, const app_config *cfg, relay **out)
         return rc;
     }
     ferry_namespace_keep_socket_data(r->nsp, release_client, NULL);
+    ferry_namespace_set_socket_info(r->nsp, socket_info, NULL);
     ferry_namespace_on_connection(r->nsp, on_connection, r);
     *out = r;
     return 0;
