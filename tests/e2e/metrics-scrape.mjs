@@ -4,7 +4,7 @@
 //
 //   const m = await scrape(url);          // Map "name{a="x",b="y"}" -> value
 //   get(m, "ferry_handshakes_total", { transport: "polling" })   // 0 when absent
-import { spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import http from "node:http";
 
 const PARSER = `
@@ -30,11 +30,29 @@ export function httpGet(url, headers = {}) {
   });
 }
 
-// Parse text with the python parser; returns [{family, type, help, name, labels, value}].
+// Parse text with the python parser; resolves [{family, type, help, name, labels, value}].
+// Asynchronous on purpose: a synchronous spawn blocked the test's event loop for seconds on a
+// loaded machine, so the clients in the same process could not read pings or answer them while
+// a scrape ran (their sessions then ended by ping timeout or reset, not as the test meant).
 export function parseExposition(text) {
-  const r = spawnSync("/usr/bin/python3", ["-c", PARSER], { input: text, encoding: "utf8", timeout: 30000 });
-  if (r.status !== 0) throw new Error(`prometheus_client could not parse the exposition: ${r.stderr}`);
-  return JSON.parse(r.stdout).map(([family, type, help, name, labels, value]) => ({ family, type, help, name, labels, value }));
+  return new Promise((resolve, reject) => {
+    const py = spawn("/usr/bin/python3", ["-c", PARSER], { stdio: ["pipe", "pipe", "pipe"] });
+    const out = [], err = [];
+    const timer = setTimeout(() => py.kill("SIGKILL"), 30000);
+    py.stdout.on("data", (d) => out.push(d));
+    py.stderr.on("data", (d) => err.push(d));
+    py.on("error", (e) => (clearTimeout(timer), reject(e)));
+    py.on("close", (code) => {
+      clearTimeout(timer);
+      if (code !== 0) return reject(new Error(`prometheus_client could not parse the exposition (exit ${code}): ${Buffer.concat(err)}`));
+      try {
+        resolve(JSON.parse(Buffer.concat(out).toString("utf8")).map(([family, type, help, name, labels, value]) => ({ family, type, help, name, labels, value })));
+      } catch (e) {
+        reject(e);
+      }
+    });
+    py.stdin.end(text);
+  });
 }
 
 export const key = (name, labels = {}) =>
@@ -48,7 +66,7 @@ export async function scrapeRaw(url) {
 
 export async function scrape(url) {
   const res = await scrapeRaw(url);
-  const samples = parseExposition(res.body);
+  const samples = await parseExposition(res.body);
   const m = new Map();
   for (const s of samples) m.set(key(s.name, s.labels), s.value);
   m.samples = samples;

@@ -40,7 +40,7 @@ const base = () => `${srv.url}/socket.io/`;
 test("the exposition parses, names start with ferry_, counters end in _total, every family has help", async () => {
   const res = await scrapeRaw(murl);
   assert.match(res.headers["content-type"], /^text\/plain; version=0\.0\.4/);
-  const samples = parseExposition(res.body);
+  const samples = await parseExposition(res.body);
   assert.ok(samples.length > 50, `${samples.length} samples`);
   for (const s of samples) {
     assert.ok(s.name.startsWith("ferry_"), s.name);
