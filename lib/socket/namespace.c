@@ -274,6 +274,11 @@ ferry_socket *ferry_namespace_socket(ferry_namespace *nsp, const char *id)
     ferry_socket *s = NULL;
     if (id == NULL)
         return NULL;
+    /* A socket is found in the room named by its id, which holds it: a name no socket has is
+     * answered by the adapter's index at once instead of by a walk over a room of that name
+     * (a crowd's room, in the relay's join check). */
+    if (!nsp->adapter->ops->has(nsp->adapter, id, id))
+        return NULL;
     collect c = {&s, 1, 0, id};
     ferry_adapter_target t = {.rooms = &id, .nrooms = 1};
     nsp->adapter->ops->fetch(nsp->adapter, &t, collect_one, &c);

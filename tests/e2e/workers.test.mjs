@@ -104,6 +104,9 @@ test("workers: 2 processes on one port through Redis, clients on both exchange e
     // At least three clients on each worker.
     const on = await spreadClients(srv, [...workers.values()], 3, clients, "c");
     const [a, b] = [on.get(1)[0], on.get(2)[0]];
+    // Another client's own room stays private on its worker (relay's check, an index lookup).
+    const peer = on.get(1)[1];
+    assert.match((await call(a, "join", { room: peer.id, members: false })).error ?? "", /not allowed/);
     for (const s of clients) await join(s, "all");
     await crossNodeReady(a, b, "all");
     await crossNodeReady(b, a, "all");

@@ -151,6 +151,20 @@ test("presence: join answer lists members, others hear joins and leaves", async 
   a.disconnect();
 });
 
+test("join {members: false} answers without the list and the count (a crowd joining at once)", async () => {
+  const [a, b] = [await client("ann"), await client("bob")];
+  assert.equal((await call(a, "join", { room: "team-crowd" })).members.length, 1);
+  const jb = await call(b, "join", { room: "team-crowd", members: false });
+  assert.equal(jb.ok, true);
+  assert.equal(jb.room, "team-crowd");
+  assert.equal("members" in jb || "count" in jb, false);
+  // Another client's own room is still refused (the check no longer walks the room).
+  assert.match((await call(b, "join", { room: a.id, members: false })).error, /not allowed/);
+  assert.equal((await call(b, "join", { room: "team-crowd", members: true })).members.length, 2);
+  a.disconnect();
+  b.disconnect();
+});
+
 test("HTTP publish reaches every socket in the room, and only them", async () => {
   const [a, b, c] = [await client("ann"), await client("bob"), await client("cid")];
   const [ga, gb, gc] = [recorder(a), recorder(b), recorder(c)];

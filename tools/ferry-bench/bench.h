@@ -34,7 +34,7 @@ typedef struct bench_opts {
     double hold_s;        /* connect: how long the sessions stay open after the last one;
                              broadcast: how long they stay idle after joining, before the
                              first publish (heartbeats flow meanwhile) */
-    const char *sources;  /* --sources: local addresses, process k binds to the k-th (mod n) */
+    const char *sources;  /* --sources: local addresses, taken in turn by the sessions */
     double timeout_s;     /* the whole run, hard */
     uint64_t max_messages; /* echo/broadcast/wire: stop after this many sent (0: no bound) */
     unsigned poll_interval_ms; /* short-polling: 0 = the server's shortPollInterval */
@@ -74,8 +74,8 @@ typedef struct bench {
     bench_opts o;
     uv_loop_t *loop;
     struct sockaddr_storage addr;
-    struct sockaddr_storage src; /* this process's local address (--sources) */
-    int have_src;
+    struct sockaddr_storage src[64]; /* --sources: session i connects from src[i % nsrc] */
+    unsigned nsrc;
     sess *s;
     unsigned n_sess;
     char *pad; /* o.size bytes of 'x', NUL-terminated */

@@ -6,6 +6,7 @@
  * every request in B.requests: that is the wire cost. Sessions speak only to the main
  * namespace "/". Nothing here is tuned for the client's speed beyond the obvious (a write is
  * tried at once with uv_try_write, the rest queued with one copy). */
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,13 +178,28 @@ static conn *conn_new(sess *s, int role)
     c->role = role;
     llhttp_init(&c->http, HTTP_RESPONSE, &http_settings);
     c->http.data = c;
-    uv_tcp_init(B.loop, &c->tcp);
+    int rc = 0;
+    const struct sockaddr_storage *src = B.nsrc > 0 ? &B.src[s->idx % B.nsrc] : NULL;
+    if (src != NULL) {
+        /* --sources: local addresses in turn, so that more than one address's ephemeral
+         * ports (28,232 by default) reach one server port. IP_BIND_ADDRESS_NO_PORT leaves the
+         * port to connect(), which may reuse one for another address or peer: a bind() that
+         * picked it would search the whole range for a port free on every address, a search
+         * that grows with every connection held. connect() itself slows down past about
+         * 14,000 connections from one address to one port (it tries even ports first). */
+        uv_tcp_init_ex(B.loop, &c->tcp, src->ss_family);
+        uv_os_fd_t fd;
+        int one = 1;
+        if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
+            setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+    } else {
+        uv_tcp_init(B.loop, &c->tcp);
+    }
     c->tcp.data = c;
     uv_tcp_nodelay(&c->tcp, 1);
     c->creq.data = c;
-    /* --sources: a local address per process, so that more than one address's ephemeral
-     * ports (28,232 by default) can reach one server port. */
-    int rc = B.have_src ? uv_tcp_bind(&c->tcp, (const struct sockaddr *)&B.src, 0) : 0;
+    if (src != NULL)
+        rc = uv_tcp_bind(&c->tcp, (const struct sockaddr *)src, 0);
     if (rc == 0)
         rc = uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&B.addr, on_connected);
     if (rc != 0) {
@@ -508,7 +524,9 @@ static int on_headers_complete(llhttp_t *h)
         return -1;
     if (B.o.transport == TR_WEBSOCKET && c->role == C_DOWN) {
         if (h->status_code != 101) {
-            sess_fail(c->s, "WebSocket handshake refused");
+            char why[64];
+            snprintf(why, sizeof(why), "WebSocket handshake refused (HTTP %d)", h->status_code);
+            sess_fail(c->s, why);
             return -1;
         }
         return 2; /* no body; llhttp pauses with HPE_PAUSED_UPGRADE */

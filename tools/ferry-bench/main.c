@@ -61,9 +61,9 @@ static const char usage[] =
     "  --hold S             connect: keep the sessions open S seconds and count the\n"
     "                       server's wake-ups (0); broadcast: keep them idle S seconds\n"
     "                       after joining, before the first publish (pings counted)\n"
-    "  --sources LIST       local addresses (e.g. 127.0.0.2,127.0.0.3): with --procs,\n"
-    "                       process k connects from the k-th (modulo), so that more\n"
-    "                       sessions than one address's ephemeral ports reach one port\n"
+    "  --sources LIST       local addresses (e.g. 127.0.0.2,127.0.0.3) the sessions\n"
+    "                       connect from in turn, so that more sessions than one\n"
+    "                       address's ephemeral ports reach one port (10,000 each)\n"
     "  --timeout S          hard bound of the whole run (120)\n"
     "  --poll-interval MS   short-polling: GET interval (the server's shortPollInterval)\n"
     "  --pid PID            the server's process: memory per session and CPU per message\n"
@@ -355,7 +355,7 @@ static void check_connected(void)
         for (unsigned i = P.lo; i < P.hi; i++) {
             char pkt[128];
             sess *s = &B.s[i];
-            int n = snprintf(pkt, sizeof(pkt), "42%u[\"join\",{\"room\":\"bench\"}]", ++s->next_ack);
+            int n = snprintf(pkt, sizeof(pkt), "42%u[\"join\",{\"room\":\"bench\",\"members\":false}]", ++s->next_ack);
             sess_send(s, pkt, (size_t)n);
         }
         return;
@@ -1113,9 +1113,9 @@ static int is_loopback(const struct sockaddr_storage *a)
     return memcmp(&in6->sin6_addr, one, 16) == 0;
 }
 
-/* --sources: the k-th address of the list (modulo its length) in B.src. Returns 0, or -1 with
- * a message when an entry is not an IP address (every entry is checked). */
-static int pick_source(unsigned k)
+/* --sources into B.src / B.nsrc. Returns 0, or -1 with a message when an entry is not an IP
+ * address. */
+static int parse_sources(void)
 {
     if (B.o.sources == NULL)
         return 0;
@@ -1125,7 +1125,7 @@ static int pick_source(unsigned k)
         return -1;
     }
     strcpy(buf, B.o.sources);
-    struct sockaddr_storage list[64];
+    struct sockaddr_storage *list = B.src;
     unsigned n = 0;
     char *save = NULL;
     for (char *t = strtok_r(buf, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save)) {
@@ -1140,8 +1140,7 @@ static int pick_source(unsigned k)
         fprintf(stderr, "ferry-bench: --sources: no address\n");
         return -1;
     }
-    B.src = list[k % n];
-    B.have_src = 1;
+    B.nsrc = n;
     return 0;
 }
 
@@ -1293,7 +1292,7 @@ static int parse_flags(int argc, char **argv)
                 o->host);
         return -1;
     }
-    if (pick_source(0) != 0)
+    if (parse_sources() != 0)
         return -1;
     int v6 = strchr(o->host, ':') != NULL;
     snprintf(B.hostport, sizeof(B.hostport), "%s%s%s:%d", v6 ? "[" : "", o->host, v6 ? "]" : "",
@@ -1312,7 +1311,6 @@ int main(int argc, char **argv)
     P.hi = B.n_sess;
     if (P.n > 1 && spread() != 0)
         return 1;
-    pick_source(P.idx); /* checked by parse_flags */
     srand((unsigned)(time(NULL) ^ getpid()));
     B.loop = uv_default_loop();
     B.s = calloc(B.n_sess, sizeof(*B.s));

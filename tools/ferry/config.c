@@ -70,6 +70,9 @@ static const char usage_tail[] =
     "                         the node reconnects with backoff\n"
     "  --node-id ID           this node's name in the cluster, [A-Za-z0-9._-]{1,64}\n"
     "                         (FERRY_NODE_ID, default: random)\n"
+    "  --header-timeout MS    a new connection must send a request within MS, and a\n"
+    "                         request arrive whole within MS of its first byte; else 408\n"
+    "                         (FERRY_HEADER_TIMEOUT, default 10000)\n"
     "  --workers N            run N worker processes on one port (SO_REUSEPORT), each a\n"
     "                         cluster node through --redis (required) named NODE-ID.wI;\n"
     "                         a supervisor restarts a worker that dies and passes SIGTERM,\n"
@@ -414,6 +417,8 @@ static int set(app_config *cfg, const char *name, const char *v)
                                           "0123456789._-") != n)
             return bad("node id", v, "use 1 to 64 of A-Z a-z 0-9 . _ -");
         cfg->node_id = v;
+    } else if (strcmp(name, "header-timeout") == 0) {
+        return parse_u32("header timeout", v, 100, 3600000, &cfg->header_timeout_ms);
     } else if (strcmp(name, "workers") == 0) {
         return parse_u32("number of workers", v, 0, APP_WORKERS_MAX, &cfg->workers);
     } else if (strcmp(name, "log-level") == 0) {
@@ -501,6 +506,7 @@ static const struct {
     {"FERRY_BACKPRESSURE", "backpressure"},
     {"FERRY_REDIS", "redis"},
     {"FERRY_NODE_ID", "node-id"},
+    {"FERRY_HEADER_TIMEOUT", "header-timeout"},
     {"FERRY_WORKERS", "workers"},
     {"FERRY_LOG_LEVEL", "log-level"},
     {"FERRY_LOG_FORMAT", "log-format"},
@@ -533,6 +539,7 @@ int app_config_parse(app_config *cfg, int argc, char **argv)
     cfg->max_queue_bytes = 8u << 20;
     cfg->backpressure = FERRY_BACKPRESSURE_CLOSE;
     cfg->log_level = FERRY_LOG_WARN;
+    cfg->header_timeout_ms = 10000;
     cfg->tls_min_version = FERRY_TLS_1_2;
     cfg->tls_handshake_timeout_ms = 10000;
     cfg->tls_max_handshakes = 256;

@@ -223,6 +223,7 @@ int main(int argc, char **argv)
     sc.new_session_burst = cfg.new_session_burst;
     sc.trust_forwarded_for = cfg.trust_forwarded_for;
     sc.require_post_token = cfg.require_post_token;
+    sc.header_timeout_ms = cfg.header_timeout_ms;
     if (cfg.suite)
         sc.connect_timeout_ms = 1000;
 

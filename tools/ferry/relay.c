@@ -210,14 +210,20 @@ static void on_join(ferry_socket *s, const char *event, cJSON *args, ferry_ack *
         presence(r, s, room, "joined");
     if (ack == NULL)
         return;
-    ferry_socket *members[MEMBERS_MAX];
-    size_t total = ferry_namespace_sockets(r->nsp, room, members, MEMBERS_MAX);
+    /* {members: false}: neither the list nor the count, both a walk over the room: a crowd
+     * joining one room at once would otherwise cost the square of its size (and a list of 256
+     * members is about 12 KB per answer). */
+    const cJSON *want = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(args, 0), "members");
     cJSON *o = ok_object();
     cJSON_AddStringToObject(o, "room", room);
-    cJSON *list = cJSON_AddArrayToObject(o, "members");
-    for (size_t i = 0; i < total && i < MEMBERS_MAX; i++)
-        cJSON_AddItemToArray(list, who(members[i]));
-    cJSON_AddNumberToObject(o, "count", (double)total);
+    if (!cJSON_IsFalse(want)) {
+        ferry_socket *members[MEMBERS_MAX];
+        size_t total = ferry_namespace_sockets(r->nsp, room, members, MEMBERS_MAX);
+        cJSON *list = cJSON_AddArrayToObject(o, "members");
+        for (size_t i = 0; i < total && i < MEMBERS_MAX; i++)
+            cJSON_AddItemToArray(list, who(members[i]));
+        cJSON_AddNumberToObject(o, "count", (double)total);
+    }
     if (r->cfg->history > 0) {
         /* Oldest first; every join answers with it, so that a client joining again after a
          * reconnect can fill what it missed (entries carry ids to drop what it already has). */

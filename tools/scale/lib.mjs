@@ -143,5 +143,44 @@ export async function startWorkers(ferryBin, args) {
   const port = Number(/listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(p.out)[1]);
   const workers = [...p.out.matchAll(/worker (\d+) \(pid (\d+)\) is cluster node (\S+)/g)]
     .map((m) => ({ index: Number(m[1]), pid: Number(m[2]), node: m[3] }));
+  for (const m of p.out.matchAll(/worker (\d+) metrics at (http:\/\/\S+)/g)) {
+    const w = workers.find((x) => x.index === Number(m[1]));
+    if (w) w.metrics = m[2];
+  }
   return { proc: p, port, workers };
+}
+
+// A worker's Prometheus metrics (--metrics-listen), as {name{labels}: value}; {} if unreachable.
+export async function scrape(url) {
+  const out = {};
+  try {
+    const text = await (await fetch(url, { signal: AbortSignal.timeout(10000) })).text();
+    for (const line of text.split("\n")) {
+      const m = /^([a-z_]+(?:\{[^}]*\})?) ([0-9.e+-]+|NaN|\+Inf)$/.exec(line);
+      if (m) out[m[1]] = Number(m[2]);
+    }
+  } catch {}
+  return out;
+}
+
+// The figures of a scrape worth keeping: sessions open, closes by reason, the loop's lag.
+export function metricsSummary(x) {
+  const pick = (prefix) => Object.fromEntries(Object.entries(x).filter(([k, v]) => k.startsWith(prefix) && v !== 0));
+  const lagCount = x.ferry_event_loop_lag_seconds_count ?? 0;
+  const buckets = Object.entries(x).filter(([k]) => k.startsWith("ferry_event_loop_lag_seconds_bucket"));
+  // The smallest bucket holding every sample: an upper bound of the worst lag seen.
+  let worst = null;
+  for (const [k, v] of buckets) {
+    const le = /le="([^"]+)"/.exec(k)?.[1];
+    if (v >= lagCount && le != null) {
+      const b = le === "+Inf" ? Infinity : Number(le);
+      if (worst === null || b < worst) worst = b;
+    }
+  }
+  return {
+    sessions_open: Object.entries(pick("ferry_sessions_open{")).reduce((n, [, v]) => n + v, 0),
+    closed: pick("ferry_sessions_closed_total"),
+    loop_lag_mean_ms: lagCount ? +((x.ferry_event_loop_lag_seconds_sum / lagCount) * 1000).toFixed(2) : null,
+    loop_lag_worst_le_s: worst === Infinity ? "+Inf" : worst,
+  };
 }

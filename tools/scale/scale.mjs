@@ -8,8 +8,9 @@
 // One redis-server on loopback (a free port, no persistence) and `ferry --workers W --redis`:
 // W worker processes on one port (SO_REUSEPORT), each a cluster node. tools/ferry-bench in
 // broadcast mode spreads the receivers over --procs processes (each under the per-process
-// open-file limit), each connecting from its own loopback address (--sources 127.0.0.k: one
-// address has only 28,232 ephemeral ports towards one server port). Every receiver joins the
+// open-file limit); the sessions connect from 127.0.0.1, 127.0.0.2, ... in turn, 10,000 per
+// address (--sources: one address has only 28,232 ephemeral ports towards one server port, and
+// connect() slows down past half of them). Every receiver joins the
 // room "bench"; the sessions then stay idle --hold seconds (pings and pongs flow; a session lost
 // makes the run fail), and one sender publishes --broadcasts messages one at a time, each
 // reaching every receiver: ferry-bench times each until its last receiver has it.
@@ -23,12 +24,13 @@ import os from "node:os";
 import path from "node:path";
 import {
   MiB, sleep, memAvailable, procStatus, openFds, redisStats, run, stop, stopAll, startRedis, startWorkers,
+  scrape, metricsSummary, procCpu,
 } from "./lib.mjs";
 
 const root = path.resolve(import.meta.dirname, "../..");
 const opt = {
   build: "build", sessions: 100000, workers: 6, procs: 6, hold: 60, broadcasts: 5,
-  "ping-interval": 25000, "ping-timeout": 20000, concurrency: 500, json: null,
+  "ping-interval": 25000, "ping-timeout": 20000, "header-timeout": 10000, concurrency: 50, json: null,
 };
 for (let i = 2; i < process.argv.length; i += 2) {
   const k = process.argv[i].replace(/^--/, "");
@@ -75,6 +77,7 @@ try {
     "--node-id", "scale", "--no-presence", "--history", "0", "--allow-publish", "m",
     "--publish-rate", "0", "--recovery-ms", "0", "--ping-interval", String(opt["ping-interval"]),
     "--ping-timeout", String(opt["ping-timeout"]), "--max-rooms", "4",
+    "--metrics-listen", "127.0.0.1:0", "--header-timeout", String(opt["header-timeout"]),
   ]);
   const mem0 = workers.map((w) => ({ ...procStatus(w.pid), fds: openFds(w.pid) }));
   const r0 = await redisStats(rport);
@@ -83,7 +86,7 @@ try {
   const samples = [];
   let low = false;
   const sampler = setInterval(() => {
-    const s = { t: (Date.now() - t0) / 1000, workers: workers.map((w) => ({ ...procStatus(w.pid), fds: openFds(w.pid) })), avail: memAvailable() };
+    const s = { t: (Date.now() - t0) / 1000, workers: workers.map((w) => ({ ...procStatus(w.pid), fds: openFds(w.pid), cpu: procCpu(w.pid) })), avail: memAvailable() };
     samples.push(s);
     if (s.avail < 2048 * MiB && !low) {
       low = true;
@@ -92,7 +95,9 @@ try {
     }
   }, 1000);
 
-  const sources = Array.from({ length: opt.procs }, (_, k) => `127.0.0.${k + 1}`).join(",");
+  // 10,000 sessions per local address: connect() slows down past about 14,000 from one
+  // address to one port (ferry-bench --sources).
+  const sources = Array.from({ length: Math.ceil((opt.sessions + 1) / 10000) }, (_, k) => `127.0.0.${k + 1}`).join(",");
   const jsonOut = path.join(os.tmpdir(), `ferry-scale-${process.pid}.json`);
   const benchArgs = [
     "--port", String(port), "--transport", "websocket", "--mode", "broadcast",
@@ -108,6 +113,7 @@ try {
   // nothing until the end, so: once every session is open and joined, plus the hold).
   let rHold = null;
   let idle = null;
+  let idleMetrics = null;
   const joinedWatch = (async () => {
     const target = opt.sessions + 1;
     for (;;) {
@@ -122,11 +128,13 @@ try {
     await sleep(Math.min(opt.hold * 1000 / 2, 20000)); // joins settle, then the idle plateau
     idle = samples.at(-1);
     rHold = await redisStats(rport);
+    idleMetrics = await Promise.all(workers.map((w) => scrape(w.metrics)));
   })();
   const benchCode = await bench.done;
   clearInterval(sampler);
   await joinedWatch;
   const r1 = await redisStats(rport);
+  const endMetrics = await Promise.all(workers.map((w) => scrape(w.metrics)));
   result.bench_exit = benchCode;
   result.bench_stdout = bench.out;
   result.bench = fs.existsSync(jsonOut) ? JSON.parse(fs.readFileSync(jsonOut, "utf8")) : null;
@@ -137,6 +145,9 @@ try {
     return {
       node: w.node, pid: w.pid, anon_kb_before: mem0[i]?.anon, anon_kb_idle: at?.anon, rss_kb_idle: at?.rss,
       sessions_idle: at ? at.fds - mem0[i].fds : null,
+      cpu_s_idle: at?.cpu, cpu_s_end: samples.at(-1)?.workers[i]?.cpu,
+      idle_metrics: idleMetrics ? metricsSummary(idleMetrics[i]) : null,
+      end_metrics: metricsSummary(endMetrics[i]),
     };
   });
   const sess = result.workers.reduce((n, w) => n + (w.sessions_idle ?? 0), 0);
@@ -173,7 +184,7 @@ if (b) {
   console.log(`broadcast: ${JSON.stringify(bc)}`);
 }
 if (result.workers) {
-  for (const w of result.workers) console.log(`worker ${w.node}: ${w.sessions_idle} sessions, RssAnon ${w.anon_kb_before} -> ${w.anon_kb_idle} kB`);
+  for (const w of result.workers) console.log(`worker ${w.node}: ${w.sessions_idle} sessions, RssAnon ${w.anon_kb_before} -> ${w.anon_kb_idle} kB; idle ${JSON.stringify(w.idle_metrics)}; end ${JSON.stringify(w.end_metrics)}`);
   console.log(`server: ${result.server.anon_kb_per_session} kB RssAnon per session; peak RSS of all workers ${(result.server.peak_rss_kb_sum / 1024).toFixed(0)} MiB`);
   console.log(`redis, whole run: ${JSON.stringify(result.redis.whole_run)}`);
   console.log(`redis, broadcasts only: ${JSON.stringify(result.redis.broadcasts)}`);
