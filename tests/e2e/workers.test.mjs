@@ -10,7 +10,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { bin, startServer } from "../lib/server.mjs";
-import { haveRedis, ferryHasRedis, startRedis, relayClient, call, join, sleep, crossNodeReady } from "./cluster.mjs";
+import {
+  FERRY_TRANSPORTS, SIO_TRANSPORTS, haveRedis, ferryHasRedis, startRedis, relayClient, call, join, sleep, crossNodeReady,
+} from "./cluster.mjs";
 
 const ferry = bin("tools/ferry/ferry");
 const skip = !haveRedis()
@@ -161,6 +163,60 @@ test("workers: 2 processes on one port through Redis, clients on both exchange e
       assert.match(srv.stderr(), /SIGTERM, stopping 2 workers/);
       assert.equal(srv.stderr().match(/SIGTERM, closing/g)?.length, 2, "both workers closed cleanly");
     }
+    await redis.stop();
+  }
+});
+
+// Polling, SSE and short-polling sessions make several connections, which the kernel hands to
+// any worker: they need the forwarding between nodes (--node-address and signed sids). Runs
+// once tools/ferry has it.
+const hasForwarding = /--node-address/.test(spawnSync(ferry, ["--help"], { encoding: "utf8" }).stdout ?? "");
+
+// todo: written before the forwarding landed on main and not yet seen passing (issue 18, see
+// docs/scaling.md "All the cores of one machine"): a failure is reported, not counted.
+test("workers: every transport across 2 workers exactly once (forwarding between workers)", {
+  skip: skip || (!hasForwarding && "tools/ferry has no forwarding between nodes yet (--node-address)"),
+  todo: "not yet run against the forwarding (written before it landed)",
+  timeout: 240000,
+}, async () => {
+  const redis = await startRedis();
+  let srv;
+  const clients = [];
+  try {
+    srv = await startWorkers(redis.url, 2);
+    const workers = [...workersOf(srv).values()];
+    // Two WebSocket clients on different workers prove the Redis links are up.
+    const on = await spreadClients(srv, workers, 1, clients, "ws");
+    const [a, b] = [on.get(1)[0], on.get(2)[0]];
+    await join(a, "ready");
+    await join(b, "ready");
+    await crossNodeReady(a, b, "ready");
+    await crossNodeReady(b, a, "ready");
+    // Two clients of every kind: their requests and upgrades land on either worker.
+    const members = [];
+    for (const kind of [...FERRY_TRANSPORTS, ...SIO_TRANSPORTS])
+      for (let i = 0; i < 2; i++) {
+        const s = await relayClient(kind, srv.url, `${kind}-${i}`);
+        clients.push(s);
+        const m = { name: `${kind}-${i}`, s, got: [] };
+        s.on("message", (data) => {
+          if (typeof data?.text === "string" && data.text.startsWith("t:")) m.got.push(data.text);
+        });
+        members.push(m);
+      }
+    for (const m of members) await join(m.s, "every");
+    for (const m of members) {
+      const res = await call(m.s, "publish", { room: "every", event: "message", data: { text: `t:${m.name}` } });
+      assert.equal(res?.ok, true, `${m.name}: ${JSON.stringify(res)}`);
+    }
+    const expected = members.length * (members.length - 1);
+    await waitFor(`${expected} deliveries`, () => members.reduce((n, m) => n + m.got.length, 0) >= expected, 60000);
+    await sleep(300);
+    for (const m of members)
+      assert.deepEqual([...m.got].sort(), members.filter((o) => o !== m).map((o) => `t:${o.name}`).sort(), `${m.name} gets every other publish once`);
+  } finally {
+    for (const s of clients) s.disconnect();
+    if (srv) assert.equal(await srv.stop(), 0, srv.stderr());
     await redis.stop();
   }
 });
