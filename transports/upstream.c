@@ -68,11 +68,10 @@ void ferry_upstream_post(ferry_upstream *u, ferry_req *req)
         ferry_engine_close_session(s, FERRY_REASON_TRANSPORT_ERROR, 0);
         return;
     }
-    /* A POST taken already, sent again (its answer was lost): answered, not taken twice. */
-    int rc = 0;
-    if (!ferry_engine_post_repeated(u->t, req))
-        rc = ferry_engine_on_payload(u->t, req->body.base ? req->body.base : (char *)"",
-                                     req->body.len);
+    /* Messages taken already (a POST sent again, or a resend a late POST partly took): not
+     * taken twice. */
+    int rc = ferry_engine_on_payload_skip(u->t, req->body.base ? req->body.base : (char *)"",
+                                          req->body.len, ferry_engine_post_taken(u->t, req));
     if (rc != 0) {
         ferry_req_respond_error(req, 3);
         return;

@@ -976,6 +976,7 @@ int ferry_engine_on_packet(ferry_transport *t, int type, const char *data, size_
 
 typedef struct payload_ctx {
     ferry_transport *t;
+    uint64_t skip; /* messages at the head taken already (docs/protocol.md 5.3) */
     int closed;
     int bad_text;
 } payload_ctx;
@@ -990,6 +991,10 @@ static int on_payload_packet(void *ud, const eio_packet *pkt)
         ctx->bad_text = 1;
         return 1;
     }
+    if (ctx->skip > 0 && pkt->type == EIO_MESSAGE) {
+        ctx->skip--;
+        return 0;
+    }
     int rc = ferry_engine_on_packet(ctx->t, pkt->type, pkt->data, pkt->len, pkt->binary);
     if (rc != 0 || ctx->t->session->state != SESSION_OPEN) {
         ctx->closed = 1;
@@ -1000,8 +1005,13 @@ static int on_payload_packet(void *ud, const eio_packet *pkt)
 
 int ferry_engine_on_payload(ferry_transport *t, char *data, size_t len)
 {
+    return ferry_engine_on_payload_skip(t, data, len, 0);
+}
+
+int ferry_engine_on_payload_skip(ferry_transport *t, char *data, size_t len, uint64_t skip)
+{
     ferry_session *s = t->session;
-    payload_ctx ctx = {t, 0, 0};
+    payload_ctx ctx = {t, skip, 0, 0};
     eio_payload_decoder d;
     ferry_session_retain(s);
     eio_payload_decoder_init(&d, s->engine->cfg->max_payload, on_payload_packet, &ctx);
@@ -1414,7 +1424,7 @@ int ferry_engine_poll_got(ferry_transport *t, const ferry_req *req)
     return 0;
 }
 
-int ferry_engine_post_repeated(ferry_transport *t, const ferry_req *req)
+uint64_t ferry_engine_post_taken(ferry_transport *t, const ferry_req *req)
 {
     ferry_session *s = t->session;
     const char *txs = ferry_req_query_get(req, "tx");
@@ -1425,7 +1435,7 @@ int ferry_engine_post_repeated(ferry_transport *t, const ferry_req *req)
     FERRY_LOG(FERRY_LOG_INFO, "engine", s->sid,
               "a POST taken already came again (tx %llu, taken %llu): not taken twice",
               (unsigned long long)tx, (unsigned long long)s->rx_msgs);
-    return 1;
+    return s->rx_msgs - tx;
 }
 
 static void attach(ferry_engine *eng, ferry_session *s, const ferry_transport_ops *ops,

@@ -110,6 +110,9 @@ int ferry_engine_on_packet(ferry_transport *t, int type, const char *data, size_
  * modified in place (base64 decoding). Returns 0 or -FERRY_EPROTO (the session is closed with
  * "parse error"). */
 int ferry_engine_on_payload(ferry_transport *t, char *data, size_t len);
+/* The same, with the first skip messages of the payload not taken (nor counted): they were
+ * taken already (ferry_engine_post_taken). Other packets are taken as usual. */
+int ferry_engine_on_payload_skip(ferry_transport *t, char *data, size_t len, uint64_t skip);
 /* A request or connection of t died under it (a held poll or a POST cut): a plain session
  * closes ("transport error"); an extension session goes on and waits for the client's next
  * request or attach (the heartbeat decides). t stays the session's transport either way until
@@ -148,10 +151,11 @@ int ferry_engine_replay(ferry_transport *t, int (*cb)(void *ud, ferry_buf *pkt, 
  * -FERRY_EPROTO; the lost messages no longer held: -FERRY_ELIMIT). */
 int ferry_engine_poll_got(ferry_transport *t, const ferry_req *req);
 /* A POST of an extension session may say with tx=<n> how many client messages came before its
- * own (docs/protocol.md 5.3): 1 when n is below the messages the session took, i.e. the POST
- * is one taken already, sent again (a browser retries a request whose answer was lost): the
- * caller answers it "ok" and takes nothing. 0 otherwise. */
-int ferry_engine_post_repeated(ferry_transport *t, const ferry_req *req);
+ * own (docs/protocol.md 5.3). Returns how many of its first messages the session took already
+ * (the POST, or its head, was sent again: a browser retrying a request whose answer was lost,
+ * or a resend after an attach that a late POST of the old transport partly took): the caller
+ * passes it to ferry_engine_on_payload_skip(). 0 without tx= or when nothing was taken. */
+uint64_t ferry_engine_post_taken(ferry_transport *t, const ferry_req *req);
 /* Is the session between a probe's "2probe" and its "5"? A polling transport then answers its
  * GETs with a noop and takes nothing. */
 int ferry_engine_upgrading(const ferry_transport *t);
