@@ -167,14 +167,16 @@ static size_t enc_bytes(const sio_encoded *e)
     return n;
 }
 
-/* SPILL: catch up from the log as far as the bound lets; a gap closes the session. */
+/* SPILL, or a recovery's replay: catch up from the log as far as the bound lets; a gap closes
+ * the session. */
 static void catch_up(ferry_socket *s)
 {
     int rc = sio_recovery_catch_up(s, bound_of(s->nsp));
     if (rc == 1) {
+        if (s->spilling == SIO_SPILL_BEHIND)
+            FERRY_LOG(FERRY_LOG_INFO, "socket", ferry_session_id(s->client->session),
+                      "socket %s caught up from the recovery log", s->id);
         s->spilling = 0;
-        FERRY_LOG(FERRY_LOG_INFO, "socket", ferry_session_id(s->client->session),
-                  "socket %s caught up from the recovery log", s->id);
     } else if (rc < 0) {
         FERRY_LOG(FERRY_LOG_WARN, "socket", ferry_session_id(s->client->session),
                   "socket %s cannot catch up from the recovery log (%s): closing", s->id,
@@ -182,6 +184,14 @@ static void catch_up(ferry_socket *s)
         s->spilling = 0;
         ferry_engine_overflow(s->client->session);
     }
+}
+
+void sio_bp_replay(ferry_socket *s)
+{
+    s->spilling = SIO_SPILL_REPLAY;
+    catch_up(s);
+    if (s->spilling != 0 && s->state == SOCK_CONNECTED && !s->client->closing)
+        watch(s);
 }
 
 int sio_bp_queue(ferry_socket *s, const sio_encoded *e, int volatile_)
@@ -199,19 +209,20 @@ int sio_bp_queue(ferry_socket *s, const sio_encoded *e, int volatile_)
         seq = sio_recovery_seq_of(nsp, e);
     size_t bound = bound_of(nsp), len = enc_bytes(e);
     int over = queued > 0 && queued + len > bound;
+    if (s->spilling && seq != 0) {
+        /* Already in the log, behind what the socket is catching up on: queued now if the
+         * queue has room again, else later. */
+        if (!over)
+            catch_up(s);
+        return 0;
+    }
     if (policy == FERRY_BACKPRESSURE_SPILL && seq != 0) {
-        if (s->spilling) {
-            /* Already in the log: queued now if the queue has room again, else later. */
-            if (!over)
-                catch_up(s);
-            return 0;
-        }
         if (over) {
             FERRY_LOG(FERRY_LOG_INFO, "socket", ferry_session_id(ss),
                       "socket %s is behind (%zu bytes queued): its events wait in the recovery "
                       "log",
                       s->id, queued);
-            s->spilling = 1;
+            s->spilling = SIO_SPILL_BEHIND;
             s->spill_pos = s->last_seq;
             watch(s);
             return 0;

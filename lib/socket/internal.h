@@ -118,6 +118,13 @@ int sio_bp_queue(ferry_socket *s, const sio_encoded *e, int volatile_);
 ferry_buf *sio_bp_key_new(const ferry_namespace *nsp, const char *key);
 /* Queue e to s's session as it is, no policy (marked volatile when flags say so). */
 int sio_bp_send(ferry_socket *s, const sio_encoded *e, unsigned flags, ferry_buf *key);
+/* A recovered socket gets what it missed (the logged packets after s->spill_pos) as a spilling
+ * one catches up, whatever the policy: up to the bound now, the rest as transports take the
+ * queue (recovery.c, sio_recovery_replay). */
+void sio_bp_replay(ferry_socket *s);
+/* ferry_socket.spilling: why logged events stay in the log for the socket. */
+#define SIO_SPILL_BEHIND 1 /* SPILL: its queue reached the bound */
+#define SIO_SPILL_REPLAY 2 /* a recovered socket receiving what it missed */
 
 /* outbox.c: the outbox extension (client-to-server exactly once, docs/protocol.md 13) */
 void sio_outbox_init(sio_outbox *ob);

@@ -533,20 +533,40 @@ void sio_recovery_replay(ferry_socket *s)
     if (sv == NULL)
         return;
     s->restore = NULL;
-    ferry_list *it;
-    ferry_list_foreach(it, &s->nsp->log)
-    {
-        sio_logged *l = ferry_list_entry(it, sio_logged, link);
-        if (l->seq > s->restore_offset && meant_for(l, sv)) {
-            s->last_seq = l->seq;
-            if (sio_socket_queue(s, &l->enc, 0) != 0)
-                break;
+    if (sv->nrx > 0) {
+        /* Resumed from another node's record (Redis): what this node logged, then what it
+         * missed on the node it came from, at once, in that order (not paced: the two sources
+         * would have to be merged as they drain). */
+        ferry_list *it;
+        ferry_list_foreach(it, &s->nsp->log)
+        {
+            sio_logged *l = ferry_list_entry(it, sio_logged, link);
+            if (l->seq > s->restore_offset && meant_for(l, sv)) {
+                s->last_seq = l->seq;
+                if (sio_socket_queue(s, &l->enc, 0) != 0)
+                    break;
+            }
         }
+        for (size_t i = 0; i < sv->nrx; i++)
+            if (sio_socket_queue(s, &sv->rx[i], 0) != 0)
+                break;
+        sio_recovery_saved_release(sv);
+        return;
     }
-    for (size_t i = 0; i < sv->nrx; i++) /* missed on the node it came from (Redis) */
-        if (sio_socket_queue(s, &sv->rx[i], 0) != 0)
-            break;
     sio_recovery_saved_release(sv);
+    /* The rooms are its saved ones again (sio_recovery_rejoin), so its rooms now decide what
+     * it missed. Replayed all at once, more than the backpressure bound would close (policy
+     * close) the session it was just recovered on, and the client, missing as much again
+     * next time, would never catch up: paced by the bound instead (sio_bp_replay). What
+     * sio_recovery_restore() found dropped from the log was not meant for it (the quiet-room
+     * case): start at the log's head then. */
+    s->spill_pos = s->restore_offset;
+    if (!ferry_list_empty(&s->nsp->log)) {
+        uint64_t head = ferry_list_entry(s->nsp->log.next, sio_logged, link)->seq;
+        if (head > s->spill_pos + 1)
+            s->spill_pos = head - 1;
+    }
+    sio_bp_replay(s);
 }
 
 void sio_recovery_discard(ferry_socket *s)
@@ -568,7 +588,8 @@ uint64_t sio_recovery_seq_of(const ferry_namespace *nsp, const sio_encoded *e)
     return l->enc.n > 0 && l->enc.bufs[0] == e->bufs[0] ? l->seq : 0;
 }
 
-/* meant_for() for a socket still connected: its rooms now. */
+/* A logged packet meant for a connected socket: by its rooms now (a recovered one has its
+ * saved rooms again). */
 static int meant_for_live(const sio_logged *l, const ferry_socket *s)
 {
     if (strcmp(l->exclude, s->id) == 0)

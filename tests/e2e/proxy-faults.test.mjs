@@ -218,6 +218,65 @@ test("--bandwidth: a 30 kB message each way takes as long as the link allows", a
   assert.ok(fast.ms < slow.ms / 2, `without the limit ${fast.ms} ms`);
 });
 
+test("--stall holds what the server sends; with --window the server's own writes stop too", async () => {
+  // A server that writes 16 MB as fast as it is let (waiting for 'drain'), counting what its
+  // socket accepted.
+  const BODY = 16 * 1024 * 1024;
+  let accepted = 0;
+  const src = http.createServer(async (req, res) => {
+    res.writeHead(200, { "content-type": "application/octet-stream", "content-length": BODY });
+    const chunk = Buffer.alloc(65536, 7);
+    for (let n = 0; n < BODY / chunk.length && !res.destroyed; n++) {
+      accepted += chunk.length;
+      if (!res.write(chunk))
+        await new Promise((r) => {
+          const go = () => (res.off("drain", go), res.off("close", go), r());
+          res.on("drain", go);
+          res.on("close", go);
+        });
+    }
+    res.end();
+  });
+  await new Promise((r) => src.listen(0, "127.0.0.1", r));
+  const target = `http://127.0.0.1:${src.address().port}`;
+  const run = async (args) => {
+    accepted = 0;
+    // Stalled for the first 3 s (of every 10 minutes).
+    const proxy = await startProxy(target, ["--stall", "3000/600000", ...args]);
+    let got = 0;
+    const t0 = Date.now();
+    let firstByteMs = null;
+    const done = new Promise((resolve, reject) => {
+      http.get(`${proxy.url}/big`, { agent: false }, (res) => {
+        res.on("data", (d) => {
+          if (firstByteMs === null) firstByteMs = Date.now() - t0;
+          got += d.length;
+        });
+        res.on("end", resolve);
+        res.on("error", reject);
+      }).on("error", reject);
+    });
+    await new Promise((r) => setTimeout(r, 2000));
+    const acceptedWhileStalled = accepted;
+    const gotWhileStalled = got;
+    await done;
+    const stats = await proxy.stop();
+    return { acceptedWhileStalled, gotWhileStalled, got, firstByteMs, stats, log: proxy.stderr() };
+  };
+  const held = await run([]);
+  assert.equal(held.gotWhileStalled, 0, "nothing reached the client during the stall");
+  assert.ok(held.firstByteMs >= 2500, `the first byte came after the stall (${held.firstByteMs} ms)`);
+  assert.equal(held.got, BODY, "then everything, once");
+  assert.equal(held.acceptedWhileStalled, BODY, "without --window the proxy read the whole body meanwhile");
+  assert.match(held.log, /\[stall\]/);
+  const pushed = await run(["--window", "65536"]);
+  assert.equal(pushed.got, BODY, "everything arrived");
+  assert.ok(pushed.acceptedWhileStalled < BODY / 2, `with --window 65536 the server's writes stopped (${pushed.acceptedWhileStalled} of ${BODY} bytes accepted during the stall)`);
+  assert.ok(pushed.stats.paused >= 1, "the proxy paused its reading");
+  assert.match(pushed.log, /\[(stall window|window stall)\]/);
+  await new Promise((r) => src.close(r));
+});
+
 test("--gateway-errors: that fraction of requests gets 502 or 504 at once (seeded)", async () => {
   const all = await startProxy(eng.url, ["--gateway-errors", "1", "--seed", "1"]);
   const statuses = [];
@@ -279,7 +338,10 @@ test("bad flag values stop the proxy with one clear line", async () => {
   const { root } = await import("../lib/server.mjs");
   for (const [flag, val, msg] of [["--drop", "2", /--drop must be a number from 0 to 1/],
     ["--websocket", "maybe", /--websocket is pass, refuse, strip, mute, mute-down/],
-    ["--idle-timeout", "1.5", /--idle-timeout must be a whole number/]]) {
+    ["--idle-timeout", "1.5", /--idle-timeout must be a whole number/],
+    ["--stall", "500", /--stall must be MS\/PERIOD/],
+    ["--stall", "500/500", /--stall must be MS\/PERIOD/],
+    ["--window", "1.5", /--window must be a whole number/]]) {
     const r = spawnSync(process.execPath, [`${root}/tools/ferry-proxy/ferry-proxy.mjs`, "--target",
       "http://127.0.0.1:1", flag, val], { encoding: "utf8" });
     assert.equal(r.status, 2);

@@ -24,6 +24,14 @@
 //       --bandwidth BPS      limit each direction to BPS bytes per second (shared by all
 //                            connections, like one slow link)
 //       --latency MS         delay every chunk by MS in both directions (order kept)
+//       --stall MS/PERIOD    a client that stops reading: for the first MS of every PERIOD ms
+//                            (counted from the proxy's start) nothing goes from the server to
+//                            any client; what arrives meanwhile waits (order kept)
+//       --window BYTES       flow control, as TCP's window: while more than BYTES of one
+//                            connection direction wait in the proxy (held by --bandwidth,
+//                            --latency or --stall, or not yet taken by the receiving socket),
+//                            the proxy stops reading from the sender, so the sender's own
+//                            buffers fill (default 0: the proxy holds whatever comes)
 //     HTTP
 //       --gateway-errors FRACTION  answer that fraction of requests (and upgrade requests) at
 //                            once with 502 or 504, like an overloaded gateway (seeded)
@@ -70,6 +78,8 @@ try {
     buffer: { type: "string", default: "0" },
     "max-response-ms": { type: "string", default: "0" },
     latency: { type: "string", default: "0" },
+    stall: { type: "string", default: "0/1" },
+    window: { type: "string", default: "0" },
     quiet: { type: "boolean", default: false },
   },
   });
@@ -96,6 +106,18 @@ function fraction(name) {
 const bufferBytes = whole("buffer");
 const maxResponseMs = whole("max-response-ms");
 const latencyMs = whole("latency");
+const windowBytes = whole("window");
+const stallMatch = /^(\d+)\/(\d+)$/.exec(opt.stall);
+if (!stallMatch || Number(stallMatch[1]) >= Number(stallMatch[2]))
+  fail("--stall must be MS/PERIOD, whole numbers of milliseconds with MS < PERIOD");
+const [stallMs, stallPeriod] = [Number(stallMatch[1]), Number(stallMatch[2])];
+const started = Date.now();
+// When the current stall ends (server-to-client data waits until then), or 0 outside a stall.
+function stallEnd(now) {
+  if (stallMs === 0) return 0;
+  const into = (now - started) % stallPeriod;
+  return into < stallMs ? now + (stallMs - into) : 0;
+}
 const idleMs = whole("idle-timeout");
 const dropWithinMs = whole("drop-within");
 const bandwidth = whole("bandwidth");
@@ -140,6 +162,7 @@ const stats = {
   responsesBuffered: 0,
   bytesDown: 0,
   bytesUp: 0,
+  paused: 0,
 };
 
 let nextId = 1;
@@ -152,7 +175,9 @@ function log(id, what, status, faults) {
 }
 
 // The link: bandwidth is shared per direction by every connection (one slow line), latency is
-// added to each chunk. Each connection direction has its own FIFO so chunks keep their order.
+// added to each chunk, and server-to-client data waits out a --stall. Each connection
+// direction has its own FIFO so chunks keep their order; with --window it stops reading from
+// its sender while more than windowBytes wait in it or in its receiving socket.
 const linkBusyUntil = { up: 0, down: 0 };
 const SLICE = bandwidth > 0 ? Math.max(256, Math.floor(bandwidth / 20)) : Infinity;
 class Pipe {
@@ -161,11 +186,29 @@ class Pipe {
     this.faults = faults;
     this.q = [];
     this.timer = null;
+    this.bytes = 0; // waiting in q
+    this.src = null;
+    this.sink = null;
+    this.paused = false;
+  }
+  // Flow control (--window): src is the readable stream whose data goes into this pipe, sink
+  // the writable it ends in.
+  flow(src, sink) {
+    this.src = src;
+    this.sink = sink;
+    if (windowBytes > 0) sink.on("drain", () => this.check());
+    return this;
+  }
+  stalled(now) {
+    return this.dir === "down" ? stallEnd(now) : 0;
   }
   // Runs fn(piece) for each slice of chunk (or fn() once for a null chunk) when the link has
   // carried it.
   push(chunk, fn) {
-    if (latencyMs === 0 && bandwidth === 0 && this.q.length === 0) return void fn(chunk);
+    if (latencyMs === 0 && bandwidth === 0 && this.q.length === 0 && !this.stalled(Date.now())) {
+      fn(chunk);
+      return this.check();
+    }
     if (latencyMs > 0) this.faults.add("latency");
     const pieces = [];
     if (chunk && bandwidth > 0)
@@ -178,21 +221,46 @@ class Pipe {
         linkBusyUntil[this.dir] = Math.max(at, linkBusyUntil[this.dir]) + (p.length * 1000) / bandwidth;
         at = linkBusyUntil[this.dir];
       }
-      this.q.push({ at: at + latencyMs, fn: () => fn(p) });
+      const n = p ? p.length : 0;
+      this.bytes += n;
+      this.q.push({ at: at + latencyMs, n, fn: () => fn(p) });
     }
     this.pump();
   }
-  pump() {
-    if (this.timer) return;
-    while (this.q.length && this.q[0].at <= Date.now()) this.q.shift().fn();
+  // afterStall: called at the end of a stall (a late timer must not find the next one).
+  pump(afterStall = false) {
+    if (this.timer) return this.check();
+    const now = Date.now();
+    const stall = afterStall ? 0 : this.stalled(now);
+    if (stall && this.q.length) this.faults.add("stall");
+    while (!stall && this.q.length && this.q[0].at <= now) {
+      const e = this.q.shift();
+      this.bytes -= e.n;
+      e.fn();
+    }
     if (this.q.length)
       this.timer = setTimeout(() => {
         this.timer = null;
-        this.pump();
-      }, Math.max(1, Math.ceil(this.q[0].at - Date.now())));
+        this.pump(stall !== 0);
+      }, Math.max(1, Math.ceil((stall || this.q[0].at) - now)));
+    this.check();
+  }
+  check() {
+    if (windowBytes === 0 || !this.src) return;
+    const held = this.bytes + (this.sink.destroyed ? 0 : this.sink.writableLength ?? 0);
+    if (!this.paused && held > windowBytes) {
+      this.paused = true;
+      stats.paused++;
+      this.faults.add("window");
+      this.src.pause();
+    } else if (this.paused && held <= windowBytes) {
+      this.paused = false;
+      if (!this.src.destroyed) this.src.resume();
+    }
   }
   clear() {
     this.q = [];
+    this.bytes = 0;
     clearTimeout(this.timer);
     this.timer = null;
   }
@@ -266,7 +334,7 @@ function proxyRequest(req, res) {
     agent,
   });
   up.on("error", () => {}); // a drop may destroy it before the real handler below is attached
-  const upPipe = new Pipe("up", faults);
+  const upPipe = new Pipe("up", faults).flow(req, up);
   const downPipe = new Pipe("down", faults);
   let cut = null;
   let dropTimer = null;
@@ -293,6 +361,7 @@ function proxyRequest(req, res) {
   }
   const done = () => clearTimeout(cut);
   up.on("response", (ur) => {
+    downPipe.flow(ur, res);
     if (drop?.phase === "response") {
       ur.resume();
       return dropNow();
@@ -447,6 +516,8 @@ function proxyUpgrade(req, socket, head) {
     up.write(lines + "\r\n");
     if (head.length) up.write(head);
     if (drop?.phase === "at") dropTimer = setTimeout(dropNow, drop.ms);
+    upPipe.flow(socket, up);
+    downPipe.flow(up, socket);
     // Past the handshake, a muting proxy forwards nothing downstream: find the end of the
     // response head and stop there.
     let seen = Buffer.alloc(0);
