@@ -6,7 +6,7 @@
 // than the app publishes). The clients: ferry's client in Node (npm ws) on WebSocket and on
 // long-polling, and the official socket.io-client on WebSocket and on long-polling, all in one
 // room. A backend publishes numbered events through POST /api/publish faster than a stalled
-// client reads: a third plain ("n"), a third volatile ("v"), a third keyed by four keys ("k").
+// client reads: a quarter plain ("n"), a quarter volatile ("v"), half keyed by four keys ("k").
 // Every client also asks the server something with an acknowledgement now and then (its answer
 // is a control packet that no policy may drop). At the end an "end" publish, and each client is
 // audited against what its policy promises (docs/reliability.md "Backpressure"):
@@ -42,11 +42,14 @@ const KEYS = ["AAA", "BBB", "CCC", "DDD"];
 const TOKEN = "slow-chaos-token";
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-// The plan: i % 3 === 0 plain, 1 volatile, 2 keyed.
+// The plan: i % 4 === 0 plain, 1 volatile, 2 and 3 keyed (keys in turn). A stalled polling
+// client's queue passes the bound within half a stall, and its plain events alone stay under
+// twice the bound, where drop-volatile and latest would close the session (tools/ferry).
 export function plan(i, pad) {
-  if (i % 3 === 0) return { event: "n", data: { i, pad } };
-  if (i % 3 === 1) return { event: "v", data: { i, pad }, volatile: true };
-  return { event: "k", data: { i, key: KEYS[(i / 3) % 4 | 0], pad }, key: KEYS[(i / 3) % 4 | 0] };
+  if (i % 4 === 0) return { event: "n", data: { i, pad } };
+  if (i % 4 === 1) return { event: "v", data: { i, pad }, volatile: true };
+  const key = KEYS[(i >> 1) % 4];
+  return { event: "k", data: { i, key, pad }, key };
 }
 
 // In order and none twice: the numbers that broke it.
@@ -105,7 +108,7 @@ export function auditSlow(policy, got, published) {
 // seconds: how long the backend publishes; pad: bytes of padding per publish; stall: the
 // proxies' --stall; bound: --max-queue-bytes.
 export async function runSlowChaos({
-  policy, seconds = 10, rate = 100, seed = 1, pad = 2000, bound = 40000, stall = "1200/2500", window = 32768,
+  policy, seconds = 10, rate = 60, seed = 1, pad = 2000, bound = 40000, stall = "1200/2500", window = 32768,
   drop = 0.1, wsCloseAfter = 4, clients = SLOW_CLIENTS, log = () => {},
 } = {}) {
   const srv = await startServer(bin("tools/ferry/ferry"), [
@@ -272,7 +275,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const policies = arg("policy") ? [arg("policy")] : POLICIES;
   let bad = false;
   for (const policy of policies) {
-    const r = await runSlowChaos({ policy, seconds: Number(arg("seconds", 10)), seed: Number(arg("seed", 20261206)), pad: Number(arg("pad", 2000)), rate: Number(arg("rate", 100)), bound: Number(arg("bound", 40000)), stall: arg("stall", "1200/2500"), log: (l) => console.log(l) });
+    const r = await runSlowChaos({ policy, seconds: Number(arg("seconds", 10)), seed: Number(arg("seed", 20261206)), pad: Number(arg("pad", 2000)), rate: Number(arg("rate", 60)), bound: Number(arg("bound", 40000)), stall: arg("stall", "1200/2500"), log: (l) => console.log(l) });
     console.log(slowReport(r));
     bad ||= r.rows.some((x) => x.broken.length || !x.ended) || r.server.exit !== 0;
   }
