@@ -1442,6 +1442,47 @@ FERRY_EXTERN int ferry_server_use_redis(ferry_server *srv, ferry_redis *r);
 FERRY_EXTERN const char *ferry_redis_node_id(const ferry_redis *r);
 FERRY_EXTERN void ferry_redis_stats_get(const ferry_redis *r, ferry_redis_stats *out);
 
+/* No sticky sessions (docs/scaling.md "Forwarding"): with forwarding on, a session id names
+ * the node that owns it, signed with a key of the cluster's (HMAC-SHA256), and a request for
+ * another node's session (polling, short-polling, SSE, an attach, a WebSocket upgrade) that a
+ * round-robin balancer brought here is passed to the owner over a TCP connection of its own
+ * and the answer (or the upgraded connection, or the event stream) passed back. A forged or
+ * altered sid, an owner that is not known in Redis or does not answer within 3 s: 400
+ * {"code":1,"message":"Session ID unknown"}, as for any unknown session. Each node publishes
+ * "host:port" in Redis under <prefix>:node:<tag> (15 s TTL, refreshed every 5 s). */
+typedef struct ferry_forward_config {
+    /* The cluster's secret, the same on every node (at least 16 bytes): sids are signed with
+     * a key derived from it. NULL: a key derived from the Redis link's address, credentials
+     * and prefix (then every node must be given the same Redis URL; anyone who knows that
+     * URL can sign sids: set a secret in production). */
+    const char *secret;
+    /* Where the other nodes reach this server: "IPv4:port" or "[IPv6]:port" (a literal, no
+     * name). NULL: "127.0.0.1:<the first listener's port>". */
+    const char *address;
+    /* Forwarded requests at once, each holding one connection to its owner (0: 1024); beyond
+     * it they are answered 503. */
+    uint32_t max_requests;
+} ferry_forward_config;
+
+typedef struct ferry_forward_stats {
+    uint64_t forwarded;   /* requests passed to their owner */
+    uint64_t unknown;     /* refused: the owner is not known in Redis, or not reachable */
+    uint64_t busy;        /* refused 503: max_requests in flight */
+    uint64_t active;      /* forwarded requests and spliced connections now */
+    uint64_t published;   /* times this node's address was written to Redis */
+} ferry_forward_stats;
+
+/** Forward other nodes' sessions' requests to them, through r's Redis (ferry_server_use_redis
+ * first). Call after ferry_server_listen (with address NULL, the port is the first
+ * listener's) and before clients connect: sessions opened before keep plain sids that other
+ * nodes cannot forward. cfg and its strings are copied. Returns 0, -FERRY_EINVAL (a short
+ * secret, a bad address, no listener), -FERRY_EBUSY (already on), -FERRY_EUNSUPPORTED
+ * (built without Redis) or -FERRY_ENOMEM. */
+FERRY_EXTERN int ferry_server_forward(ferry_server *srv, ferry_redis *r,
+                                      const ferry_forward_config *cfg);
+/** Counters of the forwarding (all 0 while it is off). */
+FERRY_EXTERN void ferry_server_forward_stats(const ferry_server *srv, ferry_forward_stats *out);
+
 typedef void (*ferry_redis_close_cb)(ferry_redis *r, void *user_data);
 /** Close both connections and every handle; cb (may be NULL) runs once they are closed, and
  * r is freed after it returns. Call it in (or after) the close callback of every server

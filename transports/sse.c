@@ -381,7 +381,7 @@ static int sse_request_sid(const ferry_req *req, char *out)
 {
     const char *v = ferry_req_header_get(req, "last-event-id");
     const char *colon = v ? strchr(v, ':') : NULL;
-    if (colon == NULL || colon == v || (size_t)(colon - v) > FERRY_SID_LEN)
+    if (colon == NULL || colon == v || (size_t)(colon - v) > FERRY_SID_MAX)
         return 0;
     memcpy(out, v, (size_t)(colon - v));
     out[colon - v] = '\0';

@@ -225,4 +225,19 @@ int ferry_adapter_local_new(const ferry_adapter_host *host, ferry_adapter_room_c
 /* The Redis adapter's factory for r (adapter/redis.c; ferry.h "several nodes"). */
 const ferry_adapter_factory *ferry_redis_factory(ferry_redis *r);
 
+/* Other users of a node's Redis link (the forwarder, lib/server/forward.c): one command on
+ * the publish connection. fn runs exactly once: with the reply as text (a status, a bulk
+ * string, an integer in decimal; str NULL for a nil reply) and ok 1, or with ok 0 when there
+ * was no reply (an error reply, the connection lost, the link closed: ferry_redis_close()
+ * runs the callbacks still waiting). Returns 0, or -FERRY_ECLOSED when Redis is not
+ * reachable now (fn is not called). */
+typedef void (*ferry_redis_reply_fn)(void *ud, const char *str, size_t len, int ok);
+int ferry_redis_command(ferry_redis *r, ferry_redis_reply_fn fn, void *ud, int argc,
+                        const char **argv, const size_t *lens);
+/* The key prefix of r's cluster (its channel prefix, "ferry" by default). */
+const char *ferry_redis_prefix(const ferry_redis *r);
+/* What every node of r's cluster has in common: the Redis address and credentials and the
+ * prefix, as text into out (NUL-terminated, truncated to cap); for a key derived from it. */
+void ferry_redis_identity(const ferry_redis *r, char *out, size_t cap);
+
 #endif

@@ -34,3 +34,28 @@ void ferry_redis_close(ferry_redis *r, ferry_redis_close_cb cb, void *user_data)
     if (r != NULL && cb != NULL)
         cb(r, user_data);
 }
+
+int ferry_redis_command(ferry_redis *r, ferry_redis_reply_fn fn, void *ud, int argc,
+                        const char **argv, const size_t *lens)
+{
+    (void)r;
+    (void)fn;
+    (void)ud;
+    (void)argc;
+    (void)argv;
+    (void)lens;
+    return -FERRY_EUNSUPPORTED;
+}
+
+const char *ferry_redis_prefix(const ferry_redis *r)
+{
+    (void)r;
+    return "";
+}
+
+void ferry_redis_identity(const ferry_redis *r, char *out, size_t cap)
+{
+    (void)r;
+    if (cap > 0)
+        out[0] = '\0';
+}

@@ -1045,6 +1045,60 @@ static int redis_create(void *ud, const char *nsp, const ferry_adapter_host *hos
     return 0;
 }
 
+/* ------------------------------------------------------------------ other commands */
+
+typedef struct cmd_wait {
+    ferry_redis_reply_fn fn;
+    void *ud;
+} cmd_wait;
+
+static void on_command(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    cmd_wait w = *(cmd_wait *)privdata;
+    ferry_mem_free(privdata);
+    redisReply *rep = reply;
+    char num[24];
+    if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
+        w.fn(w.ud, NULL, 0, 0);
+    } else if (rep->type == REDIS_REPLY_STRING || rep->type == REDIS_REPLY_STATUS) {
+        w.fn(w.ud, rep->str, rep->len, 1);
+    } else if (rep->type == REDIS_REPLY_INTEGER) {
+        int n = snprintf(num, sizeof(num), "%lld", rep->integer);
+        w.fn(w.ud, num, n > 0 ? (size_t)n : 0, 1);
+    } else {
+        w.fn(w.ud, NULL, 0, 1); /* nil (or an array: not asked for) */
+    }
+}
+
+int ferry_redis_command(ferry_redis *r, ferry_redis_reply_fn fn, void *ud, int argc,
+                        const char **argv, const size_t *lens)
+{
+    if (r == NULL || r->closing || !r->pub.up || r->pub.ac == NULL)
+        return -FERRY_ECLOSED;
+    cmd_wait *w = ferry_mem_alloc(sizeof(*w));
+    if (w == NULL)
+        return -FERRY_ENOMEM;
+    w->fn = fn;
+    w->ud = ud;
+    if (redisAsyncCommandArgv(r->pub.ac, on_command, w, argc, argv, lens) != REDIS_OK) {
+        ferry_mem_free(w);
+        return -FERRY_ECLOSED;
+    }
+    return 0;
+}
+
+const char *ferry_redis_prefix(const ferry_redis *r)
+{
+    return r->prefix;
+}
+
+void ferry_redis_identity(const ferry_redis *r, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s:%s@%s:%d#%s", r->user ? r->user : "", r->password ? r->password : "",
+             r->host, r->port, r->prefix);
+}
+
 /* ------------------------------------------------------------------ the public object */
 
 const ferry_adapter_factory *ferry_redis_factory(ferry_redis *r)

@@ -1128,12 +1128,19 @@ static ferry_session *session_new(ferry_engine *eng, const ferry_transport_ops *
     ferry_timer_init(&s->upgrade_timer, on_upgrade_timer);
     ferry_timer_init(&s->drain_timer, on_drain_timer);
     uint8_t raw[16];
-    if (RAND_bytes(raw, sizeof(raw)) != 1) {
-        ferry_mem_free(s);
-        return NULL;
+    if (eng->cluster.on) {
+        /* A cluster node's sid names it, signed (sid.c). */
+        if (ferry_sid_mint(eng, s->sid) != 0) {
+            ferry_mem_free(s);
+            return NULL;
+        }
+    } else {
+        if (RAND_bytes(raw, sizeof(raw)) != 1) {
+            ferry_mem_free(s);
+            return NULL;
+        }
+        s->sid[ferry_base64url_encode(s->sid, raw, sizeof(raw))] = '\0';
     }
-    size_t n = ferry_base64url_encode(s->sid, raw, sizeof(raw));
-    s->sid[n] = '\0';
     s->time_ms = ferry_wall_ms();
     char token[FERRY_SID_LEN + 1] = "";
     /* The POST token (docs/protocol.md section 12): 128 random bits of its own. */
@@ -1528,7 +1535,7 @@ static int validate(ferry_engine *eng, ferry_req *req, const ferry_transport_ops
         return 4;
     *ops_out = ops;
     const char *sid = ferry_req_query_get(req, "sid");
-    char named[FERRY_SID_LEN + 1];
+    char named[FERRY_SID_MAX + 1];
     if (sid == NULL && ops->request_sid != NULL && ops->request_sid(req, named))
         sid = named;
     if (sid != NULL) {
@@ -1555,6 +1562,25 @@ static int validate(ferry_engine *eng, ferry_req *req, const ferry_transport_ops
     if (eio == NULL || strcmp(eio, "4") != 0)
         return 5;
     return -1;
+}
+
+/* A request for a session this node does not hold: another node's, signed with the
+ * cluster's key, not forwarded already? Then the forwarder takes it (0). */
+static int forward(ferry_engine *eng, const ferry_transport_ops *ops, ferry_req *req)
+{
+    if (!eng->cluster.on || eng->cluster.forward == NULL || ops == NULL ||
+        ferry_req_header_get(req, "x-ferry-forwarded") != NULL)
+        return -1;
+    const char *sid = ferry_req_query_get(req, "sid");
+    char named[FERRY_SID_MAX + 1];
+    if (sid == NULL && ops->request_sid != NULL && ops->request_sid(req, named))
+        sid = named;
+    uint8_t tag[FERRY_SID_TAG_LEN];
+    if (!ferry_engine_sid_tag(eng, sid, tag) ||
+        memcmp(tag, eng->cluster.tag, FERRY_SID_TAG_LEN) == 0 ||
+        ferry_engine_lookup(eng, sid) != NULL)
+        return -1; /* forged, or this node's own (gone) */
+    return eng->cluster.forward(req, tag, eng->cluster.forward_ud);
 }
 
 void ferry_engine_on_request_head(ferry_req *req, void *ud)
@@ -1584,6 +1610,8 @@ void ferry_engine_on_request(ferry_req *req, void *ud)
     int code = validate(eng, req, &ops, &s);
     if (ops != NULL) /* counted by the transport it names, whatever the answer */
         ferry_req_set_total(req, &eng->metrics.t[ferry_engine_transport_index(ops)].wire);
+    if (code == 1 && forward(eng, ops, req) == 0)
+        return; /* another node's session: the forwarder answers */
     if (code >= 0) {
         reject(eng, req, code);
         return;

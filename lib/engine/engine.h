@@ -131,6 +131,23 @@ int ferry_engine_option_get(const ferry_engine *eng, const char *transport, cons
 /* The engine route (GET/POST/upgrade on cfg->path); ud is the engine. */
 void ferry_engine_on_request(ferry_req *req, void *ud);
 void ferry_engine_on_request_head(ferry_req *req, void *ud);
+/* Cluster nodes (sid.c, docs/scaling.md "Forwarding"): from now on the engine mints signed
+ * sids naming this node by tag (a node's random tag, published with its address), with key
+ * (HMAC-SHA256, the cluster's). A request whose sid is not held here but is signed by key for
+ * another tag, and that no node forwarded already (X-Ferry-Forwarded), goes to fn once it is
+ * complete: fn returns 0 when it took the request (it answers it or takes its connection),
+ * else the engine answers "Session ID unknown" as for any unknown sid. key and tag are
+ * copied. 0 or -FERRY_EINVAL. */
+#define FERRY_SID_TAG_LEN 6
+typedef int (*ferry_engine_forward_fn)(ferry_req *req, const uint8_t tag[FERRY_SID_TAG_LEN],
+                                       void *ud);
+int ferry_engine_set_cluster(ferry_engine *eng, const uint8_t key[32],
+                             const uint8_t tag[FERRY_SID_TAG_LEN], ferry_engine_forward_fn fn,
+                             void *ud);
+/* Forward nothing any more (the forwarder closes); sids stay signed. */
+void ferry_engine_clear_forward(ferry_engine *eng);
+/* Is sid signed by the cluster's key? Then 1 with its node's tag in tag, else 0. */
+int ferry_engine_sid_tag(const ferry_engine *eng, const char *sid, uint8_t tag[FERRY_SID_TAG_LEN]);
 /* The server closes: take no more requests, answer waiting handshakes 503, close every
  * session with reason. */
 void ferry_engine_shutdown(ferry_engine *eng, ferry_reason reason);

@@ -78,7 +78,7 @@ typedef struct ferry_session_table {
 
 struct ferry_session {
     ferry_engine *engine;
-    char sid[FERRY_SID_LEN + 1];
+    char sid[FERRY_SID_MAX + 1];
     /* The one lifetime rule (common/life.h): the session's own reference is the table's, given
      * up when it closes (finalize); each transport, the socket layer and every call out that
      * may close it hold one more. The last drop frees it. */
@@ -187,6 +187,14 @@ struct ferry_engine {
     ferry_engine_metrics metrics; /* by transport (engine.h) */
     ferry_qentry *qcache; /* free queue entries, linked through link.next */
     size_t qcached;
+    /* A cluster node's signed sids and forwarding (sid.c). */
+    struct {
+        int on;
+        uint8_t key[32];
+        uint8_t tag[FERRY_SID_TAG_LEN];
+        ferry_engine_forward_fn forward;
+        void *forward_ud;
+    } cluster;
     int closing;
     int handles_closing; /* the flush prepare is being closed */
 };
@@ -198,6 +206,9 @@ size_t ferry_engine_transport_index(const ferry_transport_ops *ops);
 ferry_session *ferry_engine_lookup(ferry_engine *eng, const char *sid);
 /* Open a session for an admitted handshake request (no sid) on transport ops. */
 void ferry_engine_handshake(ferry_engine *eng, const ferry_transport_ops *ops, ferry_req *req);
+/* ---- signed sids (sid.c) */
+/* A new signed sid into out (FERRY_SID_MAX + 1 bytes): 0, or -1 without randomness. */
+int ferry_sid_mint(const ferry_engine *eng, char *out);
 /* ---- the per-address new-session limit (rate_limit.c) */
 void ferry_rate_limit_init(ferry_rate_limit *rl);
 void ferry_rate_limit_free(ferry_rate_limit *rl);

@@ -19,6 +19,8 @@
 typedef struct ferry_transport ferry_transport;
 
 #define FERRY_SID_LEN 22 /* 128 random bits as unpadded base64url */
+/* The longest sid: a cluster node's signed one (sid.c, 27 bytes as base64url). */
+#define FERRY_SID_MAX 36
 
 enum {
     FERRY_TR_FULL_DUPLEX = 1u << 0, /* one connection carries both directions (WebSocket) */
@@ -80,7 +82,7 @@ typedef struct ferry_transport_ops {
     void (*close)(ferry_transport *t, ferry_reason reason);
     /* Optional: the session a request names without a sid query (SSE: a browser's EventSource
      * reconnects to its first URL, and its Last-Event-ID "<sid>:<n>" names the session). Copies
-     * the sid into out (size FERRY_SID_LEN + 1) and returns 1, or returns 0. */
+     * the sid into out (size FERRY_SID_MAX + 1) and returns 1, or returns 0. */
     int (*request_sid)(const ferry_req *req, char *out);
     /* Optional: does req continue this transport by itself (SSE: it carries Last-Event-ID)?
      * Then an rx= on it (the extensions' attach) is ignored: a browser's EventSource

@@ -10,6 +10,7 @@
 #include "common/mem.h"
 #include "server/metrics.h"
 #include "server/server.h"
+#include "server/forward.h"
 
 /* Descriptors kept for what is not a client connection: listeners, the loop's epoll, signal
  * and async pipes, libuv's EMFILE reserve, log files, static files being served. */
@@ -271,6 +272,13 @@ int ferry_server_close(ferry_server *srv, ferry_close_cb cb, void *user_data)
         srv->open_handles++;
         ferry_metrics_close(srv->metrics, handle_closed);
     }
+    if (srv->forward != NULL) {
+        /* Its requests end (their connections close with the HTTP layer's), then its handles;
+         * it frees itself once no Redis reply is owed to it. */
+        srv->open_handles++;
+        ferry_forward_close(srv->forward, handle_closed);
+        srv->forward = NULL;
+    }
     ferry_http_close(&srv->http, on_http_closed);
     return 0;
 }
@@ -354,6 +362,26 @@ int ferry_server_use_redis(ferry_server *srv, ferry_redis *r)
 {
     const ferry_adapter_factory *f = ferry_redis_factory(r);
     return f != NULL ? ferry_server_set_adapter(srv, f) : -FERRY_EINVAL;
+}
+
+int ferry_server_forward(ferry_server *srv, ferry_redis *r, const ferry_forward_config *cfg)
+{
+    static const ferry_forward_config defaults = {0};
+    if (srv == NULL || r == NULL || srv->closing)
+        return -FERRY_EINVAL;
+    if (ferry_redis_factory(r) == NULL)
+        return -FERRY_EUNSUPPORTED;
+    if (srv->forward != NULL)
+        return -FERRY_EBUSY;
+    return ferry_forward_new(srv, r, cfg != NULL ? cfg : &defaults, &srv->forward);
+}
+
+void ferry_server_forward_stats(const ferry_server *srv, ferry_forward_stats *out)
+{
+    if (srv->forward != NULL)
+        ferry_forward_stats_get(srv->forward, out);
+    else
+        *out = (ferry_forward_stats){0};
 }
 
 int ferry_server_on_namespace_request(ferry_server *srv, ferry_namespace_request_cb cb,

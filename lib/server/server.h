@@ -30,6 +30,7 @@ struct ferry_server {
     ferry_sio *sio; /* the Socket.IO layer, once the application asked for a namespace */
     struct ferry_metrics *metrics; /* metrics.c, once the application asked for them */
     const ferry_adapter_factory *adapters; /* makes each namespace's adapter (rooms) */
+    struct ferry_forward *forward; /* forward.c: requests for other nodes' sessions */
     void *data;
     int closing;
     unsigned open_handles; /* wheel timer + the engine's prepare, closed last */

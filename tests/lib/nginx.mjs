@@ -35,14 +35,16 @@ export async function waitListening(port, proc, ms = 5000) {
   throw new Error("nginx did not start listening");
 }
 
-export async function startNginx(name, upstream, { timeoutMs = 10000 } = {}) {
+// vars: more placeholders, { NAME: "text" } for @NAME@ (round-robin.conf.in's @NODES@).
+export async function startNginx(name, upstream, { timeoutMs = 10000, vars = {} } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `ferry-nginx-${name}-`));
   const port = await freePort();
   const conf = fs
     .readFileSync(path.join(root, "tests/e2e/nginx", `${name}.conf.in`), "utf8")
     .replaceAll("@DIR@", dir)
     .replaceAll("@PORT@", String(port))
-    .replaceAll("@UPSTREAM@", upstream.replace(/\/$/, ""));
+    .replaceAll("@UPSTREAM@", upstream.replace(/\/$/, ""))
+    .replace(/@([A-Z]+)@/g, (m, k) => vars[k] ?? m);
   fs.writeFileSync(path.join(dir, "nginx.conf"), conf);
   let stderr = "";
   const proc = spawn("nginx", ["-p", dir, "-c", path.join(dir, "nginx.conf"), "-g", "daemon off;"], {

@@ -78,6 +78,16 @@ static const char usage_tail[] =
     "                         a supervisor restarts a worker that dies and passes SIGTERM,\n"
     "                         SIGINT and SIGHUP on (FERRY_WORKERS, default 0: one process;\n"
     "                         at most 64; docs/scaling.md)\n"
+    "  --node-address HOST:PORT  where the other nodes reach this one (FERRY_NODE_ADDRESS;\n"
+    "                         an IP literal, [v6]:port; default: --host and the port, or\n"
+    "                         127.0.0.1 when --host is 0.0.0.0 or ::). With --redis, a\n"
+    "                         request for another node's session is forwarded to it: no\n"
+    "                         sticky sessions needed (docs/scaling.md)\n"
+    "  --cluster-secret S     the cluster's secret, the same on every node, at least 16\n"
+    "                         characters: session ids are signed with it so that they\n"
+    "                         cannot be forged (FERRY_CLUSTER_SECRET; default: a key\n"
+    "                         derived from the --redis URL, which every node must then\n"
+    "                         spell the same way)\n"
     "  --log-level LEVEL      error, warn, info or debug (FERRY_LOG_LEVEL, default warn)\n"
     "  --log-format FORMAT    text (default) or json: one JSON object per line on stderr,\n"
     "                         {time, level, module, sid (6 characters), msg}\n"
@@ -421,6 +431,15 @@ static int set(app_config *cfg, const char *name, const char *v)
         return parse_u32("header timeout", v, 100, 3600000, &cfg->header_timeout_ms);
     } else if (strcmp(name, "workers") == 0) {
         return parse_u32("number of workers", v, 0, APP_WORKERS_MAX, &cfg->workers);
+    } else if (strcmp(name, "node-address") == 0) {
+        const char *colon = strrchr(v, ':');
+        if (*v != '\0' && (colon == NULL || colon == v || colon[1] == '\0' || strlen(v) > 63))
+            return bad("node address", v, "use an IP address and a port, e.g. 10.0.0.5:8080");
+        cfg->node_address = *v ? v : NULL;
+    } else if (strcmp(name, "cluster-secret") == 0) {
+        if (*v != '\0' && strlen(v) < 16)
+            return bad("cluster secret", "...", "use at least 16 characters");
+        cfg->cluster_secret = *v ? v : NULL;
     } else if (strcmp(name, "log-level") == 0) {
         return parse_level(v, &cfg->log_level);
     } else if (strcmp(name, "log-format") == 0) {
@@ -508,6 +527,8 @@ static const struct {
     {"FERRY_NODE_ID", "node-id"},
     {"FERRY_HEADER_TIMEOUT", "header-timeout"},
     {"FERRY_WORKERS", "workers"},
+    {"FERRY_NODE_ADDRESS", "node-address"},
+    {"FERRY_CLUSTER_SECRET", "cluster-secret"},
     {"FERRY_LOG_LEVEL", "log-level"},
     {"FERRY_LOG_FORMAT", "log-format"},
     {"FERRY_TLS_CERT", "tls-cert"},

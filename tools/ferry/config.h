@@ -57,6 +57,8 @@ typedef struct app_config {
     const char *node_id;   /* NULL: random */
     uint32_t workers;      /* 0: one process; else a supervisor of this many workers */
     uint32_t header_timeout_ms; /* 10000: a request must arrive within this (408) */
+    const char *node_address;   /* NULL: --host:port (127.0.0.1 for a wildcard --host) */
+    const char *cluster_secret; /* NULL: a key derived from the Redis URL */
     ferry_log_level log_level; /* warn */
     int log_json;              /* --log-format json: JSON Lines on stderr */
     /* TLS: with certificates, --port speaks TLS (https, wss). The first pair is the default

@@ -318,6 +318,34 @@ int main(int argc, char **argv)
             cfg.port = cfg.metrics_port;
         }
     }
+    if (rc == 0 && a.redis != NULL) {
+        /* No sticky sessions: requests for other nodes' sessions go to them (docs/scaling.md).
+         * The address they reach this node at: --node-address, else the listen address (the
+         * plain HTTP one when the main port speaks TLS and --http-mode serve). */
+        char addr[80];
+        const char *host = cfg.host;
+        int fport = tls && http_port >= 0 && !cfg.http_redirect ? http_port : ferry_server_port(a.srv);
+        if (strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0 || strcmp(host, "[::]") == 0)
+            host = strchr(host, ':') ? "::1" : "127.0.0.1";
+        snprintf(addr, sizeof(addr), strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, fport);
+        ferry_forward_config fc = {
+            .secret = cfg.cluster_secret,
+            .address = cfg.node_address ? cfg.node_address : addr,
+        };
+        rc = ferry_server_forward(a.srv, a.redis, &fc);
+        if (rc != 0) {
+            fprintf(stderr, "ferry: cannot forward to other nodes: invalid --node-address '%s' "
+                            "(use an IP address and a port, e.g. 10.0.0.5:8080)\n",
+                    fc.address);
+            step = "forward";
+        } else if (cfg.node_address == NULL && host != cfg.host) {
+            say(FERRY_LOG_WARN, "other nodes reach this one at %s (--node-address: set it "
+                                "when nodes run on several machines)", addr);
+        } else if (tls && !(http_port >= 0 && !cfg.http_redirect) && cfg.node_address == NULL) {
+            say(FERRY_LOG_WARN, "forwarding to this node needs a plain HTTP listener: "
+                                "--http-port with --http-mode serve, or --node-address");
+        }
+    }
     if (rc != 0) {
         say(FERRY_LOG_ERROR, "cannot %s on %s:%d: %s%s", step, cfg.host, cfg.port,
                 ferry_strerror(rc),

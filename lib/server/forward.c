@@ -1,0 +1,820 @@
+/* No sticky sessions: a request for another node's session is passed to that node (issue 18,
+ * docs/scaling.md "Forwarding").
+ *
+ * A cluster node signs its sids (lib/engine/sid.c): random | tag | mac, tag naming the node.
+ * Each node writes "host:port" (where the others reach it) to Redis under
+ * <prefix>:node:<tag in hex> with a 15 s TTL, again every 5 s. When a request arrives for a
+ * sid this node does not hold, the engine checks the mac and hands the complete request here
+ * with the owner's tag:
+ *
+ *   1. the tag's address: from a small cache (5 s), else GET from Redis (an unknown tag is
+ *      not asked about again for 1 s);
+ *   2. a TCP connection of its own to the owner (no pool: one per forwarded request), the
+ *      request written again (method, target, headers without the hop-by-hop ones, the body
+ *      with a Content-Length), plus "X-Ferry-Forwarded: <this node's tag>" (the owner never
+ *      forwards such a request again, so no loop) and "Connection: close" (or the client's
+ *      Upgrade);
+ *   3. at the owner's first byte, the client's connection is taken from the HTTP layer and
+ *      from then on the bytes are passed both ways as they are: a polling answer, an event
+ *      stream, a 101 and the WebSocket frames after it. When the owner closes, the client's
+ *      connection is closed once what was passed has been written.
+ *
+ * Bounds: max_requests forwarded requests (connections to owners) at once, beyond it 503; an
+ * owner that is not known, refuses the connection or is not connected within 3 s: 400
+ * "Session ID unknown" (what the engine answers for any sid it does not know), and the
+ * address is asked again next time; no first byte within ping interval + ping timeout + 10 s
+ * (a held poll is always answered before its ping interval ends): the connections are
+ * closed. At most 256 KiB wait to be written in either direction: past it, reading from the
+ * other side pauses until they are written.
+ *
+ * Everything runs on the server's loop; Redis through the link's publish connection. */
+#include "server/forward.h"
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "adapter/adapter.h"
+#include "common/assert.h"
+#include "common/buf.h"
+#include "common/list.h"
+#include "common/log.h"
+#include "common/mem.h"
+#include "common/strbuf.h"
+#include "engine/engine.h"
+#include "http/http.h"
+#include "server/server.h"
+
+#define PUBLISH_EVERY_MS 5000
+#define PUBLISH_RETRY_MS 250
+#define ADDRESS_TTL_MS "15000"
+#define PEERS_MAX 64
+#define PEER_KNOWN_MS 5000
+#define PEER_MISSING_MS 1000
+#define SETUP_TIMEOUT_MS 3000
+#define MAX_WAITING_BYTES (256u * 1024)
+#define READ_CHUNK (64u * 1024)
+#define DEFAULT_MAX_REQUESTS 1024
+#define ADDRESS_MAX 64
+
+enum { PEER_EMPTY, PEER_LOOKING, PEER_KNOWN, PEER_MISSING };
+
+typedef struct peer {
+    struct ferry_forward *f;
+    uint8_t tag[FERRY_SID_TAG_LEN];
+    int state;
+    uint64_t until; /* loop time: KNOWN or MISSING until then */
+    struct sockaddr_storage addr;
+    ferry_list waiting; /* jobs waiting for the lookup (job.wait) */
+} peer;
+
+enum { JOB_LOOKUP, JOB_CONNECT, JOB_WAIT, JOB_SPLICE, JOB_DONE };
+
+typedef struct job {
+    struct ferry_forward *f;
+    ferry_list all;  /* f->jobs */
+    ferry_list wait; /* peer->waiting, while the address is looked up */
+    int state;
+    ferry_req *req;     /* the client's request, held until the owner's first byte */
+    ferry_conn *client; /* then the client's connection, taken */
+    uv_tcp_t up;        /* to the owner */
+    uv_connect_t connect;
+    uv_timer_t timer;
+    unsigned handles;  /* open handles (up, timer): freed when both are closed */
+    int up_open;       /* up was initialised */
+    int up_reading;    /* reading from the owner (paused while the client is behind) */
+    int client_paused; /* the client's reading is paused (the owner is behind) */
+    char *head;        /* the request for the owner, until written */
+    size_t head_len;
+    uint32_t wait_ms; /* the first byte's deadline after the request is written */
+    uint8_t tag[FERRY_SID_TAG_LEN]; /* the owner's */
+} job;
+
+struct ferry_forward {
+    ferry_server *srv;
+    uv_loop_t *loop;
+    ferry_engine *engine;
+    ferry_redis *redis;
+    uint8_t tag[FERRY_SID_TAG_LEN];
+    char tag_hex[2 * FERRY_SID_TAG_LEN + 1];
+    char address[ADDRESS_MAX];
+    char *key; /* <prefix>:node:<tag hex> */
+    char *key_prefix; /* <prefix>:node: */
+    uint32_t max_requests;
+    uv_timer_t publish;
+    int published_once;
+    peer peers[PEERS_MAX];
+    ferry_list jobs;
+    ferry_forward_stats st;
+    unsigned owed;    /* Redis replies still to come: the forwarder lives until they came */
+    unsigned handles; /* the publish timer and every job's handles */
+    int closing;
+    void (*done)(ferry_server *srv);
+};
+
+static void maybe_free(ferry_forward *f)
+{
+    if (f->closing && f->handles == 0 && f->owed == 0) {
+        ferry_mem_free(f->key);
+        ferry_mem_free(f->key_prefix);
+        ferry_mem_free(f);
+    }
+}
+
+/* ------------------------------------------------------------------ addresses */
+
+/* "a.b.c.d:port" or "[v6]:port" into *out: 0 or -1. */
+static int parse_address(const char *s, size_t n, struct sockaddr_storage *out)
+{
+    char host[ADDRESS_MAX];
+    const char *colon;
+    const char *hs = s, *he;
+    if (n == 0 || n >= ADDRESS_MAX)
+        return -1;
+    if (s[0] == '[') {
+        hs = s + 1;
+        he = memchr(hs, ']', n - 1);
+        if (he == NULL || he + 1 >= s + n || he[1] != ':')
+            return -1;
+        colon = he + 1;
+    } else {
+        colon = NULL;
+        for (const char *p = s; p < s + n; p++)
+            if (*p == ':')
+                colon = p;
+        if (colon == NULL)
+            return -1;
+        he = colon;
+    }
+    size_t hl = (size_t)(he - hs);
+    if (hl == 0 || hl >= sizeof(host))
+        return -1;
+    memcpy(host, hs, hl);
+    host[hl] = '\0';
+    int port = 0;
+    const char *p = colon + 1;
+    if (p >= s + n || s + n - p > 5)
+        return -1;
+    for (; p < s + n; p++) {
+        if (*p < '0' || *p > '9')
+            return -1;
+        port = port * 10 + (*p - '0');
+    }
+    if (port < 1 || port > 65535)
+        return -1;
+    memset(out, 0, sizeof(*out));
+    if (uv_ip4_addr(host, port, (struct sockaddr_in *)out) == 0)
+        return 0;
+    if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)out) == 0)
+        return 0;
+    return -1;
+}
+
+static void to_hex(const uint8_t *b, size_t n, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = hex[b[i] >> 4];
+        out[2 * i + 1] = hex[b[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+static void on_published(void *ud, const char *str, size_t len, int ok)
+{
+    ferry_forward *f = ud;
+    (void)str;
+    (void)len;
+    f->owed--;
+    if (f->closing) {
+        maybe_free(f);
+        return;
+    }
+    if (ok) {
+        f->st.published++;
+        if (!f->published_once)
+            FERRY_LOG(FERRY_LOG_INFO, "forward", NULL,
+                      "this node (tag %s) is reached at %s: published in Redis", f->tag_hex,
+                      f->address);
+        f->published_once = 1;
+    }
+}
+
+static void publish_now(ferry_forward *f);
+
+static void on_publish_timer(uv_timer_t *t)
+{
+    publish_now(t->data);
+}
+
+/* SET key address PX ttl; again every PUBLISH_EVERY_MS, or soon while Redis is not there. */
+static void publish_now(ferry_forward *f)
+{
+    if (f->closing)
+        return;
+    const char *argv[5] = {"SET", f->key, f->address, "PX", ADDRESS_TTL_MS};
+    size_t lens[5] = {3, strlen(f->key), strlen(f->address), 2, strlen(ADDRESS_TTL_MS)};
+    int rc = ferry_redis_command(f->redis, on_published, f, 5, argv, lens);
+    if (rc == 0)
+        f->owed++;
+    uv_timer_start(&f->publish, on_publish_timer, rc == 0 ? PUBLISH_EVERY_MS : PUBLISH_RETRY_MS,
+                   0);
+}
+
+/* ------------------------------------------------------------------ jobs */
+
+static void job_handle_closed(uv_handle_t *h)
+{
+    job *j = h->data;
+    if (--j->handles > 0)
+        return;
+    ferry_forward *f = j->f;
+    ferry_mem_free(j->head);
+    ferry_mem_free(j);
+    f->handles--;
+    if (f->closing && f->handles == 0 && f->done != NULL) {
+        void (*done)(ferry_server *) = f->done;
+        f->done = NULL;
+        done(f->srv);
+    }
+    maybe_free(f);
+}
+
+static const ferry_conn_handler client_handler;
+
+/* The end of a job, whatever its state: the client's request answered (status, 0: none) or
+ * its connection closed, the owner's connection closed, then the handles. */
+static void job_end(job *j, int status)
+{
+    if (j->state == JOB_DONE)
+        return;
+    j->state = JOB_DONE;
+    ferry_forward *f = j->f;
+    f->st.active--;
+    ferry_list_remove(&j->all);
+    if (ferry_list_linked(&j->wait))
+        ferry_list_remove(&j->wait);
+    if (j->req != NULL) {
+        ferry_req *req = j->req;
+        j->req = NULL;
+        ferry_req_hold(req, NULL, NULL);
+        if (status == 400)
+            ferry_req_respond_error(req, 1); /* the engine's "Session ID unknown" */
+        else
+            ferry_req_respond_text(req, status ? status : 503, NULL, NULL, 0);
+    }
+    if (j->client != NULL) {
+        ferry_conn *c = j->client;
+        j->client = NULL;
+        ferry_conn_set_handler(c, NULL, NULL);
+        ferry_conn_close(c); /* after what was passed to it */
+    }
+    uv_timer_stop(&j->timer);
+    uv_close((uv_handle_t *)&j->timer, job_handle_closed);
+    if (j->up_open)
+        uv_close((uv_handle_t *)&j->up, job_handle_closed);
+    else
+        j->handles--; /* up was never initialised: nothing to close */
+}
+
+static void on_job_timer(uv_timer_t *t)
+{
+    job *j = t->data;
+    if (j->state == JOB_LOOKUP || j->state == JOB_CONNECT) {
+        j->f->st.unknown++;
+        FERRY_LOG(FERRY_LOG_INFO, "forward", NULL, "owner not reached within %d ms: 400",
+                  SETUP_TIMEOUT_MS);
+        job_end(j, 400);
+    } else {
+        FERRY_LOG(FERRY_LOG_INFO, "forward", NULL, "owner did not answer within %u ms",
+                  j->wait_ms);
+        job_end(j, 504);
+    }
+}
+
+static void on_client_abort(ferry_req *req, void *ud)
+{
+    job *j = ud;
+    (void)req;
+    j->req = NULL; /* freed by the HTTP layer right after */
+    job_end(j, 0);
+}
+
+static void on_up_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)h;
+    (void)suggested;
+    ferry_buf *b = ferry_buf_new(READ_CHUNK);
+    *buf = uv_buf_init(b ? b->data : NULL, b ? READ_CHUNK : 0);
+}
+
+static void release_read(const uv_buf_t *buf)
+{
+    if (buf->base != NULL)
+        ferry_buf_release((ferry_buf *)(buf->base - offsetof(ferry_buf, data)));
+}
+
+static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    job *j = s->data;
+    if (nread == 0 || j->state == JOB_DONE) {
+        release_read(buf);
+        return;
+    }
+    if (nread < 0) {
+        release_read(buf);
+        if (j->state == JOB_WAIT) {
+            /* Closed before answering: the owner does not have it (or is going away). */
+            j->f->st.unknown++;
+            job_end(j, 400);
+        } else {
+            job_end(j, 0); /* the client's connection closes after what it was given */
+        }
+        return;
+    }
+    ferry_buf *b = (ferry_buf *)(buf->base - offsetof(ferry_buf, data));
+    b->len = (size_t)nread;
+    if (j->state == JOB_WAIT) {
+        /* The owner answers: from now on the client's connection carries its bytes. */
+        uv_timer_stop(&j->timer);
+        ferry_req *req = j->req;
+        j->req = NULL;
+        ferry_req_hold(req, NULL, NULL);
+        j->client = ferry_req_take_conn(req, &client_handler, j);
+        if (j->client == NULL) {
+            ferry_buf_release(b);
+            job_end(j, 0);
+            return;
+        }
+        j->state = JOB_SPLICE;
+    }
+    ferry_slice sl = {b->data, b->len, b};
+    int rc = ferry_conn_write(j->client, &sl, 1);
+    ferry_buf_release(b);
+    if (rc != 0) {
+        job_end(j, 0);
+        return;
+    }
+    if (j->client != NULL && ferry_conn_pending_bytes(j->client) > MAX_WAITING_BYTES &&
+        j->up_reading) {
+        uv_read_stop(s);
+        j->up_reading = 0;
+    }
+}
+
+typedef struct up_write {
+    uv_write_t w;
+    job *j;
+    char data[];
+} up_write;
+
+static void on_up_written(uv_write_t *w, int status)
+{
+    up_write *uw = (up_write *)w;
+    job *j = uw->j;
+    ferry_mem_free(uw);
+    if (j->state == JOB_DONE)
+        return;
+    if (status < 0) {
+        job_end(j, 0);
+        return;
+    }
+    if (j->client_paused && j->client != NULL &&
+        uv_stream_get_write_queue_size((uv_stream_t *)&j->up) < MAX_WAITING_BYTES / 2) {
+        j->client_paused = 0;
+        ferry_conn_resume_reading(j->client);
+    }
+}
+
+/* Write a copy of data to the owner. */
+static int up_send(job *j, const char *data, size_t len)
+{
+    up_write *uw = ferry_mem_alloc(sizeof(*uw) + len);
+    if (uw == NULL)
+        return -1;
+    uw->j = j;
+    memcpy(uw->data, data, len);
+    uv_buf_t b = uv_buf_init(uw->data, (unsigned)len);
+    if (uv_write(&uw->w, (uv_stream_t *)&j->up, &b, 1, on_up_written) != 0) {
+        ferry_mem_free(uw);
+        return -1;
+    }
+    return 0;
+}
+
+static void client_data(ferry_conn *c, const char *data, size_t len, void *ud)
+{
+    job *j = ud;
+    if (j->state != JOB_SPLICE || len == 0)
+        return;
+    if (up_send(j, data, len) != 0) {
+        job_end(j, 0);
+        return;
+    }
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&j->up) > MAX_WAITING_BYTES &&
+        !j->client_paused) {
+        j->client_paused = 1;
+        ferry_conn_pause_reading(c);
+    }
+}
+
+static void client_drain(ferry_conn *c, void *ud)
+{
+    job *j = ud;
+    (void)c;
+    if (j->state == JOB_SPLICE && !j->up_reading) {
+        if (uv_read_start((uv_stream_t *)&j->up, on_up_alloc, on_up_read) == 0)
+            j->up_reading = 1;
+        else
+            job_end(j, 0);
+    }
+}
+
+static void client_closed(ferry_conn *c, void *ud)
+{
+    job *j = ud;
+    (void)c;
+    j->client = NULL;
+    job_end(j, 0);
+}
+
+static const ferry_conn_handler client_handler = {
+    .on_data = client_data,
+    .on_drain = client_drain,
+    .on_close = client_closed,
+};
+
+static void on_head_written(uv_write_t *w, int status)
+{
+    job *j = w->data;
+    ferry_mem_free(w);
+    ferry_mem_free(j->head);
+    j->head = NULL;
+    if (j->state != JOB_DONE && status < 0) {
+        j->f->st.unknown++;
+        job_end(j, 400);
+    }
+}
+
+static void on_connected(uv_connect_t *req, int status)
+{
+    job *j = req->data;
+    if (j->state == JOB_DONE)
+        return; /* ended meanwhile: up is closing (the callback came with UV_ECANCELED) */
+    if (status < 0) {
+        /* Not there (any more): ask Redis next time. */
+        FERRY_LOG(FERRY_LOG_INFO, "forward", NULL, "owner unreachable: %s: 400",
+                  uv_strerror(status));
+        for (size_t i = 0; i < PEERS_MAX; i++) {
+            peer *p = &j->f->peers[i];
+            if (p->state == PEER_KNOWN && memcmp(p->tag, j->tag, FERRY_SID_TAG_LEN) == 0)
+                p->until = 0;
+        }
+        j->f->st.unknown++;
+        job_end(j, 400);
+        return;
+    }
+    uv_write_t *w = ferry_mem_alloc(sizeof(*w));
+    if (w == NULL) {
+        job_end(j, 503);
+        return;
+    }
+    w->data = j;
+    uv_buf_t b = uv_buf_init(j->head, (unsigned)j->head_len);
+    if (uv_write(w, (uv_stream_t *)&j->up, &b, 1, on_head_written) != 0 ||
+        uv_read_start((uv_stream_t *)&j->up, on_up_alloc, on_up_read) != 0) {
+        ferry_mem_free(w);
+        job_end(j, 400);
+        return;
+    }
+    j->up_reading = 1;
+    j->state = JOB_WAIT;
+    j->f->st.forwarded++;
+    uv_timer_start(&j->timer, on_job_timer, j->wait_ms, 0);
+}
+
+static void job_connect(job *j, const peer *p)
+{
+    if (uv_tcp_init(j->f->loop, &j->up) != 0) {
+        job_end(j, 503);
+        return;
+    }
+    j->up_open = 1;
+    j->up.data = j;
+    uv_tcp_nodelay(&j->up, 1);
+    j->connect.data = j;
+    j->state = JOB_CONNECT;
+    int rc = uv_tcp_connect(&j->connect, &j->up, (const struct sockaddr *)&p->addr, on_connected);
+    if (rc != 0) {
+        j->f->st.unknown++;
+        job_end(j, 400);
+    }
+}
+
+/* ------------------------------------------------------------------ looking owners up */
+
+static void on_looked_up(void *ud, const char *str, size_t len, int ok)
+{
+    peer *p = ud;
+    ferry_forward *f = p->f;
+    f->owed--;
+    if (f->closing) {
+        maybe_free(f);
+        return;
+    }
+    uint64_t now = uv_now(f->loop);
+    if (ok && str != NULL && parse_address(str, len, &p->addr) == 0) {
+        p->state = PEER_KNOWN;
+        p->until = now + PEER_KNOWN_MS;
+    } else {
+        p->state = PEER_MISSING;
+        p->until = now + PEER_MISSING_MS;
+    }
+    while (!ferry_list_empty(&p->waiting)) {
+        job *j = ferry_list_entry(p->waiting.next, job, wait);
+        ferry_list_remove(&j->wait);
+        if (p->state == PEER_KNOWN) {
+            job_connect(j, p);
+        } else {
+            f->st.unknown++;
+            job_end(j, 400);
+        }
+    }
+}
+
+/* The peer entry for tag: the one there is, or a free or the stalest one; NULL when every
+ * entry is being looked up. */
+static peer *peer_for(ferry_forward *f, const uint8_t *tag)
+{
+    peer *victim = NULL;
+    for (size_t i = 0; i < PEERS_MAX; i++) {
+        peer *p = &f->peers[i];
+        if (p->state != PEER_EMPTY && memcmp(p->tag, tag, FERRY_SID_TAG_LEN) == 0)
+            return p;
+        if (p->state == PEER_LOOKING)
+            continue;
+        if (victim == NULL || p->state == PEER_EMPTY ||
+            (victim->state != PEER_EMPTY && p->until < victim->until))
+            victim = p;
+    }
+    if (victim != NULL) {
+        victim->state = PEER_EMPTY;
+        memcpy(victim->tag, tag, FERRY_SID_TAG_LEN);
+    }
+    return victim;
+}
+
+static int lookup(ferry_forward *f, peer *p)
+{
+    char hex[2 * FERRY_SID_TAG_LEN + 1];
+    to_hex(p->tag, FERRY_SID_TAG_LEN, hex);
+    char key[256];
+    int n = snprintf(key, sizeof(key), "%s%s", f->key_prefix, hex);
+    if (n < 0 || (size_t)n >= sizeof(key))
+        return -1;
+    const char *argv[2] = {"GET", key};
+    size_t lens[2] = {3, (size_t)n};
+    if (ferry_redis_command(f->redis, on_looked_up, p, 2, argv, lens) != 0)
+        return -1;
+    f->owed++;
+    p->state = PEER_LOOKING;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ the request */
+
+static int hop_by_hop(const char *name, int upgrade)
+{
+    static const char *const names[] = {
+        "connection", "keep-alive", "proxy-connection", "transfer-encoding", "content-length",
+        "te", "trailer", "x-ferry-forwarded", "x-forwarded-for",
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcasecmp(name, names[i]) == 0)
+            return 1;
+    return !upgrade && strcasecmp(name, "upgrade") == 0;
+}
+
+/* The request as the owner gets it, in one new block. */
+static char *build_head(const ferry_forward *f, ferry_req *req, size_t *out_len)
+{
+    char addr[64];
+    ferry_req_remote_addr(req, addr, sizeof(addr));
+    const char *xff = ferry_req_header_get(req, "x-forwarded-for");
+    int upgrade = req->upgrade;
+    size_t cap = strlen(req->method) + strlen(req->url) + 256 + strlen(addr) +
+                 (xff ? strlen(xff) + 2 : 0) + req->body.len;
+    for (size_t i = 0; i < req->nheaders; i++)
+        cap += strlen(req->headers[i].name) + strlen(req->headers[i].value) + 4;
+    char *mem = ferry_mem_alloc(cap);
+    if (mem == NULL)
+        return NULL;
+    ferry_strbuf sb;
+    ferry_strbuf_init(&sb, mem, cap);
+    ferry_strbuf_printf(&sb, "%s %s HTTP/1.1\r\n", req->method, req->url);
+    for (size_t i = 0; i < req->nheaders; i++) {
+        if (hop_by_hop(req->headers[i].name, upgrade))
+            continue;
+        ferry_strbuf_puts(&sb, req->headers[i].name);
+        ferry_strbuf_puts(&sb, ": ");
+        ferry_strbuf_puts(&sb, req->headers[i].value);
+        ferry_strbuf_puts(&sb, "\r\n");
+    }
+    ferry_strbuf_printf(&sb, "X-Forwarded-For: %s%s%s\r\n", xff ? xff : "", xff ? ", " : "",
+                        addr);
+    ferry_strbuf_printf(&sb, "X-Ferry-Forwarded: %s\r\n", f->tag_hex);
+    ferry_strbuf_puts(&sb, upgrade ? "Connection: Upgrade\r\n" : "Connection: close\r\n");
+    if (req->body.len > 0 || strcmp(req->method, "POST") == 0)
+        ferry_strbuf_printf(&sb, "Content-Length: %zu\r\n", req->body.len);
+    ferry_strbuf_puts(&sb, "\r\n");
+    if (req->body.len > 0)
+        ferry_strbuf_append(&sb, req->body.base, req->body.len);
+    if (ferry_strbuf_error(&sb) != 0) {
+        ferry_mem_free(mem);
+        return NULL;
+    }
+    *out_len = sb.len;
+    return mem;
+}
+
+/* The engine's forward hook: req names another node's session (tag). */
+static int forward_request(ferry_req *req, const uint8_t tag[FERRY_SID_TAG_LEN], void *ud)
+{
+    ferry_forward *f = ud;
+    if (f->closing)
+        return -1;
+    if (f->st.active >= f->max_requests) {
+        f->st.busy++;
+        ferry_req_respond_text(req, 503, NULL, NULL, 0);
+        return 0;
+    }
+    uint64_t now = uv_now(f->loop);
+    peer *p = peer_for(f, tag);
+    if (p == NULL || (p->state == PEER_MISSING && p->until > now)) {
+        f->st.unknown++;
+        return -1; /* the engine answers "Session ID unknown" */
+    }
+    job *j = ferry_mem_calloc(1, sizeof(*j));
+    if (j == NULL)
+        return -1;
+    j->head = build_head(f, req, &j->head_len);
+    if (j->head == NULL) {
+        ferry_mem_free(j);
+        return -1;
+    }
+    const ferry_server_config *cfg = &f->srv->cfg;
+    j->wait_ms = req->upgrade ? SETUP_TIMEOUT_MS * 2
+                              : cfg->ping_interval_ms + cfg->ping_timeout_ms + 10000;
+    j->f = f;
+    memcpy(j->tag, tag, FERRY_SID_TAG_LEN);
+    j->req = req;
+    j->handles = 2;
+    ferry_list_init(&j->wait);
+    ferry_list_insert_tail(&f->jobs, &j->all);
+    f->handles++;
+    f->st.active++;
+    uv_timer_init(f->loop, &j->timer);
+    j->timer.data = j;
+    uv_timer_start(&j->timer, on_job_timer, SETUP_TIMEOUT_MS, 0);
+    ferry_req_hold(req, on_client_abort, j);
+    j->state = JOB_LOOKUP;
+    if (p->state == PEER_KNOWN && p->until > now) {
+        job_connect(j, p);
+    } else if (p->state == PEER_LOOKING) {
+        ferry_list_insert_tail(&p->waiting, &j->wait);
+    } else if (lookup(f, p) == 0) {
+        ferry_list_insert_tail(&p->waiting, &j->wait);
+    } else {
+        p->state = PEER_EMPTY;
+        f->st.unknown++;
+        job_end(j, 400); /* Redis is not reachable now */
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ the forwarder */
+
+int ferry_forward_new(ferry_server *srv, ferry_redis *r, const ferry_forward_config *cfg,
+                      ferry_forward **out)
+{
+    if (cfg->secret != NULL && strlen(cfg->secret) < 16)
+        return -FERRY_EINVAL;
+    ferry_forward *f = ferry_mem_calloc(1, sizeof(*f));
+    if (f == NULL)
+        return -FERRY_ENOMEM;
+    f->srv = srv;
+    f->loop = srv->loop;
+    f->engine = srv->engine;
+    f->redis = r;
+    f->max_requests = cfg->max_requests ? cfg->max_requests : DEFAULT_MAX_REQUESTS;
+    ferry_list_init(&f->jobs);
+    for (size_t i = 0; i < PEERS_MAX; i++) {
+        f->peers[i].f = f;
+        ferry_list_init(&f->peers[i].waiting);
+    }
+    struct sockaddr_storage check;
+    if (cfg->address != NULL) {
+        snprintf(f->address, sizeof(f->address), "%s", cfg->address);
+    } else {
+        int port = ferry_http_port(&srv->http);
+        if (port <= 0) {
+            ferry_mem_free(f);
+            return -FERRY_EINVAL;
+        }
+        snprintf(f->address, sizeof(f->address), "127.0.0.1:%d", port);
+    }
+    if (strlen(f->address) >= sizeof(f->address) - 1 ||
+        parse_address(f->address, strlen(f->address), &check) != 0) {
+        ferry_mem_free(f);
+        return -FERRY_EINVAL;
+    }
+    /* The key: HMAC-SHA256 of the secret under a fixed label; without a secret, of what every
+     * node of the cluster shares (the Redis link's address, credentials and prefix). */
+    char material[1024];
+    if (cfg->secret != NULL)
+        snprintf(material, sizeof(material), "secret:%s", cfg->secret);
+    else {
+        char id[900];
+        ferry_redis_identity(r, id, sizeof(id));
+        snprintf(material, sizeof(material), "redis:%s", id);
+    }
+    static const char label[] = "ferry cluster sid key v1";
+    uint8_t key[EVP_MAX_MD_SIZE];
+    unsigned klen = 0;
+    HMAC(EVP_sha256(), label, (int)sizeof(label) - 1, (const uint8_t *)material,
+         strlen(material), key, &klen);
+    if (klen < 32 || RAND_bytes(f->tag, sizeof(f->tag)) != 1) {
+        ferry_mem_free(f);
+        return -FERRY_ENOMEM;
+    }
+    to_hex(f->tag, sizeof(f->tag), f->tag_hex);
+    const char *prefix = ferry_redis_prefix(r);
+    size_t kl = strlen(prefix) + sizeof(":node:") + sizeof(f->tag_hex);
+    f->key = ferry_mem_alloc(kl);
+    f->key_prefix = ferry_mem_alloc(kl);
+    if (f->key == NULL || f->key_prefix == NULL) {
+        ferry_mem_free(f->key);
+        ferry_mem_free(f->key_prefix);
+        ferry_mem_free(f);
+        return -FERRY_ENOMEM;
+    }
+    snprintf(f->key_prefix, kl, "%s:node:", prefix);
+    snprintf(f->key, kl, "%s:node:%s", prefix, f->tag_hex);
+    ferry_engine_set_cluster(f->engine, key, f->tag, forward_request, f);
+    uv_timer_init(f->loop, &f->publish);
+    f->publish.data = f;
+    f->handles = 1;
+    publish_now(f);
+    FERRY_LOG(FERRY_LOG_INFO, "forward", NULL,
+              "forwarding on: sids signed%s, this node (tag %s) at %s",
+              cfg->secret ? " with the cluster secret" : " with a key derived from the Redis URL",
+              f->tag_hex, f->address);
+    *out = f;
+    return 0;
+}
+
+static void on_publish_closed(uv_handle_t *h)
+{
+    ferry_forward *f = h->data;
+    f->handles--;
+    if (f->handles == 0 && f->done != NULL) {
+        void (*done)(ferry_server *) = f->done;
+        f->done = NULL;
+        done(f->srv);
+    }
+    maybe_free(f);
+}
+
+static void on_deleted(void *ud, const char *str, size_t len, int ok)
+{
+    ferry_forward *f = ud;
+    (void)str;
+    (void)len;
+    (void)ok;
+    f->owed--;
+    maybe_free(f);
+}
+
+void ferry_forward_close(ferry_forward *f, void (*done)(ferry_server *srv))
+{
+    f->closing = 1;
+    f->done = done;
+    ferry_engine_clear_forward(f->engine);
+    /* The address goes now rather than at its TTL: requests for this node's sessions are
+     * answered "unknown" by the others at once. */
+    const char *argv[2] = {"DEL", f->key};
+    size_t lens[2] = {3, strlen(f->key)};
+    if (ferry_redis_command(f->redis, on_deleted, f, 2, argv, lens) == 0)
+        f->owed++;
+    while (!ferry_list_empty(&f->jobs))
+        job_end(ferry_list_entry(f->jobs.next, job, all), 503);
+    uv_timer_stop(&f->publish);
+    uv_close((uv_handle_t *)&f->publish, on_publish_closed);
+}
+
+void ferry_forward_stats_get(const ferry_forward *f, ferry_forward_stats *out)
+{
+    *out = f->st;
+}
