@@ -322,15 +322,35 @@ int main(int argc, char **argv)
         /* No sticky sessions: requests for other nodes' sessions go to them (docs/scaling.md).
          * The address they reach this node at: --node-address, else the listen address (the
          * plain HTTP one when the main port speaks TLS and --http-mode serve). */
-        char addr[80];
+        char addr[80], nhost[64];
         const char *host = cfg.host;
         int fport = tls && http_port >= 0 && !cfg.http_redirect ? http_port : ferry_server_port(a.srv);
         if (strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0 || strcmp(host, "[::]") == 0)
             host = strchr(host, ':') ? "::1" : "127.0.0.1";
+        if (worker_index > 0) {
+            /* Workers share their port and the kernel picks the worker of each connection:
+             * a forwarded request needs a port of this worker's own. A plain listener on a
+             * free port (of --host with --node-address, whose host part is published with
+             * it; else of the address published), serving as the main port does. */
+            if (cfg.node_address != NULL) {
+                const char *colon = strrchr(cfg.node_address, ':');
+                const char *h = cfg.node_address;
+                size_t hl = (size_t)(colon - h);
+                if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']')
+                    h++, hl -= 2;
+                snprintf(nhost, sizeof(nhost), "%.*s", (int)hl, h);
+            }
+            rc = ferry_server_listen(a.srv, cfg.node_address != NULL ? cfg.host : host, 0);
+            if (rc == 0) {
+                fport = ferry_server_listener_port(a.srv, http_port >= 0 ? 2 : 1);
+                if (cfg.node_address != NULL)
+                    host = nhost;
+            }
+        }
         snprintf(addr, sizeof(addr), strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, fport);
         ferry_forward_config fc = {
             .secret = cfg.cluster_secret,
-            .address = cfg.node_address ? cfg.node_address : addr,
+            .address = cfg.node_address && worker_index == 0 ? cfg.node_address : addr,
         };
         rc = ferry_server_forward(a.srv, a.redis, &fc);
         if (rc != 0) {
@@ -338,7 +358,7 @@ int main(int argc, char **argv)
                             "(use an IP address and a port, e.g. 10.0.0.5:8080)\n",
                     fc.address);
             step = "forward";
-        } else if (cfg.node_address == NULL && host != cfg.host) {
+        } else if (cfg.node_address == NULL && worker_index == 0 && host != cfg.host) {
             say(FERRY_LOG_WARN, "other nodes reach this one at %s (--node-address: set it "
                                 "when nodes run on several machines)", addr);
         } else if (tls && !(http_port >= 0 && !cfg.http_redirect) && cfg.node_address == NULL) {
