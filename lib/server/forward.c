@@ -9,15 +9,18 @@
  *
  *   1. the tag's address: from a small cache (5 s), else GET from Redis (an unknown tag is
  *      not asked about again for 1 s);
- *   2. a TCP connection of its own to the owner (no pool: one per forwarded request), the
+ *   2. a connection to the owner, from a small pool of keep-alive ones (a pooled connection
+ *      is used again within 2 s; one the owner closed meanwhile is replaced once), and the
  *      request written again (method, target, headers without the hop-by-hop ones, the body
  *      with a Content-Length), plus "X-Ferry-Forwarded: <this node's tag>" (the owner never
- *      forwards such a request again, so no loop) and "Connection: close" (or the client's
- *      Upgrade);
- *   3. at the owner's first byte, the client's connection is taken from the HTTP layer and
- *      from then on the bytes are passed both ways as they are: a polling answer, an event
- *      stream, a 101 and the WebSocket frames after it. When the owner closes, the client's
- *      connection is closed once what was passed has been written.
+ *      forwards such a request again, so no loop) and X-Forwarded-For;
+ *   3. the owner's answer is parsed (llhttp): one with a Content-Length (polling and POST
+ *      answers, errors) is read whole and answered through the HTTP layer, so the client's
+ *      keep-alive connection goes on, and the owner's connection goes back to the pool; a
+ *      101, an event stream or an answer larger than max_payload + 64 KiB is passed as it
+ *      comes: the client's connection is taken from the HTTP layer and bytes go both ways (a
+ *      101 and the WebSocket frames after it, SSE events) until the owner closes; then the
+ *      client's connection is closed once what was passed has been written.
  *
  * Bounds: max_requests forwarded requests (connections to owners) at once, beyond it 503; an
  * owner that is not known, refuses the connection or is not connected within 3 s: 400
@@ -35,6 +38,8 @@
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
+#include <llhttp.h>
 
 #include "adapter/adapter.h"
 #include "common/assert.h"
@@ -58,6 +63,8 @@
 #define READ_CHUNK (64u * 1024)
 #define DEFAULT_MAX_REQUESTS 1024
 #define ADDRESS_MAX 64
+#define IDLE_MS 2000 /* a pooled connection is used again within this (owners wait 5 s) */
+#define IDLE_MAX 64  /* pooled connections, all owners together */
 
 enum { PEER_EMPTY, PEER_LOOKING, PEER_KNOWN, PEER_MISSING };
 
@@ -72,24 +79,48 @@ typedef struct peer {
 
 enum { JOB_LOOKUP, JOB_CONNECT, JOB_WAIT, JOB_SPLICE, JOB_DONE };
 
+struct job;
+
+/* A connection to an owner: a job's, or idle in the pool (f->idle). */
+typedef struct upconn {
+    uv_tcp_t tcp; /* first: libuv's callbacks get back to it by a cast */
+    struct ferry_forward *f;
+    uint8_t tag[FERRY_SID_TAG_LEN]; /* the owner's */
+    ferry_list idle;
+    uint64_t idle_until;
+    struct job *j; /* NULL while idle */
+    uv_connect_t connect;
+    llhttp_t parser; /* the answer being read */
+    int reading;
+} upconn;
+
 typedef struct job {
     struct ferry_forward *f;
     ferry_list all;  /* f->jobs */
     ferry_list wait; /* peer->waiting, while the address is looked up */
     int state;
-    ferry_req *req;     /* the client's request, held until the owner's first byte */
-    ferry_conn *client; /* then the client's connection, taken */
-    uv_tcp_t up;        /* to the owner */
-    uv_connect_t connect;
+    ferry_req *req;     /* the client's request, until answered or its connection taken */
+    ferry_conn *client; /* the client's connection, taken (a splice) */
+    upconn *up;         /* to the owner */
     uv_timer_t timer;
-    unsigned handles;  /* open handles (up, timer): freed when both are closed */
-    int up_open;       /* up was initialised */
-    int up_reading;    /* reading from the owner (paused while the client is behind) */
     int client_paused; /* the client's reading is paused (the owner is behind) */
-    char *head;        /* the request for the owner, until written */
+    char *head;        /* the request for the owner (kept for one retry) */
     size_t head_len;
     uint32_t wait_ms; /* the first byte's deadline after the request is written */
     uint8_t tag[FERRY_SID_TAG_LEN]; /* the owner's */
+    struct sockaddr_storage addr;   /* and its address */
+    int reused;     /* up came from the pool */
+    /* The answer, parsed (answer_settings) until it is known how it goes to the client. */
+    int answered;   /* a byte of it arrived */
+    int complete;   /* read whole */
+    int splice_now; /* its head says: pass it as it comes */
+    int status;
+    int in_value;
+    char ctype[128];
+    ferry_vec raw;   /* its bytes as they came */
+    ferry_vec body;
+    ferry_vec hdrs;  /* its headers that go on, as lines */
+    ferry_vec field, value;
 } job;
 
 struct ferry_forward {
@@ -107,6 +138,9 @@ struct ferry_forward {
     int published_once;
     peer peers[PEERS_MAX];
     ferry_list jobs;
+    ferry_list idle; /* upconn.idle, oldest first */
+    unsigned nidle;
+    size_t max_held; /* an answer up to this size is read whole, then answered */
     ferry_forward_stats st;
     unsigned owed;    /* Redis replies still to come: the forwarder lives until they came */
     unsigned handles; /* the publish timer and every job's handles */
@@ -223,16 +257,10 @@ static void publish_now(ferry_forward *f)
                    0);
 }
 
-/* ------------------------------------------------------------------ jobs */
+/* ------------------------------------------------------------------ connections to owners */
 
-static void job_handle_closed(uv_handle_t *h)
+static void forwarder_handle_closed(ferry_forward *f)
 {
-    job *j = h->data;
-    if (--j->handles > 0)
-        return;
-    ferry_forward *f = j->f;
-    ferry_mem_free(j->head);
-    ferry_mem_free(j);
     f->handles--;
     if (f->closing && f->handles == 0 && f->done != NULL) {
         void (*done)(ferry_server *) = f->done;
@@ -242,10 +270,67 @@ static void job_handle_closed(uv_handle_t *h)
     maybe_free(f);
 }
 
+static void upconn_freed(uv_handle_t *h)
+{
+    upconn *u = (upconn *)h;
+    ferry_forward *f = u->f;
+    ferry_mem_free(u);
+    forwarder_handle_closed(f);
+}
+
+static void upconn_close(upconn *u)
+{
+    if (ferry_list_linked(&u->idle)) {
+        ferry_list_remove(&u->idle);
+        u->f->nidle--;
+    }
+    if (u->j != NULL && u->j->up == u)
+        u->j->up = NULL;
+    u->j = NULL;
+    if (!uv_is_closing((uv_handle_t *)&u->tcp))
+        uv_close((uv_handle_t *)&u->tcp, upconn_freed);
+}
+
+/* An answer was read whole and the owner keeps the connection: for the next request to the
+ * same owner, for a while. */
+static void upconn_pool(upconn *u)
+{
+    ferry_forward *f = u->f;
+    if (u->j != NULL && u->j->up == u)
+        u->j->up = NULL;
+    u->j = NULL;
+    if (f->closing) {
+        upconn_close(u);
+        return;
+    }
+    u->idle_until = uv_now(f->loop) + IDLE_MS;
+    ferry_list_insert_tail(&f->idle, &u->idle);
+    f->nidle++;
+    if (f->nidle > IDLE_MAX)
+        upconn_close(ferry_list_entry(f->idle.next, upconn, idle)); /* the oldest */
+}
+
+/* ------------------------------------------------------------------ jobs */
+
+static void job_handle_closed(uv_handle_t *h)
+{
+    job *j = h->data;
+    ferry_forward *f = j->f;
+    ferry_mem_free(j->head);
+    ferry_vec_free(&j->raw);
+    ferry_vec_free(&j->body);
+    ferry_vec_free(&j->hdrs);
+    ferry_vec_free(&j->field);
+    ferry_vec_free(&j->value);
+    ferry_mem_free(j);
+    forwarder_handle_closed(f);
+}
+
 static const ferry_conn_handler client_handler;
 
 /* The end of a job, whatever its state: the client's request answered (status, 0: none) or
- * its connection closed, the owner's connection closed, then the handles. */
+ * its connection closed, the owner's connection closed (unless it went back to the pool),
+ * then the timer. */
 static void job_end(job *j, int status)
 {
     if (j->state == JOB_DONE)
@@ -271,12 +356,10 @@ static void job_end(job *j, int status)
         ferry_conn_set_handler(c, NULL, NULL);
         ferry_conn_close(c); /* after what was passed to it */
     }
+    if (j->up != NULL)
+        upconn_close(j->up);
     uv_timer_stop(&j->timer);
     uv_close((uv_handle_t *)&j->timer, job_handle_closed);
-    if (j->up_open)
-        uv_close((uv_handle_t *)&j->up, job_handle_closed);
-    else
-        j->handles--; /* up was never initialised: nothing to close */
 }
 
 static void on_job_timer(uv_timer_t *t)
@@ -316,39 +399,214 @@ static void release_read(const uv_buf_t *buf)
         ferry_buf_release((ferry_buf *)(buf->base - offsetof(ferry_buf, data)));
 }
 
+/* ---- the owner's answer, parsed while it may be answered through the HTTP layer */
+
+static int hdr_filtered(const char *name, size_t n)
+{
+    static const char *const names[] = {
+        "content-length", "content-type", "connection", "keep-alive", "transfer-encoding", "vary",
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strlen(names[i]) == n && strncasecmp(name, names[i], n) == 0)
+            return 1;
+    /* CORS: the HTTP layer answers the client's Origin itself. */
+    return n > 15 && strncasecmp(name, "access-control-", 15) == 0;
+}
+
+static int hdr_done(job *j)
+{
+    if (j->field.len == 0)
+        return 0;
+    const size_t max = 16 * 1024;
+    if (j->field.len == 12 && strncasecmp(j->field.base, "content-type", 12) == 0) {
+        if (j->value.len >= sizeof(j->ctype))
+            return -1;
+        memcpy(j->ctype, j->value.base, j->value.len);
+        j->ctype[j->value.len] = '\0';
+    } else if (!hdr_filtered(j->field.base, j->field.len)) {
+        if (ferry_vec_append(&j->hdrs, j->field.base, j->field.len, max) != 0 ||
+            ferry_vec_append(&j->hdrs, ": ", 2, max) != 0 ||
+            ferry_vec_append(&j->hdrs, j->value.base, j->value.len, max) != 0 ||
+            ferry_vec_append(&j->hdrs, "\r\n", 2, max) != 0)
+            return -1;
+    }
+    j->field.len = 0;
+    j->value.len = 0;
+    j->in_value = 0;
+    return 0;
+}
+
+static int on_field(llhttp_t *p, const char *at, size_t len)
+{
+    job *j = p->data;
+    if (j->in_value && hdr_done(j) != 0)
+        return -1;
+    return ferry_vec_append(&j->field, at, len, 1024) == 0 ? 0 : -1;
+}
+
+static int on_value(llhttp_t *p, const char *at, size_t len)
+{
+    job *j = p->data;
+    j->in_value = 1;
+    return ferry_vec_append(&j->value, at, len, 8192) == 0 ? 0 : -1;
+}
+
+static int on_head_done(llhttp_t *p)
+{
+    job *j = p->data;
+    if (hdr_done(j) != 0)
+        return -1;
+    j->status = p->status_code;
+    /* Passed as it comes on the client's connection, the owner's head included: a 101 and
+     * the frames after it, a stream (no Content-Length), an answer too large to hold. */
+    int sized = (p->flags & F_CONTENT_LENGTH) || j->status == 204 || j->status == 304;
+    if (j->status == 101 || !sized || p->content_length > j->f->max_held) {
+        j->splice_now = 1;
+        return HPE_PAUSED;
+    }
+    return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len)
+{
+    job *j = p->data;
+    return ferry_vec_append(&j->body, at, len, j->f->max_held) == 0 ? 0 : -1;
+}
+
+static int on_complete(llhttp_t *p)
+{
+    job *j = p->data;
+    j->complete = 1;
+    return HPE_PAUSED;
+}
+
+static const llhttp_settings_t *answer_settings(void)
+{
+    static llhttp_settings_t s;
+    static int ready;
+    if (!ready) {
+        llhttp_settings_init(&s);
+        s.on_header_field = on_field;
+        s.on_header_value = on_value;
+        s.on_headers_complete = on_head_done;
+        s.on_body = on_body;
+        s.on_message_complete = on_complete;
+        ready = 1;
+    }
+    return &s;
+}
+
+/* From now on the client's connection carries the owner's bytes as they come. */
+static int start_splice(job *j)
+{
+    uv_timer_stop(&j->timer);
+    ferry_req *req = j->req;
+    j->req = NULL;
+    ferry_req_hold(req, NULL, NULL);
+    j->client = ferry_req_take_conn(req, &client_handler, j);
+    if (j->client == NULL)
+        return -1;
+    j->state = JOB_SPLICE;
+    if (j->raw.len > 0) {
+        ferry_buf *b = ferry_buf_from(j->raw.base, j->raw.len);
+        if (b == NULL)
+            return -1;
+        ferry_slice sl = {b->data, b->len, b};
+        int rc = ferry_conn_write(j->client, &sl, 1);
+        ferry_buf_release(b);
+        ferry_vec_free(&j->raw);
+        j->raw = (ferry_vec){0};
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* The whole answer was read: answer the client's request with it (its connection stays
+ * open for its next request) and put the owner's connection back in the pool. */
+static void answer(job *j, upconn *u, int reusable)
+{
+    ferry_req *req = j->req;
+    j->req = NULL;
+    ferry_req_hold(req, NULL, NULL);
+    char nul = '\0';
+    if (ferry_vec_append(&j->hdrs, &nul, 1, SIZE_MAX) != 0) {
+        j->req = req;
+        job_end(j, 503);
+        return;
+    }
+    ferry_buf *b = j->body.len > 0 ? ferry_buf_from(j->body.base, j->body.len) : NULL;
+    if (j->body.len > 0 && b == NULL) {
+        j->req = req;
+        job_end(j, 503);
+        return;
+    }
+    ferry_slice sl = {b ? b->data : NULL, b ? b->len : 0, b};
+    ferry_req_respond(req, j->status, j->ctype[0] ? j->ctype : NULL,
+                      j->hdrs.len > 1 ? j->hdrs.base : NULL, &sl, b ? 1 : 0);
+    ferry_buf_release(b);
+    if (reusable)
+        upconn_pool(u);
+    job_end(j, 0);
+}
+
+static void job_connect_fresh(job *j);
+
 static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
-    job *j = s->data;
+    upconn *u = (upconn *)s;
+    job *j = u->j;
+    if (j == NULL) {
+        /* Idle in the pool: the owner closed it (its idle timeout), or said something
+         * unasked. */
+        release_read(buf);
+        if (nread != 0)
+            upconn_close(u);
+        return;
+    }
     if (nread == 0 || j->state == JOB_DONE) {
         release_read(buf);
         return;
     }
     if (nread < 0) {
         release_read(buf);
-        if (j->state == JOB_WAIT) {
-            /* Closed before answering: the owner does not have it (or is going away). */
-            j->f->st.unknown++;
+        if (j->state == JOB_WAIT && !j->answered && j->reused) {
+            /* A pooled connection the owner had closed meanwhile: once more on a new one
+             * (the owner never read this request on it). */
+            upconn_close(u);
+            job_connect_fresh(j);
+        } else if (j->state == JOB_WAIT && !j->answered) {
+            j->f->st.unknown++; /* closed before answering: not there, or going away */
             job_end(j, 400);
         } else {
-            job_end(j, 0); /* the client's connection closes after what it was given */
+            job_end(j, j->state == JOB_WAIT ? 502 : 0);
         }
         return;
     }
     ferry_buf *b = (ferry_buf *)(buf->base - offsetof(ferry_buf, data));
     b->len = (size_t)nread;
     if (j->state == JOB_WAIT) {
-        /* The owner answers: from now on the client's connection carries its bytes. */
-        uv_timer_stop(&j->timer);
-        ferry_req *req = j->req;
-        j->req = NULL;
-        ferry_req_hold(req, NULL, NULL);
-        j->client = ferry_req_take_conn(req, &client_handler, j);
-        if (j->client == NULL) {
+        j->answered = 1;
+        if (ferry_vec_append(&j->raw, b->data, b->len, j->f->max_held + 65536) != 0) {
             ferry_buf_release(b);
-            job_end(j, 0);
+            job_end(j, 502);
             return;
         }
-        j->state = JOB_SPLICE;
+        llhttp_errno_t e = llhttp_execute(&u->parser, b->data, b->len);
+        size_t used = e == HPE_PAUSED ? (size_t)(llhttp_get_error_pos(&u->parser) - b->data)
+                                      : b->len;
+        ferry_buf_release(b);
+        if (j->complete) {
+            answer(j, u, used == (size_t)nread && llhttp_should_keep_alive(&u->parser));
+        } else if (j->splice_now) {
+            if (start_splice(j) != 0)
+                job_end(j, 0);
+        } else if (e != HPE_OK) {
+            FERRY_LOG(FERRY_LOG_INFO, "forward", NULL, "bad answer from the owner: %s",
+                      llhttp_errno_name(e));
+            job_end(j, 502);
+        }
+        return;
     }
     ferry_slice sl = {b->data, b->len, b};
     int rc = ferry_conn_write(j->client, &sl, 1);
@@ -358,46 +616,47 @@ static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (j->client != NULL && ferry_conn_pending_bytes(j->client) > MAX_WAITING_BYTES &&
-        j->up_reading) {
+        u->reading) {
         uv_read_stop(s);
-        j->up_reading = 0;
+        u->reading = 0;
     }
 }
 
 typedef struct up_write {
     uv_write_t w;
-    job *j;
+    upconn *u;
     char data[];
 } up_write;
 
 static void on_up_written(uv_write_t *w, int status)
 {
     up_write *uw = (up_write *)w;
-    job *j = uw->j;
+    upconn *u = uw->u;
     ferry_mem_free(uw);
-    if (j->state == JOB_DONE)
+    job *j = u->j;
+    if (j == NULL || j->state == JOB_DONE)
         return;
     if (status < 0) {
         job_end(j, 0);
         return;
     }
     if (j->client_paused && j->client != NULL &&
-        uv_stream_get_write_queue_size((uv_stream_t *)&j->up) < MAX_WAITING_BYTES / 2) {
+        uv_stream_get_write_queue_size((uv_stream_t *)&u->tcp) < MAX_WAITING_BYTES / 2) {
         j->client_paused = 0;
         ferry_conn_resume_reading(j->client);
     }
 }
 
 /* Write a copy of data to the owner. */
-static int up_send(job *j, const char *data, size_t len)
+static int up_send(upconn *u, const char *data, size_t len)
 {
     up_write *uw = ferry_mem_alloc(sizeof(*uw) + len);
     if (uw == NULL)
         return -1;
-    uw->j = j;
+    uw->u = u;
     memcpy(uw->data, data, len);
     uv_buf_t b = uv_buf_init(uw->data, (unsigned)len);
-    if (uv_write(&uw->w, (uv_stream_t *)&j->up, &b, 1, on_up_written) != 0) {
+    if (uv_write(&uw->w, (uv_stream_t *)&u->tcp, &b, 1, on_up_written) != 0) {
         ferry_mem_free(uw);
         return -1;
     }
@@ -407,13 +666,13 @@ static int up_send(job *j, const char *data, size_t len)
 static void client_data(ferry_conn *c, const char *data, size_t len, void *ud)
 {
     job *j = ud;
-    if (j->state != JOB_SPLICE || len == 0)
+    if (j->state != JOB_SPLICE || len == 0 || j->up == NULL)
         return;
-    if (up_send(j, data, len) != 0) {
+    if (up_send(j->up, data, len) != 0) {
         job_end(j, 0);
         return;
     }
-    if (uv_stream_get_write_queue_size((uv_stream_t *)&j->up) > MAX_WAITING_BYTES &&
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&j->up->tcp) > MAX_WAITING_BYTES &&
         !j->client_paused) {
         j->client_paused = 1;
         ferry_conn_pause_reading(c);
@@ -424,9 +683,9 @@ static void client_drain(ferry_conn *c, void *ud)
 {
     job *j = ud;
     (void)c;
-    if (j->state == JOB_SPLICE && !j->up_reading) {
-        if (uv_read_start((uv_stream_t *)&j->up, on_up_alloc, on_up_read) == 0)
-            j->up_reading = 1;
+    if (j->state == JOB_SPLICE && j->up != NULL && !j->up->reading) {
+        if (uv_read_start((uv_stream_t *)&j->up->tcp, on_up_alloc, on_up_read) == 0)
+            j->up->reading = 1;
         else
             job_end(j, 0);
     }
@@ -446,23 +705,29 @@ static const ferry_conn_handler client_handler = {
     .on_close = client_closed,
 };
 
-static void on_head_written(uv_write_t *w, int status)
+/* The request goes out on j->up (new or pooled); the answer is parsed from its first byte. */
+static void send_request(job *j)
 {
-    job *j = w->data;
-    ferry_mem_free(w);
-    ferry_mem_free(j->head);
-    j->head = NULL;
-    if (j->state != JOB_DONE && status < 0) {
-        j->f->st.unknown++;
+    upconn *u = j->up;
+    llhttp_init(&u->parser, HTTP_RESPONSE, answer_settings());
+    u->parser.data = j;
+    if (up_send(u, j->head, j->head_len) != 0 ||
+        (!u->reading && uv_read_start((uv_stream_t *)&u->tcp, on_up_alloc, on_up_read) != 0)) {
         job_end(j, 400);
+        return;
     }
+    u->reading = 1;
+    j->state = JOB_WAIT;
+    j->f->st.forwarded++;
+    uv_timer_start(&j->timer, on_job_timer, j->wait_ms, 0);
 }
 
 static void on_connected(uv_connect_t *req, int status)
 {
-    job *j = req->data;
-    if (j->state == JOB_DONE)
-        return; /* ended meanwhile: up is closing (the callback came with UV_ECANCELED) */
+    upconn *u = req->data;
+    job *j = u->j;
+    if (j == NULL)
+        return; /* the job ended meanwhile: u is closing (UV_ECANCELED) */
     if (status < 0) {
         /* Not there (any more): ask Redis next time. */
         FERRY_LOG(FERRY_LOG_INFO, "forward", NULL, "owner unreachable: %s: 400",
@@ -476,41 +741,62 @@ static void on_connected(uv_connect_t *req, int status)
         job_end(j, 400);
         return;
     }
-    uv_write_t *w = ferry_mem_alloc(sizeof(*w));
-    if (w == NULL) {
-        job_end(j, 503);
-        return;
-    }
-    w->data = j;
-    uv_buf_t b = uv_buf_init(j->head, (unsigned)j->head_len);
-    if (uv_write(w, (uv_stream_t *)&j->up, &b, 1, on_head_written) != 0 ||
-        uv_read_start((uv_stream_t *)&j->up, on_up_alloc, on_up_read) != 0) {
-        ferry_mem_free(w);
-        job_end(j, 400);
-        return;
-    }
-    j->up_reading = 1;
-    j->state = JOB_WAIT;
-    j->f->st.forwarded++;
-    uv_timer_start(&j->timer, on_job_timer, j->wait_ms, 0);
+    send_request(j);
 }
 
-static void job_connect(job *j, const peer *p)
+/* A new connection to the owner at j->addr. */
+static void job_connect_fresh(job *j)
 {
-    if (uv_tcp_init(j->f->loop, &j->up) != 0) {
+    ferry_forward *f = j->f;
+    upconn *u = ferry_mem_calloc(1, sizeof(*u));
+    if (u == NULL || uv_tcp_init(f->loop, &u->tcp) != 0) {
+        ferry_mem_free(u);
         job_end(j, 503);
         return;
     }
-    j->up_open = 1;
-    j->up.data = j;
-    uv_tcp_nodelay(&j->up, 1);
-    j->connect.data = j;
+    f->handles++;
+    u->f = f;
+    ferry_list_init(&u->idle);
+    memcpy(u->tag, j->tag, FERRY_SID_TAG_LEN);
+    u->j = j;
+    j->up = u;
+    j->reused = 0;
+    uv_tcp_nodelay(&u->tcp, 1);
+    u->connect.data = u;
     j->state = JOB_CONNECT;
-    int rc = uv_tcp_connect(&j->connect, &j->up, (const struct sockaddr *)&p->addr, on_connected);
-    if (rc != 0) {
-        j->f->st.unknown++;
+    if (uv_tcp_connect(&u->connect, &u->tcp, (const struct sockaddr *)&j->addr, on_connected) !=
+        0) {
+        f->st.unknown++;
         job_end(j, 400);
     }
+}
+
+/* A pooled connection to the owner when there is one still fresh, else a new one. Upgrades
+ * and streams keep their connection for themselves: never pooled afterwards. */
+static void job_connect(job *j, const peer *p)
+{
+    ferry_forward *f = j->f;
+    memcpy(&j->addr, &p->addr, sizeof(j->addr));
+    uint64_t now = uv_now(f->loop);
+    ferry_list *it = f->idle.prev;
+    while (it != &f->idle) {
+        upconn *u = ferry_list_entry(it, upconn, idle);
+        it = it->prev;
+        if (memcmp(u->tag, j->tag, FERRY_SID_TAG_LEN) != 0)
+            continue;
+        ferry_list_remove(&u->idle);
+        f->nidle--;
+        if (u->idle_until <= now) {
+            upconn_close(u);
+            continue;
+        }
+        u->j = j;
+        j->up = u;
+        j->reused = 1;
+        send_request(j);
+        return;
+    }
+    job_connect_fresh(j);
 }
 
 /* ------------------------------------------------------------------ looking owners up */
@@ -625,7 +911,8 @@ static char *build_head(const ferry_forward *f, ferry_req *req, size_t *out_len)
     ferry_strbuf_printf(&sb, "X-Forwarded-For: %s%s%s\r\n", xff ? xff : "", xff ? ", " : "",
                         addr);
     ferry_strbuf_printf(&sb, "X-Ferry-Forwarded: %s\r\n", f->tag_hex);
-    ferry_strbuf_puts(&sb, upgrade ? "Connection: Upgrade\r\n" : "Connection: close\r\n");
+    if (upgrade)
+        ferry_strbuf_puts(&sb, "Connection: Upgrade\r\n");
     if (req->body.len > 0 || strcmp(req->method, "POST") == 0)
         ferry_strbuf_printf(&sb, "Content-Length: %zu\r\n", req->body.len);
     ferry_strbuf_puts(&sb, "\r\n");
@@ -670,7 +957,6 @@ static int forward_request(ferry_req *req, const uint8_t tag[FERRY_SID_TAG_LEN],
     j->f = f;
     memcpy(j->tag, tag, FERRY_SID_TAG_LEN);
     j->req = req;
-    j->handles = 2;
     ferry_list_init(&j->wait);
     ferry_list_insert_tail(&f->jobs, &j->all);
     f->handles++;
@@ -710,6 +996,8 @@ int ferry_forward_new(ferry_server *srv, ferry_redis *r, const ferry_forward_con
     f->redis = r;
     f->max_requests = cfg->max_requests ? cfg->max_requests : DEFAULT_MAX_REQUESTS;
     ferry_list_init(&f->jobs);
+    ferry_list_init(&f->idle);
+    f->max_held = (size_t)srv->cfg.max_payload + 65536;
     for (size_t i = 0; i < PEERS_MAX; i++) {
         f->peers[i].f = f;
         ferry_list_init(&f->peers[i].waiting);
@@ -810,6 +1098,8 @@ void ferry_forward_close(ferry_forward *f, void (*done)(ferry_server *srv))
         f->owed++;
     while (!ferry_list_empty(&f->jobs))
         job_end(ferry_list_entry(f->jobs.next, job, all), 503);
+    while (!ferry_list_empty(&f->idle))
+        upconn_close(ferry_list_entry(f->idle.next, upconn, idle));
     uv_timer_stop(&f->publish);
     uv_close((uv_handle_t *)&f->publish, on_publish_closed);
 }
