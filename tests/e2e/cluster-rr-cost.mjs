@@ -5,6 +5,7 @@
 //   direct     to a, a new connection per request (what a forwarded request costs a anyway)
 //   keepalive  to a, one keep-alive connection (the best case without forwarding)
 //   forwarded  to b, a new connection per request: b forwards each to a
+//   fwd-keep   to b, one keep-alive connection: b forwards each to a (its pooled connection)
 // and for each: latency p50/p99 and the CPU time (user+system, from /proc) a and b spent per
 // request. The forwarder's CPU per request is the hop's cost; a's, compared with "direct",
 // what the owner pays more.
@@ -72,6 +73,7 @@ try {
   await run("direct", a.url + q, false, [a, b]);
   await run("keepalive", a.url + q, new http.Agent({ keepAlive: true, maxSockets: 1 }), [a, b]);
   await run("forwarded", b.url + q, false, [a, b]);
+  await run("fwd-keep", b.url + q, new http.Agent({ keepAlive: true, maxSockets: 1 }), [a, b]);
 } finally {
   await a.stop();
   await b.stop();

@@ -5,7 +5,7 @@
 // transport (ferry's client: websocket, sse, polling, short-polling; socket.io-client:
 // polling upgrading to websocket, polling only, websocket only) join rooms through nginx and
 // exchange publishes exactly once; nginx's log shows one session's requests reaching several
-// nodes. A forged or altered sid is refused at once by every node; a sid of a node that is
+// nodes; a keep-alive client keeps its connection through forwarded requests. A forged or altered sid is refused at once by every node; a sid of a node that is
 // gone gets "Session ID unknown" quickly. Nodes exit 0 under LeakSanitizer.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -154,6 +154,26 @@ test("round-robin nginx, no stickiness: every transport's session works through 
       const ok = await get(`${n.url}/socket.io/?EIO=4&transport=polling&sid=${sid}`, { method: "POST", body: "3" });
       assert.equal(ok.status, 200, `the real sid works through ${n.url}: ${ok.body}`);
     }
+    // A keep-alive client sending to a node that does not own its session keeps its one
+    // connection: answers with a length come back through the HTTP layer.
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const sockets = new Set();
+    for (let i = 0; i < 20; i++) {
+      const r = await new Promise((resolve, reject) => {
+        const req = http.request(`${nodes[1].url}/socket.io/?EIO=4&transport=polling&sid=${sid}`, { method: "POST", agent }, (res) => {
+          let d = "";
+          res.on("data", (x) => (d += x));
+          res.on("end", () => resolve({ status: res.statusCode, body: d }));
+        });
+        req.on("socket", (so) => sockets.add(so));
+        req.on("error", reject);
+        req.end("6");
+      });
+      assert.deepEqual(r, { status: 200, body: "ok" }, `keep-alive POST ${i}`);
+    }
+    assert.equal(sockets.size, 1, "20 forwarded POSTs on one keep-alive connection");
+    agent.destroy();
+
     const last = sid.at(-1) === "A" ? "B" : "A";
     const forged = [
       sid.slice(0, -1) + last, // the mac altered
