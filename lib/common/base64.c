@@ -45,7 +45,8 @@ size_t ferry_base64url_encode(char *out, const void *in, size_t n)
     return encode(out, in, n, url_alphabet, 0);
 }
 
-static int value_of(char c)
+/* The value of c in the standard alphabet (url: 0) or base64url (url: 1), or -1. */
+static int value_of(char c, int url)
 {
     if (c >= 'A' && c <= 'Z')
         return c - 'A';
@@ -53,28 +54,22 @@ static int value_of(char c)
         return c - 'a' + 26;
     if (c >= '0' && c <= '9')
         return c - '0' + 52;
-    if (c == '+')
+    if (c == (url ? '-' : '+'))
         return 62;
-    if (c == '/')
+    if (c == (url ? '_' : '/'))
         return 63;
     return -1;
 }
 
-long ferry_base64_decode(uint8_t *out, const char *in, size_t n)
+static long decode(uint8_t *out, const char *in, size_t n, int url)
 {
-    /* Strip up to two '=' of padding, only at the end, only in a multiple-of-4 input. */
-    if (n % 4 == 0 && n > 0 && in[n - 1] == '=') {
-        n--;
-        if (in[n - 1] == '=')
-            n--;
-    }
     if (n % 4 == 1)
         return -1;
     uint8_t *o = out;
     uint32_t acc = 0;
     int bits = 0;
     for (size_t i = 0; i < n; i++) {
-        int v = value_of(in[i]);
+        int v = value_of(in[i], url);
         if (v < 0)
             return -1;
         acc = (acc << 6) | (uint32_t)v;
@@ -85,4 +80,20 @@ long ferry_base64_decode(uint8_t *out, const char *in, size_t n)
         }
     }
     return (long)(o - out);
+}
+
+long ferry_base64_decode(uint8_t *out, const char *in, size_t n)
+{
+    /* Strip up to two '=' of padding, only at the end, only in a multiple-of-4 input. */
+    if (n % 4 == 0 && n > 0 && in[n - 1] == '=') {
+        n--;
+        if (in[n - 1] == '=')
+            n--;
+    }
+    return decode(out, in, n, 0);
+}
+
+long ferry_base64url_decode(uint8_t *out, const char *in, size_t n)
+{
+    return decode(out, in, n, 1);
 }

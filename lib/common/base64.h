@@ -18,5 +18,7 @@ size_t ferry_base64url_encode(char *out, const void *in, size_t n);
  * 3 * ((n + 3) / 4) bytes. Returns the decoded length, or -1 for a character outside the
  * alphabet or a malformed tail. */
 long ferry_base64_decode(uint8_t *out, const char *in, size_t n);
+/* Decode base64url without padding (session ids); the same bounds and result. */
+long ferry_base64url_decode(uint8_t *out, const char *in, size_t n);
 
 #endif

@@ -68,38 +68,13 @@ int ferry_sid_mint(const ferry_engine *eng, char *out)
     return 0;
 }
 
-static int b64url_value(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '-')
-        return 62;
-    if (c == '_')
-        return 63;
-    return -1;
-}
-
 int ferry_engine_sid_tag(const ferry_engine *eng, const char *sid, uint8_t tag[FERRY_SID_TAG_LEN])
 {
     if (!eng->cluster.on || sid == NULL || strlen(sid) != FERRY_SID_MAX)
         return 0;
     uint8_t raw[RAW_LEN];
-    for (size_t i = 0, o = 0; i < FERRY_SID_MAX; i += 4, o += 3) {
-        uint32_t v = 0;
-        for (size_t j = 0; j < 4; j++) {
-            int d = b64url_value(sid[i + j]);
-            if (d < 0)
-                return 0;
-            v = v << 6 | (uint32_t)d;
-        }
-        raw[o] = (uint8_t)(v >> 16);
-        raw[o + 1] = (uint8_t)(v >> 8);
-        raw[o + 2] = (uint8_t)v;
-    }
+    if (ferry_base64url_decode(raw, sid, FERRY_SID_MAX) != RAW_LEN)
+        return 0;
     uint8_t mac[MAC_LEN];
     mac_of(eng, raw, mac);
     if (CRYPTO_memcmp(mac, raw + RAND_LEN + FERRY_SID_TAG_LEN, MAC_LEN) != 0)

@@ -5,7 +5,6 @@
  * speaks TLS, and SIGHUP reloads the certificates (read on a worker thread, then swapped in on
  * the loop; open sessions keep going). */
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -20,27 +19,12 @@
 #include "publish.h"
 #include "cluster_api.h"
 #include "relay.h"
+#include "say.h"
 #include "suite.h"
 #include "workers.h"
 
-/* One line on stderr: "ferry: ..." as before, or through ferry's log sink as JSON with
- * --log-format json, so that every line of the process is one JSON object then. */
-static int json_logs;
 static int worker_index; /* --workers: this process is worker N (1..), else 0 */
-
-static void say(ferry_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void say(ferry_log_level level, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    if (json_logs)
-        ferry_log_message(level, "ferry", msg);
-    else
-        fprintf(stderr, "ferry: %s\n", msg);
-}
+#define say(level, ...) tool_say("ferry", level, __VA_ARGS__)
 
 typedef struct app {
     ferry_server *srv;
@@ -193,7 +177,7 @@ int main(int argc, char **argv)
         return prc > 0 ? 0 : 2;
     ferry_set_log_cb(NULL, cfg.log_level, NULL);
     ferry_set_log_format(cfg.log_json ? FERRY_LOG_FORMAT_JSON : FERRY_LOG_FORMAT_TEXT);
-    json_logs = cfg.log_json;
+    tool_say_json(cfg.log_json);
     worker_index = workers_index();
     if (worker_index > 0)
         workers_worker_start();

@@ -6,10 +6,10 @@
  * of the connection's addresses: each worker gets its share, and a worker that dies takes only
  * its own accept queue with it. */
 #include "workers.h"
+#include "say.h"
 
 #include <errno.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,21 +29,7 @@
 
 extern char **environ;
 
-static int json_logs;
-
-static void say(ferry_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void say(ferry_log_level level, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    if (json_logs)
-        ferry_log_message(level, "workers", msg);
-    else
-        fprintf(stderr, "ferry: %s\n", msg);
-}
+#define say(level, ...) tool_say("workers", level, __VA_ARGS__)
 
 int workers_index(void)
 {
@@ -439,7 +425,7 @@ int workers_supervise(const app_config *cfg, int argc, char **argv)
 {
     supervisor s;
     memset(&s, 0, sizeof(s));
-    json_logs = cfg->log_json;
+    tool_say_json(cfg->log_json);
     s.cfg = cfg;
     s.argc = argc;
     s.argv = argv;
