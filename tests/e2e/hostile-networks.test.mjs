@@ -25,7 +25,12 @@ after(async () => {
 
 for (const sc of SCENARIOS) {
   test(`hostile network "${sc.id}": ${sc.title}; nothing lost, duplicated or reordered`, async () => {
-    const { rows, notes } = await runScenario(sc, { browser, staticDir, seconds: SECONDS, drainMs: 6000 });
+    // The promise checked is exactly once, not a deadline: a message held behind a transport
+    // repair (the client's health check gives a stalled transport up to ~12 s) still arrives,
+    // so the drain waits 20 s (it ends as soon as everything is in). A 6 s drain failed 3 full
+    // runs of stop 11 with one upstream message missing after a late repair (poll-error at
+    // 11.9 s); make lab reports the lateness itself.
+    const { rows, notes } = await runScenario(sc, { browser, staticDir, seconds: SECONDS, drainMs: 20000 });
     assert.equal(rows.length, 2, `both clients ran (${notes.join("; ")})`);
     const bad = rows.filter((r) => !r.ok).map((r) => describeFailure(sc, r));
     assert.deepEqual(bad, [], `${sc.id} cannot reach zero loss:\n  ${bad.join("\n  ")}\n  notes: ${notes.join("; ") || "none"}`);
