@@ -62,12 +62,13 @@ async function until(cond, ms, what) {
   if (!cond()) throw new Error(`timed out after ${ms} ms: ${what}`);
 }
 
-// todo (issue 18, stop 11): passed in every run until the last landings of stop 11 (a full run
-// at 664fa8e included); on main after them ferry's WebSocket client comes back on another node
-// with recovered === false, every time. Not yet bisected (suspects: the signed 36-character sids
-// and forwarding of 6e92c34, the cross-node queries of 26aff7b). Reported, not counted, until
-// fixed: the closing note of stop 11 says so.
-test("cluster-kill: node 1 is SIGKILLed; its clients resume on nodes 2 and 3 with ids, rooms, missed messages and outbox (Redis-kept recovery)", { skip, todo: "broken by a landing of stop 11, not yet found (see above)", timeout: 240000 }, async () => {
+// todo (issue 18, stop 11): passed in rediscovery's ~12 runs and in a full run at 22:05 UTC on
+// 664fa8e; from 22:25 on it fails every time (ferry's WebSocket client comes back on another
+// node with recovered === false), also when rebuilt at 664fa8e's code (90004e0) and at 26aff7b
+// and 70109e0: not a landing, something that depends on time or the environment (the recovery
+// offsets and Redis stream IDs carry wall-clock milliseconds: first place to look). Reported,
+// not counted, until found: the closing note of stop 11 says so.
+test("cluster-kill: node 1 is SIGKILLed; its clients resume on nodes 2 and 3 with ids, rooms, missed messages and outbox (Redis-kept recovery)", { skip, todo: "fails since 22:25 UTC on any stop-11 build, cause not found (see above)", timeout: 240000 }, async () => {
   const redis = await startRedis();
   const nodes = [];
   const clients = [];
