@@ -18,26 +18,12 @@ import { io as officialIo } from "socket.io-client";
 import { launchChromium } from "../lib/browser.mjs";
 import { startServer, bin, root } from "../lib/server.mjs";
 import { startProxy } from "../lib/proxy.mjs";
+import { audit } from "../e2e/chaos.mjs";
 
 const ALL = ["websocket", "sse", "polling", "short-polling"];
 export const BROWSER_CLIENTS = [...ALL.map((t) => ({ name: t, transports: [t] })), { name: "switching", transports: ALL }];
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-// Lost, duplicated and out-of-order numbers of 0..sent-1 in got (arrival order).
-export function audit(got, sent) {
-  const seen = new Set();
-  let dup = 0, ooo = 0, last = -1;
-  for (const n of got) {
-    if (seen.has(n)) dup++;
-    else if (n < last) ooo++;
-    seen.add(n);
-    last = Math.max(last, n);
-  }
-  let lost = 0;
-  for (let i = 0; i < sent; i++) if (!seen.has(i)) lost++;
-  return { sent, received: got.length, lost, dup, ooo };
-}
 
 // The page, whole in one file (one request through the cuts to load it): the classic bundle
 // (window.ferry) and tests/browser/chaos-page.mjs inline.
