@@ -34,6 +34,20 @@ node_counts() { # logfile
   echo "${p:-0} ${f:-1}"
 }
 
+# What a failed (not todo) top-level test said: its error message, without the stack, at most
+# 40 lines each, so that a CI run that keeps only this output still says what went wrong.
+failure_details() { # logfile
+  awk '
+    /^not ok / && !/# TODO/ { on = 1; st = 0; n = 0; print "   -- " $0; next }
+    on && /^  \.\.\.$/ { on = 0; next }
+    on && /^  stack:/ { st = 1; next }
+    on && st && /^  [a-z]/ { st = 0 }
+    on && (st || /^    at /) { next }
+    on && /^  (duration_ms|type|location|failureType|---)/ { next }
+    on && n < 40 { print "   " $0; n++ }
+  ' "$1"
+}
+
 run_node_suite() { # name dir
   local files
   files=$(find "$2" -name '*.test.mjs' 2>/dev/null | sort)
@@ -50,6 +64,7 @@ run_node_suite() { # name dir
   read -r p f < <(node_counts "$log_dir/$1.log")
   [ $rc -ne 0 ] && [ "$f" = 0 ] && f=1
   grep -E '^not ok|^# (pass|fail)' "$log_dir/$1.log" | sed 's/^/   /'
+  [ "$f" != 0 ] && failure_details "$log_dir/$1.log"
   [ "$f" != 0 ] && echo "   (log: $log_dir/$1.log)"
   record "$1" "$p" "$f"
 }
