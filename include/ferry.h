@@ -929,6 +929,13 @@ FERRY_EXTERN ferry_socket *ferry_namespace_socket(ferry_namespace *nsp, const ch
  * Socket.IO), NUL-terminated, valid while the socket lives. Also the name of the socket's own
  * room. */
 FERRY_EXTERN const char *ferry_socket_id(const ferry_socket *s);
+/** 1 when name has the form of a socket id, any node's (exactly 20 characters of base64url:
+ * A-Z a-z 0-9 - _), else 0 (NULL included). A socket's own room is its private channel on
+ * every node of a cluster, and whether an id is a live socket on another node cannot be asked
+ * without a round trip: an application that lets clients pick rooms should refuse such names
+ * except the client's own id (tools/ferry's relay does, docs/scaling.md). ferry_socket_join()
+ * itself does not refuse them: the server may join a socket to any room, as in Socket.IO. */
+FERRY_EXTERN int ferry_is_socket_id(const char *name);
 FERRY_EXTERN ferry_namespace *ferry_socket_namespace(const ferry_socket *s);
 /** The Engine.IO session the socket travels on (shared by the client's other namespaces).
  * Useful for ferry_session_transport(); do not set its callbacks. */

@@ -635,6 +635,23 @@ const char *ferry_socket_id(const ferry_socket *s)
     return s->id;
 }
 
+_Static_assert(15 * 4 / 3 == SIO_ID_LEN, "a socket id is 15 random bytes in base64url");
+
+int ferry_is_socket_id(const char *name)
+{
+    /* sio_socket_new(): base64url of 15 random bytes, no padding. */
+    if (name == NULL)
+        return 0;
+    size_t n = 0;
+    for (; name[n] != '\0' && n <= SIO_ID_LEN; n++) {
+        unsigned char c = (unsigned char)name[n];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_'))
+            return 0;
+    }
+    return n == SIO_ID_LEN;
+}
+
 ferry_namespace *ferry_socket_namespace(const ferry_socket *s)
 {
     return s->nsp;

@@ -190,9 +190,18 @@ static void on_join(ferry_socket *s, const char *event, cJSON *args, ferry_ack *
     const char *room = room_arg(args, ack);
     if (room == NULL)
         return;
-    /* Another client's own room is its private channel: never joinable. */
-    if (!app_list_match(&r->cfg->allow_join, room) ||
-        (ferry_namespace_socket(r->nsp, room) != NULL && strcmp(room, ferry_socket_id(s)) != 0)) {
+    /* Another client's own room is its private channel: never joinable, on any node. Whether
+     * an id is a socket of another node cannot be known without a round trip, so every name of
+     * a socket id's form is refused but the client's own (docs/scaling.md "A socket's own
+     * room"): sound across nodes and workers, and no walk or lookup per join. */
+    if (ferry_is_socket_id(room) && strcmp(room, ferry_socket_id(s)) != 0) {
+        refuse(ack,
+               "joining room '%s' is not allowed: a name of 20 base64url characters is a socket "
+               "id, the private room of one client",
+               room);
+        return;
+    }
+    if (!app_list_match(&r->cfg->allow_join, room)) {
         refuse(ack, "joining room '%s' is not allowed", room);
         return;
     }

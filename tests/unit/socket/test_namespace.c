@@ -124,7 +124,24 @@ static void bcast_room_limit(void **state)
     assert_int_equal(ferry_bcast_emit(&b, "x", NULL), -FERRY_EINVAL); /* no namespace */
 }
 
+/* The form every node's socket ids have (the relay refuses such rooms but a client's own). */
+static void socket_id_form(void **state)
+{
+    (void)state;
+    assert_true(ferry_is_socket_id("AbcdEFGH0123456789-_"));
+    assert_true(ferry_is_socket_id("aaaaaaaaaaaaaaaaaaaa"));
+    assert_false(ferry_is_socket_id(NULL));
+    assert_false(ferry_is_socket_id(""));
+    assert_false(ferry_is_socket_id("aaaaaaaaaaaaaaaaaaa"));   /* 19 */
+    assert_false(ferry_is_socket_id("aaaaaaaaaaaaaaaaaaaaa")); /* 21 */
+    assert_false(ferry_is_socket_id("aaaaaaaaaaaaaaaaaaa="));  /* padding */
+    assert_false(ferry_is_socket_id("aaaaaaaaaaaaaaaaaa+/"));  /* base64, not base64url */
+    assert_false(ferry_is_socket_id("lobby lobby lobby ab"));
+    assert_false(ferry_is_socket_id("aaaaaaaaaaaaaaaaaa\xc3\xa9"));
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(socket_id_form),
     cmocka_unit_test(names),
     cmocka_unit_test(engine_level_excludes_socketio),
     cmocka_unit_test(handlers_and_middlewares),
