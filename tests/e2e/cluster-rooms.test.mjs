@@ -99,3 +99,80 @@ test("cluster-rooms: a socket's own room is private on every node (join refused 
     assert.deepEqual(codes, nodes.map(() => 0), "every node exits 0 (no leak)");
   }
 });
+
+// The relay's history is shared between nodes with server-side events (ferry_cluster_server_emit,
+// Socket.IO's serverSideEmit): a client joining a room on node 2 gets what was said on node 1
+// (by a client or a backend), and a receipt sent on node 2 reaches the publisher on node 1.
+// Without it, node 2 had no entry: an empty history and "no message ... in the history".
+test("cluster-rooms: the relay's history and receipts across nodes (server-side events)", { skip, timeout: 120000 }, async () => {
+  const redis = await startRedis();
+  const nodes = [];
+  const clients = [];
+  try {
+    for (let i = 1; i <= 2; i++) nodes.push(await startNode(redis.url, `hist-${i}`, ["--publish-token", token, "--history", "10"]));
+    const [n1, n2] = nodes;
+    const alice = await relayClient("websocket", n1.url, "alice");
+    const bob = await relayClient("sio-polling", n2.url, "bob");
+    clients.push(alice, bob);
+    // Probes go to a room of their own ("message" is a history event).
+    for (const s of clients) await join(s, "probe");
+    await crossNodeReady(alice, bob, "probe");
+    await crossNodeReady(bob, alice, "probe");
+    await join(alice, "chat");
+    await join(bob, "chat");
+    const receipts = [];
+    alice.on("receipt", (r) => receipts.push(r));
+    const heard = [];
+    bob.on("message", (data, meta) => meta?.room === "chat" && heard.push([data, meta]));
+
+    // alice publishes on node 1; bob hears it on node 2, with its history id.
+    const pub = await call(alice, "publish", { room: "chat", event: "message", data: { text: "hello" } });
+    assert.equal(pub.ok, true, JSON.stringify(pub));
+    assert.match(pub.id, /^[0-9a-z]+\.[0-9a-z]{5}-[0-9]+$/, "a cluster node's history id carries its tag");
+    await until(() => heard.length >= 1, 15000, "bob to hear alice");
+    assert.equal(heard[0][1].id, pub.id);
+
+    // A backend publishes on node 1 too (kept without "from").
+    const res = await api(n1, "POST", "/api/publish", { room: "chat", event: "message", data: { text: "from-backend" } });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    await until(() => heard.length >= 2, 15000, "bob to hear the backend");
+
+    // A new client on node 2 joins: the history of node 1's publishes, oldest first.
+    const carol = await relayClient("sse", n2.url, "carol");
+    clients.push(carol);
+    const ans = await join(carol, "chat");
+    assert.deepEqual(
+      ans.history.map((e) => [e.id, e.event, e.data.text, e.from?.name]),
+      [[pub.id, "message", "hello", "alice"], [heard[1][1].id, "message", "from-backend", undefined]],
+    );
+    assert.equal(ans.history[0].from.id, alice.id);
+
+    // bob's receipt, sent on node 2, reaches alice on node 1.
+    const rec = await call(bob, "receipt", { room: "chat", id: pub.id });
+    assert.deepEqual(rec, { ok: true });
+    await until(() => receipts.length >= 1, 15000, "alice to get bob's receipt");
+    assert.deepEqual(receipts, [{ room: "chat", id: pub.id, by: { id: bob.id, name: "bob" } }]);
+
+    // And the other way: bob publishes on node 2, alice's node has it for her receipt and joiners.
+    const pub2 = await call(bob, "publish", { room: "chat", event: "message", data: { text: "hi alice" } });
+    assert.equal(pub2.ok, true);
+    assert.notEqual(pub2.id.split("-")[0], pub.id.split("-")[0], "each node its own id prefix");
+    const dave = await relayClient("polling", n1.url, "dave");
+    clients.push(dave);
+    let texts = [];
+    const deadline = Date.now() + 15000;
+    while (!texts.includes("hi alice") && Date.now() < deadline) {
+      texts = (await join(dave, "chat")).history.map((e) => e.data.text);
+      if (!texts.includes("hi alice")) await sleep(100);
+    }
+    assert.deepEqual(texts, ["hello", "from-backend", "hi alice"]);
+    // An unknown id is still refused.
+    assert.match((await call(bob, "receipt", { room: "chat", id: "nope-1" })).error, /no message 'nope-1'/);
+  } finally {
+    for (const s of clients) s.disconnect();
+    const codes = [];
+    for (const n of nodes) codes.push(await n.stop());
+    await redis.stop();
+    assert.deepEqual(codes, nodes.map(() => 0), "every node exits 0 (no leak)");
+  }
+});

@@ -52,6 +52,16 @@ void history_init(history *h, size_t per_room, size_t max_bytes, uint64_t now_ms
     h->epoch[n] = '\0';
 }
 
+void history_set_tag(history *h, const char *tag)
+{
+    size_t n = strlen(h->epoch);
+    h->epoch[n++] = '.';
+    for (size_t i = 0; tag[i] != '\0' && i < 5 && n < sizeof(h->epoch) - 1; i++)
+        if ((tag[i] >= '0' && tag[i] <= '9') || (tag[i] >= 'a' && tag[i] <= 'z'))
+            h->epoch[n++] = tag[i];
+    h->epoch[n] = '\0';
+}
+
 void history_next_id(history *h, char out[HISTORY_ID_MAX])
 {
     snprintf(out, HISTORY_ID_MAX, "%s-%llu", h->epoch, (unsigned long long)++h->seq);

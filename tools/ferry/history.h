@@ -31,6 +31,11 @@ typedef struct history {
 /* Set up an empty history (nothing is allocated until the first entry). */
 void history_init(history *h, size_t per_room, size_t max_bytes, uint64_t now_ms);
 
+/* On a cluster node (ids travel to the other nodes' histories): ids become
+ * "<epoch>.<tag>-<n>", tag at most 5 characters of [0-9a-z], so that two nodes started in the
+ * same millisecond never mint the same id. */
+void history_set_tag(history *h, const char *tag);
+
 /* The next publish id, written to out (NUL-terminated). */
 void history_next_id(history *h, char out[HISTORY_ID_MAX]);
 

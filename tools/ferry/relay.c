@@ -21,6 +21,7 @@ struct relay {
     ferry_namespace *nsp;
     const app_config *cfg;
     history hist; /* recent publishes per room (--history) */
+    int cluster;  /* a node of a cluster (--redis): history entries are shared */
 };
 
 /* Per-socket state, from the first connection callback until ferry releases it
@@ -145,6 +146,50 @@ static int has_binary(const cJSON *c)
     return 0;
 }
 
+/* On a cluster, every other node keeps the entry too (a server-side event, Socket.IO's
+ * serverSideEmit): a client joining on any node gets the room's history, and a receipt sent
+ * on any node finds the message's publisher. Fire and forget: a node that does not hear it
+ * (Redis unreachable) lacks the entry. */
+static void share(relay *r, const char *room, const char *id, const char *sender,
+                  const char *json)
+{
+    if (!r->cluster)
+        return;
+    cJSON *args = cJSON_CreateArray();
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToArray(args, o);
+    cJSON_AddStringToObject(o, "room", room);
+    cJSON_AddStringToObject(o, "id", id);
+    cJSON_AddStringToObject(o, "sender", sender != NULL ? sender : "");
+    cJSON_AddStringToObject(o, "entry", json);
+    ferry_cluster_server_emit(r->nsp, "relay:history", args);
+    cJSON_Delete(args);
+}
+
+/* A history entry another node kept (share()). */
+static void on_server_event(ferry_namespace *nsp, const char *from_node, const char *event,
+                            const cJSON *args, void *ud)
+{
+    relay *r = ud;
+    (void)nsp;
+    (void)from_node;
+    if (strcmp(event, "relay:history") != 0 || r->cfg->history == 0)
+        return;
+    const cJSON *o = cJSON_GetArrayItem(args, 0);
+    const cJSON *room = cJSON_GetObjectItemCaseSensitive(o, "room");
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id");
+    const cJSON *sender = cJSON_GetObjectItemCaseSensitive(o, "sender");
+    const cJSON *entry = cJSON_GetObjectItemCaseSensitive(o, "entry");
+    if (!cJSON_IsString(room) || relay_check_room(room->valuestring) != NULL ||
+        !cJSON_IsString(id) || id->valuestring[0] == '\0' ||
+        strlen(id->valuestring) >= HISTORY_ID_MAX || !cJSON_IsString(sender) ||
+        strlen(sender->valuestring) > 20 || !cJSON_IsString(entry) ||
+        history_find(&r->hist, room->valuestring, id->valuestring) != NULL)
+        return;
+    history_add(&r->hist, room->valuestring, id->valuestring, sender->valuestring,
+                entry->valuestring, strlen(entry->valuestring));
+}
+
 /* If ev is one of --history-events: give the publish an id and a time (added to meta, the
  * last element of out) and keep {id, ts, event, data, from} as the room's newest entry. id
  * gets the id ("" when not kept). */
@@ -177,8 +222,8 @@ static void keep(relay *r, const char *room, const char *ev, cJSON *out, const c
         cJSON_AddItemReferenceToObject(entry, "from", from);
     char *json = cJSON_PrintUnformatted(entry);
     cJSON_Delete(entry); /* references (or a copy of data): out keeps data and from */
-    if (json != NULL)
-        history_add(&r->hist, room, id, sender, json, strlen(json));
+    if (json != NULL && history_add(&r->hist, room, id, sender, json, strlen(json)) == 0)
+        share(r, room, id, sender, json);
     cJSON_free(json);
 }
 
@@ -487,6 +532,17 @@ int relay_new(ferry_server *srv, const app_config *cfg, relay **out)
     history_init(&r->hist, cfg->history, cfg->history_bytes,
                  (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000);
     r->nsp = ferry_of(srv, "/");
+    if (cfg->redis_url != NULL && r->nsp != NULL) {
+        /* A tag of 5 random base-36 characters in this node's history ids (history.h). */
+        uint8_t rnd[5];
+        char tag[6] = "00000";
+        if (uv_random(NULL, NULL, rnd, sizeof(rnd), 0, NULL) == 0)
+            for (size_t i = 0; i < sizeof(rnd); i++)
+                tag[i] = "0123456789abcdefghijklmnopqrstuvwxyz"[rnd[i] % 36];
+        history_set_tag(&r->hist, tag);
+        r->cluster = 1;
+        ferry_namespace_on_server_event(r->nsp, on_server_event, r);
+    }
     int rc = r->nsp ? 0 : -FERRY_ENOMEM;
     if (rc == 0)
         rc = ferry_namespace_use(r->nsp, middleware, r);
