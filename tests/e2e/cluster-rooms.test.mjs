@@ -3,6 +3,8 @@
 //   - A socket's own room (its id) is private on every node: a client on the other node (and on
 //     the same node) that tries to join it is refused with a clear error, and a backend's
 //     /api/publish to that id, sent on the other node, reaches that one client only.
+//   - The relay's history travels as server-side events (ferry_cluster_server_emit): joins on
+//     one node see what was said on the other, and receipts reach a publisher on another node.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { haveRedis, ferryHasRedis, startRedis, startNode, relayClient, call, join, sleep, crossNodeReady } from "./cluster.mjs";
