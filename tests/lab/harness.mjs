@@ -81,6 +81,70 @@ export function buildStatic() {
 }
 
 const TOKEN = "lab-token";
+
+// FERRY_LAB_TRACE=<dir>: every run also writes <dir>/<scenario>-<n>.log, one timeline (wall-clock
+// ms) of the server's info log, ferry-proxy's per-request lines, and every request, answer and
+// WebSocket frame of both clients, to tell a late message from a lost one and see where it went.
+const TRACE = process.env.FERRY_LAB_TRACE || "";
+let traceRuns = 0;
+function openTrace(id) {
+  if (!TRACE) return null;
+  fs.mkdirSync(TRACE, { recursive: true });
+  const file = path.join(TRACE, `${id}-${++traceRuns}.log`);
+  const fd = fs.openSync(file, "w");
+  const w = (who, line, at = Date.now()) => fs.writeSync(fd, `${at} ${who} ${line}\n`);
+  return { file, w, lines: (who) => {
+    let rest = "";
+    return (d) => {
+      rest += d;
+      const parts = rest.split("\n");
+      rest = parts.pop();
+      for (const l of parts) w(who, l);
+    };
+  }, close: () => fs.closeSync(fd) };
+}
+// Wraps fetch and WebSocket so that every request, answer and frame is written to the trace
+// (the same code runs in Node and, as an init script, in the page).
+function traceTransports(G, say) {
+  const short = (u) => String(u).replace(/^[a-z]+:\/\/[^/]+/, "");
+  const f0 = G.fetch;
+  let k = 0;
+  G.fetch = async (url, o = {}) => {
+    const id = ++k;
+    say(`>${id} ${o.method || "GET"} ${short(url)}${o.body ? " body=" + JSON.stringify(o.body) : ""}`);
+    try {
+      const r = await f0(url, o);
+      if ((o.headers?.accept || o.headers?.Accept) === "text/event-stream") {
+        say(`<${id} ${r.status} (stream)`);
+        const [a, b] = r.body ? r.body.tee() : [null, null];
+        if (a) (async () => {
+          const rd = a.getReader(), dec = new TextDecoder();
+          try { for (;;) { const { value, done } = await rd.read(); if (done) break; say(`<${id} sse ${JSON.stringify(dec.decode(value))}`); } say(`<${id} sse end`); }
+          catch (e) { say(`<${id} sse error ${e?.message}`); }
+        })();
+        return new Response(b, { status: r.status, headers: r.headers });
+      }
+      const text = await r.text();
+      say(`<${id} ${r.status} ${JSON.stringify(text)}`);
+      return new Response(r.status === 204 || r.status === 304 ? null : text, { status: r.status, headers: r.headers });
+    } catch (e) {
+      say(`<${id} failed ${e?.message ?? e}`);
+      throw e;
+    }
+  };
+  return (W) => class extends W {
+    constructor(url, ...a) {
+      super(url, ...a);
+      const id = `w${++k}`;
+      say(`>${id} WS ${short(url)}`);
+      this.addEventListener("open", () => say(`<${id} open`));
+      this.addEventListener("message", (m) => say(`<${id} frame ${typeof m.data === "string" ? JSON.stringify(m.data) : "(binary)"}`));
+      this.addEventListener("close", (e) => say(`<${id} close ${e.code}`));
+      const send = this.send.bind(this);
+      this.send = (d) => (say(`>${id} frame ${typeof d === "string" ? JSON.stringify(d) : "(binary)"}`), send(d));
+    }
+  };
+}
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function until(pred, ms, step = 50) {
@@ -112,10 +176,13 @@ export function countSeq(expected, got) {
 export async function runScenario(sc, { browser, staticDir, seconds = 5, drainMs = 8000, joinMs = 15000,
   clients = ["browser", "node"], lib = process.env.FERRY_LAB_LIB || "ferry", log = () => {} }) {
   const notes = [];
+  const trace = openTrace(sc.id);
   const acted = []; // what the faults did: ferry-proxy's counters, nginx's error statuses
   const srv = await startServer(bin("tools/ferry/ferry"), ["--host", "127.0.0.1", "--port", "0",
     "--transports", "polling,websocket,sse,short-polling", "--static", staticDir,
-    "--allow-publish", "seq", "--publish-token", TOKEN, "--publish-rate", "0", "--no-presence"]);
+    "--allow-publish", "seq", "--publish-token", TOKEN, "--publish-rate", "0", "--no-presence"],
+    trace ? { env: { FERRY_LOG_LEVEL: "debug" } } : {});
+  if (trace) srv.proc.stderr.on("data", trace.lines("server"));
   let ngx = null, proxy = null, observer = null, ctx = null, node = null, stopped = false;
   const stopAll = async () => {
     try { node?.close(); } catch {}
@@ -136,11 +203,13 @@ export async function runScenario(sc, { browser, staticDir, seconds = 5, drainMs
     }
     const code = await srv.stop();
     if (code !== 0) notes.push(`tools/ferry exited with ${code} (leak or sanitizer report)`);
+    if (trace) trace.close(), log(`${sc.id}: trace in ${trace.file}`);
   };
   try {
     let front = srv.url;
     if (sc.nginx) front = (ngx = await startNginx(sc.nginx, front)).url;
-    if (sc.proxy) front = (proxy = await startProxy(front, ["--quiet", ...sc.proxy])).url;
+    if (sc.proxy) front = (proxy = await startProxy(front, [...(trace ? [] : ["--quiet"]), ...sc.proxy])).url;
+    if (trace && proxy) proxy.proc.stderr.on("data", trace.lines("proxy"));
 
     // The observer: official client, straight to ferry over WebSocket, in every room.
     const rooms = { browser: "lab-b", node: "lab-n" };
@@ -158,14 +227,25 @@ export async function runScenario(sc, { browser, staticDir, seconds = 5, drainMs
       ctx = await browser.newContext();
       const page = await ctx.newPage();
       page.on("pageerror", (e) => notes.push(`browser: ${e.message}`));
+      if (trace) {
+        await page.exposeFunction("__labTrace", (at, l) => trace.w("browser", l, at));
+        await page.addInitScript(`{ const wrap = (${traceTransports})(globalThis, (l) => globalThis.__labTrace(Date.now(), l)); ` +
+          `globalThis.WebSocket = wrap(globalThis.WebSocket); }`);
+      }
       // The page load itself goes through the fault: like a user, reload a few times.
+      // A navigation that fails may be followed by Chromium's own retry of it, which ends a
+      // second goto at once ("interrupted by another navigation"): the page is waited for
+      // whatever goto said, and loaded again only when it did not come.
+      let failed = 0;
       for (let i = 1; ; i++) {
         try {
-          await page.goto(`${front}/lab.html?name=browser&room=${rooms.browser}&lib=${lib}`, { timeout: 20000 });
+          await page.goto(`${front}/lab.html?name=browser&room=${rooms.browser}&lib=${lib}`, { timeout: 20000 })
+            .catch((e) => (failed++, trace?.w("harness", `page load ${i}: ${e.message.split("\n")[0]}`)));
           await page.waitForFunction(() => window.lab, null, { timeout: 10000 });
-          if (i > 1) acted.push(`page loads failed ${i - 1}`);
+          if (failed) acted.push(`page loads failed ${failed}`);
           break;
         } catch (e) {
+          trace?.w("harness", `page load ${i}: ${e.message.split("\n")[0]}`);
           if (i === 5) {
             notes.push(`the page did not load in 5 attempts: ${e.message.split("\n")[0]}`);
             break;
@@ -180,10 +260,13 @@ export async function runScenario(sc, { browser, staticDir, seconds = 5, drainMs
     }
     if (clients.includes("node")) {
       const ferry = lib === "ferry" ? await import("../../client-js/src/index.mjs") : null;
+      const T = trace && ferry ? { fetch: globalThis.fetch } : null;
+      const wrapWS = T ? traceTransports(T, (l) => trace.w("node", l)) : null;
       node = startLabClient(ferry ? ferry.io : officialIo, front, {
         name: "node", room: rooms.node, official: !ferry,
-        opts: ferry ? { WebSocket: WS, storage: null, forceNew: true } : { forceNew: true },
+        opts: ferry ? { WebSocket: wrapWS ? wrapWS(WS) : WS, storage: null, forceNew: true, ...(T && { fetch: T.fetch }) } : { forceNew: true },
       });
+      if (trace) node.socket.on("transport", (ev) => trace.w("node", `transport ${JSON.stringify(ev)}`));
       handles.node = { stats: async () => node.result(), stop: async () => node.stop(), setEpoch: async (t) => node.setEpoch(t) };
     }
     const names = Object.keys(handles);

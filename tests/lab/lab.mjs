@@ -7,6 +7,8 @@
 //
 // --compare also runs every scenario with the official socket.io-client and adds its table to
 // the doc, for comparison (its failures do not change the exit status).
+// FERRY_LAB_TRACE=<dir> writes one timeline per run (server info log, ferry-proxy's lines, every
+// request, answer and frame of both clients): see tests/lab/harness.mjs.
 import fs from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
