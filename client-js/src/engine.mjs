@@ -134,6 +134,13 @@ class Polling extends Transport {
   _idle() {
     if (this.onIdle && !this.getting && !this.busy) this.onIdle(), (this.onIdle = null);
   }
+  // The probe this paused for died before "5": go on at once with what was queued meanwhile
+  // (a GET still out goes on polling when it ends; a paused loop has ended).
+  resume() {
+    this.paused = this.onIdle = 0;
+    this.getting || this.poll();
+    this.e.flush();
+  }
   stop() {
     this.dead = 1;
     clearTimeout(this.nap);
@@ -147,6 +154,7 @@ class SSE extends Polling {
   open() {
     this.stream();
   }
+  poll() {} // the stream goes on while paused
   async stream() {
     const h = { accept: "text/event-stream" };
     if (this.last != null) h["last-event-id"] = this.last;
@@ -586,7 +594,9 @@ export class Engine extends Emitter {
   _probeFail(t, reason) {
     clearTimeout(t.timer);
     this.probe = null;
-    if (reason === "sse-refused" || reason === "post-error") reason = t.name === "sse" ? "sse-refused" : reason;
+    // Lost after "3probe" while the current transport paused for it (nothing went on the probe).
+    t.from?.resume();
+    if (reason === "post-error" && t.name === "sse") reason = "sse-refused";
     this.backoff(t.name);
     this.fire("probe", { to: t.name, ok: false, reason });
     if (this.ext.includes("report")) this.write({ type: 6, data: JSON.stringify({ from: this.transport.name, to: this.transport.name, reason, ms: now() - t.started }) });
@@ -595,7 +605,7 @@ export class Engine extends Emitter {
   }
   _probed(t) {
     clearTimeout(t.timer);
-    const cur = this.transport;
+    const cur = (t.from = this.transport);
     cur.pause(() => {
       if (t.dead || this.transport !== cur) return;
       this.probe = null;
