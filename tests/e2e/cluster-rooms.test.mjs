@@ -5,6 +5,7 @@
 //     /api/publish to that id, sent on the other node, reaches that one client only.
 //   - The relay's history travels as server-side events (ferry_cluster_server_emit): joins on
 //     one node see what was said on the other, and receipts reach a publisher on another node.
+//   - The join answer lists every node's members (ferry_cluster_fetch_sockets, 1 s bound).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { haveRedis, ferryHasRedis, startRedis, startNode, relayClient, call, join, sleep, crossNodeReady } from "./cluster.mjs";
@@ -170,6 +171,76 @@ test("cluster-rooms: the relay's history and receipts across nodes (server-side 
     assert.deepEqual(texts, ["hello", "from-backend", "hi alice"]);
     // An unknown id is still refused.
     assert.match((await call(bob, "receipt", { room: "chat", id: "nope-1" })).error, /no message 'nope-1'/);
+  } finally {
+    for (const s of clients) s.disconnect();
+    const codes = [];
+    for (const n of nodes) codes.push(await n.stop());
+    await redis.stop();
+    assert.deepEqual(codes, nodes.map(() => 0), "every node exits 0 (no leak)");
+  }
+});
+
+// The relay's join answer lists the members of every node (ferry_cluster_fetch_sockets, 1 s):
+// complete when every node answered, else the members of those that did, said by
+// "complete": false (a stopped node, Redis away).
+test("cluster-rooms: the join answer lists every node's members (members, count, complete)", { skip, timeout: 120000 }, async () => {
+  const redis = await startRedis();
+  const nodes = [];
+  const clients = [];
+  try {
+    for (let i = 1; i <= 2; i++) nodes.push(await startNode(redis.url, `mem-${i}`));
+    const [n1, n2] = nodes;
+    const alice = await relayClient("websocket", n1.url, "alice");
+    const carol = await relayClient("short-polling", n1.url, "carol");
+    const bob = await relayClient("sio-websocket", n2.url, "bob");
+    clients.push(alice, carol, bob);
+    await join(alice, "probe");
+    await join(bob, "probe");
+    await crossNodeReady(alice, bob, "probe");
+    await crossNodeReady(bob, alice, "probe");
+    const names = (res) => res.members.map((m) => `${m.name}:${m.id}`).sort();
+
+    await join(alice, "room");
+    await join(carol, "room");
+    let res = await join(bob, "room"); // on node 2: alice and carol are on node 1
+    assert.deepEqual(names(res), [`alice:${alice.id}`, `bob:${bob.id}`, `carol:${carol.id}`]);
+    assert.deepEqual([res.count, res.complete], [3, true]);
+    res = await join(alice, "room"); // and from node 1
+    assert.deepEqual(names(res), [`alice:${alice.id}`, `bob:${bob.id}`, `carol:${carol.id}`]);
+    assert.deepEqual([res.count, res.complete], [3, true]);
+    // {members: false}: neither list, count nor complete, as on one node.
+    res = await call(bob, "join", { room: "room", members: false });
+    assert.deepEqual(res, { ok: true, room: "room" });
+
+    // Node 1 stopped: bob's answer comes after the 1 s bound with node 2's members, incomplete.
+    n1.proc.kill("SIGSTOP");
+    try {
+      const t0 = Date.now();
+      res = await join(bob, "room");
+      const took = Date.now() - t0;
+      assert.deepEqual(names(res), [`bob:${bob.id}`]);
+      assert.deepEqual([res.count, res.complete], [1, false]);
+      assert.ok(took >= 900 && took < 10000, `answered after ${took} ms`);
+      // A client that leaves while its join answer waits for node 1: the answer is dropped
+      // (no use of its freed ack: ASan; no leak: LeakSanitizer at the end).
+      const dave = await relayClient("websocket", n2.url, "dave");
+      let answered = false;
+      dave.emit("join", { room: "room" }, () => (answered = true));
+      await sleep(300);
+      dave.disconnect();
+      await sleep(1500); // past the 1 s bound: the fetch ended meanwhile
+      assert.equal(answered, false);
+    } finally {
+      n1.proc.kill("SIGCONT");
+    }
+    res = await join(bob, "room");
+    assert.deepEqual([res.count, res.complete], [3, true], "complete again once node 1 runs");
+
+    // Redis away: answered at once with this node's members, incomplete.
+    await redis.stop({ keep: true });
+    res = await join(bob, "room");
+    assert.deepEqual(names(res), [`bob:${bob.id}`]);
+    assert.deepEqual([res.count, res.complete], [1, false]);
   } finally {
     for (const s of clients) s.disconnect();
     const codes = [];

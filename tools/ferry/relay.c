@@ -15,6 +15,7 @@
 
 #define NICK_MAX_CHARS 32
 #define MEMBERS_MAX 256 /* members listed in a join answer; "count" gives the total */
+#define MEMBERS_TIMEOUT_MS 1000 /* a cluster node's join answer waits this long for the others */
 
 struct relay {
     ferry_server *srv;
@@ -26,7 +27,10 @@ struct relay {
 
 /* Per-socket state, from the first connection callback until ferry releases it
  * (release_client()): with connection-state recovery, a socket that comes back keeps it. */
+typedef struct pending_join pending_join;
+
 typedef struct client {
+    pending_join *joins; /* join answers waiting for the other nodes' members */
     /* Token buckets of publishes ([0]) and receipts ([1], so that a page acknowledging a
      * join's history cannot starve its own messages): publish_rate per second each, at most
      * publish_rate saved up. */
@@ -34,6 +38,15 @@ typedef struct client {
     uint64_t refilled_ms[2];
     char name[]; /* the nickname (at most NICK_MAX_CHARS characters), allocated to its size */
 } client;
+
+/* A join answer waiting for the members of every node (on_join()). on_disconnect() detaches
+ * it from its socket (the ack is freed with the socket); the fetch's callback frees it. */
+struct pending_join {
+    pending_join *prev, *next; /* in its client's joins */
+    client *c;                 /* NULL once detached */
+    ferry_ack *ack;            /* NULL once detached */
+    cJSON *answer;             /* {ok, room, history?}: members and count are added */
+};
 
 /* ---------------------------------------------------------------- answers */
 
@@ -229,6 +242,87 @@ static void keep(relay *r, const char *room, const char *ev, cJSON *out, const c
 
 /* ---------------------------------------------------------------- client events */
 
+static void pending_detach(pending_join *p)
+{
+    if (p->c == NULL)
+        return;
+    if (p->prev != NULL)
+        p->prev->next = p->next;
+    else
+        p->c->joins = p->next;
+    if (p->next != NULL)
+        p->next->prev = p->prev;
+    p->c = NULL;
+    p->prev = p->next = NULL;
+}
+
+/* This node's members of room into the join answer o: members (at most MEMBERS_MAX) and count. */
+static void local_members(relay *r, const char *room, cJSON *o)
+{
+    ferry_socket *members[MEMBERS_MAX];
+    size_t total = ferry_namespace_sockets(r->nsp, room, members, MEMBERS_MAX);
+    cJSON *list = cJSON_AddArrayToObject(o, "members");
+    for (size_t i = 0; i < total && i < MEMBERS_MAX; i++)
+        cJSON_AddItemToArray(list, who(members[i]));
+    cJSON_AddNumberToObject(o, "count", (double)total);
+}
+
+/* Every node's members of the room (ferry_cluster_fetch_sockets): the join answer goes now. */
+static void on_members(ferry_namespace *nsp, int status, const ferry_remote_socket *v, size_t n,
+                       size_t answered, size_t expected, void *ud)
+{
+    (void)nsp;
+    (void)answered;
+    (void)expected;
+    pending_join *p = ud;
+    cJSON *o = p->answer;
+    cJSON *list = cJSON_CreateArray();
+    for (size_t i = 0; i < n && i < MEMBERS_MAX; i++) {
+        cJSON *m = cJSON_CreateObject();
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(v[i].data, "name");
+        cJSON_AddStringToObject(m, "id", v[i].id);
+        cJSON_AddStringToObject(m, "name", cJSON_IsString(name) ? name->valuestring : "");
+        cJSON_AddItemToArray(list, m);
+    }
+    cJSON_AddItemToObject(o, "members", list);
+    cJSON_AddNumberToObject(o, "count", (double)n);
+    /* false: a node did not answer within MEMBERS_TIMEOUT_MS (or Redis is away): the list and
+     * the count are those of the nodes that did. */
+    cJSON_AddBoolToObject(o, "complete", status == 0);
+    if (p->ack != NULL)
+        answer(p->ack, o);
+    else
+        cJSON_Delete(o);
+    pending_detach(p);
+    free(p);
+}
+
+/* On a cluster, ask every node for the room's members; 1 when the answer o (taken, complete
+ * but for the members) goes from on_members() (later, or inside the call when Redis is away),
+ * 0 to answer with this node's members now. */
+static int members_of_cluster(relay *r, ferry_socket *s, ferry_ack *ack, const char *room,
+                              cJSON *o)
+{
+    client *c = ferry_socket_get_data(s);
+    pending_join *p = c != NULL ? calloc(1, sizeof(*p)) : NULL;
+    if (p == NULL)
+        return 0;
+    p->c = c;
+    p->ack = ack;
+    p->answer = o;
+    p->next = c->joins;
+    if (c->joins != NULL)
+        c->joins->prev = p;
+    c->joins = p;
+    const char *rooms[1] = {room};
+    if (ferry_cluster_fetch_sockets(r->nsp, rooms, 1, MEMBERS_TIMEOUT_MS, on_members, p) != 0) {
+        pending_detach(p);
+        free(p);
+        return 0;
+    }
+    return 1;
+}
+
 static void on_join(ferry_socket *s, const char *event, cJSON *args, ferry_ack *ack, void *ud)
 {
     relay *r = ud;
@@ -270,14 +364,8 @@ static void on_join(ferry_socket *s, const char *event, cJSON *args, ferry_ack *
     const cJSON *want = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(args, 0), "members");
     cJSON *o = ok_object();
     cJSON_AddStringToObject(o, "room", room);
-    if (!cJSON_IsFalse(want)) {
-        ferry_socket *members[MEMBERS_MAX];
-        size_t total = ferry_namespace_sockets(r->nsp, room, members, MEMBERS_MAX);
-        cJSON *list = cJSON_AddArrayToObject(o, "members");
-        for (size_t i = 0; i < total && i < MEMBERS_MAX; i++)
-            cJSON_AddItemToArray(list, who(members[i]));
-        cJSON_AddNumberToObject(o, "count", (double)total);
-    }
+    if (!cJSON_IsFalse(want) && !r->cluster)
+        local_members(r, room, o);
     if (r->cfg->history > 0) {
         /* Oldest first; every join answers with it, so that a client joining again after a
          * reconnect can fill what it missed (entries carry ids to drop what it already has). */
@@ -291,6 +379,12 @@ static void on_join(ferry_socket *s, const char *event, cJSON *args, ferry_ack *
                 cJSON_AddItemToArray(past, item);
         }
     }
+    /* On a cluster, the members of every node: the answer (complete but for them) goes from
+     * on_members(), maybe inside the call. */
+    if (!cJSON_IsFalse(want) && r->cluster && members_of_cluster(r, s, ack, room, o))
+        return;
+    if (!cJSON_IsFalse(want) && r->cluster)
+        local_members(r, room, o);
     answer(ack, o);
 }
 
@@ -463,6 +557,12 @@ static void middleware(ferry_socket *s, void *ud)
 static void on_disconnect(ferry_socket *s, ferry_reason reason, void *ud)
 {
     relay *r = ud;
+    /* Its acks are freed with it: join answers still waiting for the other nodes are dropped. */
+    client *c = ferry_socket_get_data(s);
+    while (c != NULL && c->joins != NULL) {
+        c->joins->ack = NULL;
+        pending_detach(c->joins);
+    }
     /* The socket is still in its rooms here: tell each of them (own id room excluded). */
     const char *rooms[256];
     size_t n = ferry_socket_rooms(s, rooms, 256);

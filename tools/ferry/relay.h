@@ -5,6 +5,7 @@
  * Client → server events (all take an acknowledgement callback, answered with
  * {ok:true,...} or {ok:false,error:"..."}):
  *   join    {room}                 ack {ok, room, members:[{id,name}], count, history:[...]}
+ *                                  (every node's members on a cluster, complete: bool)
  *   leave   {room}                 ack {ok, room}
  *   publish {room, event, data}    ack {ok, id?}; the room (except the sender) gets
  *                                  event(data, meta); events of --history-events get an id
