@@ -1,16 +1,18 @@
-// Issue 14: ferry's client on long-polling probes WebSocket ("2probe", "3probe", pause of the
-// polling transport, "5"). The probe or the old transport dying at any moment of that must not
-// hold the session's messages back: the client goes on at once on the transport it had (or
-// attaches another), and every message is taken once. Before the fix a probe cut after
-// "3probe" while the pause waited for its poll left polling paused, and the messages waited for
-// the client's health check (8-16 s).
+// Issue 14: ferry's client probes a better transport ("2probe", "3probe", pause of the current
+// transport, "5"): WebSocket or SSE from long-polling, WebSocket from SSE. The probe or the old
+// transport dying at any moment of that must not hold the session's messages back: the client
+// goes on at once on the transport it had (or attaches polling), and every message is taken
+// once. Before the fix a probe cut after "3probe" while the pause waited for a poll or POST left
+// the old transport paused, and the messages waited for a re-probe (5 s) or the client's health
+// check (8-16 s).
 //
 // Each test steers the client's own WebSocket (npm ws, wrapped: frames seen both ways, the
-// connection cut for real, so the server sees the probe close too) and fetch (a poll's answer or
-// a POST's answer held until the test lets it go) to reach one moment of the probe, emits a
-// message right then, and asserts its echo ("message-back" from ferry-test-sio) arrives within
-// BOUND_MS of the moment, measured from the events, and that every message of the run is taken
-// once by the server and echoed once to the client, in order.
+// connection cut for real, so the server sees the probe close too) and fetch (an SSE stream
+// passed on event by event and cut for real; a poll's or a POST's answer held until the test
+// lets it go) to reach one moment of the probe, emits a message right then, and asserts its echo
+// ("message-back" from ferry-test-sio) arrives within BOUND_MS of the moment, measured from the
+// events, and that every message of the run is taken once by the server and echoed once to the
+// client, in order, on one session. PROBE_TRACE=1 prints every request, frame and event.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import WebSocket from "ws";
@@ -22,7 +24,7 @@ const BOUND_MS = 3000;
 
 let srv;
 before(async () => {
-  srv = await startSio(["--transports", "polling,websocket"]);
+  srv = await startSio(["--transports", "polling,websocket,sse"]);
 });
 after(async () => {
   assert.equal(await srv.stop(), 0, "ferry-test-sio exits 0 (no leak)");
@@ -38,37 +40,92 @@ const deferred = () => {
   return Object.assign(p, { resolve });
 };
 
-// The network between the client and the server, steered by the test. hooks.up(ws, data) and
-// hooks.down(ws, data) see every frame of a WebSocket (ws.probe: opened with a sid and no rx);
-// they return false to swallow it. hold("get" | "post") holds the answer of the next polling
-// GET / POST to come back (the server has answered it) until the test lets it go: the returned
-// gate's `caught` resolves when it holds one; gate.pass() hands it on, gate.cut() fails it as a
-// network error would (the client cannot tell whether the server took it). A probe's
-// WebSocket connects once net.ready resolves (the test's session is set up by then).
+// The network between the client and the server, steered by the test. A probe (ws.probe) is a
+// WebSocket opened with a sid and no rx, or the first SSE stream of a session (no rx, no
+// Last-Event-ID); it connects once net.ready resolves (the test's session is set up by then).
+// hooks.up(probe, data) sees what the client sends on it (a WebSocket frame, an SSE probe's POST
+// body) and hooks.down(probe, data) what comes to the client (a frame, an event's data); they
+// return false to swallow it (a swallowed POST fails as a network error, never sent).
+// probe.cut() kills the connection (both ends see it go; the client without a close frame) and
+// resolves once the client has seen it; probe.sendThen(data, fn), from an up hook, sends data for
+// real and calls fn once it is out (the hook returns what it returns). hold("get" | "post",
+// transport) holds the answer of the next GET / POST of that transport (default polling) to come
+// back (the server has answered it) until the test lets it go: the gate's `caught` resolves when
+// it holds one; gate.pass() hands it on, gate.cut() fails it as a network error would (the client
+// cannot tell whether the server took it).
 function network() {
   const net = { hooks: {}, gates: {}, ready: deferred() };
   const realFetch = globalThis.fetch;
-  net.hold = (kind) => {
+  net.hold = (kind, transport = "polling") => {
     const g = (net.gates[kind] = deferred());
-    g.caught = deferred();
-    g.pass = () => g.resolve("pass");
-    g.cut = () => g.resolve("cut");
+    Object.assign(g, { transport, caught: deferred(), pass: () => g.resolve("pass"), cut: () => g.resolve("cut") });
     return g;
   };
   net.fetch = async (url, o = {}) => {
     const kind = o.method === "POST" ? "post" : "get";
+    const q = new URL(url).searchParams;
+    const transport = q.get("transport");
     log(kind, String(url).replace(/.*\?/, ""), o.body ?? "");
+    if (transport === "sse" && kind === "get") return sse(url, o, q);
+    const probe = transport === "sse" && net.sse?.url.includes(q.get("sid")) && net.sse;
+    if (probe && net.hooks.up?.(probe, o.body) === false) throw new TypeError("fetch failed");
     const r = await realFetch(url, o);
     const body = await r.text();
     log(kind, "answered", r.status, body);
+    const after = probe?.after;
+    if (after) (probe.after = null), after();
     const g = net.gates[kind];
-    if (g && new URL(url).searchParams.get("transport") === "polling") {
+    if (g && transport === g.transport) {
       net.gates[kind] = null;
       g.caught.resolve();
       if ((await g) === "cut") throw new TypeError("fetch failed");
     }
     return new Response(body, { status: r.status, headers: r.headers });
   };
+  // An SSE stream passed on event by event (hooks.down on a probe's), cut at will.
+  async function sse(url, o, q) {
+    const isProbe = q.has("sid") && !q.has("rx") && !o.headers?.["last-event-id"];
+    const x = { probe: isProbe, url: String(url), ac: new AbortController() };
+    if (isProbe) (net.sse = x), await net.ready;
+    o.signal?.addEventListener("abort", () => x.ac.abort());
+    const r = await realFetch(url, { ...o, signal: x.ac.signal });
+    if (r.status !== 200) return r;
+    let ctl;
+    const body = new ReadableStream({ start: (c) => void (ctl = c) });
+    x.cut = () => {
+      x.ac.abort();
+      try {
+        ctl.error(new TypeError("network error"));
+      } catch {}
+      return new Promise((res) => setImmediate(res)); // the client's read has failed by then
+    };
+    x.sendThen = (d, fn) => ((x.after = fn), true);
+    (async () => {
+      const rd = r.body.getReader();
+      const dec = new TextDecoder();
+      let buf = "";
+      try {
+        for (;;) {
+          const { value, done } = await rd.read();
+          if (done) return ctl.close();
+          buf += dec.decode(value, { stream: true });
+          let i;
+          while ((i = buf.indexOf("\n\n")) >= 0) {
+            const ev = buf.slice(0, i + 2);
+            buf = buf.slice(i + 2);
+            const data = /^data: ?(.*)$/m.exec(ev)?.[1];
+            log("down", isProbe ? "sse probe" : "sse", data);
+            if (!(data != null && net.hooks.down?.(x, data) === false)) ctl.enqueue(new TextEncoder().encode(ev));
+          }
+        }
+      } catch {
+        try {
+          ctl.error(new TypeError("network error"));
+        } catch {}
+      }
+    })();
+    return new Response(body, { status: r.status, headers: r.headers });
+  }
   net.WebSocket = class SteeredWS {
     constructor(url) {
       const q = new URL(url).searchParams;
@@ -93,11 +150,13 @@ function network() {
     close() {
       this.ws?.close();
     }
-    // The connection dies (both ends see it go; the client without a close frame); resolves
-    // once the client has seen it.
     cut() {
       this.ws.terminate();
       return this.closed;
+    }
+    sendThen(d, fn) {
+      this.ws.send(d, fn);
+      return false;
     }
   };
   return net;
@@ -106,9 +165,9 @@ function network() {
 const T0 = performance.now();
 const log = (...a) => process.env.PROBE_TRACE && console.error(Math.round(performance.now() - T0), ...a);
 
-// A client on long-polling that probes WebSocket through `net`; messages "m<i>", numbered.
-function client(net) {
-  const s = io(srv.url, { fetch: net.fetch, WebSocket: net.WebSocket, storage: null, forceNew: true, transports: ["polling", "websocket"], reconnectionDelay: 100, probeTimeout: 10000 });
+// A client on its first transport that probes the second through `net`; messages "m<i>", numbered.
+function client(net, transports) {
+  const s = io(srv.url, { fetch: net.fetch, WebSocket: net.WebSocket, storage: null, forceNew: true, transports, reconnectionDelay: 100, probeTimeout: 10000 });
   const c = (net.c = { s, switches: [], probes: [], back: [], at: new Map(), waiters: new Map(), connects: 0, disconnects: 0, i: 0 });
   s.on("transport", (e) => (log("transport", e), c.switches.push(`${e.from || "-"}>${e.to}:${e.reason}`)));
   s.on("connect", () => c.connects++);
@@ -135,7 +194,7 @@ function client(net) {
 // comes (while net.fired is unset: later probes pass untouched), which emits the moment's
 // message and notes the time, then runs fn (the fault). The message's echo must come within BOUND_MS of that; then one more message, and
 // every message taken by the server once, in order, echoed once, in order, on one session.
-async function moment(t, what, arm) {
+async function moment(t, what, arm, transports) {
   const net = network();
   const reached = deferred();
   let m, t0;
@@ -149,7 +208,7 @@ async function moment(t, what, arm) {
       .then(reached.resolve, reached.resolve);
   };
   arm(net, at);
-  const c = client(net);
+  const c = client(net, transports);
   try {
     await within(new Promise((r) => c.s.once("connect", r)), 20000, "connect");
     await c.echoed(c.emit(), 20000, "before the probe");
@@ -175,69 +234,89 @@ async function moment(t, what, arm) {
 // A frame of the first probe, before the moment.
 const isProbe = (net, ws, d, frame) => ws.probe && d === frame && !net.fired;
 
-test("the probe dies before 3probe: polling goes on at once", { timeout: 60000 }, async (t) => {
-  await moment(t, "probe cut before 3probe", (net, at) => {
-    // The server has the probe (its held poll answered "6"); its "3probe" never arrives.
-    net.hooks.down = (ws, d) => !isProbe(net, ws, d, "3probe") || (at(() => ws.cut()), false);
-  });
-});
+// Every moment, for a probe to WebSocket and to SSE from long-polling.
+for (const to of ["websocket", "sse"]) {
+  const opts = { timeout: 60000 };
+  const run = (t, what, arm) => moment(t, `${to}: ${what}`, arm, ["polling", to]);
+  const failed = to === "websocket" ? "websocket:ws-closed" : "sse:sse-refused";
 
-test("the probe dies right after 3probe while the pause waits for the poll: polling goes on at once", { timeout: 60000 }, async (t) => {
-  const c = await moment(t, "probe cut after 3probe", (net, at) => {
-    // The held poll is answered "6" once the server has the probe: that answer is held, so that
-    // the pause still waits for it when "3probe" comes; the poll ends after the probe's death.
-    let poll;
-    net.hooks.up = (ws, d) => void (isProbe(net, ws, d, "2probe") && (poll = net.hold("get")));
-    net.hooks.down = (ws, d) => void (isProbe(net, ws, d, "3probe") && at(async () => (await ws.cut(), poll.pass())));
+  test(`${to} probe dies before 3probe: polling goes on at once`, opts, async (t) => {
+    await run(t, "probe cut before 3probe", (net, at) => {
+      // The server has the probe (its held poll answered "6"); its "3probe" never arrives.
+      net.hooks.down = (ws, d) => !isProbe(net, ws, d, "3probe") || (at(() => ws.cut()), false);
+    });
   });
+
+  test(`${to} probe dies right after 3probe while the pause waits for the poll: polling goes on at once`, opts, async (t) => {
+    const c = await run(t, "probe cut after 3probe", (net, at) => {
+      // The held poll is answered "6" once the server has the probe: that answer is held, so that
+      // the pause still waits for it when "3probe" comes; the poll ends after the probe's death.
+      let poll;
+      net.hooks.up = (ws, d) => void (isProbe(net, ws, d, "2probe") && (poll = net.hold("get")));
+      net.hooks.down = (ws, d) => void (isProbe(net, ws, d, "3probe") && at(async () => (await ws.cut(), poll.pass())));
+    });
+    assert.ok(c.probes.includes(failed), `the probe's failure was seen (${c.probes.join(", ")})`);
+  });
+
+  test(`${to} probe dies during the pause (a POST still out): polling goes on at once`, opts, async (t) => {
+    await run(t, "probe cut during the pause", (net, at) => {
+      // A message sent as the probe starts: the pause waits for its POST, whose answer is held;
+      // the probe dies while it waits, then the POST ends.
+      let post;
+      net.hooks.up = (ws, d) => void (isProbe(net, ws, d, "2probe") && ((post = net.hold("post")), net.c.emit()));
+      net.hooks.down = (ws, d) =>
+        void (isProbe(net, ws, d, "3probe") && post.caught.then(() => setTimeout(() => at(async () => (await ws.cut(), post.pass())), 100)));
+    });
+  });
+
+  test(`${to} probe dies right after 5 reached the server: the client goes on at once`, opts, async (t) => {
+    await run(t, "probe cut after 5", (net, at) => {
+      // "5" goes out and is taken (the session is on the new transport); then the connection
+      // dies; the moment's message goes out on it, taken or lost with it.
+      net.hooks.up = (ws, d) => !isProbe(net, ws, d, "5") || ws.sendThen(d, () => at(() => ws.cut()));
+    });
+  });
+
+  test(`${to} probe dies with its 5 (never reaches the server): the client attaches polling at once`, opts, async (t) => {
+    await run(t, "probe cut instead of 5", (net, at) => {
+      net.hooks.up = (ws, d) => !isProbe(net, ws, d, "5") || (at(() => ws.cut()), false);
+    });
+  });
+
+  test(`${to} probe out, the old transport dies (its poll cut): the client attaches polling at once`, opts, async (t) => {
+    await run(t, "poll cut during the probe", (net, at) => {
+      // The poll the server answers "6" for the probe is lost on its way, before "3probe".
+      net.hooks.up = (ws, d) => {
+        if (!isProbe(net, ws, d, "2probe")) return;
+        const poll = net.hold("get");
+        poll.caught.then(() => at(() => poll.cut()));
+      };
+      net.hooks.down = (ws, d) => !(ws.probe && d === "3probe" && !net.fired); // held back until then
+    });
+  });
+
+  test(`${to} probe answered, the old transport dies during the pause (its poll cut): the client attaches polling at once`, opts, async (t) => {
+    await run(t, "poll cut during the pause", (net, at) => {
+      let poll;
+      net.hooks.up = (ws, d) => void (isProbe(net, ws, d, "2probe") && (poll = net.hold("get")));
+      net.hooks.down = (ws, d) => void (isProbe(net, ws, d, "3probe") && setTimeout(() => at(() => poll.cut()), 100));
+    });
+  });
+}
+
+// A session on SSE climbs to WebSocket: SSE's pause waits only for its POST.
+test("websocket probe from SSE dies after 3probe while the pause waits for a POST: SSE goes on at once", { timeout: 60000 }, async (t) => {
+  const c = await moment(
+    t,
+    "sse > websocket: probe cut during the pause",
+    (net, at) => {
+      let post;
+      net.hooks.up = (ws, d) => void (isProbe(net, ws, d, "2probe") && ((post = net.hold("post", "sse")), net.c.emit()));
+      net.hooks.down = (ws, d) =>
+        void (isProbe(net, ws, d, "3probe") && post.caught.then(() => setTimeout(() => at(async () => (await ws.cut(), post.pass())), 100)));
+    },
+    ["sse", "websocket"],
+  );
+  assert.equal(c.s.io.engine.transport.name, "sse", "still on SSE");
   assert.ok(c.probes.includes("websocket:ws-closed"), `the probe's failure was seen (${c.probes.join(", ")})`);
-});
-
-test("the probe dies during the pause (a POST still out): polling goes on at once", { timeout: 60000 }, async (t) => {
-  await moment(t, "probe cut during the pause", (net, at) => {
-    // A message sent as the probe starts: the pause waits for its POST, whose answer is held;
-    // the probe dies while it waits, then the POST ends.
-    let post;
-    net.hooks.up = (ws, d) => void (isProbe(net, ws, d, "2probe") && ((post = net.hold("post")), net.c.emit()));
-    net.hooks.down = (ws, d) =>
-      void (isProbe(net, ws, d, "3probe") && post.caught.then(() => setTimeout(() => at(async () => (await ws.cut(), post.pass())), 100)));
-  });
-});
-
-test("the probe dies right after 5 reached the server: the client attaches polling at once", { timeout: 60000 }, async (t) => {
-  await moment(t, "probe cut after 5", (net, at) => {
-    // "5" goes out and is taken (the session is on WebSocket); then the connection dies; the
-    // moment's message goes out on that WebSocket, taken or lost with it.
-    net.hooks.up = (ws, d) => {
-      if (!isProbe(net, ws, d, "5")) return;
-      ws.ws.send(d, () => at(() => ws.cut()));
-      return false;
-    };
-  });
-});
-
-test("the probe dies with its 5 (never reaches the server): the client attaches polling at once", { timeout: 60000 }, async (t) => {
-  await moment(t, "probe cut instead of 5", (net, at) => {
-    net.hooks.up = (ws, d) => !isProbe(net, ws, d, "5") || (at(() => ws.cut()), false);
-  });
-});
-
-test("the old transport dies during the probe (its poll cut): the client attaches polling at once", { timeout: 60000 }, async (t) => {
-  await moment(t, "poll cut during the probe", (net, at) => {
-    // The poll the server answers "6" for the probe is lost on its way, before "3probe".
-    net.hooks.up = (ws, d) => {
-      if (!isProbe(net, ws, d, "2probe")) return;
-      const poll = net.hold("get");
-      poll.caught.then(() => at(() => poll.cut()));
-    };
-    net.hooks.down = (ws, d) => !(ws.probe && d === "3probe" && !net.fired); // held back until then
-  });
-});
-
-test("the old transport dies during the pause (its poll cut after 3probe): the client attaches polling at once", { timeout: 60000 }, async (t) => {
-  await moment(t, "poll cut during the pause", (net, at) => {
-    let poll;
-    net.hooks.up = (ws, d) => void (isProbe(net, ws, d, "2probe") && (poll = net.hold("get")));
-    net.hooks.down = (ws, d) => void (isProbe(net, ws, d, "3probe") && setTimeout(() => at(() => poll.cut()), 100));
-  });
 });
