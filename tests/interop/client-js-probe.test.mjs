@@ -24,7 +24,7 @@ const BOUND_MS = 3000;
 
 let srv;
 before(async () => {
-  srv = await startSio(["--transports", "polling,websocket,sse"]);
+  srv = await startSio(["--transports", "polling,websocket,sse,short-polling"]);
 });
 after(async () => {
   assert.equal(await srv.stop(), 0, "ferry-test-sio exits 0 (no leak)");
@@ -48,15 +48,16 @@ const deferred = () => {
 // return false to swallow it (a swallowed POST fails as a network error, never sent).
 // probe.cut() kills the connection (both ends see it go; the client without a close frame) and
 // resolves once the client has seen it; probe.sendThen(data, fn), from an up hook, sends data for
-// real and calls fn once it is out (the hook returns what it returns). hold("get" | "post",
-// transport) holds the answer of the next GET / POST of that transport (default polling) to come
+// real and calls fn once it is out (the hook returns what it returns); probe.deliver(data) hands
+// the client what a down hook swallowed. hold("get" | "post", transport) holds the answer of the
+// next GET / POST of that transport (default: the session's first, net.from) to come
 // back (the server has answered it) until the test lets it go: the gate's `caught` resolves when
 // it holds one; gate.pass() hands it on, gate.cut() fails it as a network error would (the client
 // cannot tell whether the server took it).
 function network() {
   const net = { hooks: {}, gates: {}, ready: deferred() };
   const realFetch = globalThis.fetch;
-  net.hold = (kind, transport = "polling") => {
+  net.hold = (kind, transport = net.from) => {
     const g = (net.gates[kind] = deferred());
     Object.assign(g, { transport, caught: deferred(), pass: () => g.resolve("pass"), cut: () => g.resolve("cut") });
     return g;
@@ -100,6 +101,7 @@ function network() {
       return new Promise((res) => setImmediate(res)); // the client's read has failed by then
     };
     x.sendThen = (d, fn) => ((x.after = fn), true);
+    x.deliver = (d) => ctl.enqueue(new TextEncoder().encode(`data: ${d}\n\n`));
     (async () => {
       const rd = r.body.getReader();
       const dec = new TextDecoder();
@@ -154,6 +156,9 @@ function network() {
       this.ws.terminate();
       return this.closed;
     }
+    deliver(d) {
+      this.onmessage?.({ data: d });
+    }
     sendThen(d, fn) {
       this.ws.send(d, fn);
       return false;
@@ -196,6 +201,7 @@ function client(net, transports) {
 // every message taken by the server once, in order, echoed once, in order, on one session.
 async function moment(t, what, arm, transports) {
   const net = network();
+  net.from = transports[0];
   const reached = deferred();
   let m, t0;
   const at = (fn) => {
@@ -234,42 +240,50 @@ async function moment(t, what, arm, transports) {
 // A frame of the first probe, before the moment.
 const isProbe = (net, ws, d, frame) => ws.probe && d === frame && !net.fired;
 
-// Every moment, for a probe to WebSocket and to SSE from long-polling.
-for (const to of ["websocket", "sse"]) {
+// Every moment, for a probe to WebSocket and to SSE from long-polling, and to WebSocket from
+// short-polling (its GETs answered at once, one a second: "3probe" is let through once a poll is
+// out where the moment needs one).
+for (const [from, to] of [["polling", "websocket"], ["polling", "sse"], ["short-polling", "websocket"]]) {
   const opts = { timeout: 60000 };
-  const run = (t, what, arm) => moment(t, `${to}: ${what}`, arm, ["polling", to]);
+  const run = (t, what, arm) => moment(t, `${from} > ${to}: ${what}`, arm, [from, to]);
   const failed = to === "websocket" ? "websocket:ws-closed" : "sse:sse-refused";
+  // "3probe" held back until `gate` holds an answer (a request is out), then given to the client.
+  const after = (net, ws, d, gate, fn) => {
+    if (!isProbe(net, ws, d, "3probe")) return;
+    gate.caught.then(() => (ws.deliver(d), fn()));
+    return false;
+  };
 
-  test(`${to} probe dies before 3probe: polling goes on at once`, opts, async (t) => {
+  test(`${from} > ${to}: the probe dies before 3probe: ${from} goes on at once`, opts, async (t) => {
     await run(t, "probe cut before 3probe", (net, at) => {
-      // The server has the probe (its held poll answered "6"); its "3probe" never arrives.
+      // The server has the probe (a held poll answered "6"); its "3probe" never arrives.
       net.hooks.down = (ws, d) => !isProbe(net, ws, d, "3probe") || (at(() => ws.cut()), false);
     });
   });
 
-  test(`${to} probe dies right after 3probe while the pause waits for the poll: polling goes on at once`, opts, async (t) => {
+  test(`${from} > ${to}: the probe dies right after 3probe while the pause waits for a poll: ${from} goes on at once`, opts, async (t) => {
     const c = await run(t, "probe cut after 3probe", (net, at) => {
-      // The held poll is answered "6" once the server has the probe: that answer is held, so that
-      // the pause still waits for it when "3probe" comes; the poll ends after the probe's death.
+      // The pause waits for a poll out (its answer held) when "3probe" comes; the probe dies at
+      // once; the poll ends after that.
       let poll;
       net.hooks.up = (ws, d) => void (isProbe(net, ws, d, "2probe") && (poll = net.hold("get")));
-      net.hooks.down = (ws, d) => void (isProbe(net, ws, d, "3probe") && at(async () => (await ws.cut(), poll.pass())));
+      net.hooks.down = (ws, d) => after(net, ws, d, poll, () => at(async () => (await ws.cut(), poll.pass())));
     });
     assert.ok(c.probes.includes(failed), `the probe's failure was seen (${c.probes.join(", ")})`);
+    assert.equal(c.s.io.engine.transport.name, from, `still on ${from}`);
   });
 
-  test(`${to} probe dies during the pause (a POST still out): polling goes on at once`, opts, async (t) => {
+  test(`${from} > ${to}: the probe dies during the pause (a POST still out): ${from} goes on at once`, opts, async (t) => {
     await run(t, "probe cut during the pause", (net, at) => {
       // A message sent as the probe starts: the pause waits for its POST, whose answer is held;
       // the probe dies while it waits, then the POST ends.
       let post;
       net.hooks.up = (ws, d) => void (isProbe(net, ws, d, "2probe") && ((post = net.hold("post")), net.c.emit()));
-      net.hooks.down = (ws, d) =>
-        void (isProbe(net, ws, d, "3probe") && post.caught.then(() => setTimeout(() => at(async () => (await ws.cut(), post.pass())), 100)));
+      net.hooks.down = (ws, d) => after(net, ws, d, post, () => setTimeout(() => at(async () => (await ws.cut(), post.pass())), 100));
     });
   });
 
-  test(`${to} probe dies right after 5 reached the server: the client goes on at once`, opts, async (t) => {
+  test(`${from} > ${to}: the probe dies right after 5 reached the server: the client goes on at once`, opts, async (t) => {
     await run(t, "probe cut after 5", (net, at) => {
       // "5" goes out and is taken (the session is on the new transport); then the connection
       // dies; the moment's message goes out on it, taken or lost with it.
@@ -277,15 +291,15 @@ for (const to of ["websocket", "sse"]) {
     });
   });
 
-  test(`${to} probe dies with its 5 (never reaches the server): the client attaches polling at once`, opts, async (t) => {
+  test(`${from} > ${to}: the probe dies with its 5 (never reaches the server): the client attaches at once`, opts, async (t) => {
     await run(t, "probe cut instead of 5", (net, at) => {
       net.hooks.up = (ws, d) => !isProbe(net, ws, d, "5") || (at(() => ws.cut()), false);
     });
   });
 
-  test(`${to} probe out, the old transport dies (its poll cut): the client attaches polling at once`, opts, async (t) => {
+  test(`${from} > ${to}: a poll is cut while the probe is out: the client attaches at once`, opts, async (t) => {
     await run(t, "poll cut during the probe", (net, at) => {
-      // The poll the server answers "6" for the probe is lost on its way, before "3probe".
+      // A poll answered after the server has the probe is lost on its way, before "3probe".
       net.hooks.up = (ws, d) => {
         if (!isProbe(net, ws, d, "2probe")) return;
         const poll = net.hold("get");
@@ -295,25 +309,28 @@ for (const to of ["websocket", "sse"]) {
     });
   });
 
-  test(`${to} probe answered, the old transport dies during the pause (its poll cut): the client attaches polling at once`, opts, async (t) => {
+  test(`${from} > ${to}: the poll the pause waits for is cut: the client attaches at once`, opts, async (t) => {
     await run(t, "poll cut during the pause", (net, at) => {
       let poll;
       net.hooks.up = (ws, d) => void (isProbe(net, ws, d, "2probe") && (poll = net.hold("get")));
-      net.hooks.down = (ws, d) => void (isProbe(net, ws, d, "3probe") && setTimeout(() => at(() => poll.cut()), 100));
+      net.hooks.down = (ws, d) => after(net, ws, d, poll, () => setTimeout(() => at(() => poll.cut()), 100));
     });
   });
 }
 
 // A session on SSE climbs to WebSocket: SSE's pause waits only for its POST.
-test("websocket probe from SSE dies after 3probe while the pause waits for a POST: SSE goes on at once", { timeout: 60000 }, async (t) => {
+test("sse > websocket: the probe dies during the pause (a POST still out): sse goes on at once", { timeout: 60000 }, async (t) => {
   const c = await moment(
     t,
     "sse > websocket: probe cut during the pause",
     (net, at) => {
       let post;
       net.hooks.up = (ws, d) => void (isProbe(net, ws, d, "2probe") && ((post = net.hold("post", "sse")), net.c.emit()));
-      net.hooks.down = (ws, d) =>
-        void (isProbe(net, ws, d, "3probe") && post.caught.then(() => setTimeout(() => at(async () => (await ws.cut(), post.pass())), 100)));
+      net.hooks.down = (ws, d) => {
+        if (!isProbe(net, ws, d, "3probe")) return;
+        post.caught.then(() => (ws.deliver(d), setTimeout(() => at(async () => (await ws.cut(), post.pass())), 100)));
+        return false;
+      };
     },
     ["sse", "websocket"],
   );
