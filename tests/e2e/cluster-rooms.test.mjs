@@ -171,6 +171,17 @@ test("cluster-rooms: the relay's history and receipts across nodes (server-side 
     assert.deepEqual(texts, ["hello", "from-backend", "hi alice"]);
     // An unknown id is still refused.
     assert.match((await call(bob, "receipt", { room: "chat", id: "nope-1" })).error, /no message 'nope-1'/);
+
+    // Node 2 stopped (SIGTERM) while a join answer waits for a silent node 1: it exits 0 (the
+    // answer is dropped; nothing used after free, nothing leaked).
+    n1.proc.kill("SIGSTOP");
+    try {
+      bob.emit("join", { room: "chat" }, () => {});
+      await sleep(300);
+      assert.equal(await n2.stop(), 0, "node 2 exits 0 with a join answer waiting");
+    } finally {
+      n1.proc.kill("SIGCONT");
+    }
   } finally {
     for (const s of clients) s.disconnect();
     const codes = [];
