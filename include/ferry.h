@@ -1424,6 +1424,12 @@ typedef struct ferry_redis_config {
     const char *node_id;
     /* Channel names start with this (default "ferry"): several clusters on one Redis. */
     const char *prefix;
+    /* Nonzero: sharded pub/sub (Redis 7's SSUBSCRIBE/SPUBLISH) for a Redis Cluster (url names
+     * any of its nodes; the others are found through CLUSTER SLOTS) or one Redis 7: each
+     * channel lives on the node owning its hash slot, and this node keeps two connections to
+     * every node owning slots (docs/scaling.md "Redis Cluster: sharded pub/sub"). Every node
+     * of a ferry cluster must use the same mode. 0: classic PUBLISH/SUBSCRIBE on url. */
+    int sharded;
 } ferry_redis_config;
 
 typedef struct ferry_redis_stats {
@@ -1435,6 +1441,18 @@ typedef struct ferry_redis_stats {
     uint64_t reconnects;      /* connections made again after an outage */
     uint64_t bad_messages;    /* messages on our channels that could not be read */
 } ferry_redis_stats;
+
+/* With ferry_redis_config.sharded: where the sharded channels are. */
+typedef struct ferry_redis_shard_stats {
+    uint32_t nodes;                 /* Redis nodes owning slots in the last slot map */
+    uint32_t nodes_up;              /* of them, with both of this node's connections up */
+    uint64_t channels;              /* sharded channels this node wants */
+    uint64_t subscribed;            /* of them, confirmed by their node (ssubscribe) */
+    uint64_t map_refreshes;         /* slot maps read (CLUSTER SLOTS) */
+    uint64_t redirects;             /* MOVED and ASK answers followed */
+    uint64_t unsubscribed_by_redis; /* channels Redis unsubscribed on its own (slot moved) */
+    uint64_t resubscribed;          /* channels subscribed again (node back, slot moved) */
+} ferry_redis_shard_stats;
 
 /** Start connecting to Redis on loop. cfg and its strings are copied. Returns 0 with *out,
  * -FERRY_EINVAL (bad URL or node id), -FERRY_EUNSUPPORTED (built without Redis) or
@@ -1448,6 +1466,8 @@ FERRY_EXTERN int ferry_server_use_redis(ferry_server *srv, ferry_redis *r);
 /** This node's id (NUL-terminated, lives as long as r). */
 FERRY_EXTERN const char *ferry_redis_node_id(const ferry_redis *r);
 FERRY_EXTERN void ferry_redis_stats_get(const ferry_redis *r, ferry_redis_stats *out);
+/** The sharded pub/sub counters: 0, or -FERRY_EINVAL when r is not sharded. */
+FERRY_EXTERN int ferry_redis_shard_stats_get(const ferry_redis *r, ferry_redis_shard_stats *out);
 
 /* No sticky sessions (docs/scaling.md "Forwarding"): with forwarding on, a session id names
  * the node that owns it, signed with a key of the cluster's (HMAC-SHA256), and a request for

@@ -29,6 +29,13 @@ void ferry_redis_stats_get(const ferry_redis *r, ferry_redis_stats *out)
     *out = (ferry_redis_stats){0};
 }
 
+int ferry_redis_shard_stats_get(const ferry_redis *r, ferry_redis_shard_stats *out)
+{
+    (void)r;
+    (void)out;
+    return -FERRY_EINVAL;
+}
+
 void ferry_redis_close(ferry_redis *r, ferry_redis_close_cb cb, void *user_data)
 {
     if (r != NULL && cb != NULL)

@@ -47,6 +47,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "adapter/redis_internal.h"
+#include "adapter/redis_shard.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -115,6 +116,7 @@ struct ferry_redis {
     void *close_ud;
     redis_rec *rec; /* cross-node recovery (redis_recovery.c) */
     redis_q q;      /* commands and queries across nodes (redis_query.c) */
+    redis_shard *shard; /* sharded pub/sub (redis_shard.c); NULL: classic pub/sub */
 };
 
 typedef struct redis_adapter {
@@ -196,6 +198,17 @@ static void chan_sync(ferry_redis *r, channel *c)
     }
     if (c->want == 0 && c->state == CH_IDLE) {
         chan_free(r, c);
+        return;
+    }
+    if (r->shard != NULL && !r->closing) {
+        /* Sharded: redis_shard.c keeps the subscription on the slot's node, whatever comes. */
+        if (c->want > 0 && c->state == CH_IDLE) {
+            redis_shard_want(r->shard, c->name, c->len, 1);
+            c->state = CH_SUBSCRIBED;
+        } else if (c->want == 0 && c->state == CH_SUBSCRIBED) {
+            redis_shard_want(r->shard, c->name, c->len, 0);
+            chan_free(r, c);
+        }
         return;
     }
     if (!r->sub.up || r->closing)
@@ -443,7 +456,8 @@ static void forward(redis_adapter *a, const ferry_adapter_packet *pkt,
                     const ferry_adapter_target *t)
 {
     ferry_redis *r = a->r;
-    if (!r->pub.up || !r->sub.up || r->inflight > MAX_INFLIGHT_BYTES || pkt->n == 0 ||
+    if ((r->shard == NULL && (!r->pub.up || !r->sub.up)) || r->inflight > MAX_INFLIGHT_BYTES ||
+        pkt->n == 0 ||
         pkt->n > MAX_BUFS || t->nrooms > 0xffff || t->nexcept > 0xffff) {
         r->st.not_forwarded++;
         return;
@@ -492,8 +506,16 @@ static void forward(redis_adapter *a, const ferry_adapter_packet *pkt,
             redis_rec_logged(r, a->nsp, pkt->origin_seq, w.p, w.len);
         const char *argv[3] = {"PUBLISH", cname, w.p};
         size_t lens[3] = {7, clen, w.len};
-        if (redisAsyncCommandArgv(r->pub.ac, on_published, (void *)(uintptr_t)w.len, 3, argv,
-                                  lens) == REDIS_OK) {
+        if (r->shard != NULL) {
+            /* SPUBLISH to the channel's node; redis_shard.c bounds what waits for it. */
+            argv[0] = "SPUBLISH";
+            lens[0] = 8;
+            if (redis_shard_command(r->shard, 3, argv, lens, NULL, NULL) == 0)
+                r->st.published++;
+            else
+                r->st.not_forwarded++;
+        } else if (redisAsyncCommandArgv(r->pub.ac, on_published, (void *)(uintptr_t)w.len, 3,
+                                         argv, lens) == REDIS_OK) {
             r->inflight += w.len;
             r->st.published++;
         } else {
@@ -617,7 +639,7 @@ void redis_msg_view(const redis_msg *m, ferry_adapter_packet *pkt, ferry_adapter
     };
 }
 
-static void on_message(ferry_redis *r, const char *data, size_t len)
+void redis_on_message(ferry_redis *r, const char *data, size_t len)
 {
     if (len >= 4 && memcmp(data, "FRJ1", 4) == 0) {
         redis_q_on_message(r, data + 4, len - 4);
@@ -675,7 +697,7 @@ static void on_sub_reply(redisAsyncContext *ac, void *reply, void *privdata)
     redisReply *name = rep->element[1];
     if (strcmp(kind, "message") == 0) {
         if (rep->element[2]->type == REDIS_REPLY_STRING)
-            on_message(r, rep->element[2]->str, rep->element[2]->len);
+            redis_on_message(r, rep->element[2]->str, rep->element[2]->len);
         return;
     }
     channel *c = chan_find(r, name->str, name->len);
@@ -718,7 +740,7 @@ static void link_down(rconn *c, const char *why)
 
 static void link_maybe_up(ferry_redis *r)
 {
-    if (!r->pub.up || !r->sub.up)
+    if (!r->pub.up || (!r->sub.up && r->shard == NULL))
         return;
     r->st.connected = 1;
     if (r->down_logged) {
@@ -1074,16 +1096,24 @@ static void on_command(redisAsyncContext *ac, void *reply, void *privdata)
 int ferry_redis_command(ferry_redis *r, ferry_redis_reply_fn fn, void *ud, int argc,
                         const char **argv, const size_t *lens)
 {
-    if (r == NULL || r->closing || !r->pub.up || r->pub.ac == NULL)
+    if (r == NULL || r->closing || (r->shard == NULL && (!r->pub.up || r->pub.ac == NULL)))
         return -FERRY_ECLOSED;
     cmd_wait *w = ferry_mem_alloc(sizeof(*w));
     if (w == NULL)
         return -FERRY_ENOMEM;
     w->fn = fn;
     w->ud = ud;
-    if (redisAsyncCommandArgv(r->pub.ac, on_command, w, argc, argv, lens) != REDIS_OK) {
+    /* Sharded: to the node owning argv[1]'s slot (the forwarder's commands have one key). */
+    int rc = r->shard != NULL ? (argc >= 2 ? redis_shard_command(r->shard, argc, argv, lens,
+                                                                 on_command, w)
+                                           : -FERRY_EINVAL)
+                              : (redisAsyncCommandArgv(r->pub.ac, on_command, w, argc, argv,
+                                                       lens) == REDIS_OK
+                                     ? 0
+                                     : -FERRY_ECLOSED);
+    if (rc != 0) {
         ferry_mem_free(w);
-        return -FERRY_ECLOSED;
+        return rc == -FERRY_ENOMEM ? rc : -FERRY_ECLOSED;
     }
     return 0;
 }
@@ -1199,6 +1229,7 @@ static void free_link(ferry_redis *r)
     ferry_mem_free(r->password);
     ferry_mem_free(r->prefix);
     redis_rec_free(r->rec);
+    redis_shard_free(r->shard);
     ferry_mem_free(r);
 }
 
@@ -1221,6 +1252,8 @@ int ferry_redis_new(uv_loop_t *loop, const ferry_redis_config *cfg, ferry_redis 
     int rc = r->chans != NULL && r->prefix != NULL ? parse_url(r, cfg->url) : -FERRY_ENOMEM;
     if (rc == 0)
         rc = redis_rec_new(r, &r->rec);
+    if (rc == 0 && cfg->sharded)
+        rc = redis_shard_new(r, &r->shard);
     if (rc != 0) {
         free_link(r);
         return rc;
@@ -1250,7 +1283,8 @@ int ferry_redis_new(uv_loop_t *loop, const ferry_redis_config *cfg, ferry_redis 
     uv_timer_init(loop, &r->final);
     r->final.data = r;
     conn_start(&r->pub);
-    conn_start(&r->sub);
+    if (r->shard == NULL) /* sharded: redis_shard.c subscribes on each slot's node */
+        conn_start(&r->sub);
     *out = r;
     return 0;
 }
@@ -1309,6 +1343,10 @@ void ferry_redis_close(ferry_redis *r, ferry_redis_close_cb cb, void *user_data)
     }
     r->closing_handles = 3;
     redis_rec_close(r->rec, closing_step);
+    if (r->shard != NULL) {
+        r->closing_handles++;
+        redis_shard_close(r->shard, closing_step);
+    }
     if (r->resolving) {
         r->closing_handles++;
         uv_cancel((uv_req_t *)&r->gai); /* on_resolved counts it down */
@@ -1332,6 +1370,43 @@ uv_loop_t *redis_loop(ferry_redis *r)
 const char *redis_prefix(const ferry_redis *r)
 {
     return r->prefix;
+}
+
+void redis_seed(const ferry_redis *r, const char **ip, int *port, const char **user,
+                const char **password)
+{
+    *ip = r->ip;
+    *port = r->port;
+    *user = r->user;
+    *password = r->password;
+}
+
+int redis_publish(ferry_redis *r, const char *chan, const char *msg, size_t len,
+                  redisCallbackFn *cb, void *ud)
+{
+    const char *argv[3] = {r->shard != NULL ? "SPUBLISH" : "PUBLISH", chan, msg};
+    size_t lens[3] = {strlen(argv[0]), strlen(chan), len};
+    if (r->closing)
+        return -FERRY_ECLOSED;
+    if (r->shard != NULL)
+        return redis_shard_command(r->shard, 3, argv, lens, cb, ud);
+    redisAsyncContext *ac = redis_cmd_ctx(r);
+    if (ac == NULL)
+        return -FERRY_ECLOSED;
+    return redisAsyncCommandArgv(ac, cb, ud, 3, argv, lens) == REDIS_OK ? 0 : -FERRY_ECLOSED;
+}
+
+int redis_can_publish(ferry_redis *r)
+{
+    return r->shard != NULL ? !r->closing : redis_cmd_ctx(r) != NULL;
+}
+
+int ferry_redis_shard_stats_get(const ferry_redis *r, ferry_redis_shard_stats *out)
+{
+    if (r == NULL || out == NULL || r->shard == NULL)
+        return -FERRY_EINVAL;
+    redis_shard_stats(r->shard, out);
+    return 0;
 }
 
 redis_rec *redis_rec_of(ferry_redis *r)

@@ -31,6 +31,11 @@ void redis_msg_view(const redis_msg *m, ferry_adapter_packet *pkt, ferry_adapter
 /* The link's command connection (the publish one), or NULL while it is down. */
 redisAsyncContext *redis_cmd_ctx(ferry_redis *r);
 uv_loop_t *redis_loop(ferry_redis *r);
+/* PUBLISH (SPUBLISH with sharded pub/sub) msg on chan; cb as redisAsyncCommand's (its ac may
+ * be NULL). 0 or a negative error (cb is not called). redis_can_publish: would it try? */
+int redis_publish(ferry_redis *r, const char *chan, const char *msg, size_t len,
+                  redisCallbackFn *cb, void *ud);
+int redis_can_publish(ferry_redis *r);
 const char *redis_prefix(const ferry_redis *r);
 struct redis_rec *redis_rec_of(ferry_redis *r);
 

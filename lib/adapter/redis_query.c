@@ -70,8 +70,7 @@ void redis_q_channels(ferry_redis *r, const char *nsp, int want)
 static int publish(ferry_redis *r, const char *channel, const cJSON *msg,
                    redisCallbackFn *cb, void *ud)
 {
-    redisAsyncContext *ac = redis_cmd_ctx(r);
-    if (ac == NULL)
+    if (!redis_can_publish(r))
         return -FERRY_ECLOSED;
     char *text = cJSON_PrintUnformatted(msg);
     if (text == NULL)
@@ -82,9 +81,7 @@ static int publish(ferry_redis *r, const char *channel, const cJSON *msg,
     if (body != NULL) {
         memcpy(body, "FRJ1", 4);
         memcpy(body + 4, text, tl);
-        const char *argv[3] = {"PUBLISH", channel, body};
-        size_t lens[3] = {7, strlen(channel), tl + 4};
-        rc = redisAsyncCommandArgv(ac, cb, ud, 3, argv, lens) == REDIS_OK ? 0 : -FERRY_ECLOSED;
+        rc = redis_publish(r, channel, body, tl + 4, cb, ud);
     }
     ferry_mem_free(body);
     cJSON_free(text);
@@ -152,7 +149,7 @@ int redis_q_send(ferry_redis *r, const char *nsp, const ferry_adapter *owner, co
                  uint32_t timeout_ms, ferry_adapter_answers_cb cb, void *ud)
 {
     redis_q *rq = redis_q_of(r);
-    if (redis_cmd_ctx(r) == NULL)
+    if (!redis_can_publish(r))
         return -FERRY_ECLOSED;
     char *chan = chan_of(r, nsp, NULL);
     cJSON *msg = cJSON_CreateObject();

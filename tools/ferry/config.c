@@ -68,6 +68,9 @@ static const char usage_tail[] =
     "                         through Redis, e.g. redis://127.0.0.1:6379 (FERRY_REDIS;\n"
     "                         docs/scaling.md). Unreachable: local delivery goes on, and\n"
     "                         the node reconnects with backoff\n"
+    "  --redis-sharded        with --redis: sharded pub/sub (SSUBSCRIBE/SPUBLISH, Redis 7)\n"
+    "                         for a Redis Cluster (--redis names any of its nodes) or one\n"
+    "                         Redis 7; every node the same (FERRY_REDIS_SHARDED=1)\n"
     "  --node-id ID           this node's name in the cluster, [A-Za-z0-9._-]{1,64}\n"
     "                         (FERRY_NODE_ID, default: random)\n"
     "  --header-timeout MS    a new connection must send a request within MS, and a\n"
@@ -421,6 +424,8 @@ static int set(app_config *cfg, const char *name, const char *v)
         if (*v != '\0' && strncmp(v, "redis://", 8) != 0)
             return bad("Redis URL", v, "use redis://host:port");
         cfg->redis_url = *v ? v : NULL;
+    } else if (strcmp(name, "redis-sharded") == 0) {
+        return parse_bool("FERRY_REDIS_SHARDED", v, &cfg->redis_sharded);
     } else if (strcmp(name, "node-id") == 0) {
         size_t n = strlen(v);
         if (n == 0 || n > 64 || strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -524,6 +529,7 @@ static const struct {
     {"FERRY_MAX_QUEUE_BYTES", "max-queue-bytes"},
     {"FERRY_BACKPRESSURE", "backpressure"},
     {"FERRY_REDIS", "redis"},
+    {"FERRY_REDIS_SHARDED", "redis-sharded"},
     {"FERRY_NODE_ID", "node-id"},
     {"FERRY_HEADER_TIMEOUT", "header-timeout"},
     {"FERRY_WORKERS", "workers"},
@@ -625,6 +631,10 @@ int app_config_parse(app_config *cfg, int argc, char **argv)
             cfg->require_post_token = 1;
             continue;
         }
+        if (strcmp(a, "--redis-sharded") == 0) {
+            cfg->redis_sharded = 1;
+            continue;
+        }
         if (strncmp(a, "--", 2) != 0) {
             fprintf(stderr, "ferry: unexpected argument '%s' (see ferry --help)\n", a);
             return -1;
@@ -644,7 +654,8 @@ int app_config_parse(app_config *cfg, int argc, char **argv)
         for (size_t k = 0; k < sizeof(env_names) / sizeof(env_names[0]); k++)
             known |= strcmp(name, env_names[k].name) == 0 && strcmp(name, "presence") != 0 &&
                      strcmp(name, "trust-forwarded-for") != 0 &&
-                     strcmp(name, "require-post-token") != 0;
+                     strcmp(name, "require-post-token") != 0 &&
+                     strcmp(name, "redis-sharded") != 0;
         if (!known) {
             fprintf(stderr, "ferry: unknown flag '%s' (see ferry --help)\n", a);
             return -1;
@@ -669,6 +680,11 @@ int app_config_parse(app_config *cfg, int argc, char **argv)
     if (cfg->backpressure == FERRY_BACKPRESSURE_SPILL && cfg->recovery_ms == 0) {
         fprintf(stderr, "ferry: --backpressure spill keeps what a slow client missed in the "
                         "recovery log: it needs --recovery-ms above 0 (see ferry --help)\n");
+        return -1;
+    }
+    if (cfg->redis_sharded && cfg->redis_url == NULL) {
+        fprintf(stderr, "ferry: --redis-sharded needs --redis URL (a node of the Redis Cluster, "
+                        "or a Redis 7; see docs/scaling.md)\n");
         return -1;
     }
     if (cfg->workers > 0 && cfg->redis_url == NULL) {

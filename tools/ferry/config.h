@@ -54,6 +54,7 @@ typedef struct app_config {
     int backpressure;         /* ferry_backpressure: FERRY_BACKPRESSURE_CLOSE */
     int suite;             /* 1: the socket.io-protocol test suite's server */
     const char *redis_url; /* NULL: one node; else a cluster node through this Redis */
+    int redis_sharded;     /* --redis-sharded: SSUBSCRIBE/SPUBLISH (Redis Cluster, Redis 7) */
     const char *node_id;   /* NULL: random */
     uint32_t workers;      /* 0: one process; else a supervisor of this many workers */
     uint32_t header_timeout_ms; /* 10000: a request must arrive within this (408) */

@@ -227,7 +227,8 @@ int main(int argc, char **argv)
         return 1;
     }
     if (cfg.redis_url != NULL) {
-        ferry_redis_config rcfg = {.url = cfg.redis_url, .node_id = cfg.node_id};
+        ferry_redis_config rcfg = {
+            .url = cfg.redis_url, .node_id = cfg.node_id, .sharded = cfg.redis_sharded};
         rc = ferry_redis_new(loop, &rcfg, &a.redis);
         if (rc == 0)
             rc = ferry_server_use_redis(a.srv, a.redis);
@@ -432,8 +433,8 @@ int main(int argc, char **argv)
                ferry_backpressure_name((ferry_backpressure)cfg.backpressure),
                (unsigned)cfg.max_queue_bytes);
     if (a.redis != NULL)
-        printf("ferry: cluster node %s, rooms and broadcasts shared through Redis (--redis)\n",
-               ferry_redis_node_id(a.redis));
+        printf("ferry: cluster node %s, rooms and broadcasts shared through Redis (--redis%s)\n",
+               ferry_redis_node_id(a.redis), cfg.redis_sharded ? ", sharded pub/sub" : "");
     if (cfg.suite)
         printf("ferry: socket.io-protocol test suite mode: namespaces / and /custom, "
                "ping %u/%u\n",
