@@ -18,7 +18,7 @@ import { io as officialIo } from "socket.io-client";
 import { launchChromium } from "../lib/browser.mjs";
 import { startServer, bin, root } from "../lib/server.mjs";
 import { startProxy } from "../lib/proxy.mjs";
-import { audit } from "../e2e/chaos.mjs";
+import { audit, switchSummary, whereSent, detail, keepLog } from "../e2e/chaos.mjs";
 
 const ALL = ["websocket", "sse", "polling", "short-polling"];
 export const BROWSER_CLIENTS = [...ALL.map((t) => ({ name: t, transports: [t] })), { name: "switching", transports: ALL }];
@@ -120,19 +120,24 @@ export async function runBrowserChaos({ count = 10000, seconds = 900, seed = 1, 
       await sleep(250);
     }
     for (const p of pages) {
-      const r = await p.page.evaluate(() => window.chaos.result()).catch((e) => ({ sent: 0, down: [], switches: [], errors: [`result: ${e.message}`] }));
+      const r = await p.page.evaluate(() => window.chaos.result()).catch((e) => ({ sent: 0, sentAt: [], down: [], switches: [], errors: [`result: ${e.message}`] }));
       await p.page.evaluate(() => window.chaos.close()).catch(() => {});
-      rows.push({
+      const row = {
         client: p.c.name,
         up: audit(up.get(room(p.c)), r.sent),
         down: audit(r.down, r.sent),
         switches: r.switches.length,
+        switchKinds: switchSummary(r.switches),
         sessions: r.sessions,
         recoveries: r.recoveries,
         failedRecoveries: r.failedRecoveries,
         transport: r.transport,
         errors: [...(r.errors ?? []), ...p.errors].slice(0, 5),
-      });
+      };
+      // What went wrong, message by message: where it was sent (page time).
+      const wrong = [...new Set([...row.up.lostSeq, ...row.up.dupSeq, ...row.up.oooSeq, ...row.down.lostSeq, ...row.down.dupSeq, ...row.down.oooSeq])];
+      row.where = wrong.slice(0, 10).map((n) => whereSent(n, r.sentAt, r.switches));
+      rows.push(row);
       await p.ctx.close().catch(() => {});
     }
   } finally {
@@ -144,7 +149,7 @@ export async function runBrowserChaos({ count = 10000, seconds = 900, seed = 1, 
   }
   // What the server said about losses it saw or repaired (docs/protocol.md 5.3 and 13).
   const said = srv.stderr().split("\n").filter((l) => /a gap|came again|answer was lost|attach on .* refused|no longer held/.test(l));
-  return { rows, proxyStats, serverExit: code, seconds: (Date.now() - t0) / 1000, seed, pageLoadsFailed, said };
+  return { rows, proxyStats, serverExit: code, seconds: (Date.now() - t0) / 1000, seed, count, pageLoadsFailed, said, serverLog: srv.stderr() };
 }
 
 export function browserReport(r) {
@@ -162,12 +167,14 @@ export function browserReport(r) {
   }
   lines.push(`server: ${Object.entries(kinds).map(([k, n]) => `${k} ${n}`).join(", ") || "nothing to say"}`);
   for (const l of (r.said ?? []).filter((l) => !/came again|answer was lost/.test(l)).slice(0, 8)) lines.push(`  ${l}`);
+  lines.push(...detail({ ...r, said: [] }));
   return lines.join("\n");
 }
 
-// A client that sent nothing failed too (it never joined: "up: sent 0" of stop 10).
-export const browserBad = (r) => r.serverExit !== 0 || r.rows.length === 0 ||
-  r.rows.some((x) => x.up.sent === 0 || x.up.lost || x.up.dup || x.up.ooo || x.down.lost || x.down.dup || x.down.ooo);
+// A client that sent nothing failed too (it never joined: "up: sent 0" of stop 10); with
+// `full`, a client that did not send the whole count in the time too (make chaos).
+export const browserBad = (r, full = false) => r.serverExit !== 0 || r.rows.length === 0 ||
+  r.rows.some((x) => x.up.sent === 0 || (full && x.up.sent < r.count) || x.up.lost || x.up.dup || x.up.ooo || x.down.lost || x.down.dup || x.down.ooo);
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const arg = (name, d) => {
@@ -178,7 +185,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const r = await runBrowserChaos({ count: arg("count", 10000), seconds: arg("seconds", 900), seed: arg("seed", (Math.random() * 2 ** 31) >>> 0),
     clients: BROWSER_CLIENTS.filter((c) => !only || only.includes(c.name)), log: (l) => console.log(l) });
   console.log(browserReport(r));
-  const bad = browserBad(r);
-  console.log(bad ? "chaos (browser): FAILED" : "chaos (browser): zero lost, zero duplicated, order kept");
+  const bad = browserBad(r, true);
+  if (bad) console.log(`chaos (browser): tools/ferry's log: ${keepLog(r, "ferry-chaos-browser")}`);
+  console.log(bad ? `chaos (browser): FAILED (replay: node tests/browser/chaos-browser.mjs --seed ${r.seed} --count ${r.count})` : `chaos (browser): zero lost, zero duplicated, order kept (${r.count} each way per client)`);
   process.exit(bad ? 1 : 0);
 }

@@ -2,12 +2,14 @@
 // in headless Chromium: ferry's client on the given transports joins its room on tools/ferry's
 // relay and, once joined, publishes {n} (n = 0, 1, ...) as event "seq", at most `window` ahead
 // of the echoes ("echo" {n}, sent back by the run's echo bot) it has received. It records every
-// echo in arrival order, every transport change and every (re)connection.
+// echo in arrival order, when it sent each number, every transport change (when, after how many
+// sent) and every (re)connection.
 export function startChaos(io, url, { name, room, count, window = 100, transports }) {
-  const r = { name, sent: 0, down: [], joined: false, switches: [], sessions: 0, recoveries: 0, failedRecoveries: 0, errors: [], transport: null };
+  const r = { name, sent: 0, sentAt: [], down: [], joined: false, switches: [], sessions: 0, recoveries: 0, failedRecoveries: 0, errors: [], transport: null };
+  const t0 = Date.now();
   const seen = new Set();
   const s = io(url, { transports, auth: { name }, reconnectionDelay: 100, reconnectionDelayMax: 1000, requestTimeout: 5000, storage: null });
-  s.on("transport", (e) => r.switches.push(e.reason));
+  s.on("transport", (e) => r.switches.push({ from: e.from, to: e.to, reason: e.reason, at: Date.now() - t0, sent: r.sent }));
   s.on("recovery_failed", (e) => (r.failedRecoveries++, r.errors.push(`recovery failed: ${e.reason}${e.unconfirmed ? `, ${e.unconfirmed} unconfirmed` : ""}`)));
   s.on("outbox_full", () => r.errors.push("outbox full"));
   s.on("connect_error", (e) => r.errors.length < 20 && r.errors.push(`connect_error: ${e.message}`));
@@ -34,6 +36,7 @@ export function startChaos(io, url, { name, room, count, window = 100, transport
         await sleep(5);
         continue;
       }
+      r.sentAt[r.sent] = Date.now() - t0;
       s.emit("publish", { room, event: "seq", data: { n: r.sent++ } });
       if (r.sent % 20 === 0) await sleep(0);
     }

@@ -5,8 +5,11 @@
 // server's side (what it printed for each client, in order), downstream on the client's (the
 // echoes): zero lost, zero duplicated, order kept, counts printed.
 //
-//   node tests/e2e/chaos.mjs [--count 10000] [--seconds 300] [--seed N]   (make chaos)
+//   node tests/e2e/chaos.mjs [--count 10000] [--seconds 300] [--seed N] [--window 100] [--only switching,sse]   (make chaos)
 //   import { runChaos } from "./chaos.mjs"                               (chaos.test.mjs)
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import WS from "ws";
 import { io } from "../../client-js/src/index.mjs";
 import { io as officialIo } from "socket.io-client";
@@ -27,74 +30,124 @@ export const CLIENTS = [
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-// Check one stream of numbers received for a sender: lost, duplicated, out of order.
+// Check one stream of numbers received for a sender: lost, duplicated, out of order (with the
+// first numbers of each kind, so that a failure names them).
 export function audit(got, sent) {
   const seen = new Set();
   let dup = 0, ooo = 0, last = -1;
+  const dupSeq = [], oooSeq = [], lostSeq = [];
   for (const n of got) {
-    if (seen.has(n)) dup++;
-    else if (n < last) ooo++;
+    if (seen.has(n)) dup++, dupSeq.length < 20 && dupSeq.push(n);
+    else if (n < last) ooo++, oooSeq.length < 20 && oooSeq.push(n);
     seen.add(n);
     last = Math.max(last, n);
   }
   let lost = 0;
-  for (let i = 0; i < sent; i++) if (!seen.has(i)) lost++;
-  return { sent, received: got.length, lost, dup, ooo };
+  for (let i = 0; i < sent; i++) if (!seen.has(i)) lost++, lostSeq.length < 20 && lostSeq.push(i);
+  return { sent, received: got.length, lost, dup, ooo, lostSeq, dupSeq, oooSeq };
 }
 
-// count: messages per client and direction; seconds: when to stop sending whatever the count;
-// window: messages sent and not yet echoed at most.
 // Downstream of a sender whose upstream may lose: every echo of what the server took, once, in order.
 export function auditTaken(got, taken) {
   const a = audit(got, 0);
   const want = new Set(taken);
   a.sent = want.size;
-  a.lost = [...want].filter((n) => !got.includes(n)).length;
+  const have = new Set(got);
+  const lost = [...want].filter((n) => !have.has(n));
+  a.lost = lost.length;
+  a.lostSeq = lost.slice(0, 20);
   return a;
 }
 
-export async function runChaos({ count = 10000, seconds = 300, seed = 1, drop = 0.2, wsCloseAfter = 3, window = 100, log = () => {} } = {}) {
+// The transport changes of a client ({from, to, reason, at: ms since the start, sent: messages
+// sent by then}), summed up: how many of each kind ("polling>websocket upgrade": 12), and the
+// transports it was on.
+export function switchSummary(switches) {
+  const kinds = {};
+  const on = new Set();
+  for (const e of switches) {
+    const k = `${e.from || "?"}>${e.to} ${e.reason}`;
+    kinds[k] = (kinds[k] ?? 0) + 1;
+    if (e.from) on.add(e.from);
+    on.add(e.to);
+  }
+  return { kinds, transports: [...on] };
+}
+
+// Where a message that went wrong was: the transport it was sent on and the changes from 5 s
+// before to 10 s after (sentAt[n]: ms since the start when message n was emitted).
+export function whereSent(n, sentAt, switches) {
+  const at = sentAt[n];
+  if (at == null) return `#${n}: never sent`;
+  const before = switches.filter((e) => e.at <= at);
+  const on = before.length ? before[before.length - 1].to : "first transport";
+  const near = switches.filter((e) => e.at >= at - 5000 && e.at <= at + 10000)
+    .map((e) => `${e.at - at >= 0 ? "+" : ""}${e.at - at} ms ${e.from || "?"}>${e.to} (${e.reason}, ${e.sent} sent)`);
+  return `#${n} sent at ${(at / 1000).toFixed(1)} s on ${on}; changes near it: ${near.join(", ") || "none"}`;
+}
+
+// count: messages per client and direction (the official client: until the server took and
+// echoed count, its upstream losing some); seconds: when to stop sending whatever the count;
+// window: messages sent and not yet echoed at most (ferry's client).
+export async function runChaos({ count = 10000, seconds = 300, seed = 1, drop = 0.2, wsCloseAfter = 3, window = 100, clients = CLIENTS, log = () => {} } = {}) {
   const srv = await startSio(["--recovery", "60000", "--transports", ALL.join(",")]);
   const px = await startProxy(srv.url, ["--drop", String(drop), "--drop-within", "3000", "--ws-close-after", String(wsCloseAfter), "--seed", String(seed), "--quiet"]);
   const results = [];
   const t0 = Date.now();
+  let lastLog = Date.now();
+  const progress = new Map();
   try {
     await Promise.all(
-      CLIENTS.map(async (c) => {
+      clients.map(async (c) => {
         const s = c.official
           ? officialIo(px.url, { forceNew: true, transports: c.transports, reconnectionDelay: 100, reconnectionDelayMax: 1000 })
           : io(px.url, { WebSocket: WS, storage: null, forceNew: true, transports: c.transports, reconnectionDelay: 100, reconnectionDelayMax: 1000, requestTimeout: 5000 });
         const switches = [];
-        s.on("transport", (e) => switches.push(e.reason));
+        let sent = 0;
+        const sentAt = [];
+        s.on("transport", (e) => switches.push({ from: e.from, to: e.to, reason: e.reason, at: Date.now() - t0, sent }));
         let sessions = 0, recoveries = 0, failedRecoveries = 0;
         s.on("connect", () => (sessions++, s.recovered && recoveries++));
         s.on("recovery_failed", () => failedRecoveries++);
         const prefix = `${c.name}-${seed}:`;
         const down = [];
-        s.on("message-back", (x) => typeof x === "string" && x.startsWith(prefix) && down.push(Number(x.slice(prefix.length))));
-        let sent = 0;
+        const echoed = new Set();
+        s.on("message-back", (x) => {
+          if (typeof x !== "string" || !x.startsWith(prefix)) return;
+          const n = Number(x.slice(prefix.length));
+          down.push(n);
+          echoed.add(n);
+        });
+        const emit = () => ((sentAt[sent] = Date.now() - t0), s.emit("message", prefix + sent++));
         const until = t0 + seconds * 1000;
-        while (sent < count && Date.now() < until) {
-          // The official client may lose upstream (its window would never drain): a steady pace.
+        progress.set(c.name, () => `${c.name} ${sent}/${echoed.size}`);
+        // The official client may lose upstream (its window would never drain): a steady pace,
+        // until the server took (and echoed) count of them.
+        while ((c.official ? echoed.size : sent) < count && Date.now() < until) {
+          if (Date.now() - lastLog > 60000) {
+            lastLog = Date.now();
+            log(`chaos: ${((Date.now() - t0) / 1000).toFixed(0)} s: ${[...progress.values()].map((f) => f()).join(", ")}`);
+          }
           if (c.official) {
-            s.emit("message", prefix + sent++);
+            emit();
             await sleep(10);
             continue;
           }
-          if (sent - down.length >= window) {
+          if (sent - echoed.size >= window) {
             await sleep(5);
             continue;
           }
-          s.emit("message", prefix + sent++);
+          emit();
           if (sent % window === 0) await sleep(0);
         }
         // Stragglers: echoes still on their way (a cut may delay them by an attach or two).
         const waitUntil = Date.now() + (c.official ? 10000 : 30000);
-        while (new Set(down).size < sent && Date.now() < waitUntil) await sleep(50);
+        while (echoed.size < sent && Date.now() < waitUntil) await sleep(50);
         await sleep(300); // a late duplicate would show here
+        const transport = s.io?.engine?.transport?.name ?? null;
         s.disconnect();
-        results.push({ official: !!c.official, client: c.name, sent, down: [...down], switches, sessions, recoveries, failedRecoveries, prefix });
-        log(`chaos: ${c.name} done: ${sent} sent, ${down.length} echoes`);
+        results.push({ official: !!c.official, client: c.name, sent, sentAt, down: [...down], switches, sessions, recoveries, failedRecoveries, prefix, transport });
+        log(`chaos: ${c.name} done at ${((Date.now() - t0) / 1000).toFixed(0)} s: ${sent} sent, ${down.length} echoes`);
       }),
     );
   } finally {
@@ -109,28 +162,68 @@ export async function runChaos({ count = 10000, seconds = 300, seed = 1, drop = 
     if (typeof x !== "string") continue;
     for (const [prefix, list] of up) if (x.startsWith(prefix)) list.push(Number(x.slice(prefix.length)));
   }
-  const rows = results.map((r) => ({
-    client: r.client,
-    official: r.official,
-    up: audit(up.get(r.prefix), r.sent),
-    // The official client: downstream is checked against what the server took and echoed.
-    down: r.official ? auditTaken(r.down, up.get(r.prefix)) : audit(r.down, r.sent),
-    switches: r.switches.length,
-    sessions: r.sessions,
-    recoveries: r.recoveries,
-    failedRecoveries: r.failedRecoveries,
-  }));
-  return { rows, proxyStats, serverExit: code, seconds: (Date.now() - t0) / 1000, seed };
+  const order = clients.map((c) => c.name);
+  results.sort((a, b) => order.indexOf(a.client) - order.indexOf(b.client));
+  const rows = results.map((r) => {
+    const row = {
+      client: r.client,
+      official: r.official,
+      up: audit(up.get(r.prefix), r.sent),
+      // The official client: downstream is checked against what the server took and echoed.
+      down: r.official ? auditTaken(r.down, up.get(r.prefix)) : audit(r.down, r.sent),
+      switches: r.switches.length,
+      switchKinds: switchSummary(r.switches),
+      sessions: r.sessions,
+      recoveries: r.recoveries,
+      failedRecoveries: r.failedRecoveries,
+    };
+    // What went wrong, message by message: where it was sent.
+    const wrong = [...new Set([...(r.official ? [] : row.up.lostSeq), ...row.up.dupSeq, ...row.up.oooSeq, ...row.down.lostSeq, ...row.down.dupSeq, ...row.down.oooSeq])];
+    row.where = wrong.slice(0, 10).map((n) => whereSent(n, r.sentAt, r.switches));
+    return row;
+  });
+  // What the server said about losses it saw (an outbox gap, a refused attach...).
+  const said = srv.stderr().split("\n").filter((l) => /a gap|refused|no longer held|lost|too old/.test(l));
+  return { rows, proxyStats, serverExit: code, seconds: (Date.now() - t0) / 1000, seed, count, said, serverLog: srv.stderr() };
 }
 
 export function report(r) {
   const lines = [`chaos: seed ${r.seed}, ${r.seconds.toFixed(1)} s, proxy ${JSON.stringify(r.proxyStats)}`];
-  lines.push("client       | up sent/recv/lost/dup/ooo | down sent/recv/lost/dup/ooo | switches | sessions | recovered");
+  lines.push("client        | up sent/recv/lost/dup/ooo | down sent/recv/lost/dup/ooo | switches | sessions | recovered");
   for (const x of r.rows) {
     const f = (a) => `${a.sent}/${a.received}/${a.lost}/${a.dup}/${a.ooo}`;
-    lines.push(`${x.client.padEnd(12)} | ${f(x.up).padEnd(25)} | ${f(x.down).padEnd(27)} | ${String(x.switches).padEnd(8)} | ${String(x.sessions).padEnd(8)} | ${x.recoveries} (${x.failedRecoveries} refused)`);
+    lines.push(`${x.client.padEnd(13)} | ${f(x.up).padEnd(25)} | ${f(x.down).padEnd(27)} | ${String(x.switches).padEnd(8)} | ${String(x.sessions).padEnd(8)} | ${x.recoveries} (${x.failedRecoveries} refused)`);
   }
+  lines.push(...detail(r));
   return lines.join("\n");
+}
+
+// The lines under the table: the switching clients' changes by kind, every message that went
+// wrong (which, where), what the server said.
+export function detail(r) {
+  const lines = [];
+  for (const x of r.rows) {
+    if (x.switchKinds && x.switchKinds.transports.length > 1)
+      lines.push(`${x.client}: on ${x.switchKinds.transports.join(", ")}; changes: ${Object.entries(x.switchKinds.kinds).sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(", ")}`);
+    const seqs = (d, a) => [a.lostSeq?.length && `${d} lost #${a.lostSeq.join(",")}`, a.dupSeq?.length && `${d} duplicated #${a.dupSeq.join(",")}`, a.oooSeq?.length && `${d} out of order #${a.oooSeq.join(",")}`].filter(Boolean);
+    const bad = [...(x.official ? [] : seqs("up", x.up)), ...seqs("down", x.down)];
+    if (bad.length) lines.push(`${x.client} (seed ${r.seed}): ${bad.join("; ")}`, ...(x.where ?? []).map((w) => `  ${w}`));
+  }
+  if (r.said?.length) lines.push(`server said (${r.said.length} lines):`, ...r.said.slice(0, 12).map((l) => `  ${l}`));
+  return lines;
+}
+
+// A long run fails on any loss, duplicate or reorder of ferry's client (both ways, lost sessions
+// included), on the official client's duplicates, reorders and lost echoes, and on any client
+// that did not get its count through in the time (it would prove less than it says).
+export const chaosBad = (r) => r.serverExit !== 0 || r.rows.length === 0 ||
+  r.rows.some((x) => (x.up.lost && !x.official) || x.up.dup || x.up.ooo || x.down.lost || x.down.dup || x.down.ooo || (x.official ? x.down.sent : x.up.sent) < r.count);
+
+// Keep the server's log of a failed run (the seed replays the proxy's cuts).
+export function keepLog(r, name) {
+  const file = path.join(os.tmpdir(), `${name}-${r.seed}-${Date.now()}.log`);
+  fs.writeFileSync(file, r.serverLog ?? "");
+  return file;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
@@ -138,10 +231,12 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     const i = process.argv.indexOf(`--${name}`);
     return i > 0 ? Number(process.argv[i + 1]) : d;
   };
-  const r = await runChaos({ count: arg("count", 10000), seconds: arg("seconds", 600), seed: arg("seed", (Math.random() * 2 ** 31) >>> 0), log: (l) => console.log(l) });
+  const only = process.argv.includes("--only") ? process.argv[process.argv.indexOf("--only") + 1].split(",") : null;
+  const r = await runChaos({ count: arg("count", 10000), seconds: arg("seconds", 600), seed: arg("seed", (Math.random() * 2 ** 31) >>> 0),
+    window: arg("window", 100), clients: CLIENTS.filter((c) => !only || only.includes(c.name)), log: (l) => console.log(l) });
   console.log(report(r));
-  // ferry's client: exactly once both ways, across lost sessions too (the outbox).
-  const bad = r.rows.some((x) => (x.up.lost && !x.official) || x.up.dup || x.up.ooo || x.down.lost || x.down.dup || x.down.ooo) || r.serverExit !== 0;
-  console.log(bad ? "chaos: FAILED" : "chaos: zero lost, zero duplicated, order kept");
+  const bad = chaosBad(r);
+  if (bad) console.log(`chaos: the server's log: ${keepLog(r, "ferry-chaos-node")}`);
+  console.log(bad ? `chaos: FAILED (replay: node tests/e2e/chaos.mjs --seed ${r.seed} --count ${r.count})` : `chaos: zero lost, zero duplicated, order kept (${r.count} each way per client)`);
   process.exit(bad ? 1 : 0);
 }
