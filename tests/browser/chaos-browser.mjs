@@ -31,7 +31,7 @@ function buildStatic() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ferry-chaos-browser-"));
   execFileSync(process.execPath, [path.join(root, "client-js/build.mjs"), dir], { stdio: "ignore" });
   const bundle = fs.readFileSync(path.join(dir, "ferry.min.js"), "utf8");
-  const page = fs.readFileSync(path.join(root, "tests/browser/chaos-page.mjs"), "utf8").replace(/^export /m, "");
+  const page = fs.readFileSync(path.join(root, "tests/browser/chaos-page.mjs"), "utf8").replace(/^export /gm, "");
   if (/<\/script/i.test(bundle + page)) throw new Error("cannot inline: </script in the code");
   fs.writeFileSync(path.join(dir, "chaos.html"), '<!doctype html><meta charset="utf-8"><title>ferry chaos</title>\n' +
     `<script>${bundle};window.io=ferry.io</script>\n<script>${page}</script>\n`);
@@ -107,6 +107,13 @@ export async function runBrowserChaos({ count = 10000, seconds = 900, seed = 1, 
       if (Date.now() - lastLog > 30000) {
         lastLog = Date.now();
         log(`chaos (browser): ${prog.map((x, i) => `${pages[i].c.name} ${x?.sent}/${x?.echoed}`).join(", ")}`);
+        // A client with no progress for 30 s: what its engine is doing.
+        for (const [i, p] of pages.entries()) {
+          const key = `${prog[i]?.sent}/${prog[i]?.echoed}`;
+          if (p.lastProgress === key && !(prog[i]?.sent >= count && prog[i]?.echoed >= count))
+            log(`chaos (browser): ${p.c.name} stuck at ${key}: ${await p.page.evaluate(() => window.chaos.state()).catch((e) => e.message)}`);
+          p.lastProgress = key;
+        }
       }
       await sleep(250);
     }
@@ -120,6 +127,7 @@ export async function runBrowserChaos({ count = 10000, seconds = 900, seed = 1, 
       await sleep(250);
     }
     for (const p of pages) {
+      const state = await p.page.evaluate(() => window.chaos.state()).catch((e) => e.message);
       const r = await p.page.evaluate(() => window.chaos.result()).catch((e) => ({ sent: 0, sentAt: [], down: [], switches: [], errors: [`result: ${e.message}`] }));
       await p.page.evaluate(() => window.chaos.close()).catch(() => {});
       const row = {
@@ -133,6 +141,7 @@ export async function runBrowserChaos({ count = 10000, seconds = 900, seed = 1, 
         failedRecoveries: r.failedRecoveries,
         transport: r.transport,
         errors: [...(r.errors ?? []), ...p.errors].slice(0, 5),
+        state,
       };
       // What went wrong, message by message: where it was sent (page time).
       const wrong = [...new Set([...row.up.lostSeq, ...row.up.dupSeq, ...row.up.oooSeq, ...row.down.lostSeq, ...row.down.dupSeq, ...row.down.oooSeq])];

@@ -10,7 +10,9 @@ export function startChaos(io, url, { name, room, count, window = 100, transport
   const seen = new Set();
   const s = io(url, { transports, auth: { name }, reconnectionDelay: 100, reconnectionDelayMax: 1000, requestTimeout: 5000, storage: null });
   s.on("transport", (e) => r.switches.push({ from: e.from, to: e.to, reason: e.reason, at: Date.now() - t0, sent: r.sent }));
-  s.on("recovery_failed", (e) => (r.failedRecoveries++, r.errors.push(`recovery failed: ${e.reason}${e.unconfirmed ? `, ${e.unconfirmed} unconfirmed` : ""}`)));
+  const when = () => `at ${((Date.now() - t0) / 1000).toFixed(1)} s, ${r.sent} sent`;
+  s.on("recovery_failed", (e) => (r.failedRecoveries++, r.errors.push(`recovery failed: ${e.reason}${e.unconfirmed ? `, ${e.unconfirmed} unconfirmed` : ""} (${when()})`)));
+  s.on("disconnect", (reason) => r.errors.length < 20 && r.errors.push(`disconnect: ${reason} (${when()})`));
   s.on("outbox_full", () => r.errors.push("outbox full"));
   s.on("connect_error", (e) => r.errors.length < 20 && r.errors.push(`connect_error: ${e.message}`));
   s.on("connect", () => {
@@ -53,9 +55,29 @@ export function startChaos(io, url, { name, room, count, window = 100, transport
       r.echoed = seen.size;
       return JSON.parse(JSON.stringify(r));
     },
+    // What the client is doing (for a client that stopped making progress): the engine's
+    // state as far as it shows it, read defensively (the fields are internal).
+    state() {
+      return engineState(s);
+    },
     // Cheap progress (no arrays): sent, distinct echoes, joined.
     progress() {
       return { sent: r.sent, echoed: seen.size, joined: r.joined };
     },
   };
+}
+
+// The engine's state of ferry's client `s` in one line (internal fields, for diagnosis only).
+export function engineState(s) {
+  try {
+    const e = s.io?.engine;
+    if (!e) return `no engine (socket ${s.connected ? "connected" : "disconnected"})`;
+    const t = (x) => (x ? `${x.name}${x.up ? " up" : ""}${x.busy ? " busy" : ""}${x.paused ? " paused" : ""}${x.dead ? " dead" : ""}${x.attaching ? ` attaching(${x.attaching})` : ""}` : "-");
+    const ago = (ms) => (ms ? `${Date.now() - ms} ms ago` : "-");
+    return `socket ${s.connected ? "connected" : "disconnected"}, engine ${e.readyState}, transport ${t(e.transport)}, probe ${t(e.probe)}, old ${t(e.old)}, ` +
+      `lingering ${t(e.lingering)}, hold ${e.hold ? 1 : 0}, wq ${e.wq?.length}, unacked ${e.sent?.length}, tx ${e.tx}, rx ${e.rx}, ` +
+      `pinging ${e.pinging ? `#${e.pinging.id} on ${e.pinging.t?.name} ${ago(e.pinging.at)}` : "-"}, fails ${e.fails}`;
+  } catch (err) {
+    return `state: ${err.message}`;
+  }
 }

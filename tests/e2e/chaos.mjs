@@ -1,11 +1,14 @@
 // The chaos run (issue 14): tools/ferry-proxy cuts connections at random (seeded: --drop kills
 // requests and WebSockets mid-flight, --ws-close-after ends every WebSocket after a few
 // seconds) while ferry's client in Node, one per transport plus one free to switch, sends
-// sequence-numbered messages that ferry-test-sio echoes back. Upstream is checked on the
-// server's side (what it printed for each client, in order), downstream on the client's (the
-// echoes): zero lost, zero duplicated, order kept, counts printed.
+// sequence-numbered messages that ferry-test-sio echoes back, and the official socket.io-client
+// on polling and on WebSocket (its echoes come back through connection-state recovery). Upstream
+// is checked on the server's side (what it printed for each client, in order), downstream on the
+// client's (the echoes): zero lost, zero duplicated, order kept, counts printed. A failure names
+// the numbers, where each was sent (transport, changes near it) and keeps the server's log.
 //
-//   node tests/e2e/chaos.mjs [--count 10000] [--seconds 300] [--seed N] [--window 100] [--only switching,sse]   (make chaos)
+//   node tests/e2e/chaos.mjs [--count 10000] [--seconds 300] [--seed N] [--window 100] [--only switching,sse]
+//                          [--official-pace rate|tick|window]                                  (make chaos)
 //   import { runChaos } from "./chaos.mjs"                               (chaos.test.mjs)
 import fs from "node:fs";
 import os from "node:os";
@@ -15,6 +18,7 @@ import { io } from "../../client-js/src/index.mjs";
 import { io as officialIo } from "socket.io-client";
 import { startSio } from "../lib/sio.mjs";
 import { startProxy } from "../lib/proxy.mjs";
+import { engineState } from "../browser/chaos-page.mjs";
 
 const ALL = ["polling", "websocket", "sse", "short-polling"];
 // ferry's client on each transport and switching; the official socket.io-client on its two
@@ -89,7 +93,7 @@ export function whereSent(n, sentAt, switches) {
 // count: messages per client and direction (the official client: until the server took and
 // echoed count, its upstream losing some); seconds: when to stop sending whatever the count;
 // window: messages sent and not yet echoed at most (ferry's client).
-export async function runChaos({ count = 10000, seconds = 300, seed = 1, drop = 0.2, wsCloseAfter = 3, window = 100, clients = CLIENTS, log = () => {} } = {}) {
+export async function runChaos({ count = 10000, seconds = 300, seed = 1, drop = 0.2, wsCloseAfter = 3, window = 100, clients = CLIENTS, officialPace = "rate", log = () => {} } = {}) {
   const srv = await startSio(["--recovery", "60000", "--transports", ALL.join(",")]);
   const px = await startProxy(srv.url, ["--drop", String(drop), "--drop-within", "3000", "--ws-close-after", String(wsCloseAfter), "--seed", String(seed), "--quiet"]);
   const results = [];
@@ -107,8 +111,16 @@ export async function runChaos({ count = 10000, seconds = 300, seed = 1, drop = 
         const sentAt = [];
         s.on("transport", (e) => switches.push({ from: e.from, to: e.to, reason: e.reason, at: Date.now() - t0, sent }));
         let sessions = 0, recoveries = 0, failedRecoveries = 0;
-        s.on("connect", () => (sessions++, s.recovered && recoveries++));
-        s.on("recovery_failed", () => failedRecoveries++);
+        // Reconnections that did not recover (the app is told: recovered === false, and ferry's
+        // client's recovery_failed says why): when, and after how many sent.
+        const notRecovered = [];
+        s.on("connect", () => {
+          sessions++;
+          if (s.recovered) recoveries++;
+          else if (sessions > 1) notRecovered.push(`${((Date.now() - t0) / 1000).toFixed(1)} s (${sent} sent)`);
+        });
+        s.on("disconnect", (reason) => !c.official && reason !== "io client disconnect" && notRecovered.length < 20 && notRecovered.push(`disconnect: ${reason} at ${((Date.now() - t0) / 1000).toFixed(1)} s (${sent} sent)`));
+        s.on("recovery_failed", (e) => (failedRecoveries++, notRecovered.push(`recovery_failed ${e.reason}${e.unconfirmed ? `, ${e.unconfirmed} unconfirmed` : ""}`)));
         const prefix = `${c.name}-${seed}:`;
         const down = [];
         const echoed = new Set();
@@ -120,16 +132,38 @@ export async function runChaos({ count = 10000, seconds = 300, seed = 1, drop = 
         });
         const emit = () => ((sentAt[sent] = Date.now() - t0), s.emit("message", prefix + sent++));
         const until = t0 + seconds * 1000;
-        progress.set(c.name, () => `${c.name} ${sent}/${echoed.size}`);
-        // The official client may lose upstream (its window would never drain): a steady pace,
-        // until the server took (and echoed) count of them.
+        let was = "";
+        progress.set(c.name, () => {
+          const now = `${sent}/${echoed.size}`;
+          // No progress since the last line: what the engine of ferry's client is doing.
+          const stuck = now === was && !c.official && echoed.size < count ? ` (stuck: ${engineState(s)})` : "";
+          was = now;
+          return `${c.name} ${now}${stuck}`;
+        });
+        // The official client may lose upstream (a window of unanswered messages would never
+        // drain): a steady pace instead, until the server took (and echoed) count of them.
+        // officialPace "rate": 100 a second whatever the timers' lag on a loaded machine (a
+        // late tick sends what is due, at most 20); "tick": one per 10 ms timer (make test's
+        // run: its cut pattern, drawn in arrival order over all clients, stays the one tested).
+        // "window": at most `window` sent in the last 2 s and not echoed, in bursts (older ones
+        // count as lost, for the pace only): the pattern under which ferry's sse and switching
+        // clients lost a batch of 99 upstream (docs/reliability.md).
+        const started = Date.now();
+        let expired = 0, oldest = 0;
+        const due = () => {
+          if (officialPace === "tick") return sent + 1;
+          if (officialPace === "rate") return Math.min(sent + 20, Math.floor((Date.now() - started) / 10) + 1);
+          const limit = Date.now() - t0 - 2000;
+          for (; oldest < sent && sentAt[oldest] < limit; oldest++) if (!echoed.has(oldest)) expired++;
+          return sent + Math.max(0, window - (sent - echoed.size - expired));
+        };
         while ((c.official ? echoed.size : sent) < count && Date.now() < until) {
           if (Date.now() - lastLog > 60000) {
             lastLog = Date.now();
             log(`chaos: ${((Date.now() - t0) / 1000).toFixed(0)} s: ${[...progress.values()].map((f) => f()).join(", ")}`);
           }
           if (c.official) {
-            emit();
+            for (const n = due(); sent < n; ) emit();
             await sleep(10);
             continue;
           }
@@ -145,8 +179,9 @@ export async function runChaos({ count = 10000, seconds = 300, seed = 1, drop = 
         while (echoed.size < sent && Date.now() < waitUntil) await sleep(50);
         await sleep(300); // a late duplicate would show here
         const transport = s.io?.engine?.transport?.name ?? null;
+        const state = c.official ? "" : engineState(s);
         s.disconnect();
-        results.push({ official: !!c.official, client: c.name, sent, sentAt, down: [...down], switches, sessions, recoveries, failedRecoveries, prefix, transport });
+        results.push({ official: !!c.official, client: c.name, sent, sentAt, down: [...down], switches, sessions, recoveries, failedRecoveries, notRecovered, prefix, transport, state });
         log(`chaos: ${c.name} done at ${((Date.now() - t0) / 1000).toFixed(0)} s: ${sent} sent, ${down.length} echoes`);
       }),
     );
@@ -176,6 +211,8 @@ export async function runChaos({ count = 10000, seconds = 300, seed = 1, drop = 
       sessions: r.sessions,
       recoveries: r.recoveries,
       failedRecoveries: r.failedRecoveries,
+      state: r.state,
+      notRecovered: r.notRecovered,
     };
     // What went wrong, message by message: where it was sent.
     const wrong = [...new Set([...(r.official ? [] : row.up.lostSeq), ...row.up.dupSeq, ...row.up.oooSeq, ...row.down.lostSeq, ...row.down.dupSeq, ...row.down.oooSeq])];
@@ -208,6 +245,9 @@ export function detail(r) {
     const seqs = (d, a) => [a.lostSeq?.length && `${d} lost #${a.lostSeq.join(",")}`, a.dupSeq?.length && `${d} duplicated #${a.dupSeq.join(",")}`, a.oooSeq?.length && `${d} out of order #${a.oooSeq.join(",")}`].filter(Boolean);
     const bad = [...(x.official ? [] : seqs("up", x.up)), ...seqs("down", x.down)];
     if (bad.length) lines.push(`${x.client} (seed ${r.seed}): ${bad.join("; ")}`, ...(x.where ?? []).map((w) => `  ${w}`));
+    if (x.notRecovered?.length) lines.push(`${x.client}: sessions lost or not recovered: ${x.notRecovered.slice(0, 8).join("; ")}`);
+    const short = x.official ? x.down.sent < r.count : x.up.sent < r.count || x.down.received < x.down.sent;
+    if (r.count && short) lines.push(`${x.client}: did not get its count through in the time (${x.up.sent} sent, ${x.down.received} back)${x.state ? `; at the end: ${x.state}` : ""}`);
   }
   if (r.said?.length) lines.push(`server said (${r.said.length} lines):`, ...r.said.slice(0, 12).map((l) => `  ${l}`));
   return lines;
@@ -233,7 +273,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   };
   const only = process.argv.includes("--only") ? process.argv[process.argv.indexOf("--only") + 1].split(",") : null;
   const r = await runChaos({ count: arg("count", 10000), seconds: arg("seconds", 600), seed: arg("seed", (Math.random() * 2 ** 31) >>> 0),
-    window: arg("window", 100), clients: CLIENTS.filter((c) => !only || only.includes(c.name)), log: (l) => console.log(l) });
+    window: arg("window", 100), officialPace: process.argv.includes("--official-pace") ? process.argv[process.argv.indexOf("--official-pace") + 1] : "rate", clients: CLIENTS.filter((c) => !only || only.includes(c.name)), log: (l) => console.log(l) });
   console.log(report(r));
   const bad = chaosBad(r);
   if (bad) console.log(`chaos: the server's log: ${keepLog(r, "ferry-chaos-node")}`);

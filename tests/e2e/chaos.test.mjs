@@ -10,7 +10,7 @@ import { runChaos, report } from "./chaos.mjs";
 
 test("chaos: random cuts, every transport and switches, numbered messages both ways: none lost, duplicated or reordered", { timeout: 120000 }, async () => {
   const seed = Number(process.env.FERRY_CHAOS_SEED ?? 20261206);
-  const r = await runChaos({ count: 2000, seconds: 30, seed });
+  const r = await runChaos({ count: 2000, seconds: 30, seed, officialPace: "tick" });
   console.log(report(r));
   assert.equal(r.serverExit, 0, "the server exits 0 (no leak)");
   assert.ok(r.proxyStats.dropped > 0, "the proxy did cut connections");
