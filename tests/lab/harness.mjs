@@ -281,7 +281,11 @@ export async function runScenario(sc, { browser, staticDir, seconds = 5, drainMs
     // The exchange starts with a burst, so a run of BURST_MS + QUIET_MS holds a whole quiet period.
     const epoch = Date.now();
     for (const n of names) await handles[n].setEpoch(epoch);
-    const end = epoch + seconds * 1000;
+    // The exchange lasts `seconds` from the moment every client has the epoch: on a loaded
+    // machine the page's evaluate alone took over 5.5 s once, and the backend then published
+    // nothing ("down: sent 0", a failed row with nothing lost).
+    const end = Date.now() + seconds * 1000;
+    trace?.w("harness", `joined; epoch ${epoch}, set in every client after ${Date.now() - epoch} ms`);
     while (Date.now() < end) {
       const t = Date.now();
       if (quiet(t, epoch)) {
@@ -311,7 +315,9 @@ export async function runScenario(sc, { browser, staticDir, seconds = 5, drainMs
       }
       return true;
     };
-    await until(complete, drainMs, 100);
+    trace?.w("harness", `exchange over: published ${JSON.stringify(published)}`);
+    const drained = await until(complete, drainMs, 100);
+    trace?.w("harness", drained ? "drained" : `not drained after ${drainMs} ms`);
 
     const rows = [];
     for (const n of names) {
