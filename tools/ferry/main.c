@@ -24,6 +24,7 @@
 #include "workers.h"
 
 static int worker_index; /* --workers: this process is worker N (1..), else 0 */
+static int exit_status;  /* 1: a worker that could not join the shared port */
 #define say(level, ...) tool_say("ferry", level, __VA_ARGS__)
 
 typedef struct app {
@@ -45,6 +46,10 @@ typedef struct app {
     int reloading;    /* a load is on a worker thread */
     int reload_again; /* SIGHUP came during it: load once more afterwards */
     int has_sighup;
+    /* A worker joins the shared port once the others can reach it (join_when_reachable). */
+    uv_timer_t join;
+    int joining;
+    uint64_t join_started;
 } app;
 
 /* Read the certificates and keys of cfg into a new TLS context. Touches no loop: runs before
@@ -142,12 +147,13 @@ static void on_closed(ferry_server *srv, void *ud)
     }
 }
 
-static void on_signal(uv_signal_t *sig, int signum)
+/* why: the log line (NULL: none, the caller said why). */
+static void app_close(app *a, const char *why)
 {
-    app *a = sig->data;
     if (!a->closing) {
         a->closing = 1;
-        say(FERRY_LOG_INFO, "%s, closing", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+        if (why != NULL)
+            say(FERRY_LOG_INFO, "%s, closing", why);
         admin_close(a->admin);
         ferry_server_close(a->srv, on_closed, a);
     }
@@ -158,8 +164,66 @@ static void on_signal(uv_signal_t *sig, int signum)
         uv_close((uv_handle_t *)&a->sigint, NULL);
     if (a->has_sighup && !uv_is_closing((uv_handle_t *)&a->sighup))
         uv_close((uv_handle_t *)&a->sighup, NULL);
+    if (a->joining && !uv_is_closing((uv_handle_t *)&a->join))
+        uv_close((uv_handle_t *)&a->join, NULL);
     if (worker_index > 0)
         workers_ignore_signals();
+}
+
+static void on_signal(uv_signal_t *sig, int signum)
+{
+    app_close(sig->data, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+/* --workers: the kernel hands a worker connections as soon as it listens on the shared port,
+ * and the requests of one polling or SSE session come on several connections, so they reach
+ * every worker: the others must be able to forward to this one's sessions from the first.
+ * So a worker listens on the shared port (and tells the supervisor it is ready) only once its
+ * address is in Redis (the forwarder's first publish, within a few hundred ms of the Redis
+ * link coming up), or after JOIN_WAIT_MS without Redis: then it serves alone until Redis is
+ * back, as a node does. */
+#define JOIN_CHECK_MS 10
+#define JOIN_WAIT_MS 10000
+
+static void join_shared_port(uv_timer_t *t)
+{
+    app *a = t->data;
+    const app_config *cfg = a->cfg;
+    if (a->closing)
+        return;
+    ferry_forward_stats st;
+    ferry_server_forward_stats(a->srv, &st);
+    uint64_t waited = uv_now(t->loop) - a->join_started;
+    if (st.published == 0 && waited < JOIN_WAIT_MS) {
+        uv_timer_start(t, join_shared_port, JOIN_CHECK_MS, 0);
+        return;
+    }
+    if (st.published == 0)
+        say(FERRY_LOG_WARN, "worker %d: its address is not in Redis after %d s: serving anyway "
+            "(the other workers forward to it once Redis is reached)", worker_index,
+            JOIN_WAIT_MS / 1000);
+    uv_close((uv_handle_t *)t, NULL);
+    a->joining = 0;
+    /* Our own SO_REUSEPORT socket on the supervisor's port (workers.h). */
+    int fd = -1;
+    int rc = workers_listen_socket(cfg->host, cfg->port, &fd);
+    if (rc == 0)
+        rc = ferry_server_listen_fd(a->srv, fd, a->tls);
+    if (rc != 0) {
+        say(FERRY_LOG_ERROR, "worker %d cannot listen on port %d: %s", worker_index, cfg->port,
+            ferry_strerror(rc));
+        exit_status = 1;
+        app_close(a, NULL);
+        return;
+    }
+    /* The supervisor prints the banner once every worker listens. */
+    printf("ferry: worker %d (pid %ld) is cluster node %s on port %d\n", worker_index,
+           (long)getpid(), ferry_redis_node_id(a->redis), cfg->port);
+    if (cfg->metrics_port >= 0)
+        printf("ferry: worker %d metrics at http://%s:%d/metrics\n", worker_index,
+               cfg->metrics_host, ferry_server_metrics_port(a->srv));
+    fflush(stdout);
+    workers_ready();
 }
 
 static void print_url(const app_config *cfg, int port, const char *what, int tls)
@@ -274,16 +338,10 @@ int main(int argc, char **argv)
     int http_port = -1;
     if (rc == 0) {
         step = "listen";
-        if (worker_index > 0) {
-            /* Our own SO_REUSEPORT socket on the supervisor's port (workers.h). */
-            int fd = -1;
-            rc = workers_listen_socket(cfg.host, cfg.port, &fd);
-            if (rc == 0)
-                rc = ferry_server_listen_fd(a.srv, fd, tls ? a.tls : NULL);
-        } else {
+        /* A worker joins the shared port later (join_shared_port). */
+        if (worker_index == 0)
             rc = tls ? ferry_server_listen_tls(a.srv, cfg.host, cfg.port, a.tls)
                      : ferry_server_listen(a.srv, cfg.host, cfg.port);
-        }
     }
     if (rc == 0 && tls && cfg.http_port >= 0) {
         int https_port = ferry_server_port(a.srv);
@@ -291,7 +349,7 @@ int main(int argc, char **argv)
                  ? ferry_server_listen_redirect(a.srv, cfg.host, cfg.http_port, https_port)
                  : ferry_server_listen(a.srv, cfg.host, cfg.http_port);
         if (rc == 0)
-            http_port = ferry_server_listener_port(a.srv, 1);
+            http_port = ferry_server_listener_port(a.srv, worker_index > 0 ? 0 : 1);
         else
             cfg.port = cfg.http_port; /* for the message below */
     }
@@ -327,7 +385,7 @@ int main(int argc, char **argv)
             }
             rc = ferry_server_listen(a.srv, cfg.node_address != NULL ? cfg.host : host, 0);
             if (rc == 0) {
-                fport = ferry_server_listener_port(a.srv, http_port >= 0 ? 2 : 1);
+                fport = ferry_server_listener_port(a.srv, http_port >= 0 ? 1 : 0);
                 if (cfg.node_address != NULL)
                     host = nhost;
             }
@@ -387,14 +445,11 @@ int main(int argc, char **argv)
 
     int port = ferry_server_port(a.srv);
     if (worker_index > 0) {
-        /* The supervisor prints the banner once every worker listens. */
-        printf("ferry: worker %d (pid %ld) is cluster node %s on port %d\n", worker_index,
-               (long)getpid(), a.redis != NULL ? ferry_redis_node_id(a.redis) : "-", port);
-        if (cfg.metrics_port >= 0)
-            printf("ferry: worker %d metrics at http://%s:%d/metrics\n", worker_index,
-                   cfg.metrics_host, ferry_server_metrics_port(a.srv));
-        fflush(stdout);
-        workers_ready();
+        uv_timer_init(loop, &a.join);
+        a.join.data = &a;
+        a.joining = 1;
+        a.join_started = uv_now(loop);
+        join_shared_port(&a.join);
         goto run;
     }
     print_url(&cfg, port, "listening on", tls);
@@ -448,5 +503,5 @@ run:
     diagnose_free(diag);
     admin_free(a.admin);
     ferry_tls_release(a.tls);
-    return uv_loop_close(loop) == 0 ? 0 : 1;
+    return uv_loop_close(loop) == 0 ? exit_status : 1;
 }
