@@ -134,13 +134,6 @@ class Polling extends Transport {
   _idle() {
     if (this.onIdle && !this.getting && !this.busy) this.onIdle(), (this.onIdle = null);
   }
-  // The probe this paused for died before "5": go on at once with what was queued meanwhile
-  // (a GET still out goes on polling when it ends; a paused loop has ended).
-  resume() {
-    this.paused = this.onIdle = 0;
-    this.getting || this.poll();
-    this.e.flush();
-  }
   stop() {
     this.dead = 1;
     clearTimeout(this.nap);
@@ -587,16 +580,23 @@ export class Engine extends Emitter {
       if (this.probe || this.hold || cur !== this.transport) return this.climb(1000);
       const t = (this.probe = this.mk(ready, {}));
       t.started = now();
-      t.timer = setTimeout(() => t.fail(t.up ? (ready === "sse" ? "sse-buffered" : "ws-mute") : "probe-timeout"), this.o.probeTimeout);
+      // Unanswered in time: the probe fails. Answered, but the current transport's pause not
+      // done (a poll or POST of it hangs): attach to the probed transport (an extension session:
+      // the server resends after rx, the client what the server lacks) rather than wait for
+      // that request's own timeout.
+      t.timer = setTimeout(() => (t.from && this.ext.length ? this.attach(ready, "probe-timeout") : t.fail(t.up ? (ready === "sse" ? "sse-buffered" : "ws-mute") : "probe-timeout")), this.o.probeTimeout);
       t.open();
     }, ms);
   }
   _probeFail(t, reason) {
     clearTimeout(t.timer);
     this.probe = null;
-    // Lost after "3probe" while the current transport paused for it (nothing went on the probe).
-    t.from?.resume();
-    if (reason === "post-error" && t.name === "sse") reason = "sse-refused";
+    // Lost after "3probe" while the current transport paused for it (nothing went on the probe):
+    // that one goes on at once with what was queued meanwhile (a GET still out goes on polling
+    // when it ends; a paused loop has ended; SSE's stream never stopped).
+    const f = t.from;
+    if (f) (f.paused = f.onIdle = 0), f.getting || f.poll(), this.flush();
+    if (reason === "post-error") reason = "sse-refused"; // an SSE probe's POST (a WebSocket has none)
     this.backoff(t.name);
     this.fire("probe", { to: t.name, ok: false, reason });
     if (this.ext.includes("report")) this.write({ type: 6, data: JSON.stringify({ from: this.transport.name, to: this.transport.name, reason, ms: now() - t.started }) });
@@ -604,10 +604,10 @@ export class Engine extends Emitter {
     this.climb(0);
   }
   _probed(t) {
-    clearTimeout(t.timer);
     const cur = (t.from = this.transport);
     cur.pause(() => {
       if (t.dead || this.transport !== cur) return;
+      clearTimeout(t.timer);
       this.probe = null;
       this.bad[t.name] = null;
       t.send([{ type: 5 }]);

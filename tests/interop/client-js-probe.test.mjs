@@ -42,7 +42,8 @@ const deferred = () => {
 
 // The network between the client and the server, steered by the test. A probe (ws.probe) is a
 // WebSocket opened with a sid and no rx, or the first SSE stream of a session (no rx, no
-// Last-Event-ID); it connects once net.ready resolves (the test's session is set up by then).
+// Last-Event-ID); it is refused until the test calls net.ready() (its session set up by then:
+// the client probes again after its `reprobe` backoff).
 // hooks.up(probe, data) sees what the client sends on it (a WebSocket frame, an SSE probe's POST
 // body) and hooks.down(probe, data) what comes to the client (a frame, an event's data); they
 // return false to swallow it (a swallowed POST fails as a network error, never sent).
@@ -55,7 +56,7 @@ const deferred = () => {
 // it holds one; gate.pass() hands it on, gate.cut() fails it as a network error would (the client
 // cannot tell whether the server took it).
 function network() {
-  const net = { hooks: {}, gates: {}, ready: deferred() };
+  const net = { hooks: {}, gates: {}, isReady: false, ready: () => (net.isReady = true) };
   const realFetch = globalThis.fetch;
   net.hold = (kind, transport = net.from) => {
     const g = (net.gates[kind] = deferred());
@@ -87,7 +88,8 @@ function network() {
   async function sse(url, o, q) {
     const isProbe = q.has("sid") && !q.has("rx") && !o.headers?.["last-event-id"];
     const x = { probe: isProbe, url: String(url), ac: new AbortController() };
-    if (isProbe) (net.sse = x), await net.ready;
+    if (isProbe && !net.isReady) return new Response("not yet", { status: 503 });
+    if (isProbe) net.sse = x;
     o.signal?.addEventListener("abort", () => x.ac.abort());
     const r = await realFetch(url, { ...o, signal: x.ac.signal });
     if (r.status !== 200) return r;
@@ -133,7 +135,7 @@ function network() {
       const q = new URL(url).searchParams;
       this.probe = q.has("sid") && !q.has("rx");
       this.closed = deferred();
-      if (this.probe) net.ready.then(() => this.connect(url));
+      if (this.probe && !net.isReady) queueMicrotask(() => this.onclose?.({ code: 1006 }));
       else this.connect(url);
     }
     connect(url) {
@@ -172,7 +174,7 @@ const log = (...a) => process.env.PROBE_TRACE && console.error(Math.round(perfor
 
 // A client on its first transport that probes the second through `net`; messages "m<i>", numbered.
 function client(net, transports) {
-  const s = io(srv.url, { fetch: net.fetch, WebSocket: net.WebSocket, storage: null, forceNew: true, transports, reconnectionDelay: 100, probeTimeout: 10000 });
+  const s = io(srv.url, { fetch: net.fetch, WebSocket: net.WebSocket, storage: null, forceNew: true, transports, reconnectionDelay: 100, reprobe: 200 });
   const c = (net.c = { s, switches: [], probes: [], back: [], at: new Map(), waiters: new Map(), connects: 0, disconnects: 0, i: 0 });
   s.on("transport", (e) => (log("transport", e), c.switches.push(`${e.from || "-"}>${e.to}:${e.reason}`)));
   s.on("connect", () => c.connects++);
@@ -194,12 +196,13 @@ function client(net, transports) {
   return c;
 }
 
-// One moment of the probe: `arm(net, at)` sets the hooks; the first probe starts once the
+// One moment of the probe: `arm(net, at)` sets the hooks; the probes go through once the
 // session is connected and one message went through; the hooks call at(fn) when the moment
 // comes (while net.fired is unset: later probes pass untouched), which emits the moment's
-// message and notes the time, then runs fn (the fault). The message's echo must come within BOUND_MS of that; then one more message, and
-// every message taken by the server once, in order, echoed once, in order, on one session.
-async function moment(t, what, arm, transports) {
+// message and notes the time, then runs fn (the fault). The message's echo must come within
+// `bound` ms of that; then one more message, and every message taken by the server once, in
+// order, echoed once, in order, on one session.
+async function moment(t, what, arm, transports, bound = BOUND_MS) {
   const net = network();
   net.from = transports[0];
   const reached = deferred();
@@ -218,11 +221,11 @@ async function moment(t, what, arm, transports) {
   try {
     await within(new Promise((r) => c.s.once("connect", r)), 20000, "connect");
     await c.echoed(c.emit(), 20000, "before the probe");
-    net.ready.resolve();
+    net.ready();
     await within(reached, 20000, `${what}: the moment`);
     await c.echoed(m, 20000, what);
     const ms = Math.round(c.at.get(m) - t0);
-    assert.ok(ms <= BOUND_MS, `${what}: the message emitted at that moment came back after ${ms} ms (bound ${BOUND_MS}; switches ${c.switches.join(", ")}; probes ${c.probes.join(", ")})`);
+    assert.ok(ms <= bound, `${what}: the message emitted at that moment came back after ${ms} ms (bound ${bound}; switches ${c.switches.join(", ")}; probes ${c.probes.join(", ")})`);
     const last = c.emit();
     await c.echoed(last, 20000, what + ", then one more");
     await srv.next((e) => e.event === "event" && e.id === c.s.id && e.args[0] === last, 20000);
@@ -245,7 +248,7 @@ const isProbe = (net, ws, d, frame) => ws.probe && d === frame && !net.fired;
 // out where the moment needs one).
 for (const [from, to] of [["polling", "websocket"], ["polling", "sse"], ["short-polling", "websocket"]]) {
   const opts = { timeout: 60000 };
-  const run = (t, what, arm) => moment(t, `${from} > ${to}: ${what}`, arm, [from, to]);
+  const run = (t, what, arm, bound) => moment(t, `${from} > ${to}: ${what}`, arm, [from, to], bound);
   const failed = to === "websocket" ? "websocket:ws-closed" : "sse:sse-refused";
   // "3probe" held back until `gate` holds an answer (a request is out), then given to the client.
   const after = (net, ws, d, gate, fn) => {
@@ -316,6 +319,23 @@ for (const [from, to] of [["polling", "websocket"], ["polling", "sse"], ["short-
       net.hooks.down = (ws, d) => after(net, ws, d, poll, () => setTimeout(() => at(() => poll.cut()), 100));
     });
   });
+
+  // A request of the old transport that hangs (a proxy holding it) keeps the pause from ending:
+  // within the probe's timeout (3 s from its start) the client attaches to the probed transport.
+  for (const kind of ["post", "get"])
+    test(`${from} > ${to}: the ${kind === "post" ? "POST" : "poll"} the pause waits for hangs: the client attaches to ${to} within the probe timeout`, opts, async (t) => {
+      const c = await run(
+        t,
+        `${kind} hangs during the pause`,
+        (net, at) => {
+          let gate;
+          net.hooks.up = (ws, d) => void (isProbe(net, ws, d, "2probe") && ((gate = net.hold(kind)), kind === "post" && net.c.emit()));
+          net.hooks.down = (ws, d) => after(net, ws, d, gate, () => at(() => {}));
+        },
+        3000 + BOUND_MS / 2,
+      );
+      assert.ok(c.switches.includes(`${from}>${to}:probe-timeout`), `attached to ${to} (${c.switches.join(", ")})`);
+    });
 }
 
 // A session on SSE climbs to WebSocket: SSE's pause waits only for its POST.
