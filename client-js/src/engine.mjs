@@ -106,9 +106,10 @@ class Polling extends Transport {
       this.e._held(this, held);
       for (const s of body.split(SEP)) this.pkt(this.dec(s));
       this._idle();
-      // Short-polling waits between GETs; so does long-polling while a probe is out (the
-      // server then answers every GET at once with a noop until the upgrade ends).
-      const ms = this.name[0] === "s" ? (body.length >= (this.e.hs?.maxPayload || 1e6) * 0.9 ? 0 : this.e.hs?.shortPollInterval || 1000) : body === "6" && this.e.probe ? 250 : -1;
+      // Short-polling waits between GETs; so does long-polling answered by a bare noop: the
+      // server is upgrading and answers every GET at once until the upgrade ends (also after
+      // this client gave up a probe whose close has not reached the server yet).
+      const ms = this.name[0] === "s" ? (body.length >= (this.e.hs?.maxPayload || 1e6) * 0.9 ? 0 : this.e.hs?.shortPollInterval || 1000) : body === "6" ? 250 : -1;
       if (ms >= 0 && !this.dead && !this.paused) await new Promise((f) => ((this.nap = setTimeout(f, ms)), (this.wake = f)));
     }
   }
