@@ -255,6 +255,7 @@ struct redis_shard {
     uint64_t last_refresh;
     int refresh_busy;  /* a CLUSTER SLOTS in flight */
     int refresh_again; /* asked for while one was in flight */
+    unsigned dropped;  /* channels Redis unsubscribed since the last map read */
     snode *refresh_via;
     int closing;
     unsigned closing_handles;
@@ -753,6 +754,7 @@ static void sub_reply(sconn *c, redisReply *rep)
             x->on = NULL;
             x->ok = 0;
             s->st.unsubscribed_by_redis++;
+            s->dropped++;
             refresh_soon(s);
         }
         return;
@@ -944,6 +946,12 @@ static void on_slots(redisAsyncContext *ac, void *reply, void *ud)
             s->have_map = 1;
         }
     }
+    if (s->dropped > 0)
+        FERRY_LOG(FERRY_LOG_INFO, "redis", NULL,
+                  "%u sharded channel(s) left their Redis node with their slot (sunsubscribe): "
+                  "subscribing where the new slot map says",
+                  s->dropped);
+    s->dropped = 0;
     chans_each(s, sync_one, NULL);
     if (s->refresh_again) {
         s->refresh_again = 0;

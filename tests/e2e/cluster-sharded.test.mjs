@@ -6,7 +6,8 @@
 // shards; every publish reaches every other member of its room exactly once; the cross-node
 // query (GET /api/sockets) answers from every node; one shard's redis-server stopped: the rooms
 // of the other shards go on across nodes, and when it is started again, delivery in its room
-// comes back by itself. Every ferry node exits 0 under LeakSanitizer.
+// comes back by itself; a room's slot moved to another master: its subscribers follow it.
+// Every ferry node exits 0 under LeakSanitizer.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
@@ -215,7 +216,7 @@ test("sharded pub/sub on a 3-master Redis Cluster: rooms on different shards exa
 
     // Three ferry nodes, each told a different master (any node of the cluster will do).
     for (let i = 0; i < 3; i++)
-      nodes.push(await startNode(`redis://127.0.0.1:${masters[i].port}`, `sh-${i + 1}`, ["--redis-sharded", "--publish-token", TOKEN]));
+      nodes.push(await startNode(`redis://127.0.0.1:${masters[i].port}`, `sh-${i + 1}`, ["--redis-sharded", "--publish-token", TOKEN, "--log-level", "info"]));
     members = await clientsOn(nodes, ["websocket", "sio-websocket", "sio-polling"]);
     for (const m of members) for (const room of rooms) await join(m.s, room);
     for (const room of rooms) {
@@ -250,6 +251,32 @@ test("sharded pub/sub on a 3-master Redis Cluster: rooms on different shards exa
     for (const [a, b] of [[0, 3], [3, 6], [6, 0]]) await crossNodeReady(members[a].s, members[b].s, rooms[1], 60000);
     await exchange(members, rooms, "back");
     for (const n of nodes) assert.match(n.stderr(), new RegExp(`Redis node 127.0.0.1:${down.port} reachable again`));
+
+    // The slot of rooms[0]'s channel moves from its master to another one (CLUSTER SETSLOT,
+    // as a resharding does for a slot without keys): the old master unsubscribes the ferry
+    // nodes (sunsubscribe), they read the map again and subscribe on the new owner; their
+    // SPUBLISH follow MOVED; the room is exactly once again.
+    const slot = keyslot(roomChannel(rooms[0]));
+    const [from, to] = [masters[0], masters[2]];
+    const idOf = (m) => redisCli(["-p", String(m.port), "cluster", "myid"]).stdout.trim();
+    const [fromId, toId] = [idOf(from), idOf(to)];
+    for (const [m, args] of [
+      [to, ["importing", fromId]], [from, ["migrating", toId]], [to, ["node", toId]], [from, ["node", toId]],
+    ]) {
+      const r = redisCli(["-p", String(m.port), "cluster", "setslot", String(slot), ...args]);
+      assert.match(r.stdout, /OK/, `CLUSTER SETSLOT ${slot} ${args.join(" ")} on ${m.port}: ${r.stdout}${r.stderr}`);
+    }
+    const numsub = (m) => Number(redisCli(["-p", String(m.port), "pubsub", "shardnumsub", roomChannel(rooms[0])]).stdout.trim().split("\n")[1]);
+    const movedUntil = Date.now() + 30000;
+    while ((numsub(to) !== 3 || numsub(from) !== 0) && Date.now() < movedUntil) await sleep(100);
+    assert.equal(numsub(to), 3, `${rooms[0]} subscribed on its new master by the three ferry nodes`);
+    assert.equal(numsub(from), 0, `${rooms[0]} no longer subscribed on its old master`);
+    const heard = /1 sharded channel\(s\) left their Redis node with their slot \(sunsubscribe\)/;
+    const heardUntil = Date.now() + 15000;
+    while (!nodes.every((n) => heard.test(n.stderr())) && Date.now() < heardUntil) await sleep(50);
+    for (const n of nodes) assert.match(n.stderr(), heard, "each node heard Redis's sunsubscribe");
+    for (const [a, b] of [[0, 3], [3, 6], [6, 0]]) await crossNodeReady(members[a].s, members[b].s, rooms[0], 30000);
+    await exchange(members, rooms, "moved");
   } finally {
     for (const m of members) m.s.disconnect();
     const codes = [];
