@@ -216,7 +216,7 @@ test("sharded pub/sub on a 3-master Redis Cluster: rooms on different shards exa
 
     // Three ferry nodes, each told a different master (any node of the cluster will do).
     for (let i = 0; i < 3; i++)
-      nodes.push(await startNode(`redis://127.0.0.1:${masters[i].port}`, `sh-${i + 1}`, ["--redis-sharded", "--publish-token", TOKEN, "--log-level", "info"]));
+      nodes.push(await startNode(`redis://127.0.0.1:${masters[i].port}`, `sh-${i + 1}`, ["--redis-sharded", "--publish-token", TOKEN, "--log-level", "info", "--cluster-secret", "sharded-cluster-secret-0123"]));
     members = await clientsOn(nodes, ["websocket", "sio-websocket", "sio-polling"]);
     for (const m of members) for (const room of rooms) await join(m.s, room);
     for (const room of rooms) {
@@ -236,6 +236,21 @@ test("sharded pub/sub on a 3-master Redis Cluster: rooms on different shards exa
     assert.equal(q.status, 200, JSON.stringify(q.body));
     assert.equal(q.body.complete, true, JSON.stringify(q.body));
     assert.equal(q.body.sockets.length, members.length, "the query finds every node's sockets");
+
+    // Forwarding works on the cluster: its node addresses are keys, sent to their slot's
+    // master. A polling session opened on node 1 is served through nodes 2 and 3.
+    const hs = await fetch(`${nodes[0].url}/socket.io/?EIO=4&transport=polling`);
+    const open = await hs.text();
+    assert.equal(hs.status, 200, open);
+    const sid = JSON.parse(open.slice(open.indexOf("{"))).sid;
+    const post = await fetch(`${nodes[1].url}/socket.io/?EIO=4&transport=polling&sid=${encodeURIComponent(sid)}`, {
+      method: "POST", body: '40{"name":"fwd"}', headers: { "content-type": "text/plain;charset=UTF-8" },
+    });
+    assert.equal(post.status, 200, `a POST for node 1's session through node 2: ${await post.text()}`);
+    const poll = await fetch(`${nodes[2].url}/socket.io/?EIO=4&transport=polling&sid=${encodeURIComponent(sid)}`);
+    const polled = await poll.text();
+    assert.equal(poll.status, 200, `a poll for node 1's session through node 3: ${polled}`);
+    assert.match(polled, /^40\{/, "the CONNECT answer of node 1 comes through node 3");
 
     // The shard of rooms[1] stops: the other rooms go on across nodes.
     const down = masters[1];
