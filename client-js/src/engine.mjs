@@ -582,10 +582,10 @@ export class Engine extends Emitter {
       const t = (this.probe = this.mk(ready, {}));
       t.started = now();
       // Unanswered in time: the probe fails. Answered, but the current transport's pause not
-      // done (a poll or POST of it hangs): attach to the probed transport (an extension session:
-      // the server resends after rx, the client what the server lacks) rather than wait for
-      // that request's own timeout.
-      t.timer = setTimeout(() => (t.from && this.ext.length ? this.attach(ready, "probe-timeout") : t.fail(t.up ? (ready === "sse" ? "sse-buffered" : "ws-mute") : "probe-timeout")), this.o.probeTimeout);
+      // done (a poll or POST of it hangs): promoted by an attach to the probed transport (an
+      // extension session: the server resends after rx, the client what the server lacks)
+      // rather than wait for that request's own timeout.
+      t.timer = setTimeout(() => (t.from && this.ext.length ? this.attach(ready, "promoted") : t.fail(t.up ? (ready === "sse" ? "sse-buffered" : "ws-mute") : "probe-timeout")), this.o.probeTimeout);
       t.open();
     }, ms);
   }

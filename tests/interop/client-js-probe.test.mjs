@@ -56,7 +56,7 @@ const deferred = () => {
 // it holds one; gate.pass() hands it on, gate.cut() fails it as a network error would (the client
 // cannot tell whether the server took it).
 function network() {
-  const net = { hooks: {}, gates: {}, isReady: false, ready: () => (net.isReady = true) };
+  const net = { hooks: {}, gates: {}, attaches: [], isReady: false, ready: () => (net.isReady = true) };
   const realFetch = globalThis.fetch;
   net.hold = (kind, transport = net.from) => {
     const g = (net.gates[kind] = deferred());
@@ -87,6 +87,7 @@ function network() {
   };
   // An SSE stream passed on event by event (hooks.down on a probe's), cut at will.
   async function sse(url, o, q) {
+    if (q.has("rx")) net.attaches.push(String(url));
     const isProbe = q.has("sid") && !q.has("rx") && !o.headers?.["last-event-id"];
     const x = { probe: isProbe, url: String(url), ac: new AbortController() };
     if (isProbe && !net.isReady) return new Response("not yet", { status: 503 });
@@ -134,6 +135,7 @@ function network() {
   net.WebSocket = class SteeredWS {
     constructor(url) {
       const q = new URL(url).searchParams;
+      if (q.has("rx")) net.attaches.push(String(url));
       this.probe = q.has("sid") && !q.has("rx");
       this.closed = deferred();
       if (this.probe && !net.isReady) queueMicrotask(() => this.onclose?.({ code: 1006 }));
@@ -176,7 +178,7 @@ const log = (...a) => process.env.PROBE_TRACE && console.error(Math.round(perfor
 // A client on its first transport that probes the second through `net`; messages "m<i>", numbered.
 function client(net, transports) {
   const s = io(srv.url, { fetch: net.fetch, WebSocket: net.WebSocket, storage: null, forceNew: true, transports, reconnectionDelay: 100, reprobe: 200 });
-  const c = (net.c = { s, switches: [], probes: [], back: [], at: new Map(), waiters: new Map(), connects: 0, disconnects: 0, i: 0 });
+  const c = (net.c = { net, s, switches: [], probes: [], back: [], at: new Map(), waiters: new Map(), connects: 0, disconnects: 0, i: 0 });
   s.on("transport", (e) => (log("transport", e), c.switches.push(`${e.from || "-"}>${e.to}:${e.reason}`)));
   s.on("connect", () => c.connects++);
   s.on("disconnect", () => c.disconnects++);
@@ -335,7 +337,8 @@ for (const [from, to] of [["polling", "websocket"], ["polling", "sse"], ["short-
         },
         3000 + BOUND_MS / 2,
       );
-      assert.ok(c.switches.includes(`${from}>${to}:probe-timeout`), `attached to ${to} (${c.switches.join(", ")})`);
+      assert.ok(c.switches.includes(`${from}>${to}:promoted`), `attached to ${to} (${c.switches.join(", ")})`);
+      assert.ok(c.net.attaches.some((u) => u.includes(`transport=${to}`)), `by an attach (rx=) on ${to}`);
     });
 }
 
