@@ -335,7 +335,7 @@ for (const [from, to] of [["polling", "websocket"], ["polling", "sse"], ["short-
           net.hooks.up = (ws, d) => void (isProbe(net, ws, d, "2probe") && ((gate = net.hold(kind)), kind === "post" && net.c.emit()));
           net.hooks.down = (ws, d) => after(net, ws, d, gate, () => at(() => {}));
         },
-        3000 + BOUND_MS / 2,
+        3000 + BOUND_MS, // the probe timeout, then the attach
       );
       assert.ok(c.switches.includes(`${from}>${to}:promoted`), `attached to ${to} (${c.switches.join(", ")})`);
       assert.ok(c.net.attaches.some((u) => u.includes(`transport=${to}`)), `by an attach (rx=) on ${to}`);
