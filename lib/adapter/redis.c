@@ -802,6 +802,8 @@ static void on_connect(const redisAsyncContext *cac, int status)
     }
     if (c->is_sub)
         chans_each(r, chan_sync);
+    else
+        redis_rec_linked(r); /* listed as a live node before any record it writes */
     link_maybe_up(r);
 }
 

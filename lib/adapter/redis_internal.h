@@ -48,6 +48,8 @@ void redis_rec_free(redis_rec *rc);
 /* A namespace's adapter came or went (owner: the adapter, for the answers still due). */
 void redis_rec_nsp_add(ferry_redis *r, const char *nsp);
 void redis_rec_nsp_del(ferry_redis *r, const char *nsp, const ferry_adapter *owner);
+/* The command connection is up (first time or again): every namespace beats at once. */
+void redis_rec_linked(ferry_redis *r);
 /* A broadcast of ours, logged (origin seq), published as msg: keep it in our log stream. */
 void redis_rec_logged(ferry_redis *r, const char *nsp, uint64_t seq, const char *msg,
                       size_t len);

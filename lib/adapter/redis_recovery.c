@@ -11,8 +11,8 @@
  *                               socket layer's bytes: id, rooms, offsets, outbox), written
  *                               when it connects, joins, leaves, takes an emit, is lost.
  *   <prefix>#<nsp>#nodes        a sorted set: node -> the wall-clock ms of its last beat.
- * Every BEAT_MS the node beats: its score, and the expiry of its two keys set to the window
- * plus GRACE_MS. A node killed with SIGKILL stops beating: its keys go window + grace later,
+ * The node beats when its command connection comes up, then every BEAT_MS: its score, and the
+ * expiry of its two keys set to the window plus GRACE_MS. A node killed with SIGKILL stops beating: its keys go window + grace later,
  * and its entry in the set with them.
  *
  * A socket that comes back through another node: rec_find runs one script that looks for its
@@ -142,6 +142,17 @@ static void on_beat(uv_timer_t *t)
     ferry_list *it;
     ferry_list_foreach(it, &rc->nsps)
     beat_nsp(rc, ferry_list_entry(it, rec_nsp, link));
+}
+
+/* A node is found by the others only once it is in the nodes set: it beats as soon as its
+ * command connection is up (and again after Redis came back, which may have lost the set), not
+ * only BEAT_MS later. Commands on one connection keep their order: the ZADD goes before any
+ * record the node writes, so a node killed before its first timed beat is still found. */
+void redis_rec_linked(ferry_redis *r)
+{
+    redis_rec *rc = redis_rec_of(r);
+    if (rc != NULL)
+        on_beat(&rc->beat);
 }
 
 int redis_rec_new(ferry_redis *r, redis_rec **out)
