@@ -92,6 +92,8 @@ int sio_recovery_catch_up(ferry_socket *s, size_t bound);
 int sio_rr_on(ferry_namespace *nsp);
 /* The next number of this node's own broadcasts (its log in Redis). */
 uint64_t sio_rr_own_next(ferry_namespace *nsp);
+/* This node's id on several nodes, else NULL. */
+const char *sio_rr_self(const ferry_namespace *nsp);
 /* A broadcast from origin numbered seq is logged here. */
 void sio_rr_note(ferry_namespace *nsp, const char *origin, uint64_t seq);
 /* The offset of the logged packet local into buf: its length, or -1 when it does not fit. */

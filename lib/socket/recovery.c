@@ -91,6 +91,7 @@ static void logged_free(ferry_namespace *nsp, sio_logged *l)
     nsp->log_bytes -= l->bytes;
     sio_encoded_release(&l->enc);
     free_rooms(l->rooms, (size_t)l->nto + l->nexcept);
+    ferry_mem_free(l->origin);
     ferry_mem_free(l);
 }
 
@@ -101,6 +102,9 @@ void sio_recovery_saved_release(sio_saved *sv)
     for (size_t i = 0; i < sv->nrx; i++)
         sio_encoded_release(&sv->rx[i]);
     ferry_mem_free(sv->rx);
+    for (size_t i = 0; i < sv->nupto; i++)
+        ferry_mem_free(sv->upto[i].node);
+    ferry_mem_free(sv->upto);
     ferry_mem_free(sv);
 }
 
@@ -178,13 +182,22 @@ static char **copy_rooms(const char *const *src, size_t n)
  * then nexcept "except" rooms, and the excluded socket (NULL: none). Out of memory: not kept
  * (a client that comes back will not get it; it is sent all the same). */
 static void record(ferry_namespace *nsp, uint64_t seq, const char *const *rooms, size_t nto,
-                   size_t nexcept, const char *exclude, const sio_encoded *out)
+                   size_t nexcept, const char *exclude, const char *origin, uint64_t origin_seq,
+                   const sio_encoded *out)
 {
     size_t n = nto + nexcept;
     sio_logged *l = ferry_mem_calloc(1, sizeof(*l));
     if (l == NULL || (l->rooms = copy_rooms(rooms, n)) == NULL) {
         ferry_mem_free(l);
         return;
+    }
+    if (origin != NULL && origin_seq != 0) {
+        if ((l->origin = ferry_mem_strdup(origin)) == NULL) {
+            free_rooms(l->rooms, n);
+            ferry_mem_free(l);
+            return;
+        }
+        l->origin_seq = origin_seq;
     }
     l->nto = (uint8_t)nto;
     l->nexcept = (uint8_t)nexcept;
@@ -197,10 +210,11 @@ static void record(ferry_namespace *nsp, uint64_t seq, const char *const *rooms,
     if (out->n > SIO_ENC_INLINE &&
         (l->enc.bufs = ferry_mem_alloc(out->n * sizeof(*l->enc.bufs))) == NULL) {
         free_rooms(l->rooms, n);
+        ferry_mem_free(l->origin);
         ferry_mem_free(l);
         return;
     }
-    l->bytes = sizeof(*l) + n * sizeof(char *);
+    l->bytes = sizeof(*l) + n * sizeof(char *) + (l->origin ? strlen(l->origin) + 1 : 0);
     for (size_t i = 0; i < n; i++)
         l->bytes += strlen(rooms[i]) + 1;
     for (size_t i = 0; i < out->n; i++) {
@@ -242,7 +256,8 @@ int sio_recovery_encode(ferry_namespace *nsp, const char *event, const cJSON *ar
         if (b->exclude != NULL)
             exclude = b->exclude->id;
     }
-    record(nsp, seq, rooms, nto, nexcept, exclude, out);
+    record(nsp, seq, rooms, nto, nexcept, exclude, nsp->last_own_seq ? sio_rr_self(nsp) : NULL,
+           nsp->last_own_seq, out);
     return 0;
 }
 
@@ -310,7 +325,7 @@ int sio_recovery_stamp(ferry_namespace *nsp, const ferry_adapter_target *t, cons
         rooms[nto++] = t->rooms[i];
     for (size_t i = 0; i < t->nexcept; i++)
         rooms[nto + nexcept++] = t->except[i];
-    record(nsp, seq, rooms, nto, nexcept, t->except_sid, out);
+    record(nsp, seq, rooms, nto, nexcept, t->except_sid, origin, origin_seq, out);
     return 0;
 }
 
@@ -527,6 +542,15 @@ void sio_recovery_rejoin(ferry_socket *s)
         sio_socket_join(s, sv->rooms[i]);
 }
 
+/* Did the read from Redis (or the client already) cover l? */
+static int covered(const sio_logged *l, const sio_saved *sv)
+{
+    for (size_t i = 0; l->origin != NULL && i < sv->nupto; i++)
+        if (strcmp(sv->upto[i].node, l->origin) == 0)
+            return l->origin_seq <= sv->upto[i].seq;
+    return 0;
+}
+
 void sio_recovery_replay(ferry_socket *s)
 {
     sio_saved *sv = s->restore;
@@ -534,22 +558,22 @@ void sio_recovery_replay(ferry_socket *s)
         return;
     s->restore = NULL;
     if (sv->nrx > 0) {
-        /* Resumed from another node's record (Redis): what this node logged, then what it
-         * missed on the node it came from, at once, in that order (not paced: the two sources
-         * would have to be merged as they drain). */
+        /* Resumed from another node's record (Redis): what it missed, read from Redis, then
+         * what this node logged after the read went out and the read did not cover (each
+         * origin's broadcasts in their order), at once (not paced: the two sources would
+         * have to be merged as they drain). */
+        int rc = 0;
+        for (size_t i = 0; rc == 0 && i < sv->nrx; i++)
+            rc = sio_socket_queue(s, &sv->rx[i], 0);
         ferry_list *it;
         ferry_list_foreach(it, &s->nsp->log)
         {
             sio_logged *l = ferry_list_entry(it, sio_logged, link);
-            if (l->seq > s->restore_offset && meant_for(l, sv)) {
-                s->last_seq = l->seq;
-                if (sio_socket_queue(s, &l->enc, 0) != 0)
-                    break;
-            }
+            if (rc != 0 || l->seq <= s->restore_offset || !meant_for(l, sv) || covered(l, sv))
+                continue;
+            s->last_seq = l->seq;
+            rc = sio_socket_queue(s, &l->enc, 0);
         }
-        for (size_t i = 0; i < sv->nrx; i++)
-            if (sio_socket_queue(s, &sv->rx[i], 0) != 0)
-                break;
         sio_recovery_saved_release(sv);
         return;
     }

@@ -13,7 +13,15 @@ typedef struct sio_logged {
     char exclude[SIO_ID_LEN + 1]; /* "" for none */
     uint8_t nto, nexcept;
     char **rooms; /* nto "to" rooms, then nexcept "except" rooms */
+    char *origin;        /* several nodes: the node that sent it (NULL: none) */
+    uint64_t origin_seq; /* ... and its number there (its log in Redis) */
 } sio_logged;
+
+/* Per origin node, the last of its broadcasts a recovery from Redis covered. */
+typedef struct sio_upto {
+    char *node;
+    uint64_t seq;
+} sio_upto;
 
 typedef struct sio_saved {
     ferry_list link;
@@ -30,6 +38,10 @@ typedef struct sio_saved {
      * with this node's offsets, replayed after the CONNECT answer. */
     sio_encoded *rx;
     size_t nrx;
+    /* What of each origin rx covers (read from Redis or had by the client): this node's log
+     * after the read is replayed too, without these. */
+    sio_upto *upto;
+    size_t nupto;
 } sio_saved;
 
 /* Is sv meant to get a broadcast to t (its rooms, except rooms, excluded socket)? */

@@ -52,6 +52,11 @@ static const char *self_id(const ferry_namespace *nsp)
                                                                   : NULL;
 }
 
+const char *sio_rr_self(const ferry_namespace *nsp)
+{
+    return self_id(nsp);
+}
+
 int sio_rr_on(ferry_namespace *nsp)
 {
     return self_id(nsp) != NULL;
@@ -247,6 +252,7 @@ typedef struct rr_job {
     sio_saved *sv;
     uint64_t since; /* wall ms the socket connected on its first node */
     uint64_t taken;
+    uint64_t mark;           /* this node's log position when the read went to Redis */
     char node[NODE_MAX + 1]; /* whose record it was */
     rr_pos pos[POS_MAX];
     size_t npos;
@@ -312,10 +318,34 @@ static void on_read(void *ud, int status, const ferry_adapter_entry *es, size_t 
             picks[np++].e = e;
     }
     qsort(picks, np, sizeof(*picks), pick_cmp);
+    /* Per origin, the last of its entries the read covered or the client had. */
+    sio_saved *sv = j->sv;
+    sv->upto = ferry_mem_calloc(n + j->npos + 1, sizeof(*sv->upto));
+    if (sv->upto == NULL) {
+        ferry_mem_free(picks);
+        job_end(j, -FERRY_ENOMEM);
+        return;
+    }
+    for (size_t i = 0; i < n + j->npos; i++) {
+        const char *origin = i < n ? es[i].origin : j->pos[i - n].node;
+        uint64_t seq = i < n ? es[i].seq : j->pos[i - n].seq;
+        size_t k = 0;
+        while (k < sv->nupto && strcmp(sv->upto[k].node, origin) != 0)
+            k++;
+        if (k == sv->nupto) {
+            if ((sv->upto[k].node = ferry_mem_strdup(origin)) == NULL) {
+                ferry_mem_free(picks);
+                job_end(j, -FERRY_ENOMEM);
+                return;
+            }
+            sv->nupto++;
+        }
+        if (seq > sv->upto[k].seq)
+            sv->upto[k].seq = seq;
+    }
     /* Its positions become ours too: what we stamp next never goes back for it. */
     for (size_t k = 0; k < j->npos; k++)
         sio_rr_note(nsp, j->pos[k].node, j->pos[k].seq);
-    sio_saved *sv = j->sv;
     sv->rx = ferry_mem_calloc(np ? np : 1, sizeof(*sv->rx));
     int rc = sv->rx != NULL ? 0 : -FERRY_ENOMEM;
     for (size_t i = 0; rc == 0 && i < np; i++) {
@@ -344,10 +374,10 @@ static void on_read(void *ud, int status, const ferry_adapter_entry *es, size_t 
     s->not_recovered = NULL;
     s->restore = sv;
     j->sv = NULL;
-    /* This node's log after now is replayed too (what it logged for the socket's rooms
-     * before it joined them). */
-    s->restore_offset = nsp->next_seq;
-    s->last_seq = nsp->next_seq;
+    /* This node's log after the read went out is replayed too: what reached Redis after the
+     * read, and what it logs for the socket's rooms before it joined them. */
+    s->restore_offset = j->mark;
+    s->last_seq = j->mark;
     s->ob.taken = j->taken;
     job_end(j, 0);
 }
@@ -414,6 +444,9 @@ static void on_found(void *ud, int status, const char *rec, size_t len, const ch
         ferry_adapter_pos pos[POS_MAX];
         for (size_t i = 0; i < j->npos; i++)
             pos[i] = (ferry_adapter_pos){j->pos[i].node, j->pos[i].seq};
+        /* What this node logs from now on may be missing from the read (Redis runs it before
+         * the origins' later XADDs): it is replayed from here, less what the read covered. */
+        j->mark = nsp->next_seq;
         rc = nsp->adapter->ops->rec_read(nsp->adapter, nodes, nnodes, pos, j->npos, on_read, j);
         if (rc == 0)
             return;
