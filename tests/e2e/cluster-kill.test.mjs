@@ -9,7 +9,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
-import { haveRedis, ferryHasRedis, startRedis, startNode, relayClient, call, join, sleep, crossNodeReady } from "./cluster.mjs";
+import { haveRedis, ferryHasRedis, startRedis, startNode, relayClient, call, join, sleep, crossNodeReady, until } from "./cluster.mjs";
 
 const skip = !haveRedis()
   ? "redis-server is not installed (scripts/deps.sh test installs it)"
@@ -54,12 +54,6 @@ async function balancer(ports) {
       server.close(r);
     }),
   };
-}
-
-async function until(cond, ms, what) {
-  const deadline = Date.now() + ms;
-  while (!cond() && Date.now() < deadline) await sleep(20);
-  if (!cond()) throw new Error(`timed out after ${ms} ms: ${what}`);
 }
 
 // Node 1 is killed well within 2 s of its start (on a quiet machine): before its first timed

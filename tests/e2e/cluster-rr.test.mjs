@@ -12,8 +12,8 @@ import assert from "node:assert/strict";
 import http from "node:http";
 import { io as officialIo } from "socket.io-client";
 import {
-  FERRY_TRANSPORTS, haveRedis, ferryHasRedis, startRedis, startNode, relayClient, call, join,
-  sleep, crossNodeReady,
+  FERRY_TRANSPORTS, SIO_TRANSPORTS, haveRedis, ferryHasRedis, startRedis, startNode, relayClient,
+  call, join, sleep, crossNodeReady, until, nginxNodes,
 } from "./cluster.mjs";
 import { startNginx } from "../lib/nginx.mjs";
 import { spawnSync } from "node:child_process";
@@ -68,7 +68,7 @@ test("round-robin nginx, no stickiness: every transport's session works through 
     for (let i = 1; i <= 3; i++)
       nodes.push(await startNode(redis.url, `rr-${i}`, ["--cluster-secret", SECRET, "--ping-interval", "5000", "--ping-timeout", "10000"]));
     ngx = await startNginx("round-robin", "", {
-      vars: { NODES: nodes.map((n) => `    server 127.0.0.1:${n.port};`).join("\n") },
+      vars: { NODES: nginxNodes(nodes) },
     });
 
     // Redis links up and subscribed: a publish from each node reaches a client on node 1.
@@ -219,6 +219,195 @@ test("round-robin nginx, no stickiness: every transport's session works through 
     }
     await redis.stop();
     assert.deepEqual(codes, nodes.map(() => 0), "every node exits 0 (no leak)");
+  }
+});
+
+// A node that dies behind the same nginx (issue 18's "done when"): clients of every transport
+// (ferry's client: websocket, sse, polling, short-polling; socket.io-client: polling,
+// websocket), all through nginx round-robin, with reconnection; for each transport one whose
+// session node 1 owns and one owned by another node. They join a room and exchange publishes
+// exactly once. Node 1 is killed with SIGKILL: nginx sends what it cannot pass to node 1 to the
+// others (proxy_next_upstream, max_fails); node 1's clients come back through nginx on nodes 2
+// and 3 and resume (recovered, same socket id, rooms) with the messages published while they
+// were away, once each and in order, and ferry's client's outbox emit is taken once. Then
+// redis-server is stopped and started again (empty): cross-node delivery comes back.
+test("round-robin nginx: node 1 is SIGKILLed, its clients of every transport resume on the others through nginx with nothing lost; Redis restarted, cross-node delivery comes back", { skip, timeout: 300000 }, async () => {
+  let redis = await startRedis();
+  const nodes = [];
+  const clients = [];
+  let ngx;
+  const token = "t0ken-for-the-cluster-api";
+  const t0 = Date.now();
+  const step = (what) => console.log(`${((Date.now() - t0) / 1000).toFixed(1)} s: ${what}`);
+  try {
+    for (let i = 1; i <= 3; i++)
+      nodes.push(await startNode(redis.url, `die-${i}`, ["--cluster-secret", SECRET, "--recovery-ms", "60000", "--publish-token", token]));
+    const [n1, n2, n3] = nodes;
+    ngx = await startNginx("round-robin", "", { vars: { NODES: nginxNodes(nodes) } });
+
+    // Members that stay where they are (straight to their node): the publishers.
+    const p2 = await relayClient("websocket", n2.url, "p2");
+    const p3 = await relayClient("websocket", n3.url, "p3");
+    clients.push(p2, p3);
+    await join(p2, "r");
+    await join(p3, "r");
+    await crossNodeReady(p2, p3, "r");
+    await crossNodeReady(p3, p2, "r");
+    const owner = async (id) => {
+      const r = await fetch(`${n2.url}/api/sockets?timeout=10000`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(20000) });
+      const body = await r.json();
+      assert.equal(body.complete, true, JSON.stringify(body));
+      return body.sockets.find((x) => x.id === id)?.node;
+    };
+
+    // Through nginx: for every transport, one client whose session is on node 1 (a victim)
+    // and one on node 2 or 3 (a survivor). Round-robin decides: open until both are there.
+    const back = { reconnection: true, reconnectionDelay: 100, reconnectionDelayMax: 500, randomizationFactor: 0 };
+    const members = [];
+    for (const kind of [...FERRY_TRANSPORTS, ...SIO_TRANSPORTS]) {
+      let victim = null;
+      let survivor = null;
+      for (let i = 0; i < 12 && !(victim && survivor); i++) {
+        const name = `${kind}#${i}`;
+        const s = await relayClient(kind, ngx.url, name, back);
+        const node = await owner(s.id);
+        if ((node === "die-1" && !victim) || (node !== "die-1" && !survivor)) {
+          clients.push(s);
+          const m = { name, kind, s, id: s.id, victim: node === "die-1", got: [], connects: 0 };
+          s.on("message", (data) => {
+            if (typeof data?.text === "string" && /^[cm]/.test(data.text)) m.got.push(data.text);
+          });
+          s.on("connect", () => m.connects++);
+          members.push(m);
+          if (m.victim) victim = m;
+          else survivor = m;
+        } else {
+          s.disconnect();
+          // One more request through nginx: the next handshake lands on another node (each
+          // attempt may send a multiple of 3 requests, and land on the same node every time).
+          await get(`${ngx.url}/ferry/ferry.mjs`);
+        }
+      }
+      assert.ok(victim && survivor, `${kind}: a client on node 1 and one on another node, through nginx`);
+    }
+    const victims = members.filter((m) => m.victim);
+    step(`${members.length} clients through nginx, ${victims.length} on node 1`);
+    for (const m of members) await join(m.s, "r");
+    for (const m of victims) await crossNodeReady(m.s, p2, "r");
+
+    // Every member publishes once through nginx: every other member and p2 get it once.
+    const atP2 = [];
+    p2.on("message", (data) => typeof data?.text === "string" && /^[cu]/.test(data.text) && atP2.push(data.text));
+    for (const m of members) {
+      const res = await call(m.s, "publish", { room: "r", event: "message", data: { text: `c:${m.name}` } });
+      assert.equal(res?.ok, true, `${m.name} publishes: ${JSON.stringify(res)}`);
+    }
+    const others = (m) => members.filter((o) => o !== m).map((o) => `c:${o.name}`).sort();
+    await until(() => members.every((m) => m.got.length >= members.length - 1) && atP2.length >= members.length, 30000, "every publish everywhere")
+      .catch((e) => {
+        throw new Error(`${e.message}: ${members.map((m) => `${m.name}: ${m.got.length}`).join(", ")}; p2: ${atP2.length}`);
+      });
+    await sleep(500);
+    for (const m of members) assert.deepEqual([...m.got].sort(), others(m), `${m.name}: every other member's publish once`);
+    assert.deepEqual([...atP2].sort(), members.map((m) => `c:${m.name}`).sort(), "p2 got every member's publish once");
+    for (const m of members) m.got.length = 0;
+    atP2.length = 0;
+
+    // m1 before the kill.
+    await call(p2, "publish", { room: "r", event: "message", data: { text: "m1" } });
+    await until(() => members.every((m) => m.got.length === 1), 15000, "m1 everywhere");
+
+    // Node 1 is killed. While its clients are away, nodes 2 and 3 publish, and ferry's client
+    // (WebSocket, on node 1) emits into its outbox.
+    const down = victims.map((m) => new Promise((r) => m.s.once("disconnect", r)));
+    step("node 1 killed");
+    n1.proc.kill("SIGKILL");
+    await Promise.race([Promise.all(down), sleep(30000)]);
+    for (const [p, text] of [[p2, "m2"], [p3, "m3"]]) {
+      const r = await call(p, "publish", { room: "r", event: "message", data: { text } });
+      assert.equal(r?.ok, true, `${text}: ${JSON.stringify(r)}`);
+    }
+    const wsVictim = victims.find((m) => m.kind === "websocket");
+    const outboxAck = call(wsVictim.s, "publish", { room: "r", event: "message", data: { text: "u1" } }, 60000);
+
+    step("m2, m3 published; u1 in the outbox");
+    const state = () => members.map((m) => `${m.name}${m.victim ? " (node 1)" : ""}: connected=${m.s.connected} connects=${m.connects} recovered=${m.s.recovered}${m.fresh ? ` fresh=${m.fresh}` : ""} got=${m.got.join(",")}`).join("\n");
+    await until(() => members.every((m) => m.s.connected), 60000, "every client connected again through nginx")
+      .catch((e) => {
+        throw new Error(`${e.message}\n${state()}\n--- nginx ---\n${ngx.errorLog?.().slice(-3000) ?? ""}`);
+      });
+    for (const m of members) {
+      if (m.connects === 0) continue; // kept its session (a survivor nginx did not cut)
+      assert.equal(m.s.recovered, true, `${m.name} came back recovered\n${state()}`);
+      assert.equal(m.s.id, m.id, `${m.name} kept its socket id`);
+    }
+    for (const m of victims) assert.ok(m.connects >= 1, `${m.name} reconnected after node 1 died`);
+    await until(() => members.every((m) => m.got.length >= 3), 30000, "m2 and m3 everywhere")
+      .catch((e) => {
+        throw new Error(`${e.message}\n${state()}`);
+      });
+    await sleep(500);
+    for (const m of members) assert.deepEqual(m.got, ["m1", "m2", "m3"], `${m.name}: m1, what it missed, once each, in order\n${state()}`);
+    const res = await outboxAck;
+    assert.equal(res?.ok, true, `u1 (emitted while away) published: ${JSON.stringify(res)}`);
+    await until(() => atP2.includes("u1"), 15000, "u1 at p2");
+    await sleep(300);
+    assert.deepEqual(atP2, ["u1"], "u1 taken once");
+
+    // Still in the room on their new nodes: a publish from node 3 reaches everyone once.
+    await call(p3, "publish", { room: "r", event: "message", data: { text: "m4" } });
+    await until(() => members.every((m) => m.got.length >= 4), 20000, "m4 after the resume");
+
+    // Redis stops and comes back empty on the same port: cross-node delivery comes back. While
+    // it is away a polling request that lands on a node which does not hold its session can be
+    // forwarded only while that node still has the owner's address cached (5 s): a session
+    // may end then, and its client comes back on a new socket (recovered false: the records
+    // were in Redis), which joins its room again, as an app does (docs/client.md).
+    for (const m of members) {
+      m.fresh = 0;
+      m.s.on("connect", () => {
+        if (m.s.recovered) return;
+        m.fresh++;
+        m.rejoined = join(m.s, "r").catch((e) => (m.rejoinError = e.message));
+      });
+    }
+    step("resumed; Redis stops");
+    const port = redis.port;
+    await redis.stop();
+    await sleep(1000);
+    redis = await startRedis({ port });
+    await crossNodeReady(p2, p3, "r", 30000);
+    await crossNodeReady(p3, p2, "r", 30000);
+    // Both live nodes published their forwarding address again.
+    const addresses = () => spawnSync("redis-cli", ["-p", String(port), "--scan", "--pattern", "ferry:node:*"], { encoding: "utf8", timeout: 5000 }).stdout.trim().split("\n").filter(Boolean).length;
+    await until(() => addresses() === 2, 30000, "both nodes' addresses back in Redis");
+    await until(() => members.every((m) => m.s.connected), 60000, "every client connected after Redis came back")
+      .catch((e) => {
+        throw new Error(`${e.message}\n${state()}`);
+      });
+    step("Redis back");
+    await Promise.all(members.map((m) => m.rejoined));
+    for (const m of members) assert.equal(m.rejoinError, undefined, `${m.name} joined again`);
+    await call(p2, "publish", { room: "r", event: "message", data: { text: "m5" } });
+    await call(p3, "publish", { room: "r", event: "message", data: { text: "m6" } });
+    await until(() => members.every((m) => m.got.length >= 6), 30000, "m5 and m6 after Redis came back")
+      .catch((e) => {
+        throw new Error(`${e.message}\n${state()}`);
+      });
+    await sleep(500);
+    for (const m of members) assert.deepEqual(m.got.filter((t) => t !== "m5" && t !== "m6").concat(m.got.filter((t) => t === "m5" || t === "m6").sort()), ["m1", "m2", "m3", "m4", "m5", "m6"], `${m.name}: everything once\n${state()}`);
+    console.log(`came back on a new socket while Redis was away: ${members.filter((m) => m.fresh).map((m) => m.name).join(", ") || "none"}`);
+  } finally {
+    step("done; stopping");
+    for (const s of clients) s.disconnect();
+    const codes = [];
+    // (Bounded: a node that does not end on SIGTERM is a failure, said so.)
+    for (const n of nodes.slice(1)) codes.push(await Promise.race([n.stop(), sleep(20000).then(() => (n.proc.kill("SIGKILL"), "no exit 20 s after SIGTERM"))]));
+    if (nodes[0] && nodes[0].proc.signalCode === null && nodes[0].proc.exitCode === null) nodes[0].proc.kill("SIGKILL"); // the test failed before it
+    await nodes[0]?.exited();
+    if (ngx) await ngx.stop();
+    await redis.stop();
+    assert.deepEqual(codes, nodes.slice(1).map(() => 0), "the nodes still running exit 0 (no leak)");
   }
 });
 

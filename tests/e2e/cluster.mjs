@@ -9,6 +9,8 @@
 //                        socket.io-client ("sio-polling", "sio-websocket"), connected
 //   join(s, room)        the relay's join, resolves with its answer
 //   crossNodeReady(a, b) resolves once a publish on b's node reaches a (Redis links are up)
+//   until(cond, ms, what) resolves once cond() holds, throws after ms saying what
+//   nginxNodes(nodes)    the upstream server lines of round-robin.conf.in for these nodes
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
@@ -92,6 +94,18 @@ export async function join(s, room) {
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+export async function until(cond, ms, what) {
+  const deadline = Date.now() + ms;
+  while (!cond() && Date.now() < deadline) await sleep(20);
+  if (!cond()) throw new Error(`timed out after ${ms} ms: ${what}`);
+}
+
+// A node nginx could not reach is left alone for fail_timeout (docs/scaling.md "A node that
+// dies"), its requests going to the next node (proxy_next_upstream in round-robin.conf.in).
+export function nginxNodes(nodes) {
+  return nodes.map((n) => `    server 127.0.0.1:${n.port} max_fails=1 fail_timeout=10s;`).join("\n");
+}
 
 // Publish probes from b until one reaches a (both in room), within ms: proves that both nodes'
 // Redis links are up and subscribed. Every probe carries a unique tag; the ones that arrive
