@@ -165,7 +165,14 @@ export async function diagnose(origin, o = {}) {
     ctl.abort();
     if (firstMs === null) return { verdict: "buffered", waitedMs: ms(now() - t), cutMs: cut };
     r.rtt.sse = firstMs;
-    const base2 = { verdict: firstMs < 1500 ? "live" : "buffered", delayMs: firstMs };
+    // Live: the first event came while the stream stayed open, and not much later than a plain
+    // request's answer (the polling handshake, measured the same way). The bound follows that
+    // round trip so that a slow or loaded path is not called buffering (1.6 s against a 0.5 s
+    // handshake was, on a loaded CI machine); a buffering proxy gives the first event only with
+    // the end of the response, or never.
+    const flushedAtEnd = cut != null && cut < 100;
+    const liveBound = Math.max(1500, 4 * (r.rtt.polling ?? 0));
+    const base2 = { verdict: !flushedAtEnd && firstMs < liveBound ? "live" : "buffered", delayMs: firstMs };
     return cut != null ? { ...base2, idleCutMs: cut } : { ...base2, silentMs: ms(now() - last) };
   }
 
