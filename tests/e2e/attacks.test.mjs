@@ -561,7 +561,8 @@ test("a flood of handshakes from one address under --new-session-rate: 429 past 
       console.log(`# new-session rate: the official client connected after ${errors.length} refusals (${errors[0]})`);
       assert.ok(errors.length >= 1, "the official client was refused while the address was over its rate");
       late.disconnect();
-    });
+    }, { fds: 200 }); // 50 handshakes at a time plus 8 drainers: on a loaded machine closes lag
+    // behind (103 seen at load 27); a leak of the 300 refused or admitted would pass 200.
     // The bucket refills: a little later the address may open a session again.
     await sleep(1500);
     assert.equal((await handshakeFrom(srv.port)).status, 200, "admitted again after the refill");
