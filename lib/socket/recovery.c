@@ -529,7 +529,11 @@ int sio_recovery_restore(ferry_socket *s)
     ferry_list_remove(&sv->link);
     ferry_list_init(&sv->link);
     nsp->nsaved--;
-    s->restore_offset = offset;
+    /* Where its replay starts: after what it needs no more (`need`, not its offset: when the log
+     * has aged out since, the packets between the two are gone, and they were not meant for it;
+     * starting at the offset, the replay found a gap and closed every session it was offered on,
+     * and the client came back with the same offset, again and again). */
+    s->restore_offset = need;
     return 1;
 }
 
