@@ -21,9 +21,14 @@
 #include "engine/transport.h"
 #include "ws/socket.h"
 
-/* Packets framed per write, and the bytes past which flushing waits for the kernel. */
+/* Packets framed per write, and the bytes past which flushing waits for the kernel. Both
+ * this and the kernel's unsent bytes (UNSENT_MAX) are small: the backlog of a client that
+ * reads slowly stays in the session's queue, where a server ping goes ahead of it and the
+ * backpressure policy acts on it (docs/reliability.md "Heartbeats behind a backlog"). A client
+ * that reads as fast as we write never sees either bound. */
 #define MAX_BATCH 64
-#define WRITE_HIGH_WATER (1024 * 1024)
+#define WRITE_HIGH_WATER (32 * 1024)
+#define UNSENT_MAX (32 * 1024)
 
 typedef struct ws_transport {
     ferry_transport super;
@@ -138,6 +143,7 @@ static int accept_request(ws_transport *w, ferry_req *req)
     if (ws_socket_accept(&w->sock, req, &hs, ferry_engine_wheel_of(&w->super), &lim, &handler) != 0)
         return -1; /* the request is gone with its connection */
     w->accepted = 1;
+    (void)ferry_conn_limit_unsent(w->sock.conn, UNSENT_MAX); /* best effort: see above */
     return 0;
 }
 

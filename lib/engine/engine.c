@@ -650,12 +650,38 @@ static uint64_t pong_wait(const ferry_session *s)
     return wait;
 }
 
+/* Queue a server ping ahead of every queued message (docs/reliability.md "Heartbeats behind a
+ * backlog"): behind the engine's own packets at the head (the open packet, an attach's noop,
+ * an earlier ping or a client ping's answer), never behind data a transport has not taken.
+ * A client that reads slower than the app emits still gets each ping within one transport
+ * write (a poll's answer begins with it), so its heartbeat measures the client, not the
+ * backlog. Moving a ping changes no message's number nor any message's order. */
+static int queue_ping(ferry_session *s)
+{
+    ferry_buf *b = eio_packet_new(EIO_PING, NULL, 0);
+    ferry_qentry *e = b != NULL ? qentry_alloc(s->engine) : NULL;
+    if (e == NULL) {
+        ferry_buf_release(b);
+        return -FERRY_ENOMEM;
+    }
+    e->buf = b; /* the entry's reference */
+    ferry_list *at = s->queue.next;
+    while (at != &s->queue && !is_message(ferry_list_entry(at, ferry_qentry, link)->buf))
+        at = at->next;
+    ferry_list_insert_tail(at, &e->link); /* before at */
+    s->queued_bytes += b->len;
+    if (s->nsent > 0)
+        sent_bound(s);
+    mark_dirty(s);
+    return 0;
+}
+
 static void reping(ferry_session *s)
 {
     ferry_engine *eng = s->engine;
     if (!s->awaiting_pong || s->state != SESSION_OPEN)
         return;
-    queue_simple(s, EIO_PING, NULL);
+    queue_ping(s);
     uint64_t wait = pong_wait(s);
     s->pong_deadline = uv_now(eng->loop) + wait;
     s->ping_at = uv_now(eng->loop);
@@ -676,7 +702,7 @@ static void on_heartbeat(ferry_timer *tm)
         ferry_engine_close_session(s, FERRY_REASON_PING_TIMEOUT, 0);
         return;
     }
-    if (queue_simple(s, EIO_PING, NULL) != 0) {
+    if (queue_ping(s) != 0) {
         /* Out of memory: a ping that never goes out would end in a ping timeout anyway;
          * close now, with the cause in the log (issue 9). */
         FERRY_LOG(FERRY_LOG_WARN, "engine", s->sid, "cannot queue a ping (out of memory): closing");

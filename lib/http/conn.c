@@ -2,6 +2,10 @@
  * responses, and close, with the limits of ferry_http_limits applied where bytes come in. */
 #include "http/conn.h"
 
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -1545,6 +1549,22 @@ static int raw_write(ferry_conn *c, const ferry_slice *s, size_t n)
 size_t ferry_conn_pending_bytes(const ferry_conn *c)
 {
     return c->pending_bytes;
+}
+
+int ferry_conn_limit_unsent(ferry_conn *c, size_t bytes)
+{
+#ifdef TCP_NOTSENT_LOWAT
+    uv_os_fd_t fd;
+    int v = bytes > INT_MAX ? INT_MAX : (int)bytes;
+    if (c->state == CONN_CLOSING || uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &v, sizeof(v)) != 0)
+        return -FERRY_EINVAL;
+    return 0;
+#else
+    (void)c;
+    (void)bytes;
+    return -FERRY_EINVAL;
+#endif
 }
 
 /* ------------------------------------------------------------------ closing */

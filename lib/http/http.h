@@ -301,6 +301,12 @@ int ferry_conn_write(ferry_conn *c, const ferry_slice *s, size_t n);
 #define FERRY_CONN_COPY_MAX 16
 /* Bytes handed to uv_write and not yet written. */
 size_t ferry_conn_pending_bytes(const ferry_conn *c);
+/* Bound the bytes the kernel holds for the connection and has not sent yet (TCP_NOTSENT_LOWAT
+ * where the system has it; else nothing changes): a stream whose peer stops reading then
+ * keeps its backlog in our queues, where a ping can pass it and a backpressure policy sees
+ * it, instead of in megabytes of an autotuned send buffer. Bytes in flight are not limited.
+ * Returns 0, or -FERRY_EINVAL when the option cannot be set (the connection works as before). */
+int ferry_conn_limit_unsent(ferry_conn *c, size_t bytes);
 /* Close after what is queued has been written (bounded by a linger timeout). Idempotent. */
 void ferry_conn_close(ferry_conn *c);
 /* Close at once, dropping what is queued (reset). Idempotent. */
