@@ -258,6 +258,34 @@ static void pongs_keep_the_session(void **state)
     assert_int_equal(W.reason, FERRY_REASON_SERVER_SHUTTING_DOWN);
 }
 
+static int awaiting_pong(void *ud)
+{
+    return ((ferry_session *)ud)->awaiting_pong;
+}
+
+/* A server ping goes ahead of the messages still queued (docs/reliability.md "Heartbeats
+ * behind a backlog"): the next poll's answer begins with it, the messages keep their order. */
+static void ping_goes_ahead_of_queued_messages(void **state)
+{
+    (void)state;
+    h_server *h = start(100, 2000, 0);
+    ferry_session *s = handshake(h);
+    h_response r;
+    if (W.ping_in_hand) {
+        W.ping_in_hand = 0;
+        assert_int_equal(post(h, W.sid, "3", &r), 200);
+    }
+    assert_int_equal(ferry_session_send(s, "a", 1, 0), 0);
+    assert_int_equal(ferry_session_send(s, "b", 1, 0), 0);
+    assert_true(h_run_until(h, awaiting_pong, s, 2000));
+    assert_int_equal(poll_get(h, W.sid, &r), 200);
+    assert_string_equal(r.body, "2\x1e" "4a\x1e" "4b");
+    assert_int_equal(post(h, W.sid, "3", &r), 200);
+    assert_int_equal(W.closes, 0);
+    h_stop(h);
+    assert_int_equal(W.closes, 1);
+}
+
 /* The wheel can fire late (a busy loop); a pong that arrives after its deadline but before
  * the wheel ran must not save the session. */
 static void late_pong_is_refused(void **state)
@@ -421,6 +449,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(ping_timeout),
     cmocka_unit_test(pongs_keep_the_session),
     cmocka_unit_test(late_pong_is_refused),
+    cmocka_unit_test(ping_goes_ahead_of_queued_messages),
     cmocka_unit_test(second_get_closes_the_session),
     cmocka_unit_test(held_poll_lifetimes),
     cmocka_unit_test(queue_bound_closes_later),
