@@ -732,10 +732,18 @@ static void link_down(rconn *c, const char *why)
     r->down_since = now_ms(r);
     r->not_forwarded_at_down = r->st.not_forwarded;
     r->st.outages++;
-    FERRY_LOG(FERRY_LOG_WARN, "redis", NULL,
-              "%s unreachable (%s connection: %s): broadcasts reach this node's clients only "
-              "until it is back; retrying every %u ms at most",
-              r->url, c->is_sub ? "subscribe" : "publish", why ? why : "closed", BACKOFF_MAX_MS);
+    if (r->shard != NULL) /* sharded: this link only carries recovery kept in Redis */
+        FERRY_LOG(FERRY_LOG_WARN, "redis", NULL,
+                  "%s unreachable (command connection: %s): recovery kept in Redis waits until "
+                  "it is back (sharded pub/sub has connections of its own); retrying every %u "
+                  "ms at most",
+                  r->url, why ? why : "closed", BACKOFF_MAX_MS);
+    else
+        FERRY_LOG(FERRY_LOG_WARN, "redis", NULL,
+                  "%s unreachable (%s connection: %s): broadcasts reach this node's clients only "
+                  "until it is back; retrying every %u ms at most",
+                  r->url, c->is_sub ? "subscribe" : "publish", why ? why : "closed",
+                  BACKOFF_MAX_MS);
 }
 
 static void link_maybe_up(ferry_redis *r)
