@@ -5,7 +5,8 @@
  * Downstream: a GET is held until packets are queued, then answered with all of them joined by
  * 0x1e (binary as "b" + base64). Upstream: a POST carries a payload, answered "ok". At most one
  * GET and one POST may be in flight per session; a second one of either kind is refused with
- * 400 and closes the session, and the held GET gets a close packet "1".
+ * 400 and closes the session, and the held GET gets a close packet "1" (on a session of ferry's
+ * client a second GET replaces the held one instead: docs/protocol.md 5.3).
  *
  * The transport borrows the held requests: if a request's connection dies first, the HTTP layer
  * calls our abort callback and the session closes with "transport error", as the reference
@@ -165,11 +166,21 @@ static int pl_open(ferry_transport *t, ferry_req *req)
 static void on_get(polling *p, ferry_req *req)
 {
     if (p->get != NULL) {
-        /* "overlap from client": refuse this one, then close; the held GET gets "1". */
-        FERRY_LOG(FERRY_LOG_INFO, "polling", ferry_engine_sid(&p->super), "second GET in flight");
-        respond_short(req, 400, NULL, "");
-        ferry_engine_close_session(p->super.session, FERRY_REASON_TRANSPORT_ERROR, 0);
-        return;
+        if (!ferry_engine_extended(&p->super)) {
+            /* "overlap from client": refuse this one, then close; the held GET gets "1". */
+            FERRY_LOG(FERRY_LOG_INFO, "polling", ferry_engine_sid(&p->super), "second GET in flight");
+            respond_short(req, 400, NULL, "");
+            ferry_engine_close_session(p->super.session, FERRY_REASON_TRANSPORT_ERROR, 0);
+            return;
+        }
+        /* ferry's client (docs/protocol.md 5.3): a browser sends a GET again by itself when
+         * its connection died before any byte of the answer, and we may not have seen that
+         * connection close yet. The new GET replaces the held one, which carries nothing (a
+         * GET is held only while nothing is queued): it ends with a noop, and got= below says
+         * what the client has. */
+        FERRY_LOG(FERRY_LOG_INFO, "polling", ferry_engine_sid(&p->super),
+                  "second GET in flight: it replaces the held one");
+        answer_get_with(p, "6");
     }
     /* What the client got so far: an answer lost on its way comes again in this one. */
     if (ferry_engine_poll_got(&p->super, req) != 0) {

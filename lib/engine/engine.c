@@ -426,6 +426,11 @@ int ferry_engine_upgrading(const ferry_transport *t)
     return t->session->upgrade == UPGRADE_UPGRADING;
 }
 
+int ferry_engine_extended(const ferry_transport *t)
+{
+    return t->session->extensions;
+}
+
 const ferry_server_config *ferry_engine_config(const ferry_transport *t)
 {
     return t->session->engine->cfg;

@@ -161,6 +161,8 @@ uint64_t ferry_engine_post_taken(ferry_transport *t, const ferry_req *req);
 /* Is the session between a probe's "2probe" and its "5"? A polling transport then answers its
  * GETs with a noop and takes nothing. */
 int ferry_engine_upgrading(const ferry_transport *t);
+/* Does t's session speak ferry's extensions (ferry's client: docs/protocol.md section 5)? */
+int ferry_engine_extended(const ferry_transport *t);
 /* The server configuration of t's session. */
 const ferry_server_config *ferry_engine_config(const ferry_transport *t);
 /* The value of t's option i (an index into t->ops->options) on t's server. */

@@ -6,6 +6,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { startEngine } from "../lib/events.mjs";
+import { rawConnect, rawRequest, req } from "../lib/rawhttp.mjs";
 
 let eng;
 before(async () => {
@@ -117,6 +118,48 @@ for (const transport of ["short-polling", "polling"]) {
     assert.equal((await eng.closeOf(s.sid)).reason, "transport close");
   });
 }
+
+// A request taken by the server: its request counter (ferry-test-engine's GET /__stats, which
+// counts itself) moved past the stats requests made meanwhile. Bounded.
+async function sendHeld(target) {
+  const stats = async () => JSON.parse((await rawRequest(eng.port, req("GET", "/__stats"))).text).requests;
+  const before = await stats();
+  const c = await rawConnect(eng.port);
+  c.write(req("GET", target));
+  for (let k = 1; k <= 200; k++) {
+    if ((await stats()) >= before + k + 1) return c;
+  }
+  throw new Error("the server never took the held request");
+}
+
+// The long chaos run (docs/reliability.md, Run 1): Chromium sends a GET again by itself when its
+// connection dies before any byte of the answer (the proxy cut it), and the server may not have
+// seen that connection close yet: the resend is a second GET while the first is held. On a
+// session of ferry's client it replaces the held one (which carried nothing: it ends with a
+// noop); Engine.IO's overlap rule (tests/interop/engine-badinput.test.mjs) stays for the others.
+test("polling: a second GET while one is held replaces it: the session goes on, nothing lost or doubled", async () => {
+  const s = await open("polling");
+  const target = (q) => url(q).slice(eng.url.length);
+  const a = await sendHeld(target(s.q({ got: 0 })));
+  const aRes = a.response();
+  const b = await sendHeld(target(s.q({ got: 0 }))); // the browser's resend of the same poll
+  const bRes = b.response();
+  const first = await aRes;
+  assert.equal(first.status, 200, "the replaced poll is answered");
+  assert.equal(first.text, "6", "with a noop: it carries nothing");
+  a.destroy();
+  assert.equal((await post(s.q({ tx: 0 }), "4x")).body, "ok");
+  const second = await bRes;
+  assert.equal(second.status, 200);
+  assert.equal(second.text, "4x", "the new poll carries the echo, once");
+  b.destroy();
+  // The replaced poll's connection dying now costs nothing; the next poll says it has 1.
+  assert.equal((await post(s.q({ tx: 1 }), "4y")).body, "ok");
+  assert.equal((await get(s.q({ got: 1 }))).body, "4y", "only what came after");
+  assert.deepEqual(texts(s.sid), ["x", "y"]);
+  assert.equal((await post(s.q({ tx: 2 }), "1")).body, "ok");
+  assert.equal((await eng.closeOf(s.sid)).reason, "transport close", "closed by the client, not by an overlap");
+});
 
 test("got= that is not a number, or beyond what was sent, closes the session (400 code 3)", async () => {
   for (const bad of ["x", "-1", "1", "99999999999999999999"]) {
