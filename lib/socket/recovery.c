@@ -454,6 +454,7 @@ int sio_recovery_restore(ferry_socket *s)
         return 0;
     if (!sio_recovery_on(nsp)) {
         s->not_recovered = "off";
+        s->not_recovered_why = "recovery is off";
         return 0;
     }
     prune(nsp);
@@ -465,12 +466,14 @@ int sio_recovery_restore(ferry_socket *s)
         foreign = sio_rr_offset_local(nsp, off->valuestring, &offset);
         if (foreign < 0) {
             s->not_recovered = "invalid";
+            s->not_recovered_why = "an offset this cluster does not know";
             return 0;
         }
     } else if ((off != NULL &&
                 (!cJSON_IsString(off) || parse_offset(off->valuestring, &offset) != 0)) ||
                offset > nsp->next_seq) {
         s->not_recovered = "invalid";
+        s->not_recovered_why = "an offset not a number or beyond the log";
         return 0;
     }
     sio_saved *sv = saved_with_pid(nsp, pid->valuestring);
@@ -491,14 +494,17 @@ int sio_recovery_restore(ferry_socket *s)
             saved_free(nsp, sv, 0); /* its record, in Redis, is the one to resume from */
         s->rec_remote = strlen(pid->valuestring) == SIO_ID_LEN;
         s->not_recovered = "expired";
+        s->not_recovered_why = "not resumed from its record in Redis";
         return 0;
     }
     if (sv == NULL) {
         s->not_recovered = "expired";
+        s->not_recovered_why = "no saved socket with its pid (never lost here, or past the window)";
         return 0;
     }
     if (ferry_namespace_socket(nsp, sv->id) != NULL) {
         s->not_recovered = "expired"; /* that id is in use again */
+        s->not_recovered_why = "its socket id is in use again";
         return 0;
     }
     /* Every packet it missed must still be in the log: those after its offset, or, when it
@@ -507,6 +513,7 @@ int sio_recovery_restore(ferry_socket *s)
     uint64_t need = offset;
     if (offset > nsp->next_seq) {
         s->not_recovered = "invalid";
+        s->not_recovered_why = "an offset beyond the log";
         return 0;
     }
     if (offset >= sv->last_seq && sv->seq_at_loss > need)
@@ -515,6 +522,7 @@ int sio_recovery_restore(ferry_socket *s)
         if (ferry_list_empty(&nsp->log) ||
             ferry_list_entry(nsp->log.next, sio_logged, link)->seq > need + 1) {
             s->not_recovered = "gap";
+            s->not_recovered_why = "what it missed is no longer in the log";
             return 0;
         }
     }
@@ -587,7 +595,8 @@ void sio_recovery_replay(ferry_socket *s)
      * close) the session it was just recovered on, and the client, missing as much again
      * next time, would never catch up: paced by the bound instead (sio_bp_replay). What
      * sio_recovery_restore() found dropped from the log was not meant for it (the quiet-room
-     * case): start at the log's head then. */
+     * case): start at the log's head then. restore_offset is where sio_recovery_restore()
+     * found the log whole from. */
     s->spill_pos = s->restore_offset;
     if (!ferry_list_empty(&s->nsp->log)) {
         uint64_t head = ferry_list_entry(s->nsp->log.next, sio_logged, link)->seq;

@@ -407,6 +407,16 @@ static void do_connect(ferry_socket *s)
     nsp->nsockets++;
     c->nconnected++;
     ferry_timer_stop(wheel_of(s), &c->connect_timer);
+    if (s->not_recovered != NULL) {
+        /* The client asked to recover (it sent a pid): say why it was not, so that a run that
+         * counts reconnections not recovered can tell them apart. */
+        const cJSON *off = cJSON_GetObjectItemCaseSensitive(s->auth, "offset");
+        FERRY_LOG(FERRY_LOG_INFO, "socket", ferry_session_id(c->session),
+                  "socket %s in %s not recovered (%s: %s; offset %s): a new socket", s->id,
+                  nsp->name, s->not_recovered,
+                  s->not_recovered_why != NULL ? s->not_recovered_why : "-",
+                  cJSON_IsString(off) ? off->valuestring : "none");
+    }
     cJSON *o = cJSON_CreateObject();
     sio_encoded e;
     if (o != NULL && cJSON_AddStringToObject(o, "sid", s->id) != NULL &&

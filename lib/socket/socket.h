@@ -199,6 +199,7 @@ struct ferry_socket {
     uint64_t restore_offset;
     uint64_t last_seq;          /* the highest logged packet queued to this socket */
     const char *not_recovered;  /* why a CONNECT asking to recover was not (static) */
+    const char *not_recovered_why; /* the same in words, for the log (static) */
     /* Backpressure (backpressure.c): the drain callback, and the SPILL policy's state. */
     ferry_drain_cb drain_cb;
     void *drain_ud;
