@@ -8,7 +8,10 @@
  * with the owner's tag:
  *
  *   1. the tag's address: from a small cache (5 s), else GET from Redis (an unknown tag is
- *      not asked about again for 1 s);
+ *      not asked about again for 1 s). While Redis cannot say (not connected, an error, no
+ *      answer within 1 s, or no key: a Redis restarted empty until the owner writes it again)
+ *      the owner's last known address is used: it stays in the cache past its 5 s (one per
+ *      owner, PEERS_MAX owners at most) until the owner refuses a connection there;
  *   2. a connection to the owner, from a small pool of keep-alive ones (a pooled connection
  *      is used again within 2 s; one the owner closed meanwhile is replaced once), and the
  *      request written again (method, target, headers without the hop-by-hop ones, the body
@@ -58,6 +61,7 @@
 #define PEERS_MAX 64
 #define PEER_KNOWN_MS 5000
 #define PEER_MISSING_MS 1000
+#define LOOKUP_WAIT_MS 1000 /* then the last known address, when there is one */
 #define SETUP_TIMEOUT_MS 3000
 #define MAX_WAITING_BYTES (256u * 1024)
 #define READ_CHUNK (64u * 1024)
@@ -74,6 +78,7 @@ typedef struct peer {
     int state;
     uint64_t until; /* loop time: KNOWN or MISSING until then */
     struct sockaddr_storage addr;
+    int have_addr; /* addr is the last one Redis gave: the fallback while Redis cannot say */
     ferry_list waiting; /* jobs waiting for the lookup (job.wait) */
 } peer;
 
@@ -362,9 +367,34 @@ static void job_end(job *j, int status)
     uv_close((uv_handle_t *)&j->timer, job_handle_closed);
 }
 
+static void job_connect(job *j, const peer *p);
+
+/* The peer entry of tag with a last known address, or NULL. */
+static peer *peer_fallback(ferry_forward *f, const uint8_t *tag)
+{
+    for (size_t i = 0; i < PEERS_MAX; i++) {
+        peer *p = &f->peers[i];
+        if (p->state != PEER_EMPTY && p->have_addr &&
+            memcmp(p->tag, tag, FERRY_SID_TAG_LEN) == 0)
+            return p;
+    }
+    return NULL;
+}
+
 static void on_job_timer(uv_timer_t *t)
 {
     job *j = t->data;
+    peer *p;
+    if (j->state == JOB_LOOKUP && (p = peer_fallback(j->f, j->tag)) != NULL) {
+        /* Redis does not answer: the owner's last known address. */
+        FERRY_LOG(FERRY_LOG_INFO, "forward", NULL,
+                  "owner's address not answered within %d ms: the last known one",
+                  LOOKUP_WAIT_MS);
+        ferry_list_remove(&j->wait);
+        uv_timer_start(&j->timer, on_job_timer, SETUP_TIMEOUT_MS, 0);
+        job_connect(j, p);
+        return;
+    }
     if (j->state == JOB_LOOKUP || j->state == JOB_CONNECT) {
         j->f->st.unknown++;
         FERRY_LOG(FERRY_LOG_INFO, "forward", NULL, "owner not reached within %d ms: 400",
@@ -734,8 +764,11 @@ static void on_connected(uv_connect_t *req, int status)
                   uv_strerror(status));
         for (size_t i = 0; i < PEERS_MAX; i++) {
             peer *p = &j->f->peers[i];
-            if (p->state == PEER_KNOWN && memcmp(p->tag, j->tag, FERRY_SID_TAG_LEN) == 0)
-                p->until = 0;
+            if (p->state != PEER_EMPTY && memcmp(p->tag, j->tag, FERRY_SID_TAG_LEN) == 0) {
+                p->have_addr = 0; /* not a fallback any more */
+                if (p->state == PEER_KNOWN)
+                    p->until = 0;
+            }
         }
         j->f->st.unknown++;
         job_end(j, 400);
@@ -811,9 +844,16 @@ static void on_looked_up(void *ud, const char *str, size_t len, int ok)
         return;
     }
     uint64_t now = uv_now(f->loop);
-    if (ok && str != NULL && parse_address(str, len, &p->addr) == 0) {
+    struct sockaddr_storage addr;
+    if (ok && str != NULL && parse_address(str, len, &addr) == 0) {
+        memcpy(&p->addr, &addr, sizeof(addr));
+        p->have_addr = 1;
         p->state = PEER_KNOWN;
         p->until = now + PEER_KNOWN_MS;
+    } else if (p->have_addr) {
+        /* Redis cannot say now: the last known address, and Redis asked again in 1 s. */
+        p->state = PEER_KNOWN;
+        p->until = now + PEER_MISSING_MS;
     } else {
         p->state = PEER_MISSING;
         p->until = now + PEER_MISSING_MS;
@@ -847,6 +887,7 @@ static peer *peer_for(ferry_forward *f, const uint8_t *tag)
     }
     if (victim != NULL) {
         victim->state = PEER_EMPTY;
+        victim->have_addr = 0;
         memcpy(victim->tag, tag, FERRY_SID_TAG_LEN);
     }
     return victim;
@@ -968,10 +1009,15 @@ static int forward_request(ferry_req *req, const uint8_t tag[FERRY_SID_TAG_LEN],
     j->state = JOB_LOOKUP;
     if (p->state == PEER_KNOWN && p->until > now) {
         job_connect(j, p);
-    } else if (p->state == PEER_LOOKING) {
+    } else if (p->state == PEER_LOOKING || lookup(f, p) == 0) {
         ferry_list_insert_tail(&p->waiting, &j->wait);
-    } else if (lookup(f, p) == 0) {
-        ferry_list_insert_tail(&p->waiting, &j->wait);
+        if (p->have_addr) /* Redis has 1 s to answer, then the last known address */
+            uv_timer_start(&j->timer, on_job_timer, LOOKUP_WAIT_MS, 0);
+    } else if (p->have_addr) {
+        /* Redis is not reachable now: the last known address, Redis asked again in 1 s. */
+        p->state = PEER_KNOWN;
+        p->until = now + PEER_MISSING_MS;
+        job_connect(j, p);
     } else {
         p->state = PEER_EMPTY;
         f->st.unknown++;
