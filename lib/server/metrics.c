@@ -377,6 +377,30 @@ static void lag(ferry_strbuf *sb, const ferry_metrics *m)
                         (unsigned long long)m->lag_count);
 }
 
+/* Forwarding between cluster nodes (ferry_server_forward, docs/scaling.md): only on a server
+ * that forwards. */
+static void forwarding(ferry_strbuf *sb, const ferry_server *srv)
+{
+    if (srv->forward == NULL)
+        return;
+    ferry_forward_stats st;
+    ferry_server_forward_stats(srv, &st);
+    family(sb, "ferry_forward_requests_total", "counter",
+           "Requests of another node's session passed to that node (the owner).");
+    sample(sb, "ferry_forward_requests_total", NULL, st.forwarded);
+    family(sb, "ferry_forward_refused_total", "counter",
+           "Requests of another node's session answered here, by reason: unknown (the owner "
+           "is not in Redis or not reachable: 400), busy (too many forwarded at once: 503).");
+    sample(sb, "ferry_forward_refused_total", "reason=\"unknown\"", st.unknown);
+    sample(sb, "ferry_forward_refused_total", "reason=\"busy\"", st.busy);
+    family(sb, "ferry_forward_active", "gauge",
+           "Forwarded requests waiting for their owner's answer and spliced connections now.");
+    sample(sb, "ferry_forward_active", NULL, st.active);
+    family(sb, "ferry_forward_address_published_total", "counter",
+           "Times this node's address was written to Redis (every 5 s while Redis is there).");
+    sample(sb, "ferry_forward_address_published_total", NULL, st.published);
+}
+
 void ferry_metrics_render(ferry_metrics *m, ferry_strbuf *sb)
 {
     ferry_server *srv = m->srv;
@@ -450,6 +474,7 @@ void ferry_metrics_render(ferry_metrics *m, ferry_strbuf *sb)
     sample(sb, "ferry_http_requests_total", NULL, hs->requests);
     family(sb, "ferry_tls_handshakes_total", "counter", "TLS handshakes completed.");
     sample(sb, "ferry_tls_handshakes_total", NULL, hs->tls_handshakes);
+    forwarding(sb, srv);
 
     lag(sb, m);
     process(sb);

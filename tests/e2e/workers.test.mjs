@@ -231,6 +231,24 @@ test("workers: every transport across 2 workers exactly once, from the first req
     await sleep(300);
     for (const m of members)
       assert.deepEqual([...m.got].sort(), members.filter((o) => o !== m).map((o) => `t:${o.name}`).sort(), `${m.name} gets every other publish once`);
+    // The forwarding counters in each worker's /metrics (docs/observability.md): requests went
+    // both ways between the workers, none refused, each worker's address written.
+    const metric = (text, name) => {
+      const m = new RegExp(`^${name} (\\d+)$`, "m").exec(text);
+      assert.ok(m, `${name} in ${text.slice(0, 200)}...`);
+      return Number(m[1]);
+    };
+    let forwarded = 0;
+    for (const w of workers) {
+      const text = await (await fetch(w.metrics)).text();
+      assert.match(text, /^# TYPE ferry_forward_requests_total counter$/m);
+      forwarded += metric(text, "ferry_forward_requests_total");
+      assert.equal(metric(text, 'ferry_forward_refused_total\\{reason="unknown"\\}'), 0, `worker ${w.index}: nothing refused`);
+      assert.equal(metric(text, 'ferry_forward_refused_total\\{reason="busy"\\}'), 0);
+      assert.ok(metric(text, "ferry_forward_address_published_total") >= 1, `worker ${w.index} published its address`);
+      assert.ok(metric(text, "ferry_forward_active") >= 0);
+    }
+    assert.ok(forwarded >= 1, "some requests were forwarded between the workers");
   } finally {
     for (const s of clients) s.disconnect();
     if (srv) assert.equal(await srv.stop(), 0, srv.stderr());
