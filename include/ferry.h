@@ -1483,8 +1483,11 @@ typedef struct ferry_forward_config {
      * and prefix (then every node must be given the same Redis URL; anyone who knows that
      * URL can sign sids: set a secret in production). */
     const char *secret;
-    /* Where the other nodes reach this server: "IPv4:port" or "[IPv6]:port" (a literal, no
-     * name). NULL: "127.0.0.1:<the first listener's port>". */
+    /* Where the other nodes reach this server: "IPv4:port", "[IPv6]:port" or "name:port" (a
+     * host name: the other nodes resolve it with getaddrinfo on libuv's thread pool, never
+     * blocking their loop, take its first IPv4 address, else its first IPv6 one, and use it
+     * for 30 s; a name that does not resolve is logged and its sessions' requests answered
+     * 400). NULL: "127.0.0.1:<the first listener's port>". */
     const char *address;
     /* Forwarded requests at once, each holding one connection to its owner (0: 1024); beyond
      * it they are answered 503. */

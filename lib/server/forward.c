@@ -66,7 +66,8 @@
 #define MAX_WAITING_BYTES (256u * 1024)
 #define READ_CHUNK (64u * 1024)
 #define DEFAULT_MAX_REQUESTS 1024
-#define ADDRESS_MAX 64
+#define ADDRESS_MAX 272 /* a host name (at most 253) and ":port" */
+#define RESOLVED_MS 30000 /* a host name's address is used this long before it is asked again */
 #define IDLE_MS 2000 /* a pooled connection is used again within this (owners wait 5 s) */
 #define IDLE_MAX 64  /* pooled connections, all owners together */
 
@@ -80,6 +81,13 @@ typedef struct peer {
     struct sockaddr_storage addr;
     int have_addr; /* addr is the last one Redis gave: the fallback while Redis cannot say */
     ferry_list waiting; /* jobs waiting for the lookup (job.wait) */
+    /* An address given as a host name: resolved off the loop (uv_getaddrinfo, libuv's thread
+     * pool), the result kept RESOLVED_MS for the same name. */
+    uv_getaddrinfo_t gai;
+    int resolving;
+    char name[ADDRESS_MAX]; /* the "host:port" last resolved ("": none) */
+    uint64_t resolved_until;
+    struct sockaddr_storage resolved;
 } peer;
 
 enum { JOB_LOOKUP, JOB_CONNECT, JOB_WAIT, JOB_SPLICE, JOB_DONE };
@@ -164,10 +172,10 @@ static void maybe_free(ferry_forward *f)
 
 /* ------------------------------------------------------------------ addresses */
 
-/* "a.b.c.d:port" or "[v6]:port" into *out: 0 or -1. */
-static int parse_address(const char *s, size_t n, struct sockaddr_storage *out)
+/* "host:port" into host (NUL-terminated) and *port_out: "a.b.c.d:port", "[v6]:port" or
+ * "name:port"; 0 or -1. */
+static int split_address(const char *s, size_t n, char *host, size_t cap, int *port_out)
 {
-    char host[ADDRESS_MAX];
     const char *colon;
     const char *hs = s, *he;
     if (n == 0 || n >= ADDRESS_MAX)
@@ -188,7 +196,7 @@ static int parse_address(const char *s, size_t n, struct sockaddr_storage *out)
         he = colon;
     }
     size_t hl = (size_t)(he - hs);
-    if (hl == 0 || hl >= sizeof(host))
+    if (hl == 0 || hl >= cap)
         return -1;
     memcpy(host, hs, hl);
     host[hl] = '\0';
@@ -203,12 +211,43 @@ static int parse_address(const char *s, size_t n, struct sockaddr_storage *out)
     }
     if (port < 1 || port > 65535)
         return -1;
+    *port_out = port;
+    return 0;
+}
+
+/* An IP literal address into *out: 0 or -1. */
+static int parse_address(const char *s, size_t n, struct sockaddr_storage *out)
+{
+    char host[ADDRESS_MAX];
+    int port;
+    if (split_address(s, n, host, sizeof(host), &port) != 0)
+        return -1;
     memset(out, 0, sizeof(*out));
     if (uv_ip4_addr(host, port, (struct sockaddr_in *)out) == 0)
         return 0;
     if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)out) == 0)
         return 0;
     return -1;
+}
+
+/* A host name: letters, digits, '-', '.', '_', not starting with '-' or '.'. */
+static int host_name(const char *h)
+{
+    if (h[0] == '\0' || h[0] == '-' || h[0] == '.')
+        return 0;
+    for (; *h; h++)
+        if (!((*h >= 'a' && *h <= 'z') || (*h >= 'A' && *h <= 'Z') || (*h >= '0' && *h <= '9') ||
+              *h == '-' || *h == '.' || *h == '_'))
+            return 0;
+    return 1;
+}
+
+/* "name:port" (not a literal) into host and *port: 0 or -1. */
+static int name_address(const char *s, size_t n, char *host, size_t cap, int *port)
+{
+    if (s[0] == '[' || split_address(s, n, host, cap, port) != 0 || !host_name(host))
+        return -1;
+    return 0;
 }
 
 static void to_hex(const uint8_t *b, size_t n, char *out)
@@ -834,6 +873,88 @@ static void job_connect(job *j, const peer *p)
 
 /* ------------------------------------------------------------------ looking owners up */
 
+static void peer_settle(peer *p);
+
+static void on_peer_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    peer *p = req->data;
+    ferry_forward *f = p->f;
+    p->resolving = 0;
+    f->owed--;
+    /* The first IPv4 address, else the first IPv6 one. */
+    const struct addrinfo *pick = NULL;
+    for (const struct addrinfo *a = res; status == 0 && a != NULL; a = a->ai_next)
+        if ((a->ai_family == AF_INET || a->ai_family == AF_INET6) &&
+            (pick == NULL || (pick->ai_family == AF_INET6 && a->ai_family == AF_INET)))
+            pick = a;
+    if (pick != NULL) {
+        memset(&p->resolved, 0, sizeof(p->resolved));
+        memcpy(&p->resolved, pick->ai_addr, pick->ai_addrlen);
+    }
+    uv_freeaddrinfo(res);
+    if (f->closing) {
+        maybe_free(f);
+        return;
+    }
+    uint64_t now = uv_now(f->loop);
+    char tag[2 * FERRY_SID_TAG_LEN + 1];
+    to_hex(p->tag, FERRY_SID_TAG_LEN, tag);
+    if (pick != NULL) {
+        memcpy(&p->addr, &p->resolved, sizeof(p->addr));
+        p->resolved_until = now + RESOLVED_MS;
+        p->have_addr = 1;
+        p->state = PEER_KNOWN;
+        p->until = now + PEER_KNOWN_MS;
+    } else {
+        FERRY_LOG(FERRY_LOG_WARN, "forward", NULL,
+                  "cannot resolve the address '%s' of node %s: %s: its sessions' requests are "
+                  "answered 400 (Session ID unknown)",
+                  p->name, tag, status != 0 ? uv_strerror(status) : "no IPv4 or IPv6 address");
+        p->name[0] = '\0';
+        p->state = PEER_MISSING;
+        p->until = now + PEER_MISSING_MS;
+    }
+    peer_settle(p);
+}
+
+/* The owner's address came as a host name: from the last resolution of the same name while
+ * it is fresh, else resolved now off the loop (the jobs keep waiting). 0: settled or on its
+ * way; -1: cannot be resolved. */
+static int peer_resolve(ferry_forward *f, peer *p, const char *str, size_t len)
+{
+    char host[ADDRESS_MAX], port[8];
+    int pn;
+    if (name_address(str, len, host, sizeof(host), &pn) != 0)
+        return -1;
+    uint64_t now = uv_now(f->loop);
+    if (strlen(p->name) == len && memcmp(p->name, str, len) == 0 && p->resolved_until > now) {
+        memcpy(&p->addr, &p->resolved, sizeof(p->addr));
+        p->have_addr = 1;
+        p->state = PEER_KNOWN;
+        p->until = now + PEER_KNOWN_MS;
+        return 0;
+    }
+    memcpy(p->name, str, len);
+    p->name[len] = '\0';
+    snprintf(port, sizeof(port), "%d", pn);
+    struct addrinfo hints;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    p->gai.data = p;
+    int rc = uv_getaddrinfo(f->loop, &p->gai, on_peer_resolved, host, port, &hints);
+    if (rc != 0) {
+        FERRY_LOG(FERRY_LOG_WARN, "forward", NULL, "cannot resolve the address '%s': %s",
+                  p->name, uv_strerror(rc));
+        p->name[0] = '\0';
+        return -1;
+    }
+    p->resolving = 1;
+    p->state = PEER_LOOKING;
+    f->owed++;
+    return 1;
+}
+
 static void on_looked_up(void *ud, const char *str, size_t len, int ok)
 {
     peer *p = ud;
@@ -845,11 +966,16 @@ static void on_looked_up(void *ud, const char *str, size_t len, int ok)
     }
     uint64_t now = uv_now(f->loop);
     struct sockaddr_storage addr;
+    int rc;
     if (ok && str != NULL && parse_address(str, len, &addr) == 0) {
         memcpy(&p->addr, &addr, sizeof(addr));
         p->have_addr = 1;
         p->state = PEER_KNOWN;
         p->until = now + PEER_KNOWN_MS;
+    } else if (ok && str != NULL && len < ADDRESS_MAX &&
+               (rc = peer_resolve(f, p, str, len)) >= 0) {
+        if (rc > 0)
+            return; /* on_peer_resolved settles it */
     } else if (p->have_addr) {
         /* Redis cannot say now: the last known address, and Redis asked again in 1 s. */
         p->state = PEER_KNOWN;
@@ -858,6 +984,13 @@ static void on_looked_up(void *ud, const char *str, size_t len, int ok)
         p->state = PEER_MISSING;
         p->until = now + PEER_MISSING_MS;
     }
+    peer_settle(p);
+}
+
+/* The lookup is over (p KNOWN or MISSING): the jobs that waited for it go on. */
+static void peer_settle(peer *p)
+{
+    ferry_forward *f = p->f;
     while (!ferry_list_empty(&p->waiting)) {
         job *j = ferry_list_entry(p->waiting.next, job, wait);
         ferry_list_remove(&j->wait);
@@ -888,6 +1021,8 @@ static peer *peer_for(ferry_forward *f, const uint8_t *tag)
     if (victim != NULL) {
         victim->state = PEER_EMPTY;
         victim->have_addr = 0;
+        victim->name[0] = '\0'; /* another node's: nothing resolved for it yet */
+        victim->resolved_until = 0;
         memcpy(victim->tag, tag, FERRY_SID_TAG_LEN);
     }
     return victim;
@@ -1059,8 +1194,11 @@ int ferry_forward_new(ferry_server *srv, ferry_redis *r, const ferry_forward_con
         }
         snprintf(f->address, sizeof(f->address), "127.0.0.1:%d", port);
     }
+    char hcheck[ADDRESS_MAX];
+    int pcheck;
     if (strlen(f->address) >= sizeof(f->address) - 1 ||
-        parse_address(f->address, strlen(f->address), &check) != 0) {
+        (parse_address(f->address, strlen(f->address), &check) != 0 &&
+         name_address(f->address, strlen(f->address), hcheck, sizeof(hcheck), &pcheck) != 0)) {
         ferry_mem_free(f);
         return -FERRY_EINVAL;
     }
@@ -1146,6 +1284,9 @@ void ferry_forward_close(ferry_forward *f, void (*done)(ferry_server *srv))
         job_end(ferry_list_entry(f->jobs.next, job, all), 503);
     while (!ferry_list_empty(&f->idle))
         upconn_close(ferry_list_entry(f->idle.next, upconn, idle));
+    for (size_t i = 0; i < PEERS_MAX; i++)
+        if (f->peers[i].resolving)
+            uv_cancel((uv_req_t *)&f->peers[i].gai); /* its callback runs (owed) */
     uv_timer_stop(&f->publish);
     uv_close((uv_handle_t *)&f->publish, on_publish_closed);
 }

@@ -82,7 +82,8 @@ static const char usage_tail[] =
     "                         SIGINT and SIGHUP on (FERRY_WORKERS, default 0: one process;\n"
     "                         at most 64; docs/scaling.md)\n"
     "  --node-address HOST:PORT  where the other nodes reach this one (FERRY_NODE_ADDRESS;\n"
-    "                         an IP literal, [v6]:port; default: --host and the port, or\n"
+    "                         an IP literal, [v6]:port or a host name, resolved without\n"
+    "                         blocking; default: --host and the port, or\n"
     "                         127.0.0.1 when --host is 0.0.0.0 or ::). With --redis, a\n"
     "                         request for another node's session is forwarded to it: no\n"
     "                         sticky sessions needed (docs/scaling.md)\n"
@@ -438,8 +439,10 @@ static int set(app_config *cfg, const char *name, const char *v)
         return parse_u32("number of workers", v, 0, APP_WORKERS_MAX, &cfg->workers);
     } else if (strcmp(name, "node-address") == 0) {
         const char *colon = strrchr(v, ':');
-        if (*v != '\0' && (colon == NULL || colon == v || colon[1] == '\0' || strlen(v) > 63))
-            return bad("node address", v, "use an IP address and a port, e.g. 10.0.0.5:8080");
+        if (*v != '\0' && (colon == NULL || colon == v || colon[1] == '\0' || strlen(v) > 260))
+            return bad("node address", v,
+                       "use an IP address or a host name and a port, e.g. 10.0.0.5:8080 or "
+                       "web1.internal:8080");
         cfg->node_address = *v ? v : NULL;
     } else if (strcmp(name, "cluster-secret") == 0) {
         if (*v != '\0' && strlen(v) < 16)

@@ -365,7 +365,7 @@ int main(int argc, char **argv)
         /* No sticky sessions: requests for other nodes' sessions go to them (docs/scaling.md).
          * The address they reach this node at: --node-address, else the listen address (the
          * plain HTTP one when the main port speaks TLS and --http-mode serve). */
-        char addr[80], nhost[64];
+        char addr[300], nhost[272];
         const char *host = cfg.host;
         int fport = tls && http_port >= 0 && !cfg.http_redirect ? http_port : ferry_server_port(a.srv);
         if (strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0 || strcmp(host, "[::]") == 0)
@@ -398,7 +398,8 @@ int main(int argc, char **argv)
         rc = ferry_server_forward(a.srv, a.redis, &fc);
         if (rc != 0) {
             fprintf(stderr, "ferry: cannot forward to other nodes: invalid --node-address '%s' "
-                            "(use an IP address and a port, e.g. 10.0.0.5:8080)\n",
+                            "(use an IP address or a host name and a port, e.g. 10.0.0.5:8080 "
+                            "or web1.internal:8080)\n",
                     fc.address);
             step = "forward";
         } else if (cfg.node_address == NULL && worker_index == 0 && host != cfg.host) {
