@@ -12,6 +12,8 @@
  *      answer within 1 s, or no key: a Redis restarted empty until the owner writes it again)
  *      the owner's last known address is used: it stays in the cache past its 5 s (one per
  *      owner, PEERS_MAX owners at most) until the owner refuses a connection there;
+ *      an address that names its host ("web1.internal:8080") is resolved with uv_getaddrinfo
+ *      off the loop, the result kept 30 s for that name;
  *   2. a connection to the owner, from a small pool of keep-alive ones (a pooled connection
  *      is used again within 2 s; one the owner closed meanwhile is replaced once), and the
  *      request written again (method, target, headers without the hop-by-hop ones, the body
