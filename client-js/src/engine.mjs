@@ -515,10 +515,12 @@ export class Engine extends Emitter {
     if (t.attaching) {
       this.lingering?.stop();
       this.lingering = null;
-      // Nothing upstream but a client ping until its answer (docs/protocol.md, attach).
+      // Nothing upstream but a client ping until its answer (docs/protocol.md, attach); one the
+      // health check wrote while the attach opened waits in the queue: this one goes.
       const q = this.wq;
       this.wq = [];
       this.hold = 0;
+      this.pinging = null;
       this.ping();
       this.hold = 1;
       this.wq.push(...q);

@@ -103,3 +103,35 @@ async function scenario(path, place, which, fail) {
       e.close();
       srv.close();
 }
+
+// Seen while looking for the loss above: the health check's client ping, written while an attach
+// was still opening (its GET slow), waited in the held queue, and the attach's own ping was not
+// sent (one was out already): nothing went upstream until the ping's deadline attached again
+// (a 4 s stall and a needless demotion).
+test("a client ping the health check writes while an attach opens: the attach goes on at once", async () => {
+  const srv = new FakeServer();
+  let hold = false;
+  let release;
+  const fetch = async (url, o = {}) => {
+    const q = new URL(url).searchParams;
+    if (hold && q.get("transport") === "sse" && q.has("rx")) await new Promise((r) => (release = r));
+    return srv.fetch(url, o);
+  };
+  const e = new Engine(`http://promote${++n}.test/`, { fetch, storage: null, transports: ["sse"] });
+  const switches = [];
+  e.on("transport", (ev) => switches.push(`${ev.from || "-"}>${ev.to}:${ev.reason}`));
+  await until(() => e.readyState === "open", 5000, "open");
+  hold = true;
+  e.attach("sse", "sse-mute");
+  await until(() => release, 5000, "the attach's GET");
+  const pings = () => srv.requests.length;
+  mock.timers.tick(2500); // the health check (every 2 s on SSE) runs while the GET hangs
+  await settle();
+  release();
+  await until(() => e.transport.up, 5000, "the attach opens");
+  e.send("x");
+  await until(() => srv.last.got.includes("x"), 1000, `the message right after the attach (${switches.join(", ")}; ${pings()} requests)`);
+  assert.deepEqual(switches, ["->sse:forced", "sse>sse:sse-mute"], "no second attach");
+  e.close();
+  srv.close();
+});
