@@ -6,8 +6,7 @@
 // under LeakSanitizer.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import http from "node:http";
-import { haveRedis, ferryHasRedis, startRedis, startNode, sleep } from "./cluster.mjs";
+import { haveRedis, ferryHasRedis, startRedis, startNode, sleep, httpRequest } from "./cluster.mjs";
 
 const skip = !haveRedis()
   ? "redis-server is not installed (scripts/deps.sh test installs it)"
@@ -17,19 +16,7 @@ const skip = !haveRedis()
 
 const CACHE_MS = 5000; // forward.c's address cache (PEER_KNOWN_MS); no knob: wait it out
 
-function request(url, { method = "GET", body } = {}) {
-  return new Promise((resolve, reject) => {
-    const t0 = Date.now();
-    const req = http.request(url, { method, agent: false }, (res) => {
-      let data = "";
-      res.on("data", (d) => (data += d));
-      res.on("end", () => resolve({ status: res.statusCode, body: data, ms: Date.now() - t0 }));
-    });
-    req.on("error", reject);
-    req.setTimeout(20000, () => req.destroy(new Error(`no answer from ${url}`)));
-    req.end(body);
-  });
-}
+const request = (url, o = {}) => httpRequest(url, { timeoutMs: 20000, ...o });
 
 test("forwarding while Redis is away: a polling session's requests at another node go to the owner's last known address", { skip, timeout: 120000 }, async () => {
   const redis = await startRedis();

@@ -12,6 +12,7 @@ import assert from "node:assert/strict";
 import http from "node:http";
 import { io as officialIo } from "socket.io-client";
 import {
+  httpRequest,
   FERRY_TRANSPORTS, SIO_TRANSPORTS, haveRedis, ferryHasRedis, startRedis, startNode, relayClient,
   call, join, sleep, crossNodeReady, until, nginxNodes,
 } from "./cluster.mjs";
@@ -29,20 +30,7 @@ const skip = !haveRedis()
 
 const SECRET = "cluster-rr-test-secret-0123456789";
 
-// One plain HTTP request (its own connection): {status, body, ms}.
-function get(url, { method = "GET", body } = {}) {
-  return new Promise((resolve, reject) => {
-    const t0 = Date.now();
-    const req = http.request(url, { method, agent: false }, (res) => {
-      let data = "";
-      res.on("data", (d) => (data += d));
-      res.on("end", () => resolve({ status: res.statusCode, body: data, ms: Date.now() - t0 }));
-    });
-    req.on("error", reject);
-    req.setTimeout(15000, () => req.destroy(new Error(`no answer from ${url}`)));
-    req.end(body);
-  });
-}
+const get = httpRequest;
 
 async function handshake(base) {
   const r = await get(`${base}/socket.io/?EIO=4&transport=polling`);

@@ -10,15 +10,11 @@
 // Every ferry node exits 0 under LeakSanitizer.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
-import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
+import { spawnSync } from "node:child_process";
 import {
   haveRedis, ferryHasRedis, startRedis, startNode, relayClient, call, join, sleep, crossNodeReady,
 } from "./cluster.mjs";
 import { bin } from "../lib/server.mjs";
-import { freePort, waitListening } from "../lib/nginx.mjs";
 
 const skip = !haveRedis()
   ? "redis-server is not installed (scripts/deps.sh test installs it)"
@@ -56,31 +52,11 @@ function redisCli(args) {
 }
 
 // One master of the cluster: its own folder (nodes.conf survives a restart there).
-async function startClusterNode({ port, dir } = {}) {
-  port ??= await freePort();
-  dir ??= fs.mkdtempSync(path.join(os.tmpdir(), "ferry-rcluster-"));
-  const proc = spawn("redis-server", [
-    "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir,
-    "--daemonize", "no", "--loglevel", "warning", "--cluster-enabled", "yes",
-    "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",
+function startClusterNode({ port, dir } = {}) {
+  return startRedis({ port, dir, args: [
+    "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",
     "--cluster-require-full-coverage", "no",
-  ], { stdio: ["ignore", "ignore", "pipe"] });
-  let stderr = "";
-  proc.stderr.on("data", (d) => (stderr += d));
-  await waitListening(port, proc, 10000);
-  return {
-    port, dir, proc,
-    async stop({ keep = false } = {}) {
-      if (proc.exitCode === null && proc.signalCode === null) {
-        const gone = new Promise((r) => proc.once("exit", r));
-        proc.kill("SIGTERM");
-        await Promise.race([gone, new Promise((r) => setTimeout(r, 5000))]);
-        if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
-      }
-      if (!keep) fs.rmSync(dir, { recursive: true, force: true });
-      return stderr;
-    },
-  };
+  ] });
 }
 
 async function waitClusterOk(ports, ms = 30000) {

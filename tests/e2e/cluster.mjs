@@ -1,6 +1,6 @@
 // Helpers of the cluster tests (issue 18): a private redis-server and tools/ferry nodes that
 // share rooms through it.
-//   startRedis({port})   redis-server on 127.0.0.1 (a free port unless given), in its own
+//   startRedis({port, dir, args})  redis-server on 127.0.0.1 (a free port unless given), in its own
 //                        temporary folder, no persistence; stop() ends it (SIGTERM) and
 //                        removes the folder unless keep.
 //   startNode(redisUrl, nodeId, args)   tools/ferry --redis URL --node-id ID (startServer)
@@ -11,8 +11,11 @@
 //   crossNodeReady(a, b) resolves once a publish on b's node reaches a (Redis links are up)
 //   until(cond, ms, what) resolves once cond() holds, throws after ms saying what
 //   nginxNodes(nodes)    the upstream server lines of round-robin.conf.in for these nodes
+//   httpRequest(url, {method, body, timeoutMs})  one plain HTTP request on its own
+//                        connection: {status, body, ms}
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
+import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import WS from "ws";
@@ -33,12 +36,13 @@ export function ferryHasRedis() {
   return /--redis URL/.test(r.stdout ?? "");
 }
 
-export async function startRedis({ port, dir } = {}) {
+// args: more redis-server options (a Redis Cluster master: --cluster-enabled yes ...).
+export async function startRedis({ port, dir, args = [] } = {}) {
   port ??= await freePort();
   dir ??= fs.mkdtempSync(path.join(os.tmpdir(), "ferry-redis-"));
   const proc = spawn(
     "redis-server",
-    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no", "--loglevel", "warning"],
+    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no", "--loglevel", "warning", ...args],
     { stdio: ["ignore", "ignore", "pipe"] },
   );
   let stderr = "";
@@ -129,4 +133,20 @@ export async function crossNodeReady(a, b, room, ms = 20000) {
     a.off("message", on);
   }
   if (!got) throw new Error(`a publish on one node never reached the other within ${ms} ms`);
+}
+
+// One plain HTTP request on a connection of its own (no agent: a forwarded session's requests
+// must not share a kept-alive connection): {status, body, ms}.
+export function httpRequest(url, { method = "GET", body, timeoutMs = 15000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const t0 = Date.now();
+    const req = http.request(url, { method, agent: false }, (res) => {
+      let data = "";
+      res.on("data", (d) => (data += d));
+      res.on("end", () => resolve({ status: res.statusCode, body: data, ms: Date.now() - t0 }));
+    });
+    req.on("error", reject);
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer from ${url}`)));
+    req.end(body);
+  });
 }

@@ -276,7 +276,9 @@ for (const [from, to] of [["polling", "websocket"], ["polling", "sse"], ["short-
       net.hooks.down = (ws, d) => after(net, ws, d, poll, () => at(async () => (await ws.cut(), poll.pass())));
     });
     assert.ok(c.probes.includes(failed), `the probe's failure was seen (${c.probes.join(", ")})`);
-    assert.equal(c.s.io.engine.transport.name, from, `still on ${from}`);
+    // No check of the transport the echo came on: the client probes again 200 ms after the
+    // failure (reprobe) and that probe passes untouched, so the echo may come on ${to} already
+    // (the bound above is the promise: no stall); a CI run at load 6 saw it on sse.
   });
 
   test(`${from} > ${to}: the probe dies during the pause (a POST still out): ${from} goes on at once`, opts, async (t) => {
@@ -358,7 +360,6 @@ test("sse > websocket: the probe dies during the pause (a POST still out): sse g
     },
     ["sse", "websocket"],
   );
-  assert.equal(c.s.io.engine.transport.name, "sse", "still on SSE");
   assert.ok(c.probes.includes("websocket:ws-closed"), `the probe's failure was seen (${c.probes.join(", ")})`);
 });
 
