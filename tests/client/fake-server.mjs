@@ -7,6 +7,21 @@
 //   const srv = new FakeServer({ echo: true });
 //   const e = new Engine("http://x/", { fetch: srv.fetch, WebSocket: srv.WebSocket, storage: null });
 //   srv.f.wsMute = true;  srv.send(srv.last, "hi");  srv.last.got  srv.reports
+import { mock } from "node:test";
+import assert from "node:assert/strict";
+
+// Under node:test's mock timers: advances the fake clock 10 ms at a time, letting promises and
+// I/O callbacks run between steps, until cond() holds; fails after ms (fake) saying what.
+const settle = () => new Promise((r) => setImmediate(r));
+export async function fakeUntil(cond, ms, what) {
+  for (let t = 0; t < ms && !cond(); t += 10) {
+    mock.timers.tick(10);
+    await settle();
+    await settle();
+  }
+  assert.ok(cond(), `${what} within ${ms} ms (fake time)`);
+}
+
 const enc = (p) => (typeof p.data === "string" || p.data == null ? p.type + (p.data ?? "") : "b" + Buffer.from(p.data).toString("base64"));
 const dec = (s) => (s[0] === "b" ? { type: 4, data: new Uint8Array(Buffer.from(s.slice(1), "base64")).buffer } : { type: +s[0], data: s.slice(1) });
 const res = (status, body = "") => ({ status, text: async () => body, headers: { get: () => null } });

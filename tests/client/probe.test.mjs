@@ -7,21 +7,13 @@
 import { test, mock, beforeEach, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { Engine } from "../../client-js/src/engine.mjs";
-import { FakeServer } from "./fake-server.mjs";
+import { FakeServer, fakeUntil } from "./fake-server.mjs";
 
 let n = 0;
 beforeEach(() => mock.timers.enable({ apis: ["setTimeout", "Date"], now: 1e12 }));
 afterEach(() => mock.timers.reset());
 
-const settle = () => new Promise((r) => setImmediate(r));
-async function until(cond, ms, what) {
-  for (let t = 0; t < ms && !cond(); t += 10) {
-    mock.timers.tick(10);
-    await settle();
-    await settle();
-  }
-  assert.ok(cond(), `${what} within ${ms} ms (fake time)`);
-}
+const until = fakeUntil;
 
 for (const from of ["polling", "short-polling"])
   test(`${from}: a WebSocket probe cut by the server right after 3probe, the pause still waiting for a poll: ${from} goes on at once`, async () => {

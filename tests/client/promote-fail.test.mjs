@@ -9,21 +9,14 @@
 import { test, mock, beforeEach, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { Engine } from "../../client-js/src/engine.mjs";
-import { FakeServer } from "./fake-server.mjs";
+import { FakeServer, fakeUntil } from "./fake-server.mjs";
 
 let n = 0;
 beforeEach(() => mock.timers.enable({ apis: ["setTimeout", "Date"], now: 1e12 }));
 afterEach(() => mock.timers.reset());
 
+const until = fakeUntil;
 const settle = () => new Promise((r) => setImmediate(r));
-async function until(cond, ms, what) {
-  for (let t = 0; t < ms && !cond(); t += 10) {
-    mock.timers.tick(10);
-    await settle();
-    await settle();
-  }
-  assert.ok(cond(), `${what} within ${ms} ms (fake time)`);
-}
 const aborted = (signal) => new Promise((_, rej) => signal.addEventListener("abort", () => rej(Object.assign(new Error("aborted"), { name: "AbortError" }))));
 
 for (const path of ["probed", "timer"])
