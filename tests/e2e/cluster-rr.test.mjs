@@ -14,7 +14,7 @@ import { io as officialIo } from "socket.io-client";
 import {
   httpRequest,
   FERRY_TRANSPORTS, SIO_TRANSPORTS, haveRedis, ferryHasRedis, startRedis, startNode, relayClient,
-  call, join, sleep, crossNodeReady, until, nginxNodes,
+  call, join, sleep, crossNodeReady, clusterReady, until, nginxNodes,
 } from "./cluster.mjs";
 import { startNginx } from "../lib/nginx.mjs";
 import { spawnSync } from "node:child_process";
@@ -60,15 +60,7 @@ test("round-robin nginx, no stickiness: every transport's session works through 
     });
 
     // Redis links up and subscribed: a publish from each node reaches a client on node 1.
-    const probeA = await relayClient("websocket", nodes[0].url, "probe-a");
-    clients.push(probeA);
-    await join(probeA, "probe");
-    for (const n of nodes.slice(1)) {
-      const p = await relayClient("websocket", n.url, `probe-${n.port}`);
-      clients.push(p);
-      await join(p, "probe");
-      await crossNodeReady(probeA, p, "probe");
-    }
+    await clusterReady(nodes, clients);
 
     // Every kind of client, twice, all through nginx.
     const kinds = [

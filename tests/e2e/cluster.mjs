@@ -9,6 +9,7 @@
 //                        socket.io-client ("sio-polling", "sio-websocket"), connected
 //   join(s, room)        the relay's join, resolves with its answer
 //   crossNodeReady(a, b) resolves once a publish on b's node reaches a (Redis links are up)
+//   clusterReady(nodes, clients)  the same from every node to nodes[0]
 //   until(cond, ms, what) resolves once cond() holds, throws after ms saying what
 //   nginxNodes(nodes)    the upstream server lines of round-robin.conf.in for these nodes
 //   httpRequest(url, {method, body, timeoutMs})  one plain HTTP request on its own
@@ -114,6 +115,22 @@ export function nginxNodes(nodes) {
 // Publish probes from b until one reaches a (both in room), within ms: proves that both nodes'
 // Redis links are up and subscribed. Every probe carries a unique tag; the ones that arrive
 // late are ignored by the callers (they listen to "message" with their own tags).
+// Readiness of a whole cluster: a relay client on each node in room "probe", and a publish from
+// each other node reaching the one on nodes[0]. The clients are pushed on `clients` (the test
+// disconnects them); resolves with the one on nodes[0].
+export async function clusterReady(nodes, clients) {
+  const probeA = await relayClient("websocket", nodes[0].url, "probe-a");
+  clients.push(probeA);
+  await join(probeA, "probe");
+  for (const n of nodes.slice(1)) {
+    const p = await relayClient("websocket", n.url, `probe-${n.port}`);
+    clients.push(p);
+    await join(p, "probe");
+    await crossNodeReady(probeA, p, "probe");
+  }
+  return probeA;
+}
+
 export async function crossNodeReady(a, b, room, ms = 20000) {
   const deadline = Date.now() + ms;
   let n = 0;

@@ -8,7 +8,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   FERRY_TRANSPORTS, SIO_TRANSPORTS, haveRedis, ferryHasRedis, startRedis, startNode, relayClient,
-  call, join, sleep, crossNodeReady,
+  call, join, sleep, crossNodeReady, clusterReady,
 } from "./cluster.mjs";
 
 const skip = !haveRedis()
@@ -35,15 +35,7 @@ test("cluster: three nodes through Redis, every transport, rooms across nodes ex
     for (const n of nodes) assert.match(n.stdout(), /cluster node node-\d/);
 
     // Readiness: a publish from each node reaches a client on node 1.
-    const probeA = await relayClient("websocket", nodes[0].url, "probe-a");
-    clients.push(probeA);
-    await join(probeA, "probe");
-    for (const n of nodes.slice(1)) {
-      const p = await relayClient("websocket", n.url, `probe-${n.port}`);
-      clients.push(p);
-      await join(p, "probe");
-      await crossNodeReady(probeA, p, "probe");
-    }
+    const probeA = await clusterReady(nodes, clients);
 
     // Six kinds of client on each of the three nodes: 18 members of "all"; every other one
     // (by index) also in "odd".
