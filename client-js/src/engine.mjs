@@ -487,16 +487,19 @@ export class Engine extends Emitter {
 
   // Attach (ext "resume"): move the session to another transport without a probe.
   attach(name, reason) {
+    clearTimeout(this.ct2);
     const old = this.transport;
-    old.detach();
-    this.lingering = old; // closed once the attach is answered (a WebSocket: docs/protocol.md 6.4)
+    // One attach at a time: one still opening is closed at once (a WebSocket's handshake
+    // aborted, no close frame), so that it cannot open later and take the session back; the
+    // transport the session was on lingers until this one is answered (docs/protocol.md 6.4).
+    if (old.attaching) old.stop();
+    else old.detach(), (this.lingering = old), (this.from = old.name);
     // The server abandons a probe in progress on an attach (docs/protocol.md 6.2).
     const p = this.probe;
     if (p) clearTimeout(p.timer), p.stop(), (this.probe = null), this.climb(this.o.reprobe);
     this.backoff(old.name);
     if (!this.ext.includes("resume")) return this._close("transport error");
     this.t0 = now();
-    this.from = old.name;
     // The unsent queue goes back in front of the messages to resend after the answer.
     this.hold = 1;
     this.pinging = null;

@@ -2,7 +2,9 @@
 // session-resume extension: client pings, attach with rx, reports), reached through a fake
 // fetch and a fake WebSocket class that the client takes as options. Faults can be switched on
 // and off while a session runs, like tools/ferry-proxy's: WebSocket refused or mute (both
-// directions), SSE buffered, held polls cut after N ms. Works under node:test's mock timers.
+// directions), SSE buffered, held polls cut after N ms; WebSocket handshakes held until
+// srv.releaseWs() (wsHold: a slow upgrade). srv.sockets lists every WebSocket the client made
+// (.closed: the client closed it; .ended: the server did). Works under node:test's mock timers.
 //
 //   const srv = new FakeServer({ echo: true });
 //   const e = new Engine("http://x/", { fetch: srv.fetch, WebSocket: srv.WebSocket, storage: null });
@@ -67,8 +69,10 @@ class Stream {
 export class FakeServer {
   constructor(o = {}) {
     this.o = { ext: true, echo: true, pingInterval: 25000, pingTimeout: 20000, spi: 1000, transports: ["polling", "websocket", "sse", "short-polling"], ...o };
-    this.f = { wsRefuse: false, wsMute: false, sseBuffer: false, pollCutMs: 0, sseRefuse: false };
+    this.f = { wsRefuse: false, wsMute: false, sseBuffer: false, pollCutMs: 0, sseRefuse: false, wsHold: false };
     this.sessions = new Map();
+    this.sockets = [];
+    this.heldWs = [];
     this.reports = [];
     this.requests = [];
     this.n = 0;
@@ -77,7 +81,10 @@ export class FakeServer {
     this.WebSocket = class FakeWS {
       constructor(url) {
         this.url = url;
-        srv._wsOpen(this, url);
+        srv.sockets.push(this);
+        // A handshake the client aborted (close() before open) never reaches the server.
+        if (srv.f.wsHold) srv.heldWs.push(() => this.closed || srv._wsOpen(this, url));
+        else srv._wsOpen(this, url);
       }
       send(d) {
         srv._wsIn(this, d);
@@ -88,6 +95,11 @@ export class FakeServer {
         if (s?.probe?.ws === this) (s.probe = null), (s.upgrading = false), srv._flush(s);
       }
     };
+  }
+  // Lets the held WebSocket handshakes through, the newest first when reversed.
+  releaseWs(reversed) {
+    const h = this.heldWs.splice(0);
+    for (const go of reversed ? h.reverse() : h) go();
   }
   get last() {
     return [...this.sessions.values()].pop();
@@ -138,7 +150,7 @@ export class FakeServer {
     const c = s.chan;
     if (!c) return;
     if (c.held) c.held(res(200, "6")), (c.held = null);
-    if (c.ws) queueMicrotask(() => c.ws.onclose?.({ code: 1000 }));
+    if (c.ws) (c.ws.ended = true), queueMicrotask(() => c.ws.onclose?.({ code: 1000 }));
     if (c.stream) c.stream.end();
     s.chan = null;
   }
