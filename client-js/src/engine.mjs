@@ -537,7 +537,9 @@ export class Engine extends Emitter {
     if (t === this.transport && t.name === "polling" && this.hs && ms > this.hs.pingInterval / 2) CUTS[this.key] = 0;
   }
   _streamEnd(t) {
-    if (t === this.probe) return t.fail("sse-refused");
+    // A probe's stream, or the first one ended before the open packet came whole (a proxy
+    // killed it mid-event): the transport failed; the session does not wait for `timeout`.
+    if (t === this.probe || !this.hs) return t.fail("sse-refused");
     if (t !== this.transport || this.readyState !== "open") return t === this.old ? (this.old = null) : 0;
     t.q = {}; // a recycled stream resumes by Last-Event-ID (docs/protocol.md 3.4)
     t.stream();

@@ -124,7 +124,6 @@ export class Manager extends Emitter {
   }
   onclose(reason, info = {}, left = []) {
     clearTimeout(this.ot);
-    const was = this.state;
     this.state = "closed";
     // Events the dead session never sent go out first on the next one (acks and the rest
     // belong to the old session). A head is followed by its binary attachments.
@@ -146,7 +145,8 @@ export class Manager extends Emitter {
     for (const n in this.nsps) {
       const s = this.nsps[n];
       if (s.connected) s.onclose(reason);
-      else if (was === "opening" && s.active) s.fire("connect_error", Object.assign(new Error(reason === "timeout" ? "timeout" : this.o.transports?.[0] === "websocket" ? "websocket error" : "xhr poll error"), { description: info.status, type: "TransportError" }));
+      // Not connected yet (the handshake or the CONNECT unanswered): that attempt failed.
+      else if (s.active && !this.skip) s.fire("connect_error", Object.assign(new Error(reason === "timeout" ? "timeout" : this.o.transports?.[0] === "websocket" ? "websocket error" : "xhr poll error"), { description: info.status, type: "TransportError" }));
     }
     this.fire("close", reason);
     if (this.skip || !this.o.reconnection) return;

@@ -140,6 +140,69 @@ test("disconnect reasons: io server disconnect does not reconnect; transport clo
   srv.close();
 });
 
+test("an SSE stream cut before its handshake event is whole: a new attempt at once with connect_error, not after `timeout`", async () => {
+  // ferry-proxy's --drop (phase "at") shows a body but its last byte, then kills the connection:
+  // the open packet's event never completes (make chaos run 3: a 22-s hole on the SSE client).
+  const srv = new FakeServer({ sio: true });
+  let cut = 1;
+  const fetch = async (url, init) => {
+    const r = await srv.fetch(url, init);
+    if (!cut || !r.body || url.includes("sid=")) return r;
+    cut = 0;
+    const rd = r.body.getReader();
+    let n = 0;
+    const read = async () => (n++ ? { done: true } : rd.read().then((x) => ({ value: x.value.slice(0, -1), done: false })));
+    return { ...r, body: { getReader: () => ({ read }) } };
+  };
+  const s = sock(srv, { fetch, transports: ["sse"], reconnectionDelay: 100, reconnectionDelayMax: 100 });
+  const errors = [];
+  s.on("connect_error", (e) => errors.push(e.message));
+  const t0 = Date.now();
+  await until(() => s.connected, 30000, "connect");
+  assert.equal(cut, 0, "the first stream was cut");
+  assert.ok(Date.now() - t0 < 2000, `connected ${Date.now() - t0} ms (fake) after the start: the ended stream was seen at once`);
+  assert.deepEqual(errors, ["xhr poll error"]);
+  assert.equal(srv.sessions.size, 2);
+  s.disconnect();
+  srv.close();
+});
+
+test("the session lost while CONNECT awaits its answer: connect_error, then the next attempt after the backoff", async () => {
+  const srv = new FakeServer({ sio: true, echo: false });
+  srv.o.sio = false; // the CONNECT goes unanswered
+  const s = sock(srv, { transports: ["polling"], reconnectionDelay: 100, reconnectionDelayMax: 100 });
+  const errors = [];
+  s.on("connect_error", (e) => errors.push(e));
+  let disconnects = 0;
+  s.on("disconnect", () => disconnects++);
+  await until(() => srv.last?.got.some((m) => m.startsWith("0")), 5000, "CONNECT at the server");
+  srv.o.sio = true;
+  srv._closeSession(srv.last);
+  await until(() => errors.length, 1000, "connect_error");
+  assert.equal(s.connected, false);
+  assert.equal(errors[0].type, "TransportError");
+  await until(() => s.connected, 1000, "connected on the next session");
+  assert.equal(srv.sessions.size, 2);
+  assert.equal(errors.length, 1);
+  assert.equal(disconnects, 0, "never connected: no disconnect");
+  s.disconnect();
+  srv.close();
+});
+
+test("closing the manager while CONNECT awaits its answer fires no connect_error and does not reconnect", async () => {
+  const srv = new FakeServer({ sio: true, echo: false });
+  srv.o.sio = false;
+  const s = sock(srv, { transports: ["polling"], reconnectionDelay: 100, reconnectionDelayMax: 100 });
+  let errors = 0;
+  s.on("connect_error", () => errors++);
+  await until(() => srv.last?.got.some((m) => m.startsWith("0")), 5000, "CONNECT at the server");
+  s.io.close();
+  await run(2000);
+  assert.equal(errors, 0);
+  assert.equal(srv.sessions.size, 1);
+  srv.close();
+});
+
 test("the online event reconnects at once (network-online) instead of waiting for the backoff", async () => {
   const et = new EventTarget();
   globalThis.addEventListener = et.addEventListener.bind(et);
