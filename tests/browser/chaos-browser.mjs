@@ -18,7 +18,7 @@ import { io as officialIo } from "socket.io-client";
 import { launchChromium } from "../lib/browser.mjs";
 import { startServer, bin, root } from "../lib/server.mjs";
 import { startProxy } from "../lib/proxy.mjs";
-import { audit, switchSummary, whereSent, detail, keepLog } from "../e2e/chaos.mjs";
+import { audit, switchSummary, whereSent, detail, keepLog, notRecoveredWhy } from "../e2e/chaos.mjs";
 
 const ALL = ["websocket", "sse", "polling", "short-polling"];
 export const BROWSER_CLIENTS = [...ALL.map((t) => ({ name: t, transports: [t] })), { name: "switching", transports: ALL }];
@@ -139,6 +139,7 @@ export async function runBrowserChaos({ count = 10000, seconds = 900, seed = 1, 
         sessions: r.sessions,
         recoveries: r.recoveries,
         failedRecoveries: r.failedRecoveries,
+        notRecovered: r.notRecovered ?? [],
         transport: r.transport,
         errors: [...(r.errors ?? []), ...p.errors].slice(0, 5),
         state,
@@ -156,8 +157,11 @@ export async function runBrowserChaos({ count = 10000, seconds = 900, seed = 1, 
     code = await srv.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }
+  // Why each reconnection was not recovered, as tools/ferry logged it (by the new socket's id).
+  const why = notRecoveredWhy(srv.stderr());
+  for (const row of rows) row.notRecovered = row.notRecovered.map((x) => `${x.text}: ${why.get(x.id) ?? "the server logged no reason"}`);
   // What the server said about losses it saw or repaired (docs/protocol.md 5.3 and 13).
-  const said = srv.stderr().split("\n").filter((l) => /a gap|came again|answer was lost|attach on .* refused|no longer held/.test(l));
+  const said = srv.stderr().split("\n").filter((l) => /a gap|came again|answer was lost|attach on .* refused|no longer held|not recovered/.test(l));
   return { rows, proxyStats, serverExit: code, seconds: (Date.now() - t0) / 1000, seed, count, pageLoadsFailed, said, serverLog: srv.stderr() };
 }
 
@@ -171,7 +175,7 @@ export function browserReport(r) {
   }
   const kinds = {};
   for (const l of r.said ?? []) {
-    const k = /a gap/.test(l) ? "outbox gaps" : /came again/.test(l) ? "repeated POSTs not taken twice" : /answer was lost/.test(l) ? "lost poll answers sent again" : "refusals";
+    const k = /a gap/.test(l) ? "outbox gaps" : /not recovered/.test(l) ? "reconnections not recovered" : /came again/.test(l) ? "repeated POSTs not taken twice" : /answer was lost/.test(l) ? "lost poll answers sent again" : "refusals";
     kinds[k] = (kinds[k] ?? 0) + 1;
   }
   lines.push(`server: ${Object.entries(kinds).map(([k, n]) => `${k} ${n}`).join(", ") || "nothing to say"}`);

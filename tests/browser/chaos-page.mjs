@@ -3,9 +3,9 @@
 // relay and, once joined, publishes {n} (n = 0, 1, ...) as event "seq", at most `window` ahead
 // of the echoes ("echo" {n}, sent back by the run's echo bot) it has received. It records every
 // echo in arrival order, when it sent each number, every transport change (when, after how many
-// sent) and every (re)connection.
+// sent) and every (re)connection (those not recovered with their new socket id).
 export function startChaos(io, url, { name, room, count, window = 100, transports }) {
-  const r = { name, sent: 0, sentAt: [], down: [], joined: false, switches: [], sessions: 0, recoveries: 0, failedRecoveries: 0, errors: [], transport: null };
+  const r = { name, sent: 0, sentAt: [], down: [], joined: false, switches: [], sessions: 0, recoveries: 0, failedRecoveries: 0, errors: [], notRecovered: [], transport: null };
   const t0 = Date.now();
   const seen = new Set();
   const s = io(url, { transports, auth: { name }, reconnectionDelay: 100, reconnectionDelayMax: 1000, requestTimeout: 5000, storage: null });
@@ -18,6 +18,8 @@ export function startChaos(io, url, { name, room, count, window = 100, transport
   s.on("connect", () => {
     r.sessions++;
     if (s.recovered) r.recoveries++;
+    // A reconnection not recovered: its new socket id, by which tools/ferry's log says why.
+    else if (r.sessions > 1 && r.notRecovered.length < 20) r.notRecovered.push({ id: s.id, text: when() });
     // A recovered socket is still in its room; a new one joins (again).
     if (!s.recovered)
       s.emit("join", { room }, (ack) => {

@@ -93,8 +93,10 @@ export function whereSent(n, sentAt, switches) {
 // count: messages per client and direction (the official client: until the server took and
 // echoed count, its upstream losing some); seconds: when to stop sending whatever the count;
 // window: messages sent and not yet echoed at most (ferry's client).
-export async function runChaos({ count = 10000, seconds = 300, seed = 1, drop = 0.2, wsCloseAfter = 3, window = 100, clients = CLIENTS, officialPace = "rate", log = () => {} } = {}) {
-  const srv = await startSio(["--recovery", "60000", "--transports", ALL.join(",")]);
+// recovery: the server's recovery window (ms). The server logs at info, so that a reconnection
+// not recovered has its reason in the log (notRecoveredWhy), printed next to its client.
+export async function runChaos({ count = 10000, seconds = 300, seed = 1, drop = 0.2, wsCloseAfter = 3, window = 100, clients = CLIENTS, officialPace = "rate", recovery = 60000, log = () => {} } = {}) {
+  const srv = await startSio(["--recovery", String(recovery), "--transports", ALL.join(","), "--log-level", "info"]);
   const px = await startProxy(srv.url, ["--drop", String(drop), "--drop-within", "3000", "--ws-close-after", String(wsCloseAfter), "--seed", String(seed), "--quiet"]);
   const results = [];
   const t0 = Date.now();
@@ -113,13 +115,18 @@ export async function runChaos({ count = 10000, seconds = 300, seed = 1, drop = 
         let sessions = 0, recoveries = 0, failedRecoveries = 0;
         // Reconnections that did not recover (the app is told: recovered === false, and ferry's
         // client's recovery_failed says why): when, and after how many sent.
+        // Each one keeps its new socket id: the server's log says why, by that id (notRecoveredWhy).
         const notRecovered = [];
+        let lastDisconnect = null;
         s.on("connect", () => {
           sessions++;
           if (s.recovered) recoveries++;
-          else if (sessions > 1) notRecovered.push(`${((Date.now() - t0) / 1000).toFixed(1)} s (${sent} sent)`);
+          else if (sessions > 1) notRecovered.push({ id: s.id, text: `${((Date.now() - t0) / 1000).toFixed(1)} s (${sent} sent${lastDisconnect ? `, after "${lastDisconnect}"` : ""})` });
         });
-        s.on("disconnect", (reason) => !c.official && reason !== "io client disconnect" && notRecovered.length < 20 && notRecovered.push(`disconnect: ${reason} at ${((Date.now() - t0) / 1000).toFixed(1)} s (${sent} sent)`));
+        s.on("disconnect", (reason) => {
+          lastDisconnect = reason;
+          if (!c.official && reason !== "io client disconnect" && notRecovered.length < 20) notRecovered.push(`disconnect: ${reason} at ${((Date.now() - t0) / 1000).toFixed(1)} s (${sent} sent)`);
+        });
         s.on("recovery_failed", (e) => (failedRecoveries++, notRecovered.push(`recovery_failed ${e.reason}${e.unconfirmed ? `, ${e.unconfirmed} unconfirmed` : ""}`)));
         const prefix = `${c.name}-${seed}:`;
         const down = [];
@@ -190,6 +197,9 @@ export async function runChaos({ count = 10000, seconds = 300, seed = 1, drop = 
     await sleep(200);
     var code = await srv.stop();
   }
+  // Why each reconnection was not recovered, as the server logged it (by the new socket's id).
+  const why = notRecoveredWhy(srv.stderr());
+  for (const r of results) r.notRecovered = r.notRecovered.map((x) => (typeof x === "string" ? x : `${x.text}: ${why.get(x.id) ?? "the server logged no reason (the client sent no pid?)"}`));
   // Upstream, as the server took it: every "message" it printed, in order, per client.
   const up = new Map(results.map((r) => [r.prefix, []]));
   for (const e of srv.all("event").filter((e) => e.name === "message")) {
@@ -219,9 +229,18 @@ export async function runChaos({ count = 10000, seconds = 300, seed = 1, drop = 
     row.where = wrong.slice(0, 10).map((n) => whereSent(n, r.sentAt, r.switches));
     return row;
   });
-  // What the server said about losses it saw (an outbox gap, a refused attach...).
-  const said = srv.stderr().split("\n").filter((l) => /a gap|refused|no longer held|lost|too old/.test(l));
+  // What the server said about losses it saw (an outbox gap, a refused attach, a recovery refused...).
+  const said = srv.stderr().split("\n").filter((l) => /^ferry (warn|error)|a gap|refused|no longer held|too old|not recovered/.test(l));
   return { rows, proxyStats, serverExit: code, seconds: (Date.now() - t0) / 1000, seed, count, said, serverLog: srv.stderr() };
+}
+
+// The server's reasons for the reconnections it did not recover ("socket ID in NSP not
+// recovered (gap: what it missed is no longer in the log; offset 12): a new socket", at info,
+// lib/socket/socket.c), by the new socket's id.
+export function notRecoveredWhy(log) {
+  const why = new Map();
+  for (const m of log.matchAll(/socket (\S+) in \S+ not recovered \((.*)\): a new socket/g)) why.set(m[1], m[2]);
+  return why;
 }
 
 export function report(r) {

@@ -41,6 +41,7 @@
  * --connect-timeout MS, --ack-timeout MS, --queue-bytes N, --recovery MS (connection-state
  * recovery; "connect" lines then carry "recovered"), --recovery-bytes N (its log's byte bound),
  * --transports polling,websocket[,sse,short-polling], --max-attachments N,
+ * --log-level LEVEL (info: why a recovery was refused, for the chaos runs),
  * --suite (port 3000, ping 300/200, connect timeout 1000: the public test suite's settings).
  * SIGTERM or SIGINT closes the server; exit status 0 only if the loop closed clean. */
 #include <signal.h>

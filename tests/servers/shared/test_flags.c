@@ -113,6 +113,18 @@ int test_engine_flag(ferry_server_config *cfg, const char *a, const char *v)
         /* permessage-deflate on engine WebSockets; v: the size threshold in bytes */
         add_option("websocket", 9, "per_message_deflate", 19, "1");
         add_option("websocket", 9, "deflate_threshold", 17, v);
+    } else if (strcmp(a, "--log-level") == 0) {
+        /* ferry's log lines on stderr up to this level (default warn): info adds why a
+         * recovery was refused, attaches, transport changes (the chaos runs read them) */
+        static const char *const levels[] = {"error", "warn", "info", "debug"};
+        size_t l = 0;
+        while (l < sizeof(levels) / sizeof(levels[0]) && strcmp(v, levels[l]) != 0)
+            l++;
+        if (l == sizeof(levels) / sizeof(levels[0])) {
+            fprintf(stderr, "test server: --log-level: error, warn, info or debug, not '%s'\n", v);
+            exit(2);
+        }
+        ferry_set_log_cb(NULL, (ferry_log_level)l, NULL);
     } else if (strcmp(a, "--transport-option") == 0) {
         /* TRANSPORT.OPTION=VALUE: any option of any transport, by the registry's names */
         const char *dot = strchr(v, '.');

@@ -14,7 +14,7 @@ unsigned test_parse_transports(const char *list);
  * (--path --ping-interval --ping-timeout --max-payload --max-header-bytes --header-timeout
  * --idle-timeout --max-connections --queue-bytes --transports --static --cors
  * --short-poll-interval --sse-keepalive --sse-padding --sse-recycle --ws-deflate
- * --transport-option TRANSPORT.OPTION=VALUE), else 0. cfg keeps pointers into v (argv). The
+ * --transport-option TRANSPORT.OPTION=VALUE, --log-level error|warn|info|debug), else 0. cfg keeps pointers into v (argv). The
  * transport settings (--sse-*, --ws-deflate, --transport-option) are kept for
  * test_transport_options(). */
 int test_engine_flag(ferry_server_config *cfg, const char *flag, const char *v);
