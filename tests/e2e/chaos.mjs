@@ -230,7 +230,7 @@ export async function runChaos({ count = 10000, seconds = 300, seed = 1, drop = 
     return row;
   });
   // What the server said about losses it saw (an outbox gap, a refused attach, a recovery refused...).
-  const said = srv.stderr().split("\n").filter((l) => /^ferry (warn|error)|a gap|refused|no longer held|too old|not recovered/.test(l));
+  const said = srv.stderr().split("\n").filter((l) => /^ferry (warn|error)|a gap|attach on .* refused|handshake refused|no longer held|not recovered/.test(l));
   return { rows, proxyStats, serverExit: code, seconds: (Date.now() - t0) / 1000, seed, count, said, serverLog: srv.stderr() };
 }
 
