@@ -19,13 +19,18 @@ function connected(socket) {
   return new Promise((resolve) => socket.once("connect", resolve));
 }
 
-for (const mode of ["polling", "websocket"]) {
-  test(`${mode}: a dropped connection is recovered with its id, rooms and missed packets`, async () => {
+// [transport before the cut, transport after]: each of the official client's two as before and
+// as after, and an upgraded session (polling then WebSocket) that comes back on polling.
+const PAIRS = [["polling", "polling"], ["websocket", "websocket"], ["polling", "websocket"], ["websocket", "polling"], ["upgrade", "polling"]];
+for (const [mode, post] of PAIRS) {
+  test(`${mode} -> cut -> ${post}: a dropped connection is recovered with its id, rooms and missed packets`, async () => {
     // A comes back by a.connect() once the missed packets are sent: an automatic reconnection
     // could connect before the test listens for it (and before the packets were missed).
     const a = io(srv.url, { ...MODES[mode], forceNew: true, reconnection: false });
     const b = io(srv.url, { ...MODES[mode], forceNew: true, reconnection: false });
     await Promise.all([connected(a), connected(b)]);
+    if (mode === "upgrade" && a.io.engine.transport.name !== "websocket")
+      await new Promise((r) => a.io.engine.once("upgrade", r));
     assert.equal(a.recovered, false);
     const got = [];
     a.on("news", (...args) => got.push(args));
@@ -42,9 +47,12 @@ for (const mode of ["polling", "websocket"]) {
     assert.equal(await b.timeout(3000).emitWithAck("to", "room1", "news", "missed-1"), 0);
     await b.timeout(3000).emitWithAck("broadcast", "news", "missed-2");
     await b.timeout(3000).emitWithAck("to", "elsewhere", "news", "not-for-a");
+    a.io.opts.transports = [post]; // the next Engine.IO session starts on this one
+    a.io.opts.upgrade = false;
     const back = connected(a);
     a.connect(); // with its pid and offset, as the automatic reconnection does
     await back;
+    assert.equal(a.io.engine.transport.name, post);
     assert.equal(a.recovered, true, "socket.recovered");
     assert.equal(a.id, id, "same socket id");
     const conn = await srv.next((e) => e.event === "connect" && e.id === id && e.recovered === true);

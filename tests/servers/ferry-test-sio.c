@@ -35,7 +35,8 @@
  * With recovery on, "/kept" keeps socket data across recovery (ferry_namespace_keep_socket_data,
  * released with free()): each socket holds a counter that "count" increments and acks with, and
  * the connect line carries "count"; "/short" has a recovery window of its own, 300 ms
- * (ferry_namespace_set_recovery). Both behave as "/" otherwise.
+ * (ferry_namespace_set_recovery), and "/own" bounds of its own, a 4000 ms window and a 1 MiB
+ * log (the server's --recovery-bytes applies to the others). They behave as "/" otherwise.
  *
  * Flags: --port N (0), --path P (/socket.io/), --ping-interval MS, --ping-timeout MS,
  * --connect-timeout MS, --ack-timeout MS, --queue-bytes N, --recovery MS (connection-state
@@ -386,8 +387,12 @@ int main(int argc, char **argv)
     ferry_namespace_keep_socket_data(kept, release_data, NULL);
     ferry_namespace *shortw = ferry_of(srv, "/short");
     setup(shortw);
-    if (cfg.recovery_ms > 0)
+    ferry_namespace *own = ferry_of(srv, "/own");
+    setup(own);
+    if (cfg.recovery_ms > 0) {
         ferry_namespace_set_recovery(shortw, 300, cfg.recovery_max_bytes);
+        ferry_namespace_set_recovery(own, 4000, 1u << 20);
+    }
     ferry_namespace *admin = ferry_of(srv, "/admin");
     setup(admin);
     ferry_namespace_use(admin, admin_mw, NULL);
