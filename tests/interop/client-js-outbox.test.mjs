@@ -135,7 +135,7 @@ test("wire: after a lost session the recovered socket says what it took, drops i
 
 // ferry's client, its engine's transport muted (what it sends goes nowhere), then its session
 // lost: the emits in flight are sent again on the next session, once.
-for (const t of ["websocket", "polling"]) {
+for (const t of ["websocket", "polling", "sse", "short-polling"]) {
   test(`ferry's client (${t}): emits lost in flight with the session are sent again, once and in order; acks run once`, async () => {
     const s = io(srv.url, { WebSocket: WS, storage: null, forceNew: true, transports: [t], reconnectionDelay: 50, reconnectionDelayMax: 100 });
     try {

@@ -522,6 +522,57 @@ static void spill_gap_closes(void **state)
     h_stop(h);
 }
 
+/* ---- control packets: never dropped, whatever the policy (ferry.h). With the queue far over
+ * the bound under each policy that keeps the session open, the client CONNECTs to a second
+ * namespace, asks for an ack, and the server disconnects its socket: the CONNECT answer, the
+ * ack answer and the DISCONNECT all arrive, and the session stays open. */
+
+static void control_packets_never_dropped(void **state)
+{
+    (void)state;
+    const ferry_backpressure policies[] = {FERRY_BACKPRESSURE_DROP_VOLATILE,
+                                           FERRY_BACKPRESSURE_LATEST, FERRY_BACKPRESSURE_SPILL};
+    for (size_t p = 0; p < sizeof(policies) / sizeof(policies[0]); p++) {
+        h_server *h = start(policies[p], 2000, policies[p] == FERRY_BACKPRESSURE_SPILL ? 60000 : 0);
+        assert_non_null(ferry_of(h->srv, "/other"));
+        char sid[64];
+        join(h, sid, sizeof(sid));
+        for (int i = 0; i < 40; i++) { /* ~26 KB of events: far over the 2000-byte bound */
+            emit("n", i, NULL);
+            emit("v", i, NULL);
+            emit("k", i, "KEY");
+        }
+        h_response r;
+        assert_int_equal(request(h, "POST", sid, "40/other,", &r), 200);
+        assert_int_equal(request(h, "POST", sid, "421[\"sync\",7]", &r), 200);
+        assert_int_equal(A.sync_acks, 1);
+        ferry_socket_disconnect(A.sock, 0); /* the server's DISCONNECT of "/" */
+        assert_true(h_run_until(h, h_cond_flag, &A.disconnects, 3000));
+        int connect_answer = 0, ack_answer = 0, disconnect = 0, ended = 0;
+        for (int round = 0; round < 200 && !disconnect && !ended; round++) {
+            if (request(h, "GET", sid, NULL, &r) != 200) {
+                ended = 1;
+                break;
+            }
+            char *save = NULL;
+            for (char *pkt = strtok_r(r.body, "\x1e", &save); pkt != NULL;
+                 pkt = strtok_r(NULL, "\x1e", &save)) {
+                connect_answer += strncmp(pkt, "40/other,{\"sid\":\"", 17) == 0;
+                ack_answer += strcmp(pkt, "431[7]") == 0;
+                disconnect += strcmp(pkt, "41") == 0;
+                ended |= strcmp(pkt, "1") == 0;
+            }
+        }
+        assert_false(ended);
+        assert_int_equal(connect_answer, 1);
+        assert_int_equal(ack_answer, 1);
+        assert_int_equal(disconnect, 1);
+        printf("%s: CONNECT answer, ack answer and DISCONNECT delivered over the bound\n",
+               ferry_backpressure_name(policies[p]));
+        h_stop(h);
+    }
+}
+
 /* ---- the drain callback */
 
 static void drain_callback(void **state)
@@ -594,6 +645,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(latest_policy),  cmocka_unit_test(latest_on_an_extension_session),
     cmocka_unit_test(spill_policy),   cmocka_unit_test(spill_gap_closes),
     cmocka_unit_test(drain_callback), cmocka_unit_test(drain_callback_closes),
+    cmocka_unit_test(control_packets_never_dropped),
 };
 
 FERRY_TEST_MAIN(tests)
