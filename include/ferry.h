@@ -1096,9 +1096,10 @@ FERRY_EXTERN int ferry_socket_connected(const ferry_socket *s);
 /* ---- backpressure per namespace (docs/reliability.md "Backpressure")
  *
  * Each Engine.IO session has one send queue: the packets of every namespace the client joined,
- * waiting for a transport to take them (a transport takes what it can write: a WebSocket or an
- * SSE stream holds at most about 1 MiB on top of the kernel's buffers, a long-poll one
- * response). A client that reads slower than the app emits makes the queue grow. Each
+ * waiting for a transport to take them (a transport takes what it can write: a WebSocket at
+ * most 32 KiB in its write buffer and about 32 KiB unsent in the kernel, an SSE stream about
+ * 1 MiB on top of the kernel's buffers, a long-poll one response). A client that reads slower
+ * than the app emits makes the queue grow. Each
  * namespace bounds it for the packets it sends (max_bytes, compared with the session's
  * queued bytes) and chooses what happens to a packet of its own that would pass the bound:
  *

@@ -48,6 +48,18 @@ failure_details() { # logfile
   ' "$1"
 }
 
+# The reliability runs' counts (issue 14: the chaos tables of tests/e2e/chaos.test.mjs and
+# tests/browser/chaos.test.mjs, the slow-consumer tables of tests/e2e/backpressure-chaos.test.mjs),
+# which their tests print with console.log (TAP "# " lines), shown in the output and not only in
+# the log; at most 40 lines per table.
+count_tables() { # logfile
+  awk '
+    /^# (chaos|slow chaos)[ :(]/ { on = 1; n = 0 }
+    on && (!/^# / || /^# Subtest/) { on = 0 }
+    on && n < 40 { print "   " substr($0, 3); n++ }
+  ' "$1"
+}
+
 run_node_suite() { # name dir
   local files
   files=$(find "$2" -name '*.test.mjs' 2>/dev/null | sort)
@@ -64,6 +76,7 @@ run_node_suite() { # name dir
   read -r p f < <(node_counts "$log_dir/$1.log")
   [ $rc -ne 0 ] && [ "$f" = 0 ] && f=1
   grep -E '^not ok|^# (pass|fail)' "$log_dir/$1.log" | sed 's/^/   /'
+  count_tables "$log_dir/$1.log"
   [ "$f" != 0 ] && failure_details "$log_dir/$1.log"
   [ "$f" != 0 ] && echo "   (log: $log_dir/$1.log)"
   record "$1" "$p" "$f"
