@@ -208,8 +208,12 @@ test("backpressure spill: after the slow client resumes, everything not volatile
   console.log(`# spill: ${nv.length}/${want.length} non-volatile publishes in order after resuming, volatile ${count(evs, "v")}/${N / 3}, ack answered; fast client ${fastGot.length}/${N}`);
 });
 
-test("tools/ferry refuses bad backpressure settings with one clear line", async () => {
+test("tools/ferry refuses bad backpressure settings with one clear line; --help documents the flags", async () => {
   const { spawnSync } = await import("node:child_process");
+  const h = spawnSync(bin("tools/ferry/ferry"), ["--help"], { encoding: "utf8", timeout: 10000 });
+  assert.equal(h.status, 0);
+  assert.match(h.stdout, /--max-queue-bytes BYTES[\s\S]*FERRY_MAX_QUEUE_BYTES, default 8388608/);
+  assert.match(h.stdout, /--backpressure POLICY[\s\S]*close[\s\S]*drop-volatile[\s\S]*latest[\s\S]*spill[\s\S]*FERRY_BACKPRESSURE, default close/);
   const cases = [
     [["--backpressure", "drop"], /invalid backpressure policy 'drop'/],
     [["--max-queue-bytes", "100"], /invalid max queue bytes '100'/],

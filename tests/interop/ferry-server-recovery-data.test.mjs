@@ -5,7 +5,9 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { io } from "socket.io-client";
-import { startServer, bin, once } from "../lib/server.mjs";
+import fs from "node:fs";
+import path from "node:path";
+import { startServer, bin, once, root } from "../lib/server.mjs";
 
 const servers = [];
 after(async () => {
@@ -90,4 +92,32 @@ test("--recovery-ms 0: a client that comes back is a new socket, named by its ne
   assert.equal(r.recovered, false);
   assert.equal(r.sameId, false);
   assert.deepEqual(r.from, { id: r.id, name: "anonymous" });
+});
+
+// `make run` as the Makefile has it (the chat demo on tools/ferry): its command line sets no
+// --recovery-ms, so the chat gets recovery by default. Run with the Makefile's own flags (port 0,
+// metrics left out: 9464 may be taken), a chat user cut off keeps her nickname and id.
+test("make run's command line: recovery on by default, a recovered chat user keeps her nickname", async () => {
+  const mk = fs.readFileSync(path.join(root, "Makefile"), "utf8");
+  const recipe = /^run:.*\n((?:\t.*\n)+)/m.exec(mk);
+  assert.ok(recipe, "the Makefile has a run target");
+  const line = recipe[1].replace(/\\\n\s*/g, " ");
+  const m = /\$\(RUN_DIR\)\/tools\/ferry\/ferry (.*)/.exec(line);
+  assert.ok(m, line);
+  const words = m[1].trim().split(/\s+/);
+  assert.ok(!words.includes("--recovery-ms") && !/recovery/.test(line), "make run does not turn recovery off");
+  const args = [];
+  for (let i = 0; i < words.length; i += 2) {
+    const [flag, v] = [words[i], words[i + 1]];
+    if (flag === "--metrics-listen") continue;
+    args.push(flag, flag === "--port" ? "0" : flag === "--static" ? path.join(root, v) : v);
+  }
+  assert.deepEqual(args.filter((a) => a.startsWith("--")), ["--host", "--port", "--static", "--allow-publish"]);
+  const srv = await startServer(bin("tools/ferry/ferry"), args);
+  servers.push(srv);
+  assert.match(srv.stdout(), /connection-state recovery: 120000 ms/);
+  const r = await cutAndPublish(srv);
+  assert.equal(r.recovered, true, "socket.recovered");
+  assert.equal(r.sameId, true, "same socket id");
+  assert.deepEqual(r.from, { id: r.id, name: "ann" });
 });
