@@ -4,8 +4,9 @@
 // --ws-close-after) and stops reading from the server for the last part of every period
 // (--stall, with --window so that the server's own buffers fill: a client that reads slower
 // than the app publishes). The clients: ferry's client in Node (npm ws) on WebSocket and on
-// long-polling, and the official socket.io-client on WebSocket and on long-polling, all in one
-// room. A backend publishes numbered events through POST /api/publish faster than a stalled
+// long-polling, ferry's browser client in headless Chromium on WebSocket and on long-polling
+// (its page served by the same tools/ferry, the client connecting through its proxy), and the
+// official socket.io-client on WebSocket and on long-polling, all in one room. A backend publishes numbered events through POST /api/publish faster than a stalled
 // client reads: a quarter plain ("n"), a quarter volatile ("v"), half keyed by four keys ("k").
 // Every client also asks the server something with an acknowledgement now and then (its answer
 // is a control packet that no policy may drop). At the end an "end" publish, and each client is
@@ -23,21 +24,81 @@
 //
 //   import { runSlowChaos, slowReport } from "./backpressure-chaos.mjs"
 //   node tests/e2e/backpressure-chaos.mjs [--policy P] [--seconds 10] [--seed N]
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { execFileSync } from "node:child_process";
 import WS from "ws";
 import { io } from "../../client-js/src/index.mjs";
 import { io as officialIo } from "socket.io-client";
-import { startServer, bin } from "../lib/server.mjs";
+import { startServer, bin, root } from "../lib/server.mjs";
 import { startProxy } from "../lib/proxy.mjs";
 import { rawConnect } from "../lib/rawhttp.mjs";
+import { launchChromium } from "../lib/browser.mjs";
 import { randomBytes } from "node:crypto";
 
 export const POLICIES = ["close", "drop-volatile", "latest", "spill"];
 export const SLOW_CLIENTS = [
   { name: "ferry-websocket", transports: ["websocket"] },
   { name: "ferry-polling", transports: ["polling"] },
+  { name: "chromium-ws", transports: ["websocket"], browser: true },
+  { name: "chromium-polling", transports: ["polling"], browser: true },
   { name: "sio-websocket", transports: ["websocket"], official: true },
   { name: "sio-polling", transports: ["polling"], official: true },
 ];
+
+// The page of the Chromium clients: ferry's browser bundle (window.ferry.io), nothing else.
+function buildPage() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ferry-slow-chaos-"));
+  execFileSync(process.execPath, [path.join(root, "client-js/build.mjs"), dir], { stdio: "ignore" });
+  const bundle = fs.readFileSync(path.join(dir, "ferry.min.js"), "utf8");
+  if (/<\/script/i.test(bundle)) throw new Error("cannot inline: </script in the bundle");
+  fs.writeFileSync(path.join(dir, "slow.html"), `<!doctype html><meta charset="utf-8"><title>slow</title>\n<script>${bundle}</script>\n`);
+  return dir;
+}
+
+// One Chromium client, run inside its page (serialized by playwright): the same bookkeeping as a
+// Node client's below, kept in the page (window.slow) and read back with result().
+function slowPage({ url, name, transports }) {
+  const st = { got: [], ended: false, sessions: 0, recovered: 0, notRecovered: 0, joined: false, asked: 0, answers: {}, sids: [] };
+  const s = window.ferry.io(url, { transports, storage: null, reconnectionDelay: 100, reconnectionDelayMax: 1000, requestTimeout: 5000 });
+  for (const ev of ["n", "v", "k"]) s.on(ev, (d) => st.got.push({ ev, i: d?.i, key: d?.key }));
+  s.on("end", () => (st.ended = true));
+  s.on("connect", () => {
+    st.sessions++;
+    const sid = s.io.engine?.sid ?? s.io.engine?.id;
+    if (sid && !st.sids.includes(sid.slice(0, 6))) st.sids.push(sid.slice(0, 6));
+    if (s.recovered) st.recovered++;
+    else if (st.joined) (st.notRecovered++, s.emit("join", { room: "feed" }));
+  });
+  let asking = false;
+  window.slow = {
+    join: () => s.timeout(5000).emitWithAck("join", { room: "feed" }).then((r) => (st.joined = !!r?.ok), () => false),
+    ask() {
+      asking = true;
+      const next = () => {
+        if (!asking) return;
+        const n = st.asked++;
+        s.timeout(60000).emit("join", { room: `${name}-${n % 4}` }, (err) => {
+          if (!err) st.answers[n] = (st.answers[n] ?? 0) + 1;
+        });
+        setTimeout(next, 400);
+      };
+      next();
+    },
+    stopAsking: () => (asking = false),
+    close: () => s.disconnect(),
+    result: () => st,
+  };
+}
+
+// A Chromium client's state as the Node side keeps it (st), read from its page.
+async function refresh(st) {
+  const r = await st.page.evaluate(() => window.slow.result());
+  Object.assign(st, { got: r.got, ended: r.ended, sessions: r.sessions, recovered: r.recovered, notRecovered: r.notRecovered, asked: r.asked });
+  st.answers = new Map(Object.entries(r.answers).map(([n, v]) => [Number(n), v]));
+  st.sids = new Set(r.sids);
+}
 const KEYS = ["AAA", "BBB", "CCC", "DDD"];
 const TOKEN = "slow-chaos-token";
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -111,14 +172,20 @@ export async function runSlowChaos({
   policy, seconds = 10, rate = 60, seed = 1, pad = 2000, bound = 40000, stall = "1200/2500", window = 32768,
   drop = 0.1, wsCloseAfter = 4, clients = SLOW_CLIENTS, log = () => {},
 } = {}) {
+  const browserClients = clients.some((c) => c.browser);
+  const pageDir = browserClients ? buildPage() : null;
   const srv = await startServer(bin("tools/ferry/ferry"), [
     "--port", "0", "--publish-token", TOKEN, "--publish-rate", "0", "--no-presence",
     "--backpressure", policy, "--max-queue-bytes", String(bound), "--log-level", "info",
+    // The Chromium clients' page comes from the server itself (not cut); their client connects
+    // through their proxy, another origin.
+    ...(browserClients ? ["--static", pageDir, "--cors-origins", "*"] : []),
   ]);
   const proxies = [];
   const states = [];
   const t0 = Date.now();
   let published = 0;
+  let browser = null;
   try {
     for (let k = 0; k < clients.length; k++)
       proxies.push(await startProxy(srv.url, ["--drop", String(drop), "--drop-within", "3000",
@@ -128,6 +195,15 @@ export async function runSlowChaos({
     for (let k = 0; k < clients.length; k++) {
       const c = clients[k];
       const url = proxies[k].url;
+      if (c.browser) {
+        browser ??= await launchChromium();
+        const page = await (await browser.newContext()).newPage();
+        await page.goto(`${srv.url}/slow.html`, { timeout: 30000, waitUntil: "domcontentloaded" });
+        await page.waitForFunction(() => window.ferry?.io, null, { timeout: 10000 });
+        await page.evaluate(slowPage, { url, name: c.name, transports: c.transports });
+        states.push({ c, page, got: [], ended: false, sessions: 0, recovered: 0, notRecovered: 0, joined: false, asked: 0, answers: new Map(), sids: new Set() });
+        continue;
+      }
       const s = c.official
         ? officialIo(url, { forceNew: true, transports: c.transports, reconnectionDelay: 100, reconnectionDelayMax: 1000 })
         : io(url, { WebSocket: WS, storage: null, forceNew: true, transports: c.transports, reconnectionDelay: 100, reconnectionDelayMax: 1000, requestTimeout: 5000 });
@@ -150,6 +226,11 @@ export async function runSlowChaos({
     }
     await Promise.all(states.map(async (st) => {
       for (let tries = 0; ; tries++) {
+        if (st.page) {
+          if (await st.page.evaluate(() => window.slow.join())) break;
+          if (tries >= 10) throw new Error(`${st.c.name} could not join`);
+          continue;
+        }
         try {
           const r = await st.s.timeout(5000).emitWithAck("join", { room: "feed" });
           if (r?.ok) break;
@@ -164,6 +245,11 @@ export async function runSlowChaos({
     // join of a room of its own; the server answers with an ack).
     let asking = true;
     const askers = states.map(async (st) => {
+      if (st.page) {
+        await st.page.evaluate(() => window.slow.ask());
+        while (asking) await sleep(100);
+        return st.page.evaluate(() => window.slow.stopAsking());
+      }
       while (asking) {
         const n = st.asked++;
         st.s.timeout(60000).emit("join", { room: `${st.c.name}-${n % 4}` }, (err, r) => {
@@ -203,7 +289,8 @@ export async function runSlowChaos({
     // The end mark, published again until every client saw one (a client without a session
     // at that moment gets it through recovery; one not recovered would miss it).
     const endBy = Date.now() + 60000;
-    for (let n = 0; states.some((st) => !st.ended) && Date.now() < endBy; n++) {
+    const refreshAll = () => Promise.all(states.filter((st) => st.page).map(refresh));
+    for (let n = 0; (await refreshAll(), states.some((st) => !st.ended)) && Date.now() < endBy; n++) {
       if (n % 40 === 0)
         await fetch(`${srv.url}/api/publish`, {
           method: "POST",
@@ -214,11 +301,14 @@ export async function runSlowChaos({
     }
     // Acks still on their way, and a late duplicate would show here.
     const ackBy = Date.now() + 15000;
-    while (states.some((st) => !st.c.official && st.answers.size < st.asked) && Date.now() < ackBy) await sleep(100);
+    while ((await refreshAll(), states.some((st) => !st.c.official && st.answers.size < st.asked)) && Date.now() < ackBy) await sleep(100);
     await sleep(500);
-    for (const st of states) st.s.disconnect();
+    await refreshAll();
+    for (const st of states) st.page ? await st.page.evaluate(() => window.slow.close()) : st.s.disconnect();
     var catchUpMs = Date.now() - pubEnd;
   } finally {
+    await browser?.close().catch(() => {});
+    if (pageDir) fs.rmSync(pageDir, { recursive: true, force: true });
     var proxyStats = [];
     for (const p of proxies) proxyStats.push(await p.stop().catch(() => ({})));
     await sleep(100);
@@ -261,9 +351,9 @@ export async function runSlowChaos({
 export function slowReport(r) {
   const f = (a) => `${a.received}/${a.published} ${a.lost}/${a.dup}/${a.ooo}`;
   const lines = [`slow chaos ${r.policy}: seed ${r.seed}, ${r.published} publishes, ${r.seconds.toFixed(1)} s (caught up ${(r.catchUpMs / 1000).toFixed(1)} s after the last), proxies cut ${r.cut} connections and paused the server ${r.paused} times; server: ${r.server.closedOverBound} sessions closed over the bound, ${r.server.spilled} spills (${r.server.caughtUp} caught up), ${r.server.pingTimeouts} ping timeouts`];
-  lines.push("client          | plain got/pub lost/dup/ooo | keyed got/pub lost/dup/ooo | volatile got/pub | acks answered/asked (twice) | sessions (recovered, not) | closed over bound / spilled / ping timeouts");
+  lines.push("client           | plain got/pub lost/dup/ooo | keyed got/pub lost/dup/ooo | volatile got/pub | acks answered/asked (twice) | sessions (recovered, not) | closed over bound / spilled / ping timeouts");
   for (const x of r.rows)
-    lines.push(`${x.client.padEnd(15)} | ${f(x.n).padEnd(26)} | ${f(x.k).padEnd(26)} | ${`${x.v.received}/${x.v.published}`.padEnd(16)} | ${`${x.acks.answered}/${x.acks.asked} (${x.acks.twice})`.padEnd(27)} | ${`${x.sessions} (${x.recovered}, ${x.notRecovered})`.padEnd(25)} | ${x.server.closedOverBound} / ${x.server.spilled} / ${x.server.pingTimeouts}${x.broken.length ? "  BROKEN: " + x.broken.join("; ") : ""}`);
+    lines.push(`${x.client.padEnd(16)} | ${f(x.n).padEnd(26)} | ${f(x.k).padEnd(26)} | ${`${x.v.received}/${x.v.published}`.padEnd(16)} | ${`${x.acks.answered}/${x.acks.asked} (${x.acks.twice})`.padEnd(27)} | ${`${x.sessions} (${x.recovered}, ${x.notRecovered})`.padEnd(25)} | ${x.server.closedOverBound} / ${x.server.spilled} / ${x.server.pingTimeouts}${x.broken.length ? "  BROKEN: " + x.broken.join("; ") : ""}`);
   return lines.join("\n");
 }
 

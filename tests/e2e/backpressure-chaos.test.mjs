@@ -1,6 +1,6 @@
 // A slow consumer inside the chaos run, under each backpressure policy of tools/ferry (issue 14;
-// tests/e2e/backpressure-chaos.mjs says how): ferry's client (Node) and the official
-// socket.io-client, on WebSocket and long-polling, each behind a ferry-proxy that cuts
+// tests/e2e/backpressure-chaos.mjs says how): ferry's client in Node and in headless Chromium,
+// and the official socket.io-client, on WebSocket and long-polling, each behind a ferry-proxy that cuts
 // connections at random (seeded) and stalls their reading, while a backend publishes numbered
 // plain, volatile and keyed events faster than a stalled client reads. Each client is checked
 // against exactly what its policy promises (docs/reliability.md "Backpressure"); the counts are
