@@ -133,6 +133,36 @@ test("wire: after a lost session the recovered socket says what it took, drops i
   }
 });
 
+test("wire: a recovered socket gets again at most the last 128 ack answers it awaits; one over 64 KiB is not kept", async () => {
+  const c = await raw(srv.url);
+  c.send('40{"ferryOutbox":{}}');
+  const a = await connectAnswer(c);
+  c.send('42["message","m0",1]');
+  const back = await c.next((s) => s.startsWith('42["message-back","m0"'));
+  const offset = JSON.parse(back.slice(2)).pop();
+  const N = 130;
+  for (let i = 0; i < N; i++) c.send(`42${i}["message-with-ack","a${i}",${i + 2}]`);
+  c.send(`42${N}["message-with-ack","${"x".repeat(70 * 1024)}",${N + 2}]`); // answered, too big to keep
+  await c.next((s) => s.startsWith(`43${N}[`)); // every answer arrived; the client pretends not
+  const gone = srv.disconnectOf(a.sid);
+  c.ws.terminate();
+  await gone;
+  const d = await raw(srv.url);
+  try {
+    const all = Array.from({ length: N + 1 }, (_, i) => i);
+    d.send(`40${JSON.stringify({ pid: a.pid, offset, ferryOutbox: { acks: all } })}`);
+    const b = await connectAnswer(d);
+    assert.equal(b.sid, a.sid, "recovered");
+    assert.equal(b.ferryOutbox, N + 2, "the server took every emit");
+    d.send('421000["message-with-ack","sync",0]'); // answered after the answers given again
+    await d.next((s) => s.startsWith("431000["));
+    const again = d.q.filter((s) => /^43\d+\[/.test(s)).map((s) => Number(/^43(\d+)/.exec(s)[1]));
+    assert.deepEqual(again, Array.from({ length: 128 }, (_, i) => N - 128 + i), "the last 128 kept answers, once each, in order");
+  } finally {
+    d.ws.close();
+  }
+});
+
 // ferry's client, its engine's transport muted (what it sends goes nowhere), then its session
 // lost: the emits in flight are sent again on the next session, once.
 for (const t of ["websocket", "polling", "sse", "short-polling"]) {
