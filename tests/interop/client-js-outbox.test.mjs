@@ -249,6 +249,48 @@ test("ferry's client: the outbox window (maxBuffer) refuses emits past it, never
   }
 });
 
+test("ferry's client with outbox: false: no ferryOutbox asked, emits not numbered, nothing kept", async () => {
+  const s = io(srv.url, { WebSocket: WS, storage: null, forceNew: true, transports: ["websocket"], outbox: false });
+  try {
+    await until(s, "connect");
+    const c = await srv.next((e) => e.event === "connect" && e.id === s.id);
+    assert.equal(c.auth.ferryOutbox, undefined, "not asked");
+    assert.ok(c.auth.pid === undefined, "a first connection");
+    assert.equal(s.obOn, false);
+    s.emit("message", "f1", 7); // its last argument is the app's, not a number taken off
+    await s.timeout(8000).emitWithAck("message-with-ack", "sync");
+    await printed(s.id, "sync");
+    assert.deepEqual(eventsOf(s.id), [["message", "f1", 7], ["message-with-ack", "sync"]]);
+    assert.equal(s.box.length, 0);
+  } finally {
+    s.disconnect();
+  }
+});
+
+test("ferry's client: disconnect() empties the outbox (its emits went out ahead of the DISCONNECT); a later connect sends none again", async () => {
+  const s = io(srv.url, { WebSocket: WS, storage: null, forceNew: true, transports: ["websocket"] });
+  try {
+    await until(s, "connect");
+    const id = s.id;
+    s.emit("message", "d1");
+    s.emit("message", "d2");
+    assert.ok(s.box.length >= 2, "kept until confirmed");
+    const gone = srv.disconnectOf(id);
+    s.disconnect();
+    assert.equal(s.box.length, 0, "emptied");
+    assert.equal((await gone).reason, "client namespace disconnect");
+    assert.deepEqual(eventsOf(id).map((e) => e[1]), ["d1", "d2"], "both taken before the DISCONNECT");
+    s.connect();
+    await until(s, "connect");
+    assert.equal(s.recovered, false, "left on purpose: a new socket");
+    await s.timeout(8000).emitWithAck("message-with-ack", "sync");
+    await printed(s.id, "sync");
+    assert.deepEqual(eventsOf(s.id).map((e) => e[1]), ["sync"], "d1 and d2 not sent again");
+  } finally {
+    s.disconnect();
+  }
+});
+
 test("ferry's client and a server without the extension (recovery off): plain emits, nothing kept", async () => {
   const s = io(plain.url, { WebSocket: WS, storage: null, forceNew: true, transports: ["websocket"] });
   try {
