@@ -49,14 +49,16 @@ failure_details() { # logfile
 }
 
 # The reliability runs' counts (issue 14: the chaos tables of tests/e2e/chaos.test.mjs and
-# tests/browser/chaos.test.mjs, the slow-consumer tables of tests/e2e/backpressure-chaos.test.mjs),
-# which their tests print with console.log (TAP "# " lines), shown in the output and not only in
-# the log; at most 40 lines per table.
+# tests/browser/chaos.test.mjs, the slow-consumer tables of tests/e2e/backpressure-chaos.test.mjs,
+# the one-line counts of the backpressure, heartbeat and paced-producer tests), which their tests
+# print with console.log (TAP "# " lines), shown in the output and not only in the log; at most 40
+# lines per table.
 count_tables() { # logfile
   awk '
     /^# (chaos|slow chaos)[ :(]/ { on = 1; n = 0 }
     on && (!/^# / || /^# Subtest/) { on = 0 }
-    on && n < 40 { print "   " substr($0, 3); n++ }
+    on && n < 40 { print "   " substr($0, 3); n++; next }
+    /^# # ((websocket|polling|sse) )?(close|drop-volatile|latest|spill|paced-producer)[ :]/ { print "   " substr($0, 5) }
   ' "$1"
 }
 
