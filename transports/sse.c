@@ -34,8 +34,15 @@
 #include "engine/transport.h"
 #include "transports/upstream.h"
 
+/* Packets per write, and the bytes past which flushing waits for the kernel. As on WebSocket,
+ * both this and the kernel's unsent bytes (UNSENT_MAX) are small: the backlog of a client that
+ * reads slowly stays in the session's queue, where a server ping goes ahead of it and the
+ * backpressure policy acts on it (docs/reliability.md "Heartbeats behind a backlog"). A client
+ * that reads as fast as we write never sees either bound. (A resumed stream's replay is written
+ * whole: it is bounded by max_session_queue_bytes with the queue.) */
 #define MAX_BATCH 64
-#define WRITE_HIGH_WATER (1024 * 1024)
+#define WRITE_HIGH_WATER (32 * 1024)
+#define UNSENT_MAX (32 * 1024)
 #define ID_LINE_MAX 64 /* "id: " + sid + ":" + 20 digits + "\ndata: " */
 
 extern const ferry_transport_ops ferry_sse_ops;
@@ -333,6 +340,7 @@ static int attach(sse *e, ferry_req *req)
     }
     e->conn = c;
     hold(e); /* the stream's reference, until it ends */
+    (void)ferry_conn_limit_unsent(c, UNSENT_MAX); /* best effort: see WRITE_HIGH_WATER */
     e->stream_bytes = 0;
     e->qualified = qualified;
     ferry_slice s = {head->data, head->len, head};

@@ -5,6 +5,7 @@
 //
 //   const c = await slowWebSocket(port);          // a raw TCP socket: the kernel's buffers fill
 //   const c = await slowPolling(port);            // raw long-polling GETs read at the rate
+//   const c = await slowSse(port);                // a raw SSE stream (TCP socket) read at the rate
 //   await c.connect("/");                         // Socket.IO CONNECT, then c.emitAck(...)
 //   c.setRate(64 * 1024);                         // 0: not reading at all; Infinity: at once
 //   c.events  [{name, data, at}]   c.pings [ms]   c.closed (a promise)   c.close()
@@ -301,5 +302,99 @@ class SlowPolling extends Base {
 export async function slowPolling(port) {
   const c = new SlowPolling(port);
   await c.open();
+  return c;
+}
+
+// ---- SSE (ferry's extension, docs/protocol.md section 3): the event stream on a raw TCP
+// connection, read at the rate and parsed as it comes (a ping is answered the moment its event
+// is read); a stream the server ends (recycled after sse recycle_bytes) is followed at once by
+// the next one with Last-Event-ID, as a client does (section 3.4). POSTs (pongs, emits) through
+// fetch, one at a time, never throttled.
+class SlowSse extends Base {
+  constructor(port) {
+    super();
+    this.port = port;
+    this.rate = Infinity;
+    this.lastId = null;
+    this.streams = 0;
+  }
+  setRate(r) {
+    this.rate = r;
+    this.throttle?.setRate(r);
+  }
+  // Open a stream: the handshake (no sid) or a resumption after lastId.
+  stream() {
+    if (this.ended) return;
+    this.streams++;
+    this.head = null;
+    this.buf = "";
+    this.decoder = new TextDecoder();
+    this.throttle?.stop();
+    const sock = net.connect(this.port, "127.0.0.1");
+    this.sock = sock;
+    const gone = (why) => {
+      if (sock !== this.sock || this.ended) return;
+      // A stream that ended after its head while the session is open: the next one resumes.
+      if (why === "stream closed" && this.head !== null && this.sid) this.stream();
+      else this.end(why);
+    };
+    sock.on("close", () => gone("stream closed"));
+    sock.on("error", () => gone("stream error"));
+    this.throttle = new Throttle(sock, (c) => sock === this.sock && this.feed(c));
+    this.throttle.setRate(this.rate);
+    const resume = this.lastId !== null ? `Last-Event-ID: ${this.lastId}\r\n` : "";
+    sock.write(`GET /socket.io/?EIO=4&transport=sse HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n${resume}\r\n`);
+  }
+  feed(chunk) {
+    this.buf += this.decoder.decode(chunk, { stream: true });
+    if (this.head === null) {
+      const i = this.buf.indexOf("\r\n\r\n");
+      if (i < 0) return;
+      const head = this.buf.slice(0, i);
+      this.buf = this.buf.slice(i + 4);
+      if (!/^HTTP\/1\.1 200/.test(head)) return this.end(`stream answered ${head.split("\r\n")[0]}`);
+      this.head = head;
+    }
+    for (;;) {
+      const j = this.buf.indexOf("\n\n");
+      if (j < 0) return;
+      const block = this.buf.slice(0, j);
+      this.buf = this.buf.slice(j + 2);
+      let data = null;
+      for (const line of block.split("\n")) {
+        if (line.startsWith("id: ")) this.lastId = line.slice(4);
+        else if (line.startsWith("data: ")) data = line.slice(6);
+      }
+      if (data === null) continue; // a comment (keep-alive) or the prelude's retry line
+      if (!this.sid && data.startsWith("0{")) {
+        this.sid = JSON.parse(data.slice(1)).sid;
+        this.path = `/socket.io/?EIO=4&transport=sse&sid=${encodeURIComponent(this.sid)}`;
+      }
+      this.packet(data.startsWith("x") ? Buffer.from(data.slice(1), "base64").toString() : data);
+    }
+  }
+  // One POST at a time (a second in flight closes the session), in order.
+  send(text) {
+    this.posting = (this.posting ?? Promise.resolve()).then(async () => {
+      if (this.ended) return;
+      try {
+        const r = await fetch(`http://127.0.0.1:${this.port}${this.path}`, { method: "POST", body: text });
+        await r.text();
+        if (r.status !== 200) this.end(`POST answered ${r.status}`);
+      } catch {
+        this.end("POST failed");
+      }
+    });
+  }
+  close() {
+    this.throttle?.stop();
+    this.sock?.destroy();
+  }
+}
+
+export async function slowSse(port) {
+  const c = new SlowSse(port);
+  c.stream();
+  await c.until(() => c.sid !== undefined, 10000, "the open packet");
   return c;
 }
