@@ -1097,8 +1097,8 @@ FERRY_EXTERN int ferry_socket_connected(const ferry_socket *s);
  *
  * Each Engine.IO session has one send queue: the packets of every namespace the client joined,
  * waiting for a transport to take them (a transport takes what it can write: a WebSocket at
- * most 32 KiB in its write buffer and about 32 KiB unsent in the kernel, an SSE stream about
- * 1 MiB on top of the kernel's buffers, a long-poll one response). A client that reads slower
+ * most 32 KiB in its write buffer and about 32 KiB unsent in the kernel, an SSE stream the
+ * same, a long-poll one response). A client that reads slower
  * than the app emits makes the queue grow. Each
  * namespace bounds it for the packets it sends (max_bytes, compared with the session's
  * queued bytes) and chooses what happens to a packet of its own that would pass the bound:
