@@ -7,6 +7,7 @@
 // - age: an event 4.5 s old when the client comes back (lost 2.5 s after it, so its saved socket
 //   is still kept in both): "/own" dropped it by age ("gap", told to the app by ferry's client),
 //   "/" (10 s) replays it.
+// And the count bound, the same for every namespace: at most 10000 packets, oldest dropped first.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import WS from "ws";
@@ -131,5 +132,40 @@ test("age: an event older than '/own''s 4000 ms window is dropped there ('gap'),
     assert.deepEqual(own.got, []);
   } finally {
     for (const s of sides) (s.a.disconnect(), s.b.disconnect());
+  }
+});
+
+test("count: 10000 packets at most: 9990 missed are replayed, 10010 are past the log", { timeout: 120000 }, async () => {
+  const big = await startSio(["--recovery", "60000"]); // the default 16 MiB: only the count acts
+  try {
+    for (const [n, recovered] of [[9990, true], [10010, false]]) {
+      const a = officialIo(big.url, { transports: ["websocket"], forceNew: true, reconnection: false });
+      const b = officialIo(big.url, { transports: ["websocket"], forceNew: true, reconnection: false });
+      await Promise.all([until(a, "connect"), until(b, "connect")]);
+      const room = `count-${a.id}`;
+      const got = [];
+      a.on("news", (x) => got.push(x));
+      await a.timeout(5000).emitWithAck("join", room);
+      const first = until(a, "news");
+      await b.timeout(5000).emitWithAck("to", room, "news", "before");
+      await first;
+      const id = a.id;
+      const gone = big.disconnectOf(id);
+      a.io.engine.close();
+      await gone;
+      // n - 1 events to a room nobody is in (logged all the same), then one to a's room.
+      for (let i = 0; i < n - 1; i++) b.emit("to", "nobody", "x", i);
+      assert.equal(await b.timeout(30000).emitWithAck("to", room, "news", "last"), 0);
+      const back = until(a, "connect");
+      a.connect();
+      await back;
+      await a.timeout(5000).emitWithAck("message-with-ack", "sync");
+      assert.equal(a.recovered, recovered, `${n} missed: recovered ${recovered}`);
+      assert.deepEqual(got, recovered ? ["before", "last"] : ["before"]);
+      a.disconnect();
+      b.disconnect();
+    }
+  } finally {
+    assert.equal(await big.stop(), 0, "ferry-test-sio exits 0 (no leak)");
   }
 });
