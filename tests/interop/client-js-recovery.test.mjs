@@ -92,12 +92,16 @@ test("ferry's client past the window: recovered === false and recovery_failed {r
     await gone;
     await down;
     await new Promise((r) => setTimeout(r, 700)); // /short keeps a lost socket 300 ms
+    const order = [];
+    a.on("recovery_failed", () => order.push("recovery_failed"));
+    a.on("connect", () => order.push(`connect (recovered ${a.recovered})`));
     const failed = until(a, "recovery_failed");
     const back = until(a, "connect");
     a.connect();
     // "close-session" was sent and never confirmed: the new socket cannot know it (unconfirmed).
     assert.deepEqual(await failed, { reason: "expired", unconfirmed: 1 });
     await back;
+    assert.deepEqual(order, ["recovery_failed", "connect (recovered false)"], "told before connect (docs/client.md)");
     assert.equal(a.recovered, false);
     assert.notEqual(a.id, id);
   } finally {
