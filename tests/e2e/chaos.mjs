@@ -139,11 +139,12 @@ export async function runChaos({ count = 10000, seconds = 300, seed = 1, drop = 
         });
         const emit = () => ((sentAt[sent] = Date.now() - t0), s.emit("message", prefix + sent++));
         const until = t0 + seconds * 1000;
-        let was = "";
+        let was = "", done = false;
         progress.set(c.name, () => {
           const now = `${sent}/${echoed.size}`;
           // No progress since the last line: what the engine of ferry's client is doing.
-          const stuck = now === was && !c.official && echoed.size < count ? ` (stuck: ${engineState(s)})` : "";
+          // (A client done and disconnected is not stuck: its last echoes are counted as lost.)
+          const stuck = done ? " (done)" : now === was && !c.official && echoed.size < count ? ` (stuck: ${engineState(s)})` : "";
           was = now;
           return `${c.name} ${now}${stuck}`;
         });
@@ -188,6 +189,7 @@ export async function runChaos({ count = 10000, seconds = 300, seed = 1, drop = 
         const transport = s.io?.engine?.transport?.name ?? null;
         const state = c.official ? "" : engineState(s);
         s.disconnect();
+        done = true;
         results.push({ official: !!c.official, client: c.name, sent, sentAt, down: [...down], switches, sessions, recoveries, failedRecoveries, notRecovered, prefix, transport, state });
         log(`chaos: ${c.name} done at ${((Date.now() - t0) / 1000).toFixed(0)} s: ${sent} sent, ${down.length} echoes`);
       }),
@@ -265,8 +267,10 @@ export function detail(r) {
     const bad = [...(x.official ? [] : seqs("up", x.up)), ...seqs("down", x.down)];
     if (bad.length) lines.push(`${x.client} (seed ${r.seed}): ${bad.join("; ")}`, ...(x.where ?? []).map((w) => `  ${w}`));
     if (x.notRecovered?.length) lines.push(`${x.client}: sessions lost or not recovered: ${x.notRecovered.slice(0, 8).join("; ")}`);
-    const short = x.official ? x.down.sent < r.count : x.up.sent < r.count || x.down.received < x.down.sent;
+    // (Echoes missing at the end are losses, named above: not a matter of time.)
+    const short = x.official ? x.down.sent < r.count : x.up.sent < r.count;
     if (r.count && short) lines.push(`${x.client}: did not get its count through in the time (${x.up.sent} sent, ${x.down.received} back)${x.state ? `; at the end: ${x.state}` : ""}`);
+    else if (x.down.received < x.down.sent && x.state) lines.push(`${x.client}: ${x.down.sent - x.down.received} echoes missing at the end; at the end: ${x.state}`);
   }
   if (r.said?.length) lines.push(`server said (${r.said.length} lines):`, ...r.said.slice(0, 12).map((l) => `  ${l}`));
   return lines;
