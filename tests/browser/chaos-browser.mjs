@@ -18,7 +18,7 @@ import { io as officialIo } from "socket.io-client";
 import { launchChromium } from "../lib/browser.mjs";
 import { startServer, bin, root } from "../lib/server.mjs";
 import { startProxy } from "../lib/proxy.mjs";
-import { audit, switchSummary, whereSent, detail, keepLog, notRecoveredWhy } from "../e2e/chaos.mjs";
+import { audit, switchSummary, sentOn, whereSent, detail, keepLog, notRecoveredWhy } from "../e2e/chaos.mjs";
 
 const ALL = ["websocket", "sse", "polling", "short-polling"];
 export const BROWSER_CLIENTS = [...ALL.map((t) => ({ name: t, transports: [t] })), { name: "switching", transports: ALL }];
@@ -136,6 +136,7 @@ export async function runBrowserChaos({ count = 10000, seconds = 900, seed = 1, 
         down: audit(r.down, r.sent),
         switches: r.switches.length,
         switchKinds: switchSummary(r.switches),
+        sentOn: sentOn(r.switches, r.sent),
         sessions: r.sessions,
         recoveries: r.recoveries,
         failedRecoveries: r.failedRecoveries,

@@ -78,6 +78,23 @@ export function switchSummary(switches) {
   return { kinds, transports: [...on] };
 }
 
+// How many of a client's `total` messages were sent on each transport ({polling: 9188, sse: 812}),
+// from its transport changes (each notes how many were sent by then): a client named for a
+// transport may spend much of a run on polling (the ladder backs off a transport that failed).
+export function sentOn(switches, total) {
+  const on = {};
+  for (const [i, e] of switches.entries()) {
+    const n = (i + 1 < switches.length ? switches[i + 1].sent : total) - e.sent;
+    if (n > 0) on[e.to] = (on[e.to] ?? 0) + n;
+  }
+  // Those emitted before the first change: on its `from`, or (none yet: "?>sse forced") buffered
+  // until the first transport opened.
+  const first = switches.length ? switches[0].sent : total;
+  const t = switches[0]?.from || switches[0]?.to || "first transport";
+  if (first > 0) on[t] = (on[t] ?? 0) + first;
+  return on;
+}
+
 // Where a message that went wrong was: the transport it was sent on and the changes from 5 s
 // before to 10 s after (sentAt[n]: ms since the start when message n was emitted).
 export function whereSent(n, sentAt, switches) {
@@ -220,6 +237,7 @@ export async function runChaos({ count = 10000, seconds = 300, seed = 1, drop = 
       down: r.official ? auditTaken(r.down, up.get(r.prefix)) : audit(r.down, r.sent),
       switches: r.switches.length,
       switchKinds: switchSummary(r.switches),
+      sentOn: r.official ? null : sentOn(r.switches, r.sent),
       sessions: r.sessions,
       recoveries: r.recoveries,
       failedRecoveries: r.failedRecoveries,
@@ -262,7 +280,8 @@ export function detail(r) {
   const lines = [];
   for (const x of r.rows) {
     if (x.switchKinds && x.switchKinds.transports.length > 1)
-      lines.push(`${x.client}: on ${x.switchKinds.transports.join(", ")}; changes: ${Object.entries(x.switchKinds.kinds).sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(", ")}`);
+      lines.push(`${x.client}: on ${x.switchKinds.transports.join(", ")}; changes: ${Object.entries(x.switchKinds.kinds).sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(", ")}` +
+        (x.sentOn ? `; sent on ${Object.entries(x.sentOn).sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(", ")}` : ""));
     const seqs = (d, a) => [a.lostSeq?.length && `${d} lost #${a.lostSeq.join(",")}`, a.dupSeq?.length && `${d} duplicated #${a.dupSeq.join(",")}`, a.oooSeq?.length && `${d} out of order #${a.oooSeq.join(",")}`].filter(Boolean);
     const bad = [...(x.official ? [] : seqs("up", x.up)), ...seqs("down", x.down)];
     if (bad.length) lines.push(`${x.client} (seed ${r.seed}): ${bad.join("; ")}`, ...(x.where ?? []).map((w) => `  ${w}`));
