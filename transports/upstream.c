@@ -69,9 +69,18 @@ void ferry_upstream_post(ferry_upstream *u, ferry_req *req)
         return;
     }
     /* Messages taken already (a POST sent again, or a resend a late POST partly took): not
-     * taken twice. */
-    int rc = ferry_engine_on_payload_skip(u->t, req->body.base ? req->body.base : (char *)"",
-                                          req->body.len, ferry_engine_post_taken(u->t, req));
+     * taken twice. Messages after a gap, or not taken: never answered "ok" (docs/protocol.md
+     * 5.3), the client attaches and sends again what the server lacks. */
+    uint64_t skip;
+    int rc = ferry_engine_post_taken(u->t, req, &skip);
+    if (rc == 0)
+        rc = ferry_engine_on_payload_skip(u->t, req->body.base ? req->body.base : (char *)"",
+                                          req->body.len, skip);
+    if (rc == -FERRY_ELIMIT || rc == 1) {
+        static const char body[] = "{\"code\":3,\"message\":\"Messages missing: attach and resend\"}";
+        ferry_req_respond_text(req, 409, "application/json", body, sizeof(body) - 1);
+        return;
+    }
     if (rc != 0) {
         ferry_req_respond_error(req, 3);
         return;

@@ -618,7 +618,10 @@ export class Engine extends Emitter {
       clearTimeout(t.timer);
       this.probe = null;
       this.bad[t.name] = null;
-      t.send([{ type: 5 }]);
+      // "5" heads the queue: the probe's own POST may still be out (its answer races 3probe),
+      // and two POSTs at once may reach the server in either order (messages before "5" abort
+      // the upgrade and are not taken).
+      this.wq.unshift({ type: 5 });
       // Packets already on their way on the old transport are still taken until it ends.
       this.old = RANK[cur.name] > 1 ? cur : null;
       if (!this.old) cur.stop();

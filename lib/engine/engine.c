@@ -1008,6 +1008,7 @@ int ferry_engine_on_packet(ferry_transport *t, int type, const char *data, size_
 typedef struct payload_ctx {
     ferry_transport *t;
     uint64_t skip; /* messages at the head taken already (docs/protocol.md 5.3) */
+    uint64_t lost; /* messages not taken: their transport is not the session's (an aborted probe) */
     int closed;
     int bad_text;
 } payload_ctx;
@@ -1026,6 +1027,8 @@ static int on_payload_packet(void *ud, const eio_packet *pkt)
         ctx->skip--;
         return 0;
     }
+    if (pkt->type == EIO_MESSAGE && ctx->t != ctx->t->session->transport)
+        ctx->lost++; /* on a probe it also aborts the upgrade */
     int rc = ferry_engine_on_packet(ctx->t, pkt->type, pkt->data, pkt->len, pkt->binary);
     if (rc != 0 || ctx->t->session->state != SESSION_OPEN) {
         ctx->closed = 1;
@@ -1042,7 +1045,7 @@ int ferry_engine_on_payload(ferry_transport *t, char *data, size_t len)
 int ferry_engine_on_payload_skip(ferry_transport *t, char *data, size_t len, uint64_t skip)
 {
     ferry_session *s = t->session;
-    payload_ctx ctx = {t, skip, 0, 0};
+    payload_ctx ctx = {t, skip, 0, 0, 0};
     eio_payload_decoder d;
     ferry_session_retain(s);
     eio_payload_decoder_init(&d, s->engine->cfg->max_payload, on_payload_packet, &ctx);
@@ -1057,6 +1060,11 @@ int ferry_engine_on_payload_skip(ferry_transport *t, char *data, size_t len, uin
         rc = -FERRY_EPROTO;
     } else if (ctx.closed) {
         rc = 0; /* the packets themselves closed the session (close packet): not an error */
+    } else if (ctx.lost > 0 && s->extensions) {
+        FERRY_LOG(FERRY_LOG_WARN, "engine", s->sid,
+                  "%llu messages of a POST not taken (not on the session's transport): the client resends after an attach",
+                  (unsigned long long)ctx.lost);
+        rc = 1;
     }
     ferry_session_release(s);
     return rc;
@@ -1462,18 +1470,45 @@ int ferry_engine_poll_got(ferry_transport *t, const ferry_req *req)
     return 0;
 }
 
-uint64_t ferry_engine_post_taken(ferry_transport *t, const ferry_req *req)
+/* Does a polling payload hold a message ("4..." or a binary "b...")? Read, not decoded. */
+static int payload_has_message(const char *d, size_t len)
+{
+    for (size_t i = 0; i < len;) {
+        if (d[i] == '0' + EIO_MESSAGE || d[i] == 'b')
+            return 1;
+        const char *sep = memchr(d + i, 0x1e, len - i);
+        if (sep == NULL)
+            break;
+        i = (size_t)(sep - d) + 1;
+    }
+    return 0;
+}
+
+int ferry_engine_post_taken(ferry_transport *t, const ferry_req *req, uint64_t *skip)
 {
     ferry_session *s = t->session;
     const char *txs = ferry_req_query_get(req, "tx");
     uint64_t tx;
-    if (txs == NULL || !s->extensions || t != s->transport ||
-        parse_uint(txs, strlen(txs), 19, &tx) != 0 || tx >= s->rx_msgs)
+    *skip = 0;
+    if (txs == NULL || !s->extensions || parse_uint(txs, strlen(txs), 19, &tx) != 0 ||
+        tx == s->rx_msgs)
         return 0;
+    if (tx > s->rx_msgs) {
+        /* Messages before this body's were never taken (their POST was lost, or answered
+         * while its packets were not taken): taking these would number them as those. */
+        if (!payload_has_message(req->body.base, req->body.len))
+            return 0;
+        s->engine->stats.bad_requests++;
+        FERRY_LOG(FERRY_LOG_WARN, "engine", s->sid,
+                  "a POST after a gap (tx %llu, taken %llu): refused, the client resends after an attach",
+                  (unsigned long long)tx, (unsigned long long)s->rx_msgs);
+        return -FERRY_ELIMIT;
+    }
     FERRY_LOG(FERRY_LOG_INFO, "engine", s->sid,
               "a POST taken already came again (tx %llu, taken %llu): not taken twice",
               (unsigned long long)tx, (unsigned long long)s->rx_msgs);
-    return s->rx_msgs - tx;
+    *skip = s->rx_msgs - tx;
+    return 0;
 }
 
 static void attach(ferry_engine *eng, ferry_session *s, const ferry_transport_ops *ops,

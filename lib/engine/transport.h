@@ -113,7 +113,10 @@ int ferry_engine_on_packet(ferry_transport *t, int type, const char *data, size_
  * "parse error"). */
 int ferry_engine_on_payload(ferry_transport *t, char *data, size_t len);
 /* The same, with the first skip messages of the payload not taken (nor counted): they were
- * taken already (ferry_engine_post_taken). Other packets are taken as usual. */
+ * taken already (ferry_engine_post_taken). Other packets are taken as usual. Returns 1 (an
+ * extension session) when a message of the payload was not taken because its transport is not
+ * the session's (a message on a probe before its "5" aborts the upgrade): the caller must not
+ * answer "ok" (docs/protocol.md 5.3: the client attaches and resends). */
 int ferry_engine_on_payload_skip(ferry_transport *t, char *data, size_t len, uint64_t skip);
 /* A request or connection of t died under it (a held poll or a POST cut): a plain session
  * closes ("transport error"); an extension session goes on and waits for the client's next
@@ -153,11 +156,14 @@ int ferry_engine_replay(ferry_transport *t, int (*cb)(void *ud, ferry_buf *pkt, 
  * -FERRY_EPROTO; the lost messages no longer held: -FERRY_ELIMIT). */
 int ferry_engine_poll_got(ferry_transport *t, const ferry_req *req);
 /* A POST of an extension session may say with tx=<n> how many client messages came before its
- * own (docs/protocol.md 5.3). Returns how many of its first messages the session took already
- * (the POST, or its head, was sent again: a browser retrying a request whose answer was lost,
- * or a resend after an attach that a late POST of the old transport partly took): the caller
- * passes it to ferry_engine_on_payload_skip(). 0 without tx= or when nothing was taken. */
-uint64_t ferry_engine_post_taken(ferry_transport *t, const ferry_req *req);
+ * own (docs/protocol.md 5.3). Sets *skip to how many of its first messages the session took
+ * already (the POST, or its head, was sent again: a browser retrying a request whose answer was
+ * lost, or a resend after an attach that a late POST of the old transport partly took; 0
+ * without tx= or when nothing was taken): the caller passes it to
+ * ferry_engine_on_payload_skip(). Returns 0, or -FERRY_ELIMIT when tx is above the messages
+ * taken and the body holds a message (a gap: messages before it were never taken): the caller
+ * takes nothing of it and answers 409 (docs/protocol.md 5.3), and the session goes on. */
+int ferry_engine_post_taken(ferry_transport *t, const ferry_req *req, uint64_t *skip);
 /* Is the session between a probe's "2probe" and its "5"? A polling transport then answers its
  * GETs with a noop and takes nothing. */
 int ferry_engine_upgrading(const ferry_transport *t);

@@ -133,7 +133,10 @@ static void on_packet(sio_client *c, sio_packet *pkt)
         if (s->ob.on) {
             /* The outbox extension: the last argument numbers the emit (outbox.c). */
             int rc = sio_outbox_take(s, pkt);
-            if (rc < 0)
+            if (rc == -FERRY_ELIMIT) {
+                c->closing = 1; /* recovered, the socket gets what is missing again */
+                ferry_engine_close_session(c->session, FERRY_REASON_TRANSPORT_ERROR, 0);
+            } else if (rc < 0)
                 protocol_error(c, "EVENT without a valid outbox number");
             if (rc <= 0)
                 break;

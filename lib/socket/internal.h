@@ -140,7 +140,9 @@ int sio_outbox_connect_data(const ferry_socket *s, cJSON *o);
 /* After the CONNECT answer: send again the kept ack answers the client says it still awaits. */
 void sio_outbox_resend_answers(ferry_socket *s);
 /* An EVENT from a socket with the extension on: take its number (the last argument) off.
- * 1: pass it to the app; 0: a duplicate, dropped; -FERRY_EPROTO: no valid number. */
+ * 1: pass it to the app; 0: a duplicate, dropped; -FERRY_EPROTO: no valid number;
+ * -FERRY_ELIMIT: a gap (emits before it never came), refused: the caller closes the session
+ * ("transport error") so that the client recovers and resends. */
 int sio_outbox_take(ferry_socket *s, sio_packet *pkt);
 /* After the app got a numbered emit: confirm to the client now and then. */
 void sio_outbox_confirm(ferry_socket *s);

@@ -7,7 +7,8 @@
  * socket carries its number as its last argument (1, 2, ...; 0 for an emit that is not
  * numbered, a volatile one). We take the argument off before the app sees the event; a number
  * at or under the one taken is a duplicate (the client sent it again after a lost session) and
- * is dropped. Every OB_CONFIRM_EVERY emits taken (fewer when the client says its window,
+ * is dropped; a number above the next one (a gap) closes the session, so that the client
+ * recovers and sends the missing emits again (sio_outbox_take). Every OB_CONFIRM_EVERY emits taken (fewer when the client says its window,
  * "ferryOutbox": {"window": n}, is under twice that: every n/2) we tell the client (a CONNECT
  * packet holding only "ferryOutbox") so that it can forget what we have.
  *
@@ -62,6 +63,7 @@ void sio_outbox_move(sio_outbox *dst, sio_outbox *src)
 {
     dst->taken = src->taken;
     dst->confirmed = src->confirmed;
+    dst->gap_at = src->gap_at;
     dst->nanswers = src->nanswers;
     dst->answer_bytes = src->answer_bytes;
     ferry_list_move(&src->answers, &dst->answers);
@@ -134,10 +136,24 @@ int sio_outbox_take(ferry_socket *s, sio_packet *pkt)
         return 1; /* not numbered (a volatile emit) */
     if (n <= s->ob.taken)
         return 0; /* taken already: a duplicate */
-    if (n != s->ob.taken + 1)
-        FERRY_LOG(FERRY_LOG_WARN, "socket", ferry_session_id(s->client->session),
-                  "outbox: emit %llu after %llu (a gap)", (unsigned long long)n,
-                  (unsigned long long)s->ob.taken);
+    if (n != s->ob.taken + 1) {
+        /* A gap: never skipped silently. The first time at this point the emit is refused and
+         * the session closed: the client recovers the socket and sends again every emit above
+         * the CONNECT answer's number. The same gap again right after means the client no
+         * longer holds those emits: they are lost, said so, and the stream goes on. */
+        const char *sid = ferry_session_id(s->client->session);
+        if (s->ob.gap_at != s->ob.taken + 1) {
+            s->ob.gap_at = s->ob.taken + 1;
+            FERRY_LOG(FERRY_LOG_WARN, "socket", sid,
+                      "outbox: emit %llu after %llu (a gap): refused, closing so that the client resends",
+                      (unsigned long long)n, (unsigned long long)s->ob.taken);
+            return -FERRY_ELIMIT;
+        }
+        FERRY_LOG(FERRY_LOG_WARN, "socket", sid,
+                  "outbox: emit %llu after %llu (a gap the client cannot fill): %llu emits lost",
+                  (unsigned long long)n, (unsigned long long)s->ob.taken,
+                  (unsigned long long)(n - s->ob.taken - 1));
+    }
     s->ob.taken = n;
     sio_rr_persist(s); /* another node resumes from it if this one dies */
     return 1;

@@ -141,6 +141,7 @@ typedef struct sio_outbox {
     unsigned every;      /* confirm every that many emits taken */
     uint64_t taken;      /* the highest emit number passed to the app */
     uint64_t confirmed;  /* the last number we confirmed to the client */
+    uint64_t gap_at;     /* the first number missing at the last gap refused (0: none) */
     ferry_list answers;  /* sio_ob_answer.link, oldest first */
     size_t nanswers;
     size_t answer_bytes;

@@ -243,8 +243,9 @@ async function moment(t, what, arm, transports, bound = BOUND_MS) {
     c.s.disconnect();
   }
 }
-// A frame of the first probe, before the moment.
-const isProbe = (net, ws, d, frame) => ws.probe && d === frame && !net.fired;
+// A frame of the first probe, before the moment (on SSE a POST's first packet: "5" heads the
+// queue, so what was queued during the pause may follow it in the same POST).
+const isProbe = (net, ws, d, frame) => ws.probe && (d === frame || d.startsWith(frame + "\x1e")) && !net.fired;
 
 // Every moment, for a probe to WebSocket and to SSE from long-polling, and to WebSocket from
 // short-polling (its GETs answered at once, one a second: "3probe" is let through once a poll is

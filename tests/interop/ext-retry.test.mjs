@@ -119,6 +119,54 @@ for (const transport of ["short-polling", "polling"]) {
   });
 }
 
+// Issue 14 (the chaos runs' "outbox: emit 301 after 201 (a gap)": a batch lost inside one
+// session): a POST whose tx= is above the messages taken says messages before it never came.
+// Taking it would number its messages as the missing ones (positional), and the client, told
+// srx, would never send those again. It is refused (409, nothing of it taken) and the session
+// goes on: the client attaches and resends after srx.
+test("a POST after a gap (tx= above what was taken) is refused with 409, nothing of it taken; the session goes on", async () => {
+  const s = await open("polling");
+  assert.equal((await post(s.q({ tx: 0 }), "4a")).body, "ok");
+  await eng.next((e) => e.event === "message" && e.sid === s.sid && e.text === "a");
+  const r = await post(s.q({ tx: 3 }), "2c1:0\x1e4d\x1e4e"); // b and c never arrived
+  assert.equal(r.status, 409);
+  assert.deepEqual(JSON.parse(r.body), { code: 3, message: "Messages missing: attach and resend" });
+  // A POST without messages is taken whatever its tx (an attach's client ping says the
+  // client's count before it learns srx).
+  assert.equal((await post(s.q({ tx: 5 }), "2c2:0")).body, "ok");
+  let got = 0, answers = "";
+  for (let i = 0; i < 50 && !answers.includes("3c2:"); i++) {
+    const body = (await get(s.q({ got }))).body;
+    answers += body + "\x1e";
+    got += body.split("\x1e").filter((p) => p[0] === "4").length;
+  }
+  assert.ok(answers.split("\x1e").includes("3c2:1"), `srx 1: nothing of the refused POST was taken (${answers})`);
+  assert.equal((await post(s.q({ tx: 1 }), "4b\x1e4c\x1e4d\x1e4e")).body, "ok", "the resend after srx");
+  await eng.next((e) => e.event === "message" && e.sid === s.sid && e.text === "e");
+  assert.deepEqual(texts(s.sid), ["a", "b", "c", "d", "e"], "each once, in order, none skipped");
+  assert.match(eng.stderr(), /a POST after a gap \(tx 3, taken 1\): refused/);
+  assert.equal((await post(s.q({ tx: 5 }), "1")).body, "ok");
+  assert.equal((await eng.closeOf(s.sid)).reason, "transport close");
+});
+
+// A message on a probe before its "5" aborts the upgrade (Engine.IO) and is not taken: on an
+// extension session the POST is not answered "ok" (its client would count it sent), but 409.
+test("a message POSTed on an SSE probe before its 5 is answered 409 and not taken; the session stays on polling", async () => {
+  const s = await open("polling");
+  const ac = new AbortController();
+  const stream = await fetch(url({ transport: "sse", sid: s.sid }), { headers: { accept: "text/event-stream" }, signal: ac.signal });
+  assert.equal(stream.status, 200, "the probe stream");
+  assert.equal((await post({ transport: "sse", sid: s.sid, tx: 0 }, "2probe")).body, "ok");
+  const r = await post({ transport: "sse", sid: s.sid, tx: 0 }, "4x");
+  assert.equal(r.status, 409, "not ok: the message was not taken");
+  ac.abort();
+  assert.equal((await post(s.q({ tx: 0 }), "4y")).body, "ok", "the session goes on on polling");
+  await eng.next((e) => e.event === "message" && e.sid === s.sid && e.text === "y");
+  assert.deepEqual(texts(s.sid), ["y"]);
+  assert.equal((await post(s.q({ tx: 1 }), "1")).body, "ok");
+  assert.equal((await eng.closeOf(s.sid)).reason, "transport close");
+});
+
 // A request taken by the server: its request counter (ferry-test-engine's GET /__stats, which
 // counts itself) moved past the stats requests made meanwhile. Bounded.
 async function sendHeld(target) {
