@@ -62,9 +62,6 @@ class Transport {
     this.stop();
     this.e._tdown(this, reason, info);
   }
-  idle() {
-    return !this.busy;
-  }
   detach() {
     this.stop();
   }
@@ -316,10 +313,9 @@ export class Engine extends Emitter {
   }
   fallback(reason) {
     clearTimeout(this.fb);
-    this.forget();
+    this.remember();
     this.mem = null;
     this.transport.stop();
-    this.fell = reason;
     this.go(this.o.transports.includes("polling") ? "polling" : this.o.transports[0], reason);
   }
   mk(name, q) {
@@ -332,14 +328,10 @@ export class Engine extends Emitter {
       return m && m.exp > now() ? m : null;
     } catch {}
   }
+  // No transport: forget.
   remember(t, why) {
     try {
-      if (this.o.remember) this.store?.setItem(this.key, JSON.stringify({ t, why, exp: now() + this.o.remember }));
-    } catch {}
-  }
-  forget() {
-    try {
-      this.store?.removeItem(this.key);
+      t ? this.o.remember && this.store?.setItem(this.key, JSON.stringify({ t, why, exp: now() + this.o.remember })) : this.store?.removeItem(this.key);
     } catch {}
   }
 
@@ -381,7 +373,7 @@ export class Engine extends Emitter {
     this.readyState = "open";
     this.hb();
     this.fire("open", hs);
-    this.switched("", t.name, this.fell || this.why);
+    this.switched("", t.name, this.why); // after a fallback: its reason
     this.flush();
     this.climb(10);
   }
@@ -459,18 +451,15 @@ export class Engine extends Emitter {
       this.climb(0);
     }
   }
-  // How long a client ping may wait for its answer before the transport counts as mute.
-  deadline() {
-    return this.o.muteAfter + 3 * (this.rtt || 0) + (this.transport.name === "short-polling" ? this.hs.shortPollInterval || 1000 : 0);
-  }
   health() {
     clearTimeout(this.ht);
     if (!this.ext.includes("ping") || this.readyState !== "open") return;
     const t = this.transport;
     const p = this.pinging;
-    // An answer overdue: leave the transport (short-polling, the bottom, is attached again:
-    // that also asks the server for everything it sent since rx).
-    if (p && p.t === t && now() - p.at > this.deadline())
+    // An answer overdue (muteAfter + 3 RTT, + the short-poll interval): leave the transport
+    // (short-polling, the bottom, is attached again: that also asks the server for everything
+    // it sent since rx).
+    if (p && p.t === t && now() - p.at > this.o.muteAfter + 3 * (this.rtt || 0) + (t.name === "short-polling" ? this.hs.shortPollInterval || 1000 : 0))
       return this.attach(RANK[t.name] > 1 ? "polling" : "short-polling", t.name === "websocket" ? "ws-mute" : t.name === "sse" ? "sse-mute" : "poll-mute");
     if (!p || p.t !== t) this.pinging = null, this.ping();
     this.ht = setTimeout(() => this.health(), RANK[t.name] > 1 || this.hold ? this.o.pingEvery : 4 * this.o.pingEvery);
@@ -553,13 +542,9 @@ export class Engine extends Emitter {
       return this.mem ? this.fallback(reason) : this._close("transport error", info);
     }
     let to = t.name === "short-polling" ? t.name : "polling";
-    if (reason === "poll-cut") {
-      // Held polls cut again and again (counted across sessions): short-polling from now on.
-      if ((CUTS[this.key] = (CUTS[this.key] || 0) + 1) >= this.o.cutsToShort && this.o.transports.includes("short-polling")) {
-        to = "short-polling";
-        this.remember(to, reason);
-      }
-    }
+    // Held polls cut again and again (counted across sessions): short-polling from now on (the
+    // attach remembers it).
+    if (reason === "poll-cut" && (CUTS[this.key] = (CUTS[this.key] || 0) + 1) >= this.o.cutsToShort && this.o.transports.includes("short-polling")) to = "short-polling";
     // 400: the session is gone (unknown sid, attach refused); a transport that never came up
     // three times in a row: the network is down. Either way a new session, after the backoff.
     if (info.status === 400 || !this.ext.includes("resume") || (!t.up && ++this.fails > 2)) return this._close(reason === "ws-closed" ? "transport close" : "transport error", info);
@@ -608,7 +593,7 @@ export class Engine extends Emitter {
     this.backoff(t.name);
     this.fire("probe", { to: t.name, ok: false, reason });
     if (this.ext.includes("report")) this.write({ type: 6, data: JSON.stringify({ from: this.transport.name, to: this.transport.name, reason, ms: now() - t.started }) });
-    if (this.recall()?.t === t.name) this.forget();
+    if (this.recall()?.t === t.name) this.remember();
     this.climb(0);
   }
   _probed(t) {
