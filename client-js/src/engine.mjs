@@ -594,7 +594,10 @@ export class Engine extends Emitter {
     this.fire("probe", { to: t.name, ok: false, reason });
     if (this.ext.includes("report")) this.write({ type: 6, data: JSON.stringify({ from: this.transport.name, to: this.transport.name, reason, ms: now() - t.started }) });
     if (this.recall()?.t === t.name) this.remember();
-    this.climb(0);
+    // A mute WebSocket probe's close may never reach the server (ferry-proxy --websocket mute):
+    // it holds that probe until its upgrade timeout (10 s) and refuses the SSE probe meanwhile.
+    // An attach to the current transport abandons it (docs/protocol.md 6.2); SSE follows.
+    reason === "ws-mute" && RANK[this.transport.name] < 2 && this.ext.includes("resume") ? this.attach(this.transport.name, reason) : this.climb(0);
   }
   _probed(t) {
     const cur = (t.from = this.transport);

@@ -2,7 +2,7 @@
 // session-resume extension: client pings, attach with rx, reports), reached through a fake
 // fetch and a fake WebSocket class that the client takes as options. Faults can be switched on
 // and off while a session runs, like tools/ferry-proxy's: WebSocket refused or mute (both
-// directions), SSE buffered, held polls cut after N ms; WebSocket handshakes held until
+// directions, the client's close included), SSE buffered, held polls cut after N ms; WebSocket handshakes held until
 // srv.releaseWs() (wsHold: a slow upgrade). srv.sockets lists every WebSocket the client made
 // (.closed: the client closed it; .ended: the server did). Works under node:test's mock timers.
 //
@@ -92,7 +92,9 @@ export class FakeServer {
       close() {
         this.closed = true;
         const s = this.s;
-        if (s?.probe?.ws === this) (s.probe = null), (s.upgrading = false), srv._flush(s);
+        // Mute: the close frame never reaches the server, which keeps the probe (ferry's until
+        // its upgrade timeout; this one until an attach abandons it).
+        if (s?.probe?.ws === this && !srv.f.wsMute) (s.probe = null), (s.upgrading = false), srv._flush(s);
       }
     };
   }

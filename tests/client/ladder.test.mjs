@@ -92,14 +92,26 @@ test("WebSocket refused: probed, refused, SSE promoted instead (ws-refused, prom
   srv.close();
 });
 
-test("WebSocket accepted but mute at the probe: ws-mute after the probe timeout, then SSE", async () => {
+// The mute WebSocket's close never reaches the server, which holds the probe and refuses the SSE
+// probe meanwhile (ferry: until its 10 s upgrade timeout; then the WebSocket, probed first, held
+// it again: the session stayed on polling). An attach to polling abandons the server's probe.
+test("WebSocket accepted but mute at the probe: ws-mute after the probe timeout, an attach to polling drops the server's probe, then SSE", async () => {
   const srv = new FakeServer();
   srv.f.wsMute = true;
   const c = client(srv);
   const probes = [];
   c.e.on("probe", (p) => probes.push(p.reason));
+  await until(() => c.e.readyState === "open", 5000, "open");
+  exchange(srv, c, 0, 3);
+  const t0 = Date.now();
   await until(() => c.e.transport.name === "sse", 10000, "sse");
-  assert.deepEqual(probes, ["ws-mute"]);
+  assert.ok(Date.now() - t0 < 4000, `on SSE ${Date.now() - t0} ms after the start (the probe timeout is 3 s)`);
+  assert.deepEqual(probes, ["ws-mute"], "SSE not refused");
+  assert.deepEqual(c.switches, ["->polling:start", "polling>polling:ws-mute", "polling>sse:promoted"]);
+  assert.deepEqual(srv.last.attaches, [{ kind: "polling", rx: srv.last.attaches[0].rx }]);
+  exchange(srv, c, 3, 3);
+  await run(500);
+  checkOrder(c, srv, 6);
   c.e.close();
   srv.close();
 });

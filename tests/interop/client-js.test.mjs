@@ -130,9 +130,17 @@ test("ferry-proxy strips the Upgrade header: ends on sse", async () => {
   await throughProxy(["--websocket", "strip"], "sse");
 });
 
+// The mute WebSocket probe's close never reaches the server, which would hold that probe (and
+// refuse the SSE probe) until its 10 s upgrade timeout: the client attaches polling again,
+// which abandons it, and SSE follows at once (before, the session stayed on polling).
+test("ferry-proxy mutes WebSocket from the 101: ends on sse (ws-mute, attach to polling, promoted)", async () => {
+  const sw = await throughProxy(["--websocket", "mute"], "sse");
+  assert.deepEqual(sw.slice(0, 3), ["->polling:start", "polling>polling:ws-mute", "polling>sse:promoted"]);
+});
+
 test("ferry-proxy mutes WebSocket from the 101 and buffers bodies: stays on polling", async () => {
   const sw = await throughProxy(["--websocket", "mute", "--buffer", "65536"], "polling");
-  assert.deepEqual(sw, ["->polling:start"]);
+  assert.deepEqual(sw, ["->polling:start", "polling>polling:ws-mute"]);
 });
 
 test("ferry-proxy cuts responses after 700 ms: steps down to short-polling (poll-cut)", async () => {

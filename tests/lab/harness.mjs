@@ -24,7 +24,8 @@ import { startLabClient, quiet } from "./lab-client.mjs";
 
 // Each scenario: id, title, what it reproduces (prose for the doc), the network (proxy: flags of
 // tools/ferry-proxy; nginx: a template of tests/e2e/nginx/; both: the proxy in front of nginx),
-// and the transport the best client should end on there.
+// and the transport the best client should end on there (endsOnBest: a client that does not
+// end there fails the scenario in make test too; runScenario's bestMs waits for it).
 export const SCENARIOS = [
   { id: "clean", title: "Nothing in the way", proxy: [], best: "websocket",
     prose: "A plain pass-through proxy. The baseline: the client should climb to WebSocket within a probe round trip and lose nothing." },
@@ -32,9 +33,9 @@ export const SCENARIOS = [
     prose: "A corporate proxy that answers every Upgrade request with 403. The WebSocket probe fails at once; SSE is the best transport left." },
   { id: "ws-stripped", title: "Upgrade headers stripped", proxy: ["--websocket", "strip"], best: "sse",
     prose: "A proxy that drops the hop-by-hop Upgrade and Connection headers (nginx without the two proxy_set_header lines): the upgrade request reaches the server as a plain GET, which refuses it, and no WebSocket ever opens." },
-  { id: "ws-mute", title: "WebSocket accepted, then mute", proxy: ["--websocket", "mute"], best: "sse",
+  { id: "ws-mute", title: "WebSocket accepted, then mute", proxy: ["--websocket", "mute"], best: "sse", endsOnBest: true,
     prose: "The 101 goes through and then no frame does, in either direction (a proxy that inspects and stalls). Only a client that checks that data really flows notices." },
-  { id: "ws-mute-down", title: "WebSocket mute downstream only", proxy: ["--websocket", "mute-down"], best: "sse",
+  { id: "ws-mute-down", title: "WebSocket mute downstream only", proxy: ["--websocket", "mute-down"], best: "sse", endsOnBest: true,
     prose: "The 101 and the client's frames go through; the server's frames never arrive. The server believes the connection is fine; only the client can tell." },
   { id: "ws-closed-after", title: "WebSocket closed after 2 s", proxy: ["--ws-close-after", "2"], best: "websocket",
     prose: "A load balancer with a (very short) connection lifetime: every accepted WebSocket is closed 2 s after its 101, so at least one close lands inside every burst of messages. The client has to come back without losing what was in flight." },
@@ -172,8 +173,9 @@ export function countSeq(expected, got) {
 }
 
 // Runs one scenario. clients: which of "browser", "node" take part; lib: "ferry" (default) or
-// "official" (socket.io-client, for comparison). Returns {scenario, rows:[per client], notes}.
-export async function runScenario(sc, { browser, staticDir, seconds = 5, drainMs = 8000, joinMs = 15000,
+// "official" (socket.io-client, for comparison); bestMs: how long, after the drain, to wait for
+// every client to be on sc.best (a scenario with endsOnBest). Returns {scenario, rows:[per client], notes}.
+export async function runScenario(sc, { browser, staticDir, seconds = 5, drainMs = 8000, joinMs = 15000, bestMs = 0,
   clients = ["browser", "node"], lib = process.env.FERRY_LAB_LIB || "ferry", log = () => {} }) {
   const notes = [];
   const trace = openTrace(sc.id);
@@ -318,6 +320,11 @@ export async function runScenario(sc, { browser, staticDir, seconds = 5, drainMs
     trace?.w("harness", `exchange over: published ${JSON.stringify(published)}`);
     const drained = await until(complete, drainMs, 100);
     trace?.w("harness", drained ? "drained" : `not drained after ${drainMs} ms`);
+    if (bestMs && sc.endsOnBest)
+      await until(async () => {
+        for (const n of names) if ((await handles[n].stats())?.transport !== sc.best) return false;
+        return true;
+      }, bestMs, 100);
 
     const rows = [];
     for (const n of names) {
