@@ -383,6 +383,47 @@ static void latest_policy(void **state)
     h_stop(h);
 }
 
+/* latest: a keyed packet with binary attachments is never replaced (removing part of an event
+ * would break the stream), while text ones with a key are. */
+static void latest_keeps_binary(void **state)
+{
+    (void)state;
+    h_server *h = start(FERRY_BACKPRESSURE_LATEST, 2000, 0);
+    char sid[64];
+    join(h, sid, sizeof(sid));
+    unsigned char bytes[300];
+    memset(bytes, 0xab, sizeof(bytes));
+    for (int i = 0; i < 10; i++) {
+        cJSON *args = cJSON_CreateArray();
+        cJSON_AddItemToArray(args, cJSON_CreateNumber(i));
+        cJSON_AddItemToArray(args, ferry_binary_new(bytes, sizeof(bytes)));
+        assert_int_equal(ferry_socket_emit_keyed(A.sock, "BIN", "b", args), 0);
+        cJSON_Delete(args);
+        emit("k", i, "TXT");
+    }
+    emit_end();
+    int bin = 0, att = 0, txt = 0, end = 0;
+    for (int round = 0; round < 50 && !end; round++) {
+        h_response r;
+        assert_int_equal(request(h, "GET", sid, NULL, &r), 200);
+        char *save = NULL;
+        for (char *pkt = strtok_r(r.body, "\x1e", &save); pkt != NULL;
+             pkt = strtok_r(NULL, "\x1e", &save)) {
+            bin += strncmp(pkt, "451-[\"b\",", 9) == 0;
+            att += pkt[0] == 'b'; /* the attachment, base64 over polling */
+            txt += strncmp(pkt, "42[\"k\",", 7) == 0;
+            end += strncmp(pkt, "42[\"end\"", 8) == 0;
+        }
+    }
+    assert_int_equal(end, 1);
+    assert_int_equal(bin, 10); /* every binary one, each with its attachment */
+    assert_int_equal(att, 10);
+    assert_true(txt >= 1 && txt < 10); /* the text ones were replaced */
+    assert_int_equal(A.disconnects, 0);
+    printf("latest: 10 of 10 keyed events with an attachment, %d of 10 keyed text events\n", txt);
+    h_stop(h);
+}
+
 /* ---- latest on an extension session (docs/protocol.md section 5): the packets removed from
  * the queue were numbered when queued; those after them are numbered again, so that the
  * client's count of received messages (rx) is what the server thinks it sent. */
@@ -645,7 +686,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(latest_policy),  cmocka_unit_test(latest_on_an_extension_session),
     cmocka_unit_test(spill_policy),   cmocka_unit_test(spill_gap_closes),
     cmocka_unit_test(drain_callback), cmocka_unit_test(drain_callback_closes),
-    cmocka_unit_test(control_packets_never_dropped),
+    cmocka_unit_test(control_packets_never_dropped), cmocka_unit_test(latest_keeps_binary),
 };
 
 FERRY_TEST_MAIN(tests)
