@@ -54,6 +54,12 @@ async function raw(url) {
 }
 const connectAnswer = async (c) => JSON.parse((await c.next((s) => s.startsWith("40{"))).slice(2));
 const eventsOf = (id) => srv.all("event").filter((e) => e.id === id).map((e) => [e.name, ...e.args]);
+// The server's log (stderr) and its event lines (stdout) are two pipes: a log line written
+// before an answer may be read after it. Wait for it, bounded.
+async function logged(re, ms = 5000) {
+  for (const end = Date.now() + ms; !re.test(srv.stderr()) && Date.now() < end; ) await new Promise((r) => setTimeout(r, 20));
+  assert.match(srv.stderr(), re);
+}
 // The server prints an event before it answers: its line may reach us after the answer.
 const printed = (id, first, server = srv) => server.next((e) => e.event === "event" && e.id === id && e.args[0] === first);
 
@@ -214,7 +220,7 @@ test("wire: a gap in the numbers is refused: the session closes, the recovered s
   await Promise.race([c.closed, new Promise((_, j) => setTimeout(() => j(new Error("the session was not closed on a gap")), 10000))]);
   assert.equal((await gone).reason, "transport error", "closed as a lost transport: the socket is kept for recovery");
   assert.deepEqual(eventsOf(a.sid), [["message", "g1"]], "nothing after the gap reached the app");
-  assert.match(srv.stderr(), /outbox: emit 3 after 1 \(a gap\): refused/);
+  await logged(/outbox: emit 3 after 1 \(a gap\): refused/);
   // The client recovers and sends again everything above the answer's number.
   const d = await raw(srv.url);
   d.send(`40${JSON.stringify({ pid: a.pid, offset, ferryOutbox: {} })}`);
@@ -244,7 +250,7 @@ test("wire: a gap in the numbers is refused: the session closes, the recovered s
     await e.next((s) => s.startsWith("431"));
     await printed(a.sid, "sync2");
     assert.deepEqual(eventsOf(a.sid).map((x) => x[1]), ["g1", "g2", "g3", "g4", "sync", "g7", "sync2"]);
-    assert.match(srv.stderr(), /outbox: emit 7 after 5 \(a gap the client cannot fill\): 1 emits lost/);
+    await logged(/outbox: emit 7 after 5 \(a gap the client cannot fill\): 1 emits lost/);
   } finally {
     e.ws.close();
   }
