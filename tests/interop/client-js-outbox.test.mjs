@@ -367,6 +367,30 @@ test("ferry's client and a server without the extension (recovery off): plain em
   }
 });
 
+test("ferry's client with recovery off: an emit in flight on the lost session is lost (at most once), one made while disconnected goes out once", async () => {
+  const s = io(plain.url, { WebSocket: WS, storage: null, forceNew: true, transports: ["websocket"], reconnectionDelay: 50, reconnectionDelayMax: 100 });
+  try {
+    await until(s, "connect");
+    const id = s.id;
+    s.io.engine.transport.send = () => {}; // handed to the transport, never delivered
+    s.emit("message", "in-flight");
+    const down = until(s, "disconnect");
+    s.io.engine._close("transport error");
+    await down;
+    s.emit("message", "while-away"); // buffered until the next connect
+    await until(s, "connect");
+    assert.equal(s.recovered, false);
+    assert.notEqual(s.id, id);
+    await s.timeout(8000).emitWithAck("message-with-ack", "sync");
+    await printed(s.id, "sync", plain);
+    const of = (sid) => plain.all("event").filter((e) => e.id === sid).map((e) => e.args[0]);
+    assert.deepEqual(of(id), [], "the emit in flight is lost");
+    assert.deepEqual(of(s.id), ["while-away", "sync"], "the one made while disconnected, once");
+  } finally {
+    s.disconnect();
+  }
+});
+
 test("the official socket.io-client is unchanged: no ferryOutbox in its CONNECT answer, its last argument kept", async () => {
   const s = officialIo(srv.url, { transports: ["websocket"], forceNew: true, reconnection: false });
   try {
