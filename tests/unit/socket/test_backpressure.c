@@ -614,6 +614,48 @@ static void control_packets_never_dropped(void **state)
     }
 }
 
+/* ---- per namespace: two namespaces on one session, each with its own policy and bound. "/"
+ * (drop-volatile at 2000 bytes) lets the shared queue grow far past 2000; the first event of
+ * "/b" (close at 4000) past its own bound closes the session. */
+
+static ferry_socket *B_sock;
+
+static void on_b_connection(ferry_socket *s, void *ud)
+{
+    (void)ud;
+    B_sock = s;
+}
+
+static void policies_per_namespace(void **state)
+{
+    (void)state;
+    h_server *h = start(FERRY_BACKPRESSURE_DROP_VOLATILE, 2000, 0);
+    ferry_namespace *b = ferry_of(h->srv, "/b");
+    assert_non_null(b);
+    ferry_namespace_on_connection(b, on_b_connection, NULL);
+    assert_int_equal(ferry_namespace_set_backpressure(b, FERRY_BACKPRESSURE_CLOSE, 4000), 0);
+    B_sock = NULL;
+    char sid[64];
+    join(h, sid, sizeof(sid));
+    h_response r;
+    assert_int_equal(request(h, "POST", sid, "40/b,", &r), 200);
+    assert_int_equal(request(h, "GET", sid, NULL, &r), 200); /* the CONNECT answer of "/b" */
+    assert_non_null(B_sock);
+    for (int i = 0; i < 40; i++) /* ~8600 bytes from "/": past both bounds, kept open */
+        emit("n", i, NULL);
+    assert_true(ferry_socket_buffered_amount(A.sock) > 8000);
+    assert_int_equal(ferry_socket_buffered_amount(B_sock), ferry_socket_buffered_amount(A.sock));
+    h_run_until(h, h_cond_flag, &A.disconnects, 300); /* a flush: nothing closes it */
+    assert_int_equal(A.disconnects, 0);
+    cJSON *args = cJSON_CreateArray();
+    assert_int_equal(ferry_socket_emit(B_sock, "b", args), 0); /* "/b"'s packet past its bound */
+    cJSON_Delete(args);
+    assert_true(h_run_until(h, h_cond_flag, &A.disconnects, 3000));
+    assert_int_equal(A.reason, FERRY_REASON_TRANSPORT_ERROR);
+    assert_int_equal(request(h, "GET", sid, NULL, &r), 400); /* the session is gone */
+    h_stop(h);
+}
+
 /* ---- the drain callback */
 
 static void drain_callback(void **state)
@@ -687,6 +729,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(spill_policy),   cmocka_unit_test(spill_gap_closes),
     cmocka_unit_test(drain_callback), cmocka_unit_test(drain_callback_closes),
     cmocka_unit_test(control_packets_never_dropped), cmocka_unit_test(latest_keeps_binary),
+    cmocka_unit_test(policies_per_namespace),
 };
 
 FERRY_TEST_MAIN(tests)
