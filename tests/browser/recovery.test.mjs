@@ -2,7 +2,7 @@
 // users run it (recovery on by default, issue 14): the page's Engine.IO session is lost on the
 // client's side (the server has not noticed: its session waits for an attach), the page comes
 // back on a new session, takes its socket over and gets the publishes it missed, once and in
-// order, with socket.recovered === true and the same id, on WebSocket and on long-polling.
+// order, with socket.recovered === true and the same id, on each of the four transports.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -30,7 +30,7 @@ after(async () => {
 const publish = (room, data) =>
   fetch(`${srv.url}/api/publish`, { method: "POST", headers: { authorization: `Bearer ${TOKEN}` }, body: JSON.stringify({ room, event: "news", data }) }).then((r) => r.json());
 
-for (const transport of ["websocket", "polling"]) {
+for (const transport of ["websocket", "polling", "sse", "short-polling"]) {
   test(`Chromium, ${transport}: a lost session is recovered with its id, room and missed publishes`, async () => {
     const page = await browser.newPage();
     const errors = [];
