@@ -11,7 +11,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import { launchChromium } from "../lib/browser.mjs";
-import { SCENARIOS, buildStatic, runScenario, describeFailure } from "../lab/harness.mjs";
+import { SCENARIOS, buildStatic, runScenario, describeFailure, endsWrong } from "../lab/harness.mjs";
 
 const SECONDS = Number(process.env.FERRY_LAB_SECONDS || 5.5);
 let browser, staticDir;
@@ -37,7 +37,6 @@ for (const sc of SCENARIOS) {
     const bad = rows.filter((r) => !r.ok).map((r) => describeFailure(sc, r));
     assert.deepEqual(bad, [], `${sc.id} cannot reach zero loss:\n  ${bad.join("\n  ")}\n  notes: ${notes.join("; ") || "none"}`);
     assert.deepEqual(notes, [], "no page error, clean server exit");
-    if (sc.endsOnBest)
-      for (const r of rows) assert.equal(r.transport, sc.best, `${sc.id} / ${r.client} ends on ${sc.best}: ${describeFailure(sc, r)}`);
+    assert.deepEqual(endsWrong(sc, rows), [], `${sc.id}: every client ends on ${sc.best}`);
   });
 }

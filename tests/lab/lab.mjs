@@ -7,8 +7,9 @@
 //   node tests/lab/lab.mjs --repeat N [--seconds 5.5] [--drain 20000] [--only id,id]
 //
 // --repeat N runs the chosen scenarios N times over, as make test does (--seconds 5.5 --drain
-// 20000), stops at the first failure (its description printed), and writes no doc: it counts
-// consecutive passes, to show that a rare failure is gone.
+// 20000; a scenario with endsOnBest must end on its best transport), stops at the first failure
+// (its description printed), and writes no doc: it counts consecutive passes, to show that a
+// rare failure is gone.
 // --compare also runs every scenario with the official socket.io-client and adds its table to
 // the doc, for comparison (its failures do not change the exit status).
 // FERRY_LAB_TRACE=<dir> writes one timeline per run (server info log, ferry-proxy's lines, every
@@ -18,7 +19,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { launchChromium } from "../lib/browser.mjs";
 import { root } from "../lib/server.mjs";
-import { SCENARIOS, buildStatic, runScenario, describeFailure } from "./harness.mjs";
+import { SCENARIOS, buildStatic, runScenario, describeFailure, endsWrong } from "./harness.mjs";
 import { renderDoc } from "./doc.mjs";
 
 const { values: opt } = parseArgs({
@@ -42,8 +43,8 @@ if (opt.repeat) {
     for (let i = 1; i <= Number(opt.repeat) && !failure; i++)
       for (const sc of list) {
         const { rows, notes } = await runScenario(sc, { browser, staticDir, seconds: Number(opt.seconds),
-          drainMs: Number(opt.drain), lib: opt.lib, log: (l) => process.stdout.write(`lab: round ${i}: ${l}\n`) });
-        const bad = rows.filter((r) => !r.ok).map((r) => describeFailure(sc, r));
+          drainMs: Number(opt.drain), bestMs: 15000, lib: opt.lib, log: (l) => process.stdout.write(`lab: round ${i}: ${l}\n`) });
+        const bad = [...rows.filter((r) => !r.ok).map((r) => describeFailure(sc, r)), ...endsWrong(sc, rows)];
         if (rows.length !== 2 || bad.length || notes.length) {
           failure = `${sc.id} in round ${i}: ${[...bad, ...notes].join("; ") || "a client did not run"}`;
           break;
