@@ -53,6 +53,16 @@ async function raw(url) {
   return { ws, q, next, closed, send: (s) => ws.send(s) };
 }
 const connectAnswer = async (c) => JSON.parse((await c.next((s) => s.startsWith("40{"))).slice(2));
+// A raw session with the outbox whose socket took emit 1 ("message" `first`): its CONNECT
+// answer and the offset of the echo, to recover with.
+async function outboxSocket(first) {
+  const c = await raw(srv.url);
+  c.send('40{"ferryOutbox":{}}');
+  const a = await connectAnswer(c);
+  c.send(`42["message","${first}",1]`);
+  const back = await c.next((s) => s.startsWith(`42["message-back","${first}"`));
+  return { c, a, offset: JSON.parse(back.slice(2)).pop() };
+}
 const eventsOf = (id) => srv.all("event").filter((e) => e.id === id).map((e) => [e.name, ...e.args]);
 // The server's log (stderr) and its event lines (stdout) are two pipes: a log line written
 // before an answer may be read after it. Wait for it, bounded.
@@ -140,12 +150,7 @@ test("wire: after a lost session the recovered socket says what it took, drops i
 });
 
 test("wire: a recovered socket gets again at most the last 128 ack answers it awaits; one over 64 KiB is not kept", async () => {
-  const c = await raw(srv.url);
-  c.send('40{"ferryOutbox":{}}');
-  const a = await connectAnswer(c);
-  c.send('42["message","m0",1]');
-  const back = await c.next((s) => s.startsWith('42["message-back","m0"'));
-  const offset = JSON.parse(back.slice(2)).pop();
+  const { c, a, offset } = await outboxSocket("m0");
   const N = 130;
   for (let i = 0; i < N; i++) c.send(`42${i}["message-with-ack","a${i}",${i + 2}]`);
   c.send(`42${N}["message-with-ack","${"x".repeat(70 * 1024)}",${N + 2}]`); // answered, too big to keep
@@ -208,12 +213,7 @@ for (const t of ["websocket", "polling", "sse", "short-polling"]) {
 // session, so that the client recovers and sends again from the CONNECT answer's number; only
 // the same gap again (the client no longer holds those emits) is taken, logged as lost.
 test("wire: a gap in the numbers is refused: the session closes, the recovered socket gets the missing emits; the same gap again is taken and logged as lost", async () => {
-  const c = await raw(srv.url);
-  c.send('40{"ferryOutbox":{}}');
-  const a = await connectAnswer(c);
-  c.send('42["message","g1",1]');
-  const back = await c.next((s) => s.startsWith('42["message-back","g1"'));
-  const offset = JSON.parse(back.slice(2)).pop();
+  const { c, a, offset } = await outboxSocket("g1");
   const gone = srv.disconnectOf(a.sid);
   c.send('42["message","g3",3]'); // 2 never came
   c.send('42["message","g4",4]');

@@ -33,21 +33,25 @@ const until = (emitter, event, ms = 10000) =>
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const url = (nsp) => `${srv.url}${nsp === "/" ? "" : nsp}`;
 
+// a and b (official clients on WebSocket) at `base`; a in a room of its own, where it got
+// "before" from b. got: what a receives as "news".
+async function inRoom(base, prefix) {
+  const a = officialIo(base, { transports: ["websocket"], forceNew: true, reconnection: false });
+  const b = officialIo(base, { transports: ["websocket"], forceNew: true, reconnection: false });
+  await Promise.all([until(a, "connect"), until(b, "connect")]);
+  const room = `${prefix}-${a.id}`;
+  const got = [];
+  a.on("news", (x) => got.push(x));
+  await a.timeout(5000).emitWithAck("join", room);
+  const first = until(a, "news");
+  assert.equal(await b.timeout(5000).emitWithAck("to", room, "news", "before"), 1);
+  await first;
+  return { a, b, room, got, id: a.id };
+}
+
 test("bytes: the same ~12 KB missed in two namespaces: over the 4000-byte log of '/', within the 1 MiB of '/own'", async () => {
   const sides = await Promise.all(
-    NSPS.map(async (nsp) => {
-      const a = officialIo(url(nsp), { transports: ["websocket"], forceNew: true, reconnection: false });
-      const b = officialIo(url(nsp), { transports: ["websocket"], forceNew: true, reconnection: false });
-      await Promise.all([until(a, "connect"), until(b, "connect")]);
-      const room = `r-${a.id}`;
-      const got = [];
-      a.on("news", (x) => got.push(x));
-      await a.timeout(5000).emitWithAck("join", room);
-      const first = until(a, "news");
-      assert.equal(await b.timeout(5000).emitWithAck("to", room, "news", "before"), 1);
-      await first;
-      return { nsp, a, b, room, got, id: a.id };
-    }),
+    NSPS.map(async (nsp) => ({ nsp, ...(await inRoom(url(nsp), "r")) })),
   );
   try {
     for (const s of sides) {
@@ -139,17 +143,7 @@ test("count: 10000 packets at most: 9990 missed are replayed, 10010 are past the
   const big = await startSio(["--recovery", "60000"]); // the default 16 MiB: only the count acts
   try {
     for (const [n, recovered] of [[9990, true], [10010, false]]) {
-      const a = officialIo(big.url, { transports: ["websocket"], forceNew: true, reconnection: false });
-      const b = officialIo(big.url, { transports: ["websocket"], forceNew: true, reconnection: false });
-      await Promise.all([until(a, "connect"), until(b, "connect")]);
-      const room = `count-${a.id}`;
-      const got = [];
-      a.on("news", (x) => got.push(x));
-      await a.timeout(5000).emitWithAck("join", room);
-      const first = until(a, "news");
-      await b.timeout(5000).emitWithAck("to", room, "news", "before");
-      await first;
-      const id = a.id;
+      const { a, b, room, got, id } = await inRoom(big.url, "count");
       const gone = big.disconnectOf(id);
       a.io.engine.close();
       await gone;
