@@ -92,6 +92,7 @@ test("ferry's client past the window: recovered === false and recovery_failed {r
     await gone;
     await down;
     await new Promise((r) => setTimeout(r, 700)); // /short keeps a lost socket 300 ms
+    a.emit("message", "never-left"); // while disconnected: it never left the client
     const order = [];
     a.on("recovery_failed", () => order.push("recovery_failed"));
     a.on("connect", () => order.push(`connect (recovered ${a.recovered})`));
@@ -104,6 +105,11 @@ test("ferry's client past the window: recovered === false and recovery_failed {r
     assert.deepEqual(order, ["recovery_failed", "connect (recovered false)"], "told before connect (docs/client.md)");
     assert.equal(a.recovered, false);
     assert.notEqual(a.id, id);
+    // The emit that never left goes out once, on the new socket (docs/reliability.md).
+    await a.timeout(8000).emitWithAck("message-with-ack", "sync");
+    await srv.next((e) => e.event === "event" && e.id === a.id && e.args[0] === "sync");
+    const taken = srv.all("event").filter((e) => e.id === a.id).map((e) => e.args[0]);
+    assert.deepEqual(taken, ["never-left", "sync"]);
   } finally {
     a.disconnect();
   }
