@@ -111,18 +111,17 @@ static void pl_flush(ferry_transport *t)
     polling *p = (polling *)t;
     if (p->get == NULL || ferry_life_closed(&p->life))
         return;
-    if (ferry_engine_upgrading(t)) {
-        /* Let the client finish its upgrade: this poll ends empty. */
-        answer_get_with(p, "6");
-        return;
-    }
     ferry_buf *pkts[MAX_BATCH];
     /* One response carries at most about maxPayload bytes (always at least one packet); the
-     * rest waits for the next poll, which the client sends at once. */
+     * rest waits for the next poll, which the client sends at once. During an upgrade ("3probe"
+     * sent) a poll still takes what is queued, as the reference server's does: the client
+     * reads it whole before it sends "5", and a client that gave the probe up gets its
+     * messages now rather than at the upgrade timeout. */
     size_t n = ferry_engine_take(t, pkts, NULL, MAX_BATCH, ferry_engine_config(t)->max_payload);
     if (n == 0) {
-        /* Long-polling holds the GET until something is queued; short-polling never does. */
-        if (t->ops == &ferry_short_polling_ops)
+        /* Long-polling holds the GET until something is queued; short-polling never does;
+         * during an upgrade the poll ends at once, so that the client's pause ends. */
+        if (t->ops == &ferry_short_polling_ops || ferry_engine_upgrading(t))
             answer_get_with(p, "6");
         return;
     }

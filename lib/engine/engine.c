@@ -319,11 +319,23 @@ static int queue_simple(ferry_session *s, int type, const char *data)
     return rc;
 }
 
+/* Between "3probe" and "5", may t still take packets? A polling transport may, as the
+ * reference server's does (its flush() ignores the upgrade): the client reads every poll's
+ * answer whole before it sends "5" (Engine.IO's pause waits for the poll out), so nothing it
+ * takes can come after what the new transport carries; and a client that gave the probe up
+ * (its close lost on the way) gets its messages at its next poll instead of after the upgrade
+ * timeout (docs/protocol.md 3.7). A stream or a WebSocket may not: the client
+ * cannot tell whether more of it is still on its way when it sends "5". */
+static int takes_while_upgrading(const ferry_transport *t)
+{
+    return !(t->ops->flags & (FERRY_TR_STREAMING | FERRY_TR_FULL_DUPLEX));
+}
+
 size_t ferry_engine_take(ferry_transport *t, ferry_buf **out, uint64_t *seqs, size_t max,
                          size_t max_bytes)
 {
     ferry_session *s = t->session;
-    if (t != s->transport || s->upgrade == UPGRADE_UPGRADING)
+    if (t != s->transport || (s->upgrade == UPGRADE_UPGRADING && !takes_while_upgrading(t)))
         return 0;
     size_t n = 0, bytes = 0, nmsg = 0;
     while (n < max && !ferry_list_empty(&s->queue)) {

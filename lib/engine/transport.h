@@ -136,7 +136,8 @@ void ferry_engine_on_transport_closed(ferry_transport *t, ferry_reason reason);
  * entries) gets each packet's downstream number: consecutive, from 1 for the session's first
  * packet, across every transport (extension sessions; 0 otherwise). On an extension session
  * the engine keeps its own reference in the replay buffer until the client acknowledges the
- * packet. Returns the count. */
+ * packet. Returns the count: 0 for a transport that is not the session's, and for a stream or
+ * a WebSocket between "3probe" and "5" (ferry_engine_upgrading). */
 size_t ferry_engine_take(ferry_transport *t, ferry_buf **out, uint64_t *seqs, size_t max,
                          size_t max_bytes);
 /* A stream transport resumes after the client saw every packet up to number last (SSE's
@@ -165,7 +166,8 @@ int ferry_engine_poll_got(ferry_transport *t, const ferry_req *req);
  * takes nothing of it and answers 409 (docs/protocol.md 5.3), and the session goes on. */
 int ferry_engine_post_taken(ferry_transport *t, const ferry_req *req, uint64_t *skip);
 /* Is the session between a probe's "2probe" and its "5"? A polling transport then answers its
- * GETs with a noop and takes nothing. */
+ * GETs at once: with what is queued (ferry_engine_take still gives it packets), or a noop. A
+ * stream or a WebSocket takes nothing then. */
 int ferry_engine_upgrading(const ferry_transport *t);
 /* Does t's session speak ferry's extensions (ferry's client: docs/protocol.md section 5)? */
 int ferry_engine_extended(const ferry_transport *t);
