@@ -136,11 +136,11 @@ export class Manager extends Emitter {
       }
       const raw = left.slice(i, i + 1 + p.att);
       i += p.att;
-      // A socket with the outbox extension sends its unconfirmed emits again from its outbox.
-      // (its last argument is its number: never handed to a transport, so surely not taken).
+      // A socket with the outbox extension sends its unconfirmed emits again from its outbox
+      // (an emit's last argument is its number: never handed to a transport, so surely not
+      // taken; an ack answer's arguments are no such number).
       const s = this.nsps[p.nsp];
-      if ((p.type === 2 || p.type === 5) && s && !s.obOn) s.sendBuffer.push({ raw });
-      else if (s?.obOn) s.unsent(p.data[p.data.length - 1]);
+      if ((p.type === 2 || p.type === 5) && s) s.obOn ? s.unsent(p.data[p.data.length - 1]) : s.sendBuffer.push({ raw });
     }
     for (const n in this.nsps) {
       const s = this.nsps[n];
@@ -158,7 +158,7 @@ export class Manager extends Emitter {
     this.rt = setTimeout(() => {
       this.rt = 0;
       this.fire("reconnect_attempt", this.attempts);
-      this.open(G.navigator?.onLine === false ? "reconnect" : "reconnect");
+      this.open("reconnect");
     }, G.navigator?.onLine === false ? Math.max(d, 30000) : d);
   }
   socket(nsp, o) {

@@ -5,7 +5,7 @@ import { test, mock, beforeEach, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { io } from "../../client-js/src/index.mjs";
-import { encode, decode } from "../../client-js/src/socket.mjs";
+import { encode, decode, Manager } from "../../client-js/src/socket.mjs";
 import { FakeServer } from "./fake-server.mjs";
 
 beforeEach(() => mock.timers.enable({ apis: ["setTimeout", "Date"], now: 2e12 }));
@@ -201,6 +201,24 @@ test("closing the manager while CONNECT awaits its answer fires no connect_error
   assert.equal(errors, 0);
   assert.equal(srv.sessions.size, 1);
   srv.close();
+});
+
+test("an ack answer the dead session never sent is not taken for an outbox emit: an emit the server may have taken is not sent twice", () => {
+  // Outbox on: emit #1 went out on a transport (it may have been taken). The session dies with
+  // an ack answer still queued whose last argument is 1, as an emit's outbox number would be.
+  const m = new Manager("http://ack.test/", { autoConnect: false, reconnection: false });
+  const s = m.socket("/");
+  m.nsps["/"] = s;
+  Object.assign(s, { obOn: true, _pid: "p1", seq: 1, box: [{ n: 1, p: { type: 2, data: ["m", "x"] }, sent: true }] });
+  m.onclose("transport close", {}, [encode({ type: 3, id: 7, data: [1] })[0]]);
+  // The next session does not recover the socket: what may have been taken is counted, not sent.
+  const out = [];
+  const failed = [];
+  m.engine = { send: (x) => out.push(x) };
+  s.on("recovery_failed", (e) => failed.push(e));
+  s.onconnect("sid2", "p2", "expired", 0);
+  assert.deepEqual(failed, [{ reason: "expired", unconfirmed: 1 }]);
+  assert.deepEqual(out.filter((x) => x.includes('"m"')), [], "emit #1 not sent again");
 });
 
 test("the online event reconnects at once (network-online) instead of waiting for the backoff", async () => {
