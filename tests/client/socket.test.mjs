@@ -173,13 +173,15 @@ test("the session lost while CONNECT awaits its answer: connect_error, then the 
   const s = sock(srv, { transports: ["polling"], reconnectionDelay: 100, reconnectionDelayMax: 100 });
   const errors = [];
   s.on("connect_error", (e) => errors.push(e));
+  let connectedAtError;
+  s.once("connect_error", () => (connectedAtError = s.connected));
   let disconnects = 0;
   s.on("disconnect", () => disconnects++);
   await until(() => srv.last?.got.some((m) => m.startsWith("0")), 5000, "CONNECT at the server");
   srv.o.sio = true;
   srv._closeSession(srv.last);
   await until(() => errors.length, 1000, "connect_error");
-  assert.equal(s.connected, false);
+  assert.equal(connectedAtError, false);
   assert.equal(errors[0].type, "TransportError");
   await until(() => s.connected, 1000, "connected on the next session");
   assert.equal(srv.sessions.size, 2);
