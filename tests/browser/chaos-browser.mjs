@@ -162,7 +162,7 @@ export async function runBrowserChaos({ count = 10000, seconds = 900, seed = 1, 
   const why = notRecoveredWhy(srv.stderr());
   for (const row of rows) row.notRecovered = row.notRecovered.map((x) => `${x.text}: ${why.get(x.id) ?? "the server logged no reason"}`);
   // What the server said about losses it saw or repaired (docs/protocol.md 5.3 and 13).
-  const said = srv.stderr().split("\n").filter((l) => /a gap|came again|answer was lost|attach on .* refused|no longer held|not recovered/.test(l));
+  const said = srv.stderr().split("\n").filter((l) => /^ferry (warn|error)|a gap|came again|answer was lost|attach on .* refused|no longer held|not recovered/.test(l));
   return { rows, proxyStats, serverExit: code, seconds: (Date.now() - t0) / 1000, seed, count, pageLoadsFailed, said, serverLog: srv.stderr() };
 }
 
@@ -176,7 +176,8 @@ export function browserReport(r) {
   }
   const kinds = {};
   for (const l of r.said ?? []) {
-    const k = /a gap/.test(l) ? "outbox gaps" : /not recovered/.test(l) ? "reconnections not recovered" : /came again/.test(l) ? "repeated POSTs not taken twice" : /answer was lost/.test(l) ? "lost poll answers sent again" : "refusals";
+    const k = /outbox: emit/.test(l) ? "outbox gaps" : /a POST after a gap/.test(l) ? "POSTs after a gap refused (409)" :
+      /of a POST not taken/.test(l) ? "POSTs not taken (resent)" : /not recovered/.test(l) ? "reconnections not recovered" : /came again/.test(l) ? "repeated POSTs not taken twice" : /answer was lost/.test(l) ? "lost poll answers sent again" : /refused/.test(l) ? "refusals" : "other warnings";
     kinds[k] = (kinds[k] ?? 0) + 1;
   }
   lines.push(`server: ${Object.entries(kinds).map(([k, n]) => `${k} ${n}`).join(", ") || "nothing to say"}`);
