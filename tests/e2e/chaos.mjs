@@ -274,10 +274,14 @@ export function report(r) {
   return lines.join("\n");
 }
 
-// The lines under the table: the switching clients' changes by kind, every message that went
-// wrong (which, where), what the server said.
+// The lines under the table: the messages of ferry's clients by the transport they were sent on
+// (all clients together), the switching clients' changes by kind, every message that went wrong
+// (which, where), what the server said.
 export function detail(r) {
   const lines = [];
+  const total = {};
+  for (const x of r.rows) for (const [t, n] of Object.entries(x.sentOn ?? {})) total[t] = (total[t] ?? 0) + n;
+  if (Object.keys(total).length) lines.push(`sent upstream on each transport (ferry's clients together): ${Object.entries(total).sort((a, b) => b[1] - a[1]).map(([t, n]) => `${t} ${n}`).join(", ")}`);
   for (const x of r.rows) {
     if (x.switchKinds && x.switchKinds.transports.length > 1)
       lines.push(`${x.client}: on ${x.switchKinds.transports.join(", ")}; changes: ${Object.entries(x.switchKinds.kinds).sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(", ")}` +
