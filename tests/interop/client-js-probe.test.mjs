@@ -365,12 +365,13 @@ test("sse > websocket: the probe dies during the pause (a POST still out): sse g
 });
 
 // The client gives a probe up (its "3probe" lost: ws-mute after probeTimeout) and its close is
-// lost too: the server goes on answering every poll at once with a noop until its own upgrade
-// timeout (10 s). The client polls at a pace meanwhile (it polled without pause: 41 polls in
-// 2 s against the sanitizer build, as fast as the server answers), and once the server drops the
-// probe every message arrives once. What it does not fix: the server holds the session's
-// messages until then.
-test("polling > websocket: a probe given up whose close never reaches the server: polls keep their pace", { timeout: 60000 }, async (t) => {
+// lost too: the server would hold the probe until its own upgrade timeout (10 s), answering every
+// poll at once (before 857e330 with a bare noop, holding the session's messages). The client
+// attaches polling again (polling>polling:ws-mute), which abandons the server's probe
+// (docs/protocol.md 6.2): a message emitted right after the give-up comes back within BOUND_MS,
+// and the polls keep their pace (once the client polled without pause: 41 polls in 2 s against
+// the sanitizer build, as fast as the server answered).
+test("polling > websocket: a probe given up whose close never reaches the server: the attach drops it, messages flow at once, polls keep their pace", { timeout: 60000 }, async (t) => {
   const net = network();
   net.from = "polling";
   let probe;
@@ -384,11 +385,13 @@ test("polling > websocket: a probe given up whose close never reaches the server
     await within(new Promise((r) => (c.onProbe = () => c.probes.includes("websocket:ws-mute") && r())), 20000, "the probe given up (ws-mute)");
     const m = c.emit();
     const t0 = performance.now();
+    await c.echoed(m, BOUND_MS, "right after the give-up (the attach drops the server's probe)");
+    const ms = Math.round(performance.now() - t0);
+    assert.ok(c.switches.includes("polling>polling:ws-mute"), c.switches.join(", "));
     await new Promise((r) => setTimeout(r, 2000)); // the window measured
     const polls = net.gets.filter((x) => x >= t0).length;
-    assert.ok(polls <= 2000 / 250 + 3, `${polls} polls in 2 s while the server still holds the abandoned probe (one per 250 ms at most)`);
-    probe.cut(); // the server learns of it (else its upgrade timeout would)
-    await c.echoed(m, 20000, "after the probe's end");
+    assert.ok(polls <= 2000 / 250 + 3, `${polls} polls in 2 s after the give-up (one per 250 ms at most)`);
+    probe.cut();
     const last = c.emit();
     await c.echoed(last, 20000, "one more");
     await srv.next((e) => e.event === "event" && e.id === c.s.id && e.args[0] === last, 20000);
@@ -396,7 +399,7 @@ test("polling > websocket: a probe given up whose close never reaches the server
     const taken = srv.all("event").filter((e) => e.id === c.s.id && e.name === "message").map((e) => e.args[0]);
     assert.deepEqual(taken, want, "every message taken by the server once, in order");
     assert.deepEqual(c.back, want, "every echo received once, in order");
-    t.diagnostic(`${polls} polls in the 2 s window; switches ${c.switches.join(", ")}; probes ${c.probes.join(", ")}`);
+    t.diagnostic(`echo ${ms} ms after the give-up; ${polls} polls in the 2 s window; switches ${c.switches.join(", ")}; probes ${c.probes.join(", ")}`);
   } finally {
     c.s.disconnect();
   }
