@@ -633,6 +633,14 @@ void ferry_engine_on_transport_lost(ferry_transport *t)
     ferry_session *s = t->session;
     if (s->extensions && s->state == SESSION_OPEN && t == s->transport)
         return; /* the client comes back with a new request or an attach */
+    if (t == s->probe) {
+        /* A POST of a probe (SSE's "2probe" or "5") cut under it: the probe fails, as when its
+         * stream closes; the session goes on on its transport (it used to close). */
+        FERRY_LOG(FERRY_LOG_INFO, "engine", s->sid, "a request of the %s probe was cut",
+                  t->ops->name);
+        t->ops->close(t, FERRY_REASON_TRANSPORT_ERROR);
+        return;
+    }
     ferry_engine_close_session(s, FERRY_REASON_TRANSPORT_ERROR, 0);
 }
 

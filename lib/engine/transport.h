@@ -121,7 +121,8 @@ int ferry_engine_on_payload_skip(ferry_transport *t, char *data, size_t len, uin
 /* A request or connection of t died under it (a held poll or a POST cut): a plain session
  * closes ("transport error"); an extension session goes on and waits for the client's next
  * request or attach (the heartbeat decides). t stays the session's transport either way until
- * the engine closes it. */
+ * the engine closes it. When t is the session's probe, the probe fails (it is closed) and the
+ * session goes on. */
 void ferry_engine_on_transport_lost(ferry_transport *t);
 /* The transport can write again after a flush left packets queued. */
 void ferry_engine_on_drain(ferry_transport *t);
