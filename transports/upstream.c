@@ -77,7 +77,8 @@ void ferry_upstream_post(ferry_upstream *u, ferry_req *req)
         rc = ferry_engine_on_payload_skip(u->t, req->body.base ? req->body.base : (char *)"",
                                           req->body.len, skip);
     if (rc == -FERRY_ELIMIT || rc == 1) {
-        static const char body[] = "{\"code\":3,\"message\":\"Messages missing: attach and resend\"}";
+        static const char body[] =
+            "{\"code\":3,\"message\":\"Messages missing: attach and resend\"}";
         ferry_req_respond_text(req, 409, "application/json", body, sizeof(body) - 1);
         return;
     }

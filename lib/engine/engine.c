@@ -1082,7 +1082,8 @@ int ferry_engine_on_payload_skip(ferry_transport *t, char *data, size_t len, uin
         rc = 0; /* the packets themselves closed the session (close packet): not an error */
     } else if (ctx.lost > 0 && s->extensions) {
         FERRY_LOG(FERRY_LOG_WARN, "engine", s->sid,
-                  "%llu messages of a POST not taken (not on the session's transport): the client resends after an attach",
+                  "%llu messages of a POST not taken (not on the session's transport): "
+                  "the client resends after an attach",
                   (unsigned long long)ctx.lost);
         rc = 1;
     }
@@ -1520,7 +1521,8 @@ int ferry_engine_post_taken(ferry_transport *t, const ferry_req *req, uint64_t *
             return 0;
         s->engine->stats.bad_requests++;
         FERRY_LOG(FERRY_LOG_WARN, "engine", s->sid,
-                  "a POST after a gap (tx %llu, taken %llu): refused, the client resends after an attach",
+                  "a POST after a gap (tx %llu, taken %llu): refused, "
+                  "the client resends after an attach",
                   (unsigned long long)tx, (unsigned long long)s->rx_msgs);
         return -FERRY_ELIMIT;
     }

@@ -8,9 +8,10 @@
  * numbered, a volatile one). We take the argument off before the app sees the event; a number
  * at or under the one taken is a duplicate (the client sent it again after a lost session) and
  * is dropped; a number above the next one (a gap) closes the session, so that the client
- * recovers and sends the missing emits again (sio_outbox_take). Every OB_CONFIRM_EVERY emits taken (fewer when the client says its window,
- * "ferryOutbox": {"window": n}, is under twice that: every n/2) we tell the client (a CONNECT
- * packet holding only "ferryOutbox") so that it can forget what we have.
+ * recovers and sends the missing emits again (sio_outbox_take). Every OB_CONFIRM_EVERY emits
+ * taken (fewer when the client says its window, "ferryOutbox": {"window": n}, is under twice
+ * that: every n/2) we tell the client (a CONNECT packet holding only "ferryOutbox") so that it
+ * can forget what we have.
  *
  * Acks: the answers we gave to numbered emits are kept, at most OB_ANSWERS_MAX of them and
  * OB_ANSWERS_BYTES bytes (oldest dropped first; a larger answer is not kept), with the socket
@@ -145,7 +146,8 @@ int sio_outbox_take(ferry_socket *s, sio_packet *pkt)
         if (s->ob.gap_at != s->ob.taken + 1) {
             s->ob.gap_at = s->ob.taken + 1;
             FERRY_LOG(FERRY_LOG_WARN, "socket", sid,
-                      "outbox: emit %llu after %llu (a gap): refused, closing so that the client resends",
+                      "outbox: emit %llu after %llu (a gap): refused, "
+                      "closing so that the client resends",
                       (unsigned long long)n, (unsigned long long)s->ob.taken);
             return -FERRY_ELIMIT;
         }
