@@ -131,6 +131,7 @@ test("a POST after a gap (tx= above what was taken) is refused with 409, nothing
   const r = await post(s.q({ tx: 3 }), "2c1:0\x1e4d\x1e4e"); // b and c never arrived
   assert.equal(r.status, 409);
   assert.deepEqual(JSON.parse(r.body), { code: 3, message: "Messages missing: attach and resend" });
+  assert.equal((await post(s.q({ tx: 3 }), "bAQID")).status, 409, "a binary message too");
   // A POST without messages is taken whatever its tx (an attach's client ping says the
   // client's count before it learns srx).
   assert.equal((await post(s.q({ tx: 5 }), "2c2:0")).body, "ok");
