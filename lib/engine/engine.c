@@ -785,8 +785,9 @@ static int on_probe_packet(ferry_session *s, ferry_transport *t, int type, const
                 t->ops->close(t, FERRY_REASON_TRANSPORT_ERROR);
             return rc;
         }
-        /* The old transport now takes nothing: a pending poll is ended with a noop. */
+        /* The old transport now takes nothing but a poll's answer (ferry_engine_take). */
         s->upgrade = UPGRADE_UPGRADING;
+        s->upgrade_posts = 0;
         mark_dirty(s);
         return 0;
     }
@@ -1671,6 +1672,27 @@ static int forward(ferry_engine *eng, const ferry_transport_ops *ops, ferry_req 
     return eng->cluster.forward(req, tag, eng->cluster.forward_ud);
 }
 
+/* A POST's head for t. While the session waits for "5", a stream transport (SSE) takes nothing
+ * (ferry_engine_take), and its client, paused, sends no POST on it: one may still come that it
+ * sent before it saw "3probe", but a second one means it gave the probe up (its close lost on
+ * the way). The probe is dropped then, and the stream takes the session's packets again at
+ * once rather than at the upgrade timeout (a poll needs no such rule: it takes them anyway). */
+static void upgrade_post(ferry_session *s, ferry_transport *t, const ferry_req *req)
+{
+    if (t != s->transport || s->upgrade != UPGRADE_UPGRADING || s->probe == NULL ||
+        takes_while_upgrading(t) || strcmp(req->method, "POST") != 0)
+        return;
+    if (++s->upgrade_posts < 2)
+        return;
+    FERRY_LOG(FERRY_LOG_INFO, "engine", s->sid,
+              "POSTs on %s go on while the upgrade to %s waits for 5: the probe was given up",
+              t->ops->name, s->probe->ops->name);
+    ferry_transport *p = s->probe;
+    ferry_session_retain(s);
+    p->ops->close(p, FERRY_REASON_TRANSPORT_CLOSE);
+    ferry_session_release(s);
+}
+
 void ferry_engine_on_request_head(ferry_req *req, void *ud)
 {
     ferry_engine *eng = ud;
@@ -1681,7 +1703,9 @@ void ferry_engine_on_request_head(ferry_req *req, void *ud)
     ferry_transport *t = s->transport;
     if (t != NULL && t->ops != ops)
         t = s->probe;
-    if (t != NULL && t->ops == ops && ops->on_request_head != NULL)
+    if (t != NULL && t->ops == ops)
+        upgrade_post(s, t, req);
+    if (t != NULL && t->ops == ops && ops->on_request_head != NULL && s->state != SESSION_CLOSED)
         ops->on_request_head(t, req);
 }
 

@@ -138,6 +138,9 @@ struct ferry_session {
     unsigned announced : 1;
     unsigned overflowed : 1; /* the queue went over max_session_queue_bytes: closing */
     unsigned probe_timed_out : 1; /* the probe is closed by upgrade_timeout_ms (metrics) */
+    /* POSTs of a stream transport (SSE) begun while the session waits for "5" (at most one is
+     * a client's that had not seen "3probe" yet; a second means the probe was given up). */
+    unsigned upgrade_posts : 2;
     ferry_tr_event *history; /* the ring, or NULL while nhistory <= 1 */
     /* The application side (engine level or the Socket.IO layer). */
     ferry_message_cb on_message;

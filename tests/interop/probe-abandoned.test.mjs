@@ -111,3 +111,56 @@ for (const [from, to] of [["polling", "websocket"], ["polling", "sse"], ["short-
     assert.deepEqual(got, ["4hello", "4again"], "each echo came once, in order, and nothing else");
   });
 }
+
+// From SSE (ferry's client climbs sse > websocket): the stream takes nothing while the server
+// waits for "5" (the client cannot tell whether more of it is on its way when it sends "5"), and
+// a paused client sends no POST; one POST may be one it sent before it saw "3probe", a second one
+// shows the probe was given up: the server drops the probe and the stream carries the session's
+// messages again (they waited for the 10 s upgrade timeout before). ferry's client POSTs a
+// client ping at least every 2 s on SSE (its health check), so a given-up probe costs at most
+// that.
+test("sse > websocket: a probe given up after 3probe, its close lost: the stream carries the messages again at the client's second POST", { timeout: 60000 }, async (t) => {
+  const events = [];
+  let sid;
+  const stream = http.get(`${srv.url}/engine.io/?EIO=4&transport=sse`, { headers: { accept: "text/event-stream" }, agent: false }, (res) => {
+    let buf = "";
+    res.on("data", (d) => {
+      buf += d;
+      let i;
+      while ((i = buf.indexOf("\n\n")) >= 0) {
+        const m = /^data: (.*)$/m.exec(buf.slice(0, i));
+        buf = buf.slice(i + 2);
+        if (!m) continue;
+        events.push({ at: Date.now(), data: m[1] });
+        if (m[1].startsWith("0{")) sid = JSON.parse(m[1].slice(1)).sid;
+      }
+    });
+    res.on("error", () => {});
+  });
+  stream.on("error", () => {});
+  const until = async (pred, ms, what) => {
+    const end = Date.now() + ms;
+    while (!pred()) {
+      if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`);
+      await sleep(20);
+    }
+  };
+  try {
+    await until(() => sid, 10000, "the open packet");
+    const drop = await probe(sid, "websocket");
+    const url = `${srv.url}/engine.io/?EIO=4&transport=sse&sid=${encodeURIComponent(sid)}`;
+    const t0 = Date.now();
+    for (const m of ["4hello", "4again"]) {
+      const r = await fetch(url, { method: "POST", body: m });
+      assert.equal(r.status, 200, await r.text());
+    }
+    await until(() => events.some((e) => e.data === "4again"), 15000, "the echoes");
+    const ms = events.find((e) => e.data === "4hello").at - t0;
+    t.diagnostic(`sse > websocket: echo after ${ms} ms (bound ${BOUND_MS} ms; the upgrade timeout is 10 s)`);
+    assert.ok(ms < BOUND_MS, `the echo came ${ms} ms after the first POST, within ${BOUND_MS} ms, not at the upgrade timeout`);
+    assert.deepEqual(events.filter((e) => e.data.startsWith("4")).map((e) => e.data), ["4hello", "4again"], "each echo once, in order");
+    drop();
+  } finally {
+    stream.destroy();
+  }
+});
