@@ -46,8 +46,13 @@ export async function runBrowserChaos({ count = 10000, seconds = 900, seed = 1, 
   const srv = await startServer(bin("tools/ferry/ferry"), ["--host", "127.0.0.1", "--port", "0", "--static", dir,
     "--transports", ALL.join(","), "--allow-publish", "seq,echo", "--allow-join", "chaos-*", "--publish-rate", "0",
     "--no-presence", "--history", "0", "--recovery-ms", "60000", "--log-level", "info"]);
+  // (A proxy that does not start must not leave tools/ferry running.)
   const px = await startProxy(srv.url, ["--drop", String(drop), "--drop-within", "3000", "--ws-close-after", String(wsCloseAfter),
-    "--seed", String(seed), "--quiet"]);
+    "--seed", String(seed), "--quiet"]).catch(async (e) => {
+    await srv.stop().catch(() => {});
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw e;
+  });
   const room = (c) => `chaos-${c.name}-${seed}`;
   const up = new Map(clients.map((c) => [room(c), []]));
   let bot, browser, proxyStats = {}, code = null, pageLoadsFailed = 0;

@@ -114,7 +114,9 @@ export function whereSent(n, sentAt, switches) {
 // not recovered has its reason in the log (notRecoveredWhy), printed next to its client.
 export async function runChaos({ count = 10000, seconds = 300, seed = 1, drop = 0.2, wsCloseAfter = 3, window = 100, clients = CLIENTS, officialPace = "rate", recovery = 60000, log = () => {} } = {}) {
   const srv = await startSio(["--recovery", String(recovery), "--transports", ALL.join(","), "--log-level", "info"]);
-  const px = await startProxy(srv.url, ["--drop", String(drop), "--drop-within", "3000", "--ws-close-after", String(wsCloseAfter), "--seed", String(seed), "--quiet"]);
+  // (A proxy that does not start must not leave the server running.)
+  const px = await startProxy(srv.url, ["--drop", String(drop), "--drop-within", "3000", "--ws-close-after", String(wsCloseAfter), "--seed", String(seed), "--quiet"])
+    .catch(async (e) => { await srv.stop().catch(() => {}); throw e; });
   const results = [];
   const t0 = Date.now();
   let lastLog = Date.now();
