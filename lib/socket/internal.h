@@ -146,7 +146,8 @@ void sio_outbox_resend_answers(ferry_socket *s);
 int sio_outbox_take(ferry_socket *s, sio_packet *pkt);
 /* After the app got a numbered emit: confirm to the client now and then. */
 void sio_outbox_confirm(ferry_socket *s);
-/* We answered a numbered emit's ack (ack id, encoded answer): keep it (bounded). */
-void sio_outbox_keep_answer(ferry_socket *s, int64_t id, const sio_encoded *e);
+/* We answered a numbered emit's ack (ack id, encoded answer): keep it (bounded). Returns 1
+ * when kept, 0 when not (no outbox, too big, out of memory). */
+int sio_outbox_keep_answer(ferry_socket *s, int64_t id, const sio_encoded *e);
 
 #endif

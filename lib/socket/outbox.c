@@ -177,23 +177,23 @@ void sio_outbox_confirm(ferry_socket *s)
     cJSON_Delete(o); /* out of memory: the next emit tries again */
 }
 
-void sio_outbox_keep_answer(ferry_socket *s, int64_t id, const sio_encoded *e)
+int sio_outbox_keep_answer(ferry_socket *s, int64_t id, const sio_encoded *e)
 {
     if (!s->ob.on)
-        return;
+        return 0;
     size_t bytes = sizeof(sio_ob_answer);
     for (size_t i = 0; i < e->n; i++)
         bytes += sizeof(ferry_buf) + e->bufs[i]->len;
     if (bytes > OB_ANSWERS_BYTES)
-        return; /* too big to keep: lost if its session is */
+        return 0; /* too big to keep: lost if its session is */
     sio_ob_answer *a = ferry_mem_calloc(1, sizeof(*a));
     if (a == NULL)
-        return;
+        return 0;
     a->enc.n = e->n;
     a->enc.bufs = a->enc.inline_bufs;
     if (e->n > SIO_ENC_INLINE && (a->enc.bufs = ferry_mem_alloc(e->n * sizeof(*a->enc.bufs))) == NULL) {
         ferry_mem_free(a);
-        return;
+        return 0;
     }
     for (size_t i = 0; i < e->n; i++)
         a->enc.bufs[i] = ferry_buf_retain(e->bufs[i]);
@@ -204,4 +204,5 @@ void sio_outbox_keep_answer(ferry_socket *s, int64_t id, const sio_encoded *e)
     s->ob.answer_bytes += bytes;
     while (s->ob.nanswers > OB_ANSWERS_MAX || s->ob.answer_bytes > OB_ANSWERS_BYTES)
         answer_free(&s->ob, ferry_list_entry(s->ob.answers.next, sio_ob_answer, link));
+    return 1;
 }

@@ -287,8 +287,12 @@ int ferry_ack_send(ferry_ack *ack, const cJSON *args)
     if (rc != 0)
         return rc;
     rc = too_big(s, &e) ? -FERRY_ETOOBIG : sio_socket_queue(s, &e, 0);
-    if (rc == 0)
-        sio_outbox_keep_answer(s, id, &e); /* sent again if its session is lost */
+    /* Kept to be sent again if its session is lost. Also when the engine refused it because
+     * the session is closing over its queue's bound (closed at the next flush: the rest of the
+     * same read still arrives and is taken): the client's recovered socket will not send the
+     * emit again, so the kept answer is the only one it can get. */
+    if ((rc == 0 || rc == -FERRY_ECLOSED) && sio_outbox_keep_answer(s, id, &e))
+        rc = 0;
     sio_encoded_release(&e);
     return rc;
 }
