@@ -275,7 +275,7 @@ export class Engine extends Emitter {
     this.readyState = "opening";
     this.wq = []; // packets waiting for the transport
     this.sent = []; // messages sent and not yet acknowledged by a client-ping answer (ext)
-    this.tx = this.rx = 0;
+    this.tx = this.rx = this.cut = 0; // cut: SSE streams lost in a row
     this.bad = {}; // transport -> {until, n}: a failed transport is re-probed after a backoff
     this.fails = 0;
     this.pid = 0;
@@ -437,6 +437,8 @@ export class Engine extends Emitter {
     // One answer may stand for several pings (docs/protocol.md 7): an older id is stale.
     if (!p || id < p.id) return;
     this.pinging = null;
+    // The transport worked: its next failure is a first one (backoff from reprobe, the stream's strike).
+    if (p.t === this.transport) (this.bad[p.t.name] = this.cut = 0);
     const ms = now() - p.at;
     this.rtt = this.rtt ? (this.rtt * 3 + ms) / 4 : ms;
     this.sent = this.sent.filter((m) => m.n > srx);
@@ -542,6 +544,10 @@ export class Engine extends Emitter {
       return this.mem ? this.fallback(reason) : this._close("transport error", info);
     }
     let to = t.name === "short-polling" ? t.name : "polling";
+    // SSE stays: a failed POST is not the stream's failure (POSTs are the same on polling), and
+    // a stream that could not be resumed is attached again once; a second time in a row
+    // (no client-ping answer on it between) demotes.
+    if (t.name === "sse" && t.up && (reason === "post-error" || !this.cut++)) to = "sse";
     // Held polls cut again and again (counted across sessions): short-polling from now on (the
     // attach remembers it).
     if (reason === "poll-cut" && (CUTS[this.key] = (CUTS[this.key] || 0) + 1) >= this.o.cutsToShort && this.o.transports.includes("short-polling")) to = "short-polling";
@@ -554,6 +560,7 @@ export class Engine extends Emitter {
 
 
   // ------------------------------------------------------------ probes and promotion
+  // Doubles per failure in a row (a client-ping answer on the transport starts it over: _pong).
   backoff(name) {
     const b = (this.bad[name] ||= { n: 0 });
     b.until = now() + Math.min(this.o.reprobe * 2 ** b.n++, 3e5);

@@ -3,7 +3,9 @@
 // fetch and a fake WebSocket class that the client takes as options. Faults can be switched on
 // and off while a session runs, like tools/ferry-proxy's: WebSocket refused or mute (both
 // directions, the client's close included), SSE buffered, held polls cut after N ms; WebSocket handshakes held until
-// srv.releaseWs() (wsHold: a slow upgrade). srv.sockets lists every WebSocket the client made
+// srv.releaseWs() (wsHold: a slow upgrade); POSTs failed (postFail: 502, not taken; postLost: taken,
+// answer lost); held polls not answered at a probe (pollStuck); SSE streams reset (srv.cutSse(s)) and the next
+// N SSE GETs dropped (sseDrop). srv.sockets lists every WebSocket the client made
 // (.closed: the client closed it; .ended: the server did). Works under node:test's mock timers.
 //
 //   const srv = new FakeServer({ echo: true });
@@ -42,6 +44,7 @@ class Stream {
     });
   }
   push(text) {
+    if (this.ended) return;
     const c = new TextEncoder().encode(text);
     if (this.srv.f.sseBuffer) return void this.held.push(c); // a buffering proxy: never released
     this.chunks.push(c);
@@ -69,7 +72,7 @@ class Stream {
 export class FakeServer {
   constructor(o = {}) {
     this.o = { ext: true, echo: true, pingInterval: 25000, pingTimeout: 20000, spi: 1000, transports: ["polling", "websocket", "sse", "short-polling"], ...o };
-    this.f = { wsRefuse: false, wsMute: false, sseBuffer: false, pollCutMs: 0, sseRefuse: false, wsHold: false };
+    this.f = { wsRefuse: false, wsMute: false, sseBuffer: false, pollCutMs: 0, sseRefuse: false, wsHold: false, postFail: 0, postLost: 0, pollStuck: false, sseDrop: 0 };
     this.sessions = new Map();
     this.sockets = [];
     this.heldWs = [];
@@ -105,6 +108,11 @@ export class FakeServer {
   }
   get last() {
     return [...this.sessions.values()].pop();
+  }
+  // Resets the session's SSE stream (a proxy cutting it: not a clean end).
+  cutSse(s) {
+    const st = s.chan?.stream;
+    if (st) (s.chan = null), st.end(true);
   }
   send(s, data) {
     this._push(s, { type: 4, data });
@@ -186,7 +194,7 @@ export class FakeServer {
     if (s.probe && via === s.probe.kind && via !== s.transport) {
       if (p.type === 2 && p.data === "probe") {
         s.upgrading = true;
-        if (s.chan?.held) s.chan.held(res(200, "6")), (s.chan.held = null);
+        if (s.chan?.held && !this.f.pollStuck) s.chan.held(res(200, "6")), (s.chan.held = null);
         if (via === "websocket") queueMicrotask(() => this.f.wsMute || s.probe?.ws.onmessage?.({ data: "3probe" }));
         else s.probe.stream.push("data: 3probe\n\n");
       } else if (p.type === 5 && s.upgrading) {
@@ -239,11 +247,15 @@ export class FakeServer {
     if (q.sid && (!s || !s.open)) return res(400, '{"code":1,"message":"Session ID unknown"}');
     if (method === "POST") {
       if (q.transport !== s.transport && q.transport !== s.probe?.kind) return res(400, '{"code":3,"message":"Bad request"}');
+      // postFail: the next N POSTs answered 502 by a proxy, not taken; postLost: taken, answer lost.
+      if (this.f.postFail && this.f.postFail--) return res(502, "proxy error");
       for (const x of init.body.split("\x1e")) this._in(s, dec(x), q.transport);
+      if (this.f.postLost && this.f.postLost--) throw new TypeError("fetch failed");
       return res(200, "ok");
     }
     if (q.transport === "sse") {
       if (this.f.sseRefuse) return res(403, "no");
+      if (this.f.sseDrop && this.f.sseDrop--) throw new TypeError("fetch failed");
       const stream = new Stream(this, init.signal);
       const chan = { kind: "sse", stream, id: 0 };
       if (!s) {

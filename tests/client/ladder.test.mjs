@@ -310,3 +310,81 @@ test("a hidden tab's timers that fire late in a burst do not declare the server 
     }
   }
 });
+
+// Upstream POSTs are the same on SSE and long-polling: a failed one is not the stream's failure.
+test("a failed POST on SSE (502 not taken, or taken and its answer lost) attaches SSE again (post-error), not polling; messages kept", async () => {
+  const srv = new FakeServer();
+  srv.f.wsRefuse = true;
+  const c = client(srv);
+  await until(() => c.e.transport.name === "sse", 5000, "sse");
+  exchange(srv, c, 0, 3);
+  await run(500);
+  srv.f.postFail = 1;
+  exchange(srv, c, 3, 3);
+  await until(() => c.switches.length > 2, 5000, "a switch");
+  await run(1000);
+  srv.f.postLost = 1;
+  exchange(srv, c, 6, 3);
+  await until(() => c.switches.length > 3, 5000, "a switch");
+  await run(1000);
+  assert.deepEqual(c.switches, ["->polling:start", "polling>sse:promoted", "sse>sse:post-error", "sse>sse:post-error"]);
+  assert.equal(c.e.transport.name, "sse");
+  checkOrder(c, srv, 9);
+  c.e.close();
+  srv.close();
+});
+
+// A reset stream is resumed; one that cannot be resumed is attached again; SSE is left only when
+// that fails too (or twice in a row with no client-ping answer on SSE between).
+test("a cut SSE stream whose resumption fails attaches SSE again, each time after a healthy period; demotes when the attach fails too", async () => {
+  const srv = new FakeServer();
+  srv.f.wsRefuse = true;
+  const c = client(srv);
+  await until(() => c.e.transport.name === "sse", 5000, "sse");
+  exchange(srv, c, 0, 3);
+  await run(500);
+  for (let i = 0; i < 2; i++) {
+    srv.f.sseDrop = 1; // the resumption is dropped too: sse-refused
+    srv.cutSse(srv.last);
+    exchange(srv, c, 3 + 3 * i, 3);
+    await until(() => c.switches.length > 2 + i, 5000, "a switch " + c.switches.join(" ") + " " + srv.requests.slice(-6).join(","));
+    await run(3000);
+  }
+  assert.deepEqual(c.switches, ["->polling:start", "polling>sse:promoted", "sse>sse:sse-refused", "sse>sse:sse-refused"]);
+  srv.f.sseDrop = 2; // the resumption and the attach
+  srv.cutSse(srv.last);
+  await until(() => c.e.transport.name === "polling", 5000, "polling");
+  assert.equal(c.switches.at(-1), "sse>polling:sse-refused");
+  exchange(srv, c, 9, 3);
+  await run(1000);
+  checkOrder(c, srv, 12);
+  assert.equal(c.closed, null);
+  c.e.close();
+  srv.close();
+});
+
+// The re-probe backoff doubles per failure in a row only: SSE demoted again and again, each time
+// after working a while (promoted by attach: the held poll never ended the pause), is re-probed
+// after `reprobe` each time, not 5, 10, 20 s...
+test("a transport that worked since its last failure is re-probed after reprobe again, not a doubled backoff", async () => {
+  const srv = new FakeServer();
+  srv.f.wsRefuse = true;
+  const c = client(srv);
+  await until(() => c.e.transport.name === "sse", 5000, "sse");
+  const waits = [];
+  for (let i = 0; i < 3; i++) {
+    srv.f.sseBuffer = true;
+    await until(() => c.e.transport.name === "polling", 10000, "demotion");
+    const t0 = Date.now();
+    srv.f.sseBuffer = false;
+    srv.f.pollStuck = true;
+    await until(() => c.e.transport.name === "sse", 60000, "sse again");
+    waits.push(Date.now() - t0);
+    srv.f.pollStuck = false;
+    await run(6000);
+  }
+  assert.ok(c.switches.includes("polling>sse:promoted"));
+  assert.ok(waits.every((w) => w < 9000), `back on SSE after ${waits.join(", ")} ms (reprobe 5 s + probe timeout 3 s)`);
+  c.e.close();
+  srv.close();
+});

@@ -1,6 +1,7 @@
 // A batch sent on long-polling just before a promotion to SSE whose first POST fails, then an
-// attach back to polling (the chaos runs' "outbox: emit 301 after 201 (a gap)", see
-// docs/reliability.md): every message must reach the server exactly once, in order. Client-js's
+// attach to SSE again (a failed POST is not the stream's failure; this attach went to polling
+// before) (the chaos runs' "outbox: emit 301 after 201 (a gap)", see docs/reliability.md):
+// every message must reach the server exactly once, in order. Client-js's
 // engine against the in-memory server (fake-server.mjs) under mock timers. Two ways to the
 // promotion: the probe answered and the paused polling done (its POST answered), or the probe
 // timer's attach ("promoted") while the polling POST still hangs (aborted by the attach); the
@@ -23,7 +24,7 @@ for (const path of ["probed", "timer"])
   for (const place of ["in-flight", "queued"])
     for (const which of ["upgrade", "first"])
       for (const fail of ["lost", "answer-lost"])
-        test(`${place} batch on polling, promotion to SSE (${path}), its ${which} POST ${fail}, attach to polling: each message once`, () => scenario(path, place, which, fail));
+        test(`${place} batch on polling, promotion to SSE (${path}), its ${which} POST ${fail}, attach to SSE again: each message once`, () => scenario(path, place, which, fail));
 
 async function scenario(path, place, which, fail) {
       const srv = new FakeServer();
@@ -80,7 +81,7 @@ async function scenario(path, place, which, fail) {
       e.on("message", (m) => got.push(m));
       e.on("close", (r) => switches.push("closed:" + r));
       await until(() => failed, 10000, "the failing SSE POST");
-      await until(() => switches.some((s) => s.endsWith(">polling:post-error")), 10000, `the attach back to polling (${switches.join(", ")})`);
+      await until(() => switches.some((s) => s.endsWith(">sse:post-error")), 10000, `the attach to SSE again (${switches.join(", ")})`);
       for (let i = 100; i <= 110; i++) e.send("m" + i);
       const want = Array.from({ length: 110 }, (_, i) => "m" + (i + 1));
       const ctx = () => `failed ${failed}; switches ${switches.join(", ")}\n${log.join("\n")}`;
@@ -88,7 +89,7 @@ async function scenario(path, place, which, fail) {
       mock.timers.tick(3000);
       await settle();
       if (process.env.SHOW) console.log(ctx());
-      assert.deepEqual(switches.slice(0, 3), ["->polling:start", "polling>sse:promoted", "sse>polling:post-error"], ctx());
+      assert.deepEqual(switches.slice(0, 3), ["->polling:start", "polling>sse:promoted", "sse>sse:post-error"], ctx());
       assert.equal(batch, 2, "m1's POST went out on polling");
       assert.deepEqual(srv.last.got, want, `the server took each message once, in order\n${ctx()}`);
       assert.deepEqual(got, want.map((m) => "echo:" + m), "each echo once, in order");

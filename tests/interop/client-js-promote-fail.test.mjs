@@ -1,6 +1,7 @@
 // The chaos runs' lost batch (docs/reliability.md, "outbox: emit 301 after 201 (a gap)"): ferry's
 // client on long-polling writes a burst, 99 messages in one POST (or queued behind a POST), just
-// before a promotion to SSE whose first SSE-side POST fails, then attaches back to polling.
+// before a promotion to SSE whose first SSE-side POST fails, then attaches SSE again (a failed
+// POST is not the stream's failure; it attached polling before).
 // Against ferry-test-sio, through a fetch the test steers: every message taken once, in order,
 // on one session. tests/client/promote-fail.test.mjs has the same moments against the in-memory
 // server under fake time.
@@ -28,7 +29,7 @@ for (const path of ["probed", "timer"])
   for (const place of ["in-flight", "queued"])
     for (const which of ["upgrade", "first"])
       for (const fail of ["lost", "answer-lost"])
-        test(`${place} batch on polling, promotion to SSE (${path}), its ${which} POST ${fail}, attach to polling: each message once`, { timeout: 60000 }, () => scenario(path, place, which, fail));
+        test(`${place} batch on polling, promotion to SSE (${path}), its ${which} POST ${fail}, attach to SSE again: each message once`, { timeout: 60000 }, () => scenario(path, place, which, fail));
 
 async function scenario(path, place, which, fail) {
   const realFetch = globalThis.fetch;
@@ -86,13 +87,13 @@ async function scenario(path, place, which, fail) {
     await within(new Promise((r) => s.once("connect", r)), 20000, "connect");
     const got = () => srv.all("event").filter((e) => e.id === s.id && e.name === "message").map((e) => e.args[0]);
     const t0 = Date.now();
-    while (!switches.some((x) => x.endsWith(">polling:post-error")) && Date.now() - t0 < 20000) await sleep(20);
+    while (!switches.some((x) => x.endsWith(">sse:post-error")) && Date.now() - t0 < 20000) await sleep(20);
     assert.ok(failed, `the failing SSE POST\n${ctx()}`);
     for (let i = 100; i <= 110; i++) emit(i);
     await within(srv.next((e) => e.event === "event" && e.id === s.id && e.args[0] === "m110", 20000), 25000, `m110 taken\n${ctx()}`);
     const want = Array.from({ length: place === "in-flight" ? 111 : 110 }, (_, i) => "m" + (place === "in-flight" ? i : i + 1));
     assert.deepEqual(got(), want, `every message taken once, in order\n${ctx()}\n${srv.stderr().split("\n").filter((l) => /gap|POST|attach|upgrade/.test(l)).join("\n")}`);
-    assert.deepEqual(switches.slice(1, 3), ["polling>sse:promoted", "sse>polling:post-error"], ctx());
+    assert.deepEqual(switches.slice(1, 3), ["polling>sse:promoted", "sse>sse:post-error"], ctx());
     assert.equal(connects, 1, "one session");
   } finally {
     s.disconnect();
