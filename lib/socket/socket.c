@@ -291,8 +291,12 @@ int ferry_ack_send(ferry_ack *ack, const cJSON *args)
      * the session is closing over its queue's bound (closed at the next flush: the rest of the
      * same read still arrives and is taken): the client's recovered socket will not send the
      * emit again, so the kept answer is the only one it can get. */
-    if ((rc == 0 || rc == -FERRY_ECLOSED) && sio_outbox_keep_answer(s, id, &e))
+    if ((rc == 0 || rc == -FERRY_ECLOSED) && sio_outbox_keep_answer(s, id, &e) && rc != 0) {
+        FERRY_LOG(FERRY_LOG_INFO, "socket", ferry_session_id(s->client->session),
+                  "ack %lld answered as the session closes: kept for the recovered socket",
+                  (long long)id);
         rc = 0;
+    }
     sio_encoded_release(&e);
     return rc;
 }

@@ -76,6 +76,7 @@ test("an ack answer given while the session closes over its queue's bound is kep
   await gone;
   await srv.next((e) => e.event === "event" && e.id === a.sid && e.args[0] === "c");
   assert.match(srv.stderr(), /send queue over its bound/, "the session closed over its bound");
+  assert.match(srv.stderr(), /ack 2 answered as the session closes: kept for the recovered socket/, "logged (info)");
   // The client read answer 0 (say) and awaits 1 and 2 (answers given again are not paced by
   // the bound: together they stay under it here).
   const d = await rawWs(srv.url);
