@@ -438,7 +438,7 @@ export class Engine extends Emitter {
     if (!p || id < p.id) return;
     this.pinging = null;
     // The transport worked: its next failure is a first one (backoff from reprobe, the stream's strike).
-    if (p.t === this.transport) (this.bad[p.t.name] = this.cut = 0);
+    this.bad[p.t.name] = this.cut = 0;
     const ms = now() - p.at;
     this.rtt = this.rtt ? (this.rtt * 3 + ms) / 4 : ms;
     this.sent = this.sent.filter((m) => m.n > srx);
@@ -545,9 +545,9 @@ export class Engine extends Emitter {
     }
     let to = t.name === "short-polling" ? t.name : "polling";
     // SSE stays: a failed POST is not the stream's failure (POSTs are the same on polling), and
-    // a stream that could not be resumed is attached again once; a second time in a row
-    // (no client-ping answer on it between) demotes.
-    if (t.name === "sse" && t.up && (reason === "post-error" || !this.cut++)) to = "sse";
+    // a stream that could not be resumed, or an SSE attach lost on the way (no status), is
+    // attached again once; a second time in a row (no client-ping answer on SSE between) demotes.
+    if (t.name === "sse" && (t.up || !info.status) && (reason === "post-error" || !this.cut++)) to = "sse";
     // Held polls cut again and again (counted across sessions): short-polling from now on (the
     // attach remembers it).
     if (reason === "poll-cut" && (CUTS[this.key] = (CUTS[this.key] || 0) + 1) >= this.o.cutsToShort && this.o.transports.includes("short-polling")) to = "short-polling";

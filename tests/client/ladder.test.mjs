@@ -312,7 +312,7 @@ test("a hidden tab's timers that fire late in a burst do not declare the server 
 });
 
 // Upstream POSTs are the same on SSE and long-polling: a failed one is not the stream's failure.
-test("a failed POST on SSE (502 not taken, or taken and its answer lost) attaches SSE again (post-error), not polling; messages kept", async () => {
+test("a failed POST on SSE (502 not taken, or taken and its answer lost) attaches SSE again (post-error), once more if that attach is lost, not polling; messages kept", async () => {
   const srv = new FakeServer();
   srv.f.wsRefuse = true;
   const c = client(srv);
@@ -327,9 +327,14 @@ test("a failed POST on SSE (502 not taken, or taken and its answer lost) attache
   exchange(srv, c, 6, 3);
   await until(() => c.switches.length > 3, 5000, "a switch");
   await run(1000);
-  assert.deepEqual(c.switches, ["->polling:start", "polling>sse:promoted", "sse>sse:post-error", "sse>sse:post-error"]);
+  // The SSE attach after it lost on the way too (no status): SSE is attached once more.
+  srv.f.postFail = srv.f.sseDrop = 1;
+  exchange(srv, c, 9, 3);
+  await until(() => c.switches.length > 4, 5000, "a switch");
+  await run(1000);
+  assert.deepEqual(c.switches, ["->polling:start", "polling>sse:promoted", "sse>sse:post-error", "sse>sse:post-error", "sse>sse:sse-refused"]);
   assert.equal(c.e.transport.name, "sse");
-  checkOrder(c, srv, 9);
+  checkOrder(c, srv, 12);
   c.e.close();
   srv.close();
 });
