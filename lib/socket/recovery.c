@@ -357,7 +357,9 @@ void sio_recovery_save(ferry_socket *s, ferry_reason reason)
     memcpy(sv->pid, s->pid, sizeof(sv->pid));
     sv->expires = now_ms(nsp) + window_of(nsp);
     sv->last_seq = s->last_seq;
-    sv->seq_at_loss = nsp->next_seq;
+    /* Every logged packet up to here was queued to it or not meant for it; not so for a socket
+     * behind (spilling, or a recovered one catching up): only up to where it caught up. */
+    sv->seq_at_loss = s->spilling ? s->spill_pos : nsp->next_seq;
     if (nsp->data_release != NULL) {
         sv->data = s->data; /* the socket's now; it is released with the record */
         s->data = NULL;
