@@ -332,7 +332,11 @@ export async function runSlowChaos({
       pingTimeouts: linesOf(st, /ping timeout/),
     };
     const twice = [...st.answers.values()].filter((v) => v > 1).length;
+    // The plain and keyed numbers it never got (to look for in the server's log).
+    const seenN = new Set(st.got.map((g) => g.i));
     return {
+      missing: Array.from({ length: published }, (_, i) => i).filter((i) => i % 4 !== 1 && !seenN.has(i)),
+      sids: [...st.sids],
       client: st.c.name,
       official: !!st.c.official,
       ended: st.ended,
@@ -353,7 +357,7 @@ export function slowReport(r) {
   const lines = [`slow chaos ${r.policy}: seed ${r.seed}, ${r.published} publishes, ${r.seconds.toFixed(1)} s (caught up ${(r.catchUpMs / 1000).toFixed(1)} s after the last), proxies cut ${r.cut} connections and paused the server ${r.paused} times; server: ${r.server.closedOverBound} sessions closed over the bound, ${r.server.spilled} spills (${r.server.caughtUp} caught up), ${r.server.pingTimeouts} ping timeouts`];
   lines.push("client           | plain got/pub lost/dup/ooo | keyed got/pub lost/dup/ooo | volatile got/pub | acks answered/asked (twice) | sessions (recovered, not) | closed over bound / spilled / ping timeouts");
   for (const x of r.rows)
-    lines.push(`${x.client.padEnd(16)} | ${f(x.n).padEnd(26)} | ${f(x.k).padEnd(26)} | ${`${x.v.received}/${x.v.published}`.padEnd(16)} | ${`${x.acks.answered}/${x.acks.asked} (${x.acks.twice})`.padEnd(27)} | ${`${x.sessions} (${x.recovered}, ${x.notRecovered})`.padEnd(25)} | ${x.server.closedOverBound} / ${x.server.spilled} / ${x.server.pingTimeouts}${x.broken.length ? "  BROKEN: " + x.broken.join("; ") : ""}`);
+    lines.push(`${x.client.padEnd(16)} | ${f(x.n).padEnd(26)} | ${f(x.k).padEnd(26)} | ${`${x.v.received}/${x.v.published}`.padEnd(16)} | ${`${x.acks.answered}/${x.acks.asked} (${x.acks.twice})`.padEnd(27)} | ${`${x.sessions} (${x.recovered}, ${x.notRecovered})`.padEnd(25)} | ${x.server.closedOverBound} / ${x.server.spilled} / ${x.server.pingTimeouts}${x.broken.length ? `  BROKEN: ${x.broken.join("; ")} (missing ${x.missing.slice(0, 20).join(",")}${x.missing.length > 20 ? ",..." : ""}; sessions ${x.sids.join(",")})` : ""}`);
   return lines.join("\n");
 }
 
