@@ -480,6 +480,8 @@ export class Engine extends Emitter {
   attach(name, reason) {
     clearTimeout(this.ct2);
     const old = this.transport;
+    // Only to a transport the app allows (`transports`); else the same one again.
+    if (!this.o.transports.includes(name)) name = old.name;
     // One attach at a time: one still opening is closed at once (a WebSocket's handshake
     // aborted, no close frame), so that it cannot open later and take the session back; the
     // transport the session was on lingers until this one is answered (docs/protocol.md 6.4).
@@ -550,7 +552,7 @@ export class Engine extends Emitter {
     if (t.name === "sse" && (t.up || !info.status) && (reason === "post-error" || !this.cut++)) to = "sse";
     // Held polls cut again and again (counted across sessions): short-polling from now on (the
     // attach remembers it).
-    if (reason === "poll-cut" && (CUTS[this.key] = (CUTS[this.key] || 0) + 1) >= this.o.cutsToShort && this.o.transports.includes("short-polling")) to = "short-polling";
+    if (reason === "poll-cut" && (CUTS[this.key] = (CUTS[this.key] || 0) + 1) >= this.o.cutsToShort) to = "short-polling";
     // 400: the session is gone (unknown sid, attach refused); a transport that never came up
     // three times in a row: the network is down. Either way a new session, after the backoff.
     if (info.status === 400 || !this.ext.includes("resume") || (!t.up && ++this.fails > 2)) return this._close(reason === "ws-closed" ? "transport close" : "transport error", info);

@@ -276,6 +276,32 @@ test("forced transports: each one alone opens on it (forced)", async () => {
   }
 });
 
+test("forced transports: a mute WebSocket or SSE stream is attached again on the same transport, never on one the app did not allow; messages kept", async () => {
+  for (const [t, mute, why] of [["websocket", "wsMute", "ws-mute"], ["sse", "sseBuffer", "sse-mute"]]) {
+    const srv = new FakeServer();
+    const c = client(srv, { transports: [t] });
+    await until(() => c.e.readyState === "open", 5000, t);
+    const sid = c.e.sid;
+    exchange(srv, c, 0, 3);
+    await run(100);
+    srv.f[mute] = true;
+    // (the fake mute also swallows what an attach flushes while it lasts, so nothing is sent
+    // while mute here, and a second attach may follow; messages across a mute attach: the
+    // mid-session tests above)
+    await until(() => c.switches.length > 1, 10000, `${t} left`);
+    srv.f[mute] = false;
+    exchange(srv, c, 3, 3);
+    await until(() => c.got.length === 12, 15000, "every message after the attach (3 + 3 echoes)");
+    assert.equal(c.switches[1], `${t}>${t}:${why}`);
+    assert.deepEqual(c.switches.filter((x) => !x.endsWith(`>${t}:${why}`)), [`->${t}:forced`]);
+    assert.equal(c.e.transport.name, t);
+    assert.equal(c.e.sid, sid, "same Engine.IO session");
+    checkOrder(c, srv, 6);
+    c.e.close();
+    srv.close();
+  }
+});
+
 test("binary messages both ways on every transport", async () => {
   for (const t of ["polling", "short-polling", "sse", "websocket"]) {
     const srv = new FakeServer();
