@@ -210,19 +210,43 @@ export function slowWebSocket(port, query = "") {
   });
 }
 
-// ---- long-polling: GETs on one raw keep-alive connection, each body read at the rate and
-// parsed as it comes (a ping at the start of a body is answered before the rest is read);
-// POSTs (pongs, emits) through fetch, never throttled.
-class SlowPolling extends Base {
+// ---- what long-polling and SSE share: a reading rate, and POSTs (pongs, emits) through
+// fetch, one at a time, never throttled.
+class HttpReader extends Base {
   constructor(port) {
     super();
     this.port = port;
     this.rate = Infinity;
-    this.gets = 0;
   }
   setRate(r) {
     this.rate = r;
     this.throttle?.setRate(r);
+  }
+  send(text) {
+    this.posting = (this.posting ?? Promise.resolve()).then(async () => {
+      if (this.ended) return;
+      try {
+        const r = await fetch(`http://127.0.0.1:${this.port}${this.path}`, { method: "POST", body: text });
+        await r.text();
+        if (r.status !== 200) this.end(`POST answered ${r.status}`);
+      } catch {
+        this.end("POST failed");
+      }
+    });
+  }
+  close() {
+    this.throttle?.stop();
+    this.sock?.destroy();
+  }
+}
+
+// ---- long-polling: GETs on one raw keep-alive connection, each body read at the rate and
+// parsed as it comes (a ping at the start of a body is answered before the rest is read);
+// POSTs (pongs, emits) through fetch, never throttled.
+class SlowPolling extends HttpReader {
+  constructor(port) {
+    super(port);
+    this.gets = 0;
   }
   async open() {
     const r = await fetch(`http://127.0.0.1:${this.port}/socket.io/?EIO=4&transport=polling`);
@@ -281,22 +305,6 @@ class SlowPolling extends Base {
     }
   }
   // One POST at a time (Engine.IO refuses overlapping ones), in order.
-  send(text) {
-    this.posting = (this.posting ?? Promise.resolve()).then(async () => {
-      if (this.ended) return;
-      try {
-        const r = await fetch(`http://127.0.0.1:${this.port}${this.path}`, { method: "POST", body: text });
-        await r.text();
-        if (r.status !== 200) this.end(`POST answered ${r.status}`);
-      } catch {
-        this.end("POST failed");
-      }
-    });
-  }
-  close() {
-    this.throttle?.stop();
-    this.sock?.destroy();
-  }
 }
 
 export async function slowPolling(port) {
@@ -310,17 +318,11 @@ export async function slowPolling(port) {
 // is read); a stream the server ends (recycled after sse recycle_bytes) is followed at once by
 // the next one with Last-Event-ID, as a client does (section 3.4). POSTs (pongs, emits) through
 // fetch, one at a time, never throttled.
-class SlowSse extends Base {
+class SlowSse extends HttpReader {
   constructor(port) {
-    super();
-    this.port = port;
-    this.rate = Infinity;
+    super(port);
     this.lastId = null;
     this.streams = 0;
-  }
-  setRate(r) {
-    this.rate = r;
-    this.throttle?.setRate(r);
   }
   // Open a stream: the handshake (no sid) or a resumption after lastId.
   stream() {
@@ -374,22 +376,6 @@ class SlowSse extends Base {
     }
   }
   // One POST at a time (a second in flight closes the session), in order.
-  send(text) {
-    this.posting = (this.posting ?? Promise.resolve()).then(async () => {
-      if (this.ended) return;
-      try {
-        const r = await fetch(`http://127.0.0.1:${this.port}${this.path}`, { method: "POST", body: text });
-        await r.text();
-        if (r.status !== 200) this.end(`POST answered ${r.status}`);
-      } catch {
-        this.end("POST failed");
-      }
-    });
-  }
-  close() {
-    this.throttle?.stop();
-    this.sock?.destroy();
-  }
 }
 
 export async function slowSse(port) {
