@@ -34,15 +34,9 @@
 #include "engine/transport.h"
 #include "transports/upstream.h"
 
-/* Packets per write, and the bytes past which flushing waits for the kernel. As on WebSocket,
- * both this and the kernel's unsent bytes (UNSENT_MAX) are small: the backlog of a client that
- * reads slowly stays in the session's queue, where a server ping goes ahead of it and the
- * backpressure policy acts on it (docs/reliability.md "Heartbeats behind a backlog"). A client
- * that reads as fast as we write never sees either bound. (A resumed stream's replay is written
- * whole: it is bounded by max_session_queue_bytes with the queue.) */
+/* Packets per write; the bytes held: FERRY_TRANSPORT_WRITE_HIGH_WATER (transport.h). A resumed
+ * stream's replay is written whole: it is bounded by max_session_queue_bytes with the queue. */
 #define MAX_BATCH 64
-#define WRITE_HIGH_WATER (32 * 1024)
-#define UNSENT_MAX (32 * 1024)
 #define ID_LINE_MAX 64 /* "id: " + sid + ":" + 20 digits + "\ndata: " */
 
 extern const ferry_transport_ops ferry_sse_ops;
@@ -340,7 +334,7 @@ static int attach(sse *e, ferry_req *req)
     }
     e->conn = c;
     hold(e); /* the stream's reference, until it ends */
-    (void)ferry_conn_limit_unsent(c, UNSENT_MAX); /* best effort: see WRITE_HIGH_WATER */
+    (void)ferry_conn_limit_unsent(c, FERRY_TRANSPORT_UNSENT_MAX); /* best effort */
     e->stream_bytes = 0;
     e->qualified = qualified;
     ferry_slice s = {head->data, head->len, head};
@@ -532,8 +526,9 @@ static void sse_flush(ferry_transport *t)
     uint64_t recycle = ferry_engine_option(t, OPT_RECYCLE_BYTES);
     ferry_buf *pkts[MAX_BATCH];
     uint64_t ids[MAX_BATCH];
-    while (e->conn != NULL && ferry_conn_pending_bytes(e->conn) < WRITE_HIGH_WATER) {
-        size_t n = ferry_engine_take(t, pkts, ids, MAX_BATCH, WRITE_HIGH_WATER);
+    while (e->conn != NULL &&
+           ferry_conn_pending_bytes(e->conn) < FERRY_TRANSPORT_WRITE_HIGH_WATER) {
+        size_t n = ferry_engine_take(t, pkts, ids, MAX_BATCH, FERRY_TRANSPORT_WRITE_HIGH_WATER);
         if (n == 0)
             break;
         /* The engine keeps the packets for replay; our references end after the write. */

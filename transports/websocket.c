@@ -21,14 +21,8 @@
 #include "engine/transport.h"
 #include "ws/socket.h"
 
-/* Packets framed per write, and the bytes past which flushing waits for the kernel. Both
- * this and the kernel's unsent bytes (UNSENT_MAX) are small: the backlog of a client that
- * reads slowly stays in the session's queue, where a server ping goes ahead of it and the
- * backpressure policy acts on it (docs/reliability.md "Heartbeats behind a backlog"). A client
- * that reads as fast as we write never sees either bound. */
+/* Packets framed per write; the bytes held: FERRY_TRANSPORT_WRITE_HIGH_WATER (transport.h). */
 #define MAX_BATCH 64
-#define WRITE_HIGH_WATER (32 * 1024)
-#define UNSENT_MAX (32 * 1024)
 
 typedef struct ws_transport {
     ferry_transport super;
@@ -143,7 +137,7 @@ static int accept_request(ws_transport *w, ferry_req *req)
     if (ws_socket_accept(&w->sock, req, &hs, ferry_engine_wheel_of(&w->super), &lim, &handler) != 0)
         return -1; /* the request is gone with its connection */
     w->accepted = 1;
-    (void)ferry_conn_limit_unsent(w->sock.conn, UNSENT_MAX); /* best effort: see above */
+    (void)ferry_conn_limit_unsent(w->sock.conn, FERRY_TRANSPORT_UNSENT_MAX); /* best effort */
     return 0;
 }
 
@@ -213,8 +207,8 @@ static void wt_flush(ferry_transport *t)
     /* A failed write closes the connection inside the send, and its close frees w: held
      * until the release below (the one lifetime rule, DESIGN.md). */
     ws_socket_hold(&w->sock);
-    while (ws_socket_pending(&w->sock) < WRITE_HIGH_WATER) {
-        size_t n = ferry_engine_take(t, pkts, NULL, MAX_BATCH, WRITE_HIGH_WATER);
+    while (ws_socket_pending(&w->sock) < FERRY_TRANSPORT_WRITE_HIGH_WATER) {
+        size_t n = ferry_engine_take(t, pkts, NULL, MAX_BATCH, FERRY_TRANSPORT_WRITE_HIGH_WATER);
         if (n == 0)
             break;
         for (size_t i = 0; i < n; i++)

@@ -55,6 +55,15 @@ enum {
 /* The options of every transport together, per server. */
 #define FERRY_TRANSPORT_OPTIONS_MAX 32
 
+/* What a stream or WebSocket transport keeps written but not yet sent: at most this many bytes
+ * in its own write buffer (it stops taking from the session's queue past them) and about as
+ * many unsent in the kernel (ferry_conn_limit_unsent). Both are small so that the backlog of a
+ * client that reads slowly stays in the session's queue, where a server ping goes ahead of it
+ * and the backpressure policy acts on it (docs/reliability.md "Heartbeats behind a backlog"). A
+ * client that reads as fast as we write never sees either bound. */
+#define FERRY_TRANSPORT_WRITE_HIGH_WATER (32 * 1024)
+#define FERRY_TRANSPORT_UNSENT_MAX (32 * 1024)
+
 typedef struct ferry_transport_ops {
     const char *name; /* the transport query value: "polling", "websocket", ... */
     unsigned flags;   /* FERRY_TR_* */
