@@ -78,10 +78,14 @@ export function relayClient(kind, url, name, opts = {}) {
   const s = kind.startsWith("sio-")
     ? officialIo(url, { forceNew: true, reconnection: false, transports: [kind.slice(4)], auth: { name }, ...opts })
     : io(url, { WebSocket: WS, storage: null, forceNew: true, reconnection: false, transports: [kind], auth: { name }, requestTimeout: 10000, ...opts });
+  // With reconnection on, a connect_error is followed by another attempt (as in Socket.IO): only
+  // the time bound fails then. A client that failed is closed, so that it does not go on
+  // reconnecting (and hold the test's process open) after the test gave up on it.
   return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`${name} (${kind}) did not connect to ${url}`)), 15000);
+    const fail = (e) => (clearTimeout(t), s.disconnect(), reject(e));
+    const t = setTimeout(() => fail(new Error(`${name} (${kind}) did not connect to ${url}`)), 15000);
     s.once("connect", () => (clearTimeout(t), resolve(s)));
-    s.once("connect_error", (e) => (clearTimeout(t), reject(new Error(`${name}: ${e.message}`))));
+    if (!opts.reconnection) s.once("connect_error", (e) => fail(new Error(`${name}: ${e.message}`)));
   });
 }
 
