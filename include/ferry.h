@@ -242,10 +242,15 @@ typedef struct ferry_server_config {
      * server sends it; official clients keep it to resume. */
     uint32_t recovery_ms;
     /* 16 MiB: while recovery is on, the packets kept per namespace for replay are bounded in
-     * bytes (encoded packets, attachments and recipient lists) as well as in count (10000);
-     * the oldest are dropped first. A client whose offset was dropped connects as a new
-     * socket, as with the reference server. 0 keeps none. */
+     * bytes (encoded packets, attachments and recipient lists) as well as in count
+     * (recovery_max_packets); the oldest are dropped first. A client whose offset was dropped
+     * connects as a new socket, as with the reference server. 0 keeps none. */
     size_t recovery_max_bytes;
+    /* 10000: the count bound of that log, per namespace. The window is only as long as the
+     * log lasts: a namespace that sends N packets a second keeps about recovery_max_packets / N
+     * seconds of them, whatever recovery_ms says (docs/reliability.md, "Limits"). 0 keeps
+     * none. A cluster's log in Redis keeps at most 10000 per node whatever this says. */
+    uint32_t recovery_max_packets;
 
     /* Admission (ferry_server_on_admission(); unused without a hook) */
     uint32_t admission_timeout_ms;  /* 10000: a handshake undecided this long is answered 403
@@ -1085,8 +1090,9 @@ FERRY_EXTERN void ferry_namespace_keep_socket_data(ferry_namespace *nsp,
 /** The recovery bounds of one namespace, instead of the server's recovery_ms and
  * recovery_max_bytes: window_ms (0: recovery off for this namespace; sockets that connect
  * then get no pid) and max_bytes (the log's byte bound, as recovery_max_bytes). The log of
- * sent packets is pruned by age (window_ms), bytes and count (10000 packets); a saved socket
- * expires after window_ms. Applies from the next packet or connection on. */
+ * sent packets is pruned by age (window_ms), bytes and count (the server's
+ * recovery_max_packets); a saved socket expires after window_ms. Applies from the next packet
+ * or connection on. */
 FERRY_EXTERN void ferry_namespace_set_recovery(ferry_namespace *nsp, uint32_t window_ms,
                                                size_t max_bytes);
 

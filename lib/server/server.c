@@ -53,6 +53,7 @@ void ferry_server_config_init(ferry_server_config *cfg)
     cfg->connect_timeout_ms = 45000;
     cfg->max_attachments = 10;
     cfg->recovery_max_bytes = 16u * 1024 * 1024;
+    cfg->recovery_max_packets = 10000;
     cfg->admission_timeout_ms = 10000;
     cfg->max_pending_admissions = 1024;
     cfg->new_session_addresses = 10000;

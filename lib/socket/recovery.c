@@ -9,10 +9,11 @@
  * rooms). A CONNECT whose auth carries {pid, offset} that match a record and a logged offset
  * restores the socket and replays every later logged packet that was meant for it.
  *
- * Both lists are bounded in count (oldest dropped first) and pruned by age as packets come;
- * the log is bounded in bytes too (recovery_max_bytes): 10000 packets at max_payload would
- * otherwise pin gigabytes (issue 9). Window and byte bound are per namespace
- * (ferry_namespace_set_recovery(), the server's by default).
+ * Both lists are bounded in count (oldest dropped first; the log's bound is the server's
+ * recovery_max_packets, so that a namespace sending thousands a second can keep its window)
+ * and pruned by age as packets come; the log is bounded in bytes too (recovery_max_bytes):
+ * 10000 packets at max_payload would otherwise pin gigabytes (issue 9). Window and byte bound
+ * are per namespace (ferry_namespace_set_recovery(), the server's by default).
  *
  * A recovery that does not happen says why in the CONNECT answer ("notRecovered", issue 14):
  * "expired" (no saved socket has that pid: lost longer than the window ago, or never known),
@@ -29,7 +30,6 @@
 #include "socket/internal.h"
 #include "socket/recovery.h"
 
-#define LOG_MAX 10000   /* packets kept per namespace */
 #define SAVED_MAX 10000 /* lost sockets kept per namespace */
 
 static uint64_t now_ms(const ferry_namespace *nsp)
@@ -126,9 +126,10 @@ static void prune(ferry_namespace *nsp)
 {
     uint64_t now = now_ms(nsp), window = window_of(nsp);
     size_t max_bytes = max_bytes_of(nsp);
+    size_t max_packets = ferry_engine_server_config(nsp->sio->engine)->recovery_max_packets;
     while (!ferry_list_empty(&nsp->log)) {
         sio_logged *l = ferry_list_entry(nsp->log.next, sio_logged, link);
-        if (nsp->nlog <= LOG_MAX && nsp->log_bytes <= max_bytes && l->at + window > now)
+        if (nsp->nlog <= max_packets && nsp->log_bytes <= max_bytes && l->at + window > now)
             break;
         logged_free(nsp, l);
     }

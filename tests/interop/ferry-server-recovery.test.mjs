@@ -108,7 +108,29 @@ test("a short window: a client back after it is not recovered", async () => {
   a.disconnect();
 });
 
+// The log's count bound (--recovery-packets, FERRY_RECOVERY_PACKETS): a window lasts only as long
+// as the log. 2 packets: "before"'s offset is gone once the probes and the two missed publishes
+// are logged after it, so the client is a new socket ("gap"); 1000 (the variable) holds them.
+test("--recovery-packets bounds the log: a client that missed more than it holds is a new socket", async () => {
+  const small = await ferry(["--recovery-packets", "2"]);
+  let r = await dropAndReturn(small, ["websocket"]);
+  assert.equal(r.recovered, false, "2 packets: not recovered");
+  assert.equal(r.sameId, false);
+  assert.deepEqual(r.got.map((g) => g[0]), ["before", "after"], "what it missed is not replayed");
+  const big = await ferry([], { FERRY_RECOVERY_PACKETS: "1000" });
+  r = await dropAndReturn(big, ["websocket"]);
+  assert.equal(r.recovered, true, "1000 packets: recovered");
+  assert.deepEqual(r.got.map((g) => g[0]), ["before", "missed-1", "missed-2", "after"]);
+});
+
 test("bad values stop ferry with one clear line; --help documents the flag", () => {
+  for (const [args, why] of [[["--recovery-packets", "many"], /invalid recovery log packets 'many': not a number/],
+    [["--recovery-packets", "10000001"], /invalid recovery log packets '10000001': must be between 0 and 10000000/],
+    [["--recovery-bytes", "-1"], /invalid recovery log bytes '-1': not a number/]]) {
+    const r = spawnSync(bin("tools/ferry/ferry"), ["--port", "0", ...args], { encoding: "utf8", timeout: 10000 });
+    assert.equal(r.status, 2, `exit 2 for ${JSON.stringify(args)}`);
+    assert.match(r.stderr, why);
+  }
   for (const [args, env] of [[["--recovery-ms", "-1"], {}], [["--recovery-ms", "1e3"], {}], [["--recovery-ms", "86400001"], {}], [[], { FERRY_RECOVERY_MS: "soon" }]]) {
     const r = spawnSync(bin("tools/ferry/ferry"), ["--port", "0", ...args], { env: { ...process.env, ...env }, encoding: "utf8", timeout: 10000 });
     assert.equal(r.status, 2, `exit 2 for ${JSON.stringify(args)} ${JSON.stringify(env)}`);
@@ -118,4 +140,6 @@ test("bad values stop ferry with one clear line; --help documents the flag", () 
   assert.equal(h.status, 0);
   assert.match(h.stdout, /--recovery-ms MS/);
   assert.match(h.stdout, /FERRY_RECOVERY_MS/);
+  assert.match(h.stdout, /--recovery-packets N .*\(FERRY_RECOVERY_PACKETS,\s+default 10000\)/s);
+  assert.match(h.stdout, /--recovery-bytes BYTES .*\(FERRY_RECOVERY_BYTES,\s+default 16777216\)/s);
 });

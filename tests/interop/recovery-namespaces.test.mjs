@@ -7,7 +7,8 @@
 // - age: an event 4.5 s old when the client comes back (lost 2.5 s after it, so its saved socket
 //   is still kept in both): "/own" dropped it by age ("gap", told to the app by ferry's client),
 //   "/" (10 s) replays it.
-// And the count bound, the same for every namespace: at most 10000 packets, oldest dropped first.
+// And the count bound, the same for every namespace: 10000 packets by default, oldest dropped
+// first; --recovery-packets (recovery_max_packets) sets it.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import WS from "ws";
@@ -139,10 +140,12 @@ test("age: an event older than '/own''s 4000 ms window is dropped there ('gap'),
   }
 });
 
-test("count: 10000 packets at most: 9990 missed are replayed, 10010 are past the log", { timeout: 120000 }, async () => {
-  const big = await startSio(["--recovery", "60000"]); // the default 16 MiB: only the count acts
+for (const [bound, cases] of [[null, [[9990, true], [10010, false]]], [10100, [[10010, true], [10110, false]]]])
+test(`count: ${bound ?? "10000 (the default)"} packets at most: ${cases[0][0]} missed are replayed, ${cases[1][0]} are past the log`, { timeout: 120000 }, async () => {
+  // The default 16 MiB: only the count acts.
+  const big = await startSio(["--recovery", "60000", ...(bound ? ["--recovery-packets", String(bound)] : [])]);
   try {
-    for (const [n, recovered] of [[9990, true], [10010, false]]) {
+    for (const [n, recovered] of cases) {
       const { a, b, room, got, id } = await inRoom(big.url, "count");
       const gone = big.disconnectOf(id);
       a.io.engine.close();

@@ -41,6 +41,7 @@
  * Flags: --port N (0), --path P (/socket.io/), --ping-interval MS, --ping-timeout MS,
  * --connect-timeout MS, --ack-timeout MS, --queue-bytes N, --recovery MS (connection-state
  * recovery; "connect" lines then carry "recovered"), --recovery-bytes N (its log's byte bound),
+ * --recovery-packets N (its log's count bound),
  * --transports polling,websocket[,sse,short-polling], --max-attachments N,
  * --log-level LEVEL (info: why a recovery was refused, for the chaos runs),
  * --suite (port 3000, ping 300/200, connect timeout 1000: the public test suite's settings).
@@ -361,6 +362,8 @@ int main(int argc, char **argv)
             cfg.recovery_ms = (uint32_t)strtoul(v, NULL, 10);
         else if (strcmp(a, "--recovery-bytes") == 0)
             cfg.recovery_max_bytes = (size_t)strtoull(v, NULL, 10);
+        else if (strcmp(a, "--recovery-packets") == 0)
+            cfg.recovery_max_packets = (uint32_t)strtoul(v, NULL, 10);
         else if (strcmp(a, "--max-attachments") == 0)
             cfg.max_attachments = (unsigned)strtoul(v, NULL, 10);
         else if (!test_engine_flag(&cfg, a, v)) {

@@ -58,6 +58,12 @@ static const char usage_tail[] =
     "                         connection and comes back within MS gets its id, rooms and\n"
     "                         the messages it missed (FERRY_RECOVERY_MS, default 120000;\n"
     "                         0 turns recovery off; --suite: 0)\n"
+    "  --recovery-packets N   the recovery log's bound in packets (FERRY_RECOVERY_PACKETS,\n"
+    "                         default 10000): the window lasts only as long as the log, so\n"
+    "                         a server sending N packets a second needs N times the window\n"
+    "                         in seconds\n"
+    "  --recovery-bytes BYTES  the recovery log's bound in bytes (FERRY_RECOVERY_BYTES,\n"
+    "                         default 16777216)\n"
     "  --max-queue-bytes BYTES  bytes queued for one client before --backpressure acts\n"
     "                         (FERRY_MAX_QUEUE_BYTES, default 8388608)\n"
     "  --backpressure POLICY  what a client that reads too slowly gets: close (its session\n"
@@ -414,6 +420,10 @@ static int set(app_config *cfg, const char *name, const char *v)
         return parse_u32("history bytes", v, 0, 1u << 30, &cfg->history_bytes);
     } else if (strcmp(name, "recovery-ms") == 0) {
         return parse_u32("recovery window", v, 0, 86400000, &cfg->recovery_ms);
+    } else if (strcmp(name, "recovery-packets") == 0) {
+        return parse_u32("recovery log packets", v, 0, 10000000, &cfg->recovery_packets);
+    } else if (strcmp(name, "recovery-bytes") == 0) {
+        return parse_u32("recovery log bytes", v, 0, 1u << 30, &cfg->recovery_bytes);
     } else if (strcmp(name, "max-queue-bytes") == 0) {
         return parse_u32("max queue bytes", v, 1024, 1u << 30, &cfg->max_queue_bytes);
     } else if (strcmp(name, "backpressure") == 0) {
@@ -529,6 +539,8 @@ static const struct {
     {"FERRY_HISTORY_EVENTS", "history-events"},
     {"FERRY_HISTORY_BYTES", "history-bytes"},
     {"FERRY_RECOVERY_MS", "recovery-ms"},
+    {"FERRY_RECOVERY_PACKETS", "recovery-packets"},
+    {"FERRY_RECOVERY_BYTES", "recovery-bytes"},
     {"FERRY_MAX_QUEUE_BYTES", "max-queue-bytes"},
     {"FERRY_BACKPRESSURE", "backpressure"},
     {"FERRY_REDIS", "redis"},
@@ -566,6 +578,8 @@ int app_config_parse(app_config *cfg, int argc, char **argv)
     cfg->history = 50;
     cfg->history_bytes = 16u << 20;
     cfg->recovery_ms = 120000;
+    cfg->recovery_bytes = 16u << 20;
+    cfg->recovery_packets = 10000;
     cfg->max_queue_bytes = 8u << 20;
     cfg->backpressure = FERRY_BACKPRESSURE_CLOSE;
     cfg->log_level = FERRY_LOG_WARN;

@@ -50,6 +50,8 @@ typedef struct app_config {
     uint32_t history_bytes;    /* 16 MiB: the history of all rooms together */
     app_list history_events;   /* events kept in the history; default "message" */
     uint32_t recovery_ms;  /* 120000: connection-state recovery window; 0: off (--suite: 0) */
+    uint32_t recovery_bytes;   /* 16 MiB: the byte bound of each namespace's recovery log */
+    uint32_t recovery_packets; /* 10000: its count bound */
     uint32_t max_queue_bytes; /* 8 MiB: bytes queued per client before the policy acts */
     int backpressure;         /* ferry_backpressure: FERRY_BACKPRESSURE_CLOSE */
     int suite;             /* 1: the socket.io-protocol test suite's server */

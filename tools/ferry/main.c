@@ -262,6 +262,8 @@ int main(int argc, char **argv)
     sc.tls_handshake_timeout_ms = cfg.tls_handshake_timeout_ms;
     sc.max_tls_handshakes = cfg.tls_max_handshakes;
     sc.recovery_ms = cfg.recovery_ms;
+    sc.recovery_max_bytes = cfg.recovery_bytes;
+    sc.recovery_max_packets = cfg.recovery_packets;
     /* The policy acts at --max-queue-bytes; past twice that a session is closed whatever the
      * policy (packets neither volatile nor keyed still queue under drop-volatile and latest). */
     sc.max_session_queue_bytes = cfg.backpressure == FERRY_BACKPRESSURE_CLOSE
