@@ -18,7 +18,7 @@ import { io as officialIo } from "socket.io-client";
 import { launchChromium } from "../lib/browser.mjs";
 import { startServer, bin, root } from "../lib/server.mjs";
 import { startProxy } from "../lib/proxy.mjs";
-import { audit, switchSummary, sentOn, whereSent, detail, keepLog, notRecoveredWhy } from "../e2e/chaos.mjs";
+import { audit, switchSummary, sentOn, whereSent, detail, keepLog, notRecoveredWhy, RECOVERY_LOG } from "../e2e/chaos.mjs";
 
 const ALL = ["websocket", "sse", "polling", "short-polling"];
 export const BROWSER_CLIENTS = [...ALL.map((t) => ({ name: t, transports: [t] })), { name: "switching", transports: ALL }];
@@ -45,7 +45,7 @@ export async function runBrowserChaos({ count = 10000, seconds = 900, seed = 1, 
   const dir = buildStatic();
   const srv = await startServer(bin("tools/ferry/ferry"), ["--host", "127.0.0.1", "--port", "0", "--static", dir,
     "--transports", ALL.join(","), "--allow-publish", "seq,echo", "--allow-join", "chaos-*", "--publish-rate", "0",
-    "--no-presence", "--history", "0", "--recovery-ms", "60000", "--log-level", "info"]);
+    "--no-presence", "--history", "0", "--recovery-ms", "60000", ...RECOVERY_LOG, "--log-level", "info"]);
   // (A proxy that does not start must not leave tools/ferry running.)
   const px = await startProxy(srv.url, ["--drop", String(drop), "--drop-within", "3000", "--ws-close-after", String(wsCloseAfter),
     "--seed", String(seed), "--quiet"]).catch(async (e) => {
