@@ -249,7 +249,8 @@ typedef struct ferry_server_config {
     /* 10000: the count bound of that log, per namespace. The window is only as long as the
      * log lasts: a namespace that sends N packets a second keeps about recovery_max_packets / N
      * seconds of them, whatever recovery_ms says (docs/reliability.md, "Limits"). 0 keeps
-     * none. A cluster's log in Redis keeps at most 10000 per node whatever this says. */
+     * none. It bounds each node's log in Redis too (ferry_redis_new(), docs/scaling.md): the
+     * nodes of a cluster should share the setting. */
     uint32_t recovery_max_packets;
 
     /* Admission (ferry_server_on_admission(); unused without a hook) */

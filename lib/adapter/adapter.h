@@ -176,15 +176,16 @@ typedef struct ferry_adapter_ops {
     void (*destroy)(ferry_adapter *a);
     /* Cross-node connection-state recovery (docs/scaling.md), all optional (NULL: this node
      * only). rec_save keeps the record of socket pid (opaque bytes, copied) where other nodes
-     * find it, for window_ms after this node stops refreshing it (window_ms and max_bytes, the
-     * namespace's recovery bounds, also bound this node's log there); rec_drop forgets it.
+     * find it, for window_ms after this node stops refreshing it (window_ms, max_bytes and
+     * max_packets, the namespace's recovery bounds, also bound this node's log there, and
+     * max_packets the entries rec_read takes from each node's); rec_drop forgets it.
      * rec_find looks for pid's record on every node and takes it (no other node finds it
      * after); rec_read reads the logs of nodes[] after the positions given. Both answer once,
      * later, on the loop (never inside the call), unless they return a negative error; an
      * answer still due when the adapter is destroyed comes inside destroy() with
      * -FERRY_ECLOSED. */
     void (*rec_save)(ferry_adapter *a, const char *pid, const char *rec, size_t len,
-                     uint32_t window_ms, size_t max_bytes);
+                     uint32_t window_ms, size_t max_bytes, size_t max_packets);
     void (*rec_drop)(ferry_adapter *a, const char *pid);
     int (*rec_find)(ferry_adapter *a, const char *pid, ferry_adapter_found_cb cb, void *ud);
     int (*rec_read)(ferry_adapter *a, const char *const *nodes, size_t nnodes,

@@ -978,10 +978,10 @@ static int ra_broadcast(ferry_adapter *base, const ferry_adapter_packet *pkt,
 }
 
 static void ra_rec_save(ferry_adapter *base, const char *pid, const char *rec, size_t len,
-                        uint32_t window_ms, size_t max_bytes)
+                        uint32_t window_ms, size_t max_bytes, size_t max_packets)
 {
     redis_adapter *a = (redis_adapter *)base;
-    redis_rec_save(a->r, a->nsp, pid, rec, len, window_ms, max_bytes);
+    redis_rec_save(a->r, a->nsp, pid, rec, len, window_ms, max_bytes, max_packets);
 }
 
 static void ra_rec_drop(ferry_adapter *base, const char *pid)

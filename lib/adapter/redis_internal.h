@@ -53,8 +53,9 @@ void redis_rec_linked(ferry_redis *r);
 /* A broadcast of ours, logged (origin seq), published as msg: keep it in our log stream. */
 void redis_rec_logged(ferry_redis *r, const char *nsp, uint64_t seq, const char *msg,
                       size_t len);
+/* window_ms, max_bytes, max_packets: the namespace's recovery bounds, which bound our log too. */
 void redis_rec_save(ferry_redis *r, const char *nsp, const char *pid, const char *rec,
-                    size_t len, uint32_t window_ms, size_t max_bytes);
+                    size_t len, uint32_t window_ms, size_t max_bytes, size_t max_packets);
 void redis_rec_drop(ferry_redis *r, const char *nsp, const char *pid);
 int redis_rec_find(ferry_redis *r, const char *nsp, const ferry_adapter *owner, const char *pid,
                    ferry_adapter_found_cb cb, void *ud);

@@ -5,8 +5,8 @@
  *   <prefix>#<nsp>#log#<node>   a stream: every broadcast this node sent and logged for
  *                               recovery, its ID "<origin seq>-0", fields m (the published
  *                               message, redis.c's format) and t (wall-clock ms). Trimmed
- *                               (MINID) to the namespace's byte bound and window as each entry
- *                               is added, as the node's own log in memory is.
+ *                               (MINID) to the namespace's byte and count bounds and window as
+ *                               each entry is added, as the node's own log in memory is.
  *   <prefix>#<nsp>#rec#<node>   a hash: pid -> the record of each socket of this node (the
  *                               socket layer's bytes: id, rooms, offsets, outbox), written
  *                               when it connects, joins, leaves, takes an emit, is lost.
@@ -36,7 +36,7 @@
 #define GRACE_MS 10000
 #define DEFAULT_WINDOW_MS 120000
 #define DEFAULT_MAX_BYTES (16u << 20)
-#define LOG_MAX 10000 /* entries of one node's log (as in memory: socket/recovery.c) */
+#define DEFAULT_MAX_PACKETS 10000
 
 typedef struct own_entry {
     uint64_t seq, at;
@@ -49,6 +49,7 @@ typedef struct rec_nsp {
     unsigned refs; /* adapters of this namespace on the link (one per server) */
     uint32_t window_ms;
     size_t max_bytes;
+    size_t max_packets; /* entries of one node's log, and of a read from each node's */
     own_entry *ring; /* this node's entries in its log stream, oldest first */
     size_t cap, head, n, bytes;
 } rec_nsp;
@@ -219,6 +220,7 @@ void redis_rec_nsp_add(ferry_redis *r, const char *nsp)
     ns->refs = 1;
     ns->window_ms = DEFAULT_WINDOW_MS;
     ns->max_bytes = DEFAULT_MAX_BYTES;
+    ns->max_packets = DEFAULT_MAX_PACKETS;
     ferry_list_insert_tail(&x->nsps, &ns->link);
     beat_nsp(x, ns);
 }
@@ -278,7 +280,7 @@ void redis_rec_logged(ferry_redis *r, const char *nsp, uint64_t seq, const char 
     *ring_at(ns, ns->n++) = (own_entry){seq, now, len};
     ns->bytes += len;
     /* The bounds of the log in memory: bytes, count, age (the newest kept even alone over). */
-    while (ns->n > 1 && (ns->bytes > ns->max_bytes || ns->n > LOG_MAX ||
+    while (ns->n > 1 && (ns->bytes > ns->max_bytes || ns->n > ns->max_packets ||
                          ring_at(ns, 0)->at + ns->window_ms <= now)) {
         ns->bytes -= ring_at(ns, 0)->bytes;
         ns->head = (ns->head + 1) % ns->cap;
@@ -300,12 +302,13 @@ void redis_rec_logged(ferry_redis *r, const char *nsp, uint64_t seq, const char 
 }
 
 void redis_rec_save(ferry_redis *r, const char *nsp, const char *pid, const char *rec,
-                    size_t len, uint32_t window_ms, size_t max_bytes)
+                    size_t len, uint32_t window_ms, size_t max_bytes, size_t max_packets)
 {
     rec_nsp *ns = nsp_find(redis_rec_of(r), nsp);
     if (ns != NULL) {
         ns->window_ms = window_ms;
         ns->max_bytes = max_bytes;
+        ns->max_packets = max_packets;
     }
     char *key = key_of(r, nsp, "rec#", ferry_redis_node_id(r));
     if (key == NULL)
@@ -342,7 +345,8 @@ static const char FIND_LUA[] =
     "end\n"
     "return {}\n";
 
-/* ARGV[1] the logs' key prefix, ARGV[2] the most entries per node, then pairs (node, after):
+/* ARGV[1] the logs' key prefix, ARGV[2] the most entries per node (the namespace's count bound:
+ * no node's log holds more when the nodes share the setting), then pairs (node, after):
  * {node, entries, node, entries...}, each node's entries after the seq given (XRANGE). */
 static const char READ_LUA[] =
     "local out = {}\n"
@@ -504,6 +508,15 @@ out:
     wait_free(w);
 }
 
+/* The entries a read takes from each node's log: the namespace's count bound, at least one (a
+ * log keeps its newest entry even alone over the bound). */
+static size_t read_max(redis_rec *rc, const char *nsp)
+{
+    const rec_nsp *ns = nsp_find(rc, nsp);
+    size_t max = ns != NULL ? ns->max_packets : DEFAULT_MAX_PACKETS;
+    return max > 0 ? max : 1;
+}
+
 int redis_rec_read(ferry_redis *r, const char *nsp, const ferry_adapter *owner,
                    const char *const *nodes, size_t nnodes, const ferry_adapter_pos *pos,
                    size_t npos, ferry_adapter_entries_cb cb, void *ud)
@@ -522,8 +535,8 @@ int redis_rec_read(ferry_redis *r, const char *nsp, const ferry_adapter *owner,
     int rc = -FERRY_ENOMEM;
     if (w != NULL) {
         w->entries = cb;
-        char max[16];
-        snprintf(max, sizeof(max), "%d", LOG_MAX);
+        char max[24];
+        snprintf(max, sizeof(max), "%zu", read_max(redis_rec_of(r), nsp));
         argv[0] = "EVAL";
         argv[1] = READ_LUA;
         argv[2] = "0";

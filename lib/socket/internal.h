@@ -50,9 +50,10 @@ void sio_socket_drop_waiting(ferry_sio *sio);
 
 /* recovery.c: connection-state recovery */
 int sio_recovery_on(const ferry_namespace *nsp);
-/* The namespace's recovery window (ms) and log byte bound. */
+/* The namespace's recovery window (ms) and log bounds in bytes and packets. */
 uint32_t sio_recovery_window(const ferry_namespace *nsp);
 size_t sio_recovery_max_bytes(const ferry_namespace *nsp);
+size_t sio_recovery_max_packets(const ferry_namespace *nsp);
 /* Encode an event with the next offset as its last argument and log it with its recipients:
  * the socket only, or the broadcast b. */
 int sio_recovery_encode(ferry_namespace *nsp, const char *event, const cJSON *args,

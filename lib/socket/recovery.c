@@ -47,6 +47,12 @@ static size_t max_bytes_of(const ferry_namespace *nsp)
     return nsp->rec_set ? nsp->rec_max_bytes : ferry_engine_server_config(nsp->sio->engine)->recovery_max_bytes;
 }
 
+/* The count bound is the server's: ferry_namespace_set_recovery() sets no count. */
+size_t sio_recovery_max_packets(const ferry_namespace *nsp)
+{
+    return ferry_engine_server_config(nsp->sio->engine)->recovery_max_packets;
+}
+
 uint32_t sio_recovery_window(const ferry_namespace *nsp)
 {
     return (uint32_t)window_of(nsp);
@@ -126,7 +132,7 @@ static void prune(ferry_namespace *nsp)
 {
     uint64_t now = now_ms(nsp), window = window_of(nsp);
     size_t max_bytes = max_bytes_of(nsp);
-    size_t max_packets = ferry_engine_server_config(nsp->sio->engine)->recovery_max_packets;
+    size_t max_packets = sio_recovery_max_packets(nsp);
     while (!ferry_list_empty(&nsp->log)) {
         sio_logged *l = ferry_list_entry(nsp->log.next, sio_logged, link);
         if (nsp->nlog <= max_packets && nsp->log_bytes <= max_bytes && l->at + window > now)

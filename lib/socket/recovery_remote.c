@@ -227,7 +227,8 @@ void sio_rr_persist(ferry_socket *s)
     char *text = ok ? cJSON_PrintUnformatted(o) : NULL;
     if (text != NULL)
         nsp->adapter->ops->rec_save(nsp->adapter, s->pid, text, strlen(text),
-                                    sio_recovery_window(nsp), sio_recovery_max_bytes(nsp));
+                                    sio_recovery_window(nsp), sio_recovery_max_bytes(nsp),
+                                    sio_recovery_max_packets(nsp));
     else
         FERRY_LOG(FERRY_LOG_ERROR, "socket", NULL,
                   "out of memory: socket %s's record not written (not recoverable elsewhere)",
