@@ -209,8 +209,9 @@ test("round-robin nginx, no stickiness: every transport's session works through 
 // exactly once. Node 1 is killed with SIGKILL: nginx sends what it cannot pass to node 1 to the
 // others (proxy_next_upstream, max_fails); node 1's clients come back through nginx on nodes 2
 // and 3 and resume (recovered, same socket id, rooms) with the messages published while they
-// were away, once each and in order, and ferry's client's outbox emit is taken once. Then
-// redis-server is stopped and started again (empty): cross-node delivery comes back.
+// were away, once each (in either order: two nodes sent them), and ferry's client's outbox
+// emit is taken once. Then redis-server is stopped and started again (empty): cross-node
+// delivery comes back.
 test("round-robin nginx: node 1 is SIGKILLed, its clients of every transport resume on the others through nginx with nothing lost; Redis restarted, cross-node delivery comes back", { skip, timeout: 300000 }, async () => {
   let redis = await startRedis();
   const nodes = [];
@@ -327,7 +328,13 @@ test("round-robin nginx: node 1 is SIGKILLed, its clients of every transport res
         throw new Error(`${e.message}\n${state()}`);
       });
     await sleep(500);
-    for (const m of members) assert.deepEqual(m.got, ["m1", "m2", "m3"], `${m.name}: m1, what it missed, once each, in order\n${state()}`);
+    // m2 (node 2) and m3 (node 3) have no order between them (docs/scaling.md: offsets are
+    // ordered per origin): a client on node 3 may get m3 before m2 comes through Redis, and so
+    // may a victim that resumed there before they were published (both seen under load).
+    for (const m of members) {
+      assert.equal(m.got[0], "m1", `${m.name}: m1 first\n${state()}`);
+      assert.deepEqual([...m.got.slice(1)].sort(), ["m2", "m3"], `${m.name}: what it missed, once each\n${state()}`);
+    }
     const res = await outboxAck;
     assert.equal(res?.ok, true, `u1 (emitted while away) published: ${JSON.stringify(res)}`);
     await until(() => atP2.includes("u1"), 15000, "u1 at p2");
