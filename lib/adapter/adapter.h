@@ -114,11 +114,14 @@ typedef struct ferry_adapter_host {
 
 /* Cross-node connection-state recovery (optional ops; NULL in the local adapter). A logged
  * broadcast as another node wrote it: its origin node and sequence number, its wall-clock time,
- * the packet without offset and its recipients. Everything is borrowed for the callback. */
+ * the entry its origin logged before it (seqs have holes: a broadcast too big or not forwarded
+ * took one; 0: none known), the packet without offset and its recipients. Everything is
+ * borrowed for the callback. */
 typedef struct ferry_adapter_entry {
     const char *origin;
     uint64_t seq;
     uint64_t at_ms;
+    uint64_t prev_seq, prev_at_ms; /* prev_seq not in the answer, after its position: trimmed */
     ferry_adapter_packet pkt;
     ferry_adapter_target t;
 } ferry_adapter_entry;
@@ -134,7 +137,8 @@ typedef struct ferry_adapter_pos {
 typedef void (*ferry_adapter_found_cb)(void *ud, int status, const char *rec, size_t len,
                                        const char *node, const char *const *nodes,
                                        size_t nnodes);
-/* rec_read's answer: status 0 with the entries (each origin's in order), or a negative error. */
+/* rec_read's answer: status 0 with the entries (each origin's together, oldest first), or a
+ * negative error. */
 typedef void (*ferry_adapter_entries_cb)(void *ud, int status, const ferry_adapter_entry *e,
                                          size_t n);
 

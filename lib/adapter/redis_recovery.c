@@ -4,9 +4,12 @@
  * Per namespace and node, in Redis (keys under the link's prefix, "ferry" by default):
  *   <prefix>#<nsp>#log#<node>   a stream: every broadcast this node sent and logged for
  *                               recovery, its ID "<origin seq>-0", fields m (the published
- *                               message, redis.c's format) and t (wall-clock ms). Trimmed
- *                               (MINID) to the namespace's byte and count bounds and window as
- *                               each entry is added, as the node's own log in memory is.
+ *                               message, redis.c's format), t (wall-clock ms), p and pt (the
+ *                               ID and t of the entry this node wrote before it, 0 for none:
+ *                               seqs have holes, so only p tells a reader that entries after
+ *                               its position were trimmed). Trimmed (MINID) to the namespace's
+ *                               byte and count bounds and window as each entry is added, as
+ *                               the node's own log in memory is.
  *   <prefix>#<nsp>#rec#<node>   a hash: pid -> the record of each socket of this node (the
  *                               socket layer's bytes: id, rooms, offsets, outbox), written
  *                               when it connects, joins, leaves, takes an emit, is lost.
@@ -52,6 +55,7 @@ typedef struct rec_nsp {
     size_t max_packets; /* entries of one node's log, and of a read from each node's */
     own_entry *ring; /* this node's entries in its log stream, oldest first */
     size_t cap, head, n, bytes;
+    uint64_t last_seq, last_at; /* the entry it wrote last (0: none since it started) */
 } rec_nsp;
 
 typedef struct rec_wait {
@@ -289,15 +293,20 @@ void redis_rec_logged(ferry_redis *r, const char *nsp, uint64_t seq, const char 
     char *key = key_of(r, nsp, "log#", ferry_redis_node_id(r));
     if (key == NULL)
         return;
-    char minid[24], id[32], at[24];
+    char minid[24], id[32], at[24], prev[24], prev_at[24];
     snprintf(minid, sizeof(minid), "%" PRIu64, ring_at(ns, 0)->seq);
     snprintf(id, sizeof(id), "%" PRIu64 "-0", seq);
     snprintf(at, sizeof(at), "%" PRIu64, now);
-    const char *argv[9] = {"XADD", key, "MINID", minid, id, "m", msg, "t", at};
-    size_t lens[9];
-    for (int i = 0; i < 9; i++)
+    snprintf(prev, sizeof(prev), "%" PRIu64, ns->last_seq);
+    snprintf(prev_at, sizeof(prev_at), "%" PRIu64, ns->last_at);
+    const char *argv[13] = {"XADD", key, "MINID", minid, id, "m", msg,
+                            "t", at, "p", prev, "pt", prev_at};
+    size_t lens[13];
+    for (int i = 0; i < 13; i++)
         lens[i] = i == 6 ? len : strlen(argv[i]);
-    fire(r, 9, argv, lens);
+    fire(r, 13, argv, lens);
+    ns->last_seq = seq;
+    ns->last_at = now;
     ferry_mem_free(key);
 }
 
@@ -475,14 +484,19 @@ static void on_read(redisAsyncContext *ac, void *reply, void *privdata)
                 e->element[1]->type != REDIS_REPLY_ARRAY)
                 continue;
             redisReply *f = e->element[1];
-            const redisReply *m = NULL, *t = NULL;
+            const redisReply *m = NULL, *t = NULL, *p = NULL, *pt = NULL;
             for (size_t k = 0; k + 1 < f->elements; k += 2) {
                 if (!is_str(f->element[k]) || !is_str(f->element[k + 1]))
                     continue;
-                if (strcmp(f->element[k]->str, "m") == 0)
+                const char *name = f->element[k]->str;
+                if (strcmp(name, "m") == 0)
                     m = f->element[k + 1];
-                else if (strcmp(f->element[k]->str, "t") == 0)
+                else if (strcmp(name, "t") == 0)
                     t = f->element[k + 1];
+                else if (strcmp(name, "p") == 0)
+                    p = f->element[k + 1];
+                else if (strcmp(name, "pt") == 0)
+                    pt = f->element[k + 1];
             }
             if (m == NULL || t == NULL)
                 continue;
@@ -496,6 +510,9 @@ static void on_read(redisAsyncContext *ac, void *reply, void *privdata)
             x->origin = node->str;
             x->seq = parse_u64(e->element[0]->str);
             x->at_ms = parse_u64(t->str);
+            /* Written by a node without p: nothing known before it. */
+            x->prev_seq = p != NULL ? parse_u64(p->str) : 0;
+            x->prev_at_ms = pt != NULL ? parse_u64(pt->str) : 0;
             n++;
         }
     }

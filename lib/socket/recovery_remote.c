@@ -19,7 +19,7 @@
  * resumes it too), then reads every node's log after the client's positions (a node it has no
  * position for: what it sent after the socket connected), keeps what was meant for the
  * socket's rooms, and replays it, in time order, after the CONNECT answer, stamped with this
- * node's offsets. */
+ * node's offsets. A log trimmed past what the socket missed refuses it ("gap", gap_origin()). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -287,6 +287,30 @@ static int pick_cmp(const void *a, const void *b)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
+/* The origin whose log no longer holds all the socket missed (NULL: none), as on one node (a
+ * "gap"): the oldest entry read of that origin follows one the origin wrote after the socket's
+ * position there (after it connected, with no position) and that was trimmed since. Unlike one
+ * node, where a socket that had all queued to it needs only what came after its loss, a record
+ * in Redis does not say when its node died: it needs all after its positions. */
+static const char *gap_origin(const rr_job *j, const ferry_adapter_entry *es, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const ferry_adapter_entry *e = &es[i];
+        if (i > 0 && strcmp(es[i - 1].origin, e->origin) == 0)
+            continue; /* not its origin's oldest */
+        int known = 0;
+        uint64_t after = 0;
+        for (size_t k = 0; k < j->npos; k++)
+            if (strcmp(j->pos[k].node, e->origin) == 0) {
+                known = 1;
+                after = j->pos[k].seq;
+            }
+        if (e->prev_seq != 0 && (known ? e->prev_seq > after : e->prev_at_ms >= j->since))
+            return e->origin;
+    }
+    return NULL;
+}
+
 static void on_read(void *ud, int status, const ferry_adapter_entry *es, size_t n)
 {
     rr_job *j = ud;
@@ -298,6 +322,19 @@ static void on_read(void *ud, int status, const ferry_adapter_entry *es, size_t 
                       "recovery of socket %s from Redis failed (%s): it starts afresh",
                       j->sv->id, ferry_strerror(status));
         job_end(j, status);
+        return;
+    }
+    const char *gap = gap_origin(j, es, n);
+    if (gap != NULL) {
+        /* Refused as on one node: a new socket, told why (its record is gone from Redis: a
+         * later attempt would find the same gap). */
+        FERRY_LOG(FERRY_LOG_INFO, "socket", ferry_session_id(s->client->session),
+                  "socket %s not resumed from node %s's record in Redis: what it missed is no "
+                  "longer in the log (node %s)",
+                  j->sv->id, j->node, gap);
+        s->not_recovered = "gap";
+        s->not_recovered_why = "what it missed is no longer in the log (a node's, in Redis)";
+        job_end(j, 0);
         return;
     }
     rr_pick *picks = ferry_mem_calloc(n ? n : 1, sizeof(*picks));
