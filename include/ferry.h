@@ -250,7 +250,8 @@ typedef struct ferry_server_config {
      * log lasts: a namespace that sends N packets a second keeps about recovery_max_packets / N
      * seconds of them, whatever recovery_ms says (docs/reliability.md, "Limits"). 0 keeps
      * none. It bounds each node's log in Redis too (ferry_redis_new(), docs/scaling.md): the
-     * nodes of a cluster should share the setting. */
+     * nodes of a cluster should share the setting; a client resumed from Redis past it is
+     * refused with "gap", as on one node. */
     uint32_t recovery_max_packets;
 
     /* Admission (ferry_server_on_admission(); unused without a hook) */
