@@ -291,9 +291,15 @@ static int pick_cmp(const void *a, const void *b)
  * "gap"): the oldest entry read of that origin follows one the origin wrote after the socket's
  * position there (after it connected, with no position) and that was trimmed since. Unlike one
  * node, where a socket that had all queued to it needs only what came after its loss, a record
- * in Redis does not say when its node died: it needs all after its positions. */
+ * in Redis does not say when its node died: it needs all after its positions, but for what is
+ * older than the window: the socket was connected when that was sent (its record lives only a
+ * window past its node's last beat), and a connection that reads nothing for longer than
+ * pingInterval + pingTimeout is closed by its heartbeat, so with a window longer than that (the
+ * defaults: 120 s and 45 s) it had it. Without that, a socket in a quiet room (its position
+ * older than the window) would be refused whenever anything was trimmed by age after it. */
 static const char *gap_origin(const rr_job *j, const ferry_adapter_entry *es, size_t n)
 {
+    uint64_t now = ferry_wall_ms(), window = sio_recovery_window(j->s->nsp);
     for (size_t i = 0; i < n; i++) {
         const ferry_adapter_entry *e = &es[i];
         if (i > 0 && strcmp(es[i - 1].origin, e->origin) == 0)
@@ -305,7 +311,8 @@ static const char *gap_origin(const rr_job *j, const ferry_adapter_entry *es, si
                 known = 1;
                 after = j->pos[k].seq;
             }
-        if (e->prev_seq != 0 && (known ? e->prev_seq > after : e->prev_at_ms >= j->since))
+        if (e->prev_seq != 0 && (known ? e->prev_seq > after : e->prev_at_ms >= j->since) &&
+            e->prev_at_ms + window > now)
             return e->origin;
     }
     return NULL;
