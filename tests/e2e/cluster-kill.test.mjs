@@ -183,6 +183,56 @@ test("cluster-kill: node 1 is SIGKILLed; its clients resume on nodes 2 and 3 wit
   }
 });
 
+// Redis, two nodes started with args (named prefix-1, prefix-2), a balancer in front of them,
+// p2 on node 2 in room "r", and v through the balancer on node 1 in "r" too, reconnecting fast
+// and ready across nodes; fn({n1, n2, lb, p2, v, id, failed, logs}) goes on from there (failed:
+// v's recovery_failed events; logs(): node 2's last output). Everything is stopped after, node 1
+// killed if a failed step left it running; node 2 must exit 0 (no leak).
+async function killScene(prefix, args, fn) {
+  const redis = await startRedis();
+  const nodes = [];
+  const clients = [];
+  let lb;
+  try {
+    for (let i = 1; i <= 2; i++) nodes.push(await startNode(redis.url, `${prefix}-${i}`, args));
+    const [n1, n2] = nodes;
+    lb = await balancer([n1.port, n2.port]);
+    const p2 = await relayClient("websocket", n2.url, "p2");
+    clients.push(p2);
+    await join(p2, "r");
+    const back = { reconnection: true, reconnectionDelay: 100, reconnectionDelayMax: 300, randomizationFactor: 0 };
+    const v = await relayClient("websocket", lb.url, "v", back);
+    clients.push(v);
+    const failed = [];
+    v.on("recovery_failed", (why) => failed.push(why));
+    await join(v, "r");
+    await crossNodeReady(v, p2, "r");
+    const logs = () => `\n--- node 2 ---\n${n2.stdout().slice(-3000)}${n2.stderr().slice(-3000)}`;
+    await fn({ n1, n2, lb, p2, v, id: v.id, failed, logs });
+  } finally {
+    for (const s of clients) s.disconnect();
+    await lb?.close();
+    const code = await nodes[1]?.stop();
+    nodes[0]?.proc.kill("SIGKILL"); // (a step that failed before the kill left it running)
+    await nodes[0]?.exited();
+    await redis.stop();
+    if (nodes[1]) assert.equal(code, 0, "node 2 exits 0 (no leak)");
+  }
+}
+
+// Node 1 dies while the balancer holds v off; between the two, missed() runs; then v comes back
+// through node 2.
+async function killNode1(n1, lb, v, between) {
+  lb.hold();
+  const down = new Promise((r) => v.once("disconnect", r));
+  n1.proc.kill("SIGKILL");
+  await Promise.race([down, sleep(20000)]);
+  assert.equal(v.connected, false, "the client saw node 1 go");
+  await between();
+  lb.release();
+  await until(() => v.connected, 30000, "the client reconnected through node 2");
+}
+
 // The nodes' logs in Redis are bounded by the setting that bounds the log in memory
 // (--recovery-packets, recovery_max_packets), not by a fixed 10000, and a client resumed from
 // them past the bound is told so, as on one node (issue 14): with 50, a client of node 1 that
@@ -192,43 +242,18 @@ test("cluster-kill: node 1 is SIGKILLed; its clients resume on nodes 2 and 3 wit
 // 10000 per node whatever the setting said (all 60 came), then the newest 50 came, the client
 // told it was recovered (silent loss).
 async function missWhileKilled(missed) {
-  const redis = await startRedis();
-  const nodes = [];
-  const clients = [];
-  let lb;
-  try {
-    const args = ["--recovery-ms", "60000", "--recovery-packets", "50", "--log-level", "info"];
-    for (let i = 1; i <= 2; i++) nodes.push(await startNode(redis.url, `bound-${i}`, args));
-    const [n1, n2] = nodes;
-    lb = await balancer([n1.port, n2.port]);
-    const p2 = await relayClient("websocket", n2.url, "p2");
-    clients.push(p2);
-    await join(p2, "r");
-    const back = { reconnection: true, reconnectionDelay: 100, reconnectionDelayMax: 300, randomizationFactor: 0 };
-    const v = await relayClient("websocket", lb.url, "v", back);
-    clients.push(v);
+  const args = ["--recovery-ms", "60000", "--recovery-packets", "50", "--log-level", "info"];
+  await killScene("bound", args, async ({ n1, n2, lb, p2, v, id, failed, logs }) => {
     const got = [];
-    const failed = [];
     v.on("message", (data) => typeof data?.text === "string" && data.text.startsWith("b") && got.push(data.text));
-    v.on("recovery_failed", (why) => failed.push(why));
-    await join(v, "r");
-    await crossNodeReady(v, p2, "r");
-    const id = v.id;
-
-    lb.hold();
-    const down = new Promise((r) => v.once("disconnect", r));
-    n1.proc.kill("SIGKILL");
-    await Promise.race([down, sleep(20000)]);
-    assert.equal(v.connected, false, "the client saw node 1 go");
     const sent = [];
-    for (let i = 1; i <= missed; i++) {
-      sent.push(`b${i}`);
-      const r = await call(p2, "publish", { room: "r", event: "message", data: { text: `b${i}` } });
-      assert.equal(r?.ok, true, `b${i}: ${JSON.stringify(r)}`);
-    }
-    lb.release();
-    await until(() => v.connected, 30000, "the client reconnected through node 2");
-    const logs = () => `\n--- node 2 ---\n${n2.stdout().slice(-3000)}${n2.stderr().slice(-3000)}`;
+    await killNode1(n1, lb, v, async () => {
+      for (let i = 1; i <= missed; i++) {
+        sent.push(`b${i}`);
+        const r = await call(p2, "publish", { room: "r", event: "message", data: { text: `b${i}` } });
+        assert.equal(r?.ok, true, `b${i}: ${JSON.stringify(r)}`);
+      }
+    });
     if (missed <= 50) {
       await until(() => got.includes(sent.at(-1)), 15000, "the missed messages replayed").catch((e) => {
         throw new Error(`${e.message}: recovered=${v.recovered}, got ${got.length}${logs()}`);
@@ -251,15 +276,7 @@ async function missWhileKilled(missed) {
       assert.match(n2.stderr(), /not recovered \(gap: what it missed is no longer in the log/);
       assert.match(n2.stderr(), /no longer in the log \(node bound-2\)/);
     }
-  } finally {
-    for (const s of clients) s.disconnect();
-    await lb?.close();
-    const code = await nodes[1]?.stop();
-    nodes[0]?.proc.kill("SIGKILL"); // (a step that failed before the kill left it running)
-    await nodes[0]?.exited();
-    await redis.stop();
-    if (nodes[1]) assert.equal(code, 0, "node 2 exits 0 (no leak)");
-  }
+  });
 }
 
 // A socket in a quiet room is not refused for what was trimmed by age: with a 5 s window, node 2
@@ -267,54 +284,19 @@ async function missWhileKilled(missed) {
 // and its client resumes on node 2: "x" (after the client's position on node 2, gone from the
 // log) was sent while the client was connected, more than a window ago, and it resumes. (A rule
 // that counted every trimmed entry after the position refused it: "gap".)
-test("cluster-kill: a client in a quiet room resumes on another node though entries older than the window were trimmed", { skip, timeout: 60000 }, async () => {
-  const redis = await startRedis();
-  const nodes = [];
-  const clients = [];
-  let lb;
-  try {
-    const args = ["--recovery-ms", "5000", "--log-level", "info"];
-    for (let i = 1; i <= 2; i++) nodes.push(await startNode(redis.url, `quiet-${i}`, args));
-    const [n1, n2] = nodes;
-    lb = await balancer([n1.port, n2.port]);
-    const p2 = await relayClient("websocket", n2.url, "p2");
-    clients.push(p2);
-    await join(p2, "r");
+test("cluster-kill: a client in a quiet room resumes on another node though entries older than the window were trimmed", { skip, timeout: 60000 }, () =>
+  killScene("quiet", ["--recovery-ms", "5000", "--log-level", "info"], async ({ n1, lb, p2, v, id, failed, logs }) => {
     await join(p2, "q"); // the quiet room's traffic: a room the client is not in
-    const back = { reconnection: true, reconnectionDelay: 100, reconnectionDelayMax: 300, randomizationFactor: 0 };
-    const v = await relayClient("websocket", lb.url, "v", back);
-    clients.push(v);
-    const failed = [];
-    v.on("recovery_failed", (why) => failed.push(why));
-    await join(v, "r");
-    await crossNodeReady(v, p2, "r");
-    const id = v.id;
     for (const text of ["x", "y"]) {
       if (text === "y") await sleep(5500); // "x" is older than the window now
       const r = await call(p2, "publish", { room: "q", event: "message", data: { text } });
       assert.equal(r?.ok, true, `${text}: ${JSON.stringify(r)}`);
     }
-    lb.hold();
-    const down = new Promise((r) => v.once("disconnect", r));
-    n1.proc.kill("SIGKILL");
-    await Promise.race([down, sleep(20000)]);
-    assert.equal(v.connected, false, "the client saw node 1 go");
-    lb.release();
-    await until(() => v.connected, 30000, "the client reconnected through node 2");
-    const logs = () => `\n--- node 2 ---\n${n2.stdout().slice(-3000)}${n2.stderr().slice(-3000)}`;
+    await killNode1(n1, lb, v, async () => {});
     assert.deepEqual(failed, [], `no recovery_failed${logs()}`);
     assert.equal(v.recovered, true, `recovered${logs()}`);
     assert.equal(v.id, id, "the same socket");
-  } finally {
-    for (const s of clients) s.disconnect();
-    await lb?.close();
-    const code = await nodes[1]?.stop();
-    nodes[0]?.proc.kill("SIGKILL"); // (a step that failed before the kill left it running)
-    await nodes[0]?.exited();
-    await redis.stop();
-    if (nodes[1]) assert.equal(code, 0, "node 2 exits 0 (no leak)");
-  }
-});
+  }));
 
 test("cluster-kill: --recovery-packets 50 bounds the logs in Redis: 40 missed are all replayed on another node", { skip, timeout: 60000 }, () => missWhileKilled(40));
 test("cluster-kill: --recovery-packets 50 bounds the logs in Redis: 60 missed, the oldest trimmed: not recovered (gap), a new socket", { skip, timeout: 60000 }, () => missWhileKilled(60));
