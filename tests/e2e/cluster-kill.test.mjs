@@ -220,8 +220,8 @@ async function killScene(prefix, args, fn) {
   }
 }
 
-// Node 1 dies while the balancer holds v off; between the two, missed() runs; then v comes back
-// through node 2.
+// Node 1 dies while the balancer holds v off; then between() runs (what v misses), and v comes
+// back through node 2.
 async function killNode1(n1, lb, v, between) {
   lb.hold();
   const down = new Promise((r) => v.once("disconnect", r));
