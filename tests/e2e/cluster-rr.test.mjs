@@ -13,7 +13,7 @@ import http from "node:http";
 import { io as officialIo } from "socket.io-client";
 import {
   httpRequest,
-  FERRY_TRANSPORTS, SIO_TRANSPORTS, haveRedis, ferryHasRedis, startRedis, startNode, relayClient,
+  FERRY_TRANSPORTS, SIO_TRANSPORTS, haveRedis, ferryHasRedis, startRedis, startNode, relayClient, forwardReady,
   call, join, sleep, crossNodeReady, clusterReady, until, nginxNodes,
 } from "./cluster.mjs";
 import { startNginx } from "../lib/nginx.mjs";
@@ -61,6 +61,7 @@ test("round-robin nginx, no stickiness: every transport's session works through 
 
     // Redis links up and subscribed: a publish from each node reaches a client on node 1.
     await clusterReady(nodes, clients);
+    await forwardReady(redis, nodes.length);
 
     // Every kind of client, twice, all through nginx.
     const kinds = [
@@ -234,6 +235,7 @@ test("round-robin nginx: node 1 is SIGKILLed, its clients of every transport res
     await join(p3, "r");
     await crossNodeReady(p2, p3, "r");
     await crossNodeReady(p3, p2, "r");
+    await forwardReady(redis, nodes.length);
     const owner = async (id) => {
       const r = await fetch(`${n2.url}/api/sockets?timeout=10000`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(20000) });
       const body = await r.json();
@@ -369,8 +371,7 @@ test("round-robin nginx: node 1 is SIGKILLed, its clients of every transport res
     await crossNodeReady(p2, p3, "r", 30000);
     await crossNodeReady(p3, p2, "r", 30000);
     // Both live nodes published their forwarding address again.
-    const addresses = () => spawnSync("redis-cli", ["-p", String(port), "--scan", "--pattern", "ferry:node:*"], { encoding: "utf8", timeout: 5000 }).stdout.trim().split("\n").filter(Boolean).length;
-    await until(() => addresses() === 2, 30000, "both nodes' addresses back in Redis");
+    await forwardReady(redis, 2);
     await until(() => members.every((m) => m.s.connected), 60000, "every client connected after Redis came back")
       .catch((e) => {
         throw new Error(`${e.message}\n${state()}`);

@@ -10,6 +10,8 @@
 //   join(s, room)        the relay's join, resolves with its answer
 //   crossNodeReady(a, b) resolves once a publish on b's node reaches a (Redis links are up)
 //   clusterReady(nodes, clients)  the same from every node to nodes[0]
+//   forwardReady(redis, count)  resolves once count nodes' forwarding addresses are in Redis
+//                        (--cluster-secret: a node not yet there cannot be forwarded to)
 //   until(cond, ms, what) resolves once cond() holds, throws after ms saying what
 //   nginxNodes(nodes)    the upstream server lines of round-robin.conf.in for these nodes
 //   httpRequest(url, {method, body, timeoutMs})  one plain HTTP request on its own
@@ -133,6 +135,16 @@ export async function clusterReady(nodes, clients) {
     await crossNodeReady(probeA, p, "probe");
   }
   return probeA;
+}
+
+// A node publishes its address for forwarding (ferry:node:<tag>) once its Redis link is up; a
+// request of one of its sessions that lands on another node before that is refused (400), so a
+// round-robin test waits for every node's address before its clients connect (a fast build
+// connected them first, and the first polling or SSE client failed).
+export async function forwardReady(redis, count, ms = 30000) {
+  const addresses = () => spawnSync("redis-cli", ["-p", String(redis.port), "--scan", "--pattern", "ferry:node:*"], { encoding: "utf8", timeout: 5000 })
+    .stdout.trim().split("\n").filter(Boolean).length;
+  await until(() => addresses() === count, ms, `${count} nodes' addresses in Redis`);
 }
 
 export async function crossNodeReady(a, b, room, ms = 20000) {
